@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+// HeatFront: in-situ STEM heating runs → aligned frames, column intensities, reaction-front kinetics.
+import PackageDescription
+
+let package = Package(
+    name: "HeatFront",
+    products: [
+        .executable(name: "heatfront", targets: ["heatfront"]),
+        .library(name: "HeatFrontKit", targets: ["FrameIO", "Registration", "ColumnIntensities",
+                                                 "FrontTracking", "Simulation", "Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config; scripts/install-deps.sh installs them.
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Pixels, FFTs and checksums every stage shares.
+        .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto"]),
+        // Stage 1: decoders, writers, the run-folder reader.
+        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5",
+                                                .product(name: "Yams", package: "Yams")]),
+        // Stage 2: rigid and non-rigid registration, resampling, averaging.
+        .target(name: "Registration", dependencies: ["FrameCore", "CFFTW"]),
+        // Stage 3: lattice, column sites, intensities, line profiles.
+        .target(name: "ColumnIntensities", dependencies: ["FrameCore", "CFFTW"]),
+        // Stage 4: order parameter, phase segmentation, front, kinetics.
+        .target(name: "FrontTracking", dependencies: ["FrameCore", "ColumnIntensities", "CFFTW"]),
+        // Synthetic heating runs with ground truth.
+        .target(name: "Simulation", dependencies: ["FrameCore", "FrameIO"]),
+        // Stage 5: the run, caching, outputs, plots, report.
+        .target(name: "Pipeline", dependencies: ["FrameCore", "FrameIO", "Registration",
+                                                 "ColumnIntensities", "FrontTracking", "Simulation"]),
+        .executableTarget(name: "heatfront", dependencies: [
+            "Pipeline", "FrameIO", "Simulation",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
+        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5"]),
+        .testTarget(name: "RegistrationTests", dependencies: ["Registration", "FrameCore", "Simulation"]),
+        .testTarget(name: "ColumnIntensitiesTests", dependencies: ["ColumnIntensities", "FrameCore", "Simulation"]),
+        .testTarget(name: "FrontTrackingTests", dependencies: ["FrontTracking", "FrameCore", "Simulation"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "FrameCore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "Simulation"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// ColumnIntensities stage: see docs/algorithms.md.

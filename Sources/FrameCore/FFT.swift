@@ -1,0 +1,136 @@
+import CFFTW
+import Foundation
+
+/// A complex number as FFTW stores it: `(re, im)` in one 8-byte value.
+public typealias Complex = SIMD2<Float>
+
+/// FFTW plans, made once per size and shared by every thread.
+///
+/// FFTW's planner is process-global and not thread-safe, so this cache is the one piece
+/// of shared state in HeatFront; executing a plan on new arrays is thread-safe.
+/// Plans use `FFTW_ESTIMATE`: `FFTW_MEASURE` may pick a different algorithm on each run,
+/// which changes the last bits of results and would break the run contract's
+/// byte-identical outputs.
+final class FFTPlanCache: @unchecked Sendable {
+    static let shared = FFTPlanCache()
+
+    enum Kind: Hashable { case r2c, c2r, c2cForward, c2cBackward }
+    struct Key: Hashable { let kind: Kind; let width: Int; let height: Int }
+
+    private let lock = NSLock()
+    private var plans: [Key: OpaquePointer] = [:]
+
+    func plan(_ kind: Kind, width: Int, height: Int) -> OpaquePointer {
+        lock.lock(); defer { lock.unlock() }
+        let key = Key(kind: kind, width: width, height: height)
+        if let p = plans[key] { return p }
+        // Planning with FFTW_ESTIMATE does not touch the arrays; fftwf_malloc gives them
+        // the same alignment as every workspace buffer, as new-array execution requires.
+        let n = width * height, nc = height * (width / 2 + 1)
+        let real = fftwf_alloc_real(n)!
+        let cplx = fftwf_alloc_complex(Swift.max(n, nc))!
+        defer { fftwf_free(real); fftwf_free(cplx) }
+        let flags = UInt32(FFTW_ESTIMATE)
+        let p: OpaquePointer
+        switch kind {
+        case .r2c: p = fftwf_plan_dft_r2c_2d(Int32(height), Int32(width), real, cplx, flags)
+        case .c2r: p = fftwf_plan_dft_c2r_2d(Int32(height), Int32(width), cplx, real, flags)
+        case .c2cForward: p = fftwf_plan_dft_2d(Int32(height), Int32(width), cplx, cplx, FFTW_FORWARD, flags)
+        case .c2cBackward: p = fftwf_plan_dft_2d(Int32(height), Int32(width), cplx, cplx, FFTW_BACKWARD, flags)
+        }
+        plans[key] = p
+        return p
+    }
+}
+
+/// Aligned buffers and cached plans for real 2-D FFTs of one size.
+///
+/// Create one workspace per thread and reuse it across frames: no allocation happens
+/// on `forward()`/`inverse()`. The spectrum holds `height × (width/2 + 1)` values
+/// (FFTW's half-complex layout, row-major). Transforms are unnormalised:
+/// `inverse(forward(x)) = width·height·x`.
+public final class FFTWorkspace {
+    public let width: Int
+    public let height: Int
+    public var spectrumWidth: Int { width / 2 + 1 }
+    /// Input of `forward()`, output of `inverse()`.
+    public let real: UnsafeMutableBufferPointer<Float>
+    /// Output of `forward()`, input of `inverse()` (which overwrites it).
+    public let spectrum: UnsafeMutableBufferPointer<Complex>
+    private let r2c: OpaquePointer
+    private let c2r: OpaquePointer
+
+    public init(width: Int, height: Int) {
+        precondition(width > 0 && height > 0)
+        self.width = width
+        self.height = height
+        real = UnsafeMutableBufferPointer(start: fftwf_alloc_real(width * height)!, count: width * height)
+        let nc = height * (width / 2 + 1)
+        let raw = UnsafeMutableRawPointer(fftwf_alloc_complex(nc)!)
+        spectrum = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Complex.self, capacity: nc), count: nc)
+        r2c = FFTPlanCache.shared.plan(.r2c, width: width, height: height)
+        c2r = FFTPlanCache.shared.plan(.c2r, width: width, height: height)
+    }
+
+    deinit {
+        fftwf_free(real.baseAddress)
+        fftwf_free(UnsafeMutableRawPointer(spectrum.baseAddress))
+    }
+
+    private var spectrumFFTW: UnsafeMutablePointer<fftwf_complex> {
+        UnsafeMutableRawPointer(spectrum.baseAddress!).assumingMemoryBound(to: fftwf_complex.self)
+    }
+
+    /// `spectrum = FFT(real)`.
+    public func forward() { fftwf_execute_dft_r2c(r2c, real.baseAddress, spectrumFFTW) }
+
+    /// `real = IFFT(spectrum)`, unnormalised; destroys `spectrum`.
+    public func inverse() { fftwf_execute_dft_c2r(c2r, spectrumFFTW, real.baseAddress) }
+
+    /// Copies an image into `real`, which must have the workspace's size.
+    public func load(_ image: Image) {
+        precondition(image.width == width && image.height == height)
+        image.pixels.withUnsafeBufferPointer { src in
+            real.baseAddress!.update(from: src.baseAddress!, count: src.count)
+        }
+    }
+
+    /// `real` as an image.
+    public func realImage(scale: Float = 1) -> Image {
+        Image(width: width, height: height, pixels: real.map { $0 * scale })
+    }
+
+    /// Signed spatial frequency (cycles per image) of spectrum row `ky`.
+    @inlinable public func frequencyY(_ ky: Int) -> Int { ky <= height / 2 ? ky : ky - height }
+}
+
+/// Aligned buffer and cached plans for in-place complex 2-D FFTs of one size
+/// (lock-in demodulation, where negative frequencies matter). Unnormalised, like
+/// `FFTWorkspace`; one per thread.
+public final class ComplexFFTWorkspace {
+    public let width: Int
+    public let height: Int
+    public let data: UnsafeMutableBufferPointer<Complex>
+    private let fwd: OpaquePointer
+    private let bwd: OpaquePointer
+
+    public init(width: Int, height: Int) {
+        precondition(width > 0 && height > 0)
+        self.width = width
+        self.height = height
+        let n = width * height
+        let raw = UnsafeMutableRawPointer(fftwf_alloc_complex(n)!)
+        data = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Complex.self, capacity: n), count: n)
+        fwd = FFTPlanCache.shared.plan(.c2cForward, width: width, height: height)
+        bwd = FFTPlanCache.shared.plan(.c2cBackward, width: width, height: height)
+    }
+
+    deinit { fftwf_free(UnsafeMutableRawPointer(data.baseAddress)) }
+
+    private var dataFFTW: UnsafeMutablePointer<fftwf_complex> {
+        UnsafeMutableRawPointer(data.baseAddress!).assumingMemoryBound(to: fftwf_complex.self)
+    }
+
+    public func forward() { fftwf_execute_dft(fwd, dataFFTW, dataFFTW) }
+    public func backward() { fftwf_execute_dft(bwd, dataFFTW, dataFFTW) }
+}

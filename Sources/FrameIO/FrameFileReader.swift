@@ -1,0 +1,119 @@
+import Foundation
+import FrameCore
+
+/// The file formats HeatFront decodes.
+public enum FrameFormat: String, Sendable, CaseIterable {
+    case tiff, png, dm3, dm4, emd, ser, emi, mrc
+
+    /// The format a file name's extension names, or nil for other files.
+    public init?(fileExtension ext: String) {
+        switch ext.lowercased() {
+        case "tif", "tiff": self = .tiff
+        case "png": self = .png
+        case "dm3": self = .dm3
+        case "dm4": self = .dm4
+        case "emd": self = .emd
+        case "ser": self = .ser
+        case "emi": self = .emi
+        case "mrc": self = .mrc
+        default: return nil
+        }
+    }
+
+    /// Formats a heating-run folder holds frames in (run contract §1). An `.emi` only
+    /// describes its `.ser` files, which are read directly.
+    public var isRunFrameFormat: Bool { self != .emi }
+}
+
+/// One image signal of a file: a 2-D image or a stack of frames of one size.
+public struct SignalInfo: Sendable, Equatable {
+    /// The signal's position in the file's own order (the same numbering as RosettaSciIO,
+    /// counting signals HeatFront does not list, such as 1-D plots or RGB previews).
+    public var index: Int
+    public var name: String
+    public var frameCount: Int
+    public var height: Int
+    public var width: Int
+    public var sampleType: SampleType
+    public var pixelSizeXNm: Double?
+    public var pixelSizeYNm: Double?
+
+    public init(index: Int, name: String = "", frameCount: Int, height: Int, width: Int,
+                sampleType: SampleType, pixelSizeXNm: Double? = nil, pixelSizeYNm: Double? = nil) {
+        self.index = index
+        self.name = name
+        self.frameCount = frameCount
+        self.height = height
+        self.width = width
+        self.sampleType = sampleType
+        self.pixelSizeXNm = pixelSizeXNm
+        self.pixelSizeYNm = pixelSizeYNm
+    }
+}
+
+/// An opened frame file, in the manner of RosettaSciIO's `file_reader`: the header is
+/// parsed and checked against the file's length on open, pixels are decoded one frame
+/// at a time on demand, so a multi-gigabyte stack is never held in memory whole.
+///
+/// `signal` arguments are positions in `signals` (0..<signals.count), not `SignalInfo.index`.
+public protocol FrameFileReader: AnyObject {
+    var url: URL { get }
+    var format: FrameFormat { get }
+    /// The image signals, in file order.
+    var signals: [SignalInfo] { get }
+    /// The signal a heating run analyses (HAADF when a file holds several detectors).
+    var primarySignal: Int { get }
+    /// File-level metadata, flattened to `path.to.key → value`.
+    var fileMetadata: [String: String] { get }
+    /// The pixels of one frame, in their native type.
+    func plane(signal: Int, frame: Int) throws -> PixelPlane
+    /// What the file says about one frame (calibration, times, temperature).
+    func metadata(signal: Int, frame: Int) throws -> FrameMetadata
+}
+
+extension FrameFileReader {
+    public var primarySignal: Int { 0 }
+
+    /// One frame as float pixels with its metadata.
+    public func frame(signal: Int, frame index: Int) throws -> Frame {
+        let p = try plane(signal: signal, frame: index)
+        return Frame(image: p.image, metadata: try metadata(signal: signal, frame: index), sampleType: p.sampleType)
+    }
+
+    /// sha256 of the whole signal (all frames, row-major) as little-endian float64,
+    /// computed from the native values: the corpus manifest's fingerprint.
+    public func fingerprint(signal: Int) throws -> (sha256: String, min: Double, max: Double, mean: Double) {
+        let hasher = SHA256Hasher()
+        var lo = Double.infinity, hi = -Double.infinity, sum = 0.0, n = 0
+        for f in 0..<signals[signal].frameCount {
+            let v = try plane(signal: signal, frame: f).doubleValues()
+            hasher.updateFloat64LE(v)
+            for x in v { lo = min(lo, x); hi = max(hi, x); sum += x }
+            n += v.count
+        }
+        return (hasher.finalizeHex(), lo, hi, n > 0 ? sum / Double(n) : .nan)
+    }
+}
+
+/// Opens frame files by format.
+public enum FrameFiles {
+    /// Opens `url` with the decoder its extension names.
+    public static func open(_ url: URL) throws -> any FrameFileReader {
+        guard let format = FrameFormat(fileExtension: url.pathExtension) else {
+            throw FrameIOError(.unsupported, url: url, "not a frame file type HeatFront reads")
+        }
+        return try open(url, as: format)
+    }
+
+    public static func open(_ url: URL, as format: FrameFormat) throws -> any FrameFileReader {
+        switch format {
+        case .tiff: return try TIFFReader(url: url)
+        case .png: return try PNGReader(url: url)
+        case .dm3, .dm4: return try DMReader(url: url)
+        case .emd: return try EMDReader(url: url)
+        case .ser: return try SERReader(url: url)
+        case .emi: return try EMIReader(url: url)
+        case .mrc: return try MRCReader(url: url)
+        }
+    }
+}

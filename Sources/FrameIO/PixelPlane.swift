@@ -1,0 +1,103 @@
+import Foundation
+import FrameCore
+
+/// One frame's pixels in their native type, before conversion to float.
+///
+/// Kept native so that fingerprints (sha256 of the values as float64) are exact for
+/// 32- and 64-bit data that a float32 cannot hold.
+public struct PixelPlane: Sendable {
+    public enum Values: Sendable {
+        case uint8([UInt8]), int8([Int8]), uint16([UInt16]), int16([Int16])
+        case uint32([UInt32]), int32([Int32]), uint64([UInt64]), int64([Int64])
+        case float32([Float]), float64([Double])
+    }
+
+    public let width: Int
+    public let height: Int
+    public let values: Values
+
+    public init(width: Int, height: Int, values: Values) {
+        self.width = width
+        self.height = height
+        self.values = values
+    }
+
+    public var sampleType: SampleType {
+        switch values {
+        case .uint8: .uint8
+        case .int8: .int8
+        case .uint16: .uint16
+        case .int16: .int16
+        case .uint32: .uint32
+        case .int32: .int32
+        case .uint64: .uint64
+        case .int64: .int64
+        case .float32: .float32
+        case .float64: .float64
+        }
+    }
+
+    public func floatPixels() -> [Float] {
+        switch values {
+        case .uint8(let v): v.map { Float($0) }
+        case .int8(let v): v.map { Float($0) }
+        case .uint16(let v): v.map { Float($0) }
+        case .int16(let v): v.map { Float($0) }
+        case .uint32(let v): v.map { Float($0) }
+        case .int32(let v): v.map { Float($0) }
+        case .uint64(let v): v.map { Float($0) }
+        case .int64(let v): v.map { Float($0) }
+        case .float32(let v): v
+        case .float64(let v): v.map { Float($0) }
+        }
+    }
+
+    public func doubleValues() -> [Double] {
+        switch values {
+        case .uint8(let v): v.map { Double($0) }
+        case .int8(let v): v.map { Double($0) }
+        case .uint16(let v): v.map { Double($0) }
+        case .int16(let v): v.map { Double($0) }
+        case .uint32(let v): v.map { Double($0) }
+        case .int32(let v): v.map { Double($0) }
+        case .uint64(let v): v.map { Double($0) }
+        case .int64(let v): v.map { Double($0) }
+        case .float32(let v): v.map { Double($0) }
+        case .float64(let v): v
+        }
+    }
+
+    public var image: Image { Image(width: width, height: height, pixels: floatPixels()) }
+
+    /// Decodes `width × height` samples packed in `bytes` (exactly that many bytes or more).
+    ///
+    /// The caller has already checked that the bytes exist in the file; this only
+    /// reinterprets them, swapping byte order when the file's differs from the host's.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, type: SampleType, littleEndian: Bool,
+                              width: Int, height: Int) -> PixelPlane {
+        let n = width * height
+        precondition(bytes.count >= n * type.byteCount, "PixelPlane.decode: too few bytes")
+        let swap = littleEndian != (1.littleEndian == 1)
+        func read<T: FixedWidthInteger>(_: T.Type) -> [T] {
+            [T](unsafeUninitializedCapacity: n) { buf, count in
+                memcpy(buf.baseAddress!, bytes.baseAddress!, n * MemoryLayout<T>.size)
+                if swap { for i in 0..<n { buf[i] = buf[i].byteSwapped } }
+                count = n
+            }
+        }
+        let values: Values
+        switch type {
+        case .uint8: values = .uint8(read(UInt8.self))
+        case .int8: values = .int8(read(Int8.self))
+        case .uint16: values = .uint16(read(UInt16.self))
+        case .int16: values = .int16(read(Int16.self))
+        case .uint32: values = .uint32(read(UInt32.self))
+        case .int32: values = .int32(read(Int32.self))
+        case .uint64: values = .uint64(read(UInt64.self))
+        case .int64: values = .int64(read(Int64.self))
+        case .float32: values = .float32(read(UInt32.self).map { Float(bitPattern: $0) })
+        case .float64: values = .float64(read(UInt64.self).map { Double(bitPattern: $0) })
+        }
+        return PixelPlane(width: width, height: height, values: values)
+    }
+}

@@ -1,0 +1,15 @@
+import Foundation
+
+// STUB: replaced by the SER decoder.
+public final class SERReader: FrameFileReader {
+    public let url: URL
+    public var format: FrameFormat { .tiff }
+    public var signals: [SignalInfo] { [] }
+    public var fileMetadata: [String: String] { [:] }
+    public init(url: URL) throws {
+        self.url = url
+        throw FrameIOError(.unsupported, url: url, "SER decoder not built yet")
+    }
+    public func plane(signal: Int, frame: Int) throws -> PixelPlane { throw FrameIOError(.unsupported, url: url, "stub") }
+    public func metadata(signal: Int, frame: Int) throws -> FrameMetadata { FrameMetadata() }
+}

@@ -1,0 +1,1 @@
+// FrontTracking stage: see docs/algorithms.md.

@@ -1,0 +1,1 @@
+// Registration stage: see docs/algorithms.md.

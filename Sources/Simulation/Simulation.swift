@@ -1,0 +1,1 @@
+// Simulation stage: see docs/algorithms.md.

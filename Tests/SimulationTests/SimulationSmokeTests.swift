@@ -1,0 +1,5 @@
+import Testing
+import Simulation
+
+// Replaced by the stage's real tests.
+@Test func SimulationBuilds() {}

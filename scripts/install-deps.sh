@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system libraries HeatFront links against (Debian/Ubuntu).
+# Idempotent: does nothing when every package is already present.
+set -euo pipefail
+pkgs=(pkg-config libpng-dev libtiff-dev libfftw3-dev libhdf5-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs HeatFront's whole test suite on a fresh Debian machine: installs the system
+# libraries if missing, then `swift test` in release mode (numeric loops run 10–50×
+# slower in debug builds). Tests that read ../shared/ skip when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+swift test -c release "$@"
