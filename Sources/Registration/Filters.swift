@@ -1,0 +1,118 @@
+import Foundation
+import FrameCore
+
+/// An unsafe buffer handed to concurrent iterations that each touch disjoint elements.
+struct SendableBuffer<T>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<T>
+    init(_ b: UnsafeMutableBufferPointer<T>) { base = b.baseAddress! }
+    init(_ b: UnsafeBufferPointer<T>) { base = UnsafeMutablePointer(mutating: b.baseAddress!) }
+}
+
+/// Interpolating samplers over a row-major float buffer; nil outside the image.
+enum Sampler {
+    @inline(__always)
+    static func bilinear(_ p: UnsafeMutablePointer<Float>, _ w: Int, _ h: Int, _ x: Double, _ y: Double) -> Float? {
+        guard x >= 0, y >= 0, x <= Double(w - 1), y <= Double(h - 1) else { return nil }
+        let x0 = Swift.min(Int(x), w - 2), y0 = Swift.min(Int(y), h - 2)
+        let fx = Float(x - Double(x0)), fy = Float(y - Double(y0))
+        let i = y0 * w + x0
+        let top = p[i] + (p[i + 1] - p[i]) * fx
+        let bottom = p[i + w] + (p[i + w + 1] - p[i + w]) * fx
+        return top + (bottom - top) * fy
+    }
+
+    /// Keys' cubic convolution (a = −0.5, IEEE Trans. ASSP 29, 1981): sharper than bilinear,
+    /// so averaged columns are not blurred by resampling. Edges clamp.
+    @inline(__always)
+    static func bicubic(_ p: UnsafeMutablePointer<Float>, _ w: Int, _ h: Int, _ x: Double, _ y: Double) -> Float? {
+        guard x >= 0, y >= 0, x <= Double(w - 1), y <= Double(h - 1) else { return nil }
+        let xi = Int(x), yi = Int(y)
+        let tx = Float(x - Double(xi)), ty = Float(y - Double(yi))
+        let wx = keys(tx), wy = keys(ty)
+        var acc: Float = 0
+        for j in 0..<4 {
+            let yy = Swift.min(h - 1, Swift.max(0, yi + j - 1))
+            let row = yy * w
+            var r: Float = 0
+            for i in 0..<4 {
+                let xx = Swift.min(w - 1, Swift.max(0, xi + i - 1))
+                r += wx[i] * p[row + xx]
+            }
+            acc += wy[j] * r
+        }
+        return acc
+    }
+
+    @inline(__always)
+    static func keys(_ t: Float) -> SIMD4<Float> {
+        let t2 = t * t, t3 = t2 * t
+        return SIMD4(-0.5 * t3 + t2 - 0.5 * t,
+                     1.5 * t3 - 2.5 * t2 + 1,
+                     -1.5 * t3 + 2 * t2 + 0.5 * t,
+                     0.5 * t3 - 0.5 * t2)
+    }
+}
+
+/// Small image filters the registration stages share.
+enum Filters {
+    static func gaussianKernel(sigma: Double) -> [Double] {
+        guard sigma > 0 else { return [1] }
+        let r = Int((3 * sigma).rounded(.up))
+        let k = (-r...r).map { exp(-Double($0 * $0) / (2 * sigma * sigma)) }
+        let s = k.reduce(0, +)
+        return k.map { $0 / s }
+    }
+
+    /// Separable Gaussian blur with clamped edges.
+    static func gaussianBlur(_ image: Image, sigma: Double) -> Image {
+        guard sigma > 0 else { return image }
+        let k = gaussianKernel(sigma: sigma).map(Float.init), r = k.count / 2
+        let w = image.width, h = image.height
+        var tmp = [Float](repeating: 0, count: w * h), out = tmp
+        let src = image.pixels
+        for y in 0..<h {
+            let row = y * w
+            for x in 0..<w {
+                var acc: Float = 0
+                for j in 0..<k.count { acc += k[j] * src[row + Swift.min(w - 1, Swift.max(0, x + j - r))] }
+                tmp[row + x] = acc
+            }
+        }
+        for y in 0..<h {
+            for x in 0..<w {
+                var acc: Float = 0
+                for j in 0..<k.count { acc += k[j] * tmp[Swift.min(h - 1, Swift.max(0, y + j - r)) * w + x] }
+                out[y * w + x] = acc
+            }
+        }
+        return Image(width: w, height: h, pixels: out)
+    }
+
+    /// Central-difference gradients (one-sided at the edges).
+    static func gradients(_ image: Image) -> (gx: [Float], gy: [Float]) {
+        let w = image.width, h = image.height, p = image.pixels
+        var gx = [Float](repeating: 0, count: w * h), gy = gx
+        for y in 0..<h {
+            for x in 0..<w {
+                let xm = Swift.max(0, x - 1), xp = Swift.min(w - 1, x + 1)
+                let ym = Swift.max(0, y - 1), yp = Swift.min(h - 1, y + 1)
+                gx[y * w + x] = (p[y * w + xp] - p[y * w + xm]) / Float(Swift.max(1, xp - xm))
+                gy[y * w + x] = (p[yp * w + x] - p[ym * w + x]) / Float(Swift.max(1, yp - ym))
+            }
+        }
+        return (gx, gy)
+    }
+
+    /// Least-squares gain and offset with a ≈ gain·b + offset over the masked pixels.
+    static func linearFit(_ a: [Float], _ b: [Float], _ mask: [Bool]) -> (gain: Float, offset: Float) {
+        var n = 0.0, sa = 0.0, sb = 0.0, sbb = 0.0, sab = 0.0
+        for k in a.indices where mask[k] {
+            let x = Double(b[k]), y = Double(a[k])
+            n += 1; sa += y; sb += x; sbb += x * x; sab += x * y
+        }
+        let den = n * sbb - sb * sb
+        guard n > 2, den > 0 else { return (1, 0) }
+        let gain = (n * sab - sa * sb) / den
+        return (Float(gain), Float((sa - gain * sb) / n))
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+import FrameCore
+
+/// Parameters of the non-rigid scan-distortion correction (docs/algorithms.md explains them).
+public struct NonrigidOptions: Sendable {
+    /// Reference-free passes: each pass's corrected average is the next pass's reference.
+    public var passes = 2
+    /// Gauss–Newton iterations per blur level.
+    public var iterations = 6
+    /// Coarse-to-fine blur levels (Gaussian σ, px) applied to frame and reference.
+    public var blurSigmas: [Double] = [2.0, 1.0, 0.5]
+    /// Half-width (lines) of the window over which the slow-scan y offset is taken as smooth.
+    public var lineWindow = 6
+    /// Pull of each line's x offset toward its neighbours' mean (0 = free per-line jitter),
+    /// relative to the typical per-line information; guards dark lines against noise.
+    public var jitterRegularization = 0.1
+    /// Smoothness of the flyback term along the fast-scan axis (Gaussian σ, px).
+    public var flybackSmoothingPx = 12.0
+    /// Levenberg–Marquardt damping of each Gauss–Newton step, relative to the mean curvature.
+    public var damping = 0.1
+    public var interpolation: Interpolation = .bicubic
+
+    public init() {}
+}
+
+/// Result of correcting one group of frames (a temperature step).
+public struct NonrigidResult: Sendable {
+    /// One field per frame of the group, in the order given.
+    public var fields: [ScanDistortionField]
+    /// The group's average with rigid shifts and fields applied, on the run's reference frame.
+    public var average: AlignedAverage
+}
+
+/// Non-rigid correction of scan distortions in a frame series, Smart Align-style
+/// (Jones et al., Adv. Struct. Chem. Imaging 1:8, 2015; Berkels et al., Ultramicroscopy 138,
+/// 46–56, 2014).
+///
+/// After rigid alignment, each frame's remaining displacement is modelled as a
+/// `ScanDistortionField` (per-line offsets along the fast axis, a smooth slow-scan offset,
+/// a smooth flyback term) and estimated by regularised Gauss–Newton (Lucas & Kanade 1981)
+/// against the series average, coarse to fine over Gaussian-blurred copies. Reference-free
+/// and multi-pass: the average of the corrected frames is the next reference, and the mean
+/// field over the series is removed at each pass, so what all frames share (which relative
+/// registration cannot see) is left as it is and the reference is not dragged by any one
+/// frame. Capture range is about a quarter of the lattice period: run it after rigid
+/// registration. Memory: one frame per thread plus the reference; frames are decoded again
+/// at each pass rather than kept.
+public enum NonrigidRegistration {
+    public static func correct(_ frames: some ImageSequence, indices: [Int], shifts: [FrameShift],
+                               reference: AlignedAverage, options: NonrigidOptions = NonrigidOptions()) throws -> NonrigidResult {
+        let w = frames.width, h = frames.height
+        var fields = indices.map { _ in ScanDistortionField(width: w, height: h) }
+        var average = reference
+        let used = indices.indices.filter { shifts[indices[$0]].rejection == nil }
+        guard !used.isEmpty else { return NonrigidResult(fields: fields, average: reference) }
+        for pass in 0..<options.passes {
+            // Coarse-to-fine on the first pass; later passes refine against the sharper average.
+            let sigmas = pass == 0 ? options.blurSigmas : Array(options.blurSigmas.suffix(1))
+            let levels = sigmas.map { ReferenceLevel(average.image, sigma: $0) }
+            let estimated = LockedSlots<ScanDistortionField>(count: indices.count)
+            let failure = LockedSlots<Error>(count: 1)
+            let current = fields
+            DispatchQueue.concurrentPerform(iterations: used.count) { j in
+                let i = used[j]
+                do {
+                    let frame = try frames.image(at: indices[i])
+                    let s = shifts[indices[i]]
+                    estimated[i] = estimate(frame, shift: (s.dx, s.dy), start: current[i], levels: levels, options: options)
+                } catch { failure[0] = error }
+            }
+            if let e = failure[0] { throw e }
+            for i in used { fields[i] = estimated[i]! }
+            removeMeanField(&fields, over: used)
+            average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
+                                           interpolation: options.interpolation)
+        }
+        return NonrigidResult(fields: fields, average: average)
+    }
+
+    /// The frame resampled onto the reference: out(X, Y) = frame(X + dx + ux, Y + dy + uy), where
+    /// (ux, uy) is the field at the frame pixel nearest (X + dx, Y + dy). `valid` marks output
+    /// pixels whose sample lies inside the frame.
+    public static func apply(_ field: ScanDistortionField?, shift: (dx: Double, dy: Double), to frame: Image,
+                             interpolation: Interpolation) -> (image: Image, valid: Mask) {
+        let w = frame.width, h = frame.height
+        var out = [Float](repeating: 0, count: w * h)
+        var valid = [Bool](repeating: false, count: w * h)
+        out.withUnsafeMutableBufferPointer { outBuf in
+            valid.withUnsafeMutableBufferPointer { validBuf in
+                frame.pixels.withUnsafeBufferPointer { src in
+                    let o = SendableBuffer(outBuf), v = SendableBuffer(validBuf), s = SendableBuffer(src)
+                    // Rows are independent: each iteration writes only its own row.
+                    DispatchQueue.concurrentPerform(iterations: h) { y in
+                        for x in 0..<w {
+                            var fx = Double(x) + shift.dx, fy = Double(y) + shift.dy
+                            if let field {
+                                let bx = Swift.min(w - 1, Swift.max(0, Int(fx.rounded())))
+                                let by = Swift.min(h - 1, Swift.max(0, Int(fy.rounded())))
+                                let d = field.displacement(x: bx, y: by)
+                                fx += Double(d.ux); fy += Double(d.uy)
+                            }
+                            let value = interpolation == .bicubic ? Sampler.bicubic(s.base, w, h, fx, fy)
+                                                                  : Sampler.bilinear(s.base, w, h, fx, fy)
+                            if let value { o.base[y * w + x] = value; v.base[y * w + x] = true }
+                        }
+                    }
+                }
+            }
+        }
+        return (Image(width: w, height: h, pixels: out), Mask(width: w, height: h, bits: valid))
+    }
+
+    // MARK: - Estimation
+
+    /// The reference blurred to one level, with its gradients.
+    struct ReferenceLevel: Sendable {
+        let sigma: Double
+        let image: Image
+        let gx: [Float]
+        let gy: [Float]
+
+        init(_ reference: Image, sigma: Double) {
+            self.sigma = sigma
+            image = Filters.gaussianBlur(reference, sigma: sigma)
+            (gx, gy) = Filters.gradients(image)
+        }
+    }
+
+    static func estimate(_ frame: Image, shift: (Double, Double), start: ScanDistortionField,
+                         levels: [ReferenceLevel], options: NonrigidOptions) -> ScanDistortionField {
+        var field = start
+        let w = frame.width, h = frame.height
+        for level in levels {
+            for it in 0..<options.iterations {
+                // Warp the raw frame, then blur: blurring first would mix lines whose jitter
+                // differs, so the coarse levels see only the field's smooth part, as they should.
+                let (raw, rawValid) = apply(field, shift: shift, to: frame, interpolation: .bicubic)
+                let warped = Filters.gaussianBlur(raw, sigma: level.sigma)
+                let coverage = Filters.gaussianBlur(Image(width: w, height: h, pixels: rawValid.bits.map { $0 ? 1 : 0 }),
+                                                    sigma: level.sigma)
+                let valid = Mask(width: w, height: h, bits: coverage.pixels.map { $0 > 0.999 })
+                // Gain and offset between frame and reference (dose and detector drift differ).
+                let (gain, offset) = Filters.linearFit(warped.pixels, level.image.pixels, valid.bits)
+                guard gain.isFinite, abs(gain) > 1e-6 else { return field }
+                var residual = [Float](repeating: 0, count: w * h)
+                for k in residual.indices where valid.bits[k] {
+                    residual[k] = (warped.pixels[k] - offset) / gain - level.image.pixels[k]
+                }
+                if it % 2 == 0 {
+                    updateLines(&field, residual: residual, valid: valid.bits, level: level, shift: shift, options: options)
+                } else {
+                    updateFlyback(&field, residual: residual, valid: valid.bits, level: level, shift: shift, options: options)
+                }
+            }
+        }
+        return field
+    }
+
+    /// Gauss–Newton step for the per-line terms: a 2×2 normal system per line; the y offset is
+    /// smoothed over `lineWindow` lines, each line's x offset is kept (jitter) but pulled toward
+    /// its neighbours in proportion to how little the line itself says.
+    static func updateLines(_ field: inout ScanDistortionField, residual: [Float], valid: [Bool], level: ReferenceLevel,
+                            shift: (Double, Double), options: NonrigidOptions) {
+        let w = field.width, h = field.height
+        // Sums per output row, then mapped to the frame line they sample (row + dy).
+        var sxx = [Double](repeating: 0, count: h), sxy = sxx, syy = sxx, sxr = sxx, syr = sxx
+        for y in 0..<h {
+            var a = 0.0, b = 0.0, c = 0.0, d = 0.0, e = 0.0
+            for x in 0..<w {
+                let k = y * w + x
+                guard valid[k] else { continue }
+                let gx = Double(level.gx[k]), gy = Double(level.gy[k]), r = Double(residual[k])
+                a += gx * gx; b += gx * gy; c += gy * gy; d += gx * r; e += gy * r
+            }
+            sxx[y] = a; sxy[y] = b; syy[y] = c; sxr[y] = d; syr[y] = e
+        }
+        let win = options.lineWindow
+        func box(_ v: [Double]) -> [Double] {
+            var prefix = [0.0]; prefix.reserveCapacity(h + 1)
+            for x in v { prefix.append(prefix.last! + x) }
+            return (0..<h).map { y in prefix[Swift.min(h, y + win + 1)] - prefix[Swift.max(0, y - win)] }
+        }
+        let wxx = box(sxx), wxy = box(sxy), wyy = box(syy), wxr = box(sxr), wyr = box(syr)
+        let typical = sxx.sorted()[h / 2]
+        let lambda = options.jitterRegularization * Swift.max(typical, 1e-12)
+        var dX = [Double](repeating: 0, count: h), dY = dX
+        for y in 0..<h {
+            // Smooth solution over the window, Levenberg–Marquardt damped: along the layers a
+            // blurred lattice constrains little, and undamped steps there drift.
+            let mu = options.damping * 0.5 * (wxx[y] + wyy[y])
+            let a = wxx[y] + mu, c = wyy[y] + mu, b = wxy[y]
+            let det = a * c - b * b
+            guard det > 1e-12 * Swift.max(1, a * c) else { continue }
+            let ux = -(c * wxr[y] - b * wyr[y]) / det
+            let uy = -(a * wyr[y] - b * wxr[y]) / det
+            // This line's own x offset given the smooth y offset, regularised toward the window's.
+            let own = -(sxr[y] + sxy[y] * uy)
+            dX[y] = (own + lambda * ux) / (sxx[y] + lambda)
+            dY[y] = uy
+        }
+        // Output row y samples frame line ≈ y + dy: add the update to that line.
+        let dy = Int(shift.1.rounded())
+        for y in 0..<h {
+            let line = y + dy
+            guard line >= 0, line < h else { continue }
+            field.lineShiftX[line] += Float(dX[y])
+            field.lineShiftY[line] += Float(dY[y])
+        }
+    }
+
+    /// Gauss–Newton step for the flyback term: per column, over all lines, smoothed along x;
+    /// its mean belongs to the line terms, so it is moved there.
+    static func updateFlyback(_ field: inout ScanDistortionField, residual: [Float], valid: [Bool], level: ReferenceLevel,
+                              shift: (Double, Double), options: NonrigidOptions) {
+        let w = field.width, h = field.height
+        var sxx = [Double](repeating: 0, count: w), sxr = sxx
+        for y in 0..<h {
+            for x in 0..<w {
+                let k = y * w + x
+                guard valid[k] else { continue }
+                let gx = Double(level.gx[k])
+                sxx[x] += gx * gx
+                sxr[x] += gx * Double(residual[k])
+            }
+        }
+        let kernel = Filters.gaussianKernel(sigma: options.flybackSmoothingPx)
+        let r = kernel.count / 2
+        var du = [Double](repeating: 0, count: w)
+        for x in 0..<w {
+            var num = 0.0, den = 0.0
+            for (j, kv) in kernel.enumerated() {
+                let xx = x + j - r
+                guard xx >= 0, xx < w else { continue }
+                num += kv * sxr[xx]; den += kv * sxx[xx]
+            }
+            du[x] = den > 0 ? -num / den : 0
+        }
+        let dx = Int(shift.0.rounded())
+        var moved = [Double](repeating: 0, count: w), n = 0.0
+        for x in 0..<w {
+            let col = x + dx
+            guard col >= 0, col < w else { continue }
+            moved[col] = du[x]; n += 1
+        }
+        let mean = n > 0 ? moved.reduce(0, +) / n : 0
+        for x in 0..<w { field.flybackShiftX[x] += Float(moved[x] - mean) }
+        for y in 0..<h { field.lineShiftX[y] += Float(mean) }
+    }
+
+    /// Removes the series' mean field (Jones 2015): registration against the series' own
+    /// average measures only what differs between frames.
+    static func removeMeanField(_ fields: inout [ScanDistortionField], over used: [Int]) {
+        guard let first = used.first else { return }
+        let n = Float(used.count)
+        var mx = [Float](repeating: 0, count: fields[first].height), my = mx
+        var mf = [Float](repeating: 0, count: fields[first].width)
+        for i in used {
+            for y in mx.indices { mx[y] += fields[i].lineShiftX[y] / n; my[y] += fields[i].lineShiftY[y] / n }
+            for x in mf.indices { mf[x] += fields[i].flybackShiftX[x] / n }
+        }
+        for i in used {
+            for y in mx.indices { fields[i].lineShiftX[y] -= mx[y]; fields[i].lineShiftY[y] -= my[y] }
+            for x in mf.indices { fields[i].flybackShiftX[x] -= mf[x] }
+        }
+    }
+
+    /// Average of the corrected frames over their common overlap, summed in frame order so
+    /// the result does not depend on thread timing.
+    static func correctedAverage(_ frames: some ImageSequence, indices: [Int], used: [Int], shifts: [FrameShift],
+                                 fields: [ScanDistortionField], interpolation: Interpolation) throws -> AlignedAverage {
+        let w = frames.width, h = frames.height
+        var sum = [Double](repeating: 0, count: w * h), weight = [Float](repeating: 0, count: w * h)
+        let chunk = 2 * ProcessInfo.processInfo.activeProcessorCount
+        var start = 0
+        while start < used.count {
+            let part = Array(used[start..<Swift.min(used.count, start + chunk)])
+            let warped = LockedSlots<(image: Image, valid: Mask)>(count: part.count)
+            let failure = LockedSlots<Error>(count: 1)
+            DispatchQueue.concurrentPerform(iterations: part.count) { j in
+                let i = part[j]
+                do {
+                    let s = shifts[indices[i]]
+                    warped[j] = apply(fields[i], shift: (s.dx, s.dy), to: try frames.image(at: indices[i]),
+                                      interpolation: interpolation)
+                } catch { failure[0] = error }
+            }
+            if let e = failure[0] { throw e }
+            for j in part.indices {
+                let (img, valid) = warped[j]!
+                for k in sum.indices where valid.bits[k] { sum[k] += Double(img.pixels[k]); weight[k] += 1 }
+            }
+            start += chunk
+        }
+        let pixels = (0..<(w * h)).map { weight[$0] > 0 ? Float(sum[$0] / Double(weight[$0])) : 0 }
+        return AlignedAverage(image: Image(width: w, height: h, pixels: pixels),
+                              weight: Image(width: w, height: h, pixels: weight), frameCount: used.count)
+    }
+}
+
+/// Result slots that concurrent iterations fill, one each.
+final class LockedSlots<T>: @unchecked Sendable {
+    private var slots: [T?]
+    private let lock = NSLock()
+    init(count: Int) { slots = [T?](repeating: nil, count: count) }
+    subscript(i: Int) -> T? {
+        get { lock.lock(); defer { lock.unlock() }; return slots[i] }
+        set { lock.lock(); slots[i] = newValue; lock.unlock() }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+import FrameCore
+import Registration
+
+/// Non-rigid correction against frames whose raster distortions are known exactly: each
+/// frame is rendered by sampling an analytic lattice at the distorted position of every
+/// scan pixel (x − ux, y − uy), as a real scan would record it.
+@Suite struct NonrigidRegistrationTests {
+    static let size = 128
+
+    /// Gaussian columns on an oblique lattice (layers at 25°) plus dimmer in-between sites.
+    static func specimen(_ x: Double, _ y: Double) -> Float {
+        let a = 25.0 * Double.pi / 180
+        let n = SIMD2(-sin(a), cos(a)), t = SIMD2(cos(a), sin(a))
+        let p = SIMD2(x, y)
+        let d = 9.0, c = 6.0   // layer spacing and in-plane column spacing, px
+        let u = (p * n).sum() / d, v = (p * t).sum() / c
+        var value = 0.0
+        for du in [floor(u), floor(u) + 1] {
+            let shift = du.truncatingRemainder(dividingBy: 3) / 3    // ABC stacking
+            for dv in [floor(v - shift), floor(v - shift) + 1] {
+                let q = n * du * d + t * (dv + shift) * c
+                let r2 = ((p - q) * (p - q)).sum()
+                value += exp(-r2 / (2 * 1.3 * 1.3))
+            }
+        }
+        return Float(100 * value + 10)
+    }
+
+    struct Distortion { var jitter: [Double]; var stretch: Double; var flyback: Double }
+
+    static func render(_ d: Distortion) -> Image {
+        Image(width: size, height: size) { x, y in
+            let ux = d.jitter[y] + d.flyback * exp(-Double(x) / 10)
+            let uy = d.stretch * (Double(y) - Double(size) / 2) / Double(size)
+            return specimen(Double(x) - ux, Double(y) - uy)
+        }
+    }
+
+    static func distortions(_ count: Int, seed: UInt64) -> [Distortion] {
+        var state = seed
+        func rnd() -> Double {   // SplitMix64 → uniform in [-1, 1)
+            state &+= 0x9E3779B97F4A7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 52) - 1
+        }
+        return (0..<count).map { _ in
+            Distortion(jitter: (0..<size).map { _ in 0.6 * rnd() }, stretch: 1.5 * rnd(), flyback: 1.0 * rnd())
+        }
+    }
+
+    @Test func recoversLineJitterStretchAndFlyback() throws {
+        let truth = Self.distortions(8, seed: 7)
+        let frames = ImageArray(truth.map(Self.render))
+        let shifts = truth.map { _ in FrameShift(dx: 0, dy: 0, score: 1, rejection: nil) }
+        var avg = [Float](repeating: 0, count: Self.size * Self.size)
+        for f in frames.images { for k in avg.indices { avg[k] += f.pixels[k] / Float(truth.count) } }
+        let reference = AlignedAverage(image: Image(width: Self.size, height: Self.size, pixels: avg),
+                                       weight: Image(width: Self.size, height: Self.size, fill: Float(truth.count)),
+                                       frameCount: truth.count)
+        let result = try NonrigidRegistration.correct(frames, indices: Array(0..<truth.count), shifts: shifts, reference: reference)
+
+        // Truth relative to the series mean (what relative registration can measure), away from the edges.
+        func trueField(_ d: Distortion, _ x: Int, _ y: Int) -> (Double, Double) {
+            (d.jitter[y] + d.flyback * exp(-Double(x) / 10), d.stretch * (Double(y) - Double(Self.size) / 2) / Double(Self.size))
+        }
+        var ss = 0.0, ssBefore = 0.0, n = 0.0, ssx = 0.0
+        for x in stride(from: 12, to: Self.size - 12, by: 3) {
+            for y in 12..<(Self.size - 12) {
+                let mean = truth.map { trueField($0, x, y) }.reduce((0.0, 0.0)) { ($0.0 + $1.0 / 8, $0.1 + $1.1 / 8) }
+                for (i, d) in truth.enumerated() {
+                    let t = trueField(d, x, y)
+                    let e = result.fields[i].displacement(x: x, y: y)
+                    let ex = Double(e.ux) - (t.0 - mean.0), ey = Double(e.uy) - (t.1 - mean.1)
+                    ss += ex * ex + ey * ey; ssx += ex * ex
+                    ssBefore += (t.0 - mean.0) * (t.0 - mean.0) + (t.1 - mean.1) * (t.1 - mean.1)
+                    n += 1
+                }
+            }
+        }
+        let rms = (ss / n).squareRoot(), before = (ssBefore / n).squareRoot()
+        print("non-rigid field error: \(rms) px RMS (x part \((ssx / n).squareRoot())) (distortion \(before) px RMS)")
+        #expect(before > 0.3)
+        #expect(rms < 0.1)
+        #expect(rms < before / 4)
+    }
+
+    @Test func undistortedSeriesStaysPut() throws {
+        let still = Self.distortions(4, seed: 3).map { _ in Distortion(jitter: [Double](repeating: 0, count: Self.size), stretch: 0, flyback: 0) }
+        let frames = ImageArray(still.map(Self.render))
+        let shifts = still.map { _ in FrameShift(dx: 0, dy: 0, score: 1, rejection: nil) }
+        let reference = AlignedAverage(image: frames.images[0], weight: Image(width: Self.size, height: Self.size, fill: 4), frameCount: 4)
+        let result = try NonrigidRegistration.correct(frames, indices: [0, 1, 2, 3], shifts: shifts, reference: reference)
+        for f in result.fields { #expect(f.statistics.max < 0.02) }
+    }
+}
+
+private func exp(_ x: Double) -> Double { Foundation.exp(x) }
