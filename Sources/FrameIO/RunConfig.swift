@@ -163,7 +163,11 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                     guard !p.isNull(v2) else { continue }
                     switch k2 {
                     case "mode":
-                        let s = try p.string(v2, key: key)
+                        // Any scalar is named back in the message (`mode: 3` → got '3').
+                        guard case .scalar(let sc) = v2 else {
+                            throw p.error(key, "expected rigid or nonrigid, got \(p.describe(v2))", v2)
+                        }
+                        let s = sc.string
                         guard let m = RegistrationMode(rawValue: s) else {
                             throw p.error(key, "expected rigid or nonrigid, got '\(s)'", v2)
                         }
@@ -318,7 +322,7 @@ private struct Parser {
     }
 
     func string(_ node: Node, key: String) throws -> String {
-        guard case .scalar(let s) = node, hasTag(node, .str) || s.style == .plain else {
+        guard case .scalar(let s) = node, hasTag(node, .str) else {
             throw error(key, "expected text, got \(describe(node))", node)
         }
         return s.string
