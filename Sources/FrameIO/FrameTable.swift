@@ -125,6 +125,8 @@ public struct FrameTable: Sendable, Equatable {
     public var pixelSizeSource: String
     /// The heating log used, when one was (absolute path).
     public var heatingLog: String?
+    /// Its format (`plain_csv`, `protochips`, `dens_impulse`).
+    public var heatingLogFormat: String?
     /// Holds detected in the heating log, on the log's own time axis.
     public var holds: [TemperatureHold]
     /// Files skipped because they are not frame files, relative to RUN_DIR, sorted.
@@ -133,7 +135,7 @@ public struct FrameTable: Sendable, Equatable {
 
     public init(runDir: URL, records: [FrameRecord], steps: [TemperatureStep], frameWidth: Int, frameHeight: Int,
                 pixelSizeNm: Double?, timeSource: String, temperatureSource: String, pixelSizeSource: String,
-                heatingLog: String? = nil, holds: [TemperatureHold] = [], ignored: [String], warnings: [String]) {
+                heatingLog: String? = nil, heatingLogFormat: String? = nil, holds: [TemperatureHold] = [], ignored: [String], warnings: [String]) {
         self.runDir = runDir
         self.records = records
         self.steps = steps
@@ -144,6 +146,7 @@ public struct FrameTable: Sendable, Equatable {
         self.temperatureSource = temperatureSource
         self.pixelSizeSource = pixelSizeSource
         self.heatingLog = heatingLog
+        self.heatingLogFormat = heatingLogFormat
         self.holds = holds
         self.ignored = ignored
         self.warnings = warnings
@@ -173,6 +176,7 @@ private struct InspectView: Encodable {
         case runDir = "run_dir", nFrames = "n_frames", nOK = "n_ok", frameWidth = "frame_width"
         case frameHeight = "frame_height", pixelSizeNm = "pixel_size_nm", pixelSizeSource = "pixel_size_source"
         case timeSource = "time_source", temperatureSource = "temperature_source", heatingLog = "heating_log"
+        case heatingLogFormat = "heating_log_format", metadataPixelSizeNm = "metadata_pixel_size_nm"
         case holds, steps, frames, ignored, warnings
         // frames
         case frameIndex = "frame_index", file, page, signal, timeS = "time_s", temperatureC = "temperature_C"
@@ -194,6 +198,7 @@ private struct InspectView: Encodable {
         try c.encode(t.timeSource, forKey: .timeSource)
         try c.encode(t.temperatureSource, forKey: .temperatureSource)
         try c.encode(t.heatingLog, forKey: .heatingLog)
+        try c.encode(t.heatingLogFormat, forKey: .heatingLogFormat)
         try c.encode(t.ignored, forKey: .ignored)
         try c.encode(t.warnings, forKey: .warnings)
         var hs = c.nestedUnkeyedContainer(forKey: .holds)
@@ -224,9 +229,13 @@ private struct InspectView: Encodable {
             try e.encode(r.stepIndex, forKey: .stepIndex)
             try e.encode(r.width, forKey: .width)
             try e.encode(r.height, forKey: .height)
-            try e.encode(r.pixelSizeNm, forKey: .pixelSizeNm)
-            try e.encode(r.pixelSizeNm == nil ? PixelSizeSource.none.rawValue : PixelSizeSource.metadata.rawValue,
+            // The frame's effective pixel size: the config's override, else its own metadata.
+            let overridden = t.pixelSizeSource == PixelSizeSource.config.rawValue
+            try e.encode(overridden ? t.pixelSizeNm : r.pixelSizeNm, forKey: .pixelSizeNm)
+            try e.encode(overridden ? PixelSizeSource.config.rawValue
+                         : r.pixelSizeNm == nil ? PixelSizeSource.none.rawValue : PixelSizeSource.metadata.rawValue,
                          forKey: .pixelSizeSource)
+            try e.encode(r.pixelSizeNm, forKey: .metadataPixelSizeNm)
             try e.encode(r.status.text, forKey: .status)
         }
     }

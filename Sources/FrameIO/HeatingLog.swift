@@ -52,21 +52,33 @@ public struct HeatingLog: Sendable, Equatable {
         case plain = "plain_csv", protochips, densImpulse = "dens_impulse"
     }
 
-    public var format: Format
-    public var file: String
+    public let format: Format
+    public let file: String
     /// Sample times in seconds, ascending. 0 is the log's origin: `time_s = 0` of a plain log,
     /// the first row of a `timestamp` log, the start of a Protochips or Impulse experiment.
-    public var times_s: [Double]
-    public var temperaturesC: [Double]
+    public let times_s: [Double]
+    public let temperaturesC: [Double]
     /// The absolute time of `times_s == 0`, when the log records one.
-    public var startDate: Date?
+    public let startDate: Date?
+    /// The median spacing of the samples, seconds.
+    public let sampleSpacing_s: Double
 
+    /// A log from samples in any order (sorted here by time, stably).
     public init(format: Format, file: String, times_s: [Double], temperaturesC: [Double], startDate: Date? = nil) {
+        precondition(times_s.count == temperaturesC.count, "HeatingLog: \(times_s.count) times for \(temperaturesC.count) temperatures")
         self.format = format
         self.file = file
-        self.times_s = times_s
-        self.temperaturesC = temperaturesC
         self.startDate = startDate
+        if zip(times_s, times_s.dropFirst()).contains(where: { $0 > $1 }) {
+            let order = times_s.indices.sorted { (times_s[$0], $0) < (times_s[$1], $1) }
+            self.times_s = order.map { times_s[$0] }
+            self.temperaturesC = order.map { temperaturesC[$0] }
+        } else {
+            self.times_s = times_s
+            self.temperaturesC = temperaturesC
+        }
+        let d = zip(self.times_s.dropFirst(), self.times_s).map { $0 - $1 }.sorted()
+        sampleSpacing_s = d.isEmpty ? 0 : d[d.count / 2]
     }
 
     /// Reads a heating log, recognising its format from the header.
@@ -96,7 +108,7 @@ public struct HeatingLog: Sendable, Equatable {
         let names = splitCSV(header.text).map { $0.trimmingCharacters(in: .whitespaces) }
         let lower = names.map { $0.lowercased() }
         let body = lines.dropFirst()
-        var log: HeatingLog
+        let log: HeatingLog
         if lower.contains("time"), lower.contains("notes") {
             log = try parseProtochips(names: names, body: body, file: file)
         } else if lower.contains("experiment time") {
@@ -106,12 +118,6 @@ public struct HeatingLog: Sendable, Equatable {
         }
         guard log.times_s.count >= 2 else {
             throw HeatingLogError(file: file, "fewer than 2 temperature samples")
-        }
-        // Loggers write in time order; sort anyway (stable) so interpolation can bisect.
-        if zip(log.times_s, log.times_s.dropFirst()).contains(where: { $0 > $1 }) {
-            let order = log.times_s.indices.sorted { (log.times_s[$0], $0) < (log.times_s[$1], $1) }
-            log.times_s = order.map { log.times_s[$0] }
-            log.temperaturesC = order.map { log.temperaturesC[$0] }
         }
         return log
     }
@@ -217,12 +223,6 @@ public struct HeatingLog: Sendable, Equatable {
     }
 
     // MARK: Use
-
-    /// The median spacing of the samples, seconds.
-    public var sampleSpacing_s: Double {
-        let d = zip(times_s.dropFirst(), times_s).map { $0 - $1 }.sorted()
-        return d.isEmpty ? 0 : d[d.count / 2]
-    }
 
     /// The log's temperature at log time `t` by linear interpolation between the samples on
     /// either side; nil outside the log (beyond one sample spacing from its ends).

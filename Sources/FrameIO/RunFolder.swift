@@ -76,10 +76,26 @@ public enum RunFolder {
         let singleFileRelative = !absolute && !readable.isEmpty && Set(raws.map(\.fileNo)).count == 1
             && readable.allSatisfy { raws[$0].relTime != nil }
         let gatan = raws.map { GatanCapturePath(relativePath: $0.rel) }
-        if absolute {
+        // DM files of a Gatan in-situ capture often stamp whole seconds only: when several
+        // files share one time stamp and the capture tree is there, the tree is the finer clock.
+        let coarseClock: Bool = {
+            guard absolute, gatan.allSatisfy({ $0 != nil }) else { return false }
+            var fileOfTime: [Date: Int] = [:]
+            for r in raws where r.status.isOK {
+                if let other = fileOfTime[r.absTime!], other != r.fileNo { return true }
+                fileOfTime[r.absTime!] = r.fileNo
+            }
+            return false
+        }()
+        if absolute && !coarseClock {
             let t = fillFromNeighbours(raws.map { $0.absTime?.timeIntervalSinceReferenceDate }).map { $0! }
             times = t.map { $0 - t[0] }
             timeSource = .frameMetadata
+        } else if coarseClock {
+            raws.sort { NaturalSort.less($0.rel, $1.rel) || ($0.rel == $1.rel && $0.page < $1.page) }
+            times = gatanTimes(raws.map { GatanCapturePath(relativePath: $0.rel)! }, pages: raws.map(\.page))
+            timeSource = .gatanFolderTree
+            warnings.append("several files share one metadata time stamp: times come from the Gatan capture folder tree")
         } else if singleFileRelative {
             let t = fillFromNeighbours(raws.map(\.relTime)).map { $0! }
             times = t.map { $0 - t[0] }
@@ -215,7 +231,7 @@ public enum RunFolder {
         return FrameTable(runDir: root, records: records, steps: steps, frameWidth: W, frameHeight: H,
                           pixelSizeNm: pixelSize, timeSource: timeSource.rawValue,
                           temperatureSource: describeSources(sources), pixelSizeSource: pixelSource.rawValue,
-                          heatingLog: logURL?.path, holds: holds, ignored: ignored, warnings: warnings)
+                          heatingLog: logURL?.path, heatingLogFormat: log?.format.rawValue, holds: holds, ignored: ignored, warnings: warnings)
     }
 
     // MARK: Steps
@@ -381,10 +397,15 @@ public enum RunFolder {
             return override
         }
         if let name = config.heatingLog {
-            let base = config.sourceFile?.deletingLastPathComponent() ?? root
-            let url = name.hasPrefix("/") ? URL(fileURLWithPath: name) : base.appendingPathComponent(name)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw RunConfigError(file: config.fileLabel, key: "heating_log", "no such file: \(url.path)")
+            // A relative name is looked up in RUN_DIR, then beside the config file (`--config`
+            // kept elsewhere may name a log that lives with it).
+            var candidates = name.hasPrefix("/") ? [URL(fileURLWithPath: name)] : [root.appendingPathComponent(name)]
+            if !name.hasPrefix("/"), let dir = config.sourceFile?.deletingLastPathComponent() {
+                candidates.append(dir.appendingPathComponent(name))
+            }
+            guard let url = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+                throw RunConfigError(file: config.fileLabel, key: "heating_log",
+                                     "no such file: \(candidates.map(\.path).joined(separator: " or "))")
             }
             return url
         }

@@ -170,6 +170,30 @@ struct RunFolderTests {
         #expect(t.records.map(\.timeS) == [0, 0.25, 0.5, 0.75, 1, 1.5, 2])
     }
 
+    @Test("whole-second DM time stamps shared by several files give way to the Gatan capture tree")
+    func gatanTreeBeatsCoarseClock() throws {
+        let dir = "Hour_00/Minute_00/Second_07"
+        let stamp = FakeFile.frames(1) { _ in FrameMetadata(acquisitionTime: t0) }
+        let run = try FakeRun(["\(dir)/c_Frame_0001.dm4": stamp, "\(dir)/c_Frame_0002.dm4": stamp,
+                               "Hour_00/Minute_00/Second_08/c_Frame_0003.dm4": .frames(1) { _ in FrameMetadata(acquisitionTime: t0.addingTimeInterval(1)) }])
+        defer { run.remove() }
+        let t = try run.scan()
+        #expect(t.timeSource == "gatan_folder_tree")
+        #expect(t.records.map(\.timeS) == [0, 0.5, 1])
+        #expect(t.records.map(\.file).map { $0.hasSuffix("0001.dm4") } == [true, false, false])
+    }
+
+    @Test("an output folder inside RUN_DIR can be excluded; symlink loops end")
+    func excludeAndLoops() throws {
+        let run = try FakeRun(["a.tif": .frames(1), "out/aligned/step_0_average.tif": .frames(1)])
+        defer { run.remove() }
+        try FileManager.default.createSymbolicLink(at: run.url("loop"), withDestinationURL: run.dir)
+        let t = try RunFolder.scan(run.dir, config: RunConfig(), exclude: [run.url("out"), run.url("loop")], open: run.open)
+        #expect(t.records.map(\.file) == ["a.tif"])
+        let all = try run.scan()
+        #expect(all.records.map(\.file) == ["a.tif", "out/aligned/step_0_average.tif"])   // loop → RUN_DIR: not read again
+    }
+
     @Test("frame_interval_s from the config when no file gives times")
     func frameInterval() throws {
         let run = try FakeRun(["a_1.png": .frames(1), "a_2.png": .frames(1), "a_3.png": .frames(1)])
@@ -332,11 +356,45 @@ struct RunFolderTests {
         let fromConfig = try run.scan(c)
         #expect(fromConfig.pixelSizeNm == 0.0195 && fromConfig.pixelSizeSource == "config")
         #expect(fromConfig.records[0].pixelSizeNm == 0.02)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(fromConfig.inspectJSON().utf8)) as? [String: Any])
+        let frame = try #require((json["frames"] as? [[String: Any]])?.first)
+        #expect(frame["pixel_size_nm"] as? Double == 0.0195 && frame["pixel_size_source"] as? String == "config")
+        #expect(frame["metadata_pixel_size_nm"] as? Double == 0.02)
         let bare = try FakeRun(["a.tif": .frames(1)])
         defer { bare.remove() }
         let none = try bare.scan()
         #expect(none.pixelSizeNm == nil && none.pixelSizeSource == "none")
         #expect(none.warnings.contains { $0.contains("no pixel size") })
+    }
+
+    @Test("heating_log: in the config names a log in RUN_DIR or beside the config; a Protochips log aligns by clock")
+    func configHeatingLog() throws {
+        let prot = """
+        Time, Notes, Holder Temperature
+        , Time units = Milliseconds,
+        , Temperature units = Degrees C,
+        , Date (yyyy.mm.dd) = 2023.11.14,
+        , Time (hh:mm:ss.ms) = 22:12:20.000,
+        , User = test,
+        0, , 100
+        120000, , 220
+        """
+        // The log starts 60 s before t0 (2023-11-14T22:13:20Z) and ramps 1 °C/s.
+        let run = try FakeRun(["a_1.tif": .frames(1) { _ in FrameMetadata(acquisitionTime: t0) },
+                               "a_2.tif": .frames(1) { _ in FrameMetadata(acquisitionTime: t0.addingTimeInterval(30)) }],
+                              text: ["logs/holder.csv": prot])
+        defer { run.remove() }
+        var c = try RunConfig.parse(yaml: "heating_log: logs/holder.csv\n", file: URL(fileURLWithPath: "/elsewhere/heatfront.yaml"))
+        let t = try run.scan(c)
+        #expect(t.heatingLogFormat == "protochips")
+        #expect(t.records.map(\.temperatureC) == [160, 190])
+        #expect(t.ignored.isEmpty)
+        c.heatingLog = "nope.csv"
+        let e = try #require(throws: RunConfigError.self) { try run.scan(c) }
+        #expect(e.description.hasPrefix("/elsewhere/heatfront.yaml: heating_log: no such file"))
+        // --heating-log overrides the config; a missing one is an error naming it.
+        #expect(throws: HeatingLogError.self) { try run.scan(c, heatingLog: run.url("missing.csv")) }
+        #expect(try run.scan(c, heatingLog: run.url("logs/holder.csv")).records[0].temperatureC == 160)
     }
 
     @Test("roi and lines outside the frame are config errors naming key and file")
