@@ -3,25 +3,27 @@ import CHDF5
 
 /// Serialises every call into the HDF5 C library.
 ///
-/// Debian and Ubuntu ship HDF5's serial build (`--disable-threadsafe`): its error stack,
-/// identifier tables, metadata cache and free lists are process-wide and unprotected, so
-/// two threads inside HDF5 at once can corrupt memory. Every HDF5 call in HeatFront (and in
-/// its tests, which write files with the C API) goes through `serialized`. The lock is
-/// recursive so a helper may call another helper that also takes it. The first use also
-/// switches off HDF5's automatic error printing: failures come back as `FrameIOError`s that
-/// name their cause (`chdf5_error_text`), never as a stack dump on stderr.
+/// HDF5 is only safe to call from several threads when built with `--enable-threadsafe`.
+/// Default source builds (and several distributions' and Homebrew's) are not: their error
+/// stack, identifier tables, metadata cache and free lists are process-wide and unprotected,
+/// so two threads inside HDF5 at once can corrupt memory. (This machine's Debian package
+/// reports `H5is_library_threadsafe` = yes, but HeatFront must not depend on how HDF5 was
+/// built; a threadsafe build takes one global lock internally anyway, so nothing is lost.)
+/// Every HDF5 call in HeatFront, and in its tests, which write files with the C API, goes
+/// through `serialized`. The lock is recursive so a helper may call another that takes it.
+///
+/// Each entry also switches off HDF5's automatic error printing for the calling thread (a
+/// threadsafe build keeps one error stack per thread): failures come back as `FrameIOError`s
+/// that name their cause (`chdf5_error_text`), never as a stack dump on stderr.
 public enum HDF5Access {
     private static let lock = NSRecursiveLock()
-    private static let ready: Bool = {
-        _ = H5open()
-        _ = H5Eset_auto2(chdf5_e_default(), nil, nil)
-        return true
-    }()
+    private static let ready: Bool = { H5open() >= 0 }()
 
     public static func serialized<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         _ = ready
+        _ = H5Eset_auto2(chdf5_e_default(), nil, nil)
         return try body()
     }
 
