@@ -1,7 +1,35 @@
 import ArgumentParser
+import Foundation
+import FrameIO
 
-// STUB: replaced when the inspect command is built.
+/// `heatfront inspect PATH`: a frame file's signals, calibration, pixel fingerprints and
+/// metadata as JSON (`FileInspection`), or for a folder the frame table a run would use.
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "(not built yet)")
-    func run() throws { throw ValidationError("heatfront inspect is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Print a frame file's signals, pixel fingerprints and metadata (or a run folder's frame table) as JSON.")
+
+    @Argument(help: "A frame file (.tif, .png, .dm3, .dm4, .emd, .ser, .emi, .mrc) or a run folder.")
+    var path: String
+
+    func run() throws {
+        let url = URL(fileURLWithPath: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ValidationError("\(path): no such file or folder")
+        }
+        if isDirectory.boolValue {
+            FileHandle.standardOutput.write(Data(try inspectFolder(url).utf8))
+            return
+        }
+        let json: String
+        do {
+            json = try FileInspection.inspect(url).jsonString()
+        } catch let error as FrameIOError {
+            // One line a shell script can grep: which file, what is wrong.
+            FileHandle.standardError.write(Data("heatfront: \(error.file): \(error.detail)\n".utf8))
+            throw ExitCode(1)
+        }
+        FileHandle.standardOutput.write(Data(json.utf8))
+    }
 }
