@@ -1,15 +1,441 @@
 import Foundation
+import CTIFF
 
-// STUB: replaced by the TIFF decoder.
-public final class TIFFReader: FrameFileReader {
+/// Reads greyscale TIFF images and stacks through libtiff (TIFF 6.0 and BigTIFF; strips or
+/// tiles; any codec libtiff was built with: none, LZW, deflate, PackBits…; either byte order).
+///
+/// Pages are grouped into signals the way tifffile's generic series (and so RosettaSciIO)
+/// does: pages of the same width, height and sample type form one signal, in order of first
+/// appearance. Pages that are not single-sample greyscale or palette images (an RGB or JPEG
+/// preview) are not listed but keep their place in the numbering, so `SignalInfo.index`
+/// equals RosettaSciIO's signal index. Palette images give their raw indices, as tifffile.
+///
+/// The directory structure, each strip's extent and the claimed image sizes are checked
+/// against the file's length on open; pixels are decoded one page at a time. The `TIFF*`
+/// stays open for the reader's lifetime; libtiff calls are serialised by a lock so a reader
+/// can be shared between threads.
+public final class TIFFReader: FrameFileReader, @unchecked Sendable {
     public let url: URL
     public var format: FrameFormat { .tiff }
-    public var signals: [SignalInfo] { [] }
-    public var fileMetadata: [String: String] { [:] }
+    public let signals: [SignalInfo]
+    public let fileMetadata: [String: String]
+
+    /// One image directory (page) of the file.
+    struct Page {
+        var directory: Int
+        var width: Int
+        var height: Int
+        var sampleType: SampleType?
+        var listed: Bool
+        var tiled: Bool
+        var metadata: FrameMetadata
+        var imageJ: [String: String]?
+    }
+
+    private let tiff: OpaquePointer
+    private let lock = NSLock()
+    /// Directory numbers of each listed signal's frames.
+    private let framePages: [[Page]]
+
+    /// Largest decoded-to-stored size ratio accepted for compressed data. Deflate cannot
+    /// exceed ~1032:1 and LZW ~2730:1; anything beyond is a corrupt or hostile header.
+    static let maxCompressionRatio = 4096
+
     public init(url: URL) throws {
         self.url = url
-        throw FrameIOError(.unsupported, url: url, "TIFF decoder not built yet")
+        let path = url.path
+        // Header checks before libtiff sees the file, so each failure gets the right kind.
+        guard let fh = FileHandle(forReadingAtPath: path) else {
+            throw FrameIOError(.io, url: url, "cannot open file")
+        }
+        defer { try? fh.close() }
+        let fileSize = Int((try? fh.seekToEnd()) ?? 0)
+        func readBytes(_ offset: Int, _ count: Int) -> [UInt8]? {
+            guard offset >= 0, count >= 0, offset <= fileSize, count <= fileSize - offset else { return nil }
+            do {
+                try fh.seek(toOffset: UInt64(offset))
+                let d = try fh.read(upToCount: count) ?? Data()
+                return d.count == count ? [UInt8](d) : nil
+            } catch { return nil }
+        }
+        guard fileSize > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
+        guard fileSize >= 8, let head = readBytes(0, min(16, fileSize)) else {
+            throw FrameIOError(.truncated, url: url, "\(fileSize) bytes, shorter than a TIFF header")
+        }
+        let little: Bool
+        switch (head[0], head[1]) {
+        case (0x49, 0x49): little = true
+        case (0x4D, 0x4D): little = false
+        default: throw FrameIOError(.badMagic, url: url, "not a TIFF file (no II/MM byte-order mark)")
+        }
+        let version = TIFFMetadata.readInt(head, at: 2, littleEndian: little) as UInt16
+        let firstIFD: Int
+        switch version {
+        case 42: firstIFD = Int(TIFFMetadata.readInt(head, at: 4, littleEndian: little) as UInt32)
+        case 43:
+            guard head.count >= 16 else { throw FrameIOError(.truncated, url: url, "BigTIFF header cut short") }
+            let off = TIFFMetadata.readInt(head, at: 8, littleEndian: little) as UInt64
+            firstIFD = off > UInt64(Int.max) ? Int.max : Int(off)
+        default: throw FrameIOError(.badMagic, url: url, "not a TIFF file (version \(version), want 42 or 43)")
+        }
+        guard firstIFD >= 8 else { throw FrameIOError(.corrupt, url: url, "first image directory offset \(firstIFD) is inside the header") }
+        guard firstIFD < fileSize - 2 else {
+            throw FrameIOError(.truncated, url: url, "first image directory at byte \(firstIFD) but the file has \(fileSize) bytes")
+        }
+
+        ctiff_install_handlers()
+        ctiff_clear_error()
+        // "m": no memory mapping, so uncompressed strips are read straight into our buffers
+        // and a file truncated under us gives an error, not SIGBUS.
+        guard let t = TIFFOpen(path, "rm") else {
+            throw FrameIOError(.corrupt, url: url, "libtiff cannot open it: \(String(cString: ctiff_last_error_message()))")
+        }
+        tiff = t
+        var ok = false
+        defer { if !ok { TIFFClose(t) } }
+
+        // Walk the directories.
+        var pages: [Page] = []
+        let nDirs = Int(TIFFNumberOfDirectories(t))
+        guard nDirs > 0 else { throw FrameIOError(.corrupt, url: url, "no image directory") }
+        for d in 0..<nDirs {
+            ctiff_clear_error()
+            guard TIFFSetDirectory(t, tdir_t(d)) == 1 else {
+                throw FrameIOError(.corrupt, url: url, "image directory \(d) unreadable: \(String(cString: ctiff_last_error_message()))")
+            }
+            let page = try Self.describePage(t, directory: d, fileSize: fileSize, littleEndian: little,
+                                             read: readBytes, url: url)
+            pages.append(page)
+        }
+
+        // Group pages into signals (same size and type, in order of first appearance).
+        struct Key: Hashable { var w: Int; var h: Int; var type: SampleType?; var listed: Bool }
+        var order: [Key] = [], groups: [Key: [Page]] = [:]
+        for p in pages {
+            let k = Key(w: p.width, h: p.height, type: p.sampleType, listed: p.listed)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(p)
+        }
+        var infos: [SignalInfo] = [], frames: [[Page]] = []
+        for (i, k) in order.enumerated() where k.listed {
+            var g = groups[k]!
+            // Frame times: ImageJ finterval, OME DeltaT per plane (relative to the first frame).
+            let first = g[0]
+            if let fi = first.imageJ?["finterval"].flatMap(Double.init), fi > 0 {
+                for f in g.indices { g[f].metadata.relativeTime_s = Double(f) * fi }
+            } else if let desc = first.metadata.original["ImageDescription"] {
+                let ome = TIFFMetadata.parseOME(desc)
+                if !ome.deltaT.isEmpty {
+                    for f in g.indices where f < ome.deltaT.count { g[f].metadata.relativeTime_s = ome.deltaT[f] }
+                }
+            }
+            // Calibration travels with the signal: every frame gets the first page's.
+            for f in g.indices {
+                g[f].metadata.pixelSizeXNm = first.metadata.pixelSizeXNm
+                g[f].metadata.pixelSizeYNm = first.metadata.pixelSizeYNm
+            }
+            infos.append(SignalInfo(index: i, name: "page \(first.directory)", frameCount: g.count,
+                                    height: k.h, width: k.w, sampleType: k.type!,
+                                    pixelSizeXNm: first.metadata.pixelSizeXNm, pixelSizeYNm: first.metadata.pixelSizeYNm))
+            frames.append(g)
+        }
+        guard !infos.isEmpty else {
+            throw FrameIOError(.unsupported, url: url, "no greyscale image among \(pages.count) page(s) (\(pages[0].metadata.original["tiff.reason"] ?? "RGB or unsupported samples"))")
+        }
+        signals = infos
+        framePages = frames
+        fileMetadata = frames[0][0].metadata.original
+        ok = true
     }
-    public func plane(signal: Int, frame: Int) throws -> PixelPlane { throw FrameIOError(.unsupported, url: url, "stub") }
-    public func metadata(signal: Int, frame: Int) throws -> FrameMetadata { FrameMetadata() }
+
+    deinit { TIFFClose(tiff) }
+
+    public func metadata(signal: Int, frame: Int) throws -> FrameMetadata {
+        try page(signal: signal, frame: frame).metadata
+    }
+
+    private func page(signal: Int, frame: Int) throws -> Page {
+        guard signals.indices.contains(signal), framePages[signal].indices.contains(frame) else {
+            throw FrameIOError(.corrupt, url: url, "no frame \(frame) in signal \(signal)")
+        }
+        return framePages[signal][frame]
+    }
+
+    public func plane(signal: Int, frame: Int) throws -> PixelPlane {
+        let p = try page(signal: signal, frame: frame)
+        guard let type = p.sampleType else { throw FrameIOError(.unsupported, url: url, "page \(p.directory) is not greyscale") }
+        lock.lock()
+        defer { lock.unlock() }
+        ctiff_clear_error()
+        guard TIFFSetDirectory(tiff, tdir_t(p.directory)) == 1 else {
+            throw FrameIOError(.corrupt, url: url, "page \(p.directory): \(String(cString: ctiff_last_error_message()))")
+        }
+        let n = p.width * p.height
+        func decode<T>(_: T.Type) throws -> [T] {
+            try [T](unsafeUninitializedCapacity: n) { buf, count in
+                let raw = UnsafeMutableRawBufferPointer(buf)
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                try readPage(into: raw, page: p, bytesPerSample: MemoryLayout<T>.size)
+                count = n
+            }
+        }
+        let values: PixelPlane.Values
+        switch type {
+        case .uint8: values = .uint8(try decode(UInt8.self))
+        case .int8: values = .int8(try decode(Int8.self))
+        case .uint16: values = .uint16(try decode(UInt16.self))
+        case .int16: values = .int16(try decode(Int16.self))
+        case .uint32: values = .uint32(try decode(UInt32.self))
+        case .int32: values = .int32(try decode(Int32.self))
+        case .uint64: values = .uint64(try decode(UInt64.self))
+        case .int64: values = .int64(try decode(Int64.self))
+        case .float32: values = .float32(try decode(Float.self))
+        case .float64: values = .float64(try decode(Double.self))
+        }
+        return PixelPlane(width: p.width, height: p.height, values: values)
+    }
+
+    /// Decodes the current directory into `dest` (width·height samples, host byte order;
+    /// libtiff swaps big-endian data). Strips are decoded straight into place.
+    private func readPage(into dest: UnsafeMutableRawBufferPointer, page p: Page, bytesPerSample bps: Int) throws {
+        let rowBytes = p.width * bps
+        func fail(_ what: String) -> FrameIOError {
+            let msg = String(cString: ctiff_last_error_message())
+            return FrameIOError(.corrupt, url: url, "page \(p.directory): \(what)\(msg.isEmpty ? "" : ": \(msg)")")
+        }
+        if !p.tiled {
+            var rps: UInt32 = 0
+            if ctiff_get_u32(tiff, UInt32(TIFFTAG_ROWSPERSTRIP), &rps) != 1 || rps == 0 || Int(rps) > p.height {
+                rps = UInt32(p.height)
+            }
+            let nStrips = Int(TIFFNumberOfStrips(tiff))
+            for s in 0..<nStrips {
+                let row0 = s * Int(rps)
+                guard row0 < p.height else { break }
+                let rows = min(Int(rps), p.height - row0)
+                let got = TIFFReadEncodedStrip(tiff, UInt32(s), dest.baseAddress! + row0 * rowBytes, tmsize_t(rows * rowBytes))
+                guard got >= 0 else { throw fail("strip \(s) cannot be decoded") }
+            }
+        } else {
+            var tw: UInt32 = 0, th: UInt32 = 0
+            guard ctiff_get_u32(tiff, UInt32(TIFFTAG_TILEWIDTH), &tw) == 1, ctiff_get_u32(tiff, UInt32(TIFFTAG_TILELENGTH), &th) == 1,
+                  tw > 0, th > 0 else { throw fail("tile size missing") }
+            let tileSize = Int(TIFFTileSize(tiff))
+            guard tileSize >= Int(tw) * Int(th) * bps else { throw fail("tile size \(tileSize) too small") }
+            let tile = UnsafeMutableRawPointer.allocate(byteCount: tileSize, alignment: 16)
+            defer { tile.deallocate() }
+            var y = 0
+            while y < p.height {
+                var x = 0
+                while x < p.width {
+                    let index = TIFFComputeTile(tiff, UInt32(x), UInt32(y), 0, 0)
+                    guard TIFFReadEncodedTile(tiff, index, tile, tmsize_t(tileSize)) >= 0 else {
+                        throw fail("tile at (\(x), \(y)) cannot be decoded")
+                    }
+                    let cols = min(Int(tw), p.width - x), rows = min(Int(th), p.height - y)
+                    for r in 0..<rows {
+                        memcpy(dest.baseAddress! + (y + r) * rowBytes + x * bps, tile + r * Int(tw) * bps, cols * bps)
+                    }
+                    x += Int(tw)
+                }
+                y += Int(th)
+            }
+        }
+    }
+
+    // MARK: Directory description
+
+    /// Reads one directory's layout, checks its data lies within the file, and gathers
+    /// its calibration, time and metadata text.
+    private static func describePage(_ t: OpaquePointer, directory d: Int, fileSize: Int, littleEndian: Bool,
+                                     read: (Int, Int) -> [UInt8]?, url: URL) throws -> Page {
+        var w: UInt32 = 0, h: UInt32 = 0
+        guard ctiff_get_u32(t, UInt32(TIFFTAG_IMAGEWIDTH), &w) == 1, ctiff_get_u32(t, UInt32(TIFFTAG_IMAGELENGTH), &h) == 1,
+              w > 0, h > 0 else {
+            throw FrameIOError(.corrupt, url: url, "page \(d) has no image width/height")
+        }
+        var bits: UInt16 = 1, spp: UInt16 = 1, fmt: UInt16 = 1, photometric: UInt16 = 1, compression: UInt16 = 1
+        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_BITSPERSAMPLE), &bits)
+        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_SAMPLESPERPIXEL), &spp)
+        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_SAMPLEFORMAT), &fmt)
+        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_COMPRESSION), &compression)
+        if ctiff_get_u16(t, UInt32(TIFFTAG_PHOTOMETRIC), &photometric) != 1 { photometric = UInt16(PHOTOMETRIC_MINISBLACK) }
+        let tiled = TIFFIsTiled(t) != 0
+
+        var reason: String? = nil
+        var type: SampleType? = nil
+        switch (fmt, bits) {
+        case (1, 8): type = .uint8
+        case (1, 16): type = .uint16
+        case (1, 32): type = .uint32
+        case (1, 64): type = .uint64
+        case (2, 8): type = .int8
+        case (2, 16): type = .int16
+        case (2, 32): type = .int32
+        case (2, 64): type = .int64
+        case (3, 32): type = .float32
+        case (3, 64): type = .float64
+        default: reason = "\(bits)-bit samples of format \(fmt)"
+        }
+        if spp != 1 { reason = "\(spp) samples per pixel" }
+        if ![PHOTOMETRIC_MINISWHITE, PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_PALETTE].contains(Int32(photometric)) {
+            reason = "photometric interpretation \(photometric)"
+        }
+        if TIFFIsCODECConfigured(compression) == 0 { reason = "compression \(compression) not available" }
+        let listed = reason == nil
+        if !listed { type = nil }
+
+        // Size checks, before any allocation: every strip/tile must lie within the file, and
+        // the decoded size must be what those bytes can hold.
+        if listed, let type {
+            let chunks = Int(tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t))
+            guard chunks > 0 else { throw FrameIOError(.corrupt, url: url, "page \(d) has no strips") }
+            var stored = 0
+            for i in 0..<chunks {
+                let off = TIFFGetStrileOffset(t, UInt32(i)), n = TIFFGetStrileByteCount(t, UInt32(i))
+                guard off <= UInt64(fileSize), n <= UInt64(fileSize) - off else {
+                    throw FrameIOError(.truncated, url: url,
+                                       "page \(d): \(tiled ? "tile" : "strip") \(i) (bytes \(off)..<\(off &+ n)) runs past the end of the \(fileSize)-byte file")
+                }
+                stored += Int(n)
+            }
+            let (pixels, o1) = Int(w).multipliedReportingOverflow(by: Int(h))
+            let (decoded, o2) = pixels.multipliedReportingOverflow(by: type.byteCount)
+            let ratio = compression == UInt16(COMPRESSION_NONE) ? 1 : maxCompressionRatio
+            if o1 || o2 || decoded > stored.multipliedReportingOverflow(by: ratio).partialValue + 4096 * ratio {
+                throw FrameIOError(.corrupt, url: url,
+                                   "page \(d) claims \(w)×\(h) \(type.rawValue) pixels but its data holds \(stored) bytes")
+            }
+        }
+
+        // Metadata text and calibration.
+        var meta = FrameMetadata()
+        var original: [String: String] = [:]
+        func string(_ tag: UInt32) -> String? {
+            var count: UInt32 = 0, data: UnsafeRawPointer? = nil, type: Int32 = 0
+            guard ctiff_get_array(t, tag, &count, &data, &type) == 1, let data, count > 0,
+                  [TIFF_ASCII.rawValue, TIFF_UNDEFINED.rawValue, TIFF_BYTE.rawValue].contains(UInt32(type)) else { return nil }
+            let bytes = UnsafeRawBufferPointer(start: data, count: Int(count))
+            let trimmed = bytes.prefix { $0 != 0 }
+            return String(decoding: trimmed, as: UTF8.self).contains("\u{FFFD}")
+                ? String(trimmed.map { Character(Unicode.Scalar($0)) })    // Latin-1 (DM's "µm")
+                : String(decoding: trimmed, as: UTF8.self)
+        }
+        func scalar(_ tag: UInt32) -> Double? {
+            var count: UInt32 = 0, data: UnsafeRawPointer? = nil, type: Int32 = 0
+            guard ctiff_get_array(t, tag, &count, &data, &type) == 1, let data, count >= 1 else { return nil }
+            switch UInt32(type) {
+            case TIFF_DOUBLE.rawValue: return data.loadUnaligned(as: Double.self)
+            case TIFF_FLOAT.rawValue: return Double(data.loadUnaligned(as: Float.self))
+            case TIFF_LONG.rawValue, TIFF_IFD.rawValue: return Double(data.loadUnaligned(as: UInt32.self))
+            case TIFF_SHORT.rawValue: return Double(data.loadUnaligned(as: UInt16.self))
+            case TIFF_LONG8.rawValue, TIFF_IFD8.rawValue: return Double(data.loadUnaligned(as: UInt64.self))
+            default: return nil
+            }
+        }
+        if let r = reason { original["tiff.reason"] = r }
+        for (tag, key) in [(TIFFTAG_IMAGEDESCRIPTION, "ImageDescription"), (TIFFTAG_SOFTWARE, "Software"),
+                           (TIFFTAG_DATETIME, "DateTime"), (TIFFTAG_MAKE, "Make"), (TIFFTAG_MODEL, "Model"),
+                           (TIFFTAG_ARTIST, "Artist")] {
+            if let s = string(UInt32(tag)), !s.isEmpty { original[key] = s }
+        }
+        var calibrated = false
+        func setSize(_ x: Double, _ y: Double, _ source: String) {
+            guard !calibrated, x.isFinite, y.isFinite, x > 0, y > 0 else { return }
+            meta.pixelSizeXNm = x; meta.pixelSizeYNm = y; calibrated = true
+            original["tiff.calibration"] = source
+        }
+        // FEI / Thermo Fisher.
+        if let text = string(34682) ?? string(34680) {
+            let ini = TIFFMetadata.parseINI(text)
+            for (k, v) in ini { original["fei.\(k)"] = v }
+            if let s = TIFFMetadata.feiPixelSizeNm(ini) { setSize(s.x, s.y, "FEI [Scan] PixelWidth") }
+            if let dwell = ini["Scan.Dwelltime"].flatMap(Double.init) { meta.dwellTime_s = dwell }
+            if meta.acquisitionTime == nil { meta.acquisitionTime = TIFFMetadata.feiDate(ini) }
+        }
+        // Zeiss SmartSEM.
+        if let text = string(34118) {
+            let cz = TIFFMetadata.parseCZSEM(text)
+            for (k, v) in cz.named { original["cz_sem.\(k)"] = v }
+            if let s = TIFFMetadata.zeissPixelSizeNm(cz, width: Int(w)) { setSize(s, s, "Zeiss CZ_SEM") }
+        }
+        // ImageJ.
+        var imageJ: [String: String]? = nil
+        if let desc = original["ImageDescription"], let ij = TIFFMetadata.parseImageJ(desc) {
+            imageJ = ij
+            for (k, v) in ij { original["imagej.\(k)"] = v }
+            var xr: Float = 0, yr: Float = 0
+            if let unit = ij["unit"], let perNm = TIFFMetadata.nanometres(per: unit),
+               ctiff_get_float(t, UInt32(TIFFTAG_XRESOLUTION), &xr) == 1, xr > 0 {
+                if ctiff_get_float(t, UInt32(TIFFTAG_YRESOLUTION), &yr) != 1 || yr <= 0 { yr = xr }
+                // libtiff holds the rationals as float: ~6e-8 relative, far below any calibration's accuracy.
+                setSize(perNm / Double(xr), perNm / Double(yr), "ImageJ unit=\(unit)")
+            }
+        }
+        // OME-TIFF.
+        if let desc = original["ImageDescription"], desc.contains("<OME") || desc.contains(":OME") {
+            let ome = TIFFMetadata.parseOME(desc)
+            if let x = ome.x { setSize(x, ome.y ?? x, "OME PhysicalSize") }
+        }
+        // TVIPS EM-MENU: tag 37706 holds the offset of the TemData header.
+        if let off = scalar(37706), off > 0, let bytes = read(Int(off), min(8192, fileSize - Int(off))),
+           let s = TIFFMetadata.tvipsPixelSizeNm(bytes, littleEndian: littleEndian) {
+            setSize(s.x, s.y, "TVIPS PixelSize")
+        }
+        // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units.
+        if let sx = scalar(65009), let ux = string(65003), let perNm = TIFFMetadata.nanometres(per: ux) {
+            let sy = scalar(65010) ?? sx
+            let uy = string(65004).flatMap { TIFFMetadata.nanometres(per: $0) } ?? perNm
+            setSize(sx * perNm, sy * uy, "DigitalMicrograph tags 65009/65003")
+        }
+        // Olympus SIS: tag 33560 holds the offset of the SIS0 structure.
+        if let off = scalar(33560), off > 0,
+           let sis = TIFFMetadata.olympusSIS(read: read, at: Int(off)) {
+            setSize(sis.x, sis.y, "Olympus SIS")
+            if meta.acquisitionTime == nil, original["DateTime"] == nil { meta.acquisitionTime = sis.date }
+        }
+        // Times: DateTime + EXIF SubSecTime.
+        if let dt = original["DateTime"] {
+            var subSec: String? = nil
+            var exif: UInt64 = 0
+            if ctiff_get_u64(t, UInt32(TIFFTAG_EXIFIFD), &exif) == 1, exif > 0 {
+                subSec = exifSubSecTime(at: Int(exif), read: read, littleEndian: littleEndian, bigTIFF: TIFFIsBigTIFF(t) != 0)
+                if let s = subSec { original["exif.SubSecTime"] = s }
+            }
+            if let date = TIFFMetadata.tiffDate(dt, subSec: subSec) { meta.acquisitionTime = date }
+        }
+        meta.original = original
+        return Page(directory: d, width: Int(w), height: Int(h), sampleType: type, listed: listed, tiled: tiled,
+                    metadata: meta, imageJ: imageJ)
+    }
+
+    /// SubSecTime (37520) from the EXIF sub-IFD at `offset`.
+    private static func exifSubSecTime(at offset: Int, read: (Int, Int) -> [UInt8]?, littleEndian: Bool, bigTIFF: Bool) -> String? {
+        let countSize = bigTIFF ? 8 : 2, entrySize = bigTIFF ? 20 : 12, inline = bigTIFF ? 8 : 4
+        guard let c = read(offset, countSize) else { return nil }
+        let n = bigTIFF ? Int(TIFFMetadata.readInt(c, at: 0, littleEndian: littleEndian) as UInt64)
+                        : Int(TIFFMetadata.readInt(c, at: 0, littleEndian: littleEndian) as UInt16)
+        guard n > 0, n < 4096, let entries = read(offset + countSize, n * entrySize) else { return nil }
+        for i in 0..<n {
+            let e = i * entrySize
+            let tag = TIFFMetadata.readInt(entries, at: e, littleEndian: littleEndian) as UInt16
+            guard tag == 37520 || tag == 37521 else { continue }
+            let count = bigTIFF ? Int(TIFFMetadata.readInt(entries, at: e + 4, littleEndian: littleEndian) as UInt64)
+                                : Int(TIFFMetadata.readInt(entries, at: e + 4, littleEndian: littleEndian) as UInt32)
+            let valueAt = e + 4 + (bigTIFF ? 8 : 4)
+            guard count > 0, count < 64 else { continue }
+            let bytes: [UInt8]
+            if count <= inline {
+                bytes = Array(entries[valueAt..<(valueAt + count)])
+            } else {
+                let off = bigTIFF ? Int(TIFFMetadata.readInt(entries, at: valueAt, littleEndian: littleEndian) as UInt64)
+                                  : Int(TIFFMetadata.readInt(entries, at: valueAt, littleEndian: littleEndian) as UInt32)
+                guard let b = read(off, count) else { continue }
+                bytes = b
+            }
+            let s = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            if !s.isEmpty { return s }
+        }
+        return nil
+    }
 }
