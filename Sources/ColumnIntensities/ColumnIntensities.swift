@@ -1,1 +1,0 @@
-// ColumnIntensities stage: see docs/algorithms.md.

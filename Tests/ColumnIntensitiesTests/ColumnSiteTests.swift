@@ -1,0 +1,101 @@
+import Testing
+import FrameCore
+import ColumnIntensities
+import Foundation
+
+/// Distance from each found site to the nearest true column of the same kind.
+func matchErrors(_ sites: [ColumnSite], truth: [SIMD2<Double>]) -> [SIMD2<Double>] {
+    sites.map { s in
+        var best = SIMD2<Double>(.infinity, .infinity), bestD = Double.infinity
+        for t in truth {
+            let d = ((s.position - t) * (s.position - t)).sum()
+            if d < bestD { bestD = d; best = s.position - t }
+        }
+        return best
+    }
+}
+
+@Suite("ColumnFinder")
+struct ColumnSiteTests {
+    @Test("TM positions refined to < 0.05 px RMS on a noiseless image; Li sites midway")
+    func noiselessPositions() throws {
+        let model = SyntheticLattice()
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let start = Date()
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let elapsed = Date().timeIntervalSince(start)
+        let tm = sites.tm
+        // Sites whose fit disc is inside the image.
+        let interior = tm.filter { $0.x > 6 && $0.y > 6 && $0.x < 249 && $0.y < 249 }
+        let errors = matchErrors(interior, truth: model.tmPositions)
+        let rms = (errors.map { ($0 * $0).sum() }.reduce(0, +) / Double(errors.count)).squareRoot()
+        print("noiseless: \(tm.count) TM, \(sites.li.count) Li sites in \(elapsed * 1000) ms; TM RMS error \(rms) px; σ \(sites.columnSigmaPx ?? .nan)")
+        #expect(interior.count > 250)
+        #expect(rms < 0.05)
+        #expect(abs((sites.columnSigmaPx ?? 0) - model.sigmaPx) < 0.05)
+        // Every TM column of the image found once.
+        #expect(abs(tm.count - model.tmPositions.count) <= 4)
+        // Li sites on the true Li columns (ABC stacking), not on the midpoint candidates.
+        let liTruth = model.columns(margin: 0).filter { $0.kind == .li }.map { $0.position }
+        let liErrors = matchErrors(sites.li.filter { $0.x > 6 && $0.y > 6 && $0.x < 249 && $0.y < 249 }, truth: liTruth)
+        let liRMS = (liErrors.map { ($0 * $0).sum() }.reduce(0, +) / Double(liErrors.count)).squareRoot()
+        print("Li site RMS error \(liRMS) px")
+        #expect(liRMS < 0.1)
+        // Refined lattice spacing.
+        #expect(abs(sites.lattice.layerSpacingPx / model.layerSpacingPx - 1) < 0.001)
+    }
+
+    @Test("refined TM positions unbiased under Poisson noise")
+    func noisyPositionsUnbiased() throws {
+        let model = SyntheticLattice()
+        // ≈ 40 counts at a TM column peak, 4 in the background.
+        let image = model.render().withPoissonNoise(dose: 0.4, seed: 11)
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let interior = sites.tm.filter { $0.x > 6 && $0.y > 6 && $0.x < 249 && $0.y < 249 }
+        let errors = matchErrors(interior, truth: model.tmPositions)
+        let mean = errors.reduce(SIMD2<Double>.zero, +) / Double(errors.count)
+        let rms = (errors.map { ($0 * $0).sum() }.reduce(0, +) / Double(errors.count)).squareRoot()
+        print("noisy: \(interior.count) TM, mean error (\(mean.x), \(mean.y)) px, RMS \(rms) px")
+        #expect(interior.count > 250)
+        #expect(abs(mean.x) < 0.03 && abs(mean.y) < 0.03)
+        #expect(rms < 0.5)
+    }
+
+    @Test("sites outside the given region are excluded")
+    func regionExcludesSites() throws {
+        let model = SyntheticLattice()
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        // A disc of radius 70 px around the centre.
+        var region = Mask(width: 256, height: 256, fill: false)
+        for y in 0..<256 { for x in 0..<256 where (x - 128) * (x - 128) + (y - 128) * (y - 128) <= 4900 { region[x, y] = true } }
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: region)
+        #expect(sites.sites.allSatisfy { region.contains($0.x, $0.y) })
+        // π·70² px² over the TM cell area a·d ≈ 168 TM columns, as many Li sites.
+        let cell = model.columnSpacingPx * model.layerSpacingPx
+        let expected = Double.pi * 4900 / cell
+        print("region: \(sites.tm.count) TM, \(sites.li.count) Li, expected ≈ \(expected) each")
+        #expect(abs(Double(sites.tm.count) - expected) < 0.1 * expected)
+        #expect(abs(Double(sites.li.count) - expected) < 0.1 * expected)
+    }
+
+    @Test("crystal detected next to vacuum when no region is given")
+    func detectsCrystal() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.05 }
+        var image = model.render()
+        // Vacuum (flat, dark) right of x = 170.
+        for y in 0..<256 { for x in 170..<256 { image[x, y] = 2 } }
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let region = CrystalRegion.detect(in: image, lattice: lattice)
+        var inCrystal = 0, inVacuum = 0
+        for y in 0..<256 { for x in 0..<150 where region[x, y] { inCrystal += 1 } }
+        for y in 0..<256 { for x in 190..<256 where region[x, y] { inVacuum += 1 } }
+        #expect(Double(inCrystal) > 0.95 * 150 * 256)
+        #expect(Double(inVacuum) < 0.02 * 66 * 256)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        #expect(sites.sites.allSatisfy { $0.x < 185 })
+    }
+}

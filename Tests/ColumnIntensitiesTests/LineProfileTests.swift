@@ -1,0 +1,67 @@
+import Testing
+import FrameCore
+import ColumnIntensities
+import Foundation
+
+@Suite("LineProfile")
+struct LineProfileTests {
+    @Test("automatic line is perpendicular to the layers; its TM marks fall on intensity maxima",
+          arguments: [0.1, 0.7])
+    func automaticProfile(r: Double) throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in r }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let (line, points) = LineProfile.profile(image, line: nil, widthPx: 16, sites: sites, region: nil)
+        let dir = SIMD2(line.x1 - line.x0, line.y1 - line.y0) / line.length
+        // Perpendicular to the layers: parallel to the true normal.
+        let cross = abs(dir.x * model.normal.y - dir.y * model.normal.x)
+        #expect(cross < 0.005)
+        #expect(line.length > 200)
+        let tmMarks = points.indices.filter { points[$0].site == .tm }
+        let liMarks = points.indices.filter { points[$0].site == .li }
+        let planes = line.length / model.layerSpacingPx
+        #expect(abs(Double(tmMarks.count) - planes) <= 1.5)
+        #expect(abs(Double(liMarks.count) - planes) <= 1.5)
+        // A mark is on a maximum when no sample within ±¼ layer spacing is brighter (± one sample).
+        // Li planes are maxima too once they hold more than the O layers beside them (r = 0.7);
+        // dark Li planes (r = 0.1) are flanked by O layers and are not tested.
+        let half = Int(model.layerSpacingPx / 4 / LineProfile.stepPx)
+        func offsetToMaximum(_ k: Int) -> Int {
+            var best = k
+            for j in (k - half)...(k + half) where points[j].intensity > points[best].intensity { best = j }
+            return abs(best - k)
+        }
+        let interior = { (k: Int) in k >= half && k < points.count - half }
+        let tmWorst = tmMarks.filter(interior).map(offsetToMaximum).max() ?? 99
+        let liWorst = liMarks.filter(interior).map(offsetToMaximum).max() ?? 99
+        print("profile r = \(r): \(points.count) points, \(tmMarks.count) TM / \(liMarks.count) Li marks, " +
+              "worst TM mark offset \(tmWorst), Li \(liWorst) samples")
+        #expect(tmWorst <= 1)
+        if r > 0.5 { #expect(liWorst <= 1) }
+        // The profile's TM planes are brighter than its Li planes by the occupancy contrast.
+        let tmMean = tmMarks.map { points[$0].intensity }.reduce(0, +) / Double(tmMarks.count)
+        let liMean = liMarks.map { points[$0].intensity }.reduce(0, +) / Double(liMarks.count)
+        #expect(tmMean > liMean)
+    }
+
+    @Test("a given line is kept and sampled every half pixel with the mean across its width")
+    func givenLine() throws {
+        // A horizontal ramp: intensity = x, so the profile along x is the ramp itself.
+        let image = Image(width: 64, height: 64) { x, _ in Float(x) }
+        let lattice = Lattice(layerNormal: SIMD2(1, 0), layerSpacingPx: 8, columnSpacingPx: 4,
+                              gLayer: SIMD2(0.125, 0), gColumn: nil, origin: SIMD2(4, 30))
+        let sites = ColumnSites(sites: [], lattice: lattice)
+        let line = LineSegment(x0: 10, y0: 30, x1: 50, y1: 30)
+        let (used, points) = LineProfile.profile(image, line: line, widthPx: 6, sites: sites, region: nil)
+        #expect(used == line)
+        #expect(points.count == 81)
+        for p in points { #expect(abs(p.intensity - (10 + p.distancePx)) < 1e-4) }
+        // TM planes at x = 4 + 8n → 12, 20, …, 44 (distances 2, 10, …, 34); Li at 16, 24, … (6, 14, …).
+        let tm = points.filter { $0.site == .tm }.map { $0.distancePx }
+        let li = points.filter { $0.site == .li }.map { $0.distancePx }
+        #expect(tm == [2, 10, 18, 26, 34])
+        #expect(li == [6, 14, 22, 30, 38])
+    }
+}

@@ -1,0 +1,78 @@
+import Testing
+import FrameCore
+import ColumnIntensities
+import Foundation
+
+func measuredRatio(_ model: SyntheticLattice, noiseDose: Double? = nil, seed: UInt64 = 1,
+                   region: Mask? = nil) throws -> SiteIntensities {
+    var image = model.render()
+    if let dose = noiseDose { image = image.withPoissonNoise(dose: dose, seed: seed) }
+    let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+    let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+    return SiteIntensity.measure(image, sites: sites, region: region).aggregate
+}
+
+@Suite("SiteIntensity")
+struct SiteIntensityTests {
+    @Test("Li/TM ratio recovered within 0.02", arguments: [0.05, 0.3, 0.8])
+    func ratioRecovered(r: Double) throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in r }
+        let agg = try measuredRatio(model)
+        print("r = \(r): measured \(agg.ratio) (TM \(agg.tm), Li \(agg.li), \(agg.tmCount)/\(agg.liCount) sites)")
+        #expect(abs(agg.ratio - r) < 0.02)
+        // TM integrated intensity = 2πσ²H.
+        let volume = 2 * Double.pi * model.sigmaPx * model.sigmaPx * model.tmHeight
+        #expect(abs(agg.tm / volume - 1) < 0.03)
+    }
+
+    @Test("Li/TM ratio within 0.02 under Poisson noise (step-average dose)", arguments: [0.05, 0.8])
+    func ratioUnderNoise(r: Double) throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in r }
+        // ≈ 200 counts at a TM peak: a step average of some 20–40 fast frames.
+        let agg = try measuredRatio(model, noiseDose: 2, seed: 5)
+        print("noisy r = \(r): measured \(agg.ratio)")
+        #expect(abs(agg.ratio - r) < 0.02)
+    }
+
+    @Test("ratio monotone over a sequence of Li-site occupancies")
+    func monotone() throws {
+        var previous = -Double.infinity
+        var ratios = [Double]()
+        for r in stride(from: 0.0, through: 0.9, by: 0.1) {
+            var model = SyntheticLattice()
+            model.liRatio = { _, _ in r }
+            model.width = 128; model.height = 128; model.origin = SIMD2(60.2, 63.7)
+            let ratio = try measuredRatio(model, noiseDose: 4, seed: UInt64(r * 100) + 1).ratio
+            ratios.append(ratio)
+            #expect(ratio > previous)
+            previous = ratio
+        }
+        print("monotone sequence: \(ratios)")
+    }
+
+    @Test("half layered / half rock salt: the right ratio in each half")
+    func halfAndHalf() throws {
+        var model = SyntheticLattice()
+        // Boundary across the layers (vertical line; layers at 27°).
+        model.liRatio = { x, _ in x < 128 ? 0.05 : 0.85 }
+        var left = Mask(width: 256, height: 256, fill: false), right = left
+        for y in 0..<256 { for x in 0..<256 { if x < 118 { left[x, y] = true } else if x > 138 { right[x, y] = true } } }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let l = SiteIntensity.measure(image, sites: sites, region: left).aggregate
+        let r = SiteIntensity.measure(image, sites: sites, region: right).aggregate
+        print("half/half: left \(l.ratio), right \(r.ratio)")
+        #expect(abs(l.ratio - 0.05) < 0.02)
+        #expect(abs(r.ratio - 0.85) < 0.02)
+        // Per-site intensities follow the occupancy map.
+        let measured = SiteIntensity.measure(image, sites: sites, region: nil).sites
+        let volume = 2 * Double.pi * model.sigmaPx * model.sigmaPx * model.tmHeight
+        let worst = measured.li.filter { $0.x > 8 && $0.y > 8 && $0.x < 247 && $0.y < 247 && abs($0.x - 128) > 6 }
+            .map { abs($0.intensity / volume - model.liRatio($0.x, $0.y)) }.max() ?? .infinity
+        print("half/half: worst per-site Li error \(worst) of a TM column")
+        #expect(worst < 0.04)
+    }
+}
