@@ -1,8 +1,16 @@
 import ArgumentParser
 import Foundation
+import FrameIO
 
-/// The frame table `heatfront run` would build for a run folder, as JSON.
-/// Placeholder until the run-folder reader is wired in by the integrator.
+/// The frame table `heatfront run` would build for a run folder, as JSON: each frame's
+/// index, file, page, time, temperature, step and pixel size, with where each came from.
 func inspectFolder(_ url: URL) throws -> String {
-    throw ValidationError("folder inspection is not built yet")
+    do {
+        let config = try RunFolder.loadConfig(runDir: url, configURL: nil)
+        return try RunFolder.scan(url, config: config).inspectJSON()
+    } catch let e as RunConfigError {
+        throw ValidationError(e.description)
+    } catch let e as HeatingLogError {
+        throw ValidationError(e.description)
+    }
 }
