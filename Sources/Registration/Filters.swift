@@ -63,29 +63,70 @@ enum Filters {
         return k.map { $0 / s }
     }
 
-    /// Separable Gaussian blur with clamped edges.
+    /// Separable Gaussian blur with clamped edges (clamping only in the border strips, so the
+    /// interior loop vectorises).
     static func gaussianBlur(_ image: Image, sigma: Double) -> Image {
         guard sigma > 0 else { return image }
         let k = gaussianKernel(sigma: sigma).map(Float.init), r = k.count / 2
         let w = image.width, h = image.height
+        guard w > 2 * r, h > 2 * r else { return image }
         var tmp = [Float](repeating: 0, count: w * h), out = tmp
-        let src = image.pixels
-        for y in 0..<h {
-            let row = y * w
-            for x in 0..<w {
-                var acc: Float = 0
-                for j in 0..<k.count { acc += k[j] * src[row + Swift.min(w - 1, Swift.max(0, x + j - r))] }
-                tmp[row + x] = acc
+        image.pixels.withUnsafeBufferPointer { src in
+            tmp.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h {
+                    let row = y * w
+                    for x in 0..<w {
+                        var acc: Float = 0
+                        if x >= r && x < w - r {
+                            for j in 0..<k.count { acc += k[j] * src[row + x + j - r] }
+                        } else {
+                            for j in 0..<k.count { acc += k[j] * src[row + Swift.min(w - 1, Swift.max(0, x + j - r))] }
+                        }
+                        dst[row + x] = acc
+                    }
+                }
             }
         }
-        for y in 0..<h {
-            for x in 0..<w {
-                var acc: Float = 0
-                for j in 0..<k.count { acc += k[j] * tmp[Swift.min(h - 1, Swift.max(0, y + j - r)) * w + x] }
-                out[y * w + x] = acc
+        tmp.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h {
+                    let row = y * w
+                    // Row-wise accumulation: each tap adds a whole source row (contiguous, vectorised).
+                    for j in 0..<k.count {
+                        let sy = Swift.min(h - 1, Swift.max(0, y + j - r)) * w
+                        let kj = k[j]
+                        for x in 0..<w { dst[row + x] += kj * src[sy + x] }
+                    }
+                }
             }
         }
         return Image(width: w, height: h, pixels: out)
+    }
+
+    /// `mask` with every pixel within `radius` (Chebyshev distance) of an unset pixel or the
+    /// border cleared: separable running minimum, O(pixels).
+    static func eroded(_ mask: Mask, radius: Int) -> Mask {
+        let w = mask.width, h = mask.height
+        func erode1D(_ get: (Int) -> Bool, _ n: Int) -> [Bool] {
+            // Distance to the nearest unset element on each side.
+            var left = [Int](repeating: 0, count: n), right = left
+            var last = -1
+            for i in 0..<n { if !get(i) { last = i }; left[i] = i - last }
+            last = n
+            for i in stride(from: n - 1, through: 0, by: -1) { if !get(i) { last = i }; right[i] = last - i }
+            return (0..<n).map { left[$0] > radius && right[$0] > radius }
+        }
+        var rows = [Bool](repeating: false, count: w * h)
+        for y in 0..<h {
+            let e = erode1D({ mask.bits[y * w + $0] }, w)
+            for x in 0..<w { rows[y * w + x] = e[x] }
+        }
+        var out = [Bool](repeating: false, count: w * h)
+        for x in 0..<w {
+            let e = erode1D({ rows[$0 * w + x] }, h)
+            for y in 0..<h { out[y * w + x] = e[y] }
+        }
+        return Mask(width: w, height: h, bits: out)
     }
 
     /// Central-difference gradients (one-sided at the edges).

@@ -134,11 +134,10 @@ public enum NonrigidRegistration {
             for it in 0..<options.iterations {
                 // Warp the raw frame, then blur: blurring first would mix lines whose jitter
                 // differs, so the coarse levels see only the field's smooth part, as they should.
-                let (raw, rawValid) = apply(field, shift: shift, to: frame, interpolation: .bicubic)
+                let interp: Interpolation = level.sigma >= 1 ? .bilinear : .bicubic
+                let (raw, rawValid) = apply(field, shift: shift, to: frame, interpolation: interp)
                 let warped = Filters.gaussianBlur(raw, sigma: level.sigma)
-                let coverage = Filters.gaussianBlur(Image(width: w, height: h, pixels: rawValid.bits.map { $0 ? 1 : 0 }),
-                                                    sigma: level.sigma)
-                let valid = Mask(width: w, height: h, bits: coverage.pixels.map { $0 > 0.999 })
+                let valid = Filters.eroded(rawValid, radius: Int((3 * level.sigma).rounded(.up)) + 1)
                 // Gain and offset between frame and reference (dose and detector drift differ).
                 let (gain, offset) = Filters.linearFit(warped.pixels, level.image.pixels, valid.bits)
                 guard gain.isFinite, abs(gain) > 1e-6 else { return field }
