@@ -359,6 +359,13 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
             for (k, v) in cz.named { original["cz_sem.\(k)"] = v }
             if let s = TIFFMetadata.zeissPixelSizeNm(cz, width: Int(w)) { setSize(s, s, "Zeiss CZ_SEM") }
         }
+        // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units. Read
+        // before ImageJ's resolution because they are exact doubles (libtiff keeps rationals as float).
+        if let sx = scalar(65009), let ux = string(65003), let perNm = TIFFMetadata.nanometres(per: ux) {
+            let sy = scalar(65010) ?? sx
+            let uy = string(65004).flatMap { TIFFMetadata.nanometres(per: $0) } ?? perNm
+            setSize(sx * perNm, sy * uy, "DigitalMicrograph tags 65009/65003")
+        }
         // ImageJ.
         var imageJ: [String: String]? = nil
         if let desc = original["ImageDescription"], let ij = TIFFMetadata.parseImageJ(desc) {
@@ -381,12 +388,6 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         if let off = scalar(37706), off > 0, let bytes = read(Int(off), min(8192, fileSize - Int(off))),
            let s = TIFFMetadata.tvipsPixelSizeNm(bytes, littleEndian: littleEndian) {
             setSize(s.x, s.y, "TVIPS PixelSize")
-        }
-        // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units.
-        if let sx = scalar(65009), let ux = string(65003), let perNm = TIFFMetadata.nanometres(per: ux) {
-            let sy = scalar(65010) ?? sx
-            let uy = string(65004).flatMap { TIFFMetadata.nanometres(per: $0) } ?? perNm
-            setSize(sx * perNm, sy * uy, "DigitalMicrograph tags 65009/65003")
         }
         // Olympus SIS: tag 33560 holds the offset of the SIS0 structure.
         if let off = scalar(33560), off > 0,
