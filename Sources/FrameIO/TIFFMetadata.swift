@@ -259,17 +259,36 @@ public enum TIFFMetadata {
 /// prefixes ignored) and returns their attributes (lower-cased names) and text.
 /// Not a validating parser: malformed input gives fewer matches, never a crash.
 enum TinyXML {
-    struct Element { var name: String; var attributes: [String: String]; var text: String }
+    struct Element {
+        var name: String
+        var attributes: [String: String]
+        var text: String
+        /// Names of the enclosing elements, outermost first.
+        var parents: [String]
+    }
 
     /// Every element (any name), in document order, with its direct text if it has no children.
     static func allElements(in xml: String) -> [Element] {
         var out: [Element] = []
+        var stack: [String] = []
         let s = Array(xml.unicodeScalars)
         var i = 0
         while i < s.count {
             guard s[i] == "<" else { i += 1; continue }
             var j = i + 1
-            if j < s.count, s[j] == "/" || s[j] == "?" || s[j] == "!" { i = j; continue }
+            if j < s.count, s[j] == "/" {
+                // Closing tag: pop back to the matching open element (tolerates missing closes).
+                var k = j + 1
+                while k < s.count, s[k] != ">" { k += 1 }
+                var name = String(String.UnicodeScalarView(s[(j + 1)..<min(k, s.count)])).trimmingCharacters(in: .whitespaces)
+                if let colon = name.lastIndex(of: ":") { name = String(name[name.index(after: colon)...]) }
+                if let at = stack.lastIndex(where: { $0.caseInsensitiveCompare(name) == .orderedSame }) {
+                    stack.removeSubrange(at...)
+                }
+                i = k + 1
+                continue
+            }
+            if j < s.count, s[j] == "?" || s[j] == "!" { i = j; continue }
             // Tag name.
             while j < s.count, !CharacterSet.whitespacesAndNewlines.contains(s[j]), s[j] != ">", s[j] != "/" { j += 1 }
             var name = String(String.UnicodeScalarView(s[(i + 1)..<j]))
@@ -305,7 +324,8 @@ enum TinyXML {
                     text = unescape(String(String.UnicodeScalarView(s[(k + 1)..<t]))).trimmingCharacters(in: .whitespacesAndNewlines)
                 }
             }
-            out.append(Element(name: name, attributes: attrs, text: text))
+            out.append(Element(name: name, attributes: attrs, text: text, parents: stack))
+            if !selfClosing { stack.append(name) }
             i = k + 1
         }
         return out
