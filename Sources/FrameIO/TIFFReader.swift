@@ -288,6 +288,15 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         // Size checks, before any allocation: every strip/tile must lie within the file, and
         // the decoded size must be what those bytes can hold.
         if listed, let type {
+            // A claim far beyond anything the file could hold is a corrupt (or hostile) header,
+            // not a truncated file: a truncated file is short by a modest factor.
+            let ratio = compression == UInt16(COMPRESSION_NONE) ? 64 : maxCompressionRatio
+            let (pixels, o1) = Int(w).multipliedReportingOverflow(by: Int(h))
+            let (decoded, o2) = pixels.multipliedReportingOverflow(by: type.byteCount)
+            if o1 || o2 || decoded > fileSize.multipliedReportingOverflow(by: ratio).partialValue + (1 << 20) {
+                throw FrameIOError(.corrupt, url: url,
+                                   "page \(d) claims \(w)×\(h) \(type.rawValue) pixels, far more than the \(fileSize)-byte file can hold")
+            }
             let chunks = Int(tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t))
             guard chunks > 0 else { throw FrameIOError(.corrupt, url: url, "page \(d) has no strips") }
             var stored = 0
@@ -299,10 +308,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                 }
                 stored += Int(n)
             }
-            let (pixels, o1) = Int(w).multipliedReportingOverflow(by: Int(h))
-            let (decoded, o2) = pixels.multipliedReportingOverflow(by: type.byteCount)
-            let ratio = compression == UInt16(COMPRESSION_NONE) ? 1 : maxCompressionRatio
-            if o1 || o2 || decoded > stored.multipliedReportingOverflow(by: ratio).partialValue + 4096 * ratio {
+            let storedRatio = compression == UInt16(COMPRESSION_NONE) ? 1 : maxCompressionRatio
+            if decoded > stored.multipliedReportingOverflow(by: storedRatio).partialValue + 4096 * storedRatio {
                 throw FrameIOError(.corrupt, url: url,
                                    "page \(d) claims \(w)×\(h) \(type.rawValue) pixels but its data holds \(stored) bytes")
             }
