@@ -23,6 +23,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
     /// One image directory (page) of the file.
     struct Page {
         var directory: Int
+        /// File offset of the page's directory, to return to it in O(1).
+        var offset: UInt64 = 0
         var width: Int
         var height: Int
         var sampleType: SampleType?
@@ -98,9 +100,11 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         var pages: [Page] = []
         let nDirs = Int(TIFFNumberOfDirectories(t))
         guard nDirs > 0 else { throw FrameIOError(.corrupt, url: url, "no image directory") }
+        // Walk the chain once, in order (TIFFSetDirectory(n) would re-walk it from the start
+        // for every page); each page is later revisited by its directory's file offset.
         for d in 0..<nDirs {
             ctiff_clear_error()
-            guard TIFFSetDirectory(t, tdir_t(d)) == 1 else {
+            if d > 0, TIFFReadDirectory(t) != 1 {
                 throw FrameIOError(.corrupt, url: url, "image directory \(d) unreadable: \(String(cString: ctiff_last_error_message()))")
             }
             let page = try Self.describePage(t, directory: d, fileSize: fileSize, littleEndian: little,
@@ -167,7 +171,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         ctiff_clear_error()
-        guard TIFFSetDirectory(tiff, tdir_t(p.directory)) == 1 else {
+        guard TIFFSetSubDirectory(tiff, p.offset) == 1 else {
             throw FrameIOError(.corrupt, url: url, "page \(p.directory): \(String(cString: ctiff_last_error_message()))")
         }
         let n = p.width * p.height
@@ -413,8 +417,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
             if let date = TIFFMetadata.tiffDate(dt, subSec: subSec) { meta.acquisitionTime = date }
         }
         meta.original = original
-        return Page(directory: d, width: Int(w), height: Int(h), sampleType: type, listed: listed, tiled: tiled,
-                    metadata: meta, imageJ: imageJ)
+        return Page(directory: d, offset: TIFFCurrentDirOffset(t), width: Int(w), height: Int(h), sampleType: type,
+                    listed: listed, tiled: tiled, metadata: meta, imageJ: imageJ)
     }
 
     /// SubSecTime (37520) from the EXIF sub-IFD at `offset`.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import CTIFF
 import FrameCore
@@ -125,6 +126,25 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         }
         #expect(r.fileMetadata["imagej.unit"] == "nm")
         #expect(r.fileMetadata["imagej.images"] == "3")
+    }
+
+    /// Keeps one written file for inspection with other tools when HEATFRONT_KEEP_TIFF is set.
+    @Test func writerLayout() throws {
+        let dir = TPScratch()
+        let url = ProcessInfo.processInfo.environment["HEATFRONT_KEEP_TIFF"].map { URL(fileURLWithPath: $0) } ?? dir.file("k.tif")
+        var m = FrameMetadata(pixelSizeXNm: 0.05, pixelSizeYNm: 0.05)
+        m.acquisitionTime = Date(timeIntervalSince1970: 1_790_000_000.5)
+        let frames = (0..<2).map { k in
+            var mk = m
+            mk.acquisitionTime = m.acquisitionTime!.addingTimeInterval(Double(k))
+            return Frame(image: Image(width: 5, height: 4, fill: Float(k)), metadata: mk)
+        }
+        try TIFFWriter.write(frames, as: .float32, to: url)
+        let r = try TIFFReader(url: url)
+        let md = r.fileMetadata
+        #expect(md["imagej.finterval"] == "1.0" && md["imagej.unit"] == "nm" && md["imagej.images"] == "2")
+        #expect(md["DateTime"] == "2026:09:21 14:13:20" && md["exif.SubSecTime"] == "500000")
+        #expect(md["tiff.calibration"]?.hasPrefix("DigitalMicrograph") == true)
     }
 
     @Test func orientation() throws {
@@ -260,6 +280,25 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         #expect(abs(date.timeIntervalSince1970 - 1_709_647_629.25) < 1e-6)
     }
 
+    /// A long stack read out of order from several threads: each frame must be its own page.
+    @Test func longStackConcurrentReads() throws {
+        let dir = TPScratch()
+        let url = dir.file("long.tif")
+        let n = 300
+        let frames = (0..<n).map { k in Frame(image: Image(width: 16, height: 12) { x, y in Float(k * 100 + x + y) }) }
+        try TIFFWriter.write(frames, as: .uint16, to: url)
+        let r = try TIFFReader(url: url)
+        #expect(r.signals.count == 1 && r.signals[0].frameCount == n)
+        let bad = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { chunk in
+            for k in stride(from: n - 1 - chunk, through: 0, by: -4) {
+                let ok = (try? r.plane(signal: 0, frame: k).floatPixels()) == frames[k].image.pixels
+                if !ok { bad.withLock { $0 += 1 } }
+            }
+        }
+        #expect(bad.withLock { $0 } == 0)
+    }
+
     /// Uncompressed 16-bit 2048×2048 pages must decode at ≥ 1 GB/s per core (release).
     @Test func decodeSpeed() throws {
         let dir = TPScratch()
@@ -268,6 +307,7 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         let img = Image(width: n, height: n) { x, y in Float((x * 7 + y * 13) & 0xFFFF) }
         try TIFFWriter.write([Frame(image: img)], as: .uint16, to: url)
         let r = try TIFFReader(url: url)
+        #expect(try r.plane(signal: 0, frame: 0).floatPixels() == img.pixels)
         var best = Double.infinity
         for _ in 0..<5 {
             let t0 = DispatchTime.now().uptimeNanoseconds
