@@ -91,4 +91,61 @@ import FrameIO
         #expect(abs(v.acquisitionTime!.timeIntervalSince1970 - want) < 1e-6)
         #expect(v.flat["AuxiliaryData.AuxiliaryDataCategory.DataValues.AuxiliaryDataValue.HolderTemperature[1]"] == "602.0")
     }
+
+    // MARK: Layouts libpng can hold that PNGWriter does not write
+
+    /// A PNG from raw scanlines (filter byte 0 each), deflated as zlib "stored" blocks,
+    /// so any colour type / bit depth can be produced without a compressor.
+    static func handPNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
+                        extraChunks: [(String, [UInt8])] = []) -> [UInt8] {
+        var raw: [UInt8] = []
+        for r in rows { raw += [0] + r }
+        var z: [UInt8] = [0x78, 0x01]
+        var i = 0
+        repeat {
+            let n = min(65535, raw.count - i)
+            let last: UInt8 = i + n >= raw.count ? 1 : 0
+            z += [last, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
+            z += raw[i..<(i + n)]
+            i += n
+        } while i < raw.count
+        var a: UInt32 = 1, b: UInt32 = 0
+        for x in raw { a = (a + UInt32(x)) % 65521; b = (b + a) % 65521 }
+        z += withUnsafeBytes(of: ((b << 16) | a).bigEndian, Array.init)
+        var ihdr: [UInt8] = []
+        for v in [UInt32(width), UInt32(height)] { ihdr += withUnsafeBytes(of: v.bigEndian, Array.init) }
+        ihdr += [bitDepth, colorType, 0, 0, 0]
+        var file = TIFFPNGBadInputTests.signature + TIFFPNGBadInputTests.chunk("IHDR", ihdr)
+        for (t, d) in extraChunks { file += TIFFPNGBadInputTests.chunk(t, d) }
+        return file + TIFFPNGBadInputTests.chunk("IDAT", z) + TIFFPNGBadInputTests.chunk("IEND", [])
+    }
+
+    @Test func paletteGreyAlphaAndLowBitDepth() throws {
+        let dir = TPScratch()
+        // Palette: index 0 red, 1 green, 2 blue → luma.
+        let pal = dir.file("pal.png")
+        try Data(Self.handPNG(width: 3, height: 1, bitDepth: 8, colorType: 3, rows: [[0, 1, 2]],
+                              extraChunks: [("PLTE", [255, 0, 0, 0, 255, 0, 0, 0, 255])])).write(to: pal)
+        let p = try PNGReader(url: pal).plane(signal: 0, frame: 0)
+        guard case .float32(let v) = p.values else { Issue.record("palette not float32"); return }
+        let wantPal: [Float] = [0.299 * 255, 0.587 * 255, 0.114 * 255]
+        for (g, w) in zip(v, wantPal) { #expect(abs(g - w) < 1e-3) }
+        // Grey + alpha, 16-bit: alpha dropped, grey kept exactly (big-endian samples).
+        let ga = dir.file("ga.png")
+        try Data(Self.handPNG(width: 2, height: 1, bitDepth: 16, colorType: 4,
+                              rows: [[0x12, 0x34, 0xFF, 0xFF, 0xAB, 0xCD, 0x00, 0x00]])).write(to: ga)
+        let g = try PNGReader(url: ga)
+        #expect(g.signals[0].sampleType == .uint16)
+        #expect(try g.plane(signal: 0, frame: 0).doubleValues() == [0x1234, 0xABCD])
+        // 1-bit grey: expanded to 0/255.
+        let bit = dir.file("bit.png")
+        try Data(Self.handPNG(width: 10, height: 1, bitDepth: 1, colorType: 0, rows: [[0b1010_0000, 0b0100_0000]])).write(to: bit)
+        #expect(try PNGReader(url: bit).plane(signal: 0, frame: 0).doubleValues() == [255, 0, 255, 0, 0, 0, 0, 0, 0, 255])
+        // tEXt chunk before the image data is read like AXON's.
+        let txt = dir.file("txt.png")
+        let xml = Array("MicroscopeControlImage".utf8) + [0] + Array("<MicroscopeControlImageMetadata><HolderTemperature>25 K</HolderTemperature></MicroscopeControlImageMetadata>".utf8)
+        try Data(Self.handPNG(width: 1, height: 1, bitDepth: 8, colorType: 0, rows: [[7]], extraChunks: [("tEXt", xml)])).write(to: txt)
+        let m = try PNGReader(url: txt).metadata(signal: 0, frame: 0)
+        #expect(abs(m.temperatureC! - (25 - 273.15)) < 1e-9)
+    }
 }
