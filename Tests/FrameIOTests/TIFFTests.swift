@@ -30,12 +30,13 @@ enum TPLibTIFF {
         var bigEndian = false
         var samplesPerPixel = 1
         var photometric = Int(PHOTOMETRIC_MINISBLACK)
+        var bigTIFF = false
     }
 
     /// `pages[k]` holds width·height·samplesPerPixel sample bytes in host order.
     static func write(_ url: URL, width w: Int, height h: Int, layout L: Layout, pages: [[UInt8]]) throws {
         ctiff_install_handlers()
-        let t = try #require(TIFFOpen(url.path, L.bigEndian ? "wb" : "wl"))
+        let t = try #require(TIFFOpen(url.path, "w" + (L.bigTIFF ? "8" : "") + (L.bigEndian ? "b" : "l")))
         defer { TIFFClose(t) }
         for bytes in pages {
             _ = ctiff_set_u32(t, UInt32(TIFFTAG_IMAGEWIDTH), UInt32(w))
@@ -180,6 +181,10 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         Case(name: "float32 tiles deflate big-endian", type: .float32, layout: .init(bits: 32, format: 3, compression: Int(COMPRESSION_ADOBE_DEFLATE), tile: 32, bigEndian: true)),
         Case(name: "float64 packbits", type: .float64, layout: .init(bits: 64, format: 3, compression: Int(COMPRESSION_PACKBITS))),
         Case(name: "uint8 minisblack", type: .uint8, layout: .init(bits: 8, format: 1, rowsPerStrip: 1)),
+        Case(name: "uint16 BigTIFF big-endian tiles", type: .uint16,
+             layout: .init(bits: 16, format: 1, tile: 16, bigEndian: true, bigTIFF: true)),
+        Case(name: "int64 BigTIFF deflate", type: .int64,
+             layout: .init(bits: 64, format: 2, compression: Int(COMPRESSION_ADOBE_DEFLATE), bigTIFF: true)),
     ]
 
     @Test(arguments: cases) func libtiffLayouts(_ c: Case) throws {
@@ -197,6 +202,7 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
             case .int32: tpBytes(v.map { Int32(truncatingIfNeeded: Int($0) &* 70_001) })
             case .float32: tpBytes(v.map { Float($0) / 7 })
             case .float64: tpBytes(v.map { $0 / 7 })
+            case .int64: tpBytes(v.map { Int64($0) * 3_000_000_007 })
             default: []
             }
         }
@@ -218,6 +224,7 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
             case .int32(let v): gotBytes = tpBytes(v)
             case .float32(let v): gotBytes = tpBytes(v)
             case .float64(let v): gotBytes = tpBytes(v)
+            case .int64(let v): gotBytes = tpBytes(v)
             default: gotBytes = []
             }
             #expect(gotBytes == wantBytes, "page \(k) differs")
