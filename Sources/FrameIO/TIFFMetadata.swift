@@ -117,6 +117,31 @@ public enum TIFFMetadata {
         return nil
     }
 
+    /// Zeiss acquisition time from `AP_DATE` ("18 Apr 2016") and `AP_TIME` ("22:42:02"),
+    /// read as UTC (SmartSEM records local time without a zone).
+    public static func zeissDate(_ named: [String: String]) -> Date? {
+        guard let d = named["ap_date"], let t = named["ap_time"] else { return nil }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "d MMM yyyy HH:mm:ss"
+        return f.date(from: "\(d) \(t)")
+    }
+
+    /// Zeiss pixel dwell time (`DP_DWELL_TIME`, "100 ns") in seconds.
+    public static func zeissDwell(_ named: [String: String]) -> Double? {
+        guard let s = named["dp_dwell_time"] else { return nil }
+        let p = s.split(separator: " ")
+        guard p.count == 2, let v = Double(p[0]) else { return nil }
+        switch p[1] {
+        case "ns": return v * 1e-9
+        case "µs", "us": return v * 1e-6
+        case "ms": return v * 1e-3
+        case "s": return v
+        default: return nil
+        }
+    }
+
     // MARK: TVIPS EM-MENU
 
     /// PixelSizeX/Y (nm) of a TVIPS TemData header (`bytes` from the tag's offset).

@@ -369,6 +369,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
             let cz = TIFFMetadata.parseCZSEM(text)
             for (k, v) in cz.named { original["cz_sem.\(k)"] = v }
             if let s = TIFFMetadata.zeissPixelSizeNm(cz, width: Int(w)) { setSize(s, s, "Zeiss CZ_SEM") }
+            meta.acquisitionTime = meta.acquisitionTime ?? TIFFMetadata.zeissDate(cz.named)
+            meta.dwellTime_s = meta.dwellTime_s ?? TIFFMetadata.zeissDwell(cz.named)
         }
         // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units. Read
         // before ImageJ's resolution because they are exact doubles (libtiff keeps rationals as float).

@@ -129,6 +129,24 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         #expect(r.fileMetadata["imagej.images"] == "3")
     }
 
+    /// Vendor metadata beyond calibration in the corpus files: times and dwell.
+    @Test(.enabled(if: Corpus.available)) func corpusTimes() throws {
+        let fei = try TIFFReader(url: Corpus.root.appendingPathComponent("tiff/FEI-Helios-Ebeam-16bits.tif"))
+        let fm = try fei.metadata(signal: 0, frame: 0)
+        // [User] Date=06/13/2016 Time=05:06:40 PM; [Scan] Dwelltime=1e-005
+        #expect(fm.acquisitionTime == TIFFMetadata.tiffDate("2016:06:13 17:06:40"))
+        #expect(fm.dwellTime_s == 1e-5)
+        let zeiss = try TIFFReader(url: Corpus.root.appendingPathComponent("tiff/ZEISS_SEM_multipage.tif"))
+        let zm = try zeiss.metadata(signal: 0, frame: 0)
+        #expect(zm.acquisitionTime == TIFFMetadata.tiffDate("2016:04:18 22:42:02"))
+        #expect(abs(zm.dwellTime_s! - 100e-9) < 1e-18)
+        // Each page keeps its own time: the second frame was taken 3 min 17 s later.
+        #expect(try zeiss.metadata(signal: 0, frame: 1).acquisitionTime == TIFFMetadata.tiffDate("2016:04:18 22:45:19"))
+        #expect(zm.pixelSizeXNm == zeiss.signals[0].pixelSizeXNm)
+        let sis = try TIFFReader(url: Corpus.root.appendingPathComponent("tiff/olympus_SIS.tif"))
+        #expect(try sis.metadata(signal: 0, frame: 0).acquisitionTime == TIFFMetadata.tiffDate("2018:11:15 19:42:31"))
+    }
+
     /// Keeps one written file for inspection with other tools when HEATFRONT_KEEP_TIFF is set.
     @Test func writerLayout() throws {
         let dir = TPScratch()
