@@ -8,7 +8,16 @@ import CTIFF
 /// does: pages of the same width, height and sample type form one signal, in order of first
 /// appearance. Pages that are not single-sample greyscale or palette images (an RGB or JPEG
 /// preview) are not listed but keep their place in the numbering, so `SignalInfo.index`
-/// equals RosettaSciIO's signal index. Palette images give their raw indices, as tifffile.
+/// equals RosettaSciIO's signal index. Palette images give their raw indices and
+/// MinIsWhite images their stored values, as tifffile does.
+///
+/// Calibration (nm) comes from the vendor tags listed in `TIFFMetadata` (FEI, Zeiss, DM,
+/// ImageJ, OME, TVIPS, Olympus SIS), first match wins; every frame of a signal carries its
+/// first page's. Bare X/YResolution with ResolutionUnit inch/cm is not used, as RosettaSciIO
+/// does not use it unless forced (most software writes screen dpi there).
+/// Times: DateTime (306) + EXIF SubSecTime (37520) → `acquisitionTime` (read as UTC; the
+/// format has no zone), else FEI `[User] Date/Time`, Zeiss `AP_DATE/AP_TIME` or the SIS
+/// header; ImageJ `finterval` → `relativeTime_s = frame × finterval`; OME `Plane DeltaT`.
 ///
 /// The directory structure, each strip's extent and the claimed image sizes are checked
 /// against the file's length on open; pixels are decoded one page at a time. The `TIFF*`
@@ -36,7 +45,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
 
     private let tiff: OpaquePointer
     private let lock = NSLock()
-    /// Directory numbers of each listed signal's frames.
+    /// The pages of each listed signal's frames, in order.
     private let framePages: [[Page]]
 
     /// Largest decoded-to-stored size ratio accepted for compressed data. Deflate cannot
