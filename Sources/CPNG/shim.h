@@ -48,7 +48,8 @@ static void cpng_collect_text(png_structp png, png_infop info, cpng_image *out) 
 }
 
 /// Reads a PNG: greyscale (1–16 bit) as grey; palette and RGB(A) as RGB; alpha dropped.
-/// `max_bytes` bounds the decoded size (checked from the header before any allocation).
+/// `max_bytes` bounds the stored pixel bytes (checked from the header before any
+/// allocation); the returned buffer is at most 24× that (1-bit palette → 8-bit RGB).
 /// Returns 0 on success, 1 when the file cannot be opened, 2 when it is not a PNG,
 /// 3 when it is too large for `max_bytes`, 4 on a libpng error (message in `err`).
 static int cpng_read(const char *path, size_t max_bytes, cpng_image *out) {
@@ -84,6 +85,13 @@ static int cpng_read(const char *path, size_t max_bytes, cpng_image *out) {
         png_get_IHDR(png, info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
         out->source_color_type = ctype;
         out->source_bit_depth = depth;
+        // Bound the stored (pre-expansion) size: deflate cannot expand more than ~1032:1.
+        size_t stored_rowbytes = png_get_rowbytes(png, info);
+        if (h == 0 || stored_rowbytes == 0 || (double)stored_rowbytes * (double)h > (double)max_bytes) {
+            snprintf(out->err, 256, "header claims %ux%u pixels (%.0f bytes), more than the file can hold",
+                     (unsigned)w, (unsigned)h, (double)stored_rowbytes * (double)h);
+            status = 3; goto done;
+        }
         if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
         if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
         if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
@@ -99,11 +107,6 @@ static int cpng_read(const char *path, size_t max_bytes, cpng_image *out) {
         if ((channels != 1 && channels != 3) || (bd != 8 && bd != 16)) {
             snprintf(out->err, 256, "unsupported layout after conversion: %d channels, %d bits", channels, bd);
             status = 4; goto done;
-        }
-        if (h == 0 || rowbytes == 0 || (double)rowbytes * (double)h > (double)max_bytes) {
-            snprintf(out->err, 256, "header claims %ux%u pixels (%.0f bytes), more than the file can hold",
-                     (unsigned)w, (unsigned)h, (double)rowbytes * (double)h);
-            status = 3; goto done;
         }
         out->width = w; out->height = h; out->bit_depth = bd; out->channels = channels;
         out->pixels = (unsigned char *)malloc(rowbytes * h);
