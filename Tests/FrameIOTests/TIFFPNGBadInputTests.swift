@@ -132,6 +132,23 @@ import FrameIO
         Self.expectError([.corrupt, .truncated], url, Self.tiff)
     }
 
+    /// A directory whose "next" pointer points back to itself must not loop forever.
+    @Test func tiffDirectoryLoop() throws {
+        let dir = TPScratch(), url = dir.file("loop.tif")
+        var b = Self.handTIFF([(256, 3, 8), (257, 3, 8), (258, 3, 8), (259, 3, 1), (262, 3, 1), (278, 3, 8), (279, 4, 64)])
+        let entries = Int(b[8]) | Int(b[9]) << 8
+        let next = 10 + 12 * entries
+        b[next] = 8; b[next + 1] = 0; b[next + 2] = 0; b[next + 3] = 0
+        try Data(b).write(to: url)
+        do {
+            let r = try TIFFReader(url: url)
+            #expect(r.signals.count == 1 && r.signals[0].frameCount == 1)
+            #expect(try r.plane(signal: 0, frame: 0).doubleValues() == [Double](repeating: 1, count: 64))
+        } catch let e as FrameIOError {
+            #expect(e.kind == .corrupt && e.description.contains("loop.tif"), "\(e)")
+        }
+    }
+
     // MARK: PNG
 
     static func crc32(_ bytes: [UInt8]) -> UInt32 {
