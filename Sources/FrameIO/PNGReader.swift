@@ -141,7 +141,7 @@ public enum AXONMetadata {
 
     public static func parse(_ xml: String) -> Values {
         var v = Values(flat: [:])
-        let elements = TinyXML.allElements(in: xml)
+        let elements = TIFFMetadata.XMLScanner.allElements(in: xml)
         var temps: [Double] = []
         var counts: [String: Int] = [:]
         for e in elements {

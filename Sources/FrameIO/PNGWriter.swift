@@ -21,10 +21,10 @@ public enum PNGWriter {
                                acquisitionTime: m.acquisitionTime, temperatureC: m.temperatureC)
             : nil
         if bitDepth == 8 {
-            let data: [UInt8] = img.pixels.map { roundClamped($0, max: 255) }
+            let data: [UInt8] = img.pixels.map { TIFFWriter.roundClamped($0, max: 255) }
             try write(url, img.width, img.height, 8, PNG_COLOR_TYPE_GRAY, data, xml)
         } else {
-            let data: [UInt16] = img.pixels.map { roundClamped($0, max: 65535) }
+            let data: [UInt16] = img.pixels.map { TIFFWriter.roundClamped($0, max: 65535) }
             try write(url, img.width, img.height, 16, PNG_COLOR_TYPE_GRAY, data, xml)
         }
     }

@@ -96,10 +96,10 @@ public enum TIFFWriter {
                         switch type {
                         case .uint8:
                             let d = strip.bindMemory(to: UInt8.self, capacity: n)
-                            for i in 0..<n { d[i] = roundClamped(src[i], max: 255) }
+                            for i in 0..<n { d[i] = TIFFWriter.roundClamped(src[i], max: 255) }
                         case .uint16:
                             let d = strip.bindMemory(to: UInt16.self, capacity: n)
-                            for i in 0..<n { d[i] = roundClamped(src[i], max: 65535) }
+                            for i in 0..<n { d[i] = TIFFWriter.roundClamped(src[i], max: 65535) }
                         default:
                             memcpy(strip, src, n * 4)
                         }
@@ -113,12 +113,12 @@ public enum TIFFWriter {
             }
         }
     }
-}
 
-/// Rounds to nearest and clamps to 0…max (the integer sample types' range); NaN gives 0.
-@inline(__always)
-func roundClamped<T: FixedWidthInteger & UnsignedInteger>(_ v: Float, max: Float) -> T {
-    if !(v > 0) { return 0 }
-    if v >= max { return T(max) }
-    return T(v.rounded())
+    /// Rounds to nearest and clamps to 0…max (the integer sample types' range); NaN gives 0.
+    @inline(__always)
+    static func roundClamped<T: FixedWidthInteger & UnsignedInteger>(_ v: Float, max: Float) -> T {
+        if !(v > 0) { return 0 }
+        if v >= max { return T(max) }
+        return T(v.rounded())
+    }
 }

@@ -90,6 +90,10 @@ import FrameIO
         let want = 1_619_495_488.4539893
         #expect(abs(v.acquisitionTime!.timeIntervalSince1970 - want) < 1e-6)
         #expect(v.flat["AuxiliaryData.AuxiliaryDataCategory.DataValues.AuxiliaryDataValue.HolderTemperature[1]"] == "602.0")
+        // Damaged XML (every prefix, and junk) parses to less, never crashes.
+        let chars = Array(xml)
+        for n in stride(from: 0, through: chars.count, by: 3) { _ = AXONMetadata.parse(String(chars[..<n])) }
+        #expect(AXONMetadata.parse("<<<>>></x <a b='1 <c d=\"").temperatureC == nil)
     }
 
     // MARK: Layouts libpng can hold that PNGWriter does not write
