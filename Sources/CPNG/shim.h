@@ -1,1 +1,178 @@
 #include <png.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// libpng reports errors by longjmp-ing out of its calls, which must never cross Swift
+// frames. So every libpng call happens in these C functions: errors are caught by the
+// setjmp here, the message recorded in `err`, and a plain status returned to Swift.
+
+typedef struct {
+    uint32_t width, height;
+    int bit_depth;        // of the pixels returned: 8 or 16
+    int channels;         // 1 (grey) or 3 (RGB), alpha dropped
+    int source_color_type, source_bit_depth;
+    unsigned char *pixels; // rows packed, 16-bit samples in host order; free with cpng_free
+    char *text;           // "key\0value\0key\0value\0…" of every tEXt/zTXt/iTXt chunk
+    size_t text_size;
+    char err[256];
+} cpng_image;
+
+typedef struct { char *err; } cpng_errctx;
+
+static void cpng_error_fn(png_structp png, png_const_charp msg) {
+    cpng_errctx *ctx = (cpng_errctx *)png_get_error_ptr(png);
+    if (ctx && ctx->err) snprintf(ctx->err, 256, "%s", msg);
+    png_longjmp(png, 1);
+}
+static void cpng_warning_fn(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
+static void cpng_collect_text(png_structp png, png_infop info, cpng_image *out) {
+    png_textp texts = NULL;
+    int n = png_get_text(png, info, &texts, NULL);
+    for (int i = 0; i < n; i++) {
+        size_t klen = strlen(texts[i].key);
+        size_t vlen = texts[i].text ? (texts[i].compression > 0 ? texts[i].itxt_length : texts[i].text_length) : 0;
+        if (texts[i].text && vlen == 0) vlen = strlen(texts[i].text);
+        char *grown = (char *)realloc(out->text, out->text_size + klen + vlen + 2);
+        if (!grown) return;
+        out->text = grown;
+        memcpy(out->text + out->text_size, texts[i].key, klen + 1);
+        out->text_size += klen + 1;
+        if (vlen) memcpy(out->text + out->text_size, texts[i].text, vlen);
+        out->text[out->text_size + vlen] = 0;
+        out->text_size += vlen + 1;
+    }
+}
+
+/// Reads a PNG: greyscale (1–16 bit) as grey; palette and RGB(A) as RGB; alpha dropped.
+/// `max_bytes` bounds the stored pixel bytes (checked from the header before any
+/// allocation); the returned buffer is at most 24× that (1-bit palette → 8-bit RGB).
+/// Returns 0 on success, 1 when the file cannot be opened, 2 when it is not a PNG,
+/// 3 when it is too large for `max_bytes`, 4 on a libpng error (message in `err`).
+static int cpng_read(const char *path, size_t max_bytes, cpng_image *out) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) { snprintf(out->err, 256, "cannot open file"); return 1; }
+    unsigned char sig[8];
+    size_t got = fread(sig, 1, 8, fp);
+    if (got < 8 || png_sig_cmp(sig, 0, 8) != 0) {
+        fclose(fp);
+        snprintf(out->err, 256, got < 8 ? "shorter than a PNG signature" : "not a PNG file (bad signature)");
+        return 2;
+    }
+    cpng_errctx ctx = { out->err };
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, cpng_error_fn, cpng_warning_fn);
+    if (!png) { fclose(fp); return 4; }
+    png_infop info = png_create_info_struct(png);
+    volatile int status = 0;
+    png_bytep *volatile rows = NULL;
+    if (!info) { png_destroy_read_struct(&png, NULL, NULL); fclose(fp); return 4; }
+    if (setjmp(png_jmpbuf(png))) {
+        status = 4;
+        goto done;
+    }
+    png_init_io(png, fp);
+    png_set_sig_bytes(png, 8);
+    // Keep libpng's own dimension limits sane; the byte bound below is the real guard.
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_read_info(png, info);
+    {
+        png_uint_32 w = 0, h = 0;
+        int depth = 0, ctype = 0;
+        png_get_IHDR(png, info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
+        out->source_color_type = ctype;
+        out->source_bit_depth = depth;
+        // Bound the stored (pre-expansion) size: deflate cannot expand more than ~1032:1.
+        size_t stored_rowbytes = png_get_rowbytes(png, info);
+        if (h == 0 || stored_rowbytes == 0 || (double)stored_rowbytes * (double)h > (double)max_bytes) {
+            snprintf(out->err, 256, "header claims %ux%u pixels (%.0f bytes), more than the file can hold",
+                     (unsigned)w, (unsigned)h, (double)stored_rowbytes * (double)h);
+            status = 3; goto done;
+        }
+        if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+        if (ctype & PNG_COLOR_MASK_ALPHA || png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
+        if (depth == 16) {
+            uint16_t probe = 1;
+            if (*(unsigned char *)&probe == 1) png_set_swap(png);   // PNG is big-endian
+        }
+        png_read_update_info(png, info);
+        int channels = png_get_channels(png, info);
+        int bd = png_get_bit_depth(png, info);
+        size_t rowbytes = png_get_rowbytes(png, info);
+        if ((channels != 1 && channels != 3) || (bd != 8 && bd != 16)) {
+            snprintf(out->err, 256, "unsupported layout after conversion: %d channels, %d bits", channels, bd);
+            status = 4; goto done;
+        }
+        out->width = w; out->height = h; out->bit_depth = bd; out->channels = channels;
+        out->pixels = (unsigned char *)malloc(rowbytes * h);
+        rows = (png_bytep *)malloc(sizeof(png_bytep) * h);
+        if (!out->pixels || !rows) { snprintf(out->err, 256, "out of memory"); status = 4; goto done; }
+        for (png_uint_32 y = 0; y < h; y++) rows[y] = out->pixels + (size_t)y * rowbytes;
+        png_read_image(png, rows);
+        png_read_end(png, info);   // text chunks after the image data land in `info` too
+        cpng_collect_text(png, info, out);
+    }
+done:
+    if (status != 0) { free(out->pixels); out->pixels = NULL; }
+    free(rows);
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(fp);
+    return status;
+}
+
+static inline void cpng_free(cpng_image *img) {
+    free(img->pixels); img->pixels = NULL;
+    free(img->text); img->text = NULL;
+}
+
+/// Writes a PNG. `color_type` is PNG_COLOR_TYPE_GRAY or PNG_COLOR_TYPE_RGBA; `data` holds
+/// packed rows, 16-bit samples in host order. When `text_key` is non-NULL an iTXt chunk
+/// (compressed) with that key and UTF-8 `text` is written before the image data.
+/// Returns 0 on success, otherwise an error message is in `err`.
+static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
+                      const void *data, const char *text_key, const char *text, char err[256]) {
+    err[0] = 0;
+    FILE *fp = fopen(path, "wb");
+    if (!fp) { snprintf(err, 256, "cannot create file"); return 1; }
+    cpng_errctx ctx = { err };
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, cpng_error_fn, cpng_warning_fn);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    volatile int status = 0;
+    if (!png || !info) { snprintf(err, 256, "libpng init failed"); status = 4; goto done; }
+    if (setjmp(png_jmpbuf(png))) { status = 4; goto done; }
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_compression_level(png, 6);
+    if (text_key) {
+        png_text t;
+        memset(&t, 0, sizeof t);
+        t.compression = PNG_ITXT_COMPRESSION_zTXt;
+        t.key = (png_charp)text_key;
+        t.text = (png_charp)text;
+        t.itxt_length = strlen(text);
+        t.lang = NULL; t.lang_key = NULL;
+        png_set_text(png, info, &t, 1);
+    }
+    png_write_info(png, info);
+    if (bit_depth == 16) {
+        uint16_t probe = 1;
+        if (*(unsigned char *)&probe == 1) png_set_swap(png);
+    }
+    {
+        int channels = color_type == PNG_COLOR_TYPE_RGBA ? 4 : 1;
+        size_t rowbytes = (size_t)width * channels * (bit_depth / 8);
+        for (uint32_t y = 0; y < height; y++)
+            png_write_row(png, (png_const_bytep)((const unsigned char *)data + (size_t)y * rowbytes));
+    }
+    png_write_end(png, info);
+done:
+    if (png) png_destroy_write_struct(&png, info ? &info : NULL);
+    fclose(fp);
+    return status;
+}

@@ -62,3 +62,25 @@ static inline int ctiff_set_u32(TIFF *t, uint32_t tag, uint32_t v) { return TIFF
 static inline int ctiff_set_u64(TIFF *t, uint32_t tag, uint64_t v) { return TIFFSetField(t, tag, v); }
 static inline int ctiff_set_double(TIFF *t, uint32_t tag, double v) { return TIFFSetField(t, tag, v); }
 static inline int ctiff_set_string(TIFF *t, uint32_t tag, const char *v) { return TIFFSetField(t, tag, v); }
+
+/// Registers the DigitalMicrograph calibration tags (as RosettaSciIO writes them) so that
+/// a writer can set them: 65003/65004 x/y unit (ASCII), 65009/65010 x/y scale (DOUBLE).
+static inline int ctiff_register_dm_tags(TIFF *t) {
+    static const TIFFFieldInfo info[] = {
+        {65003, -1, -1, TIFF_ASCII, FIELD_CUSTOM, 1, 0, (char *)"DMXUnit"},
+        {65004, -1, -1, TIFF_ASCII, FIELD_CUSTOM, 1, 0, (char *)"DMYUnit"},
+        {65009, 1, 1, TIFF_DOUBLE, FIELD_CUSTOM, 1, 0, (char *)"DMXScale"},
+        {65010, 1, 1, TIFF_DOUBLE, FIELD_CUSTOM, 1, 0, (char *)"DMYScale"},
+    };
+    return TIFFMergeFieldInfo(t, info, 4) == 0;
+}
+
+/// Writes an EXIF sub-IFD holding only SubSecTime and returns its offset in `*offset`,
+/// then starts a fresh image directory (the caller sets TIFFTAG_EXIFIFD to the offset).
+static inline int ctiff_write_exif_subsec(TIFF *t, const char *subsec, uint64_t *offset) {
+    if (TIFFCreateEXIFDirectory(t) != 0) return 0;
+    if (!TIFFSetField(t, EXIFTAG_SUBSECTIME, subsec)) return 0;
+    if (!TIFFWriteCustomDirectory(t, offset)) return 0;
+    TIFFFreeDirectory(t);
+    return TIFFCreateDirectory(t) == 0;
+}

@@ -1,16 +1,55 @@
 import Foundation
+import CPNG
+import FrameCore
 
-// STUB: replaced by the PNG writer (libpng).
+/// Writes PNG files through libpng (all libpng calls in `CPNG/shim.h`, so its longjmp
+/// error handling stays in C). Files are written atomically.
 public enum PNGWriter {
-    /// Writes an 8- or 16-bit greyscale PNG (values rounded and clamped). When the frame has
-    /// metadata, an AXON-style `MicroscopeControlImage` XML text chunk carries pixel size,
-    /// acquisition time and holder temperature.
+    /// Writes an 8- or 16-bit greyscale PNG (values rounded and clamped to 0…255 / 0…65535,
+    /// NaN → 0). When the frame has a pixel size, acquisition time or temperature, an
+    /// AXON-style `MicroscopeControlImage` XML text chunk (compressed iTXt) carries them,
+    /// which `PNGReader` reads back (see `AXONMetadata`).
     public static func writeGray(_ frame: Frame, bitDepth: Int, to url: URL) throws {
-        throw FrameIOError(.unsupported, url: url, "PNG writer not built yet")
+        guard bitDepth == 8 || bitDepth == 16 else {
+            throw FrameIOError(.unsupported, url: url, "PNG grey bit depth must be 8 or 16, not \(bitDepth)")
+        }
+        let img = frame.image
+        guard img.width > 0, img.height > 0 else { throw FrameIOError(.size, url: url, "empty image \(img.width)×\(img.height)") }
+        let m = frame.metadata
+        let xml: String? = (m.pixelSizeNm != nil || m.acquisitionTime != nil || m.temperatureC != nil)
+            ? AXONMetadata.xml(pixelSizeXNm: m.pixelSizeXNm ?? m.pixelSizeYNm, pixelSizeYNm: m.pixelSizeYNm,
+                               acquisitionTime: m.acquisitionTime, temperatureC: m.temperatureC)
+            : nil
+        if bitDepth == 8 {
+            let data: [UInt8] = img.pixels.map { TIFFWriter.roundClamped($0, max: 255) }
+            try write(url, img.width, img.height, 8, PNG_COLOR_TYPE_GRAY, data, xml)
+        } else {
+            let data: [UInt16] = img.pixels.map { TIFFWriter.roundClamped($0, max: 65535) }
+            try write(url, img.width, img.height, 16, PNG_COLOR_TYPE_GRAY, data, xml)
+        }
     }
 
-    /// Writes an 8-bit RGBA image (`rgba.count == 4·width·height`), for plots and maps.
+    /// Writes an 8-bit RGBA image (`rgba.count == 4·width·height`, rows top to bottom), for plots and maps.
     public static func writeRGBA(width: Int, height: Int, rgba: [UInt8], to url: URL) throws {
-        throw FrameIOError(.unsupported, url: url, "PNG writer not built yet")
+        guard width > 0, height > 0, rgba.count == 4 * width * height else {
+            throw FrameIOError(.size, url: url, "\(rgba.count) RGBA bytes for \(width)×\(height)")
+        }
+        try write(url, width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, rgba, nil)
+    }
+
+    private static func write<T>(_ url: URL, _ w: Int, _ h: Int, _ depth: Int32, _ colorType: Int32,
+                                 _ data: [T], _ xml: String?) throws {
+        try AtomicFile.write(to: url) { tmp in
+            var err = [CChar](repeating: 0, count: 256)
+            let status = data.withUnsafeBytes { buf in
+                if let xml {
+                    return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, AXONMetadata.key, xml, &err)
+                }
+                return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, nil, nil, &err)
+            }
+            guard status == 0 else {
+                throw FrameIOError(.io, url: url, "cannot write PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            }
+        }
     }
 }

@@ -117,6 +117,31 @@ public enum TIFFMetadata {
         return nil
     }
 
+    /// Zeiss acquisition time from `AP_DATE` ("18 Apr 2016") and `AP_TIME` ("22:42:02"),
+    /// read as UTC (SmartSEM records local time without a zone).
+    public static func zeissDate(_ named: [String: String]) -> Date? {
+        guard let d = named["ap_date"], let t = named["ap_time"] else { return nil }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "d MMM yyyy HH:mm:ss"
+        return f.date(from: "\(d) \(t)")
+    }
+
+    /// Zeiss pixel dwell time (`DP_DWELL_TIME`, "100 ns") in seconds.
+    public static func zeissDwell(_ named: [String: String]) -> Double? {
+        guard let s = named["dp_dwell_time"] else { return nil }
+        let p = s.split(separator: " ")
+        guard p.count == 2, let v = Double(p[0]) else { return nil }
+        switch p[1] {
+        case "ns": return v * 1e-9
+        case "µs", "us": return v * 1e-6
+        case "ms": return v * 1e-3
+        case "s": return v
+        default: return nil
+        }
+    }
+
     // MARK: TVIPS EM-MENU
 
     /// PixelSizeX/Y (nm) of a TVIPS TemData header (`bytes` from the tag's offset).
@@ -185,13 +210,13 @@ public enum TIFFMetadata {
     /// Pixel size (nm) and per-plane DeltaT (s) from OME-XML.
     public static func parseOME(_ xml: String) -> (x: Double?, y: Double?, deltaT: [Double?]) {
         guard xml.contains("<OME") || xml.contains(":OME") else { return (nil, nil, []) }
-        let pixels = TinyXML.elements(named: "Pixels", in: xml).first
+        let pixels = TIFFMetadata.XMLScanner.elements(named: "Pixels", in: xml).first
         func size(_ axis: String) -> Double? {
             guard let p = pixels, let v = p.attributes["physicalsize\(axis)"].flatMap(Double.init), v > 0 else { return nil }
             let unit = p.attributes["physicalsize\(axis)unit"] ?? "µm"
             return nanometres(per: unit).map { v * $0 }
         }
-        let planes = TinyXML.elements(named: "Plane", in: xml).map { p -> Double? in
+        let planes = TIFFMetadata.XMLScanner.elements(named: "Plane", in: xml).map { p -> Double? in
             guard let t = p.attributes["deltat"].flatMap(Double.init) else { return nil }
             switch (p.attributes["deltatunit"] ?? "s").lowercased() {
             case "ms": return t / 1e3
@@ -254,76 +279,98 @@ public enum TIFFMetadata {
     }
 }
 
-/// A tolerant scanner for the small XML documents microscopes embed (OME-XML, AXON's
-/// `MicroscopeControlImage`): finds elements by local name (case-insensitive, namespace
-/// prefixes ignored) and returns their attributes (lower-cased names) and text.
-/// Not a validating parser: malformed input gives fewer matches, never a crash.
-enum TinyXML {
-    struct Element { var name: String; var attributes: [String: String]; var text: String }
-
-    /// Every element (any name), in document order, with its direct text if it has no children.
-    static func allElements(in xml: String) -> [Element] {
-        var out: [Element] = []
-        let s = Array(xml.unicodeScalars)
-        var i = 0
-        while i < s.count {
-            guard s[i] == "<" else { i += 1; continue }
-            var j = i + 1
-            if j < s.count, s[j] == "/" || s[j] == "?" || s[j] == "!" { i = j; continue }
-            // Tag name.
-            while j < s.count, !CharacterSet.whitespacesAndNewlines.contains(s[j]), s[j] != ">", s[j] != "/" { j += 1 }
-            var name = String(String.UnicodeScalarView(s[(i + 1)..<j]))
-            if let colon = name.lastIndex(of: ":") { name = String(name[name.index(after: colon)...]) }
-            // Attributes up to '>'.
-            var attrs: [String: String] = [:]
-            var k = j
-            var selfClosing = false
-            while k < s.count, s[k] != ">" {
-                if s[k] == "/" { selfClosing = true; k += 1; continue }
-                if CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1; continue }
-                let a0 = k
-                while k < s.count, s[k] != "=", s[k] != ">", !CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
-                var aname = String(String.UnicodeScalarView(s[a0..<k])).lowercased()
-                if let colon = aname.lastIndex(of: ":") { aname = String(aname[aname.index(after: colon)...]) }
-                while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
-                guard k < s.count, s[k] == "=" else { continue }
-                k += 1
-                while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
-                guard k < s.count, s[k] == "\"" || s[k] == "'" else { continue }
-                let q = s[k]; k += 1
-                let v0 = k
-                while k < s.count, s[k] != q { k += 1 }
-                attrs[aname] = unescape(String(String.UnicodeScalarView(s[v0..<min(k, s.count)])))
-                k += 1
-                selfClosing = false
-            }
-            var text = ""
-            if !selfClosing, k < s.count {
-                var t = k + 1
-                while t < s.count, s[t] != "<" { t += 1 }
-                if t + 1 < s.count, s[t + 1] == "/" {
-                    text = unescape(String(String.UnicodeScalarView(s[(k + 1)..<t]))).trimmingCharacters(in: .whitespacesAndNewlines)
-                }
-            }
-            out.append(Element(name: name, attributes: attrs, text: text))
-            i = k + 1
+extension TIFFMetadata {
+    /// A tolerant scanner for the small XML documents microscopes embed (OME-XML, AXON's
+    /// `MicroscopeControlImage`): finds elements by local name (case-insensitive, namespace
+    /// prefixes ignored) and returns their attributes (lower-cased names) and text.
+    /// Not a validating parser: malformed input gives fewer matches, never a crash.
+    enum XMLScanner {
+        struct Element {
+            var name: String
+            var attributes: [String: String]
+            var text: String
+            /// Names of the enclosing elements, outermost first.
+            var parents: [String]
         }
-        return out
-    }
 
-    static func elements(named name: String, in xml: String) -> [Element] {
-        allElements(in: xml).filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }
-    }
+        /// Every element (any name), in document order, with its direct text if it has no children.
+        static func allElements(in xml: String) -> [Element] {
+            var out: [Element] = []
+            var stack: [String] = []
+            let s = Array(xml.unicodeScalars)
+            var i = 0
+            while i < s.count {
+                guard s[i] == "<" else { i += 1; continue }
+                var j = i + 1
+                if j < s.count, s[j] == "/" {
+                    // Closing tag: pop back to the matching open element (tolerates missing closes).
+                    var k = j + 1
+                    while k < s.count, s[k] != ">" { k += 1 }
+                    var name = String(String.UnicodeScalarView(s[(j + 1)..<min(k, s.count)])).trimmingCharacters(in: .whitespaces)
+                    if let colon = name.lastIndex(of: ":") { name = String(name[name.index(after: colon)...]) }
+                    if let at = stack.lastIndex(where: { $0.caseInsensitiveCompare(name) == .orderedSame }) {
+                        stack.removeSubrange(at...)
+                    }
+                    i = k + 1
+                    continue
+                }
+                if j < s.count, s[j] == "?" || s[j] == "!" { i = j; continue }
+                // Tag name.
+                while j < s.count, !CharacterSet.whitespacesAndNewlines.contains(s[j]), s[j] != ">", s[j] != "/" { j += 1 }
+                var name = String(String.UnicodeScalarView(s[(i + 1)..<j]))
+                if let colon = name.lastIndex(of: ":") { name = String(name[name.index(after: colon)...]) }
+                // Attributes up to '>'.
+                var attrs: [String: String] = [:]
+                var k = j
+                var selfClosing = false
+                while k < s.count, s[k] != ">" {
+                    if s[k] == "/" { selfClosing = true; k += 1; continue }
+                    if CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1; continue }
+                    let a0 = k
+                    while k < s.count, s[k] != "=", s[k] != ">", !CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
+                    var aname = String(String.UnicodeScalarView(s[a0..<k])).lowercased()
+                    if let colon = aname.lastIndex(of: ":") { aname = String(aname[aname.index(after: colon)...]) }
+                    while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
+                    guard k < s.count, s[k] == "=" else { continue }
+                    k += 1
+                    while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
+                    guard k < s.count, s[k] == "\"" || s[k] == "'" else { continue }
+                    let q = s[k]; k += 1
+                    let v0 = k
+                    while k < s.count, s[k] != q { k += 1 }
+                    attrs[aname] = unescape(String(String.UnicodeScalarView(s[v0..<min(k, s.count)])))
+                    k += 1
+                    selfClosing = false
+                }
+                var text = ""
+                if !selfClosing, k < s.count {
+                    var t = k + 1
+                    while t < s.count, s[t] != "<" { t += 1 }
+                    if t + 1 < s.count, s[t + 1] == "/" {
+                        text = unescape(String(String.UnicodeScalarView(s[(k + 1)..<t]))).trimmingCharacters(in: .whitespacesAndNewlines)
+                    }
+                }
+                out.append(Element(name: name, attributes: attrs, text: text, parents: stack))
+                if !selfClosing { stack.append(name) }
+                i = k + 1
+            }
+            return out
+        }
 
-    static func unescape(_ s: String) -> String {
-        guard s.contains("&") else { return s }
-        return s.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
-            .replacingOccurrences(of: "&amp;", with: "&")
-    }
+        static func elements(named name: String, in xml: String) -> [Element] {
+            allElements(in: xml).filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }
+        }
 
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        static func unescape(_ s: String) -> String {
+            guard s.contains("&") else { return s }
+            return s.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+                .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
+                .replacingOccurrences(of: "&amp;", with: "&")
+        }
+
+        static func escape(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
     }
 }

@@ -8,7 +8,16 @@ import CTIFF
 /// does: pages of the same width, height and sample type form one signal, in order of first
 /// appearance. Pages that are not single-sample greyscale or palette images (an RGB or JPEG
 /// preview) are not listed but keep their place in the numbering, so `SignalInfo.index`
-/// equals RosettaSciIO's signal index. Palette images give their raw indices, as tifffile.
+/// equals RosettaSciIO's signal index. Palette images give their raw indices and
+/// MinIsWhite images their stored values, as tifffile does.
+///
+/// Calibration (nm) comes from the vendor tags listed in `TIFFMetadata` (FEI, Zeiss, DM,
+/// ImageJ, OME, TVIPS, Olympus SIS), first match wins; every frame of a signal carries its
+/// first page's. Bare X/YResolution with ResolutionUnit inch/cm is not used, as RosettaSciIO
+/// does not use it unless forced (most software writes screen dpi there).
+/// Times: DateTime (306) + EXIF SubSecTime (37520) → `acquisitionTime` (read as UTC; the
+/// format has no zone), else FEI `[User] Date/Time`, Zeiss `AP_DATE/AP_TIME` or the SIS
+/// header; ImageJ `finterval` → `relativeTime_s = frame × finterval`; OME `Plane DeltaT`.
 ///
 /// The directory structure, each strip's extent and the claimed image sizes are checked
 /// against the file's length on open; pixels are decoded one page at a time. The `TIFF*`
@@ -23,6 +32,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
     /// One image directory (page) of the file.
     struct Page {
         var directory: Int
+        /// File offset of the page's directory, to return to it in O(1).
+        var offset: UInt64 = 0
         var width: Int
         var height: Int
         var sampleType: SampleType?
@@ -34,7 +45,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
 
     private let tiff: OpaquePointer
     private let lock = NSLock()
-    /// Directory numbers of each listed signal's frames.
+    /// The pages of each listed signal's frames, in order.
     private let framePages: [[Page]]
 
     /// Largest decoded-to-stored size ratio accepted for compressed data. Deflate cannot
@@ -98,9 +109,11 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         var pages: [Page] = []
         let nDirs = Int(TIFFNumberOfDirectories(t))
         guard nDirs > 0 else { throw FrameIOError(.corrupt, url: url, "no image directory") }
+        // Walk the chain once, in order (TIFFSetDirectory(n) would re-walk it from the start
+        // for every page); each page is later revisited by its directory's file offset.
         for d in 0..<nDirs {
             ctiff_clear_error()
-            guard TIFFSetDirectory(t, tdir_t(d)) == 1 else {
+            if d > 0, TIFFReadDirectory(t) != 1 {
                 throw FrameIOError(.corrupt, url: url, "image directory \(d) unreadable: \(String(cString: ctiff_last_error_message()))")
             }
             let page = try Self.describePage(t, directory: d, fileSize: fileSize, littleEndian: little,
@@ -167,7 +180,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         ctiff_clear_error()
-        guard TIFFSetDirectory(tiff, tdir_t(p.directory)) == 1 else {
+        guard TIFFSetSubDirectory(tiff, p.offset) == 1 else {
             throw FrameIOError(.corrupt, url: url, "page \(p.directory): \(String(cString: ctiff_last_error_message()))")
         }
         let n = p.width * p.height
@@ -288,6 +301,15 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         // Size checks, before any allocation: every strip/tile must lie within the file, and
         // the decoded size must be what those bytes can hold.
         if listed, let type {
+            // A claim far beyond anything the file could hold is a corrupt (or hostile) header,
+            // not a truncated file: a truncated file is short by a modest factor.
+            let ratio = compression == UInt16(COMPRESSION_NONE) ? 64 : maxCompressionRatio
+            let (pixels, o1) = Int(w).multipliedReportingOverflow(by: Int(h))
+            let (decoded, o2) = pixels.multipliedReportingOverflow(by: type.byteCount)
+            if o1 || o2 || decoded > fileSize.multipliedReportingOverflow(by: ratio).partialValue + (1 << 20) {
+                throw FrameIOError(.corrupt, url: url,
+                                   "page \(d) claims \(w)×\(h) \(type.rawValue) pixels, far more than the \(fileSize)-byte file can hold")
+            }
             let chunks = Int(tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t))
             guard chunks > 0 else { throw FrameIOError(.corrupt, url: url, "page \(d) has no strips") }
             var stored = 0
@@ -299,10 +321,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                 }
                 stored += Int(n)
             }
-            let (pixels, o1) = Int(w).multipliedReportingOverflow(by: Int(h))
-            let (decoded, o2) = pixels.multipliedReportingOverflow(by: type.byteCount)
-            let ratio = compression == UInt16(COMPRESSION_NONE) ? 1 : maxCompressionRatio
-            if o1 || o2 || decoded > stored.multipliedReportingOverflow(by: ratio).partialValue + 4096 * ratio {
+            let storedRatio = compression == UInt16(COMPRESSION_NONE) ? 1 : maxCompressionRatio
+            if decoded > stored.multipliedReportingOverflow(by: storedRatio).partialValue + 4096 * storedRatio {
                 throw FrameIOError(.corrupt, url: url,
                                    "page \(d) claims \(w)×\(h) \(type.rawValue) pixels but its data holds \(stored) bytes")
             }
@@ -358,6 +378,15 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
             let cz = TIFFMetadata.parseCZSEM(text)
             for (k, v) in cz.named { original["cz_sem.\(k)"] = v }
             if let s = TIFFMetadata.zeissPixelSizeNm(cz, width: Int(w)) { setSize(s, s, "Zeiss CZ_SEM") }
+            meta.acquisitionTime = meta.acquisitionTime ?? TIFFMetadata.zeissDate(cz.named)
+            meta.dwellTime_s = meta.dwellTime_s ?? TIFFMetadata.zeissDwell(cz.named)
+        }
+        // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units. Read
+        // before ImageJ's resolution because they are exact doubles (libtiff keeps rationals as float).
+        if let sx = scalar(65009), let ux = string(65003), let perNm = TIFFMetadata.nanometres(per: ux) {
+            let sy = scalar(65010) ?? sx
+            let uy = string(65004).flatMap { TIFFMetadata.nanometres(per: $0) } ?? perNm
+            setSize(sx * perNm, sy * uy, "DigitalMicrograph tags 65009/65003")
         }
         // ImageJ.
         var imageJ: [String: String]? = nil
@@ -382,12 +411,6 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
            let s = TIFFMetadata.tvipsPixelSizeNm(bytes, littleEndian: littleEndian) {
             setSize(s.x, s.y, "TVIPS PixelSize")
         }
-        // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units.
-        if let sx = scalar(65009), let ux = string(65003), let perNm = TIFFMetadata.nanometres(per: ux) {
-            let sy = scalar(65010) ?? sx
-            let uy = string(65004).flatMap { TIFFMetadata.nanometres(per: $0) } ?? perNm
-            setSize(sx * perNm, sy * uy, "DigitalMicrograph tags 65009/65003")
-        }
         // Olympus SIS: tag 33560 holds the offset of the SIS0 structure.
         if let off = scalar(33560), off > 0,
            let sis = TIFFMetadata.olympusSIS(read: read, at: Int(off)) {
@@ -405,8 +428,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
             if let date = TIFFMetadata.tiffDate(dt, subSec: subSec) { meta.acquisitionTime = date }
         }
         meta.original = original
-        return Page(directory: d, width: Int(w), height: Int(h), sampleType: type, listed: listed, tiled: tiled,
-                    metadata: meta, imageJ: imageJ)
+        return Page(directory: d, offset: TIFFCurrentDirOffset(t), width: Int(w), height: Int(h), sampleType: type,
+                    listed: listed, tiled: tiled, metadata: meta, imageJ: imageJ)
     }
 
     /// SubSecTime (37520) from the EXIF sub-IFD at `offset`.
