@@ -153,6 +153,8 @@ public final class DMReader: FrameFileReader {
             // Camera exposure: for a STEM-free camera frame the "dwell" is the exposure.
             md.original["exposure_s"] = String(t)
         }
+        // Written by DM4Writer for simulated runs.
+        if let t = tags.value(at: ["HeatFront", "Temperature (C)"])?.number, t.isFinite { md.temperatureC = t }
         for (k, v) in tags.flattened(prefix: "ImageTags") { md.original[k] = v }
         md.original["Name"] = image["Name"]?.text
 
