@@ -62,7 +62,6 @@ public enum DM4Writer {
             dataBar.append(("Acquisition Time", .text(time)))
             dataBar.append(("Acquisition Time (OS)", .float64((t.timeIntervalSince1970 + 11_644_473_600) * 1e7)))
         }
-        if let d = md.dwellTime_s { dataBar.append(("Exposure Time (s)", .float64(d))) }
         var imageTags: [(String, Node)] = [("DataBar", .group(dataBar))]
         if let d = md.dwellTime_s { imageTags.append(("DigiScan", .group([("Sample Time", .float64(d * 1e6))]))) }
         if let t = md.temperatureC { imageTags.append(("HeatFront", .group([("Temperature (C)", .float64(t))]))) }

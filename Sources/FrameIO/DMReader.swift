@@ -11,7 +11,7 @@ import Foundation
 ///
 /// Image data types: 1 int16, 2 float32, 6 uint8, 7 int32, 9 int8, 10 uint16, 11 uint32,
 /// 12 float64. Complex (3, 5, 13, 27, 28), RGB (8, 23) and binary (14) images are not listed.
-public final class DMReader: FrameFileReader {
+public final class DMReader: FrameFileReader, Sendable {
     public let url: URL
     public let format: FrameFormat
     public let signals: [SignalInfo]

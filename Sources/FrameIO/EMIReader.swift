@@ -10,7 +10,7 @@ import Foundation
 /// acquisition in STEM mode or a TEM "Diffraction" mode is in reciprocal units, so it gets
 /// no pixel size. `AcquireDate` gives the acquisition time when a series lacks time tags;
 /// `DwellTimePath` is the pixel dwell time of a STEM (non-camera) acquisition.
-public final class EMIReader: FrameFileReader {
+public final class EMIReader: FrameFileReader, Sendable {
     public let url: URL
     public var format: FrameFormat { .emi }
     public let signals: [SignalInfo]

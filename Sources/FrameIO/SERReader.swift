@@ -15,7 +15,7 @@ import Foundation
 /// Calibration deltas are metres (→ nm). Each element's time tag (seconds since 1970)
 /// gives `acquisitionTime`. 1-D spectra, complex images and 2-D scans of images
 /// (4-D data) are not listed.
-public final class SERReader: FrameFileReader {
+public final class SERReader: FrameFileReader, Sendable {
     public let url: URL
     public var format: FrameFormat { .ser }
     public let signals: [SignalInfo]

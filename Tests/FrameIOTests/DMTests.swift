@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FrameCore
 import FrameIO
+import Synchronization
 
 /// Test files written to a fresh temporary folder, removed afterwards.
 final class ScratchFolder {
@@ -140,6 +141,22 @@ struct DMTests {
         #expect(throws: FrameIOError.self) {
             try DM4Writer.write([odd, Frame(image: Image(width: 2, height: 2))], as: .uint16, to: dir.file("y.dm4"))
         }
+    }
+
+    /// Readers are Sendable: frames decoded on several threads at once equal serial decodes.
+    @Test func concurrentFrameReads() throws {
+        let dir = ScratchFolder()
+        let frames = (0..<16).map { k in Frame(image: Image(width: 64, height: 48) { x, y in Float(x * 3 + y * 7 + k * 11) }) }
+        let url = dir.file("par.dm4")
+        try DM4Writer.write(frames, as: .float32, to: url)
+        let r = try DMReader(url: url)
+        let results = Mutex<[Int: [Float]]>([:])
+        DispatchQueue.concurrentPerform(iterations: 16) { k in
+            if let f = try? r.frame(signal: 0, frame: k) { results.withLock { $0[k] = f.image.pixels } }
+        }
+        let got = results.withLock { $0 }
+        #expect(got.count == 16)
+        for k in 0..<16 { #expect(got[k] == frames[k].image.pixels) }
     }
 
     /// Decode speed of 2048×2048 uint16 DM4 frames (memcpy from the mapping).
