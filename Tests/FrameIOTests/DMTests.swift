@@ -100,6 +100,8 @@ struct DMTests {
         #expect(DMReader.parseLocaleDateTime(date: "03.04.2021", time: "09:15:00") == utc(2021, 4, 3, 9, 15, 0))
         #expect(DMReader.parseLocaleDateTime(date: "2021-04-03", time: "09:15:00") == utc(2021, 4, 3, 9, 15, 0))
         #expect(DMReader.parseLocaleDateTime(date: "yesterday", time: "noon") == nil)
+        #expect(DMReader.parseLocaleDateTime(date: "1/2/2020", time: "10:10:1e300") == nil)
+        #expect(DMReader.parseLocaleDateTime(date: "1/2/99999999", time: "10:10:10") == nil)
     }
 
     /// Round trip through the writer: exact pixels, nm calibration (float32), times.
