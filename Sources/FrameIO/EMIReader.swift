@@ -55,7 +55,7 @@ public final class EMIReader: FrameFileReader, Sendable {
             let object = n - 1 < objects.count ? objects[n - 1] : [:]
             let reader: SERReader
             do {
-                reader = try SERReader(url: ser, signalIndex: index, reciprocalUnits: Self.isReciprocal(object))
+                reader = try SERReader(url: ser, signalIndex: index, reciprocalUnits: Self.isReciprocal(object), allowEmpty: true)
             } catch let e as FrameIOError where e.kind == .unsupported {
                 continue
             }

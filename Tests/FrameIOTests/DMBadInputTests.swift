@@ -170,6 +170,7 @@ struct DMBadInputTests {
         }
         #expect(attempt { patch(&$0, at: 14, UInt32.max, bigEndian: false); patch(&$0, at: 18, UInt32.max, bigEndian: false) } != nil)
         #expect(attempt { patch(&$0, at: 18, UInt32(9), bigEndian: false) }?.kind == .corrupt)   // valid > total
+        #expect(attempt { patch(&$0, at: 18, UInt32(0), bigEndian: false) }?.kind == .truncated) // nothing acquired
         #expect(attempt { patch(&$0, at: 22, UInt32.max, bigEndian: false) }?.kind == .truncated) // offset array
         #expect(attempt { patch(&$0, at: 26, UInt32(1 << 30), bigEndian: false) }?.kind == .corrupt) // dimensions
         // Element width 2^31: checked against the bytes left.
