@@ -11,7 +11,7 @@ import Foundation
 ///
 /// Image data types: 1 int16, 2 float32, 6 uint8, 7 int32, 9 int8, 10 uint16, 11 uint32,
 /// 12 float64. Complex (3, 5, 13, 27, 28), RGB (8, 23) and binary (14) images are not listed.
-public final class DMReader: FrameFileReader {
+public final class DMReader: FrameFileReader, Sendable {
     public let url: URL
     public let format: FrameFormat
     public let signals: [SignalInfo]
@@ -42,7 +42,7 @@ public final class DMReader: FrameFileReader {
         var thumbnails = Set<Int>()
         if let t = tags.group(at: ["Thumbnails"]) {
             for tag in t.tags {
-                if case .group(let g) = tag.value, let i = g["ImageIndex"]?.number { thumbnails.insert(Int(i)) }
+                if case .group(let g) = tag.value, let v = g["ImageIndex"]?.number, let i = Int(exactly: v) { thumbnails.insert(i) }
             }
         }
         var signals: [SignalInfo] = [], layouts: [Layout] = []
@@ -105,7 +105,7 @@ public final class DMReader: FrameFileReader {
                                  littleEndian: Bool) throws -> (SignalInfo, Layout)? {
         let url = file.url
         guard let data = image.group(at: ["ImageData"]),
-              let dataType = data["DataType"]?.number,
+              let dataTypeValue = data["DataType"]?.number, let dataType = Int(exactly: dataTypeValue),
               let dims = data.group(at: ["Dimensions"]),
               case .array(_, let count, let offset, let byteCount, _, _)? = data["Data"]
         else { return nil }
@@ -114,7 +114,7 @@ public final class DMReader: FrameFileReader {
         // Spectra and spectrum images: the last axes are not spatial (RosettaSciIO `record_by`).
         let format = image.value(at: ["ImageTags", "Meta Data", "Format"])?.text
         if format == "Spectrum image" || format == "Spectrum" || image.value(at: ["ImageTags", "spim"]) != nil { return nil }
-        guard let type = sampleType(dmDataType: Int(dataType)) else { return nil }
+        guard let type = sampleType(dmDataType: dataType) else { return nil }
         guard shape.allSatisfy({ $0 > 0 }) else {
             throw FrameIOError(.corrupt, url: url, "DM image \(index) has dimensions \(shape)")
         }
@@ -149,10 +149,9 @@ public final class DMReader: FrameFileReader {
         let tags = image.group(at: ["ImageTags"]) ?? DMTagGroup()
         md.acquisitionTime = acquisitionTime(tags)
         if let t = tags.value(at: ["DigiScan", "Sample Time"])?.number, t > 0 { md.dwellTime_s = t * 1e-6 }
-        else if let t = tags.value(at: ["DataBar", "Exposure Time (s)"])?.number, t > 0, shape.count == 2 {
-            // Camera exposure: for a STEM-free camera frame the "dwell" is the exposure.
-            md.original["exposure_s"] = String(t)
-        }
+        // A camera's DataBar "Exposure Time (s)" is kept in `original`, not taken as a dwell.
+        // Written by DM4Writer for simulated runs.
+        if let t = tags.value(at: ["HeatFront", "Temperature (C)"])?.number, t.isFinite { md.temperatureC = t }
         for (k, v) in tags.flattened(prefix: "ImageTags") { md.original[k] = v }
         md.original["Name"] = image["Name"]?.text
 
@@ -196,7 +195,8 @@ public final class DMReader: FrameFileReader {
         if t.contains("AM") { am = true; t = t.replacingOccurrences(of: "AM", with: "") }
         let tparts = t.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
         guard tparts.count >= 2, var hour = Int(tparts[0]), let minute = Int(tparts[1]) else { return nil }
-        let second = tparts.count > 2 ? (Double(tparts[2]) ?? 0) : 0
+        let second = tparts.count > 2 ? (Double(tparts[2]) ?? -1) : 0
+        guard second >= 0, second < 61, (0...59).contains(minute), (0...24).contains(hour) else { return nil }
         if pm && hour < 12 { hour += 12 }
         if am && hour == 12 { hour = 0 }
         var year: Int, month: Int, day: Int
@@ -211,6 +211,7 @@ public final class DMReader: FrameFileReader {
             (day, month) = dayFirst ? (dparts[0], dparts[1]) : (dparts[1], dparts[0])
         }
         if year < 100 { year += 2000 }
+        guard (1900...9999).contains(year) else { return nil }
         var c = DateComponents()
         c.year = year; c.month = month; c.day = day; c.hour = hour; c.minute = minute
         c.second = Int(second); c.nanosecond = Int((second - Double(Int(second))) * 1e9)

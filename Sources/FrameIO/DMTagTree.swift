@@ -162,8 +162,9 @@ public enum DMTagValue: Sendable, CustomStringConvertible {
 public struct DMTagTreeParser {
     /// Deeper nesting than this is a recursion bomb, not a real file (DM nests about 8 deep).
     public static let maxDepth = 64
-    /// Arrays up to this many elements are decoded into the metadata.
+    /// Arrays up to this many elements are decoded into the metadata (texts up to `textLimit`).
     static let decodeLimit = 256
+    static let textLimit = 8192
 
     public let file: MappedFile
     public let version: Int
@@ -327,7 +328,7 @@ public struct DMTagTreeParser {
             let offset = reader.offset
             let bytes = type.byteCount ?? 0
             var values: [Double]? = nil, text: String? = nil
-            if case .simple(let c) = element, count <= Self.decodeLimit {
+            if case .simple(let c) = element, count <= (c == 4 ? Self.textLimit : Self.decodeLimit) {
                 if c == 4 {
                     // DM stores text as uint16 (UTF-16) arrays.
                     var units: [UInt16] = []

@@ -10,7 +10,7 @@ import Foundation
 /// acquisition in STEM mode or a TEM "Diffraction" mode is in reciprocal units, so it gets
 /// no pixel size. `AcquireDate` gives the acquisition time when a series lacks time tags;
 /// `DwellTimePath` is the pixel dwell time of a STEM (non-camera) acquisition.
-public final class EMIReader: FrameFileReader {
+public final class EMIReader: FrameFileReader, Sendable {
     public let url: URL
     public var format: FrameFormat { .emi }
     public let signals: [SignalInfo]
@@ -55,7 +55,7 @@ public final class EMIReader: FrameFileReader {
             let object = n - 1 < objects.count ? objects[n - 1] : [:]
             let reader: SERReader
             do {
-                reader = try SERReader(url: ser, signalIndex: index, reciprocalUnits: Self.isReciprocal(object))
+                reader = try SERReader(url: ser, signalIndex: index, reciprocalUnits: Self.isReciprocal(object), allowEmpty: true)
             } catch let e as FrameIOError where e.kind == .unsupported {
                 continue
             }

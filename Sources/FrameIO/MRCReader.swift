@@ -15,7 +15,7 @@ import Foundation
 /// Modes: 0 int8 (uint8 when IMOD's flags say bytes are unsigned), 1 int16, 2 float32,
 /// 6 uint16, 12 float16 (widened to float32). Complex modes 3/4 and packed 4-bit mode 101
 /// are `.unsupported`.
-public final class MRCReader: FrameFileReader {
+public final class MRCReader: FrameFileReader, Sendable {
     public let url: URL
     public var format: FrameFormat { .mrc }
     public let signals: [SignalInfo]

@@ -15,7 +15,7 @@ import Foundation
 /// Calibration deltas are metres (→ nm). Each element's time tag (seconds since 1970)
 /// gives `acquisitionTime`. 1-D spectra, complex images and 2-D scans of images
 /// (4-D data) are not listed.
-public final class SERReader: FrameFileReader {
+public final class SERReader: FrameFileReader, Sendable {
     public let url: URL
     public var format: FrameFormat { .ser }
     public let signals: [SignalInfo]
@@ -32,11 +32,13 @@ public final class SERReader: FrameFileReader {
     private let reciprocal: Bool
 
     public convenience init(url: URL) throws {
-        try self.init(url: url, signalIndex: 0, reciprocalUnits: false)
+        try self.init(url: url, signalIndex: 0, reciprocalUnits: false, allowEmpty: false)
     }
 
     /// Opens `url`; its image (if any) is listed with `SignalInfo.index == signalIndex`.
-    init(url: URL, signalIndex: Int, reciprocalUnits: Bool) throws {
+    /// A series with no valid element (acquisition stopped before the first) throws
+    /// `.truncated` unless `allowEmpty` (the .emi reader skips such series, as RosettaSciIO).
+    init(url: URL, signalIndex: Int, reciprocalUnits: Bool, allowEmpty: Bool) throws {
         self.url = url
         reciprocal = reciprocalUnits
         file = try MappedFile(url: url)
@@ -66,6 +68,9 @@ public final class SERReader: FrameFileReader {
         // Each dimension takes at least 32 bytes: refuse counts the file cannot hold.
         guard ndim <= r.remaining / 32, valid <= total else {
             throw FrameIOError(.corrupt, url: url, "SER header claims \(ndim) dimensions and \(valid) of \(total) elements")
+        }
+        guard valid > 0 || allowEmpty else {
+            throw FrameIOError(.truncated, url: url, "the series holds no acquired element (0 of \(total) valid)")
         }
         var dimSizes: [Int] = []
         for d in 1...max(1, ndim) where d <= ndim {

@@ -1,0 +1,24 @@
+// swift-tools-version:6.0
+// libFuzzer harness for HeatFront's frame decoders (DM3/DM4, SER, MRC, TIFF).
+// Build and run it with `scripts/fuzz.sh [seconds]` from the repository root; the script
+// passes `-sanitize=fuzzer,address` to every Swift module so the decoders are instrumented.
+import PackageDescription
+import Foundation
+
+// A path dependency's identity is its folder's name (`main`, a worktree's name, a clone's).
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+
+let package = Package(
+    name: "HeatFrontFuzz",
+    dependencies: [.package(path: "..")],
+    targets: [
+        .target(name: "CFuzzerDriver"),
+        // `main` hands over to libFuzzer's `LLVMFuzzerRunDriver` (SwiftPM renames an
+        // executable's entry point, so libFuzzer's own `main` cannot be used).
+        .executableTarget(
+            name: "FrameFuzzer",
+            dependencies: ["CFuzzerDriver", .product(name: "HeatFrontKit", package: root.lastPathComponent)]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+import FrameCore
+import FrameIO
+import Synchronization
+
+/// Test files written to a fresh temporary folder, removed afterwards.
+final class ScratchFolder {
+    let url: URL
+    init(_ name: String = "dm") {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-\(name)-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+private func corpus(_ path: String) -> URL { Corpus.root.appendingPathComponent(path) }
+
+private func utc(_ y: Int, _ mo: Int, _ d: Int, _ h: Int, _ mi: Int, _ s: Int) -> Date {
+    var c = DateComponents()
+    c.year = y; c.month = mo; c.day = d; c.hour = h; c.minute = mi; c.second = s
+    var cal = Calendar(identifier: .gregorian)
+    cal.timeZone = TimeZone(identifier: "UTC")!
+    return cal.date(from: c)!
+}
+
+@Suite("DM3/DM4 reader and DM4 writer")
+struct DMTests {
+    /// DigitalMicrograph's 2×2 test images hold [[1, 2], [3, 4]]: row 0 is [1, 2] in every
+    /// numeric type, which pins orientation, byte order and type mapping.
+    @Test(.enabled(if: Corpus.available), arguments: [
+        (1, SampleType.int16), (2, .float32), (6, .uint8), (7, .int32),
+        (9, .int8), (10, .uint16), (11, .uint32), (12, .float64),
+    ])
+    func everyNumericTypeDecodesInOrientation(_ n: Int, _ type: SampleType) throws {
+        for ext in ["dm3", "dm4"] {
+            let r = try FrameFiles.open(corpus("\(ext)/2D/test-\(n).\(ext)"))
+            #expect(r.format.rawValue == ext)
+            try #require(r.signals.count == 1)
+            #expect(r.signals[0].sampleType == type)
+            let p = try r.plane(signal: 0, frame: 0)
+            #expect(p.width == 2 && p.height == 2)
+            #expect(p.doubleValues() == [1, 2, 3, 4])
+            #expect(r.signals[0].pixelSizeXNm == nil)          // uncalibrated: scale 1, no unit
+        }
+    }
+
+    @Test(.enabled(if: Corpus.available)) func stacksUseTheThirdDimensionAsFrames() throws {
+        for path in ["dm3/3D/test-10.dm3", "dm4/3D/test-2.dm4"] {
+            let r = try FrameFiles.open(corpus(path))
+            #expect(r.signals[0].frameCount == 2)
+            #expect(try r.plane(signal: 0, frame: 0).doubleValues() == [1, 2, 3, 4])
+            #expect(try r.plane(signal: 0, frame: 1).doubleValues() == [5, 6, 7, 8])
+            #expect(throws: FrameIOError.self) { try r.plane(signal: 0, frame: 2) }
+        }
+    }
+
+    /// Thumbnails are dropped and the 1-D plot keeps its number but is not listed.
+    @Test(.enabled(if: Corpus.available)) func signalNumberingMatchesRosettaSciIO() throws {
+        let r = try DMReader(url: corpus("dm3/multi_signal.dm3"))
+        #expect(r.signals.map(\.index) == [0])
+        #expect(r.signals[0].width == 512 && r.signals[0].height == 512)
+        #expect(r.fileMetadata["ImageList.TagGroup0.ImageData.DataType"] != nil)
+        #expect(r.fileMetadata["Thumbnails.TagGroup0.ImageIndex"] == "0")
+    }
+
+    /// Non-square, different units per axis: x 1 nm, y 2 Å; the 3-D file: x 2 pm, y 3 nm.
+    @Test(.enabled(if: Corpus.available)) func calibrationPerAxisInNanometres() throws {
+        let a = try DMReader(url: corpus("dm3/dmTest_float32_nonSquare_diffPixelSize.dm3"))
+        #expect(a.signals[0].width == 128 && a.signals[0].height == 64)
+        #expect(abs(a.signals[0].pixelSizeXNm! - 1.0) < 1e-9)
+        #expect(abs(a.signals[0].pixelSizeYNm! - 0.2) < 1e-7)
+        let b = try DMReader(url: corpus("dm4/dmTest_3D_int16_64,65,66.dm4"))
+        #expect(abs(b.signals[0].pixelSizeXNm! - 0.002) < 1e-9)
+        #expect(abs(b.signals[0].pixelSizeYNm! - 3.0) < 1e-6)
+        let m = try b.metadata(signal: 0, frame: 0)
+        #expect(m.pixelSizeNm == b.signals[0].pixelSizeXNm)
+    }
+
+    /// The UK-locale file writes "27/08/2016" "20:52:30" (BST); its locale-free
+    /// `Acquisition Time (OS)` FILETIME is 19:52:30.05 UTC, which wins.
+    @Test(.enabled(if: Corpus.available)) func acquisitionTimeAndDwellFromDataBar() throws {
+        let r = try DMReader(url: corpus("dm3/Fei HAADF-UK_location.dm3"))
+        let m = try r.metadata(signal: 0, frame: 0)
+        let t = try #require(m.acquisitionTime)
+        #expect(abs(t.timeIntervalSince(utc(2016, 8, 27, 19, 52, 30)) - 0.0526) < 1e-3)
+        #expect(abs(m.dwellTime_s! - 1.4e-6) < 1e-12)
+        #expect(abs(m.pixelSizeXNm! - 5.506073124706745) < 1e-5)
+        let us = try DMReader(url: corpus("dm3/test_STEM_image.dm3")).metadata(signal: 0, frame: 0)
+        // "8/8/2016" "4:26:37 PM" local; FILETIME 15:26:37.0008 UTC.
+        #expect(abs(us.acquisitionTime!.timeIntervalSince(utc(2016, 8, 8, 15, 26, 37))) < 0.01)
+    }
+
+    @Test func localeDateTimeStrings() {
+        #expect(DMReader.parseLocaleDateTime(date: "27/08/2016", time: "20:52:30") == utc(2016, 8, 27, 20, 52, 30))
+        #expect(DMReader.parseLocaleDateTime(date: "5/17/2015", time: "5:00:16 PM") == utc(2015, 5, 17, 17, 0, 16))
+        #expect(DMReader.parseLocaleDateTime(date: "12/10/2019", time: "3:32:41 PM") == utc(2019, 12, 10, 15, 32, 41))
+        #expect(DMReader.parseLocaleDateTime(date: "12/10/2019", time: "12:05:00 AM") == utc(2019, 12, 10, 0, 5, 0))
+        #expect(DMReader.parseLocaleDateTime(date: "03.04.2021", time: "09:15:00") == utc(2021, 4, 3, 9, 15, 0))
+        #expect(DMReader.parseLocaleDateTime(date: "2021-04-03", time: "09:15:00") == utc(2021, 4, 3, 9, 15, 0))
+        #expect(DMReader.parseLocaleDateTime(date: "yesterday", time: "noon") == nil)
+        #expect(DMReader.parseLocaleDateTime(date: "1/2/2020", time: "10:10:1e300") == nil)
+        #expect(DMReader.parseLocaleDateTime(date: "1/2/99999999", time: "10:10:10") == nil)
+    }
+
+    /// Round trip through the writer: exact pixels, nm calibration (float32), times.
+    @Test func dm4WriterRoundTrip() throws {
+        let dir = ScratchFolder()
+        let t0 = utc(2024, 3, 9, 14, 7, 55).addingTimeInterval(0.25)
+        let frames = (0..<3).map { k in
+            Frame(image: Image(width: 37, height: 23) { x, y in Float(x + 100 * y + 5000 * k) },
+                  metadata: FrameMetadata(pixelSizeXNm: 0.0123, pixelSizeYNm: 0.0123,
+                                          acquisitionTime: t0.addingTimeInterval(Double(k) * 2.5), dwellTime_s: 2e-6))
+        }
+        for type in [SampleType.uint16, .float32] {
+            let url = dir.file("stack-\(type).dm4")
+            try DM4Writer.write(frames, as: type, to: url)
+            let r = try FrameFiles.open(url)
+            #expect(r.format == .dm4)
+            try #require(r.signals.count == 1)
+            let s = r.signals[0]
+            #expect(s.index == 0 && s.width == 37 && s.height == 23 && s.frameCount == 3 && s.sampleType == type)
+            #expect(abs(s.pixelSizeXNm! - 0.0123) < 1e-9 && abs(s.pixelSizeYNm! - 0.0123) < 1e-9)
+            for k in 0..<3 {
+                let f = try r.frame(signal: 0, frame: k)
+                #expect(f.image.pixels == frames[k].image.pixels)
+                let m = f.metadata
+                #expect(abs(m.acquisitionTime!.timeIntervalSince(frames[k].metadata.acquisitionTime!)) < 1e-4)
+                #expect(abs(m.relativeTime_s! - 2.5 * Double(k)) < 1e-6)
+                #expect(abs(m.dwellTime_s! - 2e-6) < 1e-15)
+            }
+        }
+        // One frame: a 2-D image; uint16 rounds and clamps.
+        let odd = Frame(image: Image(width: 3, height: 1, pixels: [-5, 2.6, 70000]))
+        let url = dir.file("single.dm4")
+        try DM4Writer.write([odd], as: .uint16, to: url)
+        let r = try DMReader(url: url)
+        #expect(r.signals[0].frameCount == 1 && r.signals[0].pixelSizeXNm == nil)
+        #expect(try r.plane(signal: 0, frame: 0).doubleValues() == [0, 3, 65535])
+        #expect(try r.metadata(signal: 0, frame: 0).acquisitionTime == nil)
+        #expect(throws: FrameIOError.self) { try DM4Writer.write([odd], as: .int32, to: dir.file("x.dm4")) }
+        #expect(throws: FrameIOError.self) {
+            try DM4Writer.write([odd, Frame(image: Image(width: 2, height: 2))], as: .uint16, to: dir.file("y.dm4"))
+        }
+    }
+
+    /// Readers are Sendable: frames decoded on several threads at once equal serial decodes.
+    @Test func concurrentFrameReads() throws {
+        let dir = ScratchFolder()
+        let frames = (0..<16).map { k in Frame(image: Image(width: 64, height: 48) { x, y in Float(x * 3 + y * 7 + k * 11) }) }
+        let url = dir.file("par.dm4")
+        try DM4Writer.write(frames, as: .float32, to: url)
+        let r = try DMReader(url: url)
+        let results = Mutex<[Int: [Float]]>([:])
+        DispatchQueue.concurrentPerform(iterations: 16) { k in
+            if let f = try? r.frame(signal: 0, frame: k) { results.withLock { $0[k] = f.image.pixels } }
+        }
+        let got = results.withLock { $0 }
+        #expect(got.count == 16)
+        for k in 0..<16 { #expect(got[k] == frames[k].image.pixels) }
+    }
+
+    /// Decode speed of 2048×2048 uint16 DM4 frames (memcpy from the mapping).
+    /// Release: ≥ 1 GB/s per core; debug builds only check it is not absurdly slow.
+    @Test func decodeThroughput() throws {
+        let dir = ScratchFolder()
+        let n = 2048, frames = 3
+        let base = Image(width: n, height: n) { x, y in Float((x &* 7 &+ y &* 13) & 0xFFFF) }
+        let url = dir.file("big.dm4")
+        try DM4Writer.write((0..<frames).map { _ in Frame(image: base) }, as: .uint16, to: url)
+        let r = try DMReader(url: url)
+        _ = try r.plane(signal: 0, frame: 0)                       // warm the page cache
+        let clock = ContinuousClock()
+        var bytes = 0
+        let elapsed = try clock.measure {
+            for _ in 0..<3 {
+                for f in 0..<frames {
+                    let p = try r.plane(signal: 0, frame: f)
+                    bytes += p.width * p.height * 2
+                }
+            }
+        }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let gbps = Double(bytes) / seconds / 1e9
+        print("DM4 uint16 2048×2048 decode: \(String(format: "%.2f", gbps)) GB/s")
+        #if DEBUG
+        #expect(gbps > 0.05)
+        #else
+        #expect(gbps >= 1.0)
+        #endif
+        guard case .uint16(let v) = try r.plane(signal: 0, frame: 2).values else { Issue.record("type"); return }
+        #expect(v[5 + 9 * n] == UInt16((5 * 7 + 9 * 13) & 0xFFFF))
+    }
+}
