@@ -148,9 +148,8 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
     /// image (complex FFT, DPC vector data, a stray dataset).
     private static func describe(file f: hid_t, group: String, index: Int, url: URL) throws -> (SignalInfo, Entry)? {
         let dataPath = group + "/Data"
-        guard H5Lexists(f, group, chdf5_p_default()) > 0,
-              H5Oexists_by_name(f, group, chdf5_p_default()) > 0,
-              H5Lexists(f, dataPath, chdf5_p_default()) > 0 else { _ = HDF5Access.errorText(); return nil }
+        guard isLocalLink(f, group), H5Oexists_by_name(f, group, chdf5_p_default()) > 0,
+              isLocalLink(f, dataPath) else { _ = HDF5Access.errorText(); return nil }
         let d = H5Dopen2(f, dataPath, chdf5_p_default())
         guard d >= 0 else { _ = HDF5Access.errorText(); return nil }
         defer { H5Dclose(d) }
@@ -206,6 +205,14 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         return (signal, Entry(group: group, rank: rank, metadataColumns: columns, metadataBytes: bytes, first: first))
     }
 
+    /// Whether `path` exists as a link inside this file. External links are refused: a
+    /// file must not make HeatFront open other files (Velox never writes them).
+    private static func isLocalLink(_ f: hid_t, _ path: String) -> Bool {
+        guard H5Lexists(f, path, chdf5_p_default()) > 0 else { return false }
+        var info = H5L_info_t()
+        return H5Lget_info(f, path, &info, chdf5_p_default()) >= 0 && info.type != H5L_TYPE_EXTERNAL
+    }
+
     /// The native sample type of an HDF5 integer or float type; nil for anything else.
     private static func sampleType(_ t: hid_t) -> SampleType? {
         let size = H5Tget_size(t)
@@ -247,7 +254,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
     /// (bytes per text, number of texts) of a group's `Metadata` dataset, or nil.
     private static func metadataShape(file f: hid_t, group: String) -> (Int, Int)? {
         let path = group + "/Metadata"
-        guard H5Lexists(f, path, chdf5_p_default()) > 0 else { return nil }
+        guard isLocalLink(f, path) else { return nil }
         let d = H5Dopen2(f, path, chdf5_p_default())
         guard d >= 0 else { return nil }
         defer { H5Dclose(d) }

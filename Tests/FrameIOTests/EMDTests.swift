@@ -302,6 +302,27 @@ enum VeloxFixture {
         }
     }
 
+    @Test func externalLinksAreNotFollowed() throws {
+        let target = VeloxFixture.temporaryURL("target.emd"), outer = VeloxFixture.temporaryURL("outer.emd")
+        defer { try? FileManager.default.removeItem(at: target); try? FileManager.default.removeItem(at: outer) }
+        func sig(_ uuid: String) -> VeloxFixture.Signal {
+            VeloxFixture.Signal(uuid: uuid, height: 4, width: 4, frames: 1, type: chdf5_std_u16le(),
+                                value: { _, r, c in Double(r + c) },
+                                metadata: { _ in VeloxFixture.veloxJSON(detector: "HAADF", detectorIndex: 0, pixelSizeM: 1e-10, start: 1) })
+        }
+        try VeloxFixture.write(target, signals: [sig("t1")])
+        try VeloxFixture.write(outer, signals: [sig("bb")])
+        try HDF5Access.serialized {
+            let f = H5Fopen(outer.path, chdf5_f_acc_rdwr(), chdf5_p_default())
+            try #require(f >= 0)
+            defer { H5Fclose(f) }
+            // Sorted before "bb": would be signal 0 if followed.
+            #expect(H5Lcreate_external(target.path, "/Data/Image/t1", f, "/Data/Image/aa", chdf5_p_default(), chdf5_p_default()) >= 0)
+        }
+        let reader = try EMDReader(url: outer)
+        #expect(reader.signals.map(\.index) == [1])
+    }
+
     @Test func outOfRangeSignalOrFrame() throws {
         let url = VeloxFixture.temporaryURL("range.emd")
         defer { try? FileManager.default.removeItem(at: url) }
