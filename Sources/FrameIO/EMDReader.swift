@@ -171,8 +171,9 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
               height * width <= hsize_t(maxFramePixels) else {
             throw FrameIOError(.corrupt, url: url, "\(dataPath): implausible size \(height)×\(width)×\(frames) (height×width×frames)")
         }
-        // A dataset that declares pixels but stores none (unwritten chunks) or, when stored
-        // contiguously, fewer bytes than it declares, is damaged.
+        // A dataset that declares pixels but stores none (unwritten chunks) or, stored without
+        // compression, fewer bytes than it declares, is damaged; checking it here also keeps a
+        // tiny file from making HeatFront allocate frames it cannot hold.
         let raw = height * width * frames * hsize_t(type.byteCount)
         let stored = H5Dget_storage_size(d)
         if stored == 0 {
@@ -180,7 +181,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         }
         let dcpl = H5Dget_create_plist(d)
         if dcpl >= 0 {
-            if H5Pget_layout(dcpl) == H5D_CONTIGUOUS, stored < raw {
+            if H5Pget_nfilters(dcpl) == 0, stored < raw {
                 H5Pclose(dcpl)
                 throw FrameIOError(.truncated, url: url, "\(dataPath): stores \(stored) of \(raw) bytes")
             }
