@@ -86,7 +86,12 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
             let isHDF5 = H5Fis_hdf5(path)
             if isHDF5 == 0 { throw FrameIOError(.badMagic, url: url, "not an HDF5 file (no HDF5 signature)") }
             guard isHDF5 > 0 else { throw Self.openError(url, HDF5Access.errorText()) }
-            let f = H5Fopen(path, chdf5_f_acc_rdonly(), chdf5_p_default())
+            // Read-only opens take a shared file lock; on file systems without locks (some
+            // network shares) HDF5 would refuse the file, so carry on there without one.
+            let fapl = H5Pcreate(chdf5_p_file_access())
+            defer { H5Pclose(fapl) }
+            _ = H5Pset_file_locking(fapl, true, true)
+            let f = H5Fopen(path, chdf5_f_acc_rdonly(), fapl)
             guard f >= 0 else { throw Self.openError(url, HDF5Access.errorText()) }
             do {
                 let (infos, entries) = try Self.listSignals(file: f, url: url)
