@@ -87,7 +87,7 @@ struct VeloxFrameMetadata {
         case "mm": 1e6
         case "um", "µm", "μm": 1e3
         case "nm": 1
-        case "A", "Å", "Å": 0.1
+        case "A", "Å": 0.1   // String equality also matches the Ångström sign U+212B
         case "pm": 1e-3
         default: nil   // `1/m` and other reciprocal or unknown units: not a real-space pixel
         }

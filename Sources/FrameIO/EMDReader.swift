@@ -86,7 +86,12 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
             let isHDF5 = H5Fis_hdf5(path)
             if isHDF5 == 0 { throw FrameIOError(.badMagic, url: url, "not an HDF5 file (no HDF5 signature)") }
             guard isHDF5 > 0 else { throw Self.openError(url, HDF5Access.errorText()) }
-            let f = H5Fopen(path, chdf5_f_acc_rdonly(), chdf5_p_default())
+            // Read-only opens take a shared file lock; on file systems without locks (some
+            // network shares) HDF5 would refuse the file, so carry on there without one.
+            let fapl = H5Pcreate(chdf5_p_file_access())
+            defer { H5Pclose(fapl) }
+            _ = H5Pset_file_locking(fapl, true, true)
+            let f = H5Fopen(path, chdf5_f_acc_rdonly(), fapl)
             guard f >= 0 else { throw Self.openError(url, HDF5Access.errorText()) }
             do {
                 let (infos, entries) = try Self.listSignals(file: f, url: url)
@@ -148,9 +153,8 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
     /// image (complex FFT, DPC vector data, a stray dataset).
     private static func describe(file f: hid_t, group: String, index: Int, url: URL) throws -> (SignalInfo, Entry)? {
         let dataPath = group + "/Data"
-        guard H5Lexists(f, group, chdf5_p_default()) > 0,
-              H5Oexists_by_name(f, group, chdf5_p_default()) > 0,
-              H5Lexists(f, dataPath, chdf5_p_default()) > 0 else { _ = HDF5Access.errorText(); return nil }
+        guard isLocalLink(f, group), H5Oexists_by_name(f, group, chdf5_p_default()) > 0,
+              isLocalLink(f, dataPath) else { _ = HDF5Access.errorText(); return nil }
         let d = H5Dopen2(f, dataPath, chdf5_p_default())
         guard d >= 0 else { _ = HDF5Access.errorText(); return nil }
         defer { H5Dclose(d) }
@@ -172,8 +176,9 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
               height * width <= hsize_t(maxFramePixels) else {
             throw FrameIOError(.corrupt, url: url, "\(dataPath): implausible size \(height)×\(width)×\(frames) (height×width×frames)")
         }
-        // A dataset that declares pixels but stores none (unwritten chunks) or, when stored
-        // contiguously, fewer bytes than it declares, is damaged.
+        // A dataset that declares pixels but stores none (unwritten chunks) or, stored without
+        // compression, fewer bytes than it declares, is damaged; checking it here also keeps a
+        // tiny file from making HeatFront allocate frames it cannot hold.
         let raw = height * width * frames * hsize_t(type.byteCount)
         let stored = H5Dget_storage_size(d)
         if stored == 0 {
@@ -181,7 +186,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         }
         let dcpl = H5Dget_create_plist(d)
         if dcpl >= 0 {
-            if H5Pget_layout(dcpl) == H5D_CONTIGUOUS, stored < raw {
+            if H5Pget_nfilters(dcpl) == 0, stored < raw {
                 H5Pclose(dcpl)
                 throw FrameIOError(.truncated, url: url, "\(dataPath): stores \(stored) of \(raw) bytes")
             }
@@ -204,6 +209,14 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
                                 frameCount: Int(frames), height: Int(height), width: Int(width), sampleType: type,
                                 pixelSizeXNm: px.x, pixelSizeYNm: px.y)
         return (signal, Entry(group: group, rank: rank, metadataColumns: columns, metadataBytes: bytes, first: first))
+    }
+
+    /// Whether `path` exists as a link inside this file. External links are refused: a
+    /// file must not make HeatFront open other files (Velox never writes them).
+    private static func isLocalLink(_ f: hid_t, _ path: String) -> Bool {
+        guard H5Lexists(f, path, chdf5_p_default()) > 0 else { return false }
+        var info = H5L_info_t()
+        return H5Lget_info(f, path, &info, chdf5_p_default()) >= 0 && info.type != H5L_TYPE_EXTERNAL
     }
 
     /// The native sample type of an HDF5 integer or float type; nil for anything else.
@@ -247,7 +260,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
     /// (bytes per text, number of texts) of a group's `Metadata` dataset, or nil.
     private static func metadataShape(file f: hid_t, group: String) -> (Int, Int)? {
         let path = group + "/Metadata"
-        guard H5Lexists(f, path, chdf5_p_default()) > 0 else { return nil }
+        guard isLocalLink(f, path) else { return nil }
         let d = H5Dopen2(f, path, chdf5_p_default())
         guard d >= 0 else { return nil }
         defer { H5Dclose(d) }

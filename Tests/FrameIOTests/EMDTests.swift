@@ -302,6 +302,57 @@ enum VeloxFixture {
         }
     }
 
+    @Test func chunkedSeriesWithMissingFrames() throws {
+        let url = VeloxFixture.temporaryURL("partial.emd")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try HDF5Access.serialized {
+            let f = H5Fcreate(url.path, chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default())
+            try #require(f >= 0)
+            defer { H5Fclose(f) }
+            for p in ["/Data", "/Data/Image", "/Data/Image/ee"] {
+                H5Gclose(H5Gcreate2(f, p, chdf5_p_default(), chdf5_p_default(), chdf5_p_default()))
+            }
+            // Declares 4 frames of 64×64, chunked one frame per chunk as Velox does; writes one.
+            var dims: [hsize_t] = [64, 64, 4], chunk: [hsize_t] = [64, 64, 1]
+            let space = H5Screate_simple(3, &dims, nil)
+            let dcpl = H5Pcreate(chdf5_p_dataset_create())
+            H5Pset_chunk(dcpl, 3, &chunk)
+            let ds = H5Dcreate2(f, "/Data/Image/ee/Data", chdf5_std_u16le(), space, chdf5_p_default(), dcpl, chdf5_p_default())
+            try #require(ds >= 0)
+            var start: [hsize_t] = [0, 0, 0]
+            H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nil, &chunk, nil)
+            var mdims: [hsize_t] = [64 * 64]
+            let mspace = H5Screate_simple(1, &mdims, nil)
+            var frame = [UInt16](repeating: 7, count: 64 * 64)
+            #expect(H5Dwrite(ds, chdf5_native_uint16(), mspace, space, chdf5_p_default(), &frame) >= 0)
+            H5Sclose(mspace); H5Dclose(ds); H5Pclose(dcpl); H5Sclose(space)
+        }
+        let e = #expect(throws: FrameIOError.self) { try EMDReader(url: url) }
+        #expect(e?.kind == .truncated)
+        #expect(e?.detail.contains("stores 8192 of 32768 bytes") == true, "\(String(describing: e))")
+    }
+
+    @Test func externalLinksAreNotFollowed() throws {
+        let target = VeloxFixture.temporaryURL("target.emd"), outer = VeloxFixture.temporaryURL("outer.emd")
+        defer { try? FileManager.default.removeItem(at: target); try? FileManager.default.removeItem(at: outer) }
+        func sig(_ uuid: String) -> VeloxFixture.Signal {
+            VeloxFixture.Signal(uuid: uuid, height: 4, width: 4, frames: 1, type: chdf5_std_u16le(),
+                                value: { _, r, c in Double(r + c) },
+                                metadata: { _ in VeloxFixture.veloxJSON(detector: "HAADF", detectorIndex: 0, pixelSizeM: 1e-10, start: 1) })
+        }
+        try VeloxFixture.write(target, signals: [sig("t1")])
+        try VeloxFixture.write(outer, signals: [sig("bb")])
+        try HDF5Access.serialized {
+            let f = H5Fopen(outer.path, chdf5_f_acc_rdwr(), chdf5_p_default())
+            try #require(f >= 0)
+            defer { H5Fclose(f) }
+            // Sorted before "bb": would be signal 0 if followed.
+            #expect(H5Lcreate_external(target.path, "/Data/Image/t1", f, "/Data/Image/aa", chdf5_p_default(), chdf5_p_default()) >= 0)
+        }
+        let reader = try EMDReader(url: outer)
+        #expect(reader.signals.map(\.index) == [1])
+    }
+
     @Test func outOfRangeSignalOrFrame() throws {
         let url = VeloxFixture.temporaryURL("range.emd")
         defer { try? FileManager.default.removeItem(at: url) }
