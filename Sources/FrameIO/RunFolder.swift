@@ -167,6 +167,9 @@ public enum RunFolder {
                 warnings.append("\(outside) frame(s) fall outside the heating log \(log.file)")
             }
             holds = log.holds(toleranceC: config.stepToleranceC, minHoldS: config.minHoldS)
+            if holds.isEmpty {
+                warnings.append("the heating log \(log.file) has no hold of \(config.minHoldS) s within \(config.stepToleranceC) °C: every frame it dates is a ramp frame (step -1)")
+            }
         }
         for i in raws.indices where sources[i] == .unknown {
             if let t = raws[i].temperature {
