@@ -22,6 +22,11 @@ public enum RunFolder {
 
     /// Scans `runDir` recursively and builds the frame table.
     ///
+    /// Hidden files and folders are skipped silently. The config file and the heating log in
+    /// use are read, not listed; every other file that is not a run frame format (`.emi`,
+    /// `ground_truth.*`, other CSV/JSON, notes, an unused `heating_log.csv`) is listed in
+    /// `ignored`. Symlinked folders are followed once (a loop back into the run is not).
+    ///
     /// - Parameters:
     ///   - heatingLog: `--heating-log FILE`; overrides `heating_log:` in the config, which
     ///     overrides `heating_log.csv` in `runDir`.
@@ -53,6 +58,9 @@ public enum RunFolder {
         walk(root, rel: "", silent: silent, visited: [], frames: &frameFiles, ignored: &ignored)
         frameFiles.sort { NaturalSort.less($0.rel, $1.rel) }
         ignored.sort(by: NaturalSort.less)
+        if frameFiles.isEmpty {
+            warnings.append("no frame files (.tif, .tiff, .png, .dm3, .dm4, .emd, .ser, .mrc) in \(root.path)")
+        }
 
         // 2. Headers and per-frame metadata.
         var raws: [RawFrame] = []
@@ -153,6 +161,9 @@ public enum RunFolder {
         var logTimes = [Double?](repeating: nil, count: raws.count)
         var holds: [TemperatureHold] = []
         if let log {
+            if timeSource == .frameIndex {
+                warnings.append("the heating log is read against frame indices taken as seconds, since the frames have no times")
+            }
             logTimes = alignToLog(log, raws: raws, times: times, absolute: absolute, warnings: &warnings)
             var outside = 0
             for i in raws.indices where sources[i] == .unknown {
@@ -167,6 +178,9 @@ public enum RunFolder {
                 warnings.append("\(outside) frame(s) fall outside the heating log \(log.file)")
             }
             holds = log.holds(toleranceC: config.stepToleranceC, minHoldS: config.minHoldS)
+            if holds.isEmpty {
+                warnings.append("the heating log \(log.file) has no hold of \(config.minHoldS) s within \(config.stepToleranceC) °C: every frame it dates is a ramp frame (step -1)")
+            }
         }
         for i in raws.indices where sources[i] == .unknown {
             if let t = raws[i].temperature {

@@ -130,6 +130,21 @@ struct RunConfigTests {
         #expect(e2.key == "profile.line" && e2.message.contains("outside the 256×256 frame"))
     }
 
+    @Test("step rules: globs match the relative path (and the file name when they have no '/'), ranges the frame index")
+    func stepRuleMatching() {
+        let folder = StepRule(glob: "hold_175/*", temperatureC: 175)
+        #expect(folder.matches(relativePath: "hold_175/a.tif", fileName: "a.tif", frameIndex: 0))
+        #expect(folder.matches(relativePath: "hold_175/sub/a.tif", fileName: "a.tif", frameIndex: 0))
+        #expect(!folder.matches(relativePath: "hold_200/a.tif", fileName: "a.tif", frameIndex: 0))
+        #expect(!folder.matches(relativePath: "x/hold_175/a.tif", fileName: "a.tif", frameIndex: 0))
+        let name = StepRule(glob: "*_175C_*.tif", temperatureC: 175)
+        #expect(name.matches(relativePath: "day1/img_175C_01.tif", fileName: "img_175C_01.tif", frameIndex: 3))
+        #expect(!name.matches(relativePath: "day1/img_200C_01.tif", fileName: "img_200C_01.tif", frameIndex: 3))
+        let range = StepRule(frames: 0...39, temperatureC: 25)
+        #expect(range.matches(relativePath: "x", fileName: "x", frameIndex: 39))
+        #expect(!range.matches(relativePath: "x", fileName: "x", frameIndex: 40))
+    }
+
     @Test("the effective config encodes with the YAML's names and explicit nulls")
     func effectiveJSON() throws {
         let c = try parse("registration:\n  mode: nonrigid\nsteps:\n  - {frames: [0, 3], temperature_C: 25}\n")

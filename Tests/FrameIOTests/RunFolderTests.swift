@@ -432,6 +432,30 @@ struct RunFolderTests {
         #expect(a.range(of: "\"frame_index\"")!.lowerBound < a.range(of: "\"status\"")!.lowerBound)
     }
 
+    @Test("a 3000-frame stack with a 20000-sample log scans quickly")
+    func scale() throws {
+        var log = "time_s,temperature_C\n"
+        for i in 0..<20_000 {
+            let s = Double(i) * 0.25   // 4 Hz for 5000 s: holds of 1000 s at 25, 100, 175, 250, 325 °C with 10 s ramps
+            let k = min(4, Int(s / 1000)), u = s - Double(k) * 1000
+            log += "\(s),\(25 + 75 * Double(k) - (u < 10 && k > 0 ? 75 * (1 - u / 10) : 0))\n"
+        }
+        let run = try FakeRun(["stack.tif": .frames(3000, width: 64, height: 64) { FrameMetadata(relativeTime_s: Double($0) * 1.6) }],
+                              text: ["heating_log.csv": log])
+        defer { run.remove() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let t = try run.scan()
+        let elapsed = clock.now - start
+        print("scan of 3000 frames + 20000 log samples: \(elapsed)")
+        #expect(t.records.count == 3000)
+        #expect(t.steps.map { $0.temperatureC.map { $0.rounded() } } == [25, 100, 175, 250, 325])
+        // Ramp frames: those dated strictly between a hold's last sample within 3 °C (ramp + 0.25 s) and
+        // the next hold's first (ramp + 9.75 s), with half a sample of slack: 24 of the frames 1.6 s apart.
+        #expect(t.records.filter { $0.stepIndex == -1 }.count == 24)
+        #expect(elapsed < .seconds(20))
+    }
+
     @Test("RunFrames decodes pages on demand from several threads and keeps few files open")
     func runFrames() throws {
         var files: [String: FakeFile] = [:]
