@@ -131,11 +131,13 @@ public struct HeatingRunSimulator: Sendable {
             let mid = s.startS + dur / 2
             let state = Specimen.State(front: kinetics.position(at: mid),
                                        uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)))
-            var liSum = 0.0, tmSum = 0.0
+            var liSum = 0.0, tmSum = 0.0, liN = 0, tmN = 0
             for site in cationSites {
                 let a = specimen.siteAmplitude(site.tm ? .transitionMetal : .lithiumSite, at: site.pos, state: state, kinetics: kinetics)
-                if site.tm { tmSum += a } else { liSum += a }
+                if site.tm { tmSum += a; tmN += 1 } else { liSum += a; liN += 1 }
             }
+            // Ratio of the two sublattices' mean column intensities.
+            let liTm = tmSum > 0 && liN > 0 ? (liSum / Double(liN)) / (tmSum / Double(tmN)) : 0
             var rs = 0.0
             if let f = state.front, !pixelDistances.isEmpty {
                 var lo = 0, hi = pixelDistances.count          // count of distances < f
@@ -145,7 +147,7 @@ public struct HeatingRunSimulator: Sendable {
             let d = drift.displacement(at: mid)
             truths.append(FrameTruth(frameIndex: idx, timeS: s.startS - t0, temperatureC: programme.temperature(at: mid),
                                      stepIndex: s.hold ?? -1, shiftXPx: d.x / p, shiftYPx: d.y / p,
-                                     liTmRatio: tmSum > 0 ? liSum / tmSum : 0, rocksaltFraction: rs,
+                                     liTmRatio: liTm, rocksaltFraction: rs,
                                      frontPositionNm: state.front, expectedStatus: s.isNoise ? "rejected:noise" : "ok",
                                      file: folder.relativePath(frame: idx, hold: s.hold, temperatureC: s.hold.map { o.holds[$0].temperatureC })))
         }
