@@ -211,7 +211,7 @@ public struct SimulationOptions: Sendable {
             tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
             boundaryOffsetNm = 5
             frontWidthNm = nil; uniformMixingOnsetC = 150; uniformMixingPerC = 0.001
-            dose = 800; rampRateCPerS = 0.5; preHeatS = 0
+            dose = 800; rampRateCPerS = 2; preHeatS = 0
             holds = stride(from: 25.0, through: 300, by: 25).map { HoldSpec($0, 60) }
             rampFrameHolds = [7, 8, 9]
             heatingLog = .densImpulse; layout = .temperatureFolders
