@@ -212,11 +212,11 @@ enum TextFormat {
 }
 
 extension FrameTruth {
-    public static let csvHeader = "frame_index,time_s,temperature_C,step_index,shift_x_px,shift_y_px,li_tm_ratio,rocksalt_fraction,front_position_nm,status"
+    public static let csvHeader = "frame_index,time_s,temperature_C,step_index,shift_x_px,shift_y_px,li_tm_ratio,rocksalt_fraction,front_position_nm,status,file"
 
     public var csvRow: String {
         [String(frameIndex), TextFormat.f(timeS, 3), TextFormat.f(temperatureC, 2), String(stepIndex),
          TextFormat.f(shiftXPx, 4), TextFormat.f(shiftYPx, 4), TextFormat.f(liTmRatio, 6),
-         TextFormat.f(rocksaltFraction, 6), TextFormat.opt(frontPositionNm, 4), expectedStatus].joined(separator: ",")
+         TextFormat.f(rocksaltFraction, 6), TextFormat.opt(frontPositionNm, 4), expectedStatus, file].joined(separator: ",")
     }
 }

@@ -44,7 +44,11 @@ extension HeatingRunSimulator {
     /// Writes the whole run folder (contract §7): frames (rendered in parallel, each written
     /// atomically), `heatfront.yaml`, `heating_log.csv`, `ground_truth.csv`, `ground_truth.json`.
     /// The same options give the same bytes: nothing depends on the wall clock or thread timing.
+    ///
+    /// An existing non-empty folder is accepted only if it holds an earlier simulated run;
+    /// that run's frames are removed first, so no stale frame joins the new run.
     public func write(to dir: URL) throws {
+        try clearPreviousRun(in: dir)
         try writeTruthFiles(to: dir)
         let errors = FirstError()
         let n = frameCount
@@ -53,6 +57,24 @@ extension HeatingRunSimulator {
             do { try writeFrame(i, in: dir) } catch { errors.record(error) }
         }
         if let e = errors.value { throw e }
+    }
+
+    func clearPreviousRun(in dir: URL) throws {
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: dir.path), !entries.isEmpty else { return }
+        let csv = dir.appendingPathComponent("ground_truth.csv")
+        guard fm.fileExists(atPath: dir.appendingPathComponent("ground_truth.json").path),
+              let text = try? String(contentsOf: csv, encoding: .utf8) else {
+            throw SimulationError.write("\(dir.path) exists and is not empty (and holds no earlier simulated run)")
+        }
+        let lines = text.split(separator: "\n")
+        guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false),
+              let col = header.firstIndex(of: "file") else { return }
+        for line in lines.dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard col < f.count, !f[col].isEmpty, !f[col].contains(".."), !f[col].hasPrefix("/") else { continue }
+            try? fm.removeItem(at: dir.appendingPathComponent(String(f[col])))
+        }
     }
 
     /// Everything but the frames: config, heating log and ground truth.
