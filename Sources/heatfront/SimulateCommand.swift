@@ -1,7 +1,46 @@
 import ArgumentParser
+import Foundation
+import Simulation
 
-// STUB: replaced when the simulate command is built.
+/// `heatfront simulate`: a synthetic heating run with ground truth (run contract §7).
 struct Simulate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "simulate", abstract: "(not built yet)")
-    func run() throws { throw ValidationError("heatfront simulate is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Write a synthetic in-situ heating run (frames, heatfront.yaml, heating_log.csv, ground truth).",
+        discussion: "Presets: \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", ")). The same seed and options give the same bytes.")
+
+    @Option(name: .long, help: "Output run folder (created if needed).")
+    var out: String
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 1
+
+    @Option(name: .long, help: "Preset: boundary-front, gradual-onset, registration-stress, scan-distortion.")
+    var preset: String = SimulationPreset.boundaryFront.cliName
+
+    @Option(name: .long, help: "Frame width and height in pixels (the field of view stays the same; the pixel size follows).")
+    var size: Int = 512
+
+    @Option(name: .long, help: "Frames per temperature hold (preset default when absent).")
+    var framesPerStep: Int?
+
+    @Option(name: .long, help: "Frame format: tiff, png or dm4 (preset default when absent).")
+    var format: String?
+
+    func run() throws {
+        guard let p = SimulationPreset(cliName: preset) else {
+            throw ValidationError("unknown preset '\(preset)'; expected one of \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", "))")
+        }
+        var options = SimulationOptions(preset: p, seed: seed, size: size)
+        if let n = framesPerStep { options.framesPerStep = n }
+        if let f = format {
+            guard let fmt = SimulatedFormat(rawValue: f.lowercased()) else { throw ValidationError("unknown format '\(f)'; expected tiff, png or dm4") }
+            options.format = fmt
+        }
+        do { try options.validate() } catch { throw ValidationError("\(error)") }
+        let sim = HeatingRunSimulator(options)
+        let dir = URL(fileURLWithPath: out, isDirectory: true)
+        try sim.write(to: dir)
+        print("wrote \(sim.frameCount) frames of \(size)×\(size) px (\(p.cliName), seed \(seed)) to \(dir.path)")
+    }
 }

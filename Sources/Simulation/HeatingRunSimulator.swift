@@ -1,0 +1,315 @@
+import Foundation
+import FrameCore
+
+/// A synthetic in-situ STEM heating run with exact ground truth.
+///
+/// Every frame is rendered by sampling the analytic specimen model (projected layered
+/// lattice, front, thickness; see `LayeredLattice`, `FrontKinetics`, `Specimen`) at the
+/// specimen position each scan pixel saw: the raster position distorted by flyback and line
+/// jitter, minus the specimen drift at that pixel's acquisition time (`ScanModel`,
+/// `DriftPath`). Images are never shifted after rendering, so drift, shear and jitter are
+/// exact, and the truth values follow the run contract's definitions (`FrameTruth`).
+/// The detector (`DetectorModel`) then adds Poisson shot noise, gain, offset and read noise.
+///
+/// Rendering is a pure function of (options, frame index): each frame draws from its own
+/// random stream, so frames may be rendered in any order and in parallel.
+public struct HeatingRunSimulator: Sendable {
+    public let options: SimulationOptions
+    public let programme: TemperatureProgramme
+    public let kinetics: FrontKinetics
+    public let scan: ScanModel
+    public let drift: DriftPath
+    public let detector: DetectorModel
+    let specimen: Specimen
+    let slots: [FrameSlot]
+    let frameTruths: [FrameTruth]
+    public let truth: RunTruth
+
+    struct FrameSlot: Sendable {
+        var startS: Double
+        var hold: Int?
+        var indexInHold: Int
+        var isNoise: Bool
+    }
+
+    public init(_ options: SimulationOptions) {
+        self.options = options
+        let o = options
+        let p = o.pixelSizeNm
+        programme = TemperatureProgramme(startC: o.startTemperatureC, preHeatS: o.preHeatS,
+                                         rampRateCPerS: o.rampRateCPerS, holds: o.holds)
+        scan = ScanModel(options: o)
+        detector = DetectorModel(options: o)
+        kinetics = FrontKinetics(options: o, programme: programme)
+
+        // Frame schedule: frames spread evenly over each hold (inside its margins), starts
+        // quantised to 1 ms so that file metadata carries them exactly.
+        let dur = scan.frameDurationS
+        func ms(_ t: Double) -> Double { (t * 1000).rounded() / 1000 }
+        var slots: [FrameSlot] = []
+        for (k, _) in o.holds.enumerated() {
+            if o.rampFrameHolds.contains(k), let ramp = programme.rampInto(k), ramp.endS - ramp.startS > 2 * dur {
+                slots.append(FrameSlot(startS: ms(0.5 * (ramp.startS + ramp.endS) - dur / 2), hold: nil, indexInHold: 0, isNoise: false))
+            }
+            guard let seg = programme.holdSegment(k) else { continue }
+            let n = max(1, o.framesPerStep)
+            let free = max(0, seg.endS - seg.startS - 2 * o.holdMarginS - dur)
+            for j in 0..<n {
+                let t = n == 1 ? seg.startS + o.holdMarginS + free / 2 : seg.startS + o.holdMarginS + free * Double(j) / Double(n - 1)
+                let noise = o.noiseFrames.contains(SimulationOptions.HoldFrame(hold: k, frame: j))
+                slots.append(FrameSlot(startS: ms(t), hold: k, indexInHold: j, isNoise: noise))
+            }
+        }
+        self.slots = slots
+        let t0 = slots.first?.startS ?? 0
+        let tEnd = (slots.last?.startS ?? 0) + dur
+        drift = DriftPath(options: o, programme: programme, fromS: t0 - 1, toS: tEnd + 1, zeroAtS: t0 + dur / 2)
+
+        // Specimen geometry, centred on frame 0's field of view.
+        var rng = SeededRandom.stream(o.seed, 0x5BEC1)
+        let w = o.size, h = o.size
+        let centre = SIMD2(Double(w - 1) / 2 * p, Double(h - 1) / 2 * p)
+        let origin = centre + SIMD2(rng.uniform() - 0.5, rng.uniform() - 0.5) * o.inPlaneSpacingNm
+        let lattice = LayeredLattice(originNm: origin, layerAngleDeg: o.layerAngleDeg,
+                                     inPlaneSpacingNm: o.inPlaneSpacingNm, layerSpacingNm: o.layerSpacingNm)
+        let propagation = lattice.along
+        let boundaryPoint = centre - o.boundaryOffsetNm * propagation
+        let thickness = ThicknessField(amplitude: o.thicknessVariation, rng: &rng)
+        var neighbourLattice: LayeredLattice?
+        var amorphous: AmorphousColumns?
+        // Drift extent over the run, for the area the neighbour must cover.
+        var dMin = SIMD2<Double>(0, 0), dMax = SIMD2<Double>(0, 0)
+        for s in slots {
+            for t in [s.startS, s.startS + dur] {
+                let d = drift.displacement(at: t)
+                dMin = pointwiseMin(dMin, d); dMax = pointwiseMax(dMax, d)
+            }
+        }
+        let margin = 1.0 + 3 * scan.jitterPx * p + 3 * scan.humAmplitudePx * p + scan.flybackAmplitudePx * p
+        let box = (xMin: -dMax.x - margin, xMax: Double(w) * p - dMin.x + margin,
+                   yMin: -dMax.y - margin, yMax: Double(h) * p - dMin.y + margin)
+        switch o.neighbour {
+        case .grain(let angle):
+            neighbourLattice = LayeredLattice(originNm: centre + SIMD2(0.07, -0.05), layerAngleDeg: angle,
+                                              inPlaneSpacingNm: o.inPlaneSpacingNm, layerSpacingNm: o.layerSpacingNm)
+        case .amorphous:
+            let b = boundaryPoint
+            amorphous = AmorphousColumns(xMin: box.xMin, xMax: box.xMax, yMin: box.yMin, yMax: box.yMax, cell: 0.33,
+                                         densityPerNm2: 18, include: { (($0 - b) * propagation).sum() < -0.1 },
+                                         thickness: thickness, rng: &rng)
+        case .vacuum:
+            break
+        }
+        let profile = ColumnProfile(coreSigmaNm: o.probeSigmaNm, tailSigmaNm: o.tailSigmaNm, tailFraction: o.tailFraction)
+        specimen = Specimen(lattice: lattice, profile: profile, liWeight: o.liColumnWeight / o.tmColumnWeight,
+                            oWeight: o.oColumnWeight / o.tmColumnWeight, boundaryPointNm: boundaryPoint,
+                            propagation: propagation, neighbour: o.neighbour, neighbourLattice: neighbourLattice,
+                            amorphous: amorphous, thickness: thickness, backgroundLevel: o.backgroundLevel)
+
+        // Truth: cation sites and pixel areas of the analysed grain inside frame 0's view.
+        let (mr, ir) = lattice.indexRange(xMin: 0, xMax: Double(w - 1) * p, yMin: 0, yMax: Double(h - 1) * p, margin: 0.5)
+        var cationSites: [(tm: Bool, pos: SIMD2<Double>)] = []
+        for m in mr where m & 1 == 1 {
+            for i in ir {
+                let pos = lattice.position(layer: m, column: i)
+                guard pos.x >= -0.5 * p, pos.y >= -0.5 * p, pos.x <= (Double(w) - 0.5) * p, pos.y <= (Double(h) - 0.5) * p,
+                      specimen.boundaryDistance(pos) >= 0 else { continue }
+                cationSites.append((lattice.species(layer: m) == .transitionMetal, pos))
+            }
+        }
+        var pixelDistances: [Double] = []
+        pixelDistances.reserveCapacity(w * h)
+        for y in 0..<h { for x in 0..<w {
+            let d = specimen.boundaryDistance(SIMD2(Double(x) * p, Double(y) * p))
+            if d >= 0 { pixelDistances.append(d) }
+        } }
+        pixelDistances.sort()
+
+        let folder = RunLayout(options: o, programme: programme)
+        var truths: [FrameTruth] = []
+        for (idx, s) in slots.enumerated() {
+            let mid = s.startS + dur / 2
+            let state = Specimen.State(front: kinetics.position(at: mid),
+                                       uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)))
+            var liSum = 0.0, tmSum = 0.0, liN = 0, tmN = 0
+            for site in cationSites {
+                let a = specimen.siteAmplitude(site.tm ? .transitionMetal : .lithiumSite, at: site.pos, state: state, kinetics: kinetics)
+                if site.tm { tmSum += a; tmN += 1 } else { liSum += a; liN += 1 }
+            }
+            // Ratio of the two sublattices' mean column intensities.
+            let liTm = tmSum > 0 && liN > 0 ? (liSum / Double(liN)) / (tmSum / Double(tmN)) : 0
+            var rs = 0.0
+            if let f = state.front, !pixelDistances.isEmpty {
+                var lo = 0, hi = pixelDistances.count          // count of distances < f
+                while lo < hi { let m = (lo + hi) / 2; if pixelDistances[m] < f { lo = m + 1 } else { hi = m } }
+                rs = Double(lo) / Double(pixelDistances.count)
+            }
+            let d = drift.displacement(at: mid)
+            truths.append(FrameTruth(frameIndex: idx, timeS: s.startS - t0, temperatureC: programme.temperature(at: mid),
+                                     stepIndex: s.hold ?? -1, shiftXPx: d.x / p, shiftYPx: d.y / p,
+                                     liTmRatio: liTm, rocksaltFraction: rs,
+                                     frontPositionNm: state.front, expectedStatus: s.isNoise ? "rejected:noise" : "ok",
+                                     file: folder.relativePath(frame: idx, hold: s.hold, temperatureC: s.hold.map { o.holds[$0].temperatureC })))
+        }
+        frameTruths = truths
+        truth = HeatingRunSimulator.runTruth(options: o, lattice: lattice, boundaryPoint: boundaryPoint, propagation: propagation,
+                                             kinetics: kinetics, frames: truths, frameDuration: dur,
+                                             firstFrameEpochS: o.programmeStartEpochS + t0)
+    }
+
+    public var frameCount: Int { slots.count }
+
+    public func frameTruth(_ i: Int) -> FrameTruth { frameTruths[i] }
+
+    public var allFrameTruths: [FrameTruth] { frameTruths }
+
+    /// Programme time at which frame `i`'s acquisition starts.
+    public func frameStartS(_ i: Int) -> Double { slots[i].startS }
+
+    /// The frame as the detector records it (uint16-valued counts in a float image).
+    public func render(frame i: Int) -> Image {
+        var rng = SeededRandom.stream(options.seed, UInt64(i) &+ 1)
+        if slots[i].isNoise {
+            // A pure-noise frame (beam blanked or probe lost): the same mean signal, no structure.
+            let mean = intensity(frame: i, distortions: false, jitter: nil, step: 8).mean
+            let flat = Image(width: options.size, height: options.size, fill: Float(mean))
+            return detector.record(flat, rng: &rng)
+        }
+        let jitter = scan.lineJitter(frameStartS: slots[i].startS, rng: &rng)
+        return detector.record(intensity(frame: i, distortions: true, jitter: jitter), rng: &rng)
+    }
+
+    /// Expected detector values (offset + gain × expected electrons) without shot or read
+    /// noise; with `distortions == false` also without jitter, flyback and within-frame
+    /// drift: the whole frame is taken at its mid-acquisition time, so the content sits
+    /// exactly at the truth shift.
+    public func renderNoiseless(frame i: Int, distortions: Bool) -> Image {
+        var jitter: [Double]?
+        if distortions {
+            var rng = SeededRandom.stream(options.seed, UInt64(i) &+ 1)
+            jitter = scan.lineJitter(frameStartS: slots[i].startS, rng: &rng)
+        }
+        var img = intensity(frame: i, distortions: distortions, jitter: jitter)
+        for k in 0..<img.pixels.count { img.pixels[k] = Float(detector.expectedValue(intensity: Double(img.pixels[k]))) }
+        return img
+    }
+
+    /// Model intensity (TM column peak at unit thickness = 1) at every scan pixel of frame `i`.
+    /// `step > 1` samples every step-th pixel only (a cheap mean estimate).
+    func intensity(frame i: Int, distortions: Bool, jitter: [Double]?, step: Int = 1) -> Image {
+        let o = options, p = o.pixelSizeNm
+        let w = o.size, h = o.size
+        let start = slots[i].startS
+        let mid = start + scan.frameDurationS / 2
+        let state = Specimen.State(front: kinetics.position(at: mid),
+                                   uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)))
+        let d0 = drift.displacement(at: start), d1 = drift.displacement(at: start + scan.frameDurationS)
+        let dm = drift.displacement(at: mid)
+        let lo = pointwiseMin(pointwiseMin(d0, d1), dm), hi = pointwiseMax(pointwiseMax(d0, d1), dm)
+        let jMax = (jitter?.map { abs($0) }.max() ?? 0) + (distortions ? scan.flybackAmplitudePx : 0)
+        let margin = (jMax + 2) * p
+        let tables = specimen.tables(state: state, kinetics: kinetics,
+                                     xMin: -margin - hi.x, xMax: Double(w - 1) * p + margin - lo.x,
+                                     yMin: -margin - hi.y, yMax: Double(h - 1) * p + margin - lo.y)
+        let ws = (w + step - 1) / step, hs = (h + step - 1) / step
+        var pixels = [Float](repeating: 0, count: ws * hs)
+        for ry in 0..<hs {
+            let r = ry * step
+            let jr = jitter?[r] ?? 0
+            for cx in 0..<ws {
+                let c = cx * step
+                let d: SIMD2<Double>
+                let xs: Double
+                if distortions {
+                    d = drift.displacement(at: start + scan.pixelTime(c, r))
+                    xs = Double(c) + scan.flybackOffset(c) + jr
+                } else {
+                    d = dm
+                    xs = Double(c)
+                }
+                let pos = SIMD2(xs * p - d.x, Double(r) * p - d.y)
+                pixels[ry * ws + cx] = Float(specimen.intensity(at: pos, tables: tables))
+            }
+        }
+        return Image(width: ws, height: hs, pixels: pixels)
+    }
+
+    // MARK: Run truth
+
+    static func runTruth(options o: SimulationOptions, lattice: LayeredLattice, boundaryPoint: SIMD2<Double>,
+                         propagation: SIMD2<Double>, kinetics: FrontKinetics, frames: [FrameTruth],
+                         frameDuration: Double, firstFrameEpochS: Double) -> RunTruth {
+        let p = o.pixelSizeNm
+        var steps: [StepTruth] = []
+        for k in o.holds.indices {
+            let fs = frames.filter { $0.stepIndex == k }
+            guard let first = fs.first, let last = fs.last else { continue }
+            let used = fs.filter { $0.expectedStatus == "ok" }
+            let ref = used.isEmpty ? fs : used
+            let li = ref.map(\.liTmRatio).reduce(0, +) / Double(ref.count)
+            let rs = ref.map(\.rocksaltFraction).reduce(0, +) / Double(ref.count)
+            var v: Double?
+            if o.frontWidthNm != nil, first.frontPositionNm != nil { v = kinetics.velocity(atC: o.holds[k].temperatureC) }
+            let moving = (last.frontPositionNm ?? 0) - (first.frontPositionNm ?? 0) >= 1
+            steps.append(StepTruth(stepIndex: k, temperatureC: o.holds[k].temperatureC, tStartS: first.timeS, tEndS: last.timeS,
+                                   nFrames: fs.count, nUsed: used.count, liTmRatioMean: TextFormat.r(li, 8),
+                                   rocksaltFraction: TextFormat.r(rs, 8),
+                                   frontPositionStartNm: first.frontPositionNm.map { TextFormat.r($0, 6) },
+                                   frontPositionEndNm: last.frontPositionNm.map { TextFormat.r($0, 6) },
+                                   frontVelocityNmPerS: v.map { TextFormat.r($0, 9) }, moving: moving))
+        }
+        // Onset as summary.json defines it, on the (noise-free) true step values.
+        var onset: Double?
+        if let s0 = steps.first, s0.rocksaltFraction <= 0.02 {
+            onset = steps.dropFirst().first { $0.liTmRatioMean - s0.liTmRatioMean >= 0.02 || $0.rocksaltFraction > 0.02 }?.temperatureC
+        }
+        let spacing = zip(o.holds.dropFirst(), o.holds).map { abs($0.temperatureC - $1.temperatureC) }.min() ?? 25
+        // Boundary clipped to frame 0.
+        let w = Double(o.size - 1), hgt = Double(o.size - 1)
+        let bPx = boundaryPoint / p
+        let dir = SIMD2(-propagation.y, propagation.x)
+        var ts: [Double] = []
+        if abs(dir.x) > 1e-12 { for x in [0.0, w] { ts.append((x - bPx.x) / dir.x) } }
+        if abs(dir.y) > 1e-12 { for y in [0.0, hgt] { ts.append((y - bPx.y) / dir.y) } }
+        let inside = ts.filter { t in
+            let q = bPx + t * dir
+            return q.x >= -1e-9 && q.x <= w + 1e-9 && q.y >= -1e-9 && q.y <= hgt + 1e-9
+        }.sorted()
+        let a = bPx + (inside.first ?? 0) * dir, b = bPx + (inside.last ?? 0) * dir
+        let boundary = LineSegment(x0: TextFormat.r(a.x, 4), y0: TextFormat.r(a.y, 4), x1: TextFormat.r(b.x, 4), y1: TextFormat.r(b.y, 4))
+        func px(_ v: SIMD2<Double>) -> [Double] { [TextFormat.r(v.x / p, 6), TextFormat.r(v.y / p, 6)] }
+        // TM lattice origin: the TM site nearest the frame centre.
+        let centre = SIMD2(w / 2, hgt / 2) * p
+        let A = lattice.alongBasisNm, B = lattice.acrossBasisNm
+        let det = A.x * B.y - A.y * B.x
+        let dc = centre - lattice.tmOriginNm
+        let ii = ((dc.x * B.y - dc.y * B.x) / det).rounded(), jj = ((A.x * dc.y - A.y * dc.x) / det).rounded()
+        let tmOrigin = lattice.tmOriginNm + ii * A + jj * B
+        let neighbour: String
+        switch o.neighbour {
+        case .grain(let angle): neighbour = "grain (layers at \(TextFormat.f(angle, 1)) deg)"
+        case .amorphous: neighbour = "amorphous"
+        case .vacuum: neighbour = "vacuum"
+        }
+        let hasFront = o.frontWidthNm != nil
+        let date = Date(timeIntervalSince1970: firstFrameEpochS)
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return RunTruth(
+            preset: o.preset.cliName, seed: o.seed, frameCount: frames.count, width: o.size, height: o.size,
+            format: o.format.rawValue, material: o.materialName, pixelSizeNm: TextFormat.r(p, 9),
+            layerSpacingNm: o.layerSpacingNm, inPlaneSpacingNm: o.inPlaneSpacingNm, layerAngleDeg: o.layerAngleDeg,
+            boundary: boundary, propagationDirection: [TextFormat.r(propagation.x, 9), TextFormat.r(propagation.y, 9)],
+            neighbour: neighbour, onsetTemperatureC: onset, onsetToleranceC: spacing,
+            modelOnsetTemperatureC: hasFront ? o.frontOnsetTemperatureC : o.uniformMixingOnsetC,
+            activationEnergyEV: hasFront ? o.activationEnergyEV : nil,
+            v0NmPerS: hasFront ? kinetics.v0NmPerS.rounded() : nil, frontWidthNm: o.frontWidthNm,
+            movingStepCount: steps.filter(\.moving).count, steps: steps,
+            tmLattice: ColumnLatticeTruth(originPx: px(tmOrigin), alongBasisPx: px(A), acrossBasisPx: px(B), liOffsetPx: px(lattice.liOffsetNm)),
+            noiseFrames: frames.filter { $0.expectedStatus != "ok" }.map(\.frameIndex),
+            registrationTargetPx: o.preset == .registrationStress ? 0.15 : 0.05,
+            columnPrecisionTargetPm: o.preset == .scanDistortion ? 2 : nil,
+            frameDurationS: TextFormat.r(frameDuration, 6), firstFrameTime: iso.string(from: date),
+            heatingLog: o.heatingLog.rawValue, definitions: RunTruth.fieldDefinitions)
+    }
+}

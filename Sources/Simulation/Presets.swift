@@ -1,0 +1,275 @@
+import Foundation
+
+/// The kinds of synthetic heating run `heatfront simulate` writes (run contract §7).
+public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
+    /// Sun et al., Cell Rep. Phys. Sci. 2021: LiCoO2 heated fast to ≈ 500 °C, then four holds
+    /// with a layered → rock-salt front moving from a grain boundary along the layers
+    /// (Arrhenius kinetics, Ea = 1.5 eV), so an activation energy can be fitted.
+    case boundaryFront
+    /// Pokle et al., ACS AMI 2021: NCM851005 with holds every 25 °C from room temperature;
+    /// from ≈ 150 °C TM ions enter the Li sites uniformly (no front). Frames during ramps.
+    case gradualOnset
+    /// A front run with large specimen drift (≈ 100 px), very low dose, strong line jitter
+    /// and injected pure-noise frames that registration must reject.
+    case registrationStress
+    /// A front run with strong within-frame scan distortions (slow scan, mains hum,
+    /// flyback), analysed with non-rigid registration.
+    case scanDistortion
+
+    /// The name used on the command line (`boundary-front`, …).
+    public var cliName: String {
+        switch self {
+        case .boundaryFront: "boundary-front"
+        case .gradualOnset: "gradual-onset"
+        case .registrationStress: "registration-stress"
+        case .scanDistortion: "scan-distortion"
+        }
+    }
+
+    public init?(cliName: String) {
+        guard let p = SimulationPreset.allCases.first(where: { $0.cliName == cliName || $0.rawValue == cliName }) else {
+            return nil
+        }
+        self = p
+    }
+}
+
+/// File format of the simulated frames (all written as uint16 detector counts).
+public enum SimulatedFormat: String, Sendable, Codable, CaseIterable {
+    case tiff, png, dm4
+    public var fileExtension: String { self == .tiff ? "tif" : rawValue }
+}
+
+/// What lies on the far side of the boundary the front starts from.
+public enum NeighbourRegion: Sendable, Equatable {
+    /// Another grain of the same layered phase, its layers at `layerAngleDeg` (it does not transform).
+    case grain(layerAngleDeg: Double)
+    /// Amorphous material: randomly placed columns.
+    case amorphous
+    /// Vacuum: the boundary is a free surface.
+    case vacuum
+}
+
+/// How the heating log is written (run contract §1, temperature source 2).
+public enum HeatingLogFlavour: String, Sendable, Codable {
+    /// `time_s,temperature_C`, log time 0 = the first frame.
+    case plainRelative = "plain_time_s"
+    /// `timestamp,temperature_C` with absolute ISO-8601 UTC times.
+    case plainTimestamp = "plain_timestamp"
+    /// Protochips holder log: `Time` in ms since an absolute start given in `Notes` rows.
+    case protochips
+    /// DENSsolutions Impulse export: `Experiment time` in s since the first frame.
+    case densImpulse = "dens_impulse"
+}
+
+/// How frames are named and grouped in the run folder.
+public enum FolderLayout: Sendable, Equatable {
+    /// `frames/frame_0000.ext`.
+    case flat
+    /// One sub-folder per hold named by its temperature (`RT`, `50C`, …); ramp frames in `ramp/`.
+    case temperatureFolders
+    /// Flat, with a temperature token in each name (`stress_T475C_0001.ext` with `tPrefix`,
+    /// else `scan_500C_0001.ext`); ramp frames get `ramp` instead.
+    case fileNameTokens(prefix: String, tPrefix: Bool)
+}
+
+/// One hold of the temperature programme: a set-point kept for `durationS`.
+public struct HoldSpec: Sendable, Equatable {
+    public var temperatureC: Double
+    public var durationS: Double
+    public init(_ temperatureC: Double, _ durationS: Double) {
+        self.temperatureC = temperatureC
+        self.durationS = durationS
+    }
+}
+
+/// Every knob of a simulated run. `init(preset:)` fills the preset's defaults; each field may
+/// be changed afterwards (tests do, to isolate one effect). Lengths in nm unless named `Px`.
+public struct SimulationOptions: Sendable {
+    public var preset: SimulationPreset
+    public var seed: UInt64 = 1
+    /// Frame width and height in pixels.
+    public var size: Int = 512 { didSet { if !pixelSizeSet { pixelSizeNm = fieldOfViewNm / Double(size) } } }
+    public var framesPerStep: Int
+    public var format: SimulatedFormat
+
+    // Geometry and material.
+    /// Field of view (nm) the default pixel size is chosen for: the frame spans the same
+    /// specimen area whatever `size`, so the kinetics stay inside it.
+    public var fieldOfViewNm: Double = 12.8
+    /// Pixel size; defaults to `fieldOfViewNm / size` (0.025 nm at 512 px).
+    public var pixelSizeNm: Double { didSet { pixelSizeSet = true } }
+    private var pixelSizeSet = false
+    /// (003) spacing: distance between TM planes.
+    public var layerSpacingNm: Double = 0.468
+    /// Projected TM–TM distance inside a plane along hexagonal [100] (a·cos 30°).
+    public var inPlaneSpacingNm: Double = 0.244
+    /// Angle of the layers from the fast-scan (+x) axis, counter-clockwise on screen.
+    public var layerAngleDeg: Double
+    /// Z^1.7 column weights (Co 271, Ni 290, Mn 237, O 34, Li 6.5).
+    public var tmColumnWeight: Double = 271
+    public var liColumnWeight: Double = 6.5
+    public var oColumnWeight: Double = 34
+    public var materialName = "LiCoO2"
+    public var neighbour: NeighbourRegion
+    /// Distance of the boundary from the frame centre, against the propagation direction.
+    public var boundaryOffsetNm: Double = 4.0
+    /// Relative amplitude of the smooth thickness (mass-thickness) variation.
+    public var thicknessVariation: Double = 0.12
+    /// Diffuse background under the columns, relative to a TM column peak at unit thickness.
+    public var backgroundLevel: Double = 0.04
+
+    // Probe.
+    public var probeSigmaNm: Double = 0.045
+    public var tailSigmaNm: Double = 0.10
+    /// Fraction of a column's integrated intensity in the broad tail.
+    public var tailFraction: Double = 0.12
+
+    // Transformation kinetics.
+    /// 10–90 % width of the tanh front; nil: no front in this run.
+    public var frontWidthNm: Double?
+    public var activationEnergyEV: Double = 1.5
+    /// Front velocity at `referenceTemperatureC` (sets v0).
+    public var referenceVelocityNmPerS: Double = 0.07
+    public var referenceTemperatureC: Double = 550
+    /// Temperature above which the front moves (0 below).
+    public var frontOnsetTemperatureC: Double = 400
+    /// Uniform cation mixing (fraction of Li sites holding TM) rises linearly above this.
+    public var uniformMixingOnsetC: Double?
+    public var uniformMixingPerC: Double = 0.001
+
+    // Temperature programme.
+    public var startTemperatureC: Double = 25
+    /// Room-temperature time before heating starts.
+    public var preHeatS: Double = 5
+    public var rampRateCPerS: Double = 50
+    public var holds: [HoldSpec]
+    /// Holds whose incoming ramp gets one frame at its mid-point (step -1).
+    public var rampFrameHolds: Set<Int> = []
+    /// Time kept free at each end of a hold, so the log's hold clearly contains every frame.
+    public var holdMarginS: Double = 2
+
+    // Scan.
+    public var dwellTimeS: Double = 2e-6
+    public var flybackTimeS: Double = 300e-6
+    /// White per-line jitter along the fast-scan axis (σ, px at 512 px, scaled with size).
+    public var jitterPx: Double = 0.1
+    /// 50 Hz mains pick-up along the fast-scan axis (amplitude, px at 512 px).
+    public var humAmplitudePx: Double = 0
+    /// Flyback: the first pixels of a line are compressed; x_scan = x + A·exp(−x/λ).
+    public var flybackAmplitudePx: Double = 0.3
+    public var flybackDecayPx: Double = 12
+
+    // Specimen drift.
+    /// Steady drift speed at 25 °C, growing by `driftThermalGainPer100C` per 100 °C.
+    public var driftNmPerS: Double = 0.0008
+    public var driftAngleDeg: Double = 200
+    public var driftThermalGainPer100C: Double = 0.5
+    /// Random-walk diffusion of the specimen position (nm/√s at 25 °C, same thermal gain).
+    public var driftRandomWalkNmPerRootS: Double = 0.0015
+
+    // Detector.
+    /// Electron dose per frame, e⁻/Å².
+    public var dose: Double
+    /// Fraction of the incident electrons reaching the HAADF detector at a TM column peak.
+    public var detectorFraction: Double = 0.1
+    public var gainADUPerElectron: Double = 12
+    public var offsetADU: Double = 200
+    public var readNoiseADU: Double = 4
+
+    // Run conventions.
+    /// Pure-noise frames (beam blanked / lost lock), as (hold index, frame within the hold).
+    public var noiseFrames: [HoldFrame] = []
+    public var heatingLog: HeatingLogFlavour
+    public var layout: FolderLayout
+    public var registrationMode = "rigid"
+    /// Absolute time (s since 1970) of the programme start: fixed, never the wall clock.
+    public var programmeStartEpochS: Double = 1_741_944_600   // 2025-03-14T09:30:00Z
+
+    public struct HoldFrame: Sendable, Equatable {
+        public var hold: Int
+        public var frame: Int
+        public init(hold: Int, frame: Int) { self.hold = hold; self.frame = frame }
+    }
+
+    public init(preset: SimulationPreset, seed: UInt64 = 1, size: Int = 512) {
+        self.preset = preset
+        self.seed = seed
+        self.size = size
+        pixelSizeNm = 12.8 / Double(size)
+        switch preset {
+        case .boundaryFront:
+            framesPerStep = 10; format = .tiff
+            layerAngleDeg = 28; neighbour = .grain(layerAngleDeg: -19)
+            frontWidthNm = 3.5; dose = 1500
+            holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
+            heatingLog = .plainRelative; layout = .temperatureFolders
+        case .gradualOnset:
+            framesPerStep = 6; format = .png
+            layerAngleDeg = 23; neighbour = .vacuum
+            layerSpacingNm = 0.474; materialName = "NCM851005"
+            tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
+            boundaryOffsetNm = 5
+            frontWidthNm = nil; uniformMixingOnsetC = 150; uniformMixingPerC = 0.001
+            dose = 800; rampRateCPerS = 2; preHeatS = 0
+            holds = stride(from: 25.0, through: 300, by: 25).map { HoldSpec($0, 60) }
+            rampFrameHolds = [7, 8, 9]
+            heatingLog = .densImpulse; layout = .temperatureFolders
+            driftNmPerS = 0.0004; driftRandomWalkNmPerRootS = 0.001
+        case .registrationStress:
+            framesPerStep = 8; format = .dm4
+            layerAngleDeg = 33; neighbour = .amorphous
+            frontWidthNm = 3.0; dose = 250
+            holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
+            preHeatS = 10
+            jitterPx = 0.5; humAmplitudePx = 0.3; flybackAmplitudePx = 0.5
+            driftNmPerS = 0.0025; driftAngleDeg = 140; driftRandomWalkNmPerRootS = 0.004
+            noiseFrames = [HoldFrame(hold: 1, frame: 3), HoldFrame(hold: 2, frame: 5), HoldFrame(hold: 3, frame: 1)]
+            heatingLog = .protochips; layout = .fileNameTokens(prefix: "stress", tPrefix: true)
+            registrationMode = "rigid"
+        case .scanDistortion:
+            framesPerStep = 8; format = .tiff
+            layerAngleDeg = 31; neighbour = .grain(layerAngleDeg: 78)
+            frontWidthNm = 4.5; dose = 1000
+            holds = [HoldSpec(500, 90), HoldSpec(525, 50), HoldSpec(550, 44)]
+            preHeatS = 20
+            dwellTimeS = 6e-6; flybackTimeS = 500e-6
+            jitterPx = 0.35; humAmplitudePx = 0.5; flybackAmplitudePx = 2.5; flybackDecayPx = 18
+            driftNmPerS = 0.004; driftAngleDeg = 60; driftRandomWalkNmPerRootS = 0.002
+            heatingLog = .plainTimestamp; layout = .fileNameTokens(prefix: "scan", tPrefix: false)
+            registrationMode = "nonrigid"
+        }
+    }
+
+    /// Check the options before any work: named, human-readable problems.
+    public func validate() throws {
+        func bad(_ s: String) -> SimulationError { SimulationError.invalidOption(s) }
+        guard size >= 32 && size <= 8192 else { throw bad("size must be 32…8192 px (got \(size))") }
+        guard framesPerStep >= 1 && framesPerStep <= 1000 else { throw bad("frames per step must be 1…1000 (got \(framesPerStep))") }
+        guard pixelSizeNm > 0, pixelSizeNm.isFinite else { throw bad("pixel size must be positive") }
+        guard layerSpacingNm > 0, inPlaneSpacingNm > 0 else { throw bad("lattice spacings must be positive") }
+        guard dose > 0, dose.isFinite else { throw bad("dose must be positive") }
+        guard !holds.isEmpty, holds.allSatisfy({ $0.durationS > 2 * holdMarginS }) else { throw bad("every hold must outlast its margins") }
+        guard rampRateCPerS > 0 else { throw bad("ramp rate must be positive") }
+        if let w = frontWidthNm, !(w > 0) { throw bad("front width must be positive") }
+        for nf in noiseFrames where nf.hold >= holds.count {
+            throw bad("noise frame in hold \(nf.hold), but only \(holds.count) holds")
+        }
+        let frameDuration = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
+        for h in holds where frameDuration * Double(framesPerStep) > h.durationS - 2 * holdMarginS {
+            throw bad("\(framesPerStep) frames of \(String(format: "%.2f", frameDuration)) s do not fit in the \(Int(h.durationS)) s hold at \(Int(h.temperatureC)) °C")
+        }
+    }
+}
+
+/// A problem with the simulator's options or outputs.
+public enum SimulationError: Error, CustomStringConvertible, Sendable {
+    case invalidOption(String)
+    case write(String)
+    public var description: String {
+        switch self {
+        case .invalidOption(let s): "invalid simulation option: \(s)"
+        case .write(let s): "cannot write the simulated run: \(s)"
+        }
+    }
+}

@@ -1,0 +1,360 @@
+import Foundation
+import FrameCore
+
+/// One checked quantity of a validation: the error of a pipeline output against the truth.
+public struct Metric: Sendable, Equatable {
+    public var name: String
+    /// The error (or count); nil when it could not be computed.
+    public var value: Double?
+    public var unit: String
+    /// The target as text (`≤ 0.05`), empty when the metric is only reported.
+    public var target: String
+    /// Whether the target is met; nil for metrics that are only reported.
+    public var passed: Bool?
+    public var detail: String
+
+    public init(name: String, value: Double?, unit: String, target: String, passed: Bool?, detail: String = "") {
+        self.name = name; self.value = value; self.unit = unit
+        self.target = target; self.passed = passed; self.detail = detail
+    }
+}
+
+/// The outcome of `heatfront validate`.
+public struct ValidationReport: Sendable {
+    public var metrics: [Metric]
+    /// Outputs (or truth files) that were absent or unreadable; each counts as a missed target.
+    public var missing: [String]
+
+    public var allPassed: Bool { missing.isEmpty && metrics.allSatisfy { $0.passed != false } }
+
+    public func metric(_ name: String) -> Metric? { metrics.first { $0.name == name } }
+
+    public func text() -> String {
+        var s = ""
+        let w = max(28, (metrics.map(\.name.count).max() ?? 0) + 2)
+        for m in metrics {
+            let v = m.value.map { Swift.abs($0) >= 1000 || ($0 != 0 && Swift.abs($0) < 0.001) ? String(format: "%.4g", $0) : String(format: "%.4f", $0) } ?? "—"
+            let verdict = m.passed.map { $0 ? "PASS" : "FAIL" } ?? "info"
+            let name = m.name.padding(toLength: w, withPad: " ", startingAt: 0)
+            s += "\(verdict)  \(name)\(v) \(m.unit)"
+            if !m.target.isEmpty { s += "  (target \(m.target))" }
+            if !m.detail.isEmpty { s += "  \(m.detail)" }
+            s += "\n"
+        }
+        for m in missing { s += "MISSING  \(m)\n" }
+        s += allPassed ? "all targets met\n" : "targets missed\n"
+        return s
+    }
+}
+
+/// Compares a `heatfront run` output folder with a simulated run's ground truth.
+///
+/// Metrics and targets: registration RMS error after removing the mean offset (the
+/// pipeline's reference frame may differ from frame 0), wrongly rejected and missed noise
+/// frames, Li/TM ratio and rock-salt fraction of each step, front position RMS, per-step
+/// front velocity (steps where the front moves ≥ 1 nm), front width, onset temperature
+/// (within one programme step), activation energy (with ≥ 4 moving steps) and the precision
+/// of TM column positions in the step averages (RMS deviation from the best-fit ideal lattice).
+/// A quantity the truth says is absent (no front in the run) checks that none was reported.
+public enum RunValidation {
+    public static func validate(outDir: URL, truthDir: URL) -> ValidationReport {
+        var missing: [String] = []
+        var metrics: [Metric] = []
+
+        // Truth.
+        let truth: RunTruth
+        let truthFrames: [Int: FrameTruth]
+        do {
+            let data = try Data(contentsOf: truthDir.appendingPathComponent("ground_truth.json"))
+            truth = try JSONDecoder().decode(RunTruth.self, from: data)
+        } catch {
+            return ValidationReport(metrics: [], missing: ["ground_truth.json in \(truthDir.path): \(error)"])
+        }
+        guard let gt = CSVTable.load(truthDir.appendingPathComponent("ground_truth.csv")) else {
+            return ValidationReport(metrics: [], missing: ["ground_truth.csv in \(truthDir.path)"])
+        }
+        var tf: [Int: FrameTruth] = [:]
+        for r in gt.rows {
+            guard let i = gt.int(r, "frame_index") else { continue }
+            tf[i] = FrameTruth(frameIndex: i, timeS: gt.double(r, "time_s") ?? 0, temperatureC: gt.double(r, "temperature_C") ?? 0,
+                               stepIndex: gt.int(r, "step_index") ?? -1, shiftXPx: gt.double(r, "shift_x_px") ?? 0,
+                               shiftYPx: gt.double(r, "shift_y_px") ?? 0, liTmRatio: gt.double(r, "li_tm_ratio") ?? 0,
+                               rocksaltFraction: gt.double(r, "rocksalt_fraction") ?? 0,
+                               frontPositionNm: gt.double(r, "front_position_nm"), expectedStatus: gt.string(r, "status") ?? "ok", file: "")
+        }
+        truthFrames = tf
+        let hasFront = truth.frontWidthNm != nil
+
+        // Pipeline outputs.
+        let frames = CSVTable.load(outDir.appendingPathComponent("frames.csv"))
+        let steps = CSVTable.load(outDir.appendingPathComponent("steps.csv"))
+        var summary: [String: Any]?
+        if let d = try? Data(contentsOf: outDir.appendingPathComponent("summary.json")) {
+            summary = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
+        }
+        if frames == nil { missing.append("frames.csv") }
+        if steps == nil { missing.append("steps.csv") }
+        if summary == nil { missing.append("summary.json") }
+
+        if let f = frames {
+            var out: [Int: [String]] = [:]
+            for r in f.rows { if let i = f.int(r, "frame_index") { out[i] = r } }
+            // Registration.
+            var errs: [SIMD2<Double>] = []
+            var wrongRejects: [Int] = [], missedNoise: [Int] = [], absent: [Int] = []
+            for (i, t) in truthFrames.sorted(by: { $0.key < $1.key }) {
+                guard let r = out[i] else { absent.append(i); continue }
+                let ok = (f.string(r, "status") ?? "") == "ok"
+                if t.expectedStatus == "ok" {
+                    if !ok { wrongRejects.append(i) }
+                    if ok, let x = f.double(r, "shift_x_px"), let y = f.double(r, "shift_y_px") {
+                        errs.append(SIMD2(x - t.shiftXPx, y - t.shiftYPx))
+                    }
+                } else if ok {
+                    missedNoise.append(i)
+                }
+            }
+            if errs.isEmpty {
+                metrics.append(Metric(name: "registration_rms_error", value: nil, unit: "px", target: "≤ \(truth.registrationTargetPx)",
+                                      passed: false, detail: "no registered frames with shifts"))
+            } else {
+                let mean = errs.reduce(SIMD2(0, 0), +) / Double(errs.count)
+                let rms = (errs.map { (($0 - mean) * ($0 - mean)).sum() }.reduce(0, +) / Double(errs.count)).squareRoot()
+                metrics.append(Metric(name: "registration_rms_error", value: rms, unit: "px", target: "≤ \(truth.registrationTargetPx)",
+                                      passed: rms <= truth.registrationTargetPx,
+                                      detail: String(format: "%d frames, mean offset (%.3f, %.3f) px removed", errs.count, mean.x, mean.y)))
+            }
+            metrics.append(Metric(name: "wrongly_rejected_frames", value: Double(wrongRejects.count), unit: "frames", target: "= 0",
+                                  passed: wrongRejects.isEmpty, detail: list(wrongRejects)))
+            metrics.append(Metric(name: "missed_noise_frames", value: Double(missedNoise.count), unit: "frames", target: "= 0",
+                                  passed: missedNoise.isEmpty, detail: list(missedNoise)))
+            if !absent.isEmpty || out.count != truthFrames.count {
+                metrics.append(Metric(name: "frames_missing_from_output", value: Double(absent.count), unit: "frames", target: "= 0",
+                                      passed: absent.isEmpty && out.count == truthFrames.count,
+                                      detail: "\(out.count) rows for \(truthFrames.count) frames " + list(absent)))
+            }
+            // Front position per frame.
+            if hasFront {
+                var e: [Double] = []
+                for (i, t) in truthFrames where t.expectedStatus == "ok" {
+                    if let r = out[i], let tp = t.frontPositionNm, let op = f.double(r, "front_position_nm") { e.append(op - tp) }
+                }
+                let rms = e.isEmpty ? nil : (e.map { $0 * $0 }.reduce(0, +) / Double(e.count)).squareRoot()
+                metrics.append(Metric(name: "front_position_rms_error", value: rms, unit: "nm", target: "≤ 0.5",
+                                      passed: rms.map { $0 <= 0.5 } ?? false,
+                                      detail: e.isEmpty ? "no frame with both a true and a reported front" : "\(e.count) frames"))
+            } else {
+                let n = f.rows.filter { f.double($0, "front_position_nm") != nil }.count
+                metrics.append(Metric(name: "front_reported_without_truth", value: Double(n), unit: "frames", target: "= 0",
+                                      passed: n == 0, detail: "the run has no front"))
+            }
+        }
+
+        if let s = steps {
+            var byIndex: [Int: [String]] = [:]
+            for r in s.rows { if let k = s.int(r, "step_index") { byIndex[k] = r } }
+            func stepMetric(_ name: String, _ column: String, _ target: Double, _ truthValue: (StepTruth) -> Double) {
+                var worst = 0.0, lacking: [Int] = []
+                for st in truth.steps {
+                    guard let r = byIndex[st.stepIndex], let v = s.double(r, column) else { lacking.append(st.stepIndex); continue }
+                    worst = max(worst, abs(v - truthValue(st)))
+                }
+                let computed = lacking.count < truth.steps.count
+                metrics.append(Metric(name: name, value: computed ? worst : nil, unit: "", target: "≤ \(target)",
+                                      passed: computed && lacking.isEmpty && worst <= target,
+                                      detail: "max over \(truth.steps.count - lacking.count) steps" + (lacking.isEmpty ? "" : "; no value for steps " + list(lacking))))
+            }
+            stepMetric("li_tm_ratio_step_error", "li_tm_ratio_mean", 0.05) { $0.liTmRatioMean }
+            stepMetric("rocksalt_fraction_step_error", "rocksalt_fraction", 0.05) { $0.rocksaltFraction }
+
+            if hasFront {
+                var worst = 0.0, lacking: [Int] = [], n = 0
+                for st in truth.steps where st.moving {
+                    guard let vt = st.frontVelocityNmPerS, vt > 0 else { continue }
+                    guard let r = byIndex[st.stepIndex], let v = s.double(r, "front_velocity_nm_per_s") else { lacking.append(st.stepIndex); continue }
+                    worst = max(worst, abs(v - vt) / vt); n += 1
+                }
+                metrics.append(Metric(name: "front_velocity_rel_error", value: n > 0 ? worst * 100 : nil, unit: "%", target: "≤ 10",
+                                      passed: n > 0 && lacking.isEmpty && worst <= 0.1,
+                                      detail: "max over \(n) steps with ≥ 1 nm of motion" + (lacking.isEmpty ? "" : "; no velocity for steps " + list(lacking))))
+                var wWorst = 0.0, wn = 0
+                let wTrue = truth.frontWidthNm ?? 0
+                for st in truth.steps where st.frontPositionStartNm != nil {
+                    if let r = byIndex[st.stepIndex], let w = s.double(r, "front_width_nm") { wWorst = max(wWorst, abs(w - wTrue)); wn += 1 }
+                }
+                metrics.append(Metric(name: "front_width_error", value: wn > 0 ? wWorst : nil, unit: "nm", target: "≤ 1",
+                                      passed: wn > 0 && wWorst <= 1, detail: "max over \(wn) steps; true width \(wTrue) nm"))
+            } else {
+                let nv = s.rows.filter { s.double($0, "front_velocity_nm_per_s") != nil || s.double($0, "front_width_nm") != nil }.count
+                metrics.append(Metric(name: "front_steps_reported_without_truth", value: Double(nv), unit: "steps", target: "= 0",
+                                      passed: nv == 0, detail: "steps with a front velocity or width in a run without a front"))
+            }
+        }
+
+        if let sm = summary {
+            let onset = sm["onset_temperature_C"] as? Double
+            let tol = truth.onsetToleranceC
+            switch (truth.onsetTemperatureC, onset) {
+            case (nil, nil):
+                metrics.append(Metric(name: "onset_temperature_error", value: 0, unit: "°C", target: "≤ \(tol)", passed: true, detail: "no onset, as in the truth"))
+            case (let t?, let o?):
+                metrics.append(Metric(name: "onset_temperature_error", value: abs(o - t), unit: "°C", target: "≤ \(tol)", passed: abs(o - t) <= tol + 1e-9,
+                                      detail: "reported \(o), true \(t)"))
+            case (let t, let o):
+                metrics.append(Metric(name: "onset_temperature_error", value: nil, unit: "°C", target: "≤ \(tol)", passed: false,
+                                      detail: "reported \(o.map { "\($0)" } ?? "null"), true \(t.map { "\($0)" } ?? "null")"))
+            }
+            let ea = sm["activation_energy_eV"] as? Double
+            if let te = truth.activationEnergyEV {
+                let enough = truth.movingStepCount >= 4
+                let err = ea.map { abs($0 - te) }
+                metrics.append(Metric(name: "activation_energy_error", value: err, unit: "eV", target: enough ? "≤ 0.1" : "",
+                                      passed: enough ? (err.map { $0 <= 0.1 } ?? false) : nil,
+                                      detail: "reported \(ea.map { String(format: "%.3f", $0) } ?? "null"), true \(te); \(truth.movingStepCount) moving steps"))
+            } else {
+                metrics.append(Metric(name: "activation_energy_reported_without_truth", value: ea == nil ? 0 : 1, unit: "", target: "= 0",
+                                      passed: ea == nil, detail: "the run has no front"))
+            }
+        }
+
+        // Column positions in the step averages.
+        var precisions: [Double] = []
+        var columnFiles = 0
+        for st in truth.steps {
+            let url = outDir.appendingPathComponent("columns/step_\(st.stepIndex).csv")
+            guard let t = CSVTable.load(url) else { continue }
+            columnFiles += 1
+            let tm = t.rows.filter { (t.string($0, "sublattice") ?? "") == "tm" }.compactMap { r -> SIMD2<Double>? in
+                guard let x = t.double(r, "x"), let y = t.double(r, "y") else { return nil }
+                return SIMD2(x, y)
+            }
+            if let rms = LatticeFit.rmsDeviation(tm, lattice: truth.tmLattice) { precisions.append(rms * truth.pixelSizeNm * 1000) }
+        }
+        if columnFiles == 0 {
+            missing.append("columns/step_<k>.csv")
+        } else {
+            let worst = precisions.max()
+            let target = truth.columnPrecisionTargetPm
+            metrics.append(Metric(name: "column_position_precision", value: worst, unit: "pm", target: target.map { "≤ \($0)" } ?? "",
+                                  passed: target.map { t in worst.map { $0 <= t } ?? false },
+                                  detail: "worst of \(precisions.count) steps (RMS deviation of TM sites from the best-fit lattice)"))
+        }
+        return ValidationReport(metrics: metrics, missing: missing)
+    }
+
+    static func list(_ v: [Int]) -> String {
+        v.isEmpty ? "" : "[" + v.prefix(20).map(String.init).joined(separator: ",") + (v.count > 20 ? ",…" : "") + "]"
+    }
+}
+
+/// Least-squares fit of an ideal 2-D lattice to measured column positions.
+public enum LatticeFit {
+    /// RMS distance (px) of `sites` from the best-fit lattice `o + i·a + j·b`, where the
+    /// indices come from the true basis (with the fractional offset between the pipeline's
+    /// reference and frame 0 removed by a circular mean) and o, a, b are refitted. One
+    /// refit after dropping sites more than 5× the median residual away (misdetections).
+    public static func rmsDeviation(_ sites: [SIMD2<Double>], lattice: ColumnLatticeTruth) -> Double? {
+        guard sites.count >= 6 else { return nil }
+        let o = SIMD2(lattice.originPx[0], lattice.originPx[1])
+        let a = SIMD2(lattice.alongBasisPx[0], lattice.alongBasisPx[1]), b = SIMD2(lattice.acrossBasisPx[0], lattice.acrossBasisPx[1])
+        let det = a.x * b.y - a.y * b.x
+        guard abs(det) > 1e-9 else { return nil }
+        let frac = sites.map { r -> SIMD2<Double> in
+            let d = r - o
+            return SIMD2((d.x * b.y - d.y * b.x) / det, (a.x * d.y - a.y * d.x) / det)
+        }
+        func circularMean(_ v: [Double]) -> Double {
+            var s = 0.0, c = 0.0
+            for x in v { s += sin(2 * .pi * x); c += cos(2 * .pi * x) }
+            return atan2(s, c) / (2 * .pi)
+        }
+        let shiftI = circularMean(frac.map(\.x)), shiftJ = circularMean(frac.map(\.y))
+        let idx = frac.map { SIMD2(($0.x - shiftI).rounded(), ($0.y - shiftJ).rounded()) }
+        var use = [Bool](repeating: true, count: sites.count)
+        var result: Double?
+        for pass in 0..<2 {
+            // Normal equations for [1, i, j] → x and y separately.
+            var m = [[Double]](repeating: [0, 0, 0], count: 3)
+            var rx = [0.0, 0, 0], ry = [0.0, 0, 0]
+            var n = 0
+            for k in sites.indices where use[k] {
+                let v = [1, idx[k].x, idx[k].y]
+                for p in 0..<3 { for q in 0..<3 { m[p][q] += v[p] * v[q] }; rx[p] += v[p] * sites[k].x; ry[p] += v[p] * sites[k].y }
+                n += 1
+            }
+            guard n >= 6, let cx = solve3(m, rx), let cy = solve3(m, ry) else { return nil }
+            var res = [Double](repeating: 0, count: sites.count)
+            for k in sites.indices {
+                let px = cx[0] + cx[1] * idx[k].x + cx[2] * idx[k].y, py = cy[0] + cy[1] * idx[k].x + cy[2] * idx[k].y
+                res[k] = ((sites[k].x - px) * (sites[k].x - px) + (sites[k].y - py) * (sites[k].y - py)).squareRoot()
+            }
+            let used = sites.indices.filter { use[$0] }.map { res[$0] }
+            result = (used.map { $0 * $0 }.reduce(0, +) / Double(used.count)).squareRoot()
+            if pass == 0 {
+                let med = used.sorted()[used.count / 2]
+                let limit = max(5 * med, 1e-6)
+                for k in sites.indices { use[k] = res[k] <= limit }
+            }
+        }
+        return result
+    }
+
+    static func solve3(_ m: [[Double]], _ r: [Double]) -> [Double]? {
+        var a = m, b = r
+        for c in 0..<3 {
+            guard let p = (c..<3).max(by: { abs(a[$0][c]) < abs(a[$1][c]) }), abs(a[p][c]) > 1e-12 else { return nil }
+            a.swapAt(c, p); b.swapAt(c, p)
+            for rr in 0..<3 where rr != c {
+                let f = a[rr][c] / a[c][c]
+                for q in 0..<3 { a[rr][q] -= f * a[c][q] }
+                b[rr] -= f * b[c]
+            }
+        }
+        return (0..<3).map { b[$0] / a[$0][$0] }
+    }
+}
+
+/// A small CSV reader for the pipeline's tables: header row, comma-separated, double quotes
+/// around fields that contain commas; empty cells read as nil.
+struct CSVTable {
+    let columns: [String: Int]
+    let rows: [[String]]
+
+    static func load(_ url: URL) -> CSVTable? {
+        guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8) else { return nil }
+        var lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).map(String.init)
+        guard !lines.isEmpty else { return nil }
+        let header = split(lines.removeFirst()).map { $0.trimmingCharacters(in: .whitespaces) }
+        var cols: [String: Int] = [:]
+        for (i, h) in header.enumerated() where cols[h] == nil { cols[h] = i }
+        return CSVTable(columns: cols, rows: lines.filter { !$0.isEmpty }.map(split))
+    }
+
+    static func split(_ line: String) -> [String] {
+        var out: [String] = [], cur = "", quoted = false
+        var it = line.makeIterator()
+        while let c = it.next() {
+            if quoted {
+                if c == "\"" { quoted = false } else { cur.append(c) }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                out.append(cur); cur = ""
+            } else {
+                cur.append(c)
+            }
+        }
+        out.append(cur)
+        return out
+    }
+
+    func string(_ row: [String], _ name: String) -> String? {
+        guard let i = columns[name], i < row.count else { return nil }
+        let s = row[i].trimmingCharacters(in: .whitespaces)
+        return s.isEmpty ? nil : s
+    }
+    func double(_ row: [String], _ name: String) -> Double? {
+        string(row, name).flatMap(Double.init).flatMap { $0.isFinite ? $0 : nil }
+    }
+    func int(_ row: [String], _ name: String) -> Int? { string(row, name).flatMap { Int($0) } }
+}

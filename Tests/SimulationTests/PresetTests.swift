@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+import FrameCore
+import Simulation
+
+/// The presets' runs are consistent across every convention they use.
+@Suite struct PresetTests {
+    /// Heating log → (seconds since the first frame, °C), per flavour.
+    func logSamples(_ sim: HeatingRunSimulator) -> [(Double, Double)] {
+        let lines = sim.heatingLogCSV().split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let header = lines[0]
+        let t0 = sim.frameStartS(0)
+        var out: [(Double, Double)] = []
+        for f in lines.dropFirst() {
+            switch header[0] {
+            case "time_s": out.append((Double(f[0])!, Double(f[1])!))
+            case "TimeStamp": out.append((Double(f[1])!, Double(f[2])!))
+            case "Time":
+                guard let ms = Double(f[0]) else { continue }   // Notes rows
+                out.append((ms / 1000 - t0, Double(f[2])!))
+            case "timestamp":
+                // hh:mm:ss.fff of 2025-03-14, the programme starting at 09:30:00.
+                let clock = f[0].split(separator: "T")[1].dropLast().split(separator: ":").map { Double($0)! }
+                let s = (clock[0] - 9) * 3600 + (clock[1] - 30) * 60 + clock[2]
+                out.append((s - t0, Double(f[1])!))
+            default: Issue.record("unknown log header \(header)")
+            }
+        }
+        return out
+    }
+
+    /// Holds as the contract finds them: stretches ≥ 30 s whose spread stays below 3 °C.
+    func holds(_ log: [(Double, Double)]) -> [(Double, Double)] {
+        var res: [(Double, Double)] = []
+        var i = 0
+        while i < log.count {
+            var lo = log[i].1, hi = log[i].1, j = i
+            while j + 1 < log.count, max(hi, log[j + 1].1) - min(lo, log[j + 1].1) < 3 { j += 1; lo = min(lo, log[j].1); hi = max(hi, log[j].1) }
+            if log[j].0 - log[i].0 >= 30 { res.append((log[i].0, log[j].0)); i = j + 1 } else { i += 1 }
+        }
+        return res
+    }
+
+    @Test(arguments: SimulationPreset.allCases)
+    func conventionsAgree(preset: SimulationPreset) throws {
+        let o = SimulationOptions(preset: preset, size: 512)
+        try o.validate()
+        let sim = HeatingRunSimulator(o)
+        let t = sim.truth
+        #expect(t.pixelSizeNm == 0.025)
+        #expect(sim.frameCount == o.holds.count * o.framesPerStep + o.rampFrameHolds.count)
+        let log = logSamples(sim)
+        let found = holds(log)
+        #expect(found.count == o.holds.count, "\(preset): \(found.count) holds in the log")
+        let duration = t.frameDurationS
+        for i in 0..<sim.frameCount {
+            let f = sim.frameTruth(i)
+            let mid = f.timeS + duration / 2
+            // The log's value at mid-acquisition (linear interpolation) matches the truth.
+            let k = try #require(log.firstIndex { $0.0 >= mid })
+            let (ta, va) = k > 0 ? log[k - 1] : log[k], (tb, vb) = log[k]
+            let v = tb > ta ? va + (vb - va) * (mid - ta) / (tb - ta) : vb
+            #expect(abs(v - f.temperatureC) < 0.6, "\(preset) frame \(i): log \(v) vs \(f.temperatureC)")
+            // Step numbering = the log's holds in time order; ramp frames fall outside every hold.
+            let hold = found.firstIndex { mid >= $0.0 && mid <= $0.1 }
+            #expect((hold ?? -1) == f.stepIndex, "\(preset) frame \(i) at \(mid) s: hold \(String(describing: hold)), step \(f.stepIndex)")
+            if f.stepIndex >= 0 { #expect(abs(f.temperatureC - o.holds[f.stepIndex].temperatureC) < 1e-9) }
+            // File names carry the same temperature where the convention has one.
+            if f.stepIndex >= 0, case .temperatureFolders = o.layout {
+                let name = f.file.split(separator: "/")[0]
+                #expect(name == (o.holds[f.stepIndex].temperatureC == 25 ? "RT" : "\(Int(o.holds[f.stepIndex].temperatureC))C"))
+            }
+            if f.stepIndex >= 0, case .fileNameTokens = o.layout { #expect(f.file.contains("\(Int(o.holds[f.stepIndex].temperatureC))C_")) }
+            if i > 0 { #expect(f.timeS > sim.frameTruth(i - 1).timeS + duration) }
+        }
+        // The config holds what a user writes, never the truth.
+        let yaml = sim.heatfrontYAML()
+        #expect(yaml.contains("layer_spacing_nm: \(String(format: "%.3f", o.layerSpacingNm))"))
+        #expect(yaml.contains("mode: \(preset == .scanDistortion ? "nonrigid" : "rigid")"))
+        #expect(!yaml.contains("pixel_size") && !yaml.contains("activation") && !yaml.contains("onset_temperature"))
+        // The front stays inside the analysed crystal.
+        #expect(sim.frameTruth(sim.frameCount - 1).rocksaltFraction < 0.9)
+    }
+
+    @Test func boundaryFrontHasArrheniusKinetics() throws {
+        let sim = HeatingRunSimulator(SimulationOptions(preset: .boundaryFront, size: 256))
+        let t = sim.truth
+        #expect(t.movingStepCount >= 4)
+        #expect(t.onsetTemperatureC == nil)   // the first hold already shows rock salt
+        var xs: [Double] = [], ys: [Double] = []
+        for s in t.steps {
+            let v = try #require(s.frontVelocityNmPerS)
+            // The velocity is the slope of the true front positions over the step.
+            let fs = (0..<sim.frameCount).map(sim.frameTruth).filter { $0.stepIndex == s.stepIndex }
+            let slope = (fs.last!.frontPositionNm! - fs.first!.frontPositionNm!) / (fs.last!.timeS - fs.first!.timeS)
+            #expect(abs(slope / v - 1) < 1e-3, "step \(s.stepIndex): slope \(slope), v \(v)")
+            xs.append(1 / (8.617333262e-5 * (s.temperatureC + 273.15))); ys.append(log(v))
+        }
+        let mx = xs.reduce(0, +) / Double(xs.count), my = ys.reduce(0, +) / Double(ys.count)
+        var sxy = 0.0, sxx = 0.0
+        for (x, y) in zip(xs, ys) { sxy += (x - mx) * (y - my); sxx += (x - mx) * (x - mx) }
+        #expect(abs(-sxy / sxx - 1.5) < 1e-4)
+        #expect(t.activationEnergyEV == 1.5)
+    }
+
+    @Test func registrationStressDriftsAbout100Pixels() {
+        let sim = HeatingRunSimulator(SimulationOptions(preset: .registrationStress, size: 512))
+        let maxShift = (0..<sim.frameCount).map { i -> Double in
+            let f = sim.frameTruth(i); return (f.shiftXPx * f.shiftXPx + f.shiftYPx * f.shiftYPx).squareRoot()
+        }.max()!
+        print("registration-stress: largest drift \(maxShift) px")
+        #expect(maxShift > 70 && maxShift < 140)
+        #expect(sim.truth.noiseFrames.count == 3)
+        #expect(sim.truth.noiseFrames.allSatisfy { sim.frameTruth($0).expectedStatus == "rejected:noise" })
+    }
+
+    @Test func gradualOnsetHasRampFramesAndUniformRise() {
+        let sim = HeatingRunSimulator(SimulationOptions(preset: .gradualOnset, size: 128))
+        let ramps = (0..<sim.frameCount).map(sim.frameTruth).filter { $0.stepIndex == -1 }
+        #expect(ramps.count == 3)
+        #expect(ramps.allSatisfy { $0.temperatureC.truncatingRemainder(dividingBy: 25) != 0 })
+        #expect(sim.truth.onsetTemperatureC == 175)
+        let means = sim.truth.steps.map(\.liTmRatioMean)
+        #expect(zip(means, means.dropFirst()).allSatisfy { $0 <= $1 + 1e-12 })
+        #expect(means.last! - means.first! > 0.1)
+        #expect((0..<sim.frameCount).allSatisfy { sim.frameTruth($0).frontPositionNm == nil })
+    }
+
+    @Test func badOptionsAreRejectedWithAReason() {
+        var o = SimulationOptions(preset: .boundaryFront, size: 16)
+        #expect(throws: SimulationError.self) { try o.validate() }
+        o = SimulationOptions(preset: .boundaryFront)
+        o.framesPerStep = 500
+        #expect(throws: SimulationError.self) { try o.validate() }
+        o = SimulationOptions(preset: .registrationStress)
+        o.noiseFrames.append(.init(hold: 9, frame: 0))
+        #expect(throws: SimulationError.self) { try o.validate() }
+        #expect(SimulationPreset(cliName: "scan-distortion") == .scanDistortion)
+        #expect(SimulationPreset(cliName: "nonsense") == nil)
+    }
+}
