@@ -375,9 +375,6 @@ final class Correlator {
     /// The coarse (low-pass, non-periodic) correlation peak.
     private func coarsePeak(_ moving: BandSpectrum, _ reference: BandSpectrum) -> CorrelationPeak? {
         guard let peak = masked.measure(moving.coarse, against: reference.coarse) else { return nil }
-        if ProcessInfo.processInfo.environment["RIGID_DEBUG"] != nil {
-            print("coarse z \(peak.significance) ncc \(peak.ncc) at \(peak.dx), \(peak.dy) alias \(filters.aliasRadius)")
-        }
         // Used even when weak: on a lattice, any coarse estimate beats the arbitrary
         // unit-cell alias an unrestricted fine search would pick. The fine peak's own
         // significance decides whether the frame is accepted.

@@ -30,7 +30,7 @@ struct SplitMix64 {
 
 /// A HAADF-like specimen evaluated analytically: Gaussian atomic columns on an oblique
 /// lattice rotated by ~25°, a grain boundary (smooth step that dims the lattice on one
-/// side) and a smooth contamination blob. Frames sample it at shifted positions
+/// side) and a few smooth contamination blobs. Frames sample it at shifted positions
 /// (never by shifting a finished image), then add Poisson shot noise.
 struct SyntheticSpecimen {
     var a1 = SIMD2<Double>(9.0 * cos(25 * Double.pi / 180), 9.0 * sin(25 * Double.pi / 180))
@@ -39,9 +39,11 @@ struct SyntheticSpecimen {
     /// Expected counts at a column centre (the integrated column holds 2πσ² times this).
     var columnPeak = 1.0
     var background = 0.3
-    var blobCenter = SIMD2<Double>(60, 125)
-    var blobSigma = 22.0
-    var blobPeak = 0.8
+    /// Contamination blobs: (centre, σ, peak counts) in specimen coordinates.
+    var blobs: [(center: SIMD2<Double>, sigma: Double, peak: Double)] = [
+        (SIMD2(60, 125), 22, 0.8), (SIMD2(170, 40), 12, 0.6), (SIMD2(120, 200), 9, 0.7), (SIMD2(30, 30), 14, 0.5),
+        (SIMD2(215, 150), 11, 0.6), (SIMD2(250, 260), 15, 0.6), (SIMD2(-20, 210), 12, 0.6),
+    ]
     /// Boundary: the line n·r = c; the lattice is dimmed to 35 % on its far side.
     var boundaryNormal = SIMD2<Double>(cos(-0.3), sin(-0.3))
     var boundaryOffset = 95.0
@@ -80,8 +82,10 @@ struct SyntheticSpecimen {
         }
         for y in 0..<height {
             for x in 0..<width {
-                let r = SIMD2(Double(x), Double(y)) - shift - blobCenter
-                img[y * width + x] += blobPeak * exp(-(r * r).sum() / (2 * blobSigma * blobSigma))
+                for b in blobs {
+                    let r = SIMD2(Double(x), Double(y)) - shift - b.center
+                    img[y * width + x] += b.peak * exp(-(r * r).sum() / (2 * b.sigma * b.sigma))
+                }
             }
         }
         return img
