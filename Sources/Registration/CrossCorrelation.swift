@@ -335,7 +335,7 @@ final class Correlator {
         }
 
         // Fine product, kept for the DFT refinement (the c2r destroys its input).
-        let hw = g.halfWidth, p = options.phaseCorrelationWeight
+        let p = options.phaseCorrelationWeight
         for i in 0..<product.count {
             let a = moving.values[i], b = reference.values[i]
             var v = Complex(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y) * filters.fine[i]
@@ -368,7 +368,6 @@ final class Correlator {
             }
         }
         let ncc = value / (em * er).squareRoot()
-        _ = hw
         return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot())
     }
 
@@ -395,16 +394,18 @@ final class Correlator {
             xRange = Swift.max(x0, -gw / 2 + 1)...Swift.max(Swift.min(x1, gw / 2 - 1), Swift.max(x0, -gw / 2 + 1))
             yRange = Swift.max(y0, -gh / 2 + 1)...Swift.max(Swift.min(y1, gh / 2 - 1), Swift.max(y0, -gh / 2 + 1))
         }
+        // Separable overlap normalisation, tabulated once per map.
+        let normX = xRange.map { Float(1 / geometry.windowOverlap(Double($0) * stepX, 0)) }
         var best = -Float.infinity, bx = 0, by = 0
         for ny in yRange {
             let row = (ny % gh + gh) % gh
+            let normY = Float(1 / geometry.windowOverlap(0, Double(ny) * stepY))
             for nx in xRange {
                 if let c = center, radius.isFinite {
                     let dx = Double(nx) * stepX - c.x, dy = Double(ny) * stepY - c.y
                     if dx * dx + dy * dy > radius * radius + stepX * stepX + stepY * stepY { continue }
                 }
-                let v = ws.real[row * gw + (nx % gw + gw) % gw]
-                    / Float(geometry.windowOverlap(Double(nx) * stepX, Double(ny) * stepY))
+                let v = ws.real[row * gw + (nx % gw + gw) % gw] * normX[nx - xRange.lowerBound] * normY
                 if v > best { best = v; bx = nx; by = ny }
             }
         }

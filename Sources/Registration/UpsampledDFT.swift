@@ -25,45 +25,55 @@ public enum UpsampledDFT {
         precondition(spectrum.count >= gridHeight * hw)
         let nx = xs.count, ny = ys.count
         guard nx > 0, ny > 0 else { return [] }
-        // Column twiddles exp(2πi kx x / W), with the Hermitian multiplicity folded in.
-        var cx = [Double](repeating: 0, count: hw * nx), sx = cx
+        // x positions in SIMD4 lanes (padded); column twiddles m·exp(2πi kx x / W), with
+        // the Hermitian multiplicity m folded in. Double precision: the peak curvature at
+        // 1/50 px is ~1e-4 of the peak, below Float accumulation error over 10⁵ terms.
+        let chunks = (nx + 3) / 4
+        var cx = [SIMD4<Double>](repeating: .zero, count: hw * chunks), sx = cx
         for k in 0..<hw {
             let m: Double = (k == 0 || (gridWidth % 2 == 0 && k == gridWidth / 2)) ? 1 : 2
             for j in 0..<nx {
                 let a = 2 * Double.pi * Double(k) * xs[j] / Double(frameWidth)
-                cx[k * nx + j] = m * cos(a); sx[k * nx + j] = m * sin(a)
+                cx[k * chunks + j / 4][j % 4] = m * cos(a)
+                sx[k * chunks + j / 4][j % 4] = m * sin(a)
             }
         }
         var out = [Double](repeating: 0, count: nx * ny)
-        var rowRe = [Double](repeating: 0, count: nx), rowIm = rowRe
-        var cy = [Double](repeating: 0, count: ny), sy = cy
-        for r in 0..<gridHeight {
-            // Contract the columns of this spectrum row: R(ky, x) = Σ_kx m P e^{iθx}.
-            for j in 0..<nx { rowRe[j] = 0; rowIm[j] = 0 }
-            var any = false
-            for k in 0..<hw {
-                let p = spectrum[r * hw + k]
-                if p.x == 0 && p.y == 0 { continue }
-                any = true
-                let pr = Double(p.x), pi = Double(p.y)
-                for j in 0..<nx {
-                    let c = cx[k * nx + j], s = sx[k * nx + j]
-                    rowRe[j] += pr * c - pi * s
-                    rowIm[j] += pr * s + pi * c
+        var rowRe = [SIMD4<Double>](repeating: .zero, count: chunks), rowIm = rowRe
+        cx.withUnsafeBufferPointer { cxp in
+        sx.withUnsafeBufferPointer { sxp in
+        rowRe.withUnsafeMutableBufferPointer { re in
+        rowIm.withUnsafeMutableBufferPointer { im in
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0..<gridHeight {
+                // Contract the columns of this spectrum row: R(ky, x) = Σ_kx m P e^{iθx}.
+                for c in 0..<chunks { re[c] = .zero; im[c] = .zero }
+                var any = false
+                let row = spectrum.baseAddress! + r * hw
+                for k in 0..<hw {
+                    let p = row[k]
+                    if p.x == 0 && p.y == 0 { continue }
+                    any = true
+                    let pr = SIMD4<Double>(repeating: Double(p.x)), pi = SIMD4<Double>(repeating: Double(p.y))
+                    let base = k * chunks
+                    for c in 0..<chunks {
+                        let co = cxp[base + c], si = sxp[base + c]
+                        re[c] += pr * co - pi * si
+                        im[c] += pr * si + pi * co
+                    }
+                }
+                guard any else { continue }
+                // Re(R · e^{iθy}) accumulated into the output grid.
+                let ky = r <= gridHeight / 2 ? r : r - gridHeight
+                for i in 0..<ny {
+                    let a = 2 * Double.pi * Double(ky) * ys[i] / Double(frameHeight)
+                    let c = cos(a), s = sin(a)
+                    for j in 0..<nx {
+                        o[i * nx + j] += re[j / 4][j % 4] * c - im[j / 4][j % 4] * s
+                    }
                 }
             }
-            guard any else { continue }
-            let ky = r <= gridHeight / 2 ? r : r - gridHeight
-            for i in 0..<ny {
-                let a = 2 * Double.pi * Double(ky) * ys[i] / Double(frameHeight)
-                cy[i] = cos(a); sy[i] = sin(a)
-            }
-            // Re(R · e^{iθy}) accumulated into the output grid.
-            for i in 0..<ny {
-                let c = cy[i], s = sy[i]
-                for j in 0..<nx { out[i * nx + j] += rowRe[j] * c - rowIm[j] * s }
-            }
-        }
+        }}}}}
         return out
     }
 

@@ -66,7 +66,6 @@ struct RigidRegistrationTests {
         #expect(result.allSatisfy { $0.rejection == nil })
         let e = gaugeFreeRMS(measured: shifts(result), truth: truth)
         print("drifting stack: RMS \(e.rms) px, max \(e.maxError) px")
-        for k in 0..<9 { print("drift frame \(k): truth \(truth[k]) measured \(result[k])") }
         #expect(e.maxError < 0.15)
     }
 
