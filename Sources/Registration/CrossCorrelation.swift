@@ -1,0 +1,415 @@
+import Foundation
+import FrameCore
+
+/// The windowed spectrum of one frame, cropped to the correlation band.
+///
+/// `values` is in FFTW r2c layout on the `gridWidth × gridHeight` grid of a
+/// `CorrelationGeometry`; frequencies are integers in cycles per frame. Cropping to the
+/// band-pass support keeps registration memory at about a quarter of the frame's
+/// spectrum (with the default 0.25 cycles/px cut-off) and shrinks every correlation FFT.
+struct BandSpectrum: Sendable {
+    var values: [Complex]
+    /// The same frame for the coarse, lattice-free stage.
+    var coarse: CoarseImage
+}
+
+/// Sizes, window and cropping shared by every frame of a run (one frame size).
+///
+/// Method: mean-subtracted frame × separable Tukey window (cosine taper over 10 % of
+/// each edge) so the frame edges do not correlate, r2c FFT (FFTW), then only the
+/// frequencies below the band-pass high cut-off are kept.
+struct CorrelationGeometry: Sendable {
+    let width: Int
+    let height: Int
+    let gridWidth: Int
+    let gridHeight: Int
+    let windowX: [Float]
+    let windowY: [Float]
+    let overlapX: [Double]
+    let overlapY: [Double]
+
+    var halfWidth: Int { gridWidth / 2 + 1 }
+    var stepX: Double { Double(width) / Double(gridWidth) }
+    var stepY: Double { Double(height) / Double(gridHeight) }
+
+    init(width: Int, height: Int, options: RigidOptions) {
+        self.width = width
+        self.height = height
+        let fh = Swift.min(0.5, Swift.max(options.bandPassHigh, 0.02))
+        gridWidth = Self.gridSize(needed: 2 * fh * Double(width) + 2, limit: width)
+        gridHeight = Self.gridSize(needed: 2 * fh * Double(height) + 2, limit: height)
+        windowX = Self.tukey(width, taper: 0.1)
+        windowY = Self.tukey(height, taper: 0.1)
+        overlapX = Self.autocorrelation(windowX)
+        overlapY = Self.autocorrelation(windowY)
+    }
+
+    /// The smallest even size ≥ `needed` with prime factors 2, 3, 5 (fast FFTs), at most `limit`.
+    static func gridSize(needed: Double, limit: Int) -> Int {
+        let cap = limit - (limit % 2)
+        var n = Swift.max(16, Int(needed.rounded(.up)))
+        n += n % 2
+        while n < cap {
+            var m = n
+            for p in [2, 3, 5] { while m % p == 0 { m /= p } }
+            if m == 1 { return n }
+            n += 2
+        }
+        return cap
+    }
+
+    /// Tukey window: 1 in the middle, raised-cosine taper over `taper` of each edge.
+    static func tukey(_ n: Int, taper: Double) -> [Float] {
+        let m = Swift.max(1, Int(Double(n) * taper))
+        return (0..<n).map { i in
+            let d = Swift.min(i, n - 1 - i)
+            guard d < m else { return 1 }
+            return Float(0.5 - 0.5 * cos(Double.pi * (Double(d) + 0.5) / Double(m)))
+        }
+    }
+
+    /// Overlap of the window with itself moved by `(x, y)` px, 1 at zero shift.
+    ///
+    /// Dividing a correlation by it removes the bias toward zero shift that the shrinking
+    /// common area of two windowed frames causes (the first-order form of the masked,
+    /// overlap-normalised correlation of Padfield, IEEE Trans. Image Process. 21, 2706 (2012));
+    /// it matters for the broad peaks of the coarse stage.
+    func windowOverlap(_ x: Double, _ y: Double) -> Double {
+        Self.interpolate(overlapX, abs(x)) * Self.interpolate(overlapY, abs(y))
+    }
+
+    private static func interpolate(_ table: [Double], _ t: Double) -> Double {
+        let i = Int(t)
+        guard i + 1 < table.count else { return table.last ?? 0 }
+        let f = t - Double(i)
+        return table[i] * (1 - f) + table[i + 1] * f
+    }
+
+    /// Normalised 1-D window autocorrelation at integer lags.
+    static func autocorrelation(_ w: [Float]) -> [Double] {
+        let n = w.count
+        var out = [Double](repeating: 0, count: n)
+        for lag in 0..<n {
+            var s = 0.0
+            for i in 0..<(n - lag) { s += Double(w[i]) * Double(w[i + lag]) }
+            out[lag] = s
+        }
+        let zero = out[0] > 0 ? out[0] : 1
+        return out.map { Swift.max($0 / zero, 1e-3) }
+    }
+
+    /// Windowed, cropped spectrum of `image` (which must have the geometry's size).
+    func spectrum(of image: Image, workspace ws: FFTWorkspace) -> [Complex] {
+        let mean = Float(image.mean)
+        image.pixels.withUnsafeBufferPointer { src in
+            for y in 0..<height {
+                let wy = windowY[y]
+                for x in 0..<width { ws.real[y * width + x] = (src[y * width + x] - mean) * wy * windowX[x] }
+            }
+        }
+        ws.forward()
+        // Scale so spectra of large frames stay far from Float overflow in products.
+        let scale = Float(1 / Double(width * height).squareRoot())
+        let hw = halfWidth, shw = ws.spectrumWidth
+        var out = [Complex](repeating: .zero, count: gridHeight * hw)
+        for r in 0..<gridHeight {
+            let ky = r <= gridHeight / 2 ? r : r - gridHeight
+            let sr = ky >= 0 ? ky : ky + height
+            for c in 0..<hw { out[r * hw + c] = ws.spectrum[sr * shw + c] * scale }
+        }
+        return out
+    }
+
+    /// Frequency (cycles/px) of grid bin `(r, c)`.
+    @inline(__always)
+    func frequency(row r: Int, column c: Int, gridHeight gh: Int) -> Double {
+        let ky = r <= gh / 2 ? r : r - gh
+        let fx = Double(c) / Double(width), fy = Double(ky) / Double(height)
+        return (fx * fx + fy * fy).squareRoot()
+    }
+}
+
+/// The spectral weights of the fine and coarse correlations and the aliasing guard.
+///
+/// Fine: band-pass `[1 − exp(−f²/2σ_l²)]² · cos²-roll-off²` (both frames filtered).
+/// Coarse (`CoarseGeometry`): Gaussian low-pass with σ_c a fifth of the lowest lattice
+/// frequency, so only non-periodic content (boundaries, thickness, contamination)
+/// correlates and the coarse peak cannot jump by a unit cell. The fine peak is then
+/// searched only within `aliasRadius` (0.45 × the shortest lattice vector) of it.
+struct CorrelationFilters: Sendable {
+    let fine: [Float]
+    /// Gaussian low-pass σ (cycles/px) of the coarse stage: a fifth of the lowest lattice
+    /// reflection, so the lattice is suppressed by e^−12.5.
+    let coarseSigma: Double
+    /// Effective number of independent Fourier modes: the NCC of a frame with unrelated
+    /// noise has standard deviation ≤ 1/√neff.
+    let fineModes: Double
+    /// Largest distance (px) from the coarse estimate searched by the fine stage; ∞ when
+    /// no lattice was found.
+    let aliasRadius: Double
+
+    init(geometry g: CorrelationGeometry, options: RigidOptions, lattice: LatticeEstimate?) {
+        let fl = Swift.max(options.bandPassLow, 1e-6)
+        let fh = Swift.min(0.5, Swift.max(options.bandPassHigh, 0.02))
+        let hw = g.halfWidth
+        var fine = [Float](repeating: 0, count: g.gridHeight * hw)
+        for r in 0..<g.gridHeight {
+            for c in 0..<hw {
+                let f = g.frequency(row: r, column: c, gridHeight: g.gridHeight)
+                let hp = 1 - exp(-f * f / (2 * fl * fl))
+                var lp = 1.0
+                if f >= fh { lp = 0 } else if f > 0.7 * fh {
+                    lp = 0.5 + 0.5 * cos(Double.pi * (f - 0.7 * fh) / (0.3 * fh))
+                }
+                fine[r * hw + c] = Float(hp * hp * lp * lp)
+            }
+        }
+        self.fine = fine
+        fineModes = Self.modes(fine, gridWidth: g.gridWidth, gridHeight: g.gridHeight)
+
+        if let lattice {
+            aliasRadius = 0.45 * lattice.shortestVector
+            coarseSigma = lattice.lowestFrequency / 5
+        } else {
+            aliasRadius = .infinity
+            coarseSigma = 0.02
+        }
+    }
+
+    /// Σw / max w over the full (Hermitian) spectrum.
+    static func modes(_ w: [Float], gridWidth: Int, gridHeight: Int) -> Double {
+        let hw = gridWidth / 2 + 1
+        var sum = 0.0, top = 0.0
+        for r in 0..<gridHeight {
+            for c in 0..<hw {
+                let m: Double = (c == 0 || c == gridWidth / 2) ? 1 : 2
+                let v = Double(w[r * hw + c])
+                sum += m * v; top = Swift.max(top, v)
+            }
+        }
+        return top > 0 ? sum / top : 0
+    }
+}
+
+/// The lattice seen in a few frames: its lowest reflection frequency (cycles/px) and its
+/// shortest lattice vector (px), the shift by which it aliases.
+struct LatticeEstimate: Sendable {
+    var lowestFrequency: Double
+    var shortestVector: Double
+
+    /// A lattice is present when the strongest bin of the mean power spectrum above `fmin`
+    /// exceeds 30× the median power of the band; its reflections are the bins within 10 %
+    /// of that maximum (the lowest of them sets the coarse low-pass). The shortest lattice
+    /// vector is the nearest strong local maximum of the band-passed autocorrelation
+    /// (inverse FFT of the power spectrum), as lattice-aliased correlation peaks sit
+    /// exactly at lattice vectors.
+    static func estimate(_ spectra: [[Complex]], geometry g: CorrelationGeometry,
+                         options: RigidOptions) -> LatticeEstimate? {
+        if let d = options.latticePeriodPx, d > 0 {
+            return LatticeEstimate(lowestFrequency: 1 / (2 * d), shortestVector: d)
+        }
+        guard !spectra.isEmpty else { return nil }
+        let hw = g.halfWidth
+        var power = [Double](repeating: 0, count: g.gridHeight * hw)
+        for s in spectra { for i in 0..<power.count { let v = s[i]; power[i] += Double(v.x * v.x + v.y * v.y) } }
+        let fmin = Swift.max(0.02, 6 / Double(Swift.min(g.width, g.height)))
+        let fmax = Swift.min(0.5, options.bandPassHigh) * 0.95
+        var band: [(f: Double, p: Double)] = []
+        let ws = FFTWorkspace(width: g.gridWidth, height: g.gridHeight)
+        for r in 0..<g.gridHeight {
+            for c in 0..<hw {
+                let f = g.frequency(row: r, column: c, gridHeight: g.gridHeight)
+                let inBand = f >= fmin && f <= fmax
+                if inBand { band.append((f, power[r * hw + c])) }
+                ws.spectrum[r * hw + c] = Complex(inBand ? Float(power[r * hw + c]) : 0, 0)
+            }
+        }
+        guard band.count > 16 else { return nil }
+        let top = band.map(\.p).max()!
+        let sorted = band.map(\.p).sorted()
+        let median = sorted[sorted.count / 2]
+        guard top > 30 * median else { return nil }
+        let lowest = band.filter { $0.p >= 0.1 * top }.map(\.f).min()!
+
+        // Autocorrelation on the grid; strong local maxima beyond the central lobe.
+        ws.inverse()
+        let gw = g.gridWidth, gh = g.gridHeight
+        let maxLag = Double(Swift.min(g.width, g.height)) / 4
+        func lag(_ n: Int, _ m: Int) -> (Double, Double) {
+            (Double(n <= gw / 2 ? n : n - gw) * g.stepX, Double(m <= gh / 2 ? m : m - gh) * g.stepY)
+        }
+        var peaks: [(r: Double, v: Float)] = []
+        for m in 0..<gh {
+            for n in 0..<gw {
+                let (x, y) = lag(n, m)
+                let r = (x * x + y * y).squareRoot()
+                guard r >= 2.5, r <= maxLag else { continue }
+                let v = ws.real[m * gw + n]
+                var isMax = true
+                for dm in -1...1 { for dn in -1...1 where dm != 0 || dn != 0 {
+                    if ws.real[((m + dm + gh) % gh) * gw + (n + dn + gw) % gw] > v { isMax = false }
+                } }
+                if isMax { peaks.append((r, v)) }
+            }
+        }
+        guard let strongest = peaks.map(\.v).max(), strongest > 0 else { return nil }
+        let shortest = peaks.filter { $0.v >= 0.5 * strongest }.map(\.r).min()!
+        return LatticeEstimate(lowestFrequency: lowest, shortestVector: shortest)
+    }
+}
+
+/// One measured shift of a frame (`moving`) relative to a reference spectrum.
+struct CorrelationPeak: Sendable {
+    var dx: Double
+    var dy: Double
+    /// Normalised cross-correlation (fine band) at the peak, −1…1.
+    var ncc: Double
+    /// `ncc` in units of its noise standard deviation.
+    var significance: Double
+}
+
+/// Band-pass weighted FFT cross-correlation with a coarse non-periodic stage, an
+/// aliasing-guarded fine stage and upsampled-DFT sub-pixel refinement.
+///
+/// Method: correlation in Fourier space, `C = IFFT(F_m · F_r* · W / |F_m F_r|^p)`
+/// (band-pass `W`; optional partial phase correlation exponent `p`, Kuglin & Hines 1975),
+/// integer peak on the band-limited grid, refined to 1/U px by the matrix-multiply DFT of
+/// Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008). Large drifts of periodic lattices
+/// use a coarse low-pass correlation first (non-periodic content only) and then search
+/// the fine peak within less than half a lattice period of it, so it cannot alias by a
+/// unit cell. One `Correlator` per thread: it owns its FFTW buffers and scratch.
+final class Correlator {
+    let geometry: CorrelationGeometry
+    let filters: CorrelationFilters
+    let options: RigidOptions
+    let coarseGeometry: CoarseGeometry
+    private let fineFFT: FFTWorkspace
+    private let masked: MaskedCorrelator
+    private var product: [Complex]
+
+    init(geometry: CorrelationGeometry, filters: CorrelationFilters, coarse: CoarseGeometry, options: RigidOptions) {
+        self.geometry = geometry
+        self.filters = filters
+        self.options = options
+        coarseGeometry = coarse
+        fineFFT = FFTWorkspace(width: geometry.gridWidth, height: geometry.gridHeight)
+        masked = MaskedCorrelator(geometry: coarse)
+        product = [Complex](repeating: .zero, count: geometry.gridHeight * geometry.halfWidth)
+    }
+
+    /// Largest |shift| searched along each axis: the whole correlation map (less one grid
+    /// step of wrap-around), not `maxShiftPx`: a frame beyond that limit must be found
+    /// where it is and then rejected, not matched to a lattice-aliased peak inside it.
+    var searchLimit: (x: Double, y: Double) {
+        let g = geometry
+        return (Swift.max(0, Double(g.width) / 2 - g.stepX), Swift.max(0, Double(g.height) / 2 - g.stepY))
+    }
+
+    /// Weighted energy Σ m·w·|F|² of a spectrum in the fine band (√ is its norm).
+    func energy(_ s: BandSpectrum) -> Double {
+        let hw = geometry.halfWidth, gw = geometry.gridWidth
+        var e = 0.0
+        for r in 0..<geometry.gridHeight {
+            for c in 0..<hw {
+                let m: Double = (c == 0 || c == gw / 2) ? 1 : 2
+                let v = s.values[r * hw + c]
+                e += m * Double(filters.fine[r * hw + c]) * Double(v.x * v.x + v.y * v.y)
+            }
+        }
+        return e
+    }
+
+    /// Shift of `moving` relative to `reference`: near `prediction` (within `radius` px)
+    /// when given, else by the coarse-then-fine search over the whole map.
+    /// `nil` when either spectrum has no energy in the band.
+    func measure(_ moving: BandSpectrum, against reference: BandSpectrum,
+                 prediction: SIMD2<Double>? = nil, radius: Double = .infinity) -> CorrelationPeak? {
+        let g = geometry
+        let em = energy(moving), er = energy(reference)
+        guard em > 0, er > 0 else { return nil }
+        var center = prediction
+        var r = radius
+        if center == nil, filters.aliasRadius.isFinite, let coarse = coarsePeak(moving, reference) {
+            center = SIMD2(coarse.dx, coarse.dy)
+            r = filters.aliasRadius
+        }
+
+        // Fine product, kept for the DFT refinement (the c2r destroys its input).
+        let p = options.phaseCorrelationWeight
+        for i in 0..<product.count {
+            let a = moving.values[i], b = reference.values[i]
+            var v = Complex(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y) * filters.fine[i]
+            if p > 0 {
+                let mag = Double((v.x * v.x + v.y * v.y).squareRoot())
+                v = mag > 0 ? v * Float(pow(mag / Double(filters.fine[i]), -p)) : .zero
+            }
+            product[i] = v
+            fineFFT.spectrum[i] = v
+        }
+        fineFFT.inverse()
+        guard let (sx, sy) = bestSample(fineFFT, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
+                                        stepX: g.stepX, stepY: g.stepY, center: center, radius: r) else { return nil }
+        let peak = product.withUnsafeBufferPointer {
+            UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
+                                    frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
+                                    initialStep: Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
+                                    divideBy: g.windowOverlap)
+        }
+        var value = peak.value
+        if p > 0 {
+            // The score is always the plain (unwhitened) normalised correlation.
+            for i in 0..<product.count {
+                let a = moving.values[i], b = reference.values[i]
+                product[i] = Complex(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y) * filters.fine[i]
+            }
+            value = product.withUnsafeBufferPointer {
+                UpsampledDFT.evaluate($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight, frameWidth: g.width,
+                                      frameHeight: g.height, xs: [peak.x], ys: [peak.y])[0]
+            }
+        }
+        let ncc = value / (em * er).squareRoot()
+        return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot())
+    }
+
+    /// The coarse (low-pass, non-periodic) correlation peak.
+    private func coarsePeak(_ moving: BandSpectrum, _ reference: BandSpectrum) -> CorrelationPeak? {
+        guard let peak = masked.measure(moving.coarse, against: reference.coarse) else { return nil }
+        // Used even when weak: on a lattice, any coarse estimate beats the arbitrary
+        // unit-cell alias an unrestricted fine search would pick. The fine peak's own
+        // significance decides whether the frame is accepted.
+        return peak
+    }
+
+    /// The largest sample of a correlation map (in `ws.real`) within the search limits
+    /// and, if `center` is given, within `radius` of it; returns its shift in px.
+    private func bestSample(_ ws: FFTWorkspace, gridWidth gw: Int, gridHeight gh: Int,
+                            stepX: Double, stepY: Double, center: SIMD2<Double>?, radius: Double) -> (Double, Double)? {
+        let limit = searchLimit
+        var xRange = -Int(limit.x / stepX)...Int(limit.x / stepX)
+        var yRange = -Int(limit.y / stepY)...Int(limit.y / stepY)
+        if let c = center, radius.isFinite {
+            let rx = Swift.max(radius, stepX), ry = Swift.max(radius, stepY)
+            let x0 = Int(((c.x - rx) / stepX).rounded(.down)), x1 = Int(((c.x + rx) / stepX).rounded(.up))
+            let y0 = Int(((c.y - ry) / stepY).rounded(.down)), y1 = Int(((c.y + ry) / stepY).rounded(.up))
+            xRange = Swift.max(x0, -gw / 2 + 1)...Swift.max(Swift.min(x1, gw / 2 - 1), Swift.max(x0, -gw / 2 + 1))
+            yRange = Swift.max(y0, -gh / 2 + 1)...Swift.max(Swift.min(y1, gh / 2 - 1), Swift.max(y0, -gh / 2 + 1))
+        }
+        // Separable overlap normalisation, tabulated once per map.
+        let normX = xRange.map { Float(1 / geometry.windowOverlap(Double($0) * stepX, 0)) }
+        var best = -Float.infinity, bx = 0, by = 0
+        for ny in yRange {
+            let row = (ny % gh + gh) % gh
+            let normY = Float(1 / geometry.windowOverlap(0, Double(ny) * stepY))
+            for nx in xRange {
+                if let c = center, radius.isFinite {
+                    let dx = Double(nx) * stepX - c.x, dy = Double(ny) * stepY - c.y
+                    if dx * dx + dy * dy > radius * radius + stepX * stepX + stepY * stepY { continue }
+                }
+                let v = ws.real[row * gw + (nx % gw + gw) % gw] * normX[nx - xRange.lowerBound] * normY
+                if v > best { best = v; bx = nx; by = ny }
+            }
+        }
+        guard best > -Float.infinity else { return nil }
+        return (Double(bx) * stepX, Double(by) * stepY)
+    }
+}

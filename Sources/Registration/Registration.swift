@@ -1,1 +1,0 @@
-// Registration stage: see docs/algorithms.md.

@@ -1,0 +1,134 @@
+import FrameCore
+
+/// Rigid sub-pixel translation of an image by separable interpolation.
+///
+/// A rigid shift has the same fractional part at every pixel, so the interpolation
+/// weights are computed once per axis and the shift is two 1-D passes (rows combined
+/// with 2 or 4 weights, then columns), vectorised with `SIMD8<Float>`: no per-pixel
+/// allocation or kernel evaluation. Kernels: bilinear, or Keys cubic convolution with
+/// a = −0.5 (R. Keys, IEEE Trans. ASSP 29, 1153 (1981)), which reproduces quadratics.
+public enum Resampling {
+    /// Moves the content by `(dx, dy)` px: `out(x, y) = in(x − dx, y − dy)`.
+    ///
+    /// `valid` marks output pixels whose interpolation taps all lie inside the input
+    /// (for integer shifts: whose source pixel does); elsewhere taps are clamped to the
+    /// border and the value should not be trusted.
+    public static func shifted(_ image: Image, by dx: Double, _ dy: Double,
+                               interpolation: Interpolation) -> (image: Image, valid: Mask) {
+        let w = image.width, h = image.height
+        guard w > 0, h > 0, dx.isFinite, dy.isFinite else {
+            return (Image(width: w, height: h), Mask(width: w, height: h, fill: false))
+        }
+        let kx = Kernel(shift: dx, interpolation: interpolation)
+        let ky = Kernel(shift: dy, interpolation: interpolation)
+        var out = [Float](repeating: 0, count: w * h)
+        var row = [Float](repeating: 0, count: w)
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                row.withUnsafeMutableBufferPointer { tmp in
+                    for y in 0..<h {
+                        // Vertical pass: weighted sum of up to 4 source rows (clamped).
+                        let base = y + ky.offset
+                        for x in 0..<w { tmp[x] = 0 }
+                        for t in 0..<ky.taps {
+                            let sy = Swift.min(Swift.max(base + t + ky.firstTap, 0), h - 1)
+                            accumulate(tmp, src.baseAddress! + sy * w, ky.weights[t], w)
+                        }
+                        // Horizontal pass: interior columns without clamping, borders clamped.
+                        let d = dst.baseAddress! + y * w
+                        let lo = Swift.max(0, -(kx.offset + kx.firstTap))
+                        let hi = Swift.min(w, w - (kx.offset + kx.firstTap + kx.taps - 1))
+                        for x in 0..<w where x < lo || x >= hi {
+                            var s: Float = 0
+                            for t in 0..<kx.taps {
+                                let sx = Swift.min(Swift.max(x + kx.offset + kx.firstTap + t, 0), w - 1)
+                                s += kx.weights[t] * tmp[sx]
+                            }
+                            d[x] = s
+                        }
+                        if hi > lo {
+                            for x in lo..<hi { d[x] = 0 }
+                            for t in 0..<kx.taps {
+                                accumulate(UnsafeMutableBufferPointer(start: d + lo, count: hi - lo),
+                                           tmp.baseAddress! + lo + kx.offset + kx.firstTap + t,
+                                           kx.weights[t], hi - lo)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Valid where every tap with a non-zero weight lies inside the input.
+        let (x0, x1) = kx.validRange(size: w)
+        let (y0, y1) = ky.validRange(size: h)
+        var mask = Mask(width: w, height: h, fill: false)
+        if x1 > x0, y1 > y0 {
+            for y in y0..<y1 { for x in x0..<x1 { mask.bits[y * w + x] = true } }
+        }
+        return (Image(width: w, height: h, pixels: out), mask)
+    }
+
+    /// `dst[i] += weight * src[i]` for `n` values, eight at a time.
+    @inline(__always)
+    static func accumulate(_ dst: UnsafeMutableBufferPointer<Float>, _ src: UnsafePointer<Float>,
+                           _ weight: Float, _ n: Int) {
+        let d = dst.baseAddress!
+        var i = 0
+        let wv = SIMD8<Float>(repeating: weight)
+        while i + 8 <= n {
+            let a = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b = UnsafeRawPointer(d + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(d + i).storeBytes(of: b + wv * a, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { d[i] += weight * src[i]; i += 1 }
+    }
+
+    /// The 1-D interpolation weights of a shift: source position of output `x` is
+    /// `x + offset + frac`, taps at `x + offset + firstTap + t`.
+    struct Kernel {
+        var offset: Int
+        var frac: Double
+        var firstTap: Int
+        var taps: Int
+        var weights: [Float]
+
+        init(shift: Double, interpolation: Interpolation) {
+            // Source coordinate = x − shift = x + floor(−shift) + frac.
+            let s = -shift
+            let f = s.rounded(.down)
+            offset = Int(f)
+            frac = s - f
+            if frac < 1e-9 || frac > 1 - 1e-9 {
+                // Integer shift (to rounding): a pure copy, one tap.
+                if frac > 0.5 { offset += 1 }
+                frac = 0
+                firstTap = 0; taps = 1; weights = [1]
+                return
+            }
+            switch interpolation {
+            case .bilinear:
+                firstTap = 0; taps = 2
+                weights = [Float(1 - frac), Float(frac)]
+            case .bicubic:
+                firstTap = -1; taps = 4
+                let t = frac
+                weights = [Float(Self.keys(1 + t)), Float(Self.keys(t)), Float(Self.keys(1 - t)), Float(Self.keys(2 - t))]
+            }
+        }
+
+        /// Output indices whose taps all fall inside `0..<size`.
+        func validRange(size: Int) -> (Int, Int) {
+            let first = offset + firstTap, last = offset + firstTap + taps - 1
+            return (Swift.max(0, -first), Swift.min(size, size - last))
+        }
+
+        /// Keys (1981) cubic convolution kernel with a = −0.5.
+        static func keys(_ x: Double) -> Double {
+            let a = -0.5, t = abs(x)
+            if t <= 1 { return ((a + 2) * t - (a + 3)) * t * t + 1 }
+            if t < 2 { return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a }
+            return 0
+        }
+    }
+}

@@ -1,0 +1,429 @@
+import Dispatch
+import Foundation
+import FrameCore
+
+/// Reference-free rigid registration of frame stacks and whole heating runs.
+///
+/// Method, per group (e.g. one temperature hold):
+/// 1. Each frame → mean-subtracted, Tukey-windowed spectrum cropped to the band-pass
+///    support (`BandSpectrum`).
+/// 2. Every frame is correlated with its next `neighbours` frames (`Correlator`:
+///    band-pass cross-correlation, coarse non-periodic stage + aliasing-guarded fine stage,
+///    upsampled-DFT refinement to 1/U px, Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008));
+///    pairs whose peak does not stand `minSignificance` σ above the correlation noise are dropped.
+/// 3. Positions solved jointly by least squares over all pairs, inconsistent pairs removed
+///    iteratively (`JointShifts`, as in Savitzky et al., Ultramicroscopy 191, 56 (2018)).
+/// 4. `iterations` rounds: the shifted-spectrum average of the used frames is built, each
+///    frame re-measured against the average of the *others* (no single noisy frame is the
+///    reference; frames without a position get a full coarse-to-fine search); frames whose
+///    peak is not significant are rejected (`"noise"`).
+/// 5. Positions re-referenced to the group average (mean of used positions = 0);
+///    shifts beyond `maxShiftPx` or with less than `minOverlapFraction` common area are
+///    rejected (`"overlap"`).
+/// The score is the band-passed normalised cross-correlation with the average of the
+/// other frames at the final position.
+public enum RigidRegistration {
+    /// Measures shifts of the frames of one group (e.g. one temperature step) reference-free,
+    /// relative to the group's aligned average.
+    ///
+    /// Memory: one band spectrum per frame, `gh × (gw/2+1)` complex floats with
+    /// `gw ≈ 2·bandPassHigh·width` (about 1 MB per 1024² frame with the defaults), plus one
+    /// decoded frame and two FFT workspaces per thread.
+    public static func align(_ frames: some ImageSequence, options: RigidOptions) throws -> [FrameShift] {
+        guard frames.count > 0 else { throw RegistrationError.emptySequence }
+        let engine = try RigidEngine(frames, options: options, latticeFrom: Array(0..<Swift.min(frames.count, 8)))
+        let members = Array(0..<frames.count)
+        let group = try engine.alignGroup(members)
+        return members.indices.map { k in engine.finalShift(group.shift(k), offset: .zero) }
+    }
+
+    /// Registers a whole run onto one reference: the aligned average of the first non-empty
+    /// group (frames of each group aligned reference-free, then group averages aligned to
+    /// one another by a joint solution over consecutive pairs of groups). Frames in no group
+    /// (ramp frames) are measured against the average of the nearest group in frame order.
+    /// An empty `groups` treats the whole run as one group.
+    ///
+    /// Memory (frames are streamed from `frames`, never all held): the band spectra of one
+    /// group at a time (≈ 1 MB per 1024² frame with the defaults, see `align`), one band
+    /// spectrum per group average, ramp frames in batches of 16, and per thread one decoded
+    /// frame and the FFT workspaces. The group averages are then built by `StackAverage`,
+    /// which streams the frames again.
+    public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
+                                options: RigidOptions) throws -> RunAlignment {
+        let n = frames.count
+        guard n > 0 else { throw RegistrationError.emptySequence }
+        var groups = groups
+        if groups.allSatisfy(\.isEmpty) && groups.count <= 1 { groups = [Array(0..<n)] }
+        var owner = [Int?](repeating: nil, count: n)
+        for (g, members) in groups.enumerated() {
+            for i in members {
+                guard i >= 0 && i < n else { throw RegistrationError.groupIndexOutOfRange(group: g, index: i, count: n) }
+                guard owner[i] == nil else { throw RegistrationError.frameInTwoGroups(index: i) }
+                owner[i] = g
+            }
+        }
+        let first = groups.first { !$0.isEmpty } ?? []
+        let engine = try RigidEngine(frames, options: options, latticeFrom: Array(first.prefix(8)))
+
+        // 1. Each group on its own, keeping only its average spectrum.
+        var groupShifts: [[Measured]] = []
+        var averages: [BandSpectrum?] = []
+        for members in groups {
+            if members.isEmpty { groupShifts.append([]); averages.append(nil); continue }
+            let solution = try engine.alignGroup(members)
+            groupShifts.append(members.indices.map { solution.shift($0) })
+            averages.append(solution.usedCount > 0 ? solution.average : nil)
+        }
+
+        // 2. Group averages to one another: consecutive (and next-but-one) groups, joint solution.
+        let placed = averages.indices.filter { averages[$0] != nil }
+        var pairs: [(Int, Int)] = []
+        for (k, g) in placed.enumerated() {
+            for h in placed.dropFirst(k + 1).prefix(2) { pairs.append((g, h)) }
+        }
+        let measured = try engine.parallelMap(pairs.count) { p, correlator in
+            correlator.measure(averages[pairs[p].1]!, against: averages[pairs[p].0]!)
+        }
+        var edges: [PairShift] = []
+        for (p, m) in measured.enumerated() {
+            if let m, m.significance >= options.minSignificance {
+                edges.append(PairShift(i: pairs[p].0, j: pairs[p].1, shift: SIMD2(m.dx, m.dy)))
+            }
+        }
+        var offsets = JointShifts.solve(count: groups.count, pairs: edges, threshold: options.outlierThresholdPx)
+        // Gauge: the first placed group's average is the run reference.
+        if let ref = placed.first {
+            if offsets[ref] == nil {
+                // Reference outside the largest component: keep only its own component.
+                offsets = [SIMD2<Double>?](repeating: nil, count: groups.count)
+                offsets[ref] = .zero
+            }
+            let origin = offsets[ref]!
+            for g in offsets.indices { offsets[g] = offsets[g].map { $0 - origin } }
+            // Groups that could not be chained: measured directly against the reference average.
+            let unplaced = placed.filter { offsets[$0] == nil }
+            let direct = try engine.parallelMap(unplaced.count) { k, correlator in
+                correlator.measure(averages[unplaced[k]]!, against: averages[ref]!)
+            }
+            for (k, g) in unplaced.enumerated() {
+                if let m = direct[k], m.significance >= options.minSignificance { offsets[g] = SIMD2(m.dx, m.dy) }
+            }
+        }
+
+        // 3. Compose: frame shift = position in its group + the group's offset.
+        var shifts = [FrameShift](repeating: FrameShift(dx: 0, dy: 0, score: 0, rejection: "noise"), count: n)
+        for (g, members) in groups.enumerated() {
+            for (k, i) in members.enumerated() {
+                if let o = offsets[g] {
+                    shifts[i] = engine.finalShift(groupShifts[g][k], offset: o)
+                } else {
+                    var m = groupShifts[g][k]
+                    if m.rejection == nil { m.rejection = "noise" }
+                    shifts[i] = engine.finalShift(m, offset: .zero)
+                }
+            }
+        }
+
+        // 4. Ramp frames: against the nearest placed group's average, in batches.
+        let ramp = (0..<n).filter { owner[$0] == nil }
+        if !ramp.isEmpty {
+            let candidates = groups.indices.filter { offsets[$0] != nil && averages[$0] != nil }
+            for batch in stride(from: 0, to: ramp.count, by: 16) {
+                let frameIndices = Array(ramp[batch..<Swift.min(batch + 16, ramp.count)])
+                let results = try engine.parallelMap(frameIndices.count) { k, correlator -> Measured in
+                    let i = frameIndices[k]
+                    guard let g = nearestGroup(i, groups: groups, candidates: candidates) else {
+                        return Measured(position: nil, score: 0, rejection: "noise")
+                    }
+                    guard let spectrum = try engine.spectrum(of: i, correlator: correlator) else {
+                        return Measured(position: nil, score: 0, rejection: engine.lastRejection(i))
+                    }
+                    guard let m = correlator.measure(spectrum, against: averages[g]!),
+                          m.significance >= options.minSignificance, m.ncc >= options.minScore else {
+                        return Measured(position: nil, score: 0, rejection: "noise")
+                    }
+                    return Measured(position: SIMD2(m.dx, m.dy) + offsets[g]!, score: m.ncc, rejection: nil)
+                }
+                for (k, i) in frameIndices.enumerated() { shifts[i] = engine.finalShift(results[k], offset: .zero) }
+            }
+        }
+
+        // 5. Group averages on the run reference.
+        var groupAverages: [AlignedAverage] = []
+        for members in groups {
+            groupAverages.append(try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] },
+                                                          interpolation: options.interpolation))
+        }
+        return RunAlignment(shifts: shifts, groupAverages: groupAverages)
+    }
+
+    /// The group (among `candidates`) with a member closest to frame `i` in frame order.
+    static func nearestGroup(_ i: Int, groups: [[Int]], candidates: [Int]) -> Int? {
+        var best: Int?, bestDistance = Int.max
+        for g in candidates {
+            for m in groups[g] where abs(m - i) < bestDistance { bestDistance = abs(m - i); best = g }
+        }
+        return best
+    }
+}
+
+/// A frame's position (content displacement, px) in some gauge, its score and rejection.
+struct Measured: Sendable {
+    var position: SIMD2<Double>?
+    var score: Double
+    var rejection: String?
+}
+
+/// Result of aligning one group: positions relative to the group's average.
+struct GroupSolution {
+    var positions: [SIMD2<Double>?]
+    var scores: [Double]
+    var rejections: [String?]
+    /// Sum of the used frames' spectra moved onto the group reference.
+    var average: BandSpectrum
+    var usedCount: Int
+
+    func shift(_ k: Int) -> Measured {
+        Measured(position: positions[k], score: scores[k], rejection: rejections[k])
+    }
+}
+
+/// Shared state of one registration call: geometry, filters, one `Correlator` per thread.
+final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
+    let frames: Frames
+    let options: RigidOptions
+    let geometry: CorrelationGeometry
+    let filters: CorrelationFilters
+    let coarseGeometry: CoarseGeometry
+    private let correlators: [Correlator]
+    private let workspaces: [FFTWorkspace]
+    private let coarseWorkspaces: [FFTWorkspace]
+    private let rejectionLock = NSLock()
+    private var rejectionReasons: [Int: String] = [:]
+
+    init(_ frames: Frames, options: RigidOptions, latticeFrom sample: [Int]) throws {
+        guard frames.width >= 16, frames.height >= 16 else {
+            throw RegistrationError.frameTooSmall(width: frames.width, height: frames.height)
+        }
+        guard options.upsampleFactor >= 1, options.bandPassHigh > 0, options.bandPassLow >= 0,
+              options.bandPassLow < options.bandPassHigh, options.maxShiftPx > 0,
+              options.phaseCorrelationWeight >= 0, options.phaseCorrelationWeight <= 1 else {
+            throw RegistrationError.invalidOption("need upsampleFactor ≥ 1, 0 ≤ bandPassLow < bandPassHigh, "
+                + "maxShiftPx > 0, 0 ≤ phaseCorrelationWeight ≤ 1")
+        }
+        self.frames = frames
+        self.options = options
+        geometry = CorrelationGeometry(width: frames.width, height: frames.height, options: options)
+        let threads = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        workspaces = (0..<threads).map { _ in FFTWorkspace(width: frames.width, height: frames.height) }
+        // The lattice estimate needs spectra; a provisional correlator-free pass on the sample.
+        var sampleSpectra: [[Complex]] = []
+        for i in sample {
+            guard let image = try? frames.image(at: i), image.width == frames.width,
+                  image.height == frames.height else { continue }
+            sampleSpectra.append(geometry.spectrum(of: image, workspace: workspaces[0]))
+        }
+        let lattice = LatticeEstimate.estimate(sampleSpectra, geometry: geometry, options: options)
+        filters = CorrelationFilters(geometry: geometry, options: options, lattice: lattice)
+        coarseGeometry = CoarseGeometry(width: frames.width, height: frames.height, sigma: filters.coarseSigma)
+        let (g, f, cg) = (geometry, filters, coarseGeometry)
+        correlators = (0..<threads).map { _ in Correlator(geometry: g, filters: f, coarse: cg, options: options) }
+        coarseWorkspaces = (0..<threads).map { _ in FFTWorkspace(width: cg.gridWidth, height: cg.gridHeight) }
+    }
+
+    /// `body(k, correlator)` for k in 0..<count on all threads; each thread owns one correlator.
+    func parallelMap<T>(_ count: Int, _ body: (Int, Correlator) throws -> T) throws -> [T] {
+        guard count > 0 else { return [] }
+        let chunks = Swift.min(count, correlators.count)
+        let slots = ResultSlots<[T]>(count: chunks)
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedBox(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                var out: [T] = []
+                do {
+                    for k in stride(from: c, to: count, by: chunks) { out.append(try box.value(k, self.correlators[c])) }
+                    slots.set(c, .success(out))
+                } catch { slots.set(c, .failure(error)) }
+            }
+        }
+        var parts: [[T]] = []
+        for c in 0..<chunks { parts.append(try slots.get(c)!.get()) }
+        return (0..<count).map { k in parts[k % chunks][k / chunks] }
+    }
+
+    /// Band spectrum of frame `i` using the thread's workspace; `nil` (and a remembered
+    /// reason) when the frame cannot be read or has another size.
+    func spectrum(of i: Int, correlator: Correlator) throws -> BandSpectrum? {
+        let t = correlators.firstIndex { $0 === correlator }!
+        let ws = workspaces[t]
+        let image: Image
+        do { image = try frames.image(at: i) } catch {
+            setRejection(i, "unreadable"); return nil
+        }
+        guard image.width == geometry.width, image.height == geometry.height else {
+            setRejection(i, "size"); return nil
+        }
+        return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
+                            coarse: coarseGeometry.image(of: image, workspace: ws, small: coarseWorkspaces[t]))
+    }
+
+    private func setRejection(_ i: Int, _ reason: String) {
+        rejectionLock.lock(); rejectionReasons[i] = reason; rejectionLock.unlock()
+    }
+
+    func lastRejection(_ i: Int) -> String {
+        rejectionLock.lock(); defer { rejectionLock.unlock() }
+        return rejectionReasons[i] ?? "unreadable"
+    }
+
+    /// Aligns the frames `members` to one another (steps 1–5 of `RigidRegistration`).
+    func alignGroup(_ members: [Int]) throws -> GroupSolution {
+        let n = members.count
+        let spectra: [BandSpectrum?] = try parallelMap(n) { k, c in try self.spectrum(of: members[k], correlator: c) }
+        var rejections: [String?] = (0..<n).map { spectra[$0] == nil ? lastRejection(members[$0]) : nil }
+        let valid = (0..<n).filter { spectra[$0] != nil }
+
+        // Pairwise shifts with the next `neighbours` readable frames.
+        var pairs: [(Int, Int)] = []
+        for (a, i) in valid.enumerated() {
+            for j in valid.dropFirst(a + 1).prefix(Swift.max(1, options.neighbours)) { pairs.append((i, j)) }
+        }
+        let pairPeaks = try parallelMap(pairs.count) { p, c in c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!) }
+        var edges: [PairShift] = []
+        for (p, m) in pairPeaks.enumerated() {
+            if let m, m.significance >= options.minSignificance {
+                edges.append(PairShift(i: pairs[p].0, j: pairs[p].1, shift: SIMD2(m.dx, m.dy)))
+            }
+        }
+        var positions = JointShifts.solve(count: n, pairs: edges, threshold: options.outlierThresholdPx)
+        for k in 0..<n where spectra[k] == nil { positions[k] = nil }
+        if positions.allSatisfy({ $0 == nil }), let k = valid.first { positions[k] = .zero }
+        var scores = [Double](repeating: 0, count: n)
+
+        // Re-measure every frame against the average of the others.
+        let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
+        for _ in 0..<Swift.max(1, options.iterations) {
+            let average = sum(spectra, positions)
+            let contributors = positions.indices.filter { positions[$0] != nil }.count
+            let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
+                let k = valid[v]
+                var reference = average
+                var others = contributors
+                if let p = positions[k] {
+                    self.subtractShifted(spectra[k]!, by: p, from: &reference)
+                    others -= 1
+                }
+                guard others > 0 else { return nil }
+                if let p = positions[k] { return c.measure(spectra[k]!, against: reference, prediction: p, radius: localRadius) }
+                reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
+                return c.measure(spectra[k]!, against: reference)
+            }
+            if valid.count == 1 {
+                // A lone frame is its own reference.
+                scores[valid[0]] = 1; positions[valid[0]] = .zero
+                break
+            }
+            for (v, k) in valid.enumerated() {
+                if let m = results[v], m.significance >= options.minSignificance, m.ncc >= options.minScore {
+                    positions[k] = SIMD2(m.dx, m.dy); scores[k] = m.ncc; rejections[k] = nil
+                } else {
+                    positions[k] = nil; scores[k] = Swift.max(0, results[v]?.ncc ?? 0); rejections[k] = "noise"
+                }
+            }
+            excludeFarFrames(&positions, &rejections)
+        }
+        // Gauge: the group average is the reference (mean used position = 0).
+        let used = positions.compactMap { $0 }
+        if !used.isEmpty {
+            let mean = used.reduce(SIMD2<Double>.zero, +) / Double(used.count)
+            for k in positions.indices { positions[k] = positions[k].map { $0 - mean } }
+        }
+        return GroupSolution(positions: positions, scores: scores, rejections: rejections,
+                             average: sum(spectra, positions), usedCount: used.count)
+    }
+
+    /// Frames more than `maxShiftPx` (either axis) from the median position cannot share
+    /// enough of the reference: rejected (`"overlap"`) and kept out of the average, so they
+    /// do not bias the group reference either.
+    func excludeFarFrames(_ positions: inout [SIMD2<Double>?], _ rejections: inout [String?]) {
+        let used = positions.compactMap { $0 }
+        guard used.count > 2 else { return }
+        let xs = used.map(\.x).sorted(), ys = used.map(\.y).sorted()
+        let median = SIMD2(xs[xs.count / 2], ys[ys.count / 2])
+        for k in positions.indices {
+            guard let p = positions[k] else { continue }
+            if abs(p.x - median.x) > options.maxShiftPx || abs(p.y - median.y) > options.maxShiftPx {
+                positions[k] = nil; rejections[k] = "overlap"
+            }
+        }
+    }
+
+    /// Σ of the spectra with a position, each moved by −position (content onto the
+    /// reference), with the mean of their coarse images.
+    func sum(_ spectra: [BandSpectrum?], _ positions: [SIMD2<Double>?]) -> BandSpectrum {
+        var out = BandSpectrum(values: [Complex](repeating: .zero, count: geometry.gridHeight * geometry.halfWidth),
+                               coarse: coarseAverage(spectra, positions, excluding: nil))
+        for k in spectra.indices {
+            guard let s = spectra[k], let p = positions[k] else { continue }
+            addShifted(s, by: p, sign: 1, to: &out)
+        }
+        return out
+    }
+
+    /// Mean coarse image of the positioned frames (except `excluding`) on the reference.
+    func coarseAverage(_ spectra: [BandSpectrum?], _ positions: [SIMD2<Double>?], excluding: Int?) -> CoarseImage {
+        let cg = coarseGeometry, n = cg.gridWidth * cg.gridHeight
+        var acc = CoarseImage(pixels: [Float](repeating: 0, count: n), mask: [Float](repeating: 0, count: n))
+        var count = 0
+        for k in spectra.indices where k != excluding {
+            guard let s = spectra[k], let p = positions[k] else { continue }
+            cg.accumulate(s.coarse, movedBy: p, into: &acc)
+            count += 1
+        }
+        return cg.finishAverage(acc, contributors: count)
+    }
+
+    func subtractShifted(_ s: BandSpectrum, by p: SIMD2<Double>, from out: inout BandSpectrum) {
+        addShifted(s, by: p, sign: -1, to: &out)
+    }
+
+    /// `out += sign · S · exp(+2πi k·p)`: the spectrum of the frame moved by −p (Fourier shift theorem).
+    private func addShifted(_ s: BandSpectrum, by p: SIMD2<Double>, sign: Float, to out: inout BandSpectrum) {
+        let g = geometry, hw = g.halfWidth
+        let ex: [Complex] = (0..<hw).map { c in
+            let a = 2 * Double.pi * Double(c) * p.x / Double(g.width)
+            return Complex(Float(cos(a)), Float(sin(a)))
+        }
+        for r in 0..<g.gridHeight {
+            let ky = r <= g.gridHeight / 2 ? r : r - g.gridHeight
+            let a = 2 * Double.pi * Double(ky) * p.y / Double(g.height)
+            let ey = Complex(Float(cos(a)), Float(sin(a)))
+            for c in 0..<hw {
+                let e = Complex(ex[c].x * ey.x - ex[c].y * ey.y, ex[c].x * ey.y + ex[c].y * ey.x)
+                let v = s.values[r * hw + c]
+                out.values[r * hw + c] += sign * Complex(v.x * e.x - v.y * e.y, v.x * e.y + v.y * e.x)
+            }
+        }
+    }
+
+    /// A measured position offset into the run gauge, as a contract `FrameShift`, with the
+    /// overlap test applied.
+    func finalShift(_ m: Measured, offset: SIMD2<Double>) -> FrameShift {
+        guard let p = m.position, m.rejection == nil else {
+            return FrameShift(dx: 0, dy: 0, score: Swift.min(1, Swift.max(0, m.score)), rejection: m.rejection ?? "noise")
+        }
+        let d = p + offset
+        let score = Swift.min(1, Swift.max(0, m.score))
+        let w = Double(geometry.width), h = Double(geometry.height)
+        let overlap = Swift.max(0, w - abs(d.x)) * Swift.max(0, h - abs(d.y)) / (w * h)
+        let outside = abs(d.x) > options.maxShiftPx || abs(d.y) > options.maxShiftPx || overlap < options.minOverlapFraction
+        return FrameShift(dx: d.x, dy: d.y, score: score, rejection: outside ? "overlap" : nil)
+    }
+}
+
+/// Lets a non-escaping closure cross into `concurrentPerform`'s `@Sendable` body; each
+/// worker only reads it, and the body touches only its own correlator and slot.
+private struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,33 @@
+import Foundation
+import FrameCore
+import Registration
+import Testing
+
+/// Throughput of `alignRun` on 40 frames of 1024² (run with HEATFRONT_BENCH=1, release).
+@Suite("Rigid registration benchmark", .enabled(if: ProcessInfo.processInfo.environment["HEATFRONT_BENCH"] != nil))
+struct RigidBenchmarkTests {
+    @Test("40 frames of 1024² aligned and averaged")
+    func throughput() throws {
+        var rng = SplitMix64(seed: 2024)
+        var specimen = SyntheticSpecimen()
+        specimen.boundaryOffset = 500
+        specimen.blobs += [(SIMD2(600, 300), 40, 0.6), (SIMD2(300, 800), 30, 0.6), (SIMD2(850, 700), 50, 0.5)]
+        let n = 40
+        let truth = (0..<n).map { k in SIMD2(0.8 * Double(k) + rng.gaussian() * 0.5, -0.5 * Double(k) + rng.gaussian() * 0.5) }
+        let frames = truth.map { specimen.frame(width: 1024, height: 1024, shift: $0, dose: 2, rng: &rng) }
+        let groups = [Array(0..<20), Array(20..<40)]
+        let start = Date()
+        let run = try RigidRegistration.alignRun(ImageArray(frames), groups: groups, options: RigidOptions())
+        let seconds = Date().timeIntervalSince(start)
+        let ref = truth[0..<20].reduce(SIMD2<Double>.zero, +) / 20
+        var sum2 = 0.0
+        for k in 0..<n {
+            let e = SIMD2(run.shifts[k].dx, run.shifts[k].dy) - (truth[k] - ref)
+            sum2 += (e * e).sum()
+        }
+        let rms = (sum2 / Double(n)).squareRoot()
+        print("benchmark: \(n) frames 1024² in \(seconds) s = \(Double(n) / seconds) frames/s, RMS error \(rms) px")
+        #expect(rms < 0.05)
+        #expect(run.shifts.allSatisfy { $0.rejection == nil })
+    }
+}
