@@ -49,21 +49,21 @@ public enum SiteIntensity {
         let oxygen = oxygenColumns(sites)
         let all = positions + oxygen
         let tmIndices = sites.sites.indices.filter { sites.sites[$0].sublattice == .tm }
-        var sigma = sites.columnSigmaPx ?? estimateSigma(image, sites: sites, radius: radius)
+        let step = max(1, tmIndices.count / 500)
+        let tmSample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
+        var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: tmSample, radius: radius, initial: radius / 2.5)
         var amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
-        // Column width again, from TM fits on the image without the Li and O columns.
-        if !tmIndices.isEmpty {
+        // Column width again, from the TM columns of the image without the Li and O columns
+        // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
+        if !tmSample.isEmpty {
             let others = all.indices.filter { $0 >= positions.count || sites.sites[$0].sublattice != .tm }
             let model = paint(width: image.width, height: image.height, positions: others.map { all[$0] },
                               amplitudes: others.map { amplitudes[$0] }, sigma: sigma, reach: radius + 3 * sigma)
             let cleaned = Image(width: image.width, height: image.height,
                                 pixels: zip(image.pixels, model).map { Float(Double($0) - $1) })
-            let step = max(1, tmIndices.count / 500)
-            let sample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
-            var sigmas = SiteRefinement.refine(cleaned, at: sample, radiusPx: radius).filter { $0.converged }.map { $0.sigma }
-            if !sigmas.isEmpty {
-                sigmas.sort()
-                sigma = sigmas[sigmas.count / 2]
+            let better = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
+            if abs(better - sigma) > 1e-4 * sigma {
+                sigma = better
                 amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
             }
         }
@@ -117,16 +117,53 @@ public enum SiteIntensity {
         return out
     }
 
-    /// Column width from Gaussian fits of up to 400 TM sites (median σ).
-    static func estimateSigma(_ image: Image, sites: ColumnSites, radius: Double) -> Double {
-        let tm = sites.tm
-        guard !tm.isEmpty else { return radius / 2.5 }
-        let step = max(1, tm.count / 400)
-        let sample = Swift.stride(from: 0, to: tm.count, by: step).map { tm[$0].position }
-        var sigmas = SiteRefinement.refine(image, at: sample, radiusPx: radius).filter { $0.converged }.map { $0.sigma }
-        guard !sigmas.isEmpty else { return radius / 2.5 }
-        sigmas.sort()
-        return sigmas[sigmas.count / 2]
+    /// Column width σ of one Gaussian + constant, `c + A·exp(−|r − p_k|²/2σ²)`, fitted by
+    /// Gauss–Newton to the pooled pixels of all given columns at their fixed positions. Pooling
+    /// hundreds of columns keeps the estimate unbiased at low dose, where single-column fits
+    /// scatter and their median drifts. Returns `initial` when the fit fails.
+    static func pooledSigma(_ image: Image, at positions: [SIMD2<Double>], radius: Double, initial: Double) -> Double {
+        var r2s = [Double](), values = [Double]()
+        let w = image.width, h = image.height, rr = radius * radius
+        for p in positions {
+            let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
+            let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
+            guard x1 >= x0, y1 >= y0 else { continue }
+            for y in y0...y1 {
+                for x in x0...x1 {
+                    let d2 = (Double(x) - p.x) * (Double(x) - p.x) + (Double(y) - p.y) * (Double(y) - p.y)
+                    if d2 <= rr { r2s.append(d2); values.append(Double(image.pixels[y * w + x])) }
+                }
+            }
+        }
+        guard r2s.count >= 20 else { return initial }
+        // p = (A, σ, c); A and c start from the linear fit at the initial σ.
+        var sigma = initial
+        func linear(_ s: Double) -> (a: Double, c: Double, sse: Double)? {
+            var sgg = 0.0, sg = 0.0, sgd = 0.0, sd = 0.0
+            let n = Double(r2s.count), inv = 1 / (2 * s * s)
+            for k in r2s.indices { let g = exp(-r2s[k] * inv); sgg += g * g; sg += g; sgd += g * values[k]; sd += values[k] }
+            let det = sgg * n - sg * sg
+            guard det > 0 else { return nil }
+            let a = (n * sgd - sg * sd) / det, c = (sgg * sd - sg * sgd) / det
+            var sse = 0.0
+            for k in r2s.indices { let e = values[k] - c - a * exp(-r2s[k] * inv); sse += e * e }
+            return (a, c, sse)
+        }
+        // Variable projection: for each σ the best (A, c) is linear; minimise the residual over σ
+        // by golden-section search on [0.4, 2.5] × the initial width.
+        var lo = 0.4 * initial, hi = min(2.5 * initial, 1.5 * radius)
+        guard lo < hi else { return initial }
+        let phi = (5.0.squareRoot() - 1) / 2
+        var x1 = hi - phi * (hi - lo), x2 = lo + phi * (hi - lo)
+        guard var f1 = linear(x1)?.sse, var f2 = linear(x2)?.sse else { return initial }
+        for _ in 0..<40 {
+            if f1 < f2 { hi = x2; x2 = x1; f2 = f1; x1 = hi - phi * (hi - lo); f1 = linear(x1)?.sse ?? .infinity }
+            else { lo = x1; x1 = x2; f1 = f2; x2 = lo + phi * (hi - lo); f2 = linear(x2)?.sse ?? .infinity }
+            if hi - lo < 1e-4 * initial { break }
+        }
+        sigma = (lo + hi) / 2
+        guard let fit = linear(sigma), fit.a > 0, sigma > 0.45 * initial, sigma < 2.4 * initial else { return initial }
+        return sigma
     }
 
     /// Amplitude A of `c + A·G_σ(r − p)` at fixed positions, each fitted alone.

@@ -23,6 +23,12 @@ struct SyntheticLattice {
     /// A TM column position, px.
     var origin = SIMD2(101.3, 97.6)
     var liRatio: @Sendable (Double, Double) -> Double = { _, _ in 0.05 }
+    /// Weak broad probe tail: a second Gaussian of `tailSigmaPx` holding this fraction of each
+    /// column's peak height.
+    var tailFraction = 0.0
+    var tailSigmaPx = 6.0
+    /// Mass-thickness contrast: column heights × (1 + thicknessGradient · (x − width/2) / width).
+    var thicknessGradient = 0.0
 
     var along: SIMD2<Double> { SIMD2(cos(angleDegrees * .pi / 180), sin(angleDegrees * .pi / 180)) }
     var normal: SIMD2<Double> { SIMD2(-along.y, along.x) }
@@ -52,7 +58,8 @@ struct SyntheticLattice {
 
     func render() -> Image {
         var pix = [Double](repeating: background, count: width * height)
-        let reach = 5 * sigmaPx, inv = 1 / (2 * sigmaPx * sigmaPx)
+        let reach = 5 * max(sigmaPx, tailFraction > 0 ? tailSigmaPx : 0)
+        let inv = 1 / (2 * sigmaPx * sigmaPx), invTail = 1 / (2 * tailSigmaPx * tailSigmaPx)
         for c in columns() {
             let h: Double
             switch c.kind {
@@ -61,13 +68,15 @@ struct SyntheticLattice {
             case .o: h = tmHeight * oxygenRatio
             }
             if h == 0 { continue }
+            let thick = 1 + thicknessGradient * (c.position.x - Double(width) / 2) / Double(width)
             let x0 = max(0, Int(c.position.x - reach)), x1 = min(width - 1, Int(c.position.x + reach) + 1)
             let y0 = max(0, Int(c.position.y - reach)), y1 = min(height - 1, Int(c.position.y + reach) + 1)
             guard x1 >= x0, y1 >= y0 else { continue }
             for y in y0...y1 {
                 for x in x0...x1 {
                     let dx = Double(x) - c.position.x, dy = Double(y) - c.position.y
-                    pix[y * width + x] += h * exp(-(dx * dx + dy * dy) * inv)
+                    let d2 = dx * dx + dy * dy
+                    pix[y * width + x] += thick * h * (exp(-d2 * inv) + tailFraction * exp(-d2 * invTail))
                 }
             }
         }
