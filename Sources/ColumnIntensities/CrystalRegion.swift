@@ -27,14 +27,15 @@ public enum CrystalRegion {
         let sigmaF = 1 / (2 * Double.pi * sigmaReal)
         var strength = [Double](repeating: 0, count: w * h)
         for g in reflections where abs(g.x) < 0.5 && abs(g.y) < 0.5 {
+            // Separable Gaussian mask around g.
+            let mx = (0..<w).map { kx -> Float in
+                let fx = Double(kx <= w / 2 ? kx : kx - w) / Double(w)
+                return Float(exp(-(fx - g.x) * (fx - g.x) / (2 * sigmaF * sigmaF)))
+            }
             for ky in 0..<h {
                 let fy = Double(ky <= h / 2 ? ky : ky - h) / Double(h)
-                for kx in 0..<w {
-                    let fx = Double(kx <= w / 2 ? kx : kx - w) / Double(w)
-                    let d2 = (fx - g.x) * (fx - g.x) + (fy - g.y) * (fy - g.y)
-                    let m = Float(exp(-d2 / (2 * sigmaF * sigmaF)))
-                    ws.data[ky * w + kx] = spectrum[ky * w + kx] * m
-                }
+                let my = Float(exp(-(fy - g.y) * (fy - g.y) / (2 * sigmaF * sigmaF)))
+                for kx in 0..<w { ws.data[ky * w + kx] = spectrum[ky * w + kx] * (my * mx[kx]) }
             }
             ws.backward()
             for k in 0..<(w * h) {

@@ -35,9 +35,10 @@ public struct Lattice: Sendable, Equatable {
     /// Unit vector along the layers: `layerNormal` turned by +90° in image coordinates.
     public var layerDirection: SIMD2<Double> { SIMD2(-layerNormal.y, layerNormal.x) }
 
-    /// Angle of the layers (their in-plane direction) to the scan (+x) axis, degrees in (−90, 90].
+    /// Angle of the layers (their in-plane direction) from the scan (+x) axis, degrees in
+    /// (−90, 90], counter-clockwise as seen on screen (y down), as the simulator states it.
     public var layerAngleDegrees: Double {
-        var a = atan2Degrees(layerDirection.y, layerDirection.x)
+        var a = atan2Degrees(-layerDirection.y, layerDirection.x)
         if a <= -90 { a += 180 }
         if a > 90 { a -= 180 }
         return a

@@ -186,20 +186,39 @@ public enum SiteIntensity {
         return fitAll(image, model: model, at: positions, previous: amps, sigma: sigma, radius: radius)
     }
 
+    /// Σ A_k·exp(−|r − p_k|²/2σ²) within `reach` of each site, computed in parallel over row
+    /// bands (each band sums its sites in one fixed order, so the result is deterministic).
     static func paint(width: Int, height: Int, positions: [SIMD2<Double>], amplitudes: [Double],
                       sigma: Double, reach: Double) -> [Double] {
         var m = [Double](repeating: 0, count: width * height)
-        let inv = 1 / (2 * sigma * sigma), r2 = reach * reach
-        for (k, p) in positions.enumerated() where amplitudes[k] != 0 {
-            let x0 = max(0, Int((p.x - reach).rounded(.down))), x1 = min(width - 1, Int((p.x + reach).rounded(.up)))
-            let y0 = max(0, Int((p.y - reach).rounded(.down))), y1 = min(height - 1, Int((p.y + reach).rounded(.up)))
-            guard x1 >= x0, y1 >= y0 else { continue }
-            for y in y0...y1 {
-                let dy = Double(y) - p.y
-                for x in x0...x1 {
-                    let dx = Double(x) - p.x
-                    let d2 = dx * dx + dy * dy
-                    if d2 <= r2 { m[y * width + x] += amplitudes[k] * exp(-d2 * inv) }
+        guard width > 0, height > 0 else { return m }
+        let inv = 1 / (2 * sigma * sigma)
+        let order = positions.indices.filter { amplitudes[$0] != 0 }.sorted {
+            positions[$0].y != positions[$1].y ? positions[$0].y < positions[$1].y : $0 < $1
+        }
+        let ys = order.map { positions[$0].y }
+        let bandHeight = max(8, height / (ProcessInfo.processInfo.activeProcessorCount * 4))
+        let bands = (height + bandHeight - 1) / bandHeight
+        let span = Int(2 * reach) + 3
+        m.withUnsafeMutableBufferPointer { buffer in
+            let out = UncheckedBuffer(buffer)
+            DispatchQueue.concurrentPerform(iterations: bands) { band in
+                let ya = band * bandHeight, yb = min(height, ya + bandHeight)
+                var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
+                var k = lowerBound(ys, Double(ya) - reach)
+                while k < ys.count, ys[k] <= Double(yb - 1) + reach {
+                    let i = order[k], p = positions[i]
+                    k += 1
+                    let x0 = max(0, Int((p.x - reach).rounded(.up))), x1 = min(width - 1, Int((p.x + reach).rounded(.down)))
+                    let y0 = max(ya, Int((p.y - reach).rounded(.up))), y1 = min(yb - 1, Int((p.y + reach).rounded(.down)))
+                    guard x1 >= x0, y1 >= y0 else { continue }
+                    // Separable Gaussian: one exp per row and per column instead of per pixel.
+                    for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
+                    for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = amplitudes[i] * exp(-dy * dy * inv) }
+                    for y in y0...y1 {
+                        let row = y * width, wy = ey[y - y0]
+                        for x in x0...x1 { out.buffer[row + x] += wy * ex[x - x0] }
+                    }
                 }
             }
         }
@@ -211,9 +230,11 @@ public enum SiteIntensity {
                        sigma: Double, radius: Double) -> [Double] {
         let n = positions.count
         var out = [Double](repeating: 0, count: n)
+        guard n > 0 else { return out }
         let w = image.width, h = image.height
         let inv = 1 / (2 * sigma * sigma), r2 = radius * radius
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
+        let span = Int(2 * radius) + 3
         let empty = [Double]()
         let modelValues = model ?? empty
         out.withUnsafeMutableBufferPointer { buffer in
@@ -222,22 +243,27 @@ public enum SiteIntensity {
                 let px = UncheckedPixels(pixels)
                 modelValues.withUnsafeBufferPointer { mv in
                     let mvp = UncheckedDoubles(mv)
+                    let hasModel = mv.count == w * h
                     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                        var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
                         for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
                             let p = positions[k]
-                            let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
-                            let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
+                            let x0 = max(0, Int((p.x - radius).rounded(.up))), x1 = min(w - 1, Int((p.x + radius).rounded(.down)))
+                            let y0 = max(0, Int((p.y - radius).rounded(.up))), y1 = min(h - 1, Int((p.y + radius).rounded(.down)))
                             guard x1 >= x0, y1 >= y0 else { continue }
+                            for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
+                            for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = exp(-dy * dy * inv) }
                             var sgg = 0.0, sg = 0.0, s1 = 0.0, sgd = 0.0, sd = 0.0
+                            let own = previous[k]
                             for y in y0...y1 {
                                 let dy = Double(y) - p.y
+                                let gy = ey[y - y0], row = y * w
                                 for x in x0...x1 {
                                     let dx = Double(x) - p.x
-                                    let d2 = dx * dx + dy * dy
-                                    guard d2 <= r2 else { continue }
-                                    let g = exp(-d2 * inv)
-                                    var d = Double(px.buffer[y * w + x])
-                                    if mvp.buffer.count > 0 { d -= mvp.buffer[y * w + x] - previous[k] * g }
+                                    guard dx * dx + dy * dy <= r2 else { continue }
+                                    let g = gy * ex[x - x0]
+                                    var d = Double(px.buffer[row + x])
+                                    if hasModel { d -= mvp.buffer[row + x] - own * g }
                                     sgg += g * g; sg += g; s1 += 1; sgd += g * d; sd += d
                                 }
                             }
@@ -251,6 +277,16 @@ public enum SiteIntensity {
         }
         return out
     }
+}
+
+/// Index of the first element ≥ `value` in an ascending array.
+func lowerBound(_ a: [Double], _ value: Double) -> Int {
+    var lo = 0, hi = a.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if a[mid] < value { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
 }
 
 struct UncheckedDoubles: @unchecked Sendable {

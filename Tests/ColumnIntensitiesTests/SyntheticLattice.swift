@@ -14,7 +14,7 @@ struct SyntheticLattice {
     var pixelSizeNm = 0.025
     var layerSpacingNm = 0.468
     var columnSpacingNm = 0.2439
-    /// Angle of the layers to the scan (+x) axis, degrees.
+    /// Angle of the layers from the scan (+x) axis, degrees, counter-clockwise on screen (y down).
     var angleDegrees = 27.0
     var sigmaPx = 1.8
     var tmHeight = 100.0
@@ -30,7 +30,7 @@ struct SyntheticLattice {
     /// Mass-thickness contrast: column heights × (1 + thicknessGradient · (x − width/2) / width).
     var thicknessGradient = 0.0
 
-    var along: SIMD2<Double> { SIMD2(cos(angleDegrees * .pi / 180), sin(angleDegrees * .pi / 180)) }
+    var along: SIMD2<Double> { SIMD2(cos(angleDegrees * .pi / 180), -sin(angleDegrees * .pi / 180)) }
     var normal: SIMD2<Double> { SIMD2(-along.y, along.x) }
     var layerSpacingPx: Double { layerSpacingNm / pixelSizeNm }
     var columnSpacingPx: Double { columnSpacingNm / pixelSizeNm }
