@@ -20,27 +20,48 @@ public enum CrystalRegion {
         let mean = Float(image.mean)
         for k in 0..<(w * h) { ws.data[k] = Complex(image.pixels[k] - mean, 0) }
         ws.forward()
-        let spectrum = Array(ws.data)
         var reflections = [lattice.gLayer, 2 * lattice.gLayer]
         if let gc = lattice.gColumn { reflections.append(gc) }
         let sigmaReal = 0.75 * lattice.layerSpacingPx
         let sigmaF = 1 / (2 * Double.pi * sigmaReal)
-        var strength = [Double](repeating: 0, count: w * h)
+        // The demodulated amplitude is band-limited to a few σ_f around g, so only a block of
+        // ±5 σ_f of the spectrum is transformed back: a small inverse FFT gives the amplitude on
+        // a coarse grid (x = i·w/bx), which is then interpolated to full size.
+        let bx = min(w, 8 * max(2, Int((10 * sigmaF * Double(w) / 8).rounded(.up))))
+        let by = min(h, 8 * max(2, Int((10 * sigmaF * Double(h) / 8).rounded(.up))))
+        let small = ComplexFFTWorkspace(width: bx, height: by)
+        var coarse = [Double](repeating: 0, count: bx * by)
         for g in reflections where abs(g.x) < 0.5 && abs(g.y) < 0.5 {
-            // Separable Gaussian mask around g.
-            let mx = (0..<w).map { kx -> Float in
-                let fx = Double(kx <= w / 2 ? kx : kx - w) / Double(w)
-                return Float(exp(-(fx - g.x) * (fx - g.x) / (2 * sigmaF * sigmaF)))
+            let cx = Int((g.x * Double(w)).rounded()), cy = Int((g.y * Double(h)).rounded())
+            for r in 0..<by {
+                let dr = r < by / 2 ? r : r - by             // offset from the centre bin
+                let ky = ((cy + dr) % h + h) % h
+                let fy = Double(cy + dr) / Double(h)
+                let my = exp(-(fy - g.y) * (fy - g.y) / (2 * sigmaF * sigmaF))
+                for q in 0..<bx {
+                    let dq = q < bx / 2 ? q : q - bx
+                    let kx = ((cx + dq) % w + w) % w
+                    let fx = Double(cx + dq) / Double(w)
+                    let m = Float(my * exp(-(fx - g.x) * (fx - g.x) / (2 * sigmaF * sigmaF)))
+                    small.data[r * bx + q] = ws.data[ky * w + kx] * m
+                }
             }
-            for ky in 0..<h {
-                let fy = Double(ky <= h / 2 ? ky : ky - h) / Double(h)
-                let my = Float(exp(-(fy - g.y) * (fy - g.y) / (2 * sigmaF * sigmaF)))
-                for kx in 0..<w { ws.data[ky * w + kx] = spectrum[ky * w + kx] * (my * mx[kx]) }
+            small.backward()
+            for k in 0..<(bx * by) {
+                let c = small.data[k]
+                coarse[k] += Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y)
             }
-            ws.backward()
-            for k in 0..<(w * h) {
-                let c = ws.data[k]
-                strength[k] += Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y)
+        }
+        // Periodic bilinear interpolation to the image grid.
+        var strength = [Double](repeating: 0, count: w * h)
+        for y in 0..<h {
+            let v = Double(y) * Double(by) / Double(h)
+            let j0 = Int(v) % by, j1 = (j0 + 1) % by, fy = v - Double(Int(v))
+            for x in 0..<w {
+                let u = Double(x) * Double(bx) / Double(w)
+                let i0 = Int(u) % bx, i1 = (i0 + 1) % bx, fx = u - Double(Int(u))
+                strength[y * w + x] = (coarse[j0 * bx + i0] * (1 - fx) + coarse[j0 * bx + i1] * fx) * (1 - fy)
+                    + (coarse[j1 * bx + i0] * (1 - fx) + coarse[j1 * bx + i1] * fx) * fy
             }
         }
         guard let t = otsuThreshold(strength) else { return Mask(width: w, height: h, fill: true) }

@@ -52,21 +52,18 @@ public enum SiteIntensity {
         let step = max(1, tmIndices.count / 500)
         let tmSample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
         var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: tmSample, radius: radius, initial: radius / 2.5)
-        var amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
-        // Column width again, from the TM columns of the image without the Li and O columns
-        // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
         if !tmSample.isEmpty {
+            // Column width again, from the TM columns of the image without the Li and O columns
+            // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
+            let rough = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius, passes: 2)
             let others = all.indices.filter { $0 >= positions.count || sites.sites[$0].sublattice != .tm }
             let model = paint(width: image.width, height: image.height, positions: others.map { all[$0] },
-                              amplitudes: others.map { amplitudes[$0] }, sigma: sigma, reach: radius + 3 * sigma)
+                              amplitudes: others.map { rough[$0] }, sigma: sigma, reach: radius + 3 * sigma)
             let cleaned = Image(width: image.width, height: image.height,
                                 pixels: zip(image.pixels, model).map { Float(Double($0) - $1) })
-            let better = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
-            if abs(better - sigma) > 1e-4 * sigma {
-                sigma = better
-                amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
-            }
+            sigma = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
         }
+        let amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
         let volume = 2 * Double.pi * sigma * sigma
         var tmSum = 0.0, liSum = 0.0, tmN = 0, liN = 0
         for k in out.sites.indices {
