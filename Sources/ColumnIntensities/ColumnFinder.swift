@@ -28,7 +28,7 @@ import Foundation
 /// (`CrystalRegion.detect`); in an image that is crystal everywhere this is the whole image.
 public enum ColumnFinder {
     public static func sites(in image: Image, lattice: Lattice, region: Mask?, refine: Bool = true) -> ColumnSites {
-        guard image.width > 1, image.height > 1 else { return ColumnSites(sites: [], lattice: lattice) }
+        guard image.width > 1, image.height > 1, lattice.isUsable else { return ColumnSites(sites: [], lattice: lattice) }
         let mask: Mask
         if let r = region, r.width == image.width, r.height == image.height {
             mask = r
@@ -116,10 +116,11 @@ public enum ColumnFinder {
             let (i, j) = lattice.latticeCoordinates(of: c)
             iLo = min(iLo, i); iHi = max(iHi, i); jLo = min(jLo, j); jHi = max(jHi, j)
         }
+        // Guard against absurd lattices (cells below a pixel) blowing up memory.
+        guard [iLo, iHi, jLo, jHi].allSatisfy({ $0.isFinite }),
+              (iHi - iLo + 3) * (jHi - jLo + 3) <= Double(width * height) else { return [] }
         let i0 = Int(iLo.rounded(.down)) - extra, i1 = Int(iHi.rounded(.up)) + extra
         let j0 = Int(jLo.rounded(.down)) - extra, j1 = Int(jHi.rounded(.up)) + extra
-        // Guard against absurd lattices (spacings below a pixel) blowing up memory.
-        guard (i1 - i0 + 1) * (j1 - j0 + 1) <= 4 * width * height else { return [] }
         var out = [(SIMD2<Int32>, SIMD2<Double>)]()
         let lim = SIMD2(Double(width), Double(height))
         for j in j0...j1 {

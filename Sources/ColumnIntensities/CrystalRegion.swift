@@ -15,10 +15,14 @@ import Foundation
 public enum CrystalRegion {
     public static func detect(in image: Image, lattice: Lattice) -> Mask {
         let w = image.width, h = image.height
-        guard w >= 8, h >= 8 else { return Mask(width: w, height: h, fill: true) }
+        guard w >= 8, h >= 8, lattice.isUsable else { return Mask(width: w, height: h, fill: true) }
         let ws = ComplexFFTWorkspace(width: w, height: h)
-        let mean = Float(image.mean)
-        for k in 0..<(w * h) { ws.data[k] = Complex(image.pixels[k] - mean, 0) }
+        // Mean of the finite pixels; NaN/∞ pixels (dead detector lines) count as the mean.
+        var sum = 0.0, n = 0
+        for p in image.pixels where p.isFinite { sum += Double(p); n += 1 }
+        guard n > 0 else { return Mask(width: w, height: h, fill: false) }
+        let mean = Float(sum / Double(n))
+        for k in 0..<(w * h) { let p = image.pixels[k]; ws.data[k] = Complex(p.isFinite ? p - mean : 0, 0) }
         ws.forward()
         var reflections = [lattice.gLayer, 2 * lattice.gLayer]
         if let gc = lattice.gColumn { reflections.append(gc) }
@@ -77,7 +81,7 @@ public enum CrystalRegion {
 
     /// Otsu's between-class-variance threshold over a 256-bin histogram of √values.
     static func otsuThreshold(_ values: [Double]) -> Double? {
-        let amps = values.map { $0.squareRoot() }
+        let amps = values.map { $0.squareRoot() }.filter { $0.isFinite }
         guard let lo = amps.min(), let hi = amps.max(), hi > lo else { return nil }
         let bins = 256
         var hist = [Double](repeating: 0, count: bins)

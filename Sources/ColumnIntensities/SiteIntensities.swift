@@ -39,7 +39,8 @@ public enum SiteIntensity {
     public static func measure(_ image: Image, sites: ColumnSites, region: Mask?) -> (sites: ColumnSites, aggregate: SiteIntensities) {
         var out = sites
         let positions = sites.sites.map { $0.position }
-        guard !positions.isEmpty, image.width > 1, image.height > 1 else {
+        guard !positions.isEmpty, image.width > 1, image.height > 1, sites.lattice.isUsable,
+              positions.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else {
             return (out, SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0))
         }
         let (a1, a2) = sites.lattice.tmBasis

@@ -120,4 +120,36 @@ struct ColumnSiteTests {
               "\(Int(t3.timeIntervalSince(t2) * 1000)) ms; ratio \(agg.ratio)")
         #expect(abs(agg.ratio - 0.05) < 0.02)
     }
+
+    @Test("crash safety: NaN pixels, absurd lattices and lines give empty results, not crashes")
+    func badInput() throws {
+        let model = SyntheticLattice()
+        var image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        for x in 0..<256 { image[x, 100] = .nan }          // a dead scan line
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        #expect(sites.tm.count > 300)
+        let measured = SiteIntensity.measure(image, sites: sites, region: nil)
+        #expect(measured.sites.sites.count == sites.sites.count)
+        #expect(throws: LatticeFinderError.self) { try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm) }
+
+        var absurd = lattice
+        absurd.layerSpacingPx = 0.01; absurd.gLayer = SIMD2(100, 0); absurd.layerNormal = SIMD2(1, 0)
+        #expect(!absurd.isUsable)
+        #expect(ColumnFinder.sites(in: image, lattice: absurd, region: nil).sites.isEmpty)
+        var nanOrigin = lattice
+        nanOrigin.origin = SIMD2(.nan, 3)
+        #expect(ColumnFinder.sites(in: image, lattice: nanOrigin, region: nil).sites.isEmpty)
+        let agg = SiteIntensity.measure(image, sites: ColumnSites(sites: sites.sites, lattice: nanOrigin), region: nil).aggregate
+        #expect(agg.tmCount == 0)
+        let huge = LineSegment(x0: 0, y0: 0, x1: 1e15, y1: 0)
+        #expect(LineProfile.profile(image, line: huge, widthPx: 4, sites: sites, region: nil).points.isEmpty)
+        let nanLine = LineSegment(x0: .nan, y0: 0, x1: 10, y1: 0)
+        #expect(LineProfile.profile(image, line: nanLine, widthPx: 4, sites: sites, region: nil).points.isEmpty)
+        #expect(LineProfile.profile(image, line: LineSegment(x0: 1, y0: 1, x1: 50, y1: 1), widthPx: .infinity,
+                                    sites: sites, region: nil).points.isEmpty)
+        let empty = Image(width: 0, height: 0)
+        #expect(ColumnFinder.sites(in: empty, lattice: lattice, region: nil).sites.isEmpty)
+        #expect(LineProfile.profile(empty, line: nil, widthPx: 4, sites: sites, region: nil).points.isEmpty)
+    }
 }
