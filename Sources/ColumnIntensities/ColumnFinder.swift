@@ -65,11 +65,9 @@ public enum ColumnFinder {
             }
             if let better = refitLattice(lat, indices: tmIndex, positions: tmPos, use: refined) {
                 lat = better
-                // Unrefined sites follow the refined lattice.
-                let (b1, b2) = lat.tmBasis
-                for k in tmPos.indices where !refined[k] {
-                    tmPos[k] = lat.origin + Double(tmIndex[k].x) * b1 + Double(tmIndex[k].y) * b2
-                }
+                tmPos = screenRefinedPositions(lat, indices: tmIndex, positions: tmPos, refined: refined,
+                                               limit: 0.2 * min(norm(a1), norm(a2)))
+                for k in refined.indices { refined[k] = true }
             }
         }
 
@@ -94,6 +92,51 @@ public enum ColumnFinder {
             }
         }
         return ColumnSites(sites: out, lattice: lat, columnSigmaPx: sigma)
+    }
+
+    /// Guards refined positions against noise: each site's deviation from the refined lattice is
+    /// compared with the median deviation of its (up to 8) lattice neighbours, which follows
+    /// real, smooth distortions (scan drift, strain) but not shot noise. Sites that disagree with
+    /// their neighbours by more than max(4 × the typical disagreement, `limit`), and sites that
+    /// were not refined, take lattice + neighbour median. When the typical disagreement exceeds
+    /// 0.3 px the fits are noise-dominated (single low-dose frames) and every site takes
+    /// lattice + neighbour median: unbiased, since no site is placed by a fit to its own noise.
+    static func screenRefinedPositions(_ lattice: Lattice, indices: [SIMD2<Int32>], positions: [SIMD2<Double>],
+                                       refined: [Bool], limit: Double) -> [SIMD2<Double>] {
+        let (a1, a2) = lattice.tmBasis
+        var byIndex = [SIMD2<Int32>: Int]()
+        for k in indices.indices { byIndex[indices[k]] = k }
+        let ideal = indices.map { lattice.origin + Double($0.x) * a1 + Double($0.y) * a2 }
+        let deviation = positions.indices.map { positions[$0] - ideal[$0] }
+        var local = [SIMD2<Double>](repeating: .zero, count: positions.count)
+        var disagreement = [Double]()
+        var disagreementOf = [Double](repeating: .infinity, count: positions.count)
+        for k in positions.indices {
+            var xs = [Double](), ys = [Double]()
+            for dj in Int32(-1)...1 {
+                for di in Int32(-1)...1 where di != 0 || dj != 0 {
+                    if let n = byIndex[indices[k] &+ SIMD2(di, dj)], refined[n] {
+                        xs.append(deviation[n].x); ys.append(deviation[n].y)
+                    }
+                }
+            }
+            guard xs.count >= 3 else { continue }
+            xs.sort(); ys.sort()
+            local[k] = SIMD2(median(xs), median(ys))
+            if refined[k] {
+                disagreementOf[k] = norm(deviation[k] - local[k])
+                disagreement.append(disagreementOf[k])
+            }
+        }
+        guard !disagreement.isEmpty else { return positions }
+        disagreement.sort()
+        let typical = median(disagreement)
+        let cut = typical > 0.3 ? -1 : max(4 * typical, limit)
+        var out = positions
+        for k in positions.indices where !refined[k] || !(disagreementOf[k] <= cut) {
+            out[k] = ideal[k] + local[k]
+        }
+        return out
     }
 
     /// Fit-disc radius: 45 % of the nearest-neighbour distance between cation sites, so that a
@@ -222,4 +265,10 @@ extension Lattice {
         self.init(layerNormal: normal, layerSpacingPx: 1 / norm(b2), columnSpacingPx: abs(dot(a1, along)),
                   gLayer: b2, gColumn: resolvedColumns ? gc : nil, origin: origin)
     }
+}
+
+/// Median of a sorted, non-empty array.
+func median(_ sorted: [Double]) -> Double {
+    let n = sorted.count
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
 }
