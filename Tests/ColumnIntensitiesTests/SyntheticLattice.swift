@@ -29,6 +29,8 @@ struct SyntheticLattice {
     var tailSigmaPx = 6.0
     /// Mass-thickness contrast: column heights × (1 + thicknessGradient · (x − width/2) / width).
     var thicknessGradient = 0.0
+    /// Smooth displacement of every column (scan distortion, strain), px.
+    var displacement: @Sendable (SIMD2<Double>) -> SIMD2<Double> = { _ in .zero }
 
     var along: SIMD2<Double> { SIMD2(cos(angleDegrees * .pi / 180), -sin(angleDegrees * .pi / 180)) }
     var normal: SIMD2<Double> { SIMD2(-along.y, along.x) }
@@ -47,7 +49,8 @@ struct SyntheticLattice {
             let kind: Kind = m % 2 != 0 ? .o : ((m % 4 + 4) % 4 == 0 ? .tm : .li)
             let shift = -Double(m) * a / 3
             for k in -kMax...kMax {
-                let p = origin + (Double(k) * a + shift) * along + Double(m) * d4 * normal
+                let ideal = origin + (Double(k) * a + shift) * along + Double(m) * d4 * normal
+                let p = ideal + displacement(ideal)
                 if p.x >= -margin && p.y >= -margin && p.x <= Double(width - 1) + margin && p.y <= Double(height - 1) + margin {
                     out.append((p, kind))
                 }
