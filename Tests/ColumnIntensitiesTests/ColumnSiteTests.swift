@@ -144,6 +144,43 @@ struct ColumnSiteTests {
         #expect(abs(agg.ratio - 0.05) < 0.02)
     }
 
+    @Test("another grain beyond a boundary is not part of the analysed crystal")
+    func otherGrainExcluded() throws {
+        var grain = SyntheticLattice()
+        grain.liRatio = { _, _ in 0.1 }
+        var other = SyntheticLattice()
+        other.angleDegrees = -41
+        other.origin = SIMD2(200.2, 60.9)
+        other.liRatio = { _, _ in 0.6 }
+        let a = grain.render(), b = other.render()
+        // Boundary: the line x = 160 + 0.3·(y − 128); the other grain to its right.
+        let isOther = { (x: Int, y: Int) in Double(x) > 160 + 0.3 * (Double(y) - 128) }
+        let image = Image(width: 256, height: 256) { x, y in isOther(x, y) ? b[x, y] : a[x, y] }
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: grain.pixelSizeNm)
+        #expect(angleDifference(lattice.layerAngleDegrees, grain.angleDegrees) < 0.3)
+        let region = CrystalRegion.detect(in: image, lattice: lattice)
+        var wrong = 0, missed = 0, otherCount = 0, grainCount = 0
+        for y in 0..<256 {
+            for x in 0..<256 {
+                // Away from the boundary by more than a demodulation window.
+                let d = (Double(x) - 160 - 0.3 * (Double(y) - 128)) / (1 + 0.09).squareRoot()
+                if d > 20 { otherCount += 1; if region[x, y] { wrong += 1 } }
+                if d < -20 { grainCount += 1; if !region[x, y] { missed += 1 } }
+            }
+        }
+        print("two grains: \(wrong) of \(otherCount) px of the other grain in the region, \(missed) of \(grainCount) grain px missed")
+        #expect(Double(wrong) < 0.02 * Double(otherCount))
+        #expect(Double(missed) < 0.02 * Double(grainCount))
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        #expect(sites.sites.allSatisfy { !isOther(Int($0.x.rounded()) - 8, Int($0.y.rounded())) })
+        // Ratio of the grain under study, inside its region away from the boundary.
+        var inner = Mask(width: 256, height: 256, fill: false)
+        for y in 0..<256 { for x in 0..<256 where !isOther(x + 12, y) { inner[x, y] = true } }
+        let agg = SiteIntensity.measure(image, sites: sites, region: inner).aggregate
+        print("two grains: ratio \(agg.ratio) (truth 0.1)")
+        #expect(abs(agg.ratio - 0.1) < 0.02)
+    }
+
     @Test("crash safety: NaN pixels, absurd lattices and lines give empty results, not crashes")
     func badInput() throws {
         let model = SyntheticLattice()
