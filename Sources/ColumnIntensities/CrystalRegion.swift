@@ -15,31 +15,57 @@ import Foundation
 public enum CrystalRegion {
     public static func detect(in image: Image, lattice: Lattice) -> Mask {
         let w = image.width, h = image.height
-        guard w >= 8, h >= 8 else { return Mask(width: w, height: h, fill: true) }
+        guard w >= 8, h >= 8, lattice.isUsable else { return Mask(width: w, height: h, fill: true) }
         let ws = ComplexFFTWorkspace(width: w, height: h)
-        let mean = Float(image.mean)
-        for k in 0..<(w * h) { ws.data[k] = Complex(image.pixels[k] - mean, 0) }
+        // Mean of the finite pixels; NaN/∞ pixels (dead detector lines) count as the mean.
+        var sum = 0.0, n = 0
+        for p in image.pixels where p.isFinite { sum += Double(p); n += 1 }
+        guard n > 0 else { return Mask(width: w, height: h, fill: false) }
+        let mean = Float(sum / Double(n))
+        for k in 0..<(w * h) { let p = image.pixels[k]; ws.data[k] = Complex(p.isFinite ? p - mean : 0, 0) }
         ws.forward()
-        let spectrum = Array(ws.data)
         var reflections = [lattice.gLayer, 2 * lattice.gLayer]
         if let gc = lattice.gColumn { reflections.append(gc) }
         let sigmaReal = 0.75 * lattice.layerSpacingPx
         let sigmaF = 1 / (2 * Double.pi * sigmaReal)
-        var strength = [Double](repeating: 0, count: w * h)
+        // The demodulated amplitude is band-limited to a few σ_f around g, so only a block of
+        // ±5 σ_f of the spectrum is transformed back: a small inverse FFT gives the amplitude on
+        // a coarse grid (x = i·w/bx), which is then interpolated to full size.
+        let bx = min(w, 8 * max(2, Int((10 * sigmaF * Double(w) / 8).rounded(.up))))
+        let by = min(h, 8 * max(2, Int((10 * sigmaF * Double(h) / 8).rounded(.up))))
+        let small = ComplexFFTWorkspace(width: bx, height: by)
+        var coarse = [Double](repeating: 0, count: bx * by)
         for g in reflections where abs(g.x) < 0.5 && abs(g.y) < 0.5 {
-            for ky in 0..<h {
-                let fy = Double(ky <= h / 2 ? ky : ky - h) / Double(h)
-                for kx in 0..<w {
-                    let fx = Double(kx <= w / 2 ? kx : kx - w) / Double(w)
-                    let d2 = (fx - g.x) * (fx - g.x) + (fy - g.y) * (fy - g.y)
-                    let m = Float(exp(-d2 / (2 * sigmaF * sigmaF)))
-                    ws.data[ky * w + kx] = spectrum[ky * w + kx] * m
+            let cx = Int((g.x * Double(w)).rounded()), cy = Int((g.y * Double(h)).rounded())
+            for r in 0..<by {
+                let dr = r < by / 2 ? r : r - by             // offset from the centre bin
+                let ky = ((cy + dr) % h + h) % h
+                let fy = Double(cy + dr) / Double(h)
+                let my = exp(-(fy - g.y) * (fy - g.y) / (2 * sigmaF * sigmaF))
+                for q in 0..<bx {
+                    let dq = q < bx / 2 ? q : q - bx
+                    let kx = ((cx + dq) % w + w) % w
+                    let fx = Double(cx + dq) / Double(w)
+                    let m = Float(my * exp(-(fx - g.x) * (fx - g.x) / (2 * sigmaF * sigmaF)))
+                    small.data[r * bx + q] = ws.data[ky * w + kx] * m
                 }
             }
-            ws.backward()
-            for k in 0..<(w * h) {
-                let c = ws.data[k]
-                strength[k] += Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y)
+            small.backward()
+            for k in 0..<(bx * by) {
+                let c = small.data[k]
+                coarse[k] += Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y)
+            }
+        }
+        // Periodic bilinear interpolation to the image grid.
+        var strength = [Double](repeating: 0, count: w * h)
+        for y in 0..<h {
+            let v = Double(y) * Double(by) / Double(h)
+            let j0 = Int(v) % by, j1 = (j0 + 1) % by, fy = v - Double(Int(v))
+            for x in 0..<w {
+                let u = Double(x) * Double(bx) / Double(w)
+                let i0 = Int(u) % bx, i1 = (i0 + 1) % bx, fx = u - Double(Int(u))
+                strength[y * w + x] = (coarse[j0 * bx + i0] * (1 - fx) + coarse[j0 * bx + i1] * fx) * (1 - fy)
+                    + (coarse[j1 * bx + i0] * (1 - fx) + coarse[j1 * bx + i1] * fx) * fy
             }
         }
         guard let t = otsuThreshold(strength) else { return Mask(width: w, height: h, fill: true) }
@@ -55,7 +81,7 @@ public enum CrystalRegion {
 
     /// Otsu's between-class-variance threshold over a 256-bin histogram of √values.
     static func otsuThreshold(_ values: [Double]) -> Double? {
-        let amps = values.map { $0.squareRoot() }
+        let amps = values.map { $0.squareRoot() }.filter { $0.isFinite }
         guard let lo = amps.min(), let hi = amps.max(), hi > lo else { return nil }
         let bins = 256
         var hist = [Double](repeating: 0, count: bins)

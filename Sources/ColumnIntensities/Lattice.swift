@@ -32,12 +32,26 @@ public struct Lattice: Sendable, Equatable {
         self.origin = origin
     }
 
+    /// Whether the lattice can place sites: finite values, a unit normal, spacings of at
+    /// least 2 px, a non-degenerate basis. Stages return empty results for anything else
+    /// rather than allocate for absurd lattices.
+    public var isUsable: Bool {
+        let values = [layerNormal.x, layerNormal.y, layerSpacingPx, columnSpacingPx, gLayer.x, gLayer.y,
+                      origin.x, origin.y, gColumn?.x ?? 0, gColumn?.y ?? 0]
+        guard values.allSatisfy({ $0.isFinite }), layerSpacingPx >= 2, columnSpacingPx >= 2,
+              abs(norm(layerNormal) - 1) < 1e-3, norm(gLayer) > 0 else { return false }
+        let (a1, a2) = tmBasis
+        let area = abs(a1.x * a2.y - a1.y * a2.x)
+        return area.isFinite && area >= 2 && norm(a1) >= 1.5 && norm(a2) >= 1.5
+    }
+
     /// Unit vector along the layers: `layerNormal` turned by +90° in image coordinates.
     public var layerDirection: SIMD2<Double> { SIMD2(-layerNormal.y, layerNormal.x) }
 
-    /// Angle of the layers (their in-plane direction) to the scan (+x) axis, degrees in (−90, 90].
+    /// Angle of the layers (their in-plane direction) from the scan (+x) axis, degrees in
+    /// (−90, 90], counter-clockwise as seen on screen (y down), as the simulator states it.
     public var layerAngleDegrees: Double {
-        var a = atan2Degrees(layerDirection.y, layerDirection.x)
+        var a = atan2Degrees(-layerDirection.y, layerDirection.x)
         if a <= -90 { a += 180 }
         if a > 90 { a -= 180 }
         return a

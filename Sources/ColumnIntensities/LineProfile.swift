@@ -5,7 +5,8 @@ import Foundation
 public struct ProfilePoint: Sendable, Equatable {
     /// Distance from the line's start, px.
     public var distancePx: Double
-    /// Mean intensity across the profile width at this distance.
+    /// Mean intensity across the profile width at this distance; NaN where the line has left
+    /// the image (write an empty cell).
     public var intensity: Double
     /// Set on the sample nearest to where a TM plane or a Li plane crosses the line.
     public var site: Sublattice?
@@ -33,9 +34,16 @@ public enum LineProfile {
     public static func profile(_ image: Image, line: LineSegment?, widthPx: Double, sites: ColumnSites,
                                region: Mask?) -> (line: LineSegment, points: [ProfilePoint]) {
         let lattice = sites.lattice
+        guard image.width > 1, image.height > 1, line != nil || lattice.isUsable else {
+            return (line ?? LineSegment(x0: 0, y0: 0, x1: 0, y1: 0), [])
+        }
         let seg = line ?? automaticLine(image, lattice: lattice, region: region)
         let length = seg.length
-        guard length > 0, image.width > 1, image.height > 1 else { return (seg, []) }
+        // A line may leave the image (samples there are NaN) but not absurdly: at most 4× the
+        // image's perimeter, so a bad line cannot allocate without bound.
+        guard length.isFinite, length > 0, length <= 4 * Double(image.width + image.height),
+              [seg.x0, seg.y0].allSatisfy({ $0.isFinite }), widthPx.isFinite,
+              widthPx <= Double(image.width + image.height) else { return (seg, []) }
         let start = SIMD2(seg.x0, seg.y0)
         let dir = SIMD2(seg.x1 - seg.x0, seg.y1 - seg.y0) / length
         let across = SIMD2(-dir.y, dir.x)

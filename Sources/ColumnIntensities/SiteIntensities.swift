@@ -39,7 +39,8 @@ public enum SiteIntensity {
     public static func measure(_ image: Image, sites: ColumnSites, region: Mask?) -> (sites: ColumnSites, aggregate: SiteIntensities) {
         var out = sites
         let positions = sites.sites.map { $0.position }
-        guard !positions.isEmpty, image.width > 1, image.height > 1 else {
+        guard !positions.isEmpty, image.width > 1, image.height > 1, sites.lattice.isUsable,
+              positions.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else {
             return (out, SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0))
         }
         let (a1, a2) = sites.lattice.tmBasis
@@ -49,24 +50,21 @@ public enum SiteIntensity {
         let oxygen = oxygenColumns(sites)
         let all = positions + oxygen
         let tmIndices = sites.sites.indices.filter { sites.sites[$0].sublattice == .tm }
-        var sigma = sites.columnSigmaPx ?? estimateSigma(image, sites: sites, radius: radius)
-        var amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
-        // Column width again, from TM fits on the image without the Li and O columns.
-        if !tmIndices.isEmpty {
+        let step = max(1, tmIndices.count / 500)
+        let tmSample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
+        var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: tmSample, radius: radius, initial: radius / 2.5)
+        if !tmSample.isEmpty {
+            // Column width again, from the TM columns of the image without the Li and O columns
+            // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
+            let rough = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius, passes: 2)
             let others = all.indices.filter { $0 >= positions.count || sites.sites[$0].sublattice != .tm }
             let model = paint(width: image.width, height: image.height, positions: others.map { all[$0] },
-                              amplitudes: others.map { amplitudes[$0] }, sigma: sigma, reach: radius + 3 * sigma)
+                              amplitudes: others.map { rough[$0] }, sigma: sigma, reach: radius + 3 * sigma)
             let cleaned = Image(width: image.width, height: image.height,
                                 pixels: zip(image.pixels, model).map { Float(Double($0) - $1) })
-            let step = max(1, tmIndices.count / 500)
-            let sample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
-            var sigmas = SiteRefinement.refine(cleaned, at: sample, radiusPx: radius).filter { $0.converged }.map { $0.sigma }
-            if !sigmas.isEmpty {
-                sigmas.sort()
-                sigma = sigmas[sigmas.count / 2]
-                amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
-            }
+            sigma = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
         }
+        let amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
         let volume = 2 * Double.pi * sigma * sigma
         var tmSum = 0.0, liSum = 0.0, tmN = 0, liN = 0
         for k in out.sites.indices {
@@ -117,16 +115,53 @@ public enum SiteIntensity {
         return out
     }
 
-    /// Column width from Gaussian fits of up to 400 TM sites (median σ).
-    static func estimateSigma(_ image: Image, sites: ColumnSites, radius: Double) -> Double {
-        let tm = sites.tm
-        guard !tm.isEmpty else { return radius / 2.5 }
-        let step = max(1, tm.count / 400)
-        let sample = Swift.stride(from: 0, to: tm.count, by: step).map { tm[$0].position }
-        var sigmas = SiteRefinement.refine(image, at: sample, radiusPx: radius).filter { $0.converged }.map { $0.sigma }
-        guard !sigmas.isEmpty else { return radius / 2.5 }
-        sigmas.sort()
-        return sigmas[sigmas.count / 2]
+    /// Column width σ of one Gaussian + constant, `c + A·exp(−|r − p_k|²/2σ²)`, fitted by
+    /// Gauss–Newton to the pooled pixels of all given columns at their fixed positions. Pooling
+    /// hundreds of columns keeps the estimate unbiased at low dose, where single-column fits
+    /// scatter and their median drifts. Returns `initial` when the fit fails.
+    static func pooledSigma(_ image: Image, at positions: [SIMD2<Double>], radius: Double, initial: Double) -> Double {
+        var r2s = [Double](), values = [Double]()
+        let w = image.width, h = image.height, rr = radius * radius
+        for p in positions {
+            let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
+            let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
+            guard x1 >= x0, y1 >= y0 else { continue }
+            for y in y0...y1 {
+                for x in x0...x1 {
+                    let d2 = (Double(x) - p.x) * (Double(x) - p.x) + (Double(y) - p.y) * (Double(y) - p.y)
+                    if d2 <= rr { r2s.append(d2); values.append(Double(image.pixels[y * w + x])) }
+                }
+            }
+        }
+        guard r2s.count >= 20 else { return initial }
+        // p = (A, σ, c); A and c start from the linear fit at the initial σ.
+        var sigma = initial
+        func linear(_ s: Double) -> (a: Double, c: Double, sse: Double)? {
+            var sgg = 0.0, sg = 0.0, sgd = 0.0, sd = 0.0
+            let n = Double(r2s.count), inv = 1 / (2 * s * s)
+            for k in r2s.indices { let g = exp(-r2s[k] * inv); sgg += g * g; sg += g; sgd += g * values[k]; sd += values[k] }
+            let det = sgg * n - sg * sg
+            guard det > 0 else { return nil }
+            let a = (n * sgd - sg * sd) / det, c = (sgg * sd - sg * sgd) / det
+            var sse = 0.0
+            for k in r2s.indices { let e = values[k] - c - a * exp(-r2s[k] * inv); sse += e * e }
+            return (a, c, sse)
+        }
+        // Variable projection: for each σ the best (A, c) is linear; minimise the residual over σ
+        // by golden-section search on [0.4, 2.5] × the initial width.
+        var lo = 0.4 * initial, hi = min(2.5 * initial, 1.5 * radius)
+        guard lo < hi else { return initial }
+        let phi = (5.0.squareRoot() - 1) / 2
+        var x1 = hi - phi * (hi - lo), x2 = lo + phi * (hi - lo)
+        guard var f1 = linear(x1)?.sse, var f2 = linear(x2)?.sse else { return initial }
+        for _ in 0..<40 {
+            if f1 < f2 { hi = x2; x2 = x1; f2 = f1; x1 = hi - phi * (hi - lo); f1 = linear(x1)?.sse ?? .infinity }
+            else { lo = x1; x1 = x2; f1 = f2; x2 = lo + phi * (hi - lo); f2 = linear(x2)?.sse ?? .infinity }
+            if hi - lo < 1e-4 * initial { break }
+        }
+        sigma = (lo + hi) / 2
+        guard let fit = linear(sigma), fit.a > 0, sigma > 0.45 * initial, sigma < 2.4 * initial else { return initial }
+        return sigma
     }
 
     /// Amplitude A of `c + A·G_σ(r − p)` at fixed positions, each fitted alone.
@@ -149,20 +184,39 @@ public enum SiteIntensity {
         return fitAll(image, model: model, at: positions, previous: amps, sigma: sigma, radius: radius)
     }
 
+    /// Σ A_k·exp(−|r − p_k|²/2σ²) within `reach` of each site, computed in parallel over row
+    /// bands (each band sums its sites in one fixed order, so the result is deterministic).
     static func paint(width: Int, height: Int, positions: [SIMD2<Double>], amplitudes: [Double],
                       sigma: Double, reach: Double) -> [Double] {
         var m = [Double](repeating: 0, count: width * height)
-        let inv = 1 / (2 * sigma * sigma), r2 = reach * reach
-        for (k, p) in positions.enumerated() where amplitudes[k] != 0 {
-            let x0 = max(0, Int((p.x - reach).rounded(.down))), x1 = min(width - 1, Int((p.x + reach).rounded(.up)))
-            let y0 = max(0, Int((p.y - reach).rounded(.down))), y1 = min(height - 1, Int((p.y + reach).rounded(.up)))
-            guard x1 >= x0, y1 >= y0 else { continue }
-            for y in y0...y1 {
-                let dy = Double(y) - p.y
-                for x in x0...x1 {
-                    let dx = Double(x) - p.x
-                    let d2 = dx * dx + dy * dy
-                    if d2 <= r2 { m[y * width + x] += amplitudes[k] * exp(-d2 * inv) }
+        guard width > 0, height > 0 else { return m }
+        let inv = 1 / (2 * sigma * sigma)
+        let order = positions.indices.filter { amplitudes[$0] != 0 }.sorted {
+            positions[$0].y != positions[$1].y ? positions[$0].y < positions[$1].y : $0 < $1
+        }
+        let ys = order.map { positions[$0].y }
+        let bandHeight = max(8, height / (ProcessInfo.processInfo.activeProcessorCount * 4))
+        let bands = (height + bandHeight - 1) / bandHeight
+        let span = Int(2 * reach) + 3
+        m.withUnsafeMutableBufferPointer { buffer in
+            let out = UncheckedBuffer(buffer)
+            DispatchQueue.concurrentPerform(iterations: bands) { band in
+                let ya = band * bandHeight, yb = min(height, ya + bandHeight)
+                var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
+                var k = lowerBound(ys, Double(ya) - reach)
+                while k < ys.count, ys[k] <= Double(yb - 1) + reach {
+                    let i = order[k], p = positions[i]
+                    k += 1
+                    let x0 = max(0, Int((p.x - reach).rounded(.up))), x1 = min(width - 1, Int((p.x + reach).rounded(.down)))
+                    let y0 = max(ya, Int((p.y - reach).rounded(.up))), y1 = min(yb - 1, Int((p.y + reach).rounded(.down)))
+                    guard x1 >= x0, y1 >= y0 else { continue }
+                    // Separable Gaussian: one exp per row and per column instead of per pixel.
+                    for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
+                    for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = amplitudes[i] * exp(-dy * dy * inv) }
+                    for y in y0...y1 {
+                        let row = y * width, wy = ey[y - y0]
+                        for x in x0...x1 { out.buffer[row + x] += wy * ex[x - x0] }
+                    }
                 }
             }
         }
@@ -174,9 +228,11 @@ public enum SiteIntensity {
                        sigma: Double, radius: Double) -> [Double] {
         let n = positions.count
         var out = [Double](repeating: 0, count: n)
+        guard n > 0 else { return out }
         let w = image.width, h = image.height
         let inv = 1 / (2 * sigma * sigma), r2 = radius * radius
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
+        let span = Int(2 * radius) + 3
         let empty = [Double]()
         let modelValues = model ?? empty
         out.withUnsafeMutableBufferPointer { buffer in
@@ -185,22 +241,27 @@ public enum SiteIntensity {
                 let px = UncheckedPixels(pixels)
                 modelValues.withUnsafeBufferPointer { mv in
                     let mvp = UncheckedDoubles(mv)
+                    let hasModel = mv.count == w * h
                     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                        var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
                         for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
                             let p = positions[k]
-                            let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
-                            let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
+                            let x0 = max(0, Int((p.x - radius).rounded(.up))), x1 = min(w - 1, Int((p.x + radius).rounded(.down)))
+                            let y0 = max(0, Int((p.y - radius).rounded(.up))), y1 = min(h - 1, Int((p.y + radius).rounded(.down)))
                             guard x1 >= x0, y1 >= y0 else { continue }
+                            for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
+                            for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = exp(-dy * dy * inv) }
                             var sgg = 0.0, sg = 0.0, s1 = 0.0, sgd = 0.0, sd = 0.0
+                            let own = previous[k]
                             for y in y0...y1 {
                                 let dy = Double(y) - p.y
+                                let gy = ey[y - y0], row = y * w
                                 for x in x0...x1 {
                                     let dx = Double(x) - p.x
-                                    let d2 = dx * dx + dy * dy
-                                    guard d2 <= r2 else { continue }
-                                    let g = exp(-d2 * inv)
-                                    var d = Double(px.buffer[y * w + x])
-                                    if mvp.buffer.count > 0 { d -= mvp.buffer[y * w + x] - previous[k] * g }
+                                    guard dx * dx + dy * dy <= r2 else { continue }
+                                    let g = gy * ex[x - x0]
+                                    var d = Double(px.buffer[row + x])
+                                    if hasModel { d -= mvp.buffer[row + x] - own * g }
                                     sgg += g * g; sg += g; s1 += 1; sgd += g * d; sd += d
                                 }
                             }
@@ -214,6 +275,16 @@ public enum SiteIntensity {
         }
         return out
     }
+}
+
+/// Index of the first element ≥ `value` in an ascending array.
+func lowerBound(_ a: [Double], _ value: Double) -> Int {
+    var lo = 0, hi = a.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if a[mid] < value { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
 }
 
 struct UncheckedDoubles: @unchecked Sendable {

@@ -25,6 +25,9 @@ public enum SiteRefinement {
         public var background: Double
         /// True when the Gaussian fit converged to a plausible column.
         public var converged: Bool
+        /// 1-σ position uncertainty (px, RMS of x and y) from the fit's covariance,
+        /// s²·(JᵀJ)⁻¹ with s² the residual variance; infinite when not converged.
+        public var positionUncertainty: Double = .infinity
     }
 
     /// Refines every position with a disc of `radiusPx` (about half the nearest-neighbour
@@ -65,7 +68,7 @@ public enum SiteRefinement {
             }
             c = com
         }
-        if norm(c - start) > 0.5 * radius { c = start }
+        if norm(c - start) > radius { c = start }
 
         // 2. Gaussian + constant on the pixels of the disc around the centre of mass.
         var xs = [Double](), ys = [Double](), vs = [Double]()
@@ -134,7 +137,25 @@ public enum SiteRefinement {
         if !plausible {
             return Fit(x: c.x, y: c.y, amplitude: 0, sigma: 0, background: 0, converged: false)
         }
-        return Fit(x: p[0], y: p[1], amplitude: p[2], sigma: p[3], background: p[4], converged: true)
+        // Covariance of (x0, y0) at the solution.
+        var uncertainty = Double.infinity
+        if xs.count > 5 {
+            for k in 0..<25 { jtj[k] = 0 }
+            let s2 = p[3] * p[3]
+            for k in 0..<xs.count {
+                let dx = xs[k] - p[0], dy = ys[k] - p[1]
+                let rr = dx * dx + dy * dy
+                let e = exp(-rr / (2 * s2))
+                let jv = SIMD8<Double>(p[2] * e * dx / s2, p[2] * e * dy / s2, e, p[2] * e * rr / (s2 * p[3]), 1, 0, 0, 0)
+                for a in 0..<5 { for b in 0..<5 { jtj[a * 5 + b] += jv[a] * jv[b] } }
+            }
+            let residualVariance = cost / Double(xs.count - 5)
+            if let cx = solve5(jtj, [1, 0, 0, 0, 0]), let cy = solve5(jtj, [0, 1, 0, 0, 0]), cx[0] > 0, cy[1] > 0 {
+                uncertainty = (residualVariance * (cx[0] + cy[1]) / 2).squareRoot()
+            }
+        }
+        return Fit(x: p[0], y: p[1], amplitude: p[2], sigma: p[3], background: p[4], converged: true,
+                   positionUncertainty: uncertainty)
     }
 
     static func centreOfMass(_ pixels: UnsafeBufferPointer<Float>, width: Int, height: Int,

@@ -46,6 +46,29 @@ struct ColumnSiteTests {
         #expect(abs(sites.lattice.layerSpacingPx / model.layerSpacingPx - 1) < 0.001)
     }
 
+    @Test("a smoothly distorted lattice: refined TM and Li sites follow the distortion")
+    func distortedLattice() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.4 }
+        // Line-to-line wobble of the fast-scan axis and a slow stretch, up to ±1.5 px.
+        model.displacement = { p in SIMD2(1.5 * sin(2 * .pi * p.y / 180), 0.004 * (p.y - 128)) }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let inner = { (s: ColumnSite) in s.x > 8 && s.y > 8 && s.x < 247 && s.y < 247 }
+        let tmErrors = matchErrors(sites.tm.filter(inner), truth: model.tmPositions)
+        let liTruth = model.columns(margin: 0).filter { $0.kind == .li }.map { $0.position }
+        let liErrors = matchErrors(sites.li.filter(inner), truth: liTruth)
+        let rms = { (e: [SIMD2<Double>]) in (e.map { ($0 * $0).sum() }.reduce(0, +) / Double(e.count)).squareRoot() }
+        let agg = SiteIntensity.measure(image, sites: sites, region: nil).aggregate
+        print("distorted: TM RMS \(rms(tmErrors)) px, Li RMS \(rms(liErrors)) px, ratio \(agg.ratio)")
+        #expect(rms(tmErrors) < 0.05)
+        // Li sites are midpoints of TM columns: the field's curvature over a layer spacing
+        // (≈ 0.1 px here, a strong distortion) is their floor.
+        #expect(rms(liErrors) < 0.2)
+        #expect(abs(agg.ratio - 0.4) < 0.02)
+    }
+
     @Test("refined TM positions unbiased under Poisson noise")
     func noisyPositionsUnbiased() throws {
         let model = SyntheticLattice()
@@ -97,5 +120,96 @@ struct ColumnSiteTests {
         #expect(Double(inVacuum) < 0.02 * 66 * 256)
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
         #expect(sites.sites.allSatisfy { $0.x < 185 })
+    }
+
+    @Test("speed: lattice, refined sites and intensities of a large frame")
+    func speed() throws {
+        var model = SyntheticLattice()
+        #if DEBUG
+        model.width = 256; model.height = 256
+        #else
+        model.width = 1024; model.height = 1024; model.origin = SIMD2(500.3, 511.8)
+        #endif
+        let image = model.render().withPoissonNoise(dose: 2, seed: 4)
+        let t0 = Date()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let t1 = Date()
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let t2 = Date()
+        let (_, agg) = SiteIntensity.measure(image, sites: sites, region: nil)
+        let t3 = Date()
+        print("speed \(model.width)²: lattice \(Int(t1.timeIntervalSince(t0) * 1000)) ms, \(sites.tm.count) TM + " +
+              "\(sites.li.count) Li sites \(Int(t2.timeIntervalSince(t1) * 1000)) ms, intensities " +
+              "\(Int(t3.timeIntervalSince(t2) * 1000)) ms; ratio \(agg.ratio)")
+        #expect(abs(agg.ratio - 0.05) < 0.02)
+    }
+
+    @Test("another grain beyond a boundary is not part of the analysed crystal")
+    func otherGrainExcluded() throws {
+        var grain = SyntheticLattice()
+        grain.liRatio = { _, _ in 0.1 }
+        var other = SyntheticLattice()
+        other.angleDegrees = -41
+        other.origin = SIMD2(200.2, 60.9)
+        other.liRatio = { _, _ in 0.6 }
+        let a = grain.render(), b = other.render()
+        // Boundary: the line x = 160 + 0.3·(y − 128); the other grain to its right.
+        let isOther = { (x: Int, y: Int) in Double(x) > 160 + 0.3 * (Double(y) - 128) }
+        let image = Image(width: 256, height: 256) { x, y in isOther(x, y) ? b[x, y] : a[x, y] }
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: grain.pixelSizeNm)
+        #expect(angleDifference(lattice.layerAngleDegrees, grain.angleDegrees) < 0.3)
+        let region = CrystalRegion.detect(in: image, lattice: lattice)
+        var wrong = 0, missed = 0, otherCount = 0, grainCount = 0
+        for y in 0..<256 {
+            for x in 0..<256 {
+                // Away from the boundary by more than a demodulation window.
+                let d = (Double(x) - 160 - 0.3 * (Double(y) - 128)) / (1 + 0.09).squareRoot()
+                if d > 20 { otherCount += 1; if region[x, y] { wrong += 1 } }
+                if d < -20 { grainCount += 1; if !region[x, y] { missed += 1 } }
+            }
+        }
+        print("two grains: \(wrong) of \(otherCount) px of the other grain in the region, \(missed) of \(grainCount) grain px missed")
+        #expect(Double(wrong) < 0.02 * Double(otherCount))
+        #expect(Double(missed) < 0.02 * Double(grainCount))
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        #expect(sites.sites.allSatisfy { !isOther(Int($0.x.rounded()) - 8, Int($0.y.rounded())) })
+        // Ratio of the grain under study, inside its region away from the boundary.
+        var inner = Mask(width: 256, height: 256, fill: false)
+        for y in 0..<256 { for x in 0..<256 where !isOther(x + 12, y) { inner[x, y] = true } }
+        let agg = SiteIntensity.measure(image, sites: sites, region: inner).aggregate
+        print("two grains: ratio \(agg.ratio) (truth 0.1)")
+        #expect(abs(agg.ratio - 0.1) < 0.02)
+    }
+
+    @Test("crash safety: NaN pixels, absurd lattices and lines give empty results, not crashes")
+    func badInput() throws {
+        let model = SyntheticLattice()
+        var image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        for x in 0..<256 { image[x, 100] = .nan }          // a dead scan line
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        #expect(sites.tm.count > 300)
+        let measured = SiteIntensity.measure(image, sites: sites, region: nil)
+        #expect(measured.sites.sites.count == sites.sites.count)
+        #expect(throws: LatticeFinderError.self) { try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm) }
+
+        var absurd = lattice
+        absurd.layerSpacingPx = 0.01; absurd.gLayer = SIMD2(100, 0); absurd.layerNormal = SIMD2(1, 0)
+        #expect(!absurd.isUsable)
+        #expect(ColumnFinder.sites(in: image, lattice: absurd, region: nil).sites.isEmpty)
+        var nanOrigin = lattice
+        nanOrigin.origin = SIMD2(.nan, 3)
+        #expect(ColumnFinder.sites(in: image, lattice: nanOrigin, region: nil).sites.isEmpty)
+        let agg = SiteIntensity.measure(image, sites: ColumnSites(sites: sites.sites, lattice: nanOrigin), region: nil).aggregate
+        #expect(agg.tmCount == 0)
+        let huge = LineSegment(x0: 0, y0: 0, x1: 1e15, y1: 0)
+        #expect(LineProfile.profile(image, line: huge, widthPx: 4, sites: sites, region: nil).points.isEmpty)
+        let nanLine = LineSegment(x0: .nan, y0: 0, x1: 10, y1: 0)
+        #expect(LineProfile.profile(image, line: nanLine, widthPx: 4, sites: sites, region: nil).points.isEmpty)
+        #expect(LineProfile.profile(image, line: LineSegment(x0: 1, y0: 1, x1: 50, y1: 1), widthPx: .infinity,
+                                    sites: sites, region: nil).points.isEmpty)
+        let empty = Image(width: 0, height: 0)
+        #expect(ColumnFinder.sites(in: empty, lattice: lattice, region: nil).sites.isEmpty)
+        #expect(LineProfile.profile(empty, line: nil, widthPx: 4, sites: sites, region: nil).points.isEmpty)
     }
 }

@@ -14,7 +14,7 @@ struct SyntheticLattice {
     var pixelSizeNm = 0.025
     var layerSpacingNm = 0.468
     var columnSpacingNm = 0.2439
-    /// Angle of the layers to the scan (+x) axis, degrees.
+    /// Angle of the layers from the scan (+x) axis, degrees, counter-clockwise on screen (y down).
     var angleDegrees = 27.0
     var sigmaPx = 1.8
     var tmHeight = 100.0
@@ -23,8 +23,16 @@ struct SyntheticLattice {
     /// A TM column position, px.
     var origin = SIMD2(101.3, 97.6)
     var liRatio: @Sendable (Double, Double) -> Double = { _, _ in 0.05 }
+    /// Weak broad probe tail: a second Gaussian of `tailSigmaPx` holding this fraction of each
+    /// column's peak height.
+    var tailFraction = 0.0
+    var tailSigmaPx = 6.0
+    /// Mass-thickness contrast: column heights × (1 + thicknessGradient · (x − width/2) / width).
+    var thicknessGradient = 0.0
+    /// Smooth displacement of every column (scan distortion, strain), px.
+    var displacement: @Sendable (SIMD2<Double>) -> SIMD2<Double> = { _ in .zero }
 
-    var along: SIMD2<Double> { SIMD2(cos(angleDegrees * .pi / 180), sin(angleDegrees * .pi / 180)) }
+    var along: SIMD2<Double> { SIMD2(cos(angleDegrees * .pi / 180), -sin(angleDegrees * .pi / 180)) }
     var normal: SIMD2<Double> { SIMD2(-along.y, along.x) }
     var layerSpacingPx: Double { layerSpacingNm / pixelSizeNm }
     var columnSpacingPx: Double { columnSpacingNm / pixelSizeNm }
@@ -41,7 +49,8 @@ struct SyntheticLattice {
             let kind: Kind = m % 2 != 0 ? .o : ((m % 4 + 4) % 4 == 0 ? .tm : .li)
             let shift = -Double(m) * a / 3
             for k in -kMax...kMax {
-                let p = origin + (Double(k) * a + shift) * along + Double(m) * d4 * normal
+                let ideal = origin + (Double(k) * a + shift) * along + Double(m) * d4 * normal
+                let p = ideal + displacement(ideal)
                 if p.x >= -margin && p.y >= -margin && p.x <= Double(width - 1) + margin && p.y <= Double(height - 1) + margin {
                     out.append((p, kind))
                 }
@@ -52,7 +61,8 @@ struct SyntheticLattice {
 
     func render() -> Image {
         var pix = [Double](repeating: background, count: width * height)
-        let reach = 5 * sigmaPx, inv = 1 / (2 * sigmaPx * sigmaPx)
+        let reach = 5 * max(sigmaPx, tailFraction > 0 ? tailSigmaPx : 0)
+        let inv = 1 / (2 * sigmaPx * sigmaPx), invTail = 1 / (2 * tailSigmaPx * tailSigmaPx)
         for c in columns() {
             let h: Double
             switch c.kind {
@@ -61,13 +71,15 @@ struct SyntheticLattice {
             case .o: h = tmHeight * oxygenRatio
             }
             if h == 0 { continue }
+            let thick = 1 + thicknessGradient * (c.position.x - Double(width) / 2) / Double(width)
             let x0 = max(0, Int(c.position.x - reach)), x1 = min(width - 1, Int(c.position.x + reach) + 1)
             let y0 = max(0, Int(c.position.y - reach)), y1 = min(height - 1, Int(c.position.y + reach) + 1)
             guard x1 >= x0, y1 >= y0 else { continue }
             for y in y0...y1 {
                 for x in x0...x1 {
                     let dx = Double(x) - c.position.x, dy = Double(y) - c.position.y
-                    pix[y * width + x] += h * exp(-(dx * dx + dy * dy) * inv)
+                    let d2 = dx * dx + dy * dy
+                    pix[y * width + x] += thick * h * (exp(-d2 * inv) + tailFraction * exp(-d2 * invTail))
                 }
             }
         }
