@@ -35,7 +35,9 @@ public struct FrontMeasurement: Sendable {
     public var positionPx: Double?
     /// 10–90 % width of the occupancy profile, window blur removed (px); nil when not fitted.
     public var widthPx: Double?
-    /// Rock-salt fraction of the crystal (from the phase map; 0 without crystal).
+    /// Rock-salt fraction of the crystal: the phase map's, recounted with the front fit's
+    /// midpoint cut K(1 − α/2)/(1 + β/2) when a front was fitted (better when a wide front
+    /// leaves no pure phase in view); 0 without crystal.
     public var rocksaltFraction: Double
     /// What the fit saw, for `FrontLocator.width(profiles:)` over a step's frames.
     public var profile: FrontProfile?
@@ -173,8 +175,26 @@ public enum FrontLocator {
         let halfScale = LeastSquares.median(halfBins.map { halves[$0] }) ?? 0
         let qScale = max(k0, 1e-9)
         var fitted: (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)?
-        if areaPosition > 3 * sigma, halfBins.count >= 8, halfScale > 0 {
-            let start = [k0, alpha0, areaPosition, w0, beta0, halfScale, 0, 0]
+        var bestCost = Double.infinity
+        // First the ratio alone with the segmentation's β, from two starting widths (a
+        // narrow and a wide front), keeping the better fit.
+        let tLast = ts.last ?? 0
+        for startWidth in [w0, log(max(3, tLast / 10))] {
+            guard let fit = LeastSquares.levenbergMarquardt(start: [k0, alpha0, areaPosition, startWidth], residuals: { p in
+                let wt = exp(p[3])
+                return ts.indices.map { i in
+                    let pr = edge.value(ts[i], centre: p[2], w: wt)
+                    return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + beta0 * pr))
+                }
+            }), fit.parameters.allSatisfy(\.isFinite) else { continue }
+            if fitted == nil || fit.cost < bestCost {
+                let p = fit.parameters
+                fitted = (p[0], p[1], p[2], exp(p[3]), beta0)
+                bestCost = fit.cost
+            }
+        }
+        if let first = fitted, first.t0 > 3 * sigma, halfBins.count >= 8, halfScale > 0 {
+            let start = [first.k, first.alpha, first.t0, log(first.w), beta0, halfScale, 0, 0]
             if let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
                 let wt = exp(p[3]), b = p[4]
                 var r = ts.indices.map { i -> Double in
@@ -187,24 +207,15 @@ public enum FrontLocator {
                     r.append(sqrtW[i] * (halves[i] - model) / halfScale)
                 }
                 return r
-            }), fit.parameters.allSatisfy(\.isFinite), fit.parameters[4] > -0.9 {
+            }), fit.parameters.allSatisfy(\.isFinite), fit.parameters[4] > -0.9, fit.parameters[4] < 5,
+               exp(fit.parameters[3]) > 0.25, abs(fit.parameters[2] - first.t0) < 2 * max(sigma, first.w) {
                 let p = fit.parameters
                 fitted = (p[0], p[1], p[2], exp(p[3]), p[4])
             }
         }
-        if fitted == nil, let fit = LeastSquares.levenbergMarquardt(start: [k0, alpha0, areaPosition, w0], residuals: { p in
-            let wt = exp(p[3])
-            return ts.indices.map { i in
-                let pr = edge.value(ts[i], centre: p[2], w: wt)
-                return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + beta0 * pr))
-            }
-        }), fit.parameters.allSatisfy(\.isFinite) {
-            let p = fit.parameters
-            fitted = (p[0], p[1], p[2], exp(p[3]), beta0)
-        }
         let tMax = ts.last ?? 0
         if let (k, alpha, t0, wt, beta) = fitted {
-            if k > 0, alpha > 0.1, t0 > -sigma, t0 < tMax + sigma, wt < tMax {
+            if k > 0, alpha > 0.1, t0 > -sigma, t0 < tMax + sigma, wt < tMax, wt > 0.25 {
                 result.positionPx = t0
                 result.widthPx = tanhWidthFactor * wt
                 // Per-bin progress, inverting q = K(1 − αP)/(1 + βP).
@@ -215,6 +226,17 @@ public enum FrontLocator {
                 }
                 result.profile = FrontProfile(distancesPx: ts, values: values, weights: ws,
                                               positionPx: t0, blurSigmaPx: sigma)
+                // The fit's plateaus place the midpoint cut better than the segmentation's
+                // deciles when a wide front leaves no pure phase in the field of view.
+                let cut = k * (1 - alpha / 2) / (1 + beta / 2)
+                if cut.isFinite, cut > 0 {
+                    var crystal = 0, rocksalt = 0
+                    for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+                        crystal += 1
+                        if Double(op.layered.pixels[i]) < cut { rocksalt += 1 }
+                    }
+                    if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
+                }
                 return result
             }
         }

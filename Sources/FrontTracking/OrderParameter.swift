@@ -51,9 +51,10 @@ public struct OrderParameterMap: Sendable {
 ///   is subtracted first, so the large DC term and a thickness ramp cannot leak into g.
 /// - The crystal mask is first split from vacuum/amorphous material by Otsu on log
 ///   amplitude (only when the two classes differ ≥ 4× — otherwise the whole region is
-///   crystal), then refined to half the local crystal amplitude (averaged, σ = 2·window,
-///   over the seed's core and extrapolated to its edge by normalised convolution), so its
-///   edge sits on the physical edge instead of σ outside it.
+///   crystal), then refined to half the local lattice presence — max(A(2g), A(g)/q₉₀),
+///   which is about equal in both phases — averaged (σ = 2·window) over the seed's core and
+///   extrapolated to its edge by normalised convolution, so the mask's edge sits on the
+///   physical edge instead of σ outside it.
 /// - σ is clamped to [d/2, max(width, height)/4] (d = 1/|g|): a narrower window would let
 ///   the neighbouring reflections (0 and 2g are |g| away) leak in.
 /// Cost: 14–16 complex FFTs of the padded size with FrameCore's cached single-precision plans.
@@ -138,10 +139,27 @@ public enum OrderParameter {
                 coarse = max(coarse, exp(split.threshold))
             }
         }
+        // Presence of lattice, the same in both phases: the 2g amplitude, or the g amplitude
+        // scaled to the layered phase's 2g level (for layered crystal whose 2g is weak).
+        // The plain combined amplitude would drop ~2.5× from layered to rock salt and pull
+        // the rock salt at a boundary out of the mask.
+        var ratios = [Double]()
+        for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse {
+            let y = i / pw, x = i % pw
+            let a2 = amp2G[x, y]
+            if a2 > 0 { ratios.append(Double(ampG[x, y] / a2)) }
+        }
+        let layeredRatio = Float(max(LeastSquares.quantile(ratios, 0.9) ?? 1, 1e-3))
+        var presence = [Float](repeating: 0, count: pw * ph)
+        for y in 0..<h {
+            for x in 0..<w where combined[y * pw + x] > 0 {
+                presence[y * pw + x] = max(amp2G[x, y], ampG[x, y] / layeredRatio)
+            }
+        }
         var seed = [Float](repeating: 0, count: pw * ph), seedLevel = [Float](repeating: 0, count: pw * ph)
         for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse {
             seed[i] = 1
-            seedLevel[i] = combined[i]
+            seedLevel[i] = presence[i]
         }
         var levelNum = plane.inverse(plane.forward(seedLevel), centre: .zero, sigma: sigmaLevel)
         var levelDen = plane.inverse(plane.forward(seed), centre: .zero, sigma: sigmaLevel)
@@ -150,8 +168,11 @@ public enum OrderParameter {
         // the normalised convolution extrapolates out to the edge.
         var core = [Float](repeating: 0, count: pw * ph), coreLevel = [Float](repeating: 0, count: pw * ph)
         var coreCount = 0
-        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i].x > 0.97 {
-            core[i] = 1; coreLevel[i] = combined[i]; coreCount += 1
+        // Seed density relative to the analysed area's: outside the image (or region) is
+        // unknown, not "no crystal", so the core reaches the image's edges.
+        let regionDen = plane.inverse(specMask, centre: .zero, sigma: sigmaLevel)
+        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i].x > 0.97 * regionDen[i].x {
+            core[i] = 1; coreLevel[i] = presence[i]; coreCount += 1
         }
         if coreCount >= 16 {
             levelNum = plane.inverse(plane.forward(coreLevel), centre: .zero, sigma: sigmaLevel)
@@ -162,7 +183,7 @@ public enum OrderParameter {
                 let i = y * pw + x
                 guard combined[i] > 0, levelDen[i].x > 1e-4 else { continue }
                 let level = levelNum[i].x / levelDen[i].x
-                guard combined[i] >= 0.5 * level, Double(combined[i]) >= 0.25 * coarse else { continue }
+                guard presence[i] >= 0.5 * level, Double(combined[i]) >= 0.25 * coarse else { continue }
                 crystal[x, y] = true
                 let a2 = amp2G[x, y]
                 layered[x, y] = a2 > 0 ? ampG[x, y] / a2 : 0

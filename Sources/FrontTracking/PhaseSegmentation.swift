@@ -46,15 +46,16 @@ public struct PhaseMap: Sendable {
 /// the physics then places the cut. With TM weight `a` on TM planes and `b` on Li planes,
 /// A(g) ∝ t·(a − b) and A(2g) ∝ t·(a + b) (t thickness): across the front a − b falls
 /// linearly with the occupancy change P, a + b changes by a factor (1 + βP), so
-/// q(P) = K·(1 − αP)/(1 + βP). β is measured from the data as the step of log A(2g)
-/// between the classes after removing a quadratic thickness trend (least squares over the
-/// crystal); K and q(1) are the class medians, which give α. The cut is q(½), the front
+/// q(P) = K·(1 − αP)/(1 + βP). K and q(1) are the plateaus (the outer deciles of Otsu's
+/// two classes), which give α for any β; β is measured from the data as the change of
+/// A(2g) with progress P once a thickness plane is removed (`halfSpacingContrast`). The cut is q(½), the front
 /// midpoint — the same definition as the simulator's truth and as `FrontLocator`'s 50 %
 /// crossing — rather than Otsu's cut, which moves with the class sizes.
 ///
 /// One class only. Two classes are accepted when Otsu's lower class median is below half
 /// the upper one (a real rock-salt region has q near 0; noise splitting a single layered
-/// class gives two medians within a few noise widths). Otherwise the crystal is all one
+/// class gives two medians within a few noise widths) and the upper one is layered-like in
+/// absolute terms (≥ 1/3, see below; noise splitting an all-rock-salt crystal fails this). Otherwise the crystal is all one
 /// phase: rock salt when its median q < 1/3, else layered. The absolute rule holds for any
 /// column profile whose transfer falls with frequency (F(g) ≥ F(2g)): an ordered layered
 /// crystal has (a − b)/(a + b) ≈ 0.95 and so q ≳ 0.95, while q < 1/3 needs TM on the Li
@@ -88,7 +89,7 @@ public enum PhaseSegmentation {
         if let split = OtsuSplit(q) {
             let low = q.filter { $0 < split.threshold }, high = q.filter { $0 >= split.threshold }
             if let ml = LeastSquares.median(low), let mh = LeastSquares.median(high),
-               mh > 0, ml < 0.5 * mh, low.count >= max(16, q.count / 500) {
+               mh >= 1.0 / 3, ml < 0.5 * mh, low.count >= max(16, q.count / 500) {
                 twoClasses = true
                 cut = split.threshold
             }
@@ -102,52 +103,66 @@ public enum PhaseSegmentation {
                             layeredRatio: rocksalt ? nil : all, rocksaltRatio: rocksalt ? all : nil)
         }
 
-        // Refine: β from the 2g amplitudes, then the cut at the model's midpoint; twice, as
-        // the labels the β fit uses move with the cut.
-        var beta = 0.0, layeredRatio = 0.0, rocksaltRatio = 0.0
+        // Plateaus: the extreme decile of each Otsu class (class medians sit inside a wide
+        // front's transition zone; whole-crystal quantiles miss a small rock-salt class).
+        let lowClass = q.filter { $0 < cut }, highClass = q.filter { $0 >= cut }
+        guard let k = LeastSquares.quantile(highClass, 0.9), let r = LeastSquares.quantile(lowClass, 0.1), k > r else {
+            let n = labelAll { $0 < cut }
+            return PhaseMap(width: w, height: h, labels: labels, threshold: cut, rocksaltFraction: Double(n) / Double(q.count))
+        }
         // Near the crystal edge the window sees vacuum too and both amplitudes fall; keep
         // 2σ away from it for β.
         let interior = erode(op.crystal, radius: 2 * op.windowPx)
-        for _ in 0..<3 {
-            let isRS = q.map { $0 < cut }
-            let lay = zip(q, isRS).filter { !$0.1 }.map(\.0), rs = zip(q, isRS).filter { $0.1 }.map(\.0)
-            guard let k = LeastSquares.median(lay), let r = LeastSquares.median(rs), k > 0 else { break }
-            layeredRatio = k; rocksaltRatio = r
-            // Only confidently classified pixels measure β: the transition zone would
-            // dilute the step between the phases.
-            let margin = 0.05 * (k - r)
-            let confident = indices.indices.map { (q[$0] <= r + margin || q[$0] >= k - margin) && interior[indices[$0]] }
-            beta = halfSpacingStep(op, indices: indices, isRocksalt: isRS, use: confident, width: w, height: h) ?? 0
-            let alpha = 1 - (r / k) * (1 + beta)
-            let newCut = k * (1 - alpha / 2) / (1 + beta / 2)
-            guard newCut.isFinite, newCut > r, newCut < k else { break }
-            cut = newCut
-        }
+        let beta = halfSpacingContrast(op, q: q, indices: indices, use: interior, layered: k, rocksalt: r,
+                                       width: w, height: h) ?? 0
+        let alpha = 1 - (r / k) * (1 + beta)
+        let modelCut = k * (1 - alpha / 2) / (1 + beta / 2)
+        if modelCut.isFinite, modelCut > r, modelCut < k { cut = modelCut }
+        let layeredRatio = LeastSquares.median(q.filter { $0 >= cut }) ?? k
+        let rocksaltRatio = LeastSquares.median(q.filter { $0 < cut }) ?? r
         let n = labelAll { $0 < cut }
         return PhaseMap(width: w, height: h, labels: labels, threshold: cut,
                         rocksaltFraction: Double(n) / Double(q.count),
                         layeredRatio: layeredRatio, rocksaltRatio: rocksaltRatio, halfSpacingContrast: beta)
     }
 
-    /// β = exp(γ) − 1 from log A(2g) ≈ quadratic(x, y) + γ·[rock salt], least squares over
-    /// (at most ~20 000 evenly subsampled) confidently classified crystal pixels; clamped
-    /// to [−0.5, 3].
-    static func halfSpacingStep(_ op: OrderParameterMap, indices: [Int], isRocksalt: [Bool], use: [Bool],
-                                width w: Int, height h: Int) -> Double? {
+    /// β by a grid search over [−0.5, 3] (step 0.025): each candidate turns every pixel's q
+    /// into its progress P = (1 − q/K)/(α + β·q/K) (clamped to 0…1, α from the plateaus),
+    /// and the β whose log A(2g) − log(1 + βP) is best explained by a thickness plane
+    /// c₀ + c₁x + c₂y (least squares over ≤ ~20 000 evenly subsampled pixels) wins. Using
+    /// the continuous P, not the two labels, keeps the transition zone from diluting the
+    /// step. nil when too few usable pixels.
+    static func halfSpacingContrast(_ op: OrderParameterMap, q: [Double], indices: [Int], use: [Bool],
+                                    layered k: Double, rocksalt r: Double, width w: Int, height h: Int) -> Double? {
         let stride = max(1, indices.count / 20_000)
-        var design = [Double](), y = [Double]()
-        var nRS = 0, nL = 0
-        for k in Swift.stride(from: 0, to: indices.count, by: stride) where use[k] {
-            let i = indices[k]
+        var design = [Double](), logA = [Double](), qs = [Double]()
+        for j in Swift.stride(from: 0, to: indices.count, by: stride) where use[indices[j]] {
+            let i = indices[j]
             let a = Double(op.amplitudeHalf.pixels[i])
             guard a > 0, a.isFinite else { continue }
-            let px = Double(i % w) / Double(max(w, 1)) - 0.5, py = Double(i / w) / Double(max(h, 1)) - 0.5
-            design += [1, px, py, isRocksalt[k] ? 1 : 0]
-            y.append(log(a))
-            if isRocksalt[k] { nRS += 1 } else { nL += 1 }
+            design += [1, Double(i % w) / Double(max(w, 1)) - 0.5, Double(i / w) / Double(max(h, 1)) - 0.5]
+            logA.append(log(a))
+            qs.append(q[j] / k)
         }
-        guard nRS >= 8, nL >= 8, let c = LeastSquares.linear(design: design, p: 4, y: y) else { return nil }
-        return min(3, max(-0.5, exp(c[3]) - 1))
+        guard logA.count >= 32 else { return nil }
+        var best: (beta: Double, rss: Double)?
+        for step in 0...140 {
+            let beta = -0.5 + 0.025 * Double(step)
+            let alpha = 1 - (r / k) * (1 + beta)
+            let y = qs.indices.map { i -> Double in
+                let den = alpha + beta * qs[i]
+                let p = den > 0 ? min(1, max(0, (1 - qs[i]) / den)) : 1
+                return logA[i] - log(1 + beta * p)
+            }
+            guard let c = LeastSquares.linear(design: design, p: 3, y: y) else { continue }
+            var rss = 0.0
+            for i in y.indices {
+                let e = y[i] - c[0] - c[1] * design[3 * i + 1] - c[2] * design[3 * i + 2]
+                rss += e * e
+            }
+            if best == nil || rss < best!.rss { best = (beta, rss) }
+        }
+        return best?.beta
     }
 
     /// Pixels of `mask` farther than `radius` from any unset pixel (or the image border is
