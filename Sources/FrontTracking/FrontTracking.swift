@@ -1,1 +1,0 @@
-// FrontTracking stage: see docs/algorithms.md.

@@ -1,0 +1,169 @@
+import Foundation
+
+/// Small dense least-squares tools shared by the front fits: Levenberg–Marquardt for a
+/// handful of parameters (Marquardt, J. SIAM 11 (1963) 431) and a linear solve for the
+/// normal equations. Sizes here are ≤ 8 parameters and ≤ a few thousand residuals, so
+/// plain Gaussian elimination with partial pivoting is enough.
+enum LeastSquares {
+    /// Solves `a·x = b` (n×n, row-major) by Gaussian elimination with partial pivoting;
+    /// nil when the matrix is singular to working precision.
+    static func solve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
+        guard n > 0, a.count == n * n, b.count == n else { return nil }
+        var m = a, v = b
+        let scale = max(m.map(abs).max() ?? 0, 1e-300)
+        for col in 0..<n {
+            var pivot = col
+            for r in col..<n where abs(m[r * n + col]) > abs(m[pivot * n + col]) { pivot = r }
+            guard abs(m[pivot * n + col]) > 1e-14 * scale else { return nil }
+            if pivot != col {
+                for c in 0..<n { m.swapAt(col * n + c, pivot * n + c) }
+                v.swapAt(col, pivot)
+            }
+            let d = m[col * n + col]
+            for r in (col + 1)..<n {
+                let f = m[r * n + col] / d
+                if f == 0 { continue }
+                for c in col..<n { m[r * n + c] -= f * m[col * n + c] }
+                v[r] -= f * v[col]
+            }
+        }
+        var x = [Double](repeating: 0, count: n)
+        for r in stride(from: n - 1, through: 0, by: -1) {
+            var s = v[r]
+            for c in (r + 1)..<n { s -= m[r * n + c] * x[c] }
+            x[r] = s / m[r * n + r]
+        }
+        return x.allSatisfy(\.isFinite) ? x : nil
+    }
+
+    /// Ordinary (optionally weighted) linear least squares: the coefficients minimising
+    /// Σ w·(y − X·c)², X row-major with `p` columns. Normal equations with a tiny ridge so
+    /// a degenerate column cannot blow up the solve.
+    static func linear(design x: [Double], p: Int, y: [Double], weights: [Double]? = nil) -> [Double]? {
+        let n = y.count
+        guard n >= p, x.count == n * p else { return nil }
+        var ata = [Double](repeating: 0, count: p * p), aty = [Double](repeating: 0, count: p)
+        for i in 0..<n {
+            let w = weights?[i] ?? 1
+            for a in 0..<p {
+                let xa = x[i * p + a] * w
+                aty[a] += xa * y[i]
+                for b in a..<p { ata[a * p + b] += xa * x[i * p + b] }
+            }
+        }
+        for a in 0..<p { for b in 0..<a { ata[a * p + b] = ata[b * p + a] } }
+        let trace = (0..<p).reduce(0.0) { $0 + ata[$1 * p + $1] }
+        for a in 0..<p { ata[a * p + a] += 1e-12 * trace / Double(p) }
+        return solve(ata, aty, n: p)
+    }
+
+    struct Fit { var parameters: [Double]; var cost: Double; var converged: Bool }
+
+    /// Levenberg–Marquardt on `residuals(parameters)` with a forward-difference Jacobian.
+    /// Returns nil when the residuals are not finite at the start.
+    static func levenbergMarquardt(start: [Double], maxIterations: Int = 200,
+                                   residuals: ([Double]) -> [Double]) -> Fit? {
+        var p = start
+        var r = residuals(p)
+        guard !r.isEmpty, r.allSatisfy(\.isFinite) else { return nil }
+        var cost = r.reduce(0) { $0 + $1 * $1 }
+        let np = p.count, nr = r.count
+        var lambda = 1e-3
+        var converged = false
+        for _ in 0..<maxIterations {
+            var jac = [Double](repeating: 0, count: nr * np)
+            for j in 0..<np {
+                let h = 1e-6 * max(abs(p[j]), 1e-2)
+                var q = p; q[j] += h
+                let rq = residuals(q)
+                for i in 0..<nr { jac[i * np + j] = (rq[i] - r[i]) / h }
+            }
+            var jtj = [Double](repeating: 0, count: np * np), jtr = [Double](repeating: 0, count: np)
+            for i in 0..<nr {
+                for a in 0..<np {
+                    let ja = jac[i * np + a]
+                    jtr[a] -= ja * r[i]
+                    for b in 0..<np { jtj[a * np + b] += ja * jac[i * np + b] }
+                }
+            }
+            var improved = false
+            while lambda < 1e12 {
+                var m = jtj
+                for a in 0..<np { m[a * np + a] += lambda * max(jtj[a * np + a], 1e-12) }
+                guard let step = solve(m, jtr, n: np) else { lambda *= 10; continue }
+                let q = zip(p, step).map { $0 + $1 }
+                let rq = residuals(q)
+                let cq = rq.reduce(0) { $0 + $1 * $1 }
+                if cq.isFinite, cq <= cost {
+                    let relative = (cost - cq) / max(cost, 1e-300)
+                    p = q; r = rq; cost = cq
+                    lambda = max(lambda / 10, 1e-12)
+                    improved = true
+                    if relative < 1e-12 { converged = true }
+                    break
+                }
+                lambda *= 10
+            }
+            if !improved { converged = true }
+            if converged { break }
+        }
+        return Fit(parameters: p, cost: cost, converged: converged)
+    }
+
+    /// Median of finite values (nil when none).
+    static func median(_ values: [Double]) -> Double? {
+        let v = values.filter(\.isFinite).sorted()
+        guard !v.isEmpty else { return nil }
+        return v.count % 2 == 1 ? v[v.count / 2] : 0.5 * (v[v.count / 2 - 1] + v[v.count / 2])
+    }
+
+    /// The `q`-quantile (0…1) of finite values by linear interpolation (nil when none).
+    static func quantile(_ values: [Double], _ q: Double) -> Double? {
+        let v = values.filter(\.isFinite).sorted()
+        guard !v.isEmpty else { return nil }
+        let pos = min(max(q, 0), 1) * Double(v.count - 1)
+        let i = Int(pos), f = pos - Double(i)
+        return i + 1 < v.count ? v[i] * (1 - f) + v[i + 1] * f : v[i]
+    }
+}
+
+/// Otsu's threshold (N. Otsu, IEEE Trans. SMC 9 (1979) 62): the cut that maximises the
+/// between-class variance of a 256-bin histogram spanning the 0.5–99.5 % quantiles (so a
+/// few outliers cannot squeeze the useful range into one bin).
+struct OtsuSplit {
+    var threshold: Double
+    /// Between-class variance over total variance (0…1): ≈ 0.64 for one Gaussian class,
+    /// → 1 for two well separated classes.
+    var effectiveness: Double
+
+    init?(_ values: [Double]) {
+        let v = values.filter(\.isFinite)
+        guard v.count >= 4, let lo = LeastSquares.quantile(v, 0.005), let hi = LeastSquares.quantile(v, 0.995),
+              hi > lo else { return nil }
+        let bins = 256
+        var hist = [Double](repeating: 0, count: bins)
+        let scale = Double(bins) / (hi - lo)
+        for x in v { hist[min(bins - 1, max(0, Int((x - lo) * scale)))] += 1 }
+        let total = Double(v.count)
+        var sumAll = 0.0, sumSq = 0.0
+        for i in 0..<bins {
+            let c = lo + (Double(i) + 0.5) / scale
+            sumAll += hist[i] * c; sumSq += hist[i] * c * c
+        }
+        let meanAll = sumAll / total
+        let varAll = sumSq / total - meanAll * meanAll
+        var best = -1.0, bestIndex = 0, w0 = 0.0, sum0 = 0.0
+        for i in 0..<(bins - 1) {
+            let c = lo + (Double(i) + 0.5) / scale
+            w0 += hist[i]; sum0 += hist[i] * c
+            let w1 = total - w0
+            guard w0 > 0, w1 > 0 else { continue }
+            let m0 = sum0 / w0, m1 = (sumAll - sum0) / w1
+            let between = w0 * w1 * (m0 - m1) * (m0 - m1) / (total * total)
+            if between > best { best = between; bestIndex = i }
+        }
+        guard best >= 0 else { return nil }
+        threshold = lo + Double(bestIndex + 1) / scale
+        effectiveness = varAll > 0 ? min(1, best / varAll) : 0
+    }
+}

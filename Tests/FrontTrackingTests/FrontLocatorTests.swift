@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import FrameCore
+import FrontTracking
+
+@Suite("Front locator")
+struct FrontLocatorTests {
+    /// Position within 0.5 nm, width within 1 nm, with the boundary given and detected.
+    @Test("position and width of a tanh front", arguments: [(2.5, 2.0), (4.0, 3.0), (5.5, 4.0), (4.5, 6.0)])
+    func positionAndWidth(frontNm: Double, widthNm: Double) throws {
+        for (mixing, dose) in [(SyntheticGrain.Mixing.swap, nil), (.swap, 0.1), (.fill, 0.1)] as [(SyntheticGrain.Mixing, Double?)] {
+            var grain = SyntheticGrain()
+            grain.frontNm = frontNm; grain.widthNm = widthNm; grain.mixing = mixing; grain.dose = dose
+            grain.seed = UInt64(frontNm * 10)
+            let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+            let phase = PhaseSegmentation.segment(op)
+            for boundary in [grain.boundary, nil] as [LineSegment?] {
+                let label = "front \(frontNm) nm W \(widthNm) nm \(mixing) dose \(String(describing: dose)) boundary \(boundary == nil ? "auto" : "given")"
+                let m = FrontLocator.locate(op, phase: phase, boundary: boundary)
+                let position = try #require(m.positionPx, "\(label)") * grain.pixelNm
+                let width = try #require(m.widthPx, "\(label)") * grain.pixelNm
+                #expect(abs(position - frontNm) < 0.5, "\(label): position \(position)")
+                #expect(abs(width - widthNm) < 1.0, "\(label): width \(width)")
+                // Propagation runs along the layers, into the grain.
+                #expect((m.direction * grain.along).sum() > 0.99, "\(label): direction \(m.direction)")
+                #expect(abs(m.rocksaltFraction - grain.trueRocksaltFraction) < 0.03)
+                #expect(m.profile != nil)
+            }
+        }
+    }
+
+    @Test("no front on an all-layered grain, nor on an all-rock-salt one")
+    func noFront() {
+        for front in [nil, 1000.0] as [Double?] {
+            var grain = SyntheticGrain()
+            grain.frontNm = front; grain.dose = 0.1
+            let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+            let phase = PhaseSegmentation.segment(op)
+            #expect(FrontLocator.locate(op, phase: phase, boundary: grain.boundary).positionPx == nil, "front \(String(describing: front))")
+            #expect(FrontLocator.locate(op, phase: phase, boundary: nil).positionPx == nil, "front \(String(describing: front))")
+        }
+    }
+
+    @Test("width from a step's frames aligned on their fronts; unaligned they would look wider")
+    func widthFromProfiles() throws {
+        var profiles = [FrontProfile]()
+        for (k, front) in [3.0, 3.6, 4.2, 4.8, 5.4].enumerated() {
+            var grain = SyntheticGrain()
+            grain.frontNm = front; grain.widthNm = 3; grain.dose = 0.05; grain.seed = UInt64(100 + k)
+            let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+            let m = FrontLocator.locate(op, phase: PhaseSegmentation.segment(op), boundary: grain.boundary)
+            profiles.append(try #require(m.profile))
+        }
+        let pixel = SyntheticGrain().pixelNm
+        let aligned = try #require(FrontLocator.width(profiles: profiles)) * pixel
+        #expect(abs(aligned - 3) < 1, "aligned width \(aligned) nm")
+        // The same profiles pretending the front stood still (mean position) blur the edge.
+        let mean = profiles.map(\.positionPx).reduce(0, +) / Double(profiles.count)
+        let frozen = profiles.map { p -> FrontProfile in var q = p; q.positionPx = mean; return q }
+        let unaligned = try #require(FrontLocator.width(profiles: frozen)) * pixel
+        #expect(unaligned > aligned + 0.3, "unaligned \(unaligned) nm vs aligned \(aligned) nm")
+        #expect(FrontLocator.width(profiles: []) == nil)
+    }
+
+    @Test("a boundary line that misses the crystal gives no front, not a crash")
+    func degenerateBoundary() {
+        var grain = SyntheticGrain(); grain.frontNm = 3
+        let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+        let phase = PhaseSegmentation.segment(op)
+        let point = FrontLocator.locate(op, phase: phase, boundary: LineSegment(x0: 5, y0: 5, x1: 5, y1: 5))
+        #expect(point.positionPx == nil)
+        let nanLine = FrontLocator.locate(op, phase: phase, boundary: LineSegment(x0: .nan, y0: 0, x1: 10, y1: 10))
+        #expect(nanLine.positionPx == nil)
+        let wrongSize = PhaseMap(width: 3, height: 3, labels: [UInt8](repeating: 1, count: 9), threshold: 0.5, rocksaltFraction: 0)
+        #expect(FrontLocator.locate(op, phase: wrongSize, boundary: nil).positionPx == nil)
+    }
+}

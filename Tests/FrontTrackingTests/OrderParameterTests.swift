@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import FrameCore
+import FrontTracking
+
+/// Medians of a map's values over the pixels a predicate picks.
+func median(_ image: Image, where keep: (Int, Int) -> Bool) -> Double {
+    var v = [Double]()
+    for y in 0..<image.height { for x in 0..<image.width where keep(x, y) { v.append(Double(image[x, y])) } }
+    v.sort()
+    return v.isEmpty ? .nan : v[v.count / 2]
+}
+
+@Suite("Order parameter (lock-in amplitudes)")
+struct OrderParameterTests {
+    @Test("high in layered, low in rock salt, for both mixing models, with and without noise")
+    func phasesSeparate() throws {
+        for mixing in [SyntheticGrain.Mixing.swap, .fill] {
+            for dose: Double? in [nil, 0.2] {
+                var grain = SyntheticGrain()
+                grain.frontNm = 5; grain.widthNm = 2; grain.mixing = mixing; grain.dose = dose
+                let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+                let front = try #require(grain.frontPx)
+                // Away from the front (> 1.5 W incl. window) and from the crystal edge (> 2σ).
+                let layered = median(op.layered) { x, y in
+                    grain.distanceAlongLayers(Double(x), Double(y)) > front + 1.5 * grain.widthPx }
+                let rocksalt = median(op.layered) { x, y in
+                    let s = grain.distanceAlongLayers(Double(x), Double(y))
+                    return s > 2 * grain.layerSpacingPx && s < front - 1.5 * grain.widthPx }
+                // Layered: (F(g)/F(2g))·(271 − 6.5)/(271 + 6.5) ≥ 0.95; rock salt: ≈ 0.
+                #expect(layered > 0.95, "\(mixing) dose \(String(describing: dose)): layered q = \(layered)")
+                #expect(rocksalt < 0.15, "\(mixing) dose \(String(describing: dose)): rock-salt q = \(rocksalt)")
+            }
+        }
+    }
+
+    @Test("ratio cancels a 2× thickness ramp that the raw amplitude shows")
+    func thicknessCancels() {
+        var grain = SyntheticGrain()
+        grain.frontNm = nil; grain.thicknessRamp = 2
+        let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+        // Thin (left) and thick (right) parts of the crystal, clear of its edges.
+        let thin: (Int, Int) -> Bool = { x, y in
+            grain.distanceAlongLayers(Double(x), Double(y)) > 25 && x < 110 && y > 25 && y < 230 }
+        let thick: (Int, Int) -> Bool = { x, y in x > 200 && x < 230 && y > 25 && y < 230 }
+        let ampRatio = median(op.amplitudeLayer, where: thick) / median(op.amplitudeLayer, where: thin)
+        let qRatio = median(op.layered, where: thick) / median(op.layered, where: thin)
+        #expect(ampRatio > 1.3, "the raw amplitude follows thickness: \(ampRatio)")
+        #expect(abs(qRatio - 1) < 0.02, "the order parameter does not: \(qRatio)")
+    }
+
+    @Test("crystal mask matches the grain, against vacuum and amorphous material")
+    func crystalMask() {
+        for beyond in [SyntheticGrain.Beyond.vacuum, .amorphous] {
+            var grain = SyntheticGrain()
+            grain.frontNm = 3; grain.widthNm = 2; grain.beyond = beyond; grain.dose = 0.2
+            let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+            var wrong = 0, wrongFar = 0
+            for y in 0..<grain.size { for x in 0..<grain.size {
+                let s = grain.distanceAlongLayers(Double(x), Double(y))
+                if op.crystal[x, y] != (s >= 0) {
+                    wrong += 1
+                    if abs(s) > 6 { wrongFar += 1 }
+                }
+            } }
+            let fraction = Double(wrong) / Double(grain.size * grain.size)
+            #expect(fraction < 0.02, "\(beyond): \(wrong) pixels misclassified")
+            #expect(wrongFar < 100, "\(beyond): \(wrongFar) pixels misclassified > 6 px from the edge")
+        }
+    }
+
+    @Test("region mask limits the analysis")
+    func regionMask() {
+        var grain = SyntheticGrain()
+        grain.frontNm = nil
+        var region = Mask(width: grain.size, height: grain.size, fill: false)
+        for y in 0..<grain.size { for x in 150..<grain.size { region[x, y] = true } }
+        let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: region)
+        var outside = 0, inside = 0
+        for y in 0..<grain.size { for x in 0..<grain.size where op.crystal[x, y] { if x < 150 { outside += 1 } else { inside += 1 } } }
+        #expect(outside == 0)
+        #expect(Double(inside) > 0.97 * Double(106 * grain.size))
+        // Normalised convolution: the ratio stays right up to the region's edge.
+        let nearEdge = median(op.layered) { x, y in x >= 150 && x < 155 && y > 20 && y < 236 }
+        let interior = median(op.layered) { x, y in x > 190 && x < 230 && y > 20 && y < 236 }
+        #expect(abs(nearEdge / interior - 1) < 0.05, "edge \(nearEdge) vs interior \(interior)")
+    }
+
+    @Test("bad input gives an empty map, not a crash")
+    func badInput() {
+        let image = Image(width: 64, height: 64) { x, y in Float(sin(Double(x + y))) }
+        let zeroG = OrderParameter.map(image, gLayer: .zero, windowPx: 5, region: nil)
+        #expect(zeroG.crystal.setCount == 0)
+        let aliased = OrderParameter.map(image, gLayer: SIMD2(0.3, 0), windowPx: 5, region: nil)
+        #expect(aliased.crystal.setCount == 0)
+        let nanWindow = OrderParameter.map(image, gLayer: SIMD2(0.1, 0), windowPx: .nan, region: nil)
+        #expect(nanWindow.crystal.setCount == 0)
+        let wrongRegion = OrderParameter.map(image, gLayer: SIMD2(0.1, 0), windowPx: 5,
+                                             region: Mask(width: 10, height: 10, fill: true))
+        #expect(wrongRegion.crystal.setCount == 0)
+        let tiny = OrderParameter.map(Image(width: 3, height: 3), gLayer: SIMD2(0.1, 0), windowPx: 5, region: nil)
+        #expect(tiny.layered.width == 3 && tiny.crystal.setCount == 0)
+        // Non-finite pixels are left out, the rest is still measured.
+        var holes = SyntheticGrain(); holes.frontNm = nil
+        var img = holes.render()
+        for x in 100..<110 { img[x, 100] = .nan; img[x, 101] = .infinity }
+        let op = OrderParameter.map(img, gLayer: holes.gLayer, windowPx: holes.layerSpacingPx, region: nil)
+        #expect(op.layered.pixels.allSatisfy { $0.isFinite })
+        #expect(op.crystal.setCount > 40_000)
+    }
+}
