@@ -1,7 +1,11 @@
 import ArgumentParser
 
-// STUB: replaced when the register command is built.
 struct Register: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "register", abstract: "(not built yet)")
-    func run() throws { throw ValidationError("heatfront register is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "register",
+        abstract: "Decode and register a run only: frames.csv (registration columns) and aligned/ averages.")
+
+    @OptionGroup var arguments: RunArguments
+
+    func run() throws { try arguments.execute(registrationOnly: true) }
 }

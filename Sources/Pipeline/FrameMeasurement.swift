@@ -1,0 +1,135 @@
+import Foundation
+import FrameCore
+import FrameIO
+import Registration
+import ColumnIntensities
+import FrontTracking
+
+/// One frame's measurements, as cached and merged into `FrameResult`.
+struct MeasuredFrame: Codable, Sendable {
+    var frameIndex: Int
+    var tm: Double?
+    var li: Double?
+    var rocksalt: Double?
+    var frontPx: Double?
+}
+
+/// A front profile in a codable form, so a step's cached frames keep what the width needs.
+struct StoredProfile: Codable, Sendable {
+    var distancesPx: [Double]
+    var values: [Double]
+    var weights: [Double]
+    var positionPx: Double
+    var blurSigmaPx: Double
+
+    init(_ p: FrontProfile) {
+        distancesPx = p.distancesPx
+        values = p.values
+        weights = p.weights
+        positionPx = p.positionPx
+        blurSigmaPx = p.blurSigmaPx
+    }
+
+    var profile: FrontProfile {
+        FrontProfile(distancesPx: distancesPx, values: values, weights: weights, positionPx: positionPx, blurSigmaPx: blurSigmaPx)
+    }
+}
+
+/// A step's measured frames: the unit the stage cache stores.
+struct StepFrames: Codable, Sendable {
+    var frames: [MeasuredFrame]
+    var profiles: [StoredProfile]
+}
+
+extension FrameResult {
+    mutating func merge(_ m: MeasuredFrame) {
+        tmIntensity = m.tm
+        liIntensity = m.li
+        rocksaltFraction = m.rocksalt
+        frontPositionPx = m.frontPx
+    }
+}
+
+/// Per-frame measurement of one step, streamed: frames are decoded and aligned in batches,
+/// and only the batch plus `windowHalfWidth` neighbours on each side are held at once.
+///
+/// - Column intensities: measured on each aligned frame at the step average's fixed sites
+///   (unbiased at low dose, where refining single noisy columns would chase noise).
+/// - Front: mapped on the mean of the frame and its neighbours within the step, a symmetric
+///   window (shrunk at the step's ends) so that a front moving steadily is not displaced.
+enum FrameMeasurement {
+    static func measure(_ members: [Int], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
+                        analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int, windowHalfWidth h: Int,
+                        cancel: Cancellation) throws -> StepFrames {
+        guard let a = analysis else {
+            return StepFrames(frames: members.map { MeasuredFrame(frameIndex: $0) }, profiles: [])
+        }
+        let position = Dictionary(uniqueKeysWithValues: okIndices.enumerated().map { ($1, $0) })
+        let n = members.count
+        let batch = max(1, 2 * jobs)
+        var aligned: [Int: (image: Image, valid: Mask)] = [:]
+        var out = [MeasuredFrame?](repeating: nil, count: n)
+        var profiles = [StoredProfile?](repeating: nil, count: n)
+
+        var b0 = 0
+        while b0 < n {
+            try cancel.throwIfCancelled()
+            let b1 = min(n, b0 + batch)
+            let need = Array(max(0, b0 - h)..<min(n, b1 + h))
+            for i in aligned.keys where i < b0 - h { aligned[i] = nil }
+            let missing = need.filter { aligned[$0] == nil }
+            let decoded = LockedArray<(image: Image, valid: Mask)?>(count: missing.count, fill: nil)
+            let failure = LockedArray<Error?>(count: 1, fill: nil)
+            DispatchQueue.concurrentPerform(iterations: missing.count) { j in
+                let p = position[members[missing[j]]]!
+                do {
+                    let img = try frames.image(at: p)
+                    let s = shifts[p]
+                    let r = Resampling.shifted(img, by: -s.dx, -s.dy, interpolation: .bicubic)
+                    decoded[j] = (r.image, r.valid)
+                } catch { failure[0] = error }
+            }
+            if let e = failure[0] { throw e }
+            for (j, i) in missing.enumerated() { aligned[i] = decoded[j] }
+
+            let snapshot = aligned, first = b0
+            let results = LockedArray<(MeasuredFrame, StoredProfile?)?>(count: b1 - b0, fill: nil)
+            DispatchQueue.concurrentPerform(iterations: b1 - b0) { j in
+                let i = first + j
+                let (img, valid) = snapshot[i]!
+                var m = MeasuredFrame(frameIndex: members[i])
+                var region = a.region
+                for q in region.bits.indices { region.bits[q] = region.bits[q] && valid.bits[q] }
+                let agg = SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
+                if agg.tmCount > 0 && agg.tm > 0 { m.tm = agg.tm; m.li = agg.li }
+
+                let r = min(h, i, n - 1 - i)
+                let window = r == 0 ? img : meanImage((i - r...i + r).map { snapshot[$0]!.image })
+                let op = OrderParameter.map(window, gLayer: a.lattice.gLayer, windowPx: a.windowPx, region: region)
+                let phase = PhaseSegmentation.segment(op)
+                m.rocksalt = phase.rocksaltFraction
+                var stored: StoredProfile? = nil
+                if let boundary {
+                    let front = FrontLocator.locate(op, phase: phase, boundary: boundary)
+                    m.frontPx = front.positionPx
+                    if front.positionPx != nil, let p = front.profile { stored = StoredProfile(p) }
+                }
+                results[j] = (m, stored)
+            }
+            for j in 0..<(b1 - b0) {
+                out[b0 + j] = results[j]!.0
+                profiles[b0 + j] = results[j]!.1
+            }
+            b0 = b1
+        }
+        return StepFrames(frames: out.map { $0! }, profiles: profiles.compactMap { $0 })
+    }
+
+    static func meanImage(_ images: [Image]) -> Image {
+        var acc = [Float](repeating: 0, count: images[0].count)
+        for im in images { for k in acc.indices { acc[k] += im.pixels[k] } }
+        let s = 1 / Float(images.count)
+        for k in acc.indices { acc[k] *= s }
+        return Image(width: images[0].width, height: images[0].height, pixels: acc)
+    }
+}

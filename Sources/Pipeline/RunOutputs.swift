@@ -1,0 +1,66 @@
+import Foundation
+import FrameCore
+import FrameIO
+import Registration
+import ColumnIntensities
+import FrontTracking
+
+/// Writes OUT_DIR (run contract §2). The only place that knows the output folder's layout;
+/// every file goes through `AtomicFile`, so an interrupted run never leaves a partial one.
+struct RunOutputs {
+    let outDir: URL
+    let table: FrameTable
+
+    private func url(_ path: String) -> URL { outDir.appendingPathComponent(path) }
+
+    func writeFrames(_ results: [FrameResult], registrationOnly: Bool) throws {
+        try AtomicFile.write(RunTables.frames(table, results, registrationOnly: registrationOnly).text, to: url("frames.csv"))
+    }
+
+    func writeSteps(_ steps: [StepResult]) throws {
+        try AtomicFile.write(RunTables.steps(steps, pixelSizeNm: table.pixelSizeNm).text, to: url("steps.csv"))
+    }
+
+    func writeSummary(_ summary: RunSummary) throws {
+        try AtomicFile.write(try summary.json(), to: url("summary.json"))
+    }
+
+    /// `aligned/step_<k>_average.tif`: float32 on the run's reference frame, ImageJ calibration.
+    func writeAverages(_ averages: [AlignedAverage], pixelSizeNm: Double?) throws {
+        for (k, a) in averages.enumerated() {
+            let frame = Frame(image: a.image, metadata: FrameMetadata(pixelSizeXNm: pixelSizeNm, pixelSizeYNm: pixelSizeNm))
+            try AtomicFile.write(to: url("aligned/step_\(k)_average.tif")) { tmp in
+                try TIFFWriter.write([frame], as: .float32, to: tmp)
+            }
+        }
+    }
+
+    /// Per step: `columns/step_<k>.csv` (every site of the aligned average), `profiles/step_<k>.csv`
+    /// and `maps/step_<k>_phase.png`.
+    func writeStepDetails(_ analyses: [StepAnalysis?], averages: [AlignedAverage], pixelSizeNm nm: Double?,
+                          config: RunConfig, boundary: LineSegment?) throws {
+        for (k, analysis) in analyses.enumerated() {
+            guard let a = analysis else { continue }
+            var columns = CSVTable(header: ["x", "y", "sublattice", "intensity"])
+            for s in a.sites.sites {
+                columns.append([Cell.fixed(s.x, 3), Cell.fixed(s.y, 3), s.sublattice.rawValue, Cell.significant(s.intensity)])
+            }
+            try AtomicFile.write(columns.text, to: url("columns/step_\(k).csv"))
+
+            let profile = LineProfile.profile(averages[k].image, line: config.profileLine, widthPx: config.profileWidthPx,
+                                              sites: a.sites, region: a.region)
+            var csv = CSVTable(header: ["distance_nm", "intensity", "site", "distance_px"])
+            for p in profile.points {
+                csv.append([Cell.fixed(nm.map { p.distancePx * $0 }, 4), Cell.significant(p.intensity),
+                            p.site?.rawValue ?? "", Cell.fixed(p.distancePx, 3)])
+            }
+            try AtomicFile.write(csv.text, to: url("profiles/step_\(k).csv"))
+
+            let front = boundary.map { FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: $0) }
+            let rgba = PhaseMapRendering.rgba(average: averages[k].image, phase: a.phase, front: front)
+            try AtomicFile.write(to: url("maps/step_\(k)_phase.png")) { tmp in
+                try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba, to: tmp)
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+import Foundation
+import FrameCore
+import FrameIO
+import Registration
+import ColumnIntensities
+import FrontTracking
+
+/// How `heatfront run` / `heatfront register` were asked to run.
+public struct RunOptions: Sendable {
+    public var mode: RegistrationMode?
+    public var configURL: URL?
+    public var heatingLog: URL?
+    public var force = false
+    /// Frames processed at once (decode, resample, measure).
+    public var jobs = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// `heatfront register`: decoding and registration only.
+    public var registrationOnly = false
+
+    public init() {}
+}
+
+/// Why a run could not be analysed at all (run contract: one clear line, non-zero exit).
+public enum PipelineError: Error, CustomStringConvertible {
+    /// The config (or a command-line override) is invalid: exit code 2.
+    case invalidConfig(String)
+    /// Nothing could be analysed (empty folder, no readable frame): exit code 1.
+    case nothingToAnalyse(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let s), .nothingToAnalyse(let s): s
+        }
+    }
+
+    public var exitCode: Int32 {
+        switch self {
+        case .invalidConfig: 2
+        case .nothingToAnalyse: 1
+        }
+    }
+}
+
+/// The run: every stage chained, from a run folder to the outputs of run contract §2.
+///
+/// Memory stays bounded by frame size, not frame count: frames are decoded on demand
+/// (`RunFrames`), registered as a stream, and measured in batches of `jobs` frames plus
+/// the few neighbours the front's frame window needs; per step only the aligned average and
+/// its maps are kept. See docs/user-guide.md, "Memory".
+public enum RunPipeline {
+    /// Frames on each side whose aligned images are averaged with a frame to map its front
+    /// (single low-dose frames hold only a few counts per column).
+    static let frontWindowHalfWidth = 2
+
+    public static func run(runDir: URL, outDir: URL, options: RunOptions,
+                           progress: ProgressReporter, cancel: Cancellation) throws -> RunSummary {
+        let started = Date()
+        var clock = StageClock()
+
+        // 1. Config and frame table (contract §1).
+        let table: FrameTable
+        var config: RunConfig
+        do {
+            config = try RunFolder.loadConfig(runDir: runDir, configURL: options.configURL)
+            if let mode = options.mode { config.registrationMode = mode }
+            table = try RunFolder.scan(runDir, config: config, heatingLog: options.heatingLog, exclude: [outDir])
+        } catch let e as RunConfigError {
+            throw PipelineError.invalidConfig(e.description)
+        } catch let e as HeatingLogError {
+            throw PipelineError.invalidConfig(e.description)
+        } catch let e as FrameIOError {
+            throw PipelineError.nothingToAnalyse(e.description)
+        }
+        clock.lap("scan")
+        let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
+        guard !ok.isEmpty else {
+            let why = table.records.isEmpty ? "no frame files" : "no readable frame (\(table.records.count) unreadable or rejected)"
+            throw PipelineError.nothingToAnalyse("\(runDir.path): \(why)")
+        }
+        for w in table.warnings { progress.warn(w) }
+
+        // 2. Inputs and the cache key.
+        let inputs = InputFile.checksums(inputPaths(table, runDir: runDir, options: options), in: runDir)
+        let cache = try StageCache(outDir: outDir, key: StageCache.key(
+            version: HeatFrontVersion.string, config: try config.canonicalJSON() + "\(options.registrationOnly)",
+            inputs: inputs), force: options.force)
+        clock.lap("checksums")
+        try cancel.throwIfCancelled()
+
+        // 3. Registration: frames within each step to each other, steps to one run reference.
+        let frames = RunFrames(table: table, indices: ok)
+        let groups = stepGroups(table, ok: ok)
+        let registered = try register(frames, groups: groups, table: table, config: config,
+                                      cache: cache, progress: progress)
+        clock.lap("registration")
+        try cancel.throwIfCancelled()
+
+        var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status.text) }
+        for (p, f) in ok.enumerated() {
+            let s = registered.shifts[p]
+            results[f].shiftX = s.dx
+            results[f].shiftY = s.dy
+            results[f].score = s.score
+            if let why = s.rejection { results[f].status = "rejected:\(why)"; progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+        }
+
+        var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
+        summary.startedAt = ISO8601DateFormatter().string(from: started)
+        summary.nUsed = results.filter { $0.status == "ok" }.count
+        let outputs = RunOutputs(outDir: outDir, table: table)
+
+        // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
+        var steps: [StepResult] = []
+        var analyses: [StepAnalysis?] = []
+        var boundary: LineSegment? = nil
+        if !options.registrationOnly {
+            analyses = table.steps.indices.map { k in
+                StepAnalysis.analyse(average: registered.averages[k], config: config, pixelSizeNm: table.pixelSizeNm)
+            }
+            for (k, a) in analyses.enumerated() where a == nil {
+                progress.warn("step \(k): no layered lattice found in the aligned average; intensities and front not measured")
+            }
+            clock.lap("step analysis")
+
+            // The front's boundary: from the config, else detected once, on the last step with
+            // rock salt, and kept for the whole run so every position has one origin.
+            boundary = config.frontBoundary ?? analyses.reversed().lazy.compactMap { $0?.detectedBoundary }.first
+
+            // 5. Per frame, streamed step by step: aligned frame → intensities → front.
+            progress.begin("measure", total: ok.count)
+            var profilesByStep: [[FrontProfile]] = Array(repeating: [], count: table.steps.count)
+            for k in table.steps.indices {
+                try cancel.throwIfCancelled()
+                let members = table.steps[k].frameIndices.filter { results[$0].status == "ok" }
+                let measured: StepFrames
+                if let cached = cache.load(StepFrames.self, "step_\(k)_frames") {
+                    measured = cached
+                } else {
+                    measured = try FrameMeasurement.measure(members, frames: frames, okIndices: ok,
+                                                            shifts: registered.shifts, analysis: analyses[k],
+                                                            boundary: boundary, jobs: options.jobs,
+                                                            windowHalfWidth: frontWindowHalfWidth, cancel: cancel)
+                    try cache.store(measured, "step_\(k)_frames")
+                }
+                for m in measured.frames { results[m.frameIndex].merge(m) }
+                profilesByStep[k] = measured.profiles.map(\.profile)
+                progress.advance(by: members.count)
+            }
+            // Ramp frames (step -1): measured with the sites of the nearest step in time.
+            let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status == "ok" }.map(\.frameIndex)
+            if !ramp.isEmpty {
+                let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
+                    var all = StepFrames(frames: [], profiles: [])
+                    for f in ramp {
+                        let k = nearestStep(to: f, table: table)
+                        let m = try FrameMeasurement.measure([f], frames: frames, okIndices: ok, shifts: registered.shifts,
+                                                             analysis: analyses[k], boundary: boundary, jobs: 1,
+                                                             windowHalfWidth: 0, cancel: cancel)
+                        all.frames += m.frames
+                    }
+                    try cache.store(all, "ramp_frames")
+                    return all
+                }()
+                for m in rampFrames.frames { results[m.frameIndex].merge(m) }
+                progress.advance(by: ramp.count)
+            }
+            clock.lap("frame measurement")
+
+            // 6. Kinetics per step and over the run.
+            steps = table.steps.indices.map { k in
+                StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], profiles: profilesByStep[k])
+            }
+            summary.addKinetics(steps: steps, pixelSizeNm: table.pixelSizeNm)
+            clock.lap("kinetics")
+        } else {
+            steps = table.steps.indices.map { k in
+                StepKinetics.assemble(k, table: table, results: results, analysis: nil, profiles: [])
+            }
+        }
+
+        // 7. Outputs, each written atomically; summary.json last, so its presence marks a finished run.
+        summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
+        summary.registration = registered.summary
+        try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
+        try outputs.writeFrames(results, registrationOnly: options.registrationOnly)
+        if !options.registrationOnly {
+            try outputs.writeSteps(steps)
+            try outputs.writeStepDetails(analyses, averages: registered.averages, pixelSizeNm: table.pixelSizeNm,
+                                         config: config, boundary: boundary)
+            try outputs.writePlotsAndReport(results: results, steps: steps, averages: registered.averages, summary: summary)
+        }
+        clock.lap("outputs")
+        summary.timings = clock.laps
+        summary.peakMemoryMB = ResourceUsage.peakMemoryMB()
+        try outputs.writeSummary(summary)
+        return summary
+    }
+
+    /// Every file the run read: frame files, the config and the heating log.
+    static func inputPaths(_ table: FrameTable, runDir: URL, options: RunOptions) -> [String] {
+        var paths = Set(table.records.map(\.file))
+        let root = runDir.standardizedFileURL.path + "/"
+        for absolute in [table.heatingLog, options.configURL?.standardizedFileURL.path].compactMap({ $0 }) {
+            paths.insert(absolute.hasPrefix(root) ? String(absolute.dropFirst(root.count)) : absolute)
+        }
+        if options.configURL == nil, FileManager.default.fileExists(atPath: runDir.appendingPathComponent("heatfront.yaml").path) {
+            paths.insert("heatfront.yaml")
+        }
+        return paths.sorted()
+    }
+
+    /// Positions (in the sequence of ok frames) of each step's frames.
+    static func stepGroups(_ table: FrameTable, ok: [Int]) -> [[Int]] {
+        let position = Dictionary(uniqueKeysWithValues: ok.enumerated().map { ($1, $0) })
+        return table.steps.map { $0.frameIndices.compactMap { position[$0] } }
+    }
+
+    static func nearestStep(to frame: Int, table: FrameTable) -> Int {
+        let t = table.records[frame].timeS
+        return table.steps.indices.min { a, b in
+            stepDistance(table.steps[a], t, table) < stepDistance(table.steps[b], t, table)
+        } ?? 0
+    }
+
+    private static func stepDistance(_ s: TemperatureStep, _ t: Double, _ table: FrameTable) -> Double {
+        s.frameIndices.map { abs(table.records[$0].timeS - t) }.min() ?? .infinity
+    }
+
+    struct Registered {
+        var shifts: [FrameShift]
+        var averages: [AlignedAverage]
+        var summary: RegistrationSummary
+    }
+
+    /// Rigid (and, in nonrigid mode, non-rigid) registration, cached as one stage.
+    static func register(_ frames: RunFrames, groups: [[Int]], table: FrameTable, config: RunConfig,
+                         cache: StageCache, progress: ProgressReporter) throws -> Registered {
+        struct Cached: Codable { var dx, dy, score: [Double]; var rejection: [String?]; var counts: [Int] }
+        if let c = cache.load(Cached.self, "registration"),
+           let avgs = try? groups.indices.map({ k -> AlignedAverage in
+               guard let img = cache.loadImage("step_\(k)_average"), let w = cache.loadImage("step_\(k)_weight")
+               else { throw CocoaError(.fileNoSuchFile) }
+               return AlignedAverage(image: img, weight: w, frameCount: c.counts[k])
+           }) {
+            let shifts = c.dx.indices.map { FrameShift(dx: c.dx[$0], dy: c.dy[$0], score: c.score[$0], rejection: c.rejection[$0]) }
+            progress.log("registration: reused from cache")
+            return Registered(shifts: shifts, averages: avgs, summary: RegistrationSummary(mode: config.registrationMode))
+        }
+        progress.begin("registration", total: frames.count)
+        var options = RigidOptions()
+        options.maxShiftPx = config.maxShiftPx
+        let alignment = try RigidRegistration.alignRun(frames, groups: groups, options: options)
+        progress.advance(by: frames.count)
+        let s = alignment.shifts
+        try cache.store(Cached(dx: s.map(\.dx), dy: s.map(\.dy), score: s.map(\.score), rejection: s.map(\.rejection),
+                               counts: alignment.groupAverages.map(\.frameCount)), "registration")
+        for (k, a) in alignment.groupAverages.enumerated() {
+            try cache.storeImage(a.image, "step_\(k)_average")
+            try cache.storeImage(a.weight, "step_\(k)_weight")
+        }
+        return Registered(shifts: s, averages: alignment.groupAverages, summary: RegistrationSummary(mode: config.registrationMode))
+    }
+}
+
+extension RunConfig {
+    /// The effective config as sorted-key JSON: part of the cache key.
+    func canonicalJSON() throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: try enc.encode(self), as: UTF8.self)
+    }
+}
+
+/// Wall-clock time per stage, for `summary.json`'s `timings_s`.
+struct StageClock {
+    private var last = Date()
+    private(set) var laps: [String: Double] = [:]
+    mutating func lap(_ stage: String) {
+        let now = Date()
+        laps[stage, default: 0] += now.timeIntervalSince(last)
+        last = now
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import FrameCore
+import FrameIO
+
+/// What the pipeline measured for one frame: one row of `frames.csv`.
+public struct FrameResult: Sendable, Codable, Equatable {
+    public var frameIndex: Int
+    public var status: String
+    public var shiftX: Double?
+    public var shiftY: Double?
+    public var score: Double?
+    public var tmIntensity: Double?
+    public var liIntensity: Double?
+    public var rocksaltFraction: Double?
+    /// Front distance from its boundary, in pixels (converted to nm on output when calibrated).
+    public var frontPositionPx: Double?
+
+    public init(frameIndex: Int, status: String) {
+        self.frameIndex = frameIndex
+        self.status = status
+    }
+
+    public var liTmRatio: Double? {
+        guard let li = liIntensity, let tm = tmIntensity, tm > 0 else { return nil }
+        return li / tm
+    }
+}
+
+/// What the pipeline measured for one temperature step: one row of `steps.csv`.
+public struct StepResult: Sendable, Codable, Equatable {
+    public var stepIndex: Int
+    public var temperatureC: Double?
+    public var tStart: Double
+    public var tEnd: Double
+    public var nFrames: Int
+    public var nUsed: Int
+    public var ratioMean: Double?
+    public var ratioSEM: Double?
+    /// Li/TM ratio measured on the step's aligned average.
+    public var ratioOfAverage: Double?
+    public var rocksaltFraction: Double?
+    public var frontStartPx: Double?
+    public var frontEndPx: Double?
+    public var velocityPxPerS: Double?
+    public var velocitySEMPxPerS: Double?
+    public var frontWidthPx: Double?
+    /// TM column-position precision in the aligned average: RMS deviation from the best-fit
+    /// ideal lattice, px.
+    public var columnPrecisionPx: Double?
+}

@@ -1,0 +1,143 @@
+import Foundation
+import FrameCore
+import FrameIO
+import FrontTracking
+
+/// Registration facts for `summary.json`.
+public struct RegistrationSummary: Sendable, Encodable {
+    public var mode: String
+    /// Per-frame displacement-field statistics (non-rigid mode): RMS and max, px.
+    public var displacementRMSPx: [Double]? = nil
+    public var displacementMaxPx: [Double]? = nil
+    /// TM column precision of the step averages, rigid only vs with non-rigid correction, pm.
+    public var columnPrecisionRigidPm: Double? = nil
+    public var columnPrecisionNonrigidPm: Double? = nil
+
+    init(mode: RegistrationMode) { self.mode = mode.rawValue }
+
+    enum CodingKeys: String, CodingKey {
+        case mode, displacementRMSPx = "displacement_rms_px", displacementMaxPx = "displacement_max_px"
+        case columnPrecisionRigidPm = "column_precision_rigid_pm", columnPrecisionNonrigidPm = "column_precision_nonrigid_pm"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mode, forKey: .mode)
+        if let displacementRMSPx { try c.encode(displacementRMSPx, forKey: .displacementRMSPx) }
+        if let displacementMaxPx { try c.encode(displacementMaxPx, forKey: .displacementMaxPx) }
+        if let columnPrecisionRigidPm { try c.encode(columnPrecisionRigidPm, forKey: .columnPrecisionRigidPm) }
+        if let columnPrecisionNonrigidPm { try c.encode(columnPrecisionNonrigidPm, forKey: .columnPrecisionNonrigidPm) }
+    }
+}
+
+/// `summary.json` (run contract §5). Every listed key is always present; unknown values are
+/// `null`. Keys are sorted so that reruns write the same bytes, except the wall-clock fields
+/// `timings_s`, `peak_memory_mb` and `started_at`.
+public struct RunSummary: Sendable, Encodable {
+    public var runDir: String
+    public var nFrames: Int
+    public var nUsed = 0
+    public var pixelSizeNm: Double?
+    public var pixelSizeSource: String
+    public var timeSource: String
+    public var temperatureSource: String
+    public var frameWidth: Int
+    public var frameHeight: Int
+    public var nSteps: Int
+    public var onsetTemperatureC: Double? = nil
+    public var onsetStep: Int? = nil
+    public var activationEnergyEV: Double? = nil
+    public var activationEnergySEMEV: Double? = nil
+    public var warnings: [String] = []
+    public var ignored: [String]
+    var inputs: [InputFile]
+    public var timings: [String: Double] = [:]
+    public var peakMemoryMB: Double? = nil
+    public var startedAt = ""
+    var config: RunConfig
+    public var registration: RegistrationSummary
+
+    static let onsetRule = "first step whose Li/TM ratio exceeds the first step's by more than 3 standard errors and by at least 0.02, or whose rock-salt fraction exceeds 0.02; null when the first step already shows rock salt or no step does"
+    static let activationRule = "Arrhenius fit ln v = ln v0 - Ea/(kB T) over steps with positive front velocity (at least 3)"
+
+    init(table: FrameTable, runDir: URL, config: RunConfig, inputs: [InputFile]) {
+        self.runDir = runDir.path
+        nFrames = table.records.count
+        pixelSizeNm = table.pixelSizeNm
+        pixelSizeSource = table.pixelSizeSource
+        timeSource = table.timeSource
+        temperatureSource = table.temperatureSource
+        frameWidth = table.frameWidth
+        frameHeight = table.frameHeight
+        nSteps = table.steps.count
+        ignored = table.ignored
+        self.inputs = inputs
+        self.config = config
+        registration = RegistrationSummary(mode: config.registrationMode)
+    }
+
+    /// Onset temperature and activation energy from the steps (contract §5 rules).
+    mutating func addKinetics(steps: [StepResult], pixelSizeNm: Double?) {
+        if let k = Kinetics.onsetStep(ratioMeans: steps.map(\.ratioMean), ratioSEMs: steps.map(\.ratioSEM),
+                                      rocksaltFractions: steps.map(\.rocksaltFraction),
+                                      temperaturesC: steps.map(\.temperatureC)) {
+            onsetStep = k
+            onsetTemperatureC = steps[k].temperatureC
+        }
+        let moving = steps.filter { ($0.velocityPxPerS ?? 0) > 0 && $0.temperatureC != nil }
+        if moving.count >= 3,
+           let fit = Kinetics.arrhenius(temperaturesC: moving.map { $0.temperatureC! },
+                                        velocities: moving.map { $0.velocityPxPerS! }) {
+            activationEnergyEV = fit.activationEnergyEV
+            activationEnergySEMEV = fit.semEV
+        }
+    }
+
+    enum Key: String, CodingKey {
+        case contractVersion = "contract_version", heatfrontVersion = "heatfront_version", runDir = "run_dir"
+        case nFrames = "n_frames", nUsed = "n_used", nSteps = "n_steps", frameSize = "frame_size"
+        case pixelSizeNm = "pixel_size_nm", pixelSizeSource = "pixel_size_source"
+        case timeSource = "time_source", temperatureSource = "temperature_source"
+        case onsetTemperatureC = "onset_temperature_C", onsetStep = "onset_step_index", onsetRule = "onset_rule"
+        case activationEnergyEV = "activation_energy_eV", activationEnergySEMEV = "activation_energy_sem_eV"
+        case activationRule = "activation_energy_rule"
+        case warnings, ignored, inputs, config, registration
+        case timings = "timings_s", peakMemoryMB = "peak_memory_mb", startedAt = "started_at"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(HeatFrontVersion.contract, forKey: .contractVersion)
+        try c.encode(HeatFrontVersion.string, forKey: .heatfrontVersion)
+        try c.encode(runDir, forKey: .runDir)
+        try c.encode(nFrames, forKey: .nFrames)
+        try c.encode(nUsed, forKey: .nUsed)
+        try c.encode(nSteps, forKey: .nSteps)
+        try c.encode([frameWidth, frameHeight], forKey: .frameSize)
+        try c.encode(pixelSizeNm, forKey: .pixelSizeNm)          // Optional: encodes null
+        try c.encode(pixelSizeSource, forKey: .pixelSizeSource)
+        try c.encode(timeSource, forKey: .timeSource)
+        try c.encode(temperatureSource, forKey: .temperatureSource)
+        try c.encode(onsetTemperatureC, forKey: .onsetTemperatureC)
+        try c.encode(onsetStep, forKey: .onsetStep)
+        try c.encode(Self.onsetRule, forKey: .onsetRule)
+        try c.encode(activationEnergyEV, forKey: .activationEnergyEV)
+        try c.encode(activationEnergySEMEV, forKey: .activationEnergySEMEV)
+        try c.encode(Self.activationRule, forKey: .activationRule)
+        try c.encode(warnings, forKey: .warnings)
+        try c.encode(ignored, forKey: .ignored)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(config, forKey: .config)
+        try c.encode(registration, forKey: .registration)
+        try c.encode(timings, forKey: .timings)
+        try c.encode(peakMemoryMB, forKey: .peakMemoryMB)
+        try c.encode(startedAt, forKey: .startedAt)
+    }
+
+    public func json() throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try enc.encode(self)
+    }
+}
+

@@ -1,0 +1,104 @@
+import Foundation
+import FrameCore
+
+/// Finished work kept in `OUT_DIR/.heatfront-cache/`, so an interrupted run resumes where
+/// it stopped. Every entry is keyed by a digest of the inputs' checksums, the effective
+/// config and the HeatFront version: change any of them and the cache is ignored. Entries
+/// hold exact values (JSON numbers round-trip doubles; images are raw float32), so a
+/// resumed run writes the same bytes as an uninterrupted one. Entries are written
+/// atomically, so a kill leaves either a whole entry or none.
+struct StageCache {
+    let dir: URL
+    let enabled: Bool
+
+    init(outDir: URL, key: String, force: Bool) throws {
+        let root = outDir.appendingPathComponent(".heatfront-cache")
+        dir = root.appendingPathComponent(key)
+        enabled = !force
+        let fm = FileManager.default
+        // Entries of other keys are stale: drop them (and everything on --force).
+        if let old = try? fm.contentsOfDirectory(atPath: root.path) {
+            for name in old where force || name != key { try? fm.removeItem(at: root.appendingPathComponent(name)) }
+        }
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    func load<T: Decodable>(_ type: T.Type, _ name: String) -> T? {
+        guard enabled, let data = try? Data(contentsOf: dir.appendingPathComponent(name + ".json")) else { return nil }
+        return try? JSONDecoder().decode(T.self, from: data)
+    }
+
+    func store<T: Encodable>(_ value: T, _ name: String) throws {
+        try AtomicFile.write(try JSONEncoder().encode(value), to: dir.appendingPathComponent(name + ".json"))
+    }
+
+    func loadImage(_ name: String) -> Image? {
+        guard enabled, let data = try? Data(contentsOf: dir.appendingPathComponent(name + ".f32")), data.count >= 8
+        else { return nil }
+        let w = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) })
+        let h = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) })
+        guard data.count == 8 + 4 * w * h else { return nil }
+        let px = [Float](unsafeUninitializedCapacity: w * h) { buf, n in
+            data.withUnsafeBytes { src in
+                memcpy(buf.baseAddress!, src.baseAddress! + 8, 4 * w * h)
+            }
+            n = w * h
+        }
+        return Image(width: w, height: h, pixels: px)
+    }
+
+    func storeImage(_ image: Image, _ name: String) throws {
+        var data = Data()
+        withUnsafeBytes(of: UInt32(image.width)) { data.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(image.height)) { data.append(contentsOf: $0) }
+        image.pixels.withUnsafeBytes { data.append(contentsOf: $0) }
+        try AtomicFile.write(data, to: dir.appendingPathComponent(name + ".f32"))
+    }
+
+    /// The cache key: SHA-256 over the version, the effective config and every input's checksum.
+    static func key(version: String, config: String, inputs: [InputFile]) -> String {
+        let h = SHA256Hasher()
+        h.update(Array("heatfront \(version)\n\(config)\n".utf8))
+        for f in inputs { h.update(Array("\(f.path)\t\(f.size)\t\(f.sha256)\n".utf8)) }
+        return String(h.finalizeHex().prefix(32))
+    }
+}
+
+/// One input file of a run with its checksum, as `summary.json` lists it.
+struct InputFile: Codable, Sendable, Equatable {
+    var path: String
+    var size: Int
+    var sha256: String
+
+    /// Checksums of `relativePaths` below `dir`, computed in parallel and streamed in 4 MiB
+    /// blocks (a run may hold tens of gigabytes).
+    static func checksums(_ relativePaths: [String], in dir: URL) -> [InputFile] {
+        let results = LockedArray<InputFile?>(count: relativePaths.count, fill: nil)
+        DispatchQueue.concurrentPerform(iterations: relativePaths.count) { i in
+            let path = relativePaths[i]
+            let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : dir.appendingPathComponent(path)
+            guard let fh = try? FileHandle(forReadingFrom: url) else { return }
+            defer { try? fh.close() }
+            let h = SHA256Hasher()
+            var size = 0
+            while let block = try? fh.read(upToCount: 4 << 20), !block.isEmpty {
+                size += block.count
+                block.withUnsafeBytes { h.update($0) }
+            }
+            results[i] = InputFile(path: relativePaths[i], size: size, sha256: h.finalizeHex())
+        }
+        return results.values.compactMap { $0 }
+    }
+}
+
+/// A fixed-size array that concurrent iterations write to, one slot each.
+final class LockedArray<T>: @unchecked Sendable {
+    private var storage: [T]
+    private let lock = NSLock()
+    init(count: Int, fill: T) { storage = [T](repeating: fill, count: count) }
+    subscript(i: Int) -> T {
+        get { lock.lock(); defer { lock.unlock() }; return storage[i] }
+        set { lock.lock(); storage[i] = newValue; lock.unlock() }
+    }
+    var values: [T] { lock.lock(); defer { lock.unlock() }; return storage }
+}
