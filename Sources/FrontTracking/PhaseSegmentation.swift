@@ -97,7 +97,7 @@ public enum PhaseSegmentation {
             // (spread of its upper half, robust σ).
             if let ml = LeastSquares.median(low), let r10 = LeastSquares.quantile(low, 0.1),
                let mh = LeastSquares.median(high), let h75 = LeastSquares.quantile(high, 0.75),
-               mh >= 1.0 / 3, low.count >= max(16, q.count / 500),
+               mh >= 1.0 / 3, low.count >= max(16, q.count / 500), high.count >= max(16, q.count / 500),
                ml < 0.5 * mh || (r10 < 0.5 * mh && r10 < mh - 6 * (h75 - mh) / 0.674) {
                 twoClasses = true
                 cut = split.threshold
