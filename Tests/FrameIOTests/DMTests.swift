@@ -131,6 +131,12 @@ struct DMTests {
                 #expect(abs(m.dwellTime_s! - 2e-6) < 1e-15)
             }
         }
+        // Relative times only: the stack axis still carries the interval.
+        let relative = (0..<4).map { k in Frame(image: Image(width: 4, height: 4), metadata: FrameMetadata(relativeTime_s: 0.5 * Double(k))) }
+        try DM4Writer.write(relative, as: .float32, to: dir.file("rel.dm4"))
+        let rel = try DMReader(url: dir.file("rel.dm4"))
+        #expect(try rel.metadata(signal: 0, frame: 3).relativeTime_s == 1.5)
+        #expect(try rel.metadata(signal: 0, frame: 3).acquisitionTime == nil)
         // One frame: a 2-D image; uint16 rounds and clamps.
         let odd = Frame(image: Image(width: 3, height: 1, pixels: [-5, 2.6, 70000]))
         let url = dir.file("single.dm4")
