@@ -89,7 +89,7 @@ public struct SimulationOptions: Sendable {
     public var preset: SimulationPreset
     public var seed: UInt64 = 1
     /// Frame width and height in pixels.
-    public var size: Int = 512 { didSet { if !pixelSizeSet { pixelSizeNm = fieldOfViewNm / Double(size) } } }
+    public var size: Int = 512
     public var framesPerStep: Int
     public var format: SimulatedFormat
 
@@ -97,9 +97,12 @@ public struct SimulationOptions: Sendable {
     /// Field of view (nm) the default pixel size is chosen for: the frame spans the same
     /// specimen area whatever `size`, so the kinetics stay inside it.
     public var fieldOfViewNm: Double = 12.8
-    /// Pixel size; defaults to `fieldOfViewNm / size` (0.025 nm at 512 px).
-    public var pixelSizeNm: Double { didSet { pixelSizeSet = true } }
-    private var pixelSizeSet = false
+    /// Pixel size; `fieldOfViewNm / size` (0.025 nm at 512 px) unless set explicitly.
+    public var pixelSizeNm: Double {
+        get { explicitPixelSizeNm ?? fieldOfViewNm / Double(size) }
+        set { explicitPixelSizeNm = newValue }
+    }
+    private var explicitPixelSizeNm: Double?
     /// (003) spacing: distance between TM planes.
     public var layerSpacingNm: Double = 0.468
     /// Projected TM–TM distance inside a plane along hexagonal [100] (a·cos 30°).
@@ -196,7 +199,6 @@ public struct SimulationOptions: Sendable {
         self.preset = preset
         self.seed = seed
         self.size = size
-        pixelSizeNm = 12.8 / Double(size)
         switch preset {
         case .boundaryFront:
             framesPerStep = 10; format = .tiff
