@@ -352,7 +352,7 @@ final class Correlator {
         let peak = product.withUnsafeBufferPointer {
             UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
                                     frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
-                                    initialStep: Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
+                                    initialStep: 0.35 * Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
                                     divideBy: g.windowOverlap)
         }
         var value = peak.value
@@ -397,6 +397,10 @@ final class Correlator {
         // Separable overlap normalisation, tabulated once per map.
         let normX = xRange.map { Float(1 / geometry.windowOverlap(Double($0) * stepX, 0)) }
         var best = -Float.infinity, bx = 0, by = 0
+        func value(_ nx: Int, _ ny: Int) -> Float {
+            ws.real[((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw]
+                * Float(1 / geometry.windowOverlap(Double(nx) * stepX, Double(ny) * stepY))
+        }
         for ny in yRange {
             let row = (ny % gh + gh) % gh
             let normY = Float(1 / geometry.windowOverlap(0, Double(ny) * stepY))
@@ -410,6 +414,16 @@ final class Correlator {
             }
         }
         guard best > -Float.infinity else { return nil }
-        return (Double(bx) * stepX, Double(by) * stepY)
+        // Sub-sample start: vertex of a log-parabola (Gaussian peak) through the three
+        // samples on each axis, a plain parabola where a neighbour is not positive.
+        func vertex(_ l: Float, _ c: Float, _ r: Float) -> Double {
+            var (a, b, d) = (Double(l), Double(c), Double(r))
+            if a > 0, b > 0, d > 0 { (a, b, d) = (log(a), log(b), log(d)) }
+            let den = a - 2 * b + d
+            return den < 0 ? Swift.max(-0.5, Swift.min(0.5, 0.5 * (a - d) / den)) : 0
+        }
+        let ox = vertex(value(bx - 1, by), best, value(bx + 1, by))
+        let oy = vertex(value(bx, by - 1), best, value(bx, by + 1))
+        return ((Double(bx) + ox) * stepX, (Double(by) + oy) * stepY)
     }
 }
