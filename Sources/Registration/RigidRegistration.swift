@@ -6,10 +6,13 @@ import FrameCore
 ///
 /// Method, per group (e.g. one temperature hold):
 /// 1. Each frame → mean-subtracted, Tukey-windowed spectrum cropped to the band-pass
-///    support (`BandSpectrum`).
-/// 2. Every frame is correlated with its next `neighbours` frames (`Correlator`:
-///    band-pass cross-correlation, coarse non-periodic stage + aliasing-guarded fine stage,
-///    upsampled-DFT refinement to 1/U px, Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008));
+///    support (`BandSpectrum`), and a low-passed coarse image of the unwindowed frame
+///    (`CoarseGeometry`).
+/// 2. Every frame is correlated with its next `neighbours` frames (`Correlator`: coarse
+///    masked NCC on the non-periodic content (Padfield 2012) when a lattice is present,
+///    then band-pass cross-correlation searched within 0.45 of the shortest lattice vector
+///    of the coarse estimate, upsampled-DFT refinement to 1/U px, Guizar-Sicairos et al.,
+///    Opt. Lett. 33, 156 (2008));
 ///    pairs whose peak does not stand `minSignificance` σ above the correlation noise are dropped.
 /// 3. Positions solved jointly by least squares over all pairs, inconsistent pairs removed
 ///    iteratively (`JointShifts`, as in Savitzky et al., Ultramicroscopy 191, 56 (2018)).
@@ -26,9 +29,10 @@ public enum RigidRegistration {
     /// Measures shifts of the frames of one group (e.g. one temperature step) reference-free,
     /// relative to the group's aligned average.
     ///
-    /// Memory: one band spectrum per frame, `gh × (gw/2+1)` complex floats with
-    /// `gw ≈ 2·bandPassHigh·width` (about 1 MB per 1024² frame with the defaults), plus one
-    /// decoded frame and two FFT workspaces per thread.
+    /// Memory: per frame one band spectrum, `gh × (gw/2+1)` complex floats with
+    /// `gw ≈ 2·bandPassHigh·width` (≈ 1.2 MB per 1024² frame with the defaults), and one
+    /// coarse image (≤ 96² floats + mask, ≤ 74 kB); per thread one decoded frame, one
+    /// full-size and a few small FFT workspaces.
     public static func align(_ frames: some ImageSequence, options: RigidOptions) throws -> [FrameShift] {
         guard frames.count > 0 else { throw RegistrationError.emptySequence }
         let engine = try RigidEngine(frames, options: options, latticeFrom: Array(0..<Swift.min(frames.count, 8)))
@@ -43,11 +47,11 @@ public enum RigidRegistration {
     /// (ramp frames) are measured against the average of the nearest group in frame order.
     /// An empty `groups` treats the whole run as one group.
     ///
-    /// Memory (frames are streamed from `frames`, never all held): the band spectra of one
-    /// group at a time (≈ 1 MB per 1024² frame with the defaults, see `align`), one band
-    /// spectrum per group average, ramp frames in batches of 16, and per thread one decoded
-    /// frame and the FFT workspaces. The group averages are then built by `StackAverage`,
-    /// which streams the frames again.
+    /// Memory (frames are streamed from `frames`, never all held): the band spectra and
+    /// coarse images of one group at a time (≈ 1.3 MB per 1024² frame with the defaults,
+    /// see `align`), one of each per group average, ramp frames in batches of 16, and per
+    /// thread one decoded frame and the FFT workspaces. The group averages are then built
+    /// by `StackAverage`, which streams the frames again (two accumulators per thread).
     public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
                                 options: RigidOptions) throws -> RunAlignment {
         let n = frames.count
