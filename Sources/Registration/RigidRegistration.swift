@@ -256,7 +256,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     }
 
     /// Band spectrum of frame `i` using the thread's workspace; `nil` (and a remembered
-    /// reason) when the frame cannot be read or has another size.
+    /// reason: `"unreadable"`, `"size"`, `"nonfinite"`) when the frame cannot be used.
     func spectrum(of i: Int, correlator: Correlator) throws -> BandSpectrum? {
         let t = correlators.firstIndex { $0 === correlator }!
         let ws = workspaces[t]
@@ -266,6 +266,10 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         }
         guard image.width == geometry.width, image.height == geometry.height else {
             setRejection(i, "size"); return nil
+        }
+        // NaN/∞ pixels would poison every spectrum they touch.
+        guard image.pixels.allSatisfy(\.isFinite) else {
+            setRejection(i, "nonfinite"); return nil
         }
         return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
                             coarse: coarseGeometry.image(of: image, workspace: ws, small: coarseWorkspaces[t]))

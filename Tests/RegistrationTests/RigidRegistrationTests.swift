@@ -99,7 +99,7 @@ struct RigidRegistrationTests {
         #expect(e.rms < 0.1)
     }
 
-    @Test("Frames of another size are rejected, the rest aligned")
+    @Test("Frames of another size or with NaN pixels are rejected, the rest aligned")
     func wrongSizeRejected() throws {
         struct Mixed: ImageSequence {
             let images: [Image]
@@ -114,6 +114,11 @@ struct RigidRegistrationTests {
                       specimen.frame(width: 128, height: 128, shift: SIMD2(1.5, -0.5), dose: 4, rng: &rng)]
         let result = try RigidRegistration.align(Mixed(images: frames), options: RigidOptions())
         #expect(result[1].rejection == "size")
+        var poisoned = frames
+        poisoned[1] = frames[0]
+        poisoned[1][5, 5] = .nan
+        let r2 = try RigidRegistration.align(Mixed(images: poisoned), options: RigidOptions())
+        #expect(r2[1].rejection == "nonfinite" && r2[0].rejection == nil && r2[2].rejection == nil)
         #expect(result[0].rejection == nil && result[2].rejection == nil)
         #expect(abs(result[2].dx - result[0].dx - 1.5) < 0.1 && abs(result[2].dy - result[0].dy + 0.5) < 0.1)
     }
