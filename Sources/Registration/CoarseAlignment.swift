@@ -23,13 +23,20 @@ struct CoarseImage: Sendable {
 struct CoarseGeometry: Sendable {
     let width: Int
     let height: Int
+    /// Block-averaging factor applied before the FFT, and the binned size.
+    let binning: Int
+    let binnedWidth: Int
+    let binnedHeight: Int
     let gridWidth: Int
     let gridHeight: Int
     /// Gaussian low-pass σ (cycles/px) and its spatial σ (px).
     let sigma: Double
     var spatialSigma: Double { 1 / (2 * Double.pi * sigma) }
-    var stepX: Double { Double(width) / Double(gridWidth) }
-    var stepY: Double { Double(height) / Double(gridHeight) }
+    /// Pixels spanned by the binned frame (≤ the frame: remainder rows/columns dropped).
+    var spanX: Double { Double(binnedWidth * binning) }
+    var spanY: Double { Double(binnedHeight * binning) }
+    var stepX: Double { spanX / Double(gridWidth) }
+    var stepY: Double { spanY / Double(gridHeight) }
     let mask: [Float]
 
     init(width: Int, height: Int, sigma: Double) {
@@ -41,10 +48,20 @@ struct CoarseGeometry: Sendable {
             let cap = Swift.min(96, n - n % 2)
             return Swift.min(cap, Swift.max(24, CorrelationGeometry.gridSize(needed: 16 * sigma * Double(n), limit: n)))
         }
-        gridWidth = size(width)
-        gridHeight = size(height)
-        let bx = Int((2 / (2 * Double.pi * sigma) / (Double(width) / Double(gridWidth))).rounded(.up))
-        let by = Int((2 / (2 * Double.pi * sigma) / (Double(height) / Double(gridHeight))).rounded(.up))
+        let gw = size(width), gh = size(height)
+        // Block averaging first (cheap) keeps the FFT small. The box filter's zeros sit at
+        // the multiples of the binned sampling frequency, exactly where lattice reflections
+        // would alias onto the low frequencies kept, and the Gaussian stays far below the
+        // binned Nyquist frequency (8σ·b ≤ 1/2).
+        let b = Swift.max(1, Swift.min(4, Int(1 / (16 * sigma)), width / gw, height / gh))
+        binning = b
+        binnedWidth = width / b
+        binnedHeight = height / b
+        gridWidth = Swift.min(gw, binnedWidth - binnedWidth % 2)
+        gridHeight = Swift.min(gh, binnedHeight - binnedHeight % 2)
+        let stepX = Double(binnedWidth * b) / Double(gridWidth), stepY = Double(binnedHeight * b) / Double(gridHeight)
+        let bx = Int((2 / (2 * Double.pi * sigma) / stepX).rounded(.up))
+        let by = Int((2 / (2 * Double.pi * sigma) / stepY).rounded(.up))
         var m = [Float](repeating: 0, count: gridWidth * gridHeight)
         for y in 0..<gridHeight where y >= by && y < gridHeight - by {
             for x in 0..<gridWidth where x >= bx && x < gridWidth - bx { m[y * gridWidth + x] = 1 }
@@ -52,22 +69,37 @@ struct CoarseGeometry: Sendable {
         mask = m
     }
 
-    /// Low-passed coarse image of `image` (mean-subtracted, unwindowed), via the full-size
-    /// workspace `ws` and a coarse-size workspace `small`.
-    func image(of image: Image, workspace ws: FFTWorkspace, small: FFTWorkspace) -> CoarseImage {
+    /// Low-passed coarse image of `image` (mean-subtracted, unwindowed): block-averaged
+    /// into `binned` (binned size), Gaussian low-passed and resampled on the coarse grid by
+    /// cropping its spectrum into `small` (grid size).
+    func image(of image: Image, binned ws: FFTWorkspace, small: FFTWorkspace) -> CoarseImage {
         let mean = Float(image.mean)
+        let bw = binnedWidth, b = binning
+        let norm = 1 / Float(b * b)
         image.pixels.withUnsafeBufferPointer { src in
-            for i in 0..<src.count { ws.real[i] = src[i] - mean }
+            for y in 0..<binnedHeight {
+                let out = ws.real.baseAddress! + y * bw
+                for x in 0..<bw { out[x] = 0 }
+                for dy in 0..<b {
+                    let row = src.baseAddress! + (y * b + dy) * width
+                    for x in 0..<bw {
+                        var s: Float = 0
+                        for dx in 0..<b { s += row[x * b + dx] }
+                        out[x] += s
+                    }
+                }
+                for x in 0..<bw { out[x] = out[x] * norm - mean }
+            }
         }
         ws.forward()
         let hw = gridWidth / 2 + 1, shw = ws.spectrumWidth
-        let scale = Float(1 / Double(width * height))
+        let scale = Float(1 / Double(bw * binnedHeight))
         for r in 0..<gridHeight {
             let ky = r <= gridHeight / 2 ? r : r - gridHeight
-            let sr = ky >= 0 ? ky : ky + height
-            let fy = Double(ky) / Double(height)
+            let sr = ky >= 0 ? ky : ky + binnedHeight
+            let fy = Double(ky) / spanY
             for c in 0..<hw {
-                let fx = Double(c) / Double(width)
+                let fx = Double(c) / spanX
                 let g = Float(exp(-(fx * fx + fy * fy) / (2 * sigma * sigma)))
                 small.spectrum[r * hw + c] = ws.spectrum[sr * shw + c] * (g * scale)
             }

@@ -202,6 +202,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     private let correlators: [Correlator]
     private let workspaces: [FFTWorkspace]
     private let coarseWorkspaces: [FFTWorkspace]
+    private let binnedWorkspaces: [FFTWorkspace]
     private let rejectionLock = NSLock()
     private var rejectionReasons: [Int: String] = [:]
 
@@ -233,6 +234,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         let (g, f, cg) = (geometry, filters, coarseGeometry)
         correlators = (0..<threads).map { _ in Correlator(geometry: g, filters: f, coarse: cg, options: options) }
         coarseWorkspaces = (0..<threads).map { _ in FFTWorkspace(width: cg.gridWidth, height: cg.gridHeight) }
+        binnedWorkspaces = (0..<threads).map { _ in FFTWorkspace(width: cg.binnedWidth, height: cg.binnedHeight) }
     }
 
     /// `body(k, correlator)` for k in 0..<count on all threads; each thread owns one correlator.
@@ -272,7 +274,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             setRejection(i, "nonfinite"); return nil
         }
         return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
-                            coarse: coarseGeometry.image(of: image, workspace: ws, small: coarseWorkspaces[t]))
+                            coarse: coarseGeometry.image(of: image, binned: binnedWorkspaces[t], small: coarseWorkspaces[t]))
     }
 
     private func setRejection(_ i: Int, _ reason: String) {
