@@ -6,6 +6,9 @@ import FrameCore
 struct CoarseImage: Sendable {
     var pixels: [Float]
     var mask: [Float]
+    /// FFTs of `pixels·mask`, `pixels²·mask` and `mask` on the padded grid of
+    /// `MaskedCorrelator`, cached for frames (each is correlated with several others).
+    var spectra: [[Complex]]? = nil
 }
 
 /// Coarse, lattice-free stage of large-drift registration: masked normalised
@@ -175,6 +178,12 @@ final class MaskedCorrelator {
         return fft.real.map { $0 * s }
     }
 
+    /// The three padded spectra the masked NCC needs of one image.
+    func spectra(of image: CoarseImage) -> [[Complex]] {
+        image.spectra ?? [spectrum(image.pixels, image.mask, power: 1), spectrum(image.pixels, image.mask, power: 2),
+                          spectrum(image.pixels, image.mask, power: 0)]
+    }
+
     /// Shift (px) of `moving` relative to `reference` at the maximum of the masked NCC
     /// times √overlap (its significance, so that small overlaps cannot win by chance) over
     /// shifts whose overlap holds at least `minOverlap` of the smaller mask, with the NCC
@@ -182,10 +191,8 @@ final class MaskedCorrelator {
     func measure(_ moving: CoarseImage, against reference: CoarseImage,
                  minOverlap: Double = 0.25) -> CorrelationPeak? {
         let f = reference, g = moving
-        let f1 = spectrum(f.pixels, f.mask, power: 1), f2 = spectrum(f.pixels, f.mask, power: 2)
-        let mf = spectrum(f.pixels, f.mask, power: 0)
-        let g1 = spectrum(g.pixels, g.mask, power: 1), g2 = spectrum(g.pixels, g.mask, power: 2)
-        let mg = spectrum(g.pixels, g.mask, power: 0)
+        let fs = spectra(of: f), gs = spectra(of: g)
+        let (f1, f2, mf) = (fs[0], fs[1], fs[2]), (g1, g2, mg) = (gs[0], gs[1], gs[2])
         let n = correlate(mf, mg), sf = correlate(f1, mg), sg = correlate(mf, g1)
         let sff = correlate(f2, mg), sgg = correlate(mf, g2), sfg = correlate(f1, g1)
         let areaF = f.mask.reduce(0, +), areaG = g.mask.reduce(0, +)

@@ -31,8 +31,9 @@ public enum RigidRegistration {
     ///
     /// Memory: per frame one band spectrum, `gh × (gw/2+1)` complex floats with
     /// `gw ≈ 2·bandPassHigh·width` (≈ 1.2 MB per 1024² frame with the defaults), and one
-    /// coarse image (≤ 96² floats + mask, ≤ 74 kB); per thread one decoded frame, one
-    /// full-size and a few small FFT workspaces.
+    /// coarse image (≤ 96² floats + mask) with its three padded masked-NCC spectra
+    /// (≤ 0.45 MB); per thread one decoded frame, one full-size and a few small FFT
+    /// workspaces.
     public static func align(_ frames: some ImageSequence, options: RigidOptions) throws -> [FrameShift] {
         guard frames.count > 0 else { throw RegistrationError.emptySequence }
         let engine = try RigidEngine(frames, options: options, latticeFrom: Array(0..<Swift.min(frames.count, 8)))
@@ -48,7 +49,7 @@ public enum RigidRegistration {
     /// An empty `groups` treats the whole run as one group.
     ///
     /// Memory (frames are streamed from `frames`, never all held): the band spectra and
-    /// coarse images of one group at a time (≈ 1.3 MB per 1024² frame with the defaults,
+    /// coarse images of one group at a time (≈ 1.7 MB per 1024² frame with the defaults,
     /// see `align`), one of each per group average, ramp frames in batches of 16, and per
     /// thread one decoded frame and the FFT workspaces. The group averages are then built
     /// by `StackAverage`, which streams the frames again (two accumulators per thread).
@@ -274,7 +275,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             setRejection(i, "nonfinite"); return nil
         }
         return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
-                            coarse: coarseGeometry.image(of: image, binned: binnedWorkspaces[t], small: coarseWorkspaces[t]))
+                            coarse: correlator.preparedCoarse(coarseGeometry.image(of: image, binned: binnedWorkspaces[t],
+                                                                                  small: coarseWorkspaces[t])))
     }
 
     private func setRejection(_ i: Int, _ reason: String) {
