@@ -118,4 +118,25 @@ struct SiteIntensityTests {
         print("low dose with refine: mean ratio \(refinedMean)")
         #expect(abs(refinedMean - 0.3) < 0.02)
     }
+
+    @Test("sites of an average carried onto a shifted frame measure the same ratio")
+    func translatedSites() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.4 }
+        let reference = model.render()
+        let lattice = try LatticeFinder.find(in: reference, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: reference, lattice: lattice, region: nil)
+        // The frame's content moved by (+3.4, −2.1) px.
+        var moved = model
+        moved.origin += SIMD2(3.4, -2.1)
+        let frame = moved.render()
+        let carried = sites.translated(dx: 3.4, dy: -2.1)
+        #expect(carried.sites.count == sites.sites.count)
+        #expect(abs(carried.sites[0].x - sites.sites[0].x - 3.4) < 1e-12)
+        let ratio = SiteIntensity.measure(frame, sites: carried, region: nil).aggregate.ratio
+        let wrong = SiteIntensity.measure(frame, sites: sites, region: nil).aggregate.ratio
+        print("carried sites: ratio \(ratio); uncarried \(wrong)")
+        #expect(abs(ratio - 0.4) < 0.02)
+        #expect(abs(wrong - 0.4) > 0.1)
+    }
 }
