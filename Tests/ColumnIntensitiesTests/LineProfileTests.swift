@@ -46,6 +46,31 @@ struct LineProfileTests {
         #expect(tmMean > liMean)
     }
 
+    @Test("marks follow a distorted lattice")
+    func distortedProfile() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.1 }
+        // Layers bowed by up to ±2 px across the field.
+        model.displacement = { p in 2 * sin(2 * .pi * p.x / 300) * SIMD2(0.454, 0.891) }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        // A user line across the layers, off-centre, where the bow is largest.
+        let line = LineSegment(x0: 60, y0: 20, x1: 150, y1: 200)
+        let (_, points) = LineProfile.profile(image, line: line, widthPx: 12, sites: sites, region: nil)
+        let half = Int(model.layerSpacingPx / 4 / LineProfile.stepPx)
+        let tmMarks = points.indices.filter { points[$0].site == .tm && $0 >= half && $0 < points.count - half }
+        var worst = 0
+        for k in tmMarks {
+            var best = k
+            for j in (k - half)...(k + half) where points[j].intensity > points[best].intensity { best = j }
+            worst = max(worst, abs(best - k))
+        }
+        print("distorted profile: \(tmMarks.count) TM marks, worst offset \(worst) samples")
+        #expect(tmMarks.count >= 8)
+        #expect(worst <= 1)
+    }
+
     @Test("a given line is kept and sampled every half pixel with the mean across its width")
     func givenLine() throws {
         // A horizontal ramp: intensity = x, so the profile along x is the ramp itself.
