@@ -8,6 +8,8 @@ public struct SiteIntensities: Sendable, Equatable {
     /// Mean integrated intensity at Li sites.
     public var li: Double
     /// About 0 for an ordered layered phase, rising toward 1 as TM fills the Li sites.
+    /// `tm`, `li` and `ratio` are NaN when no site of a sublattice lies in the region: write
+    /// an empty cell, never the NaN.
     public var ratio: Double { li / tm }
     public var tmCount: Int
     public var liCount: Int
@@ -70,11 +72,13 @@ public enum SiteIntensity {
         }
         let amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
         let volume = 2 * Double.pi * sigma * sigma
+        // A region of another size than the image is ignored, as in `ColumnFinder`.
+        let usedRegion = region.flatMap { $0.width == image.width && $0.height == image.height ? $0 : nil }
         var tmSum = 0.0, liSum = 0.0, tmN = 0, liN = 0
         for k in out.sites.indices {
             out.sites[k].intensity = amplitudes[k] * volume
             let s = out.sites[k]
-            if let r = region, !(r.width == image.width && r.height == image.height && r.contains(s.x, s.y)) { continue }
+            if let r = usedRegion, !r.contains(s.x, s.y) { continue }
             switch s.sublattice {
             case .tm: tmSum += s.intensity; tmN += 1
             case .li: liSum += s.intensity; liN += 1
