@@ -87,6 +87,20 @@ struct SiteIntensityTests {
         #expect(abs(agg.ratio - r) < 0.02)
     }
 
+    @Test("the simulator's probe (σ 0.045 nm core, 12 % of the intensity in a 0.10 nm tail)",
+          arguments: [0.03, 0.3, 0.9])
+    func simulatorProbe(r: Double) throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in r }
+        model.sigmaPx = 0.045 / model.pixelSizeNm
+        model.tailSigmaPx = 0.10 / model.pixelSizeNm
+        // Tail peak height for 12 % of the integrated intensity.
+        model.tailFraction = 0.12 / 0.88 * pow(model.sigmaPx / model.tailSigmaPx, 2)
+        let agg = try measuredRatio(model)
+        print("simulator probe r = \(r): measured \(agg.ratio)")
+        #expect(abs(agg.ratio - r) < 0.02)
+    }
+
     @Test("single low-dose frames at fixed lattice positions: unbiased on average")
     func lowDoseFrames() throws {
         var model = SyntheticLattice()
