@@ -5,13 +5,13 @@ import Foundation
 ///
 /// Method: lock-in (geometric-phase-analysis) amplitudes, Hÿtch, Snoeck & Kilaas,
 /// Ultramicroscopy 74 (1998) 131: the spectrum is masked by a Gaussian of real-space width
-/// 0.75 layer spacings around each reflection — the layer reflection g (layered phase), 2g (the
-/// half spacing, present in layered and rock salt alike) and the column reflection when
-/// resolved — and transformed back; the root-sum-square of the local amplitudes is high in the
-/// crystal (either phase) and low in vacuum, amorphous material and grains of other
-/// orientation. Otsu's threshold (Otsu, IEEE SMC 9 (1979) 62) splits it, unless the two classes
-/// are not distinct (lower class mean above 35 % of the upper), in which case the whole image is
-/// crystal.
+/// 0.75 layer spacings around each reflection — the layer reflection g (layered phase), 2g
+/// (the half spacing, present in layered and rock salt alike) and, when resolved, two column
+/// reflections (one extinct in cation-mixed rock salt, one strong in both) — and transformed
+/// back; the root-sum-square of the local amplitudes is high in the crystal (either phase) and
+/// low in vacuum, amorphous material and grains of other orientation. Otsu's threshold
+/// (Otsu, IEEE SMC 9 (1979) 62) splits it, unless the two classes are not distinct (lower
+/// class mean above 35 % of the upper), in which case the whole image is crystal.
 public enum CrystalRegion {
     public static func detect(in image: Image, lattice: Lattice) -> Mask {
         let w = image.width, h = image.height
@@ -25,7 +25,14 @@ public enum CrystalRegion {
         for k in 0..<(w * h) { let p = image.pixels[k]; ws.data[k] = Complex(p.isFinite ? p - mean : 0, 0) }
         ws.forward()
         var reflections = [lattice.gLayer, 2 * lattice.gLayer]
-        if let gc = lattice.gColumn { reflections.append(gc) }
+        if let gc = lattice.gColumn {
+            // The column reflection found by LatticeFinder (±⅓ gLayer across the layers) is
+            // extinct in cation-mixed rock salt, whose TM and Li columns then cancel in it; its
+            // neighbour gColumn ∓ gLayer (∓⅔ gLayer across) is strong in both phases.
+            let a = gc - lattice.gLayer, b = gc + lattice.gLayer
+            reflections.append(gc)
+            reflections.append(norm(a) < norm(b) ? a : b)
+        }
         let sigmaReal = 0.75 * lattice.layerSpacingPx
         let sigmaF = 1 / (2 * Double.pi * sigmaReal)
         // The demodulated amplitude is band-limited to a few σ_f around g, so only a block of

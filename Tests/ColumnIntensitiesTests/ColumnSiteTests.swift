@@ -144,6 +144,29 @@ struct ColumnSiteTests {
         #expect(abs(agg.ratio - 0.05) < 0.02)
     }
 
+    @Test("fully cation-mixed rock salt between layered crystal and vacuum stays in the crystal")
+    func rockSaltIsCrystal() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { x, _ in x < 110 ? 0.05 : 1.0 }
+        var image = model.render()
+        for y in 0..<256 { for x in 200..<256 { image[x, y] = Float(model.background) } }
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let region = CrystalRegion.detect(in: image, lattice: lattice)
+        var missed = 0, vacuum = 0
+        for y in 0..<256 {
+            for x in 130..<185 where !region[x, y] { missed += 1 }
+            for x in 215..<256 where region[x, y] { vacuum += 1 }
+        }
+        print("rock salt + vacuum: \(missed) of \(55 * 256) rock-salt px outside the region, " +
+              "\(vacuum) of \(41 * 256) vacuum px inside")
+        #expect(Double(missed) < 0.02 * 55 * 256)
+        #expect(Double(vacuum) < 0.02 * 41 * 256)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let rockSaltLi = sites.li.filter { $0.x > 130 && $0.x < 185 }.count
+        let layeredLi = sites.li.filter { $0.x > 30 && $0.x < 85 }.count
+        #expect(abs(rockSaltLi - layeredLi) < layeredLi / 10)
+    }
+
     @Test("another grain beyond a boundary is not part of the analysed crystal")
     func otherGrainExcluded() throws {
         var grain = SyntheticLattice()
