@@ -46,6 +46,24 @@ struct LineProfileTests {
         #expect(tmMean > liMean)
     }
 
+    @Test("automatic line through the middle of a given crystal region, clipped to it")
+    func automaticLineInRegion() throws {
+        let model = SyntheticLattice()
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        // A disc of radius 60 px centred at (90, 150).
+        var region = Mask(width: 256, height: 256, fill: false)
+        for y in 0..<256 { for x in 0..<256 where (x - 90) * (x - 90) + (y - 150) * (y - 150) <= 3600 { region[x, y] = true } }
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: region)
+        let (line, points) = LineProfile.profile(image, line: nil, widthPx: 10, sites: sites, region: region)
+        let mid = SIMD2((line.x0 + line.x1) / 2, (line.y0 + line.y1) / 2)
+        print("line in region: (\(line.x0), \(line.y0)) → (\(line.x1), \(line.y1)), length \(line.length)")
+        #expect(((mid - SIMD2(90, 150)) * (mid - SIMD2(90, 150))).sum().squareRoot() < 1.5)
+        #expect(abs(line.length - 120) < 3)
+        #expect(region.contains(line.x0, line.y0) && region.contains(line.x1, line.y1))
+        #expect(points.allSatisfy { $0.intensity.isFinite })
+    }
+
     @Test("marks follow a distorted lattice")
     func distortedProfile() throws {
         var model = SyntheticLattice()
