@@ -69,6 +69,26 @@ struct ColumnSiteTests {
         #expect(abs(agg.ratio - 0.4) < 0.02)
     }
 
+    @Test("any layer orientation, including along the scan axes", arguments: [0.0, 89.8, 90.0, -60.0])
+    func anyOrientation(angle: Double) throws {
+        var model = SyntheticLattice()
+        model.angleDegrees = angle
+        model.liRatio = { _, _ in 0.3 }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let inner = { (s: ColumnSite) in s.x > 8 && s.y > 8 && s.x < 247 && s.y < 247 }
+        let rms = { (e: [SIMD2<Double>]) in (e.map { ($0 * $0).sum() }.reduce(0, +) / Double(e.count)).squareRoot() }
+        let tmRMS = rms(matchErrors(sites.tm.filter(inner), truth: model.tmPositions))
+        let liTruth = model.columns(margin: 0).filter { $0.kind == .li }.map { $0.position }
+        let liRMS = rms(matchErrors(sites.li.filter(inner), truth: liTruth))
+        let ratio = SiteIntensity.measure(image, sites: sites, region: nil).aggregate.ratio
+        print("orientation \(angle)°: measured \(lattice.layerAngleDegrees)°, TM RMS \(tmRMS), Li RMS \(liRMS), ratio \(ratio)")
+        #expect(angleDifference(lattice.layerAngleDegrees, angle) < 0.3)
+        #expect(tmRMS < 0.05 && liRMS < 0.05)
+        #expect(abs(ratio - 0.3) < 0.02)
+    }
+
     @Test("refined TM positions unbiased under Poisson noise")
     func noisyPositionsUnbiased() throws {
         let model = SyntheticLattice()
