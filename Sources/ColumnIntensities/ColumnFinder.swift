@@ -235,7 +235,14 @@ public enum ColumnFinder {
             }
         }
         guard let fit = result else { return nil }
-        return Lattice(basis: fit.a1, fit.a2, origin: fit.r0, resolvedColumns: lattice.gColumn != nil)
+        let refitted = Lattice(basis: fit.a1, fit.a2, origin: fit.r0, resolvedColumns: lattice.gColumn != nil)
+        // The sites keep their (i, j) indices, so the new lattice must index the same way: its
+        // basis (sign conventions, reduction of a2) must be the fitted one. Near-vertical layers
+        // can flip the normal's sign convention; keep the old lattice then.
+        let (b1, b2) = refitted.tmBasis
+        let scale = norm(fit.a1)
+        guard refitted.isUsable, norm(b1 - fit.a1) < 1e-6 * scale, norm(b2 - fit.a2) < 1e-6 * scale else { return nil }
+        return refitted
     }
 
     /// Which TM column of the next plane the Li site lies midway to: 0 → r + a2/2, 1 → r + (a2 + a1)/2.

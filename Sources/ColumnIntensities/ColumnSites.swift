@@ -41,4 +41,18 @@ public struct ColumnSites: Sendable {
 
     public var tm: [ColumnSite] { sites.filter { $0.sublattice == .tm } }
     public var li: [ColumnSite] { sites.filter { $0.sublattice == .li } }
+
+    /// The same sites moved by (dx, dy) px, intensities cleared: e.g. the sites of a step's
+    /// aligned average carried onto one raw frame whose content moved by its registration
+    /// shift (contract §3: +x right, +y down), so that a low-dose frame is measured at
+    /// positions that do not come from its own noise.
+    public func translated(dx: Double, dy: Double) -> ColumnSites {
+        var out = self
+        let d = SIMD2(dx, dy)
+        for k in out.sites.indices {
+            out.sites[k].x += dx; out.sites[k].y += dy; out.sites[k].intensity = 0
+        }
+        out.lattice.origin += d
+        return out
+    }
 }

@@ -5,13 +5,13 @@ import Foundation
 ///
 /// Method: lock-in (geometric-phase-analysis) amplitudes, Hÿtch, Snoeck & Kilaas,
 /// Ultramicroscopy 74 (1998) 131: the spectrum is masked by a Gaussian of real-space width
-/// 0.75 layer spacings around each reflection — the layer reflection g (layered phase), 2g (the
-/// half spacing, present in layered and rock salt alike) and the column reflection when
-/// resolved — and transformed back; the root-sum-square of the local amplitudes is high in the
-/// crystal (either phase) and low in vacuum, amorphous material and grains of other
-/// orientation. Otsu's threshold (Otsu, IEEE SMC 9 (1979) 62) splits it, unless the two classes
-/// are not distinct (lower class mean above 35 % of the upper), in which case the whole image is
-/// crystal.
+/// 0.75 layer spacings around a reflection and transformed back, giving its local amplitude.
+/// The strength A(g)² + A(2g)·A(gColumn ∓ g) — the layer reflection for the layered phase, the
+/// geometric mean of the half-spacing and a column reflection that survive in rock salt — is
+/// high in the crystal (either phase) and low in vacuum, amorphous material and grains of
+/// other orientation. Otsu's threshold
+/// (Otsu, IEEE SMC 9 (1979) 62) splits it, unless the two classes are not distinct (lower
+/// class mean above 35 % of the upper), in which case the whole image is crystal.
 public enum CrystalRegion {
     public static func detect(in image: Image, lattice: Lattice) -> Mask {
         let w = image.width, h = image.height
@@ -24,8 +24,6 @@ public enum CrystalRegion {
         let mean = Float(sum / Double(n))
         for k in 0..<(w * h) { let p = image.pixels[k]; ws.data[k] = Complex(p.isFinite ? p - mean : 0, 0) }
         ws.forward()
-        var reflections = [lattice.gLayer, 2 * lattice.gLayer]
-        if let gc = lattice.gColumn { reflections.append(gc) }
         let sigmaReal = 0.75 * lattice.layerSpacingPx
         let sigmaF = 1 / (2 * Double.pi * sigmaReal)
         // The demodulated amplitude is band-limited to a few σ_f around g, so only a block of
@@ -34,8 +32,9 @@ public enum CrystalRegion {
         let bx = min(w, 8 * max(2, Int((10 * sigmaF * Double(w) / 8).rounded(.up))))
         let by = min(h, 8 * max(2, Int((10 * sigmaF * Double(h) / 8).rounded(.up))))
         let small = ComplexFFTWorkspace(width: bx, height: by)
-        var coarse = [Double](repeating: 0, count: bx * by)
-        for g in reflections where abs(g.x) < 0.5 && abs(g.y) < 0.5 {
+        func localPower(_ g: SIMD2<Double>) -> [Double] {
+            var out = [Double](repeating: 0, count: bx * by)
+            guard abs(g.x) < 0.5, abs(g.y) < 0.5 else { return out }
             let cx = Int((g.x * Double(w)).rounded()), cy = Int((g.y * Double(h)).rounded())
             for r in 0..<by {
                 let dr = r < by / 2 ? r : r - by             // offset from the centre bin
@@ -53,8 +52,23 @@ public enum CrystalRegion {
             small.backward()
             for k in 0..<(bx * by) {
                 let c = small.data[k]
-                coarse[k] += Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y)
+                out[k] = Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y)
             }
+            return out
+        }
+        // Layered: the layer reflection g, unique to this grain (nothing else of either phase
+        // or of other grains' lattices sits at its spacing unless they are nearly parallel).
+        // Rock salt: 2g and, when resolved, the column reflection gColumn ∓ g (the one
+        // LatticeFinder reports is extinct in cation-mixed rock salt), combined as a geometric
+        // mean, since another grain's reflections may fall on one of them but rarely on both.
+        var coarse = localPower(lattice.gLayer)
+        let half = localPower(2 * lattice.gLayer)
+        if let gc = lattice.gColumn {
+            let a = gc - lattice.gLayer, b = gc + lattice.gLayer
+            let rockSalt = localPower(norm(a) < norm(b) ? a : b)
+            for k in coarse.indices { coarse[k] += (half[k] * rockSalt[k]).squareRoot() }
+        } else {
+            for k in coarse.indices { coarse[k] += half[k] }
         }
         // Periodic bilinear interpolation to the image grid.
         var strength = [Double](repeating: 0, count: w * h)
@@ -66,6 +80,20 @@ public enum CrystalRegion {
                 let i0 = Int(u) % bx, i1 = (i0 + 1) % bx, fx = u - Double(Int(u))
                 strength[y * w + x] = (coarse[j0 * bx + i0] * (1 - fx) + coarse[j0 * bx + i1] * fx) * (1 - fy)
                     + (coarse[j1 * bx + i0] * (1 - fx) + coarse[j1 * bx + i1] * fx) * fy
+            }
+        }
+        // The FFT wraps the image around: within ~1.5 σ of its borders the amplitude mixes
+        // with the opposite border (another grain, or fringes out of phase). Those strips take
+        // the value just inside them instead.
+        let m = Int((1.5 * sigmaReal).rounded(.up))
+        if w > 2 * m + 1, h > 2 * m + 1 {
+            let inner = strength
+            for y in 0..<h {
+                let yy = min(max(y, m), h - 1 - m)
+                for x in 0..<w where y != yy || x < m || x > w - 1 - m {
+                    let xx = min(max(x, m), w - 1 - m)
+                    strength[y * w + x] = inner[yy * w + xx]
+                }
             }
         }
         guard let t = otsuThreshold(strength) else { return Mask(width: w, height: h, fill: true) }

@@ -43,9 +43,9 @@ public enum LatticeFinderError: Error, Sendable, Equatable, CustomStringConverti
 /// step averages.
 ///
 /// Without a pixel size the expected spacing is unknown: the finder takes, among the strong
-/// spectral peaks (≥ 10 % of the strongest) with spacings between 4 px and a quarter of the
-/// image, the one with the longest spacing, since the layer reflection is the shortest
-/// reciprocal vector of the layered TM lattice. On a fully rock-salt image this returns the
+/// spectral peaks (≥ 1 % of the strongest in power, 50× the noise floor) with spacings between
+/// 4 px and a quarter of the image, the one with the longest spacing, since the layer
+/// reflection is the shortest reciprocal vector of the layered TM lattice. On a fully rock-salt image this returns the
 /// 0.234 nm half-spacing reflection instead; callers without calibration should check.
 public enum LatticeFinder {
     /// In-plane TM column spacing over (003) layer spacing for LiMO2 seen along [100]:
@@ -113,7 +113,7 @@ public enum LatticeFinder {
             guard strongest.power > 20 * floor else {
                 throw LatticeFinderError.noLayerReflection("no lattice reflection stands out of the noise")
             }
-            let strong = peaks.filter { $0.power >= 0.1 * strongest.power }
+            let strong = peaks.filter { $0.power >= 0.01 * strongest.power && $0.power > 50 * floor }
             coarseLayer = strong.min(by: { norm($0.f) < norm($1.f) })!.f
         }
 

@@ -22,9 +22,10 @@ public struct ProfilePoint: Sendable, Equatable {
 ///
 /// Samples are taken every 0.5 px along the line; each is the mean of bilinear samples every
 /// 0.5 px across the line over `widthPx` (a width of one or more column spacings averages the
-/// columns of each plane into a plane profile). Plane positions come from the refined lattice:
+/// columns of each plane into a plane profile). Plane positions come from the refined lattice —
 /// a TM plane crosses the line where gLayer·(r − origin) is an integer, a Li plane where it is
-/// a half-integer; the sample nearest each crossing is marked.
+/// a half-integer — corrected by the mean displacement of that plane's sites near the line;
+/// the sample nearest each crossing is marked.
 public enum LineProfile {
     public static let stepPx = 0.5
 
@@ -63,16 +64,33 @@ public enum LineProfile {
             points.append(ProfilePoint(distancePx: Double(k) * stepPx,
                                        intensity: count > 0 ? sum / Double(count) : .nan, site: nil))
         }
-        // Plane crossings: phase(t) = gLayer·(start + t·dir − origin), linear in t.
+        // Plane crossings: phase(t) = gLayer·(start + t·dir − origin), linear in t. Each plane's
+        // local displacement (mean phase offset of its sites near the line) moves its crossing,
+        // so marks follow distortions the global lattice does not describe.
         let g = lattice.gLayer
         let slope = dot(g, dir)
         if abs(slope) > 1e-9 {
             let p0 = dot(g, start - lattice.origin)
             let p1 = p0 + slope * length
             let lo = min(p0, p1), hi = max(p0, p1)
+            var offsets = [Int: (sum: Double, count: Int)]()
+            let band = max(halfWidth, lattice.columnSpacingPx)
+            for site in sites.sites {
+                let r = site.position - start
+                let t = dot(r, dir)
+                guard abs(dot(r, across)) <= band, t >= -lattice.layerSpacingPx,
+                      t <= length + lattice.layerSpacingPx else { continue }
+                let phase = dot(g, site.position - lattice.origin) - (site.sublattice == .li ? 0.5 : 0)
+                let plane = phase.rounded()
+                let key = 2 * Int(plane) + (site.sublattice == .li ? 1 : 0)
+                let entry = offsets[key] ?? (0, 0)
+                offsets[key] = (entry.sum + phase - plane, entry.count + 1)
+            }
             var half = (2 * lo).rounded(.up)
             while half <= 2 * hi {
-                let t = (half / 2 - p0) / slope
+                var shift = 0.0
+                if let e = offsets[Int(half)], e.count > 0 { shift = e.sum / Double(e.count) }
+                let t = (half / 2 + shift - p0) / slope
                 let k = Int((t / stepPx).rounded())
                 if k >= 0 && k < points.count {
                     let isTM = half.truncatingRemainder(dividingBy: 2) == 0

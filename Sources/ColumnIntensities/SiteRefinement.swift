@@ -12,10 +12,10 @@ import Foundation
 /// `DispatchQueue.concurrentPerform`, so thousands of columns take milliseconds.
 ///
 /// A fit that diverges (moves farther than half the disc radius, negative amplitude,
-/// implausible width) falls back to the centre of mass, or to the starting position when that
-/// moved too far too: at very low dose (a few counts per column) use `refine: false` in
-/// `ColumnFinder` and fixed lattice positions instead, which is unbiased where a per-column fit
-/// is only noisy.
+/// implausible width) is reported as not converged at its centre of mass (or its start when
+/// that moved farther than the disc radius). Each fit carries its position uncertainty from
+/// the covariance matrix, which `ColumnFinder` uses to decide whether a frame's fits can be
+/// trusted (step averages) or are noise-dominated (single low-dose frames).
 public enum SiteRefinement {
     public struct Fit: Sendable, Equatable {
         public var x: Double

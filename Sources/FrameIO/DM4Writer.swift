@@ -14,7 +14,8 @@ import FrameCore
 /// (Windows FILETIME, UTC); and `Name`. There is no thumbnail, so the image is signal 0.
 ///
 /// Calibration: x and y in nm from the first frame's pixel size (uncalibrated when absent);
-/// the stack axis in seconds when every frame has an acquisition time. uint16 pixels are
+/// the stack axis in seconds (mean frame interval) when every frame has an acquisition or
+/// relative time. uint16 pixels are
 /// rounded and clamped to 0…65535.
 public enum DM4Writer {
     public static func write(_ frames: [Frame], as type: SampleType, to url: URL) throws {
@@ -40,6 +41,9 @@ public enum DM4Writer {
             if let t0 = first.metadata.acquisitionTime, let t1 = frames[n - 1].metadata.acquisitionTime,
                frames.allSatisfy({ $0.metadata.acquisitionTime != nil }), t1 > t0 {
                 interval = t1.timeIntervalSince(t0) / Double(n - 1)
+            } else if let r0 = first.metadata.relativeTime_s, let r1 = frames[n - 1].metadata.relativeTime_s,
+                      frames.allSatisfy({ $0.metadata.relativeTime_s != nil }), r1 > r0 {
+                interval = (r1 - r0) / Double(n - 1)
             }
             dims.append(("", interval.map { dimension($0, "s") } ?? dimension(nil, "")))
             sizes.append(("", .uint32(UInt32(n))))

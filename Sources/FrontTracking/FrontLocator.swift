@@ -76,8 +76,9 @@ public struct FrontMeasurement: Sendable {
 /// a tanh fitted to q itself would shift by up to 0.35 w. The width 2·atanh(0.8)·w is the
 /// 10–90 % width of the true (unblurred) profile: the window's blur is modelled, not
 /// subtracted in quadrature (the quadrature rule is only exact for Gaussian edges).
-/// Accuracy is lower when the front is within ~2σ of the boundary (the window there only
-/// sees one side).
+/// Beyond the boundary there are no fringes, so within ~2σ of it the window averages the
+/// crystal side only: the model truncates the Gaussian at the boundary (t = 0) and
+/// renormalises, which keeps fronts that have just left the boundary unbiased.
 ///
 /// Boundary when none is given: the crystal edge pixels labelled rock salt (edges on the
 /// image border do not count), a total-least-squares line through them, moved half a pixel
@@ -183,7 +184,7 @@ public enum FrontLocator {
             guard let fit = LeastSquares.levenbergMarquardt(start: [k0, alpha0, areaPosition, startWidth], residuals: { p in
                 let wt = exp(p[3])
                 return ts.indices.map { i in
-                    let pr = edge.value(ts[i], centre: p[2], w: wt)
+                    let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
                     return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + beta0 * pr))
                 }
             }), fit.parameters.allSatisfy(\.isFinite) else { continue }
@@ -198,11 +199,11 @@ public enum FrontLocator {
             if let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
                 let wt = exp(p[3]), b = p[4]
                 var r = ts.indices.map { i -> Double in
-                    let pr = edge.value(ts[i], centre: p[2], w: wt)
+                    let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
                     return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + b * pr)) / qScale
                 }
                 for i in halfBins {
-                    let pr = edge.value(ts[i], centre: p[2], w: wt)
+                    let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
                     let model = (p[5] + p[6] * xs[i] + p[7] * yc[i]) * (1 + b * pr)
                     r.append(sqrtW[i] * (halves[i] - model) / halfScale)
                 }
@@ -256,7 +257,9 @@ public enum FrontLocator {
         guard !usable.isEmpty else { return nil }
         var bins: [Int: (sum: Double, weight: Double)] = [:]
         for p in usable {
-            for i in p.distancesPx.indices where p.values[i].isFinite && p.weights[i] > 0 {
+            // Bins within 2σ of the boundary saw a truncated window: left out here.
+            for i in p.distancesPx.indices where p.values[i].isFinite && p.weights[i] > 0
+                && p.distancesPx[i] > 2 * p.blurSigmaPx {
                 let b = Int((p.distancesPx[i] - p.positionPx).rounded())
                 let old = bins[b] ?? (0, 0)
                 bins[b] = (old.sum + p.values[i] * p.weights[i], old.weight + p.weights[i])
@@ -335,9 +338,17 @@ struct BlurredTanhEdge {
         }
     }
 
-    func value(_ t: Double, centre: Double, w: Double) -> Double {
-        var v = 0.0
-        for j in offsets.indices { v += weights[j] * 0.5 * (1 - tanh((t - offsets[j] - centre) / w)) }
-        return v
+    /// With `edge`, nodes beyond it (t − u < edge) are left out and the rest renormalised:
+    /// beyond the boundary there are no fringes, so the lock-in ratio there averages the
+    /// crystal side only.
+    func value(_ t: Double, centre: Double, w: Double, edge: Double? = nil) -> Double {
+        var v = 0.0, norm = 0.0
+        for j in offsets.indices {
+            let u = t - offsets[j]
+            if let edge, u < edge { continue }
+            v += weights[j] * 0.5 * (1 - tanh((u - centre) / w))
+            norm += weights[j]
+        }
+        return norm > 0 ? v / norm : 0.5 * (1 - tanh((t - centre) / w))
     }
 }

@@ -52,6 +52,7 @@ public struct OrderParameterMap: Sendable {
 /// - The crystal mask is first split from vacuum/amorphous material by Otsu on log
 ///   amplitude (only when the two classes differ ≥ 4× — otherwise the whole region is
 ///   crystal), then refined to half the local lattice presence — max(A(2g), A(g)/q₉₀),
+///   q₉₀ the 90th percentile of A(g)/A(2g) on the seed, at least 1 —
 ///   which is about equal in both phases — averaged (σ = 2·window) over the seed's core and
 ///   extrapolated to its edge by normalised convolution, so the mask's edge sits on the
 ///   physical edge instead of σ outside it.
@@ -149,7 +150,9 @@ public enum OrderParameter {
             let a2 = amp2G[x, y]
             if a2 > 0 { ratios.append(Double(ampG[x, y] / a2)) }
         }
-        let layeredRatio = Float(max(LeastSquares.quantile(ratios, 0.9) ?? 1, 1e-3))
+        // Never below 1: an ordered layered crystal has q ≳ 0.95 (see `PhaseSegmentation`),
+        // and a crystal with no layered part must not scale noise at g up to crystal level.
+        let layeredRatio = Float(max(LeastSquares.quantile(ratios, 0.9) ?? 1, 1))
         var presence = [Float](repeating: 0, count: pw * ph)
         for y in 0..<h {
             for x in 0..<w where combined[y * pw + x] > 0 {

@@ -52,10 +52,13 @@ public struct PhaseMap: Sendable {
 /// midpoint — the same definition as the simulator's truth and as `FrontLocator`'s 50 %
 /// crossing — rather than Otsu's cut, which moves with the class sizes.
 ///
-/// One class only. Two classes are accepted when Otsu's lower class median is below half
-/// the upper one (a real rock-salt region has q near 0; noise splitting a single layered
-/// class gives two medians within a few noise widths) and the upper one is layered-like in
-/// absolute terms (≥ 1/3, see below; noise splitting an all-rock-salt crystal fails this). Otherwise the crystal is all one
+/// One class only. Two classes are accepted when the upper class median is layered-like
+/// in absolute terms (≥ 1/3, see below; noise splitting an all-rock-salt crystal fails
+/// this) and either the lower class median is below half the upper one, or — for a thin,
+/// window-blurred rock-salt strip whose median never reaches its plateau — the lower
+/// class's lowest decile is below half the upper median and more than 6 noise σ below it
+/// (σ from the upper class's upper quartile, robust). Noise splitting one layered class
+/// gives neither: its lower tail reaches only ~2σ down. Otherwise the crystal is all one
 /// phase: rock salt when its median q < 1/3, else layered. The absolute rule holds for any
 /// column profile whose transfer falls with frequency (F(g) ≥ F(2g)): an ordered layered
 /// crystal has (a − b)/(a + b) ≈ 0.95 and so q ≳ 0.95, while q < 1/3 needs TM on the Li
@@ -88,8 +91,14 @@ public enum PhaseSegmentation {
         var cut = 1.0 / 3
         if let split = OtsuSplit(q) {
             let low = q.filter { $0 < split.threshold }, high = q.filter { $0 >= split.threshold }
-            if let ml = LeastSquares.median(low), let mh = LeastSquares.median(high),
-               mh >= 1.0 / 3, ml < 0.5 * mh, low.count >= max(16, q.count / 500) {
+            // The low class's most rock-salt-like decile (a thin, window-blurred rock-salt
+            // strip at a boundary never reaches its plateau in the class median), tested
+            // against half the layered level and against the layered class's own noise
+            // (spread of its upper half, robust σ).
+            if let ml = LeastSquares.median(low), let r10 = LeastSquares.quantile(low, 0.1),
+               let mh = LeastSquares.median(high), let h75 = LeastSquares.quantile(high, 0.75),
+               mh >= 1.0 / 3, low.count >= max(16, q.count / 500), high.count >= max(16, q.count / 500),
+               ml < 0.5 * mh || (r10 < 0.5 * mh && r10 < mh - 6 * (h75 - mh) / 0.674) {
                 twoClasses = true
                 cut = split.threshold
             }

@@ -6,6 +6,9 @@ import FrameCore
 struct CoarseImage: Sendable {
     var pixels: [Float]
     var mask: [Float]
+    /// FFTs of `pixels·mask`, `pixels²·mask` and `mask` on the padded grid of
+    /// `MaskedCorrelator`, cached for frames (each is correlated with several others).
+    var spectra: [[Complex]]? = nil
 }
 
 /// Coarse, lattice-free stage of large-drift registration: masked normalised
@@ -23,13 +26,20 @@ struct CoarseImage: Sendable {
 struct CoarseGeometry: Sendable {
     let width: Int
     let height: Int
+    /// Block-averaging factor applied before the FFT, and the binned size.
+    let binning: Int
+    let binnedWidth: Int
+    let binnedHeight: Int
     let gridWidth: Int
     let gridHeight: Int
     /// Gaussian low-pass σ (cycles/px) and its spatial σ (px).
     let sigma: Double
     var spatialSigma: Double { 1 / (2 * Double.pi * sigma) }
-    var stepX: Double { Double(width) / Double(gridWidth) }
-    var stepY: Double { Double(height) / Double(gridHeight) }
+    /// Pixels spanned by the binned frame (≤ the frame: remainder rows/columns dropped).
+    var spanX: Double { Double(binnedWidth * binning) }
+    var spanY: Double { Double(binnedHeight * binning) }
+    var stepX: Double { spanX / Double(gridWidth) }
+    var stepY: Double { spanY / Double(gridHeight) }
     let mask: [Float]
 
     init(width: Int, height: Int, sigma: Double) {
@@ -41,10 +51,20 @@ struct CoarseGeometry: Sendable {
             let cap = Swift.min(96, n - n % 2)
             return Swift.min(cap, Swift.max(24, CorrelationGeometry.gridSize(needed: 16 * sigma * Double(n), limit: n)))
         }
-        gridWidth = size(width)
-        gridHeight = size(height)
-        let bx = Int((2 / (2 * Double.pi * sigma) / (Double(width) / Double(gridWidth))).rounded(.up))
-        let by = Int((2 / (2 * Double.pi * sigma) / (Double(height) / Double(gridHeight))).rounded(.up))
+        let gw = size(width), gh = size(height)
+        // Block averaging first (cheap) keeps the FFT small. The box filter's zeros sit at
+        // the multiples of the binned sampling frequency, exactly where lattice reflections
+        // would alias onto the low frequencies kept, and the Gaussian stays far below the
+        // binned Nyquist frequency (8σ·b ≤ 1/2).
+        let b = Swift.max(1, Swift.min(4, Int(1 / (16 * sigma)), width / gw, height / gh))
+        binning = b
+        binnedWidth = width / b
+        binnedHeight = height / b
+        gridWidth = Swift.min(gw, binnedWidth - binnedWidth % 2)
+        gridHeight = Swift.min(gh, binnedHeight - binnedHeight % 2)
+        let stepX = Double(binnedWidth * b) / Double(gridWidth), stepY = Double(binnedHeight * b) / Double(gridHeight)
+        let bx = Int((2 / (2 * Double.pi * sigma) / stepX).rounded(.up))
+        let by = Int((2 / (2 * Double.pi * sigma) / stepY).rounded(.up))
         var m = [Float](repeating: 0, count: gridWidth * gridHeight)
         for y in 0..<gridHeight where y >= by && y < gridHeight - by {
             for x in 0..<gridWidth where x >= bx && x < gridWidth - bx { m[y * gridWidth + x] = 1 }
@@ -52,22 +72,37 @@ struct CoarseGeometry: Sendable {
         mask = m
     }
 
-    /// Low-passed coarse image of `image` (mean-subtracted, unwindowed), via the full-size
-    /// workspace `ws` and a coarse-size workspace `small`.
-    func image(of image: Image, workspace ws: FFTWorkspace, small: FFTWorkspace) -> CoarseImage {
+    /// Low-passed coarse image of `image` (mean-subtracted, unwindowed): block-averaged
+    /// into `binned` (binned size), Gaussian low-passed and resampled on the coarse grid by
+    /// cropping its spectrum into `small` (grid size).
+    func image(of image: Image, binned ws: FFTWorkspace, small: FFTWorkspace) -> CoarseImage {
         let mean = Float(image.mean)
+        let bw = binnedWidth, b = binning
+        let norm = 1 / Float(b * b)
         image.pixels.withUnsafeBufferPointer { src in
-            for i in 0..<src.count { ws.real[i] = src[i] - mean }
+            for y in 0..<binnedHeight {
+                let out = ws.real.baseAddress! + y * bw
+                for x in 0..<bw { out[x] = 0 }
+                for dy in 0..<b {
+                    let row = src.baseAddress! + (y * b + dy) * width
+                    for x in 0..<bw {
+                        var s: Float = 0
+                        for dx in 0..<b { s += row[x * b + dx] }
+                        out[x] += s
+                    }
+                }
+                for x in 0..<bw { out[x] = out[x] * norm - mean }
+            }
         }
         ws.forward()
         let hw = gridWidth / 2 + 1, shw = ws.spectrumWidth
-        let scale = Float(1 / Double(width * height))
+        let scale = Float(1 / Double(bw * binnedHeight))
         for r in 0..<gridHeight {
             let ky = r <= gridHeight / 2 ? r : r - gridHeight
-            let sr = ky >= 0 ? ky : ky + height
-            let fy = Double(ky) / Double(height)
+            let sr = ky >= 0 ? ky : ky + binnedHeight
+            let fy = Double(ky) / spanY
             for c in 0..<hw {
-                let fx = Double(c) / Double(width)
+                let fx = Double(c) / spanX
                 let g = Float(exp(-(fx * fx + fy * fy) / (2 * sigma * sigma)))
                 small.spectrum[r * hw + c] = ws.spectrum[sr * shw + c] * (g * scale)
             }
@@ -143,6 +178,12 @@ final class MaskedCorrelator {
         return fft.real.map { $0 * s }
     }
 
+    /// The three padded spectra the masked NCC needs of one image.
+    func spectra(of image: CoarseImage) -> [[Complex]] {
+        image.spectra ?? [spectrum(image.pixels, image.mask, power: 1), spectrum(image.pixels, image.mask, power: 2),
+                          spectrum(image.pixels, image.mask, power: 0)]
+    }
+
     /// Shift (px) of `moving` relative to `reference` at the maximum of the masked NCC
     /// times √overlap (its significance, so that small overlaps cannot win by chance) over
     /// shifts whose overlap holds at least `minOverlap` of the smaller mask, with the NCC
@@ -150,10 +191,8 @@ final class MaskedCorrelator {
     func measure(_ moving: CoarseImage, against reference: CoarseImage,
                  minOverlap: Double = 0.25) -> CorrelationPeak? {
         let f = reference, g = moving
-        let f1 = spectrum(f.pixels, f.mask, power: 1), f2 = spectrum(f.pixels, f.mask, power: 2)
-        let mf = spectrum(f.pixels, f.mask, power: 0)
-        let g1 = spectrum(g.pixels, g.mask, power: 1), g2 = spectrum(g.pixels, g.mask, power: 2)
-        let mg = spectrum(g.pixels, g.mask, power: 0)
+        let fs = spectra(of: f), gs = spectra(of: g)
+        let (f1, f2, mf) = (fs[0], fs[1], fs[2]), (g1, g2, mg) = (gs[0], gs[1], gs[2])
         let n = correlate(mf, mg), sf = correlate(f1, mg), sg = correlate(mf, g1)
         let sff = correlate(f2, mg), sgg = correlate(mf, g2), sfg = correlate(f1, g1)
         let areaF = f.mask.reduce(0, +), areaG = g.mask.reduce(0, +)

@@ -309,11 +309,17 @@ final class Correlator {
     func energy(_ s: BandSpectrum) -> Double {
         let hw = geometry.halfWidth, gw = geometry.gridWidth
         var e = 0.0
-        for r in 0..<geometry.gridHeight {
-            for c in 0..<hw {
-                let m: Double = (c == 0 || c == gw / 2) ? 1 : 2
-                let v = s.values[r * hw + c]
-                e += m * Double(filters.fine[r * hw + c]) * Double(v.x * v.x + v.y * v.y)
+        s.values.withUnsafeBufferPointer { v in
+            filters.fine.withUnsafeBufferPointer { w in
+                for r in 0..<geometry.gridHeight {
+                    var row: Float = 0
+                    for c in 0..<hw {
+                        let m: Float = (c == 0 || c == gw / 2) ? 1 : 2
+                        let z = v[r * hw + c]
+                        row += m * w[r * hw + c] * (z.x * z.x + z.y * z.y)
+                    }
+                    e += Double(row)
+                }
             }
         }
         return e
@@ -336,23 +342,29 @@ final class Correlator {
 
         // Fine product, kept for the DFT refinement (the c2r destroys its input).
         let p = options.phaseCorrelationWeight
-        for i in 0..<product.count {
-            let a = moving.values[i], b = reference.values[i]
-            var v = Complex(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y) * filters.fine[i]
-            if p > 0 {
-                let mag = Double((v.x * v.x + v.y * v.y).squareRoot())
-                v = mag > 0 ? v * Float(pow(mag / Double(filters.fine[i]), -p)) : .zero
+        let spectrum = fineFFT.spectrum
+        moving.values.withUnsafeBufferPointer { ma in
+        reference.values.withUnsafeBufferPointer { rb in
+        filters.fine.withUnsafeBufferPointer { w in
+        product.withUnsafeMutableBufferPointer { out in
+            for i in 0..<out.count {
+                let a = ma[i], b = rb[i]
+                var v = Complex(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y) * w[i]
+                if p > 0 {
+                    let mag = Double((v.x * v.x + v.y * v.y).squareRoot())
+                    v = mag > 0 ? v * Float(pow(mag / Double(w[i]), -p)) : .zero
+                }
+                out[i] = v
+                spectrum[i] = v
             }
-            product[i] = v
-            fineFFT.spectrum[i] = v
-        }
+        }}}}
         fineFFT.inverse()
         guard let (sx, sy) = bestSample(fineFFT, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
                                         stepX: g.stepX, stepY: g.stepY, center: center, radius: r) else { return nil }
         let peak = product.withUnsafeBufferPointer {
             UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
                                     frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
-                                    initialStep: Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
+                                    initialStep: 0.35 * Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
                                     divideBy: g.windowOverlap)
         }
         var value = peak.value
@@ -369,6 +381,13 @@ final class Correlator {
         }
         let ncc = value / (em * er).squareRoot()
         return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot())
+    }
+
+    /// `image` with its masked-NCC spectra cached.
+    func preparedCoarse(_ image: CoarseImage) -> CoarseImage {
+        var out = image
+        out.spectra = masked.spectra(of: image)
+        return out
     }
 
     /// The coarse (low-pass, non-periodic) correlation peak.
@@ -397,6 +416,10 @@ final class Correlator {
         // Separable overlap normalisation, tabulated once per map.
         let normX = xRange.map { Float(1 / geometry.windowOverlap(Double($0) * stepX, 0)) }
         var best = -Float.infinity, bx = 0, by = 0
+        func value(_ nx: Int, _ ny: Int) -> Float {
+            ws.real[((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw]
+                * Float(1 / geometry.windowOverlap(Double(nx) * stepX, Double(ny) * stepY))
+        }
         for ny in yRange {
             let row = (ny % gh + gh) % gh
             let normY = Float(1 / geometry.windowOverlap(0, Double(ny) * stepY))
@@ -410,6 +433,16 @@ final class Correlator {
             }
         }
         guard best > -Float.infinity else { return nil }
-        return (Double(bx) * stepX, Double(by) * stepY)
+        // Sub-sample start: vertex of a log-parabola (Gaussian peak) through the three
+        // samples on each axis, a plain parabola where a neighbour is not positive.
+        func vertex(_ l: Float, _ c: Float, _ r: Float) -> Double {
+            var (a, b, d) = (Double(l), Double(c), Double(r))
+            if a > 0, b > 0, d > 0 { (a, b, d) = (log(a), log(b), log(d)) }
+            let den = a - 2 * b + d
+            return den < 0 ? Swift.max(-0.5, Swift.min(0.5, 0.5 * (a - d) / den)) : 0
+        }
+        let ox = vertex(value(bx - 1, by), best, value(bx + 1, by))
+        let oy = vertex(value(bx, by - 1), best, value(bx, by + 1))
+        return ((Double(bx) + ox) * stepX, (Double(by) + oy) * stepY)
     }
 }

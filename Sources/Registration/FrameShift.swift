@@ -14,7 +14,8 @@ public struct FrameShift: Sendable, Equatable {
     /// `nil` when the frame is used; otherwise why it is not (`frames.csv` writes
     /// `rejected:<reason>`): `"noise"` (no correlation peak above the noise of the
     /// correlation), `"overlap"` (shift beyond `maxShiftPx` or too little common area),
-    /// `"size"` (frame size differs from the run's).
+    /// `"size"` (frame size differs from the run's), `"nonfinite"` (NaN/∞ pixels),
+    /// `"unreadable"` (the sequence threw when asked for the frame).
     public var rejection: String?
 
     public init(dx: Double, dy: Double, score: Double, rejection: String? = nil) {

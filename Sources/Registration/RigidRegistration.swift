@@ -6,10 +6,13 @@ import FrameCore
 ///
 /// Method, per group (e.g. one temperature hold):
 /// 1. Each frame → mean-subtracted, Tukey-windowed spectrum cropped to the band-pass
-///    support (`BandSpectrum`).
-/// 2. Every frame is correlated with its next `neighbours` frames (`Correlator`:
-///    band-pass cross-correlation, coarse non-periodic stage + aliasing-guarded fine stage,
-///    upsampled-DFT refinement to 1/U px, Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008));
+///    support (`BandSpectrum`), and a low-passed coarse image of the unwindowed frame
+///    (`CoarseGeometry`).
+/// 2. Every frame is correlated with its next `neighbours` frames (`Correlator`: coarse
+///    masked NCC on the non-periodic content (Padfield 2012) when a lattice is present,
+///    then band-pass cross-correlation searched within 0.45 of the shortest lattice vector
+///    of the coarse estimate, upsampled-DFT refinement to 1/U px, Guizar-Sicairos et al.,
+///    Opt. Lett. 33, 156 (2008));
 ///    pairs whose peak does not stand `minSignificance` σ above the correlation noise are dropped.
 /// 3. Positions solved jointly by least squares over all pairs, inconsistent pairs removed
 ///    iteratively (`JointShifts`, as in Savitzky et al., Ultramicroscopy 191, 56 (2018)).
@@ -26,9 +29,11 @@ public enum RigidRegistration {
     /// Measures shifts of the frames of one group (e.g. one temperature step) reference-free,
     /// relative to the group's aligned average.
     ///
-    /// Memory: one band spectrum per frame, `gh × (gw/2+1)` complex floats with
-    /// `gw ≈ 2·bandPassHigh·width` (about 1 MB per 1024² frame with the defaults), plus one
-    /// decoded frame and two FFT workspaces per thread.
+    /// Memory: per frame one band spectrum, `gh × (gw/2+1)` complex floats with
+    /// `gw ≈ 2·bandPassHigh·width` (≈ 1.2 MB per 1024² frame with the defaults), and one
+    /// coarse image (≤ 96² floats + mask) with its three padded masked-NCC spectra
+    /// (≤ 0.45 MB); per thread one decoded frame, one full-size and a few small FFT
+    /// workspaces.
     public static func align(_ frames: some ImageSequence, options: RigidOptions) throws -> [FrameShift] {
         guard frames.count > 0 else { throw RegistrationError.emptySequence }
         let engine = try RigidEngine(frames, options: options, latticeFrom: Array(0..<Swift.min(frames.count, 8)))
@@ -43,11 +48,11 @@ public enum RigidRegistration {
     /// (ramp frames) are measured against the average of the nearest group in frame order.
     /// An empty `groups` treats the whole run as one group.
     ///
-    /// Memory (frames are streamed from `frames`, never all held): the band spectra of one
-    /// group at a time (≈ 1 MB per 1024² frame with the defaults, see `align`), one band
-    /// spectrum per group average, ramp frames in batches of 16, and per thread one decoded
-    /// frame and the FFT workspaces. The group averages are then built by `StackAverage`,
-    /// which streams the frames again.
+    /// Memory (frames are streamed from `frames`, never all held): the band spectra and
+    /// coarse images of one group at a time (≈ 1.7 MB per 1024² frame with the defaults,
+    /// see `align`), one of each per group average, ramp frames in batches of 16, and per
+    /// thread one decoded frame and the FFT workspaces. The group averages are then built
+    /// by `StackAverage`, which streams the frames again (two accumulators per thread).
     public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
                                 options: RigidOptions) throws -> RunAlignment {
         let n = frames.count
@@ -198,6 +203,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     private let correlators: [Correlator]
     private let workspaces: [FFTWorkspace]
     private let coarseWorkspaces: [FFTWorkspace]
+    private let binnedWorkspaces: [FFTWorkspace]
     private let rejectionLock = NSLock()
     private var rejectionReasons: [Int: String] = [:]
 
@@ -229,6 +235,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         let (g, f, cg) = (geometry, filters, coarseGeometry)
         correlators = (0..<threads).map { _ in Correlator(geometry: g, filters: f, coarse: cg, options: options) }
         coarseWorkspaces = (0..<threads).map { _ in FFTWorkspace(width: cg.gridWidth, height: cg.gridHeight) }
+        binnedWorkspaces = (0..<threads).map { _ in FFTWorkspace(width: cg.binnedWidth, height: cg.binnedHeight) }
     }
 
     /// `body(k, correlator)` for k in 0..<count on all threads; each thread owns one correlator.
@@ -252,7 +259,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     }
 
     /// Band spectrum of frame `i` using the thread's workspace; `nil` (and a remembered
-    /// reason) when the frame cannot be read or has another size.
+    /// reason: `"unreadable"`, `"size"`, `"nonfinite"`) when the frame cannot be used.
     func spectrum(of i: Int, correlator: Correlator) throws -> BandSpectrum? {
         let t = correlators.firstIndex { $0 === correlator }!
         let ws = workspaces[t]
@@ -263,8 +270,13 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         guard image.width == geometry.width, image.height == geometry.height else {
             setRejection(i, "size"); return nil
         }
+        // NaN/∞ pixels would poison every spectrum they touch.
+        guard image.pixels.allSatisfy(\.isFinite) else {
+            setRejection(i, "nonfinite"); return nil
+        }
         return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
-                            coarse: coarseGeometry.image(of: image, workspace: ws, small: coarseWorkspaces[t]))
+                            coarse: correlator.preparedCoarse(coarseGeometry.image(of: image, binned: binnedWorkspaces[t],
+                                                                                  small: coarseWorkspaces[t])))
     }
 
     private func setRejection(_ i: Int, _ reason: String) {

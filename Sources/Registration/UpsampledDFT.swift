@@ -78,8 +78,8 @@ public enum UpsampledDFT {
     }
 
     /// Refines a correlation maximum near `(x0, y0)` (px), first known to within
-    /// ±`initialStep` px, to 1/`upsampleFactor` px by successive 11×11 upsampled-DFT
-    /// grids, each 5× finer than the last (Guizar-Sicairos 2008, applied coarse-to-fine).
+    /// ±`initialStep` px, to 1/`upsampleFactor` px by successive small upsampled-DFT grids,
+    /// each 3–5× finer than the last (Guizar-Sicairos 2008, applied coarse-to-fine).
     /// The maximised quantity is the correlation divided by `divideBy(x, y)` when given
     /// (e.g. an overlap normalisation). Returns the position and the (undivided)
     /// correlation value there.
@@ -88,13 +88,14 @@ public enum UpsampledDFT {
                                   initialStep: Double, upsampleFactor: Int,
                                   divideBy: ((Double, Double) -> Double)? = nil) -> (x: Double, y: Double, value: Double) {
         var bx = x0, by = y0
-        var raw = evaluate(spectrum, gridWidth: gridWidth, gridHeight: gridHeight,
-                           frameWidth: frameWidth, frameHeight: frameHeight, xs: [bx], ys: [by])[0]
-        var best = raw / (divideBy?(bx, by) ?? 1)
+        var raw = -Double.infinity, best = -Double.infinity
         let finest = 1 / Double(Swift.max(1, upsampleFactor))
         var range = initialStep
         while range > finest * 1.0001 {
-            let step = Swift.max(range / 5, finest)
+            // 7×7 grids shrinking 3× per level; the last level jumps to 1/U when it can
+            // (11×11 at most), which keeps the number of DFT columns evaluated small.
+            var step = Swift.max(range / 3, finest)
+            if range / 5 <= finest * 1.0001 { step = finest }
             let n = Int((range / step).rounded(.up))
             let offsets = (-n...n).map { Double($0) * step }
             let xs = offsets.map { bx + $0 }, ys = offsets.map { by + $0 }

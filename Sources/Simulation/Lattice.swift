@@ -87,6 +87,8 @@ public struct ColumnProfile: Sendable, Equatable {
     public let tailSigmaNm: Double
     public let tailFraction: Double
     let coreK: Double, tailK: Double, coreW: Double, tailW: Double
+    /// The core is evaluated within 4 σ only (exp(−8) ≈ 3·10⁻⁴), which saves most exponentials.
+    let coreCut2: Double
     /// Distance beyond which a column contributes nothing (3.2 σ of the widest part).
     public let cutoffNm: Double
 
@@ -102,10 +104,11 @@ public struct ColumnProfile: Sendable, Equatable {
         coreW = (1 - tailFraction) / peak
         tailW = tailPeak / peak
         cutoffNm = 3.2 * max(coreSigmaNm, tailFraction > 0 ? tailSigmaNm : 0)
+        coreCut2 = max(16 * coreSigmaNm * coreSigmaNm, tailFraction > 0 ? 0 : cutoffNm * cutoffNm)
     }
 
     public func value(r2: Double) -> Double {
-        var v = coreW * exp(r2 * coreK)
+        var v = r2 < coreCut2 ? coreW * exp(r2 * coreK) : 0
         if tailW > 0 { v += tailW * exp(r2 * tailK) }
         return v
     }
@@ -137,14 +140,14 @@ struct SiteAmplitudes {
         let (al, ac) = lattice.local(r)
         let q = lattice.subLayerSpacing, s = lattice.inPlaneSpacingNm
         let cut = profile.cutoffNm, cut2 = cut * cut
-        let m0 = Int((ac / q).rounded())
+        let m0 = Int((ac / q + 0.5).rounded(.down))
         let k = Int(ceil(cut / q))
         var sum = 0.0
         for m in (m0 - k)...(m0 + k) {
             let dc = ac - Double(m) * q
             if abs(dc) > cut { continue }
             let off = al - lattice.sideOffset(m)
-            let i0 = Int((off / s).rounded())
+            let i0 = Int((off / s + 0.5).rounded(.down))
             let l = Int(ceil(cut / s))
             for i in (i0 - l)...(i0 + l) {
                 let da = off - Double(i) * s

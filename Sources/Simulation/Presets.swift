@@ -5,15 +5,21 @@ public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
     /// Sun et al., Cell Rep. Phys. Sci. 2021: LiCoO2 heated fast to ≈ 500 °C, then four holds
     /// with a layered → rock-salt front moving from a grain boundary along the layers
     /// (Arrhenius kinetics, Ea = 1.5 eV), so an activation energy can be fitted.
+    /// TIFF frames in temperature sub-folders (`475C/`), plain `time_s` heating log; a second
+    /// grain beyond the boundary.
     case boundaryFront
     /// Pokle et al., ACS AMI 2021: NCM851005 with holds every 25 °C from room temperature;
     /// from ≈ 150 °C TM ions enter the Li sites uniformly (no front). Frames during ramps.
+    /// PNG frames with holder temperature in their metadata, in `RT/`, `50C/`, … and `ramp/`;
+    /// DENSsolutions Impulse log; vacuum beyond a free surface.
     case gradualOnset
     /// A front run with large specimen drift (≈ 100 px), very low dose, strong line jitter
-    /// and injected pure-noise frames that registration must reject.
+    /// and injected pure-noise frames that registration must reject. DM4 frames named
+    /// `stress_T475C_0000.dm4`, Protochips log with absolute times; amorphous material beyond the boundary.
     case registrationStress
     /// A front run with strong within-frame scan distortions (slow scan, mains hum,
-    /// flyback), analysed with non-rigid registration.
+    /// flyback), analysed with non-rigid registration. TIFF frames named `scan_500C_0000.tif`,
+    /// plain log with ISO-8601 timestamps; a second grain beyond the boundary.
     case scanDistortion
 
     /// The name used on the command line (`boundary-front`, …).
@@ -89,7 +95,7 @@ public struct SimulationOptions: Sendable {
     public var preset: SimulationPreset
     public var seed: UInt64 = 1
     /// Frame width and height in pixels.
-    public var size: Int = 512 { didSet { if !pixelSizeSet { pixelSizeNm = fieldOfViewNm / Double(size) } } }
+    public var size: Int = 512
     public var framesPerStep: Int
     public var format: SimulatedFormat
 
@@ -97,9 +103,12 @@ public struct SimulationOptions: Sendable {
     /// Field of view (nm) the default pixel size is chosen for: the frame spans the same
     /// specimen area whatever `size`, so the kinetics stay inside it.
     public var fieldOfViewNm: Double = 12.8
-    /// Pixel size; defaults to `fieldOfViewNm / size` (0.025 nm at 512 px).
-    public var pixelSizeNm: Double { didSet { pixelSizeSet = true } }
-    private var pixelSizeSet = false
+    /// Pixel size; `fieldOfViewNm / size` (0.025 nm at 512 px) unless set explicitly.
+    public var pixelSizeNm: Double {
+        get { explicitPixelSizeNm ?? fieldOfViewNm / Double(size) }
+        set { explicitPixelSizeNm = newValue }
+    }
+    private var explicitPixelSizeNm: Double?
     /// (003) spacing: distance between TM planes.
     public var layerSpacingNm: Double = 0.468
     /// Projected TM–TM distance inside a plane along hexagonal [100] (a·cos 30°).
@@ -196,7 +205,6 @@ public struct SimulationOptions: Sendable {
         self.preset = preset
         self.seed = seed
         self.size = size
-        pixelSizeNm = 12.8 / Double(size)
         switch preset {
         case .boundaryFront:
             framesPerStep = 10; format = .tiff

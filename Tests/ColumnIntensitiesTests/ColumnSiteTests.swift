@@ -69,6 +69,26 @@ struct ColumnSiteTests {
         #expect(abs(agg.ratio - 0.4) < 0.02)
     }
 
+    @Test("any layer orientation, including along the scan axes", arguments: [0.0, 89.8, 90.0, -60.0])
+    func anyOrientation(angle: Double) throws {
+        var model = SyntheticLattice()
+        model.angleDegrees = angle
+        model.liRatio = { _, _ in 0.3 }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let inner = { (s: ColumnSite) in s.x > 8 && s.y > 8 && s.x < 247 && s.y < 247 }
+        let rms = { (e: [SIMD2<Double>]) in (e.map { ($0 * $0).sum() }.reduce(0, +) / Double(e.count)).squareRoot() }
+        let tmRMS = rms(matchErrors(sites.tm.filter(inner), truth: model.tmPositions))
+        let liTruth = model.columns(margin: 0).filter { $0.kind == .li }.map { $0.position }
+        let liRMS = rms(matchErrors(sites.li.filter(inner), truth: liTruth))
+        let ratio = SiteIntensity.measure(image, sites: sites, region: nil).aggregate.ratio
+        print("orientation \(angle)°: measured \(lattice.layerAngleDegrees)°, TM RMS \(tmRMS), Li RMS \(liRMS), ratio \(ratio)")
+        #expect(angleDifference(lattice.layerAngleDegrees, angle) < 0.3)
+        #expect(tmRMS < 0.05 && liRMS < 0.05)
+        #expect(abs(ratio - 0.3) < 0.02)
+    }
+
     @Test("refined TM positions unbiased under Poisson noise")
     func noisyPositionsUnbiased() throws {
         let model = SyntheticLattice()
@@ -142,6 +162,29 @@ struct ColumnSiteTests {
               "\(sites.li.count) Li sites \(Int(t2.timeIntervalSince(t1) * 1000)) ms, intensities " +
               "\(Int(t3.timeIntervalSince(t2) * 1000)) ms; ratio \(agg.ratio)")
         #expect(abs(agg.ratio - 0.05) < 0.02)
+    }
+
+    @Test("fully cation-mixed rock salt between layered crystal and vacuum stays in the crystal")
+    func rockSaltIsCrystal() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { x, _ in x < 110 ? 0.05 : 1.0 }
+        var image = model.render()
+        for y in 0..<256 { for x in 200..<256 { image[x, y] = Float(model.background) } }
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let region = CrystalRegion.detect(in: image, lattice: lattice)
+        var missed = 0, vacuum = 0
+        for y in 0..<256 {
+            for x in 130..<185 where !region[x, y] { missed += 1 }
+            for x in 215..<256 where region[x, y] { vacuum += 1 }
+        }
+        print("rock salt + vacuum: \(missed) of \(55 * 256) rock-salt px outside the region, " +
+              "\(vacuum) of \(41 * 256) vacuum px inside")
+        #expect(Double(missed) < 0.02 * 55 * 256)
+        #expect(Double(vacuum) < 0.02 * 41 * 256)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let rockSaltLi = sites.li.filter { $0.x > 130 && $0.x < 185 }.count
+        let layeredLi = sites.li.filter { $0.x > 30 && $0.x < 85 }.count
+        #expect(abs(rockSaltLi - layeredLi) < layeredLi / 10)
     }
 
     @Test("another grain beyond a boundary is not part of the analysed crystal")

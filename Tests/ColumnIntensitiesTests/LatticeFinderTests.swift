@@ -40,10 +40,13 @@ struct LatticeFinderTests {
         #expect(angleError < 0.3)
     }
 
-    @Test("without a pixel size the longest strong periodicity (the layers) is taken")
-    func withoutPixelSize() throws {
-        let model = SyntheticLattice()
-        let lattice = try LatticeFinder.find(in: model.render(), pixelSizeNm: nil)
+    @Test("without a pixel size the longest strong periodicity (the layers) is taken",
+          arguments: [0.05, 0.8])
+    func withoutPixelSize(r: Double) throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in r }
+        let lattice = try LatticeFinder.find(in: model.render().withPoissonNoise(dose: 1, seed: 3), pixelSizeNm: nil)
+        print("no pixel size, r = \(r): spacing \(lattice.layerSpacingPx) px (truth \(model.layerSpacingPx))")
         #expect(abs(lattice.layerSpacingPx / model.layerSpacingPx - 1) < 0.005)
         #expect(angleDifference(lattice.layerAngleDegrees, model.angleDegrees) < 0.3)
     }

@@ -46,6 +46,49 @@ struct LineProfileTests {
         #expect(tmMean > liMean)
     }
 
+    @Test("automatic line through the middle of a given crystal region, clipped to it")
+    func automaticLineInRegion() throws {
+        let model = SyntheticLattice()
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        // A disc of radius 60 px centred at (90, 150).
+        var region = Mask(width: 256, height: 256, fill: false)
+        for y in 0..<256 { for x in 0..<256 where (x - 90) * (x - 90) + (y - 150) * (y - 150) <= 3600 { region[x, y] = true } }
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: region)
+        let (line, points) = LineProfile.profile(image, line: nil, widthPx: 10, sites: sites, region: region)
+        let mid = SIMD2((line.x0 + line.x1) / 2, (line.y0 + line.y1) / 2)
+        print("line in region: (\(line.x0), \(line.y0)) → (\(line.x1), \(line.y1)), length \(line.length)")
+        #expect(((mid - SIMD2(90, 150)) * (mid - SIMD2(90, 150))).sum().squareRoot() < 1.5)
+        #expect(abs(line.length - 120) < 3)
+        #expect(region.contains(line.x0, line.y0) && region.contains(line.x1, line.y1))
+        #expect(points.allSatisfy { $0.intensity.isFinite })
+    }
+
+    @Test("marks follow a distorted lattice")
+    func distortedProfile() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.1 }
+        // Layers bowed by up to ±2 px across the field.
+        model.displacement = { p in 2 * sin(2 * .pi * p.x / 300) * SIMD2(0.454, 0.891) }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        // A user line across the layers, off-centre, where the bow is largest.
+        let line = LineSegment(x0: 60, y0: 20, x1: 150, y1: 200)
+        let (_, points) = LineProfile.profile(image, line: line, widthPx: 12, sites: sites, region: nil)
+        let half = Int(model.layerSpacingPx / 4 / LineProfile.stepPx)
+        let tmMarks = points.indices.filter { points[$0].site == .tm && $0 >= half && $0 < points.count - half }
+        var worst = 0
+        for k in tmMarks {
+            var best = k
+            for j in (k - half)...(k + half) where points[j].intensity > points[best].intensity { best = j }
+            worst = max(worst, abs(best - k))
+        }
+        print("distorted profile: \(tmMarks.count) TM marks, worst offset \(worst) samples")
+        #expect(tmMarks.count >= 8)
+        #expect(worst <= 1)
+    }
+
     @Test("a given line is kept and sampled every half pixel with the mean across its width")
     func givenLine() throws {
         // A horizontal ramp: intensity = x, so the profile along x is the ramp itself.

@@ -87,6 +87,20 @@ struct SiteIntensityTests {
         #expect(abs(agg.ratio - r) < 0.02)
     }
 
+    @Test("the simulator's probe (σ 0.045 nm core, 12 % of the intensity in a 0.10 nm tail)",
+          arguments: [0.03, 0.3, 0.9])
+    func simulatorProbe(r: Double) throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in r }
+        model.sigmaPx = 0.045 / model.pixelSizeNm
+        model.tailSigmaPx = 0.10 / model.pixelSizeNm
+        // Tail peak height for 12 % of the integrated intensity.
+        model.tailFraction = 0.12 / 0.88 * pow(model.sigmaPx / model.tailSigmaPx, 2)
+        let agg = try measuredRatio(model)
+        print("simulator probe r = \(r): measured \(agg.ratio)")
+        #expect(abs(agg.ratio - r) < 0.02)
+    }
+
     @Test("single low-dose frames at fixed lattice positions: unbiased on average")
     func lowDoseFrames() throws {
         var model = SyntheticLattice()
@@ -117,5 +131,26 @@ struct SiteIntensityTests {
         let refinedMean = refinedRatios.reduce(0, +) / Double(refinedRatios.count)
         print("low dose with refine: mean ratio \(refinedMean)")
         #expect(abs(refinedMean - 0.3) < 0.02)
+    }
+
+    @Test("sites of an average carried onto a shifted frame measure the same ratio")
+    func translatedSites() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.4 }
+        let reference = model.render()
+        let lattice = try LatticeFinder.find(in: reference, pixelSizeNm: model.pixelSizeNm)
+        let sites = ColumnFinder.sites(in: reference, lattice: lattice, region: nil)
+        // The frame's content moved by (+3.4, −2.1) px.
+        var moved = model
+        moved.origin += SIMD2(3.4, -2.1)
+        let frame = moved.render()
+        let carried = sites.translated(dx: 3.4, dy: -2.1)
+        #expect(carried.sites.count == sites.sites.count)
+        #expect(abs(carried.sites[0].x - sites.sites[0].x - 3.4) < 1e-12)
+        let ratio = SiteIntensity.measure(frame, sites: carried, region: nil).aggregate.ratio
+        let wrong = SiteIntensity.measure(frame, sites: sites, region: nil).aggregate.ratio
+        print("carried sites: ratio \(ratio); uncarried \(wrong)")
+        #expect(abs(ratio - 0.4) < 0.02)
+        #expect(abs(wrong - 0.4) > 0.1)
     }
 }

@@ -131,6 +131,12 @@ struct DMTests {
                 #expect(abs(m.dwellTime_s! - 2e-6) < 1e-15)
             }
         }
+        // Relative times only: the stack axis still carries the interval.
+        let relative = (0..<4).map { k in Frame(image: Image(width: 4, height: 4), metadata: FrameMetadata(relativeTime_s: 0.5 * Double(k))) }
+        try DM4Writer.write(relative, as: .float32, to: dir.file("rel.dm4"))
+        let rel = try DMReader(url: dir.file("rel.dm4"))
+        #expect(try rel.metadata(signal: 0, frame: 3).relativeTime_s == 1.5)
+        #expect(try rel.metadata(signal: 0, frame: 3).acquisitionTime == nil)
         // One frame: a 2-D image; uint16 rounds and clamps.
         let odd = Frame(image: Image(width: 3, height: 1, pixels: [-5, 2.6, 70000]))
         let url = dir.file("single.dm4")
@@ -191,5 +197,111 @@ struct DMTests {
         #endif
         guard case .uint16(let v) = try r.plane(signal: 0, frame: 2).values else { Issue.record("type"); return }
         #expect(v[5 + 9 * n] == UInt16((5 * 7 + 9 * 13) & 0xFFFF))
+    }
+}
+
+/// Builds DM3/DM4 files tag by tag (Jefferis' layout), in either data byte order, for
+/// encodings the corpus does not exercise: big-endian data, strings (18), structs (15),
+/// arrays of structs and of arrays (20), 64-bit integers.
+struct DMBuilder {
+    indirect enum Node {
+        case group([(String, Node)])
+        /// A data tag: its info array and its value bytes (already in the data byte order).
+        case data(info: [Int], payload: [UInt8])
+    }
+
+    var version = 3
+    var littleEndian = true
+
+    func value<T: FixedWidthInteger>(_ v: T) -> [UInt8] {
+        withUnsafeBytes(of: littleEndian ? v.littleEndian : v.bigEndian) { Array($0) }
+    }
+    func f32(_ v: Float) -> [UInt8] { value(v.bitPattern) }
+    func f64(_ v: Double) -> [UInt8] { value(v.bitPattern) }
+    func text(_ s: String) -> Node { .data(info: [20, 4, s.utf16.count], payload: s.utf16.flatMap { value($0) }) }
+    func int32(_ v: Int32) -> Node { .data(info: [3], payload: value(v)) }
+    func uint32(_ v: UInt32) -> Node { .data(info: [5], payload: value(v)) }
+    func float32(_ v: Float) -> Node { .data(info: [6], payload: f32(v)) }
+
+    func bytes(_ root: [(String, Node)]) -> [UInt8] {
+        var out: [UInt8] = []
+        func be<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) } }
+        func len(_ v: Int) { if version == 4 { be(UInt64(v)) } else { be(UInt32(v)) } }
+        func body(_ tags: [(String, Node)]) {
+            out += [1, 0]; len(tags.count)
+            for (name, node) in tags {
+                switch node {
+                case .group(let g):
+                    out.append(20); be(UInt16(name.utf8.count)); out += Array(name.utf8)
+                    if version == 4 { be(UInt64(0)) }        // tag length: not needed to read
+                    body(g)
+                case .data(let info, let payload):
+                    out.append(21); be(UInt16(name.utf8.count)); out += Array(name.utf8)
+                    if version == 4 { be(UInt64(0)) }
+                    out += Array("%%%%".utf8); len(info.count)
+                    for i in info { len(i) }
+                    out += payload
+                }
+            }
+        }
+        be(UInt32(version)); len(0); be(UInt32(littleEndian ? 1 : 0))
+        body(root)
+        out += [UInt8](repeating: 0, count: 8)
+        return out
+    }
+}
+
+@Suite("DM tag encodings")
+struct DMEncodingTests {
+    @Test(arguments: [(3, true), (3, false), (4, true), (4, false)])
+    func everyEncodingInBothByteOrders(_ version: Int, _ little: Bool) throws {
+        let b = DMBuilder(version: version, littleEndian: little)
+        let pixels: [UInt8] = (1...6).flatMap { b.value(Int16($0 * 100 - 300)) }
+        let image: DMBuilder.Node = .group([
+            ("ImageData", .group([
+                ("Calibrations", .group([("Dimension", .group([
+                    ("", .group([("Scale", b.float32(0.5)), ("Units", b.text("Å"))])),
+                    ("", .group([("Scale", b.float32(2)), ("Units", b.text("pm"))])),
+                ]))])),
+                ("Data", .data(info: [20, 2, 6], payload: pixels)),
+                ("DataType", b.int32(1)),
+                ("Dimensions", .group([("", b.uint32(3)), ("", b.uint32(2))])),
+            ])),
+            ("ImageTags", .group([("DataBar", .group([
+                ("Acquisition Date", b.text("13/11/2017")), ("Acquisition Time", b.text("14:30:04")),
+            ]))])),
+        ])
+        let misc: DMBuilder.Node = .group([
+            ("Struct", .data(info: [15, 0, 3, 0, 2, 0, 7, 0, 8], payload: b.value(Int16(-3)) + b.f64(2.5) + [1])),
+            ("String18", .data(info: [18, 5], payload: Array("hello".utf8))),
+            ("ArrayOfStructs", .data(info: [20, 15, 0, 2, 0, 3, 0, 6, 2],
+                                     payload: b.value(Int32(1)) + b.f32(1.5) + b.value(Int32(2)) + b.f32(2.5))),
+            ("ArrayOfArrays", .data(info: [20, 20, 10, 3, 2], payload: [1, 2, 3, 4, 5, 6])),
+            ("Int64", .data(info: [11], payload: b.value(Int64(-5_000_000_000)))),
+            ("UInt64", .data(info: [12], payload: b.value(UInt64.max))),
+            ("Int8", .data(info: [9], payload: [0xFE])),
+            ("Bytes", .data(info: [20, 10, 4], payload: [9, 8, 7, 6])),
+            ("After", b.int32(42)),
+        ])
+        let dir = ScratchFolder("enc")
+        let url = dir.file("enc.dm\(version)")
+        try Data(b.bytes([("ImageList", .group([("", image)])), ("Misc", misc)])).write(to: url)
+        let r = try DMReader(url: url)
+        #expect(r.format == (version == 4 ? .dm4 : .dm3))
+        try #require(r.signals.count == 1)
+        let s = r.signals[0]
+        #expect(s.width == 3 && s.height == 2 && s.sampleType == .int16)
+        #expect(try r.plane(signal: 0, frame: 0).doubleValues() == [-200, -100, 0, 100, 200, 300])
+        #expect(abs(s.pixelSizeXNm! - 0.05) < 1e-9 && abs(s.pixelSizeYNm! - 0.002) < 1e-9)
+        #expect(try r.metadata(signal: 0, frame: 0).acquisitionTime == DMReader.parseLocaleDateTime(date: "13/11/2017", time: "14:30:04"))
+        let md = r.fileMetadata
+        #expect(md["Misc.Struct"] == "(-3.0, 2.5, 1.0)")
+        #expect(md["Misc.String18"] == "hello")
+        #expect(md["Misc.Int64"] == "-5000000000")
+        #expect(md["Misc.UInt64"] == String(Double(UInt64.max)))
+        #expect(md["Misc.Int8"] == "-2")
+        #expect(md["Misc.Bytes"] == "[9.0, 8.0, 7.0, 6.0]")
+        #expect(md["Misc.After"] == "42")                  // every size before it was right
+        #expect(md["ImageList.TagGroup0.ImageTags.DataBar.Acquisition Date"] == "13/11/2017")
     }
 }

@@ -29,15 +29,33 @@ struct FrontLocatorTests {
         }
     }
 
+    @Test("early front next to the boundary, amorphous material beyond, boundary detected")
+    func earlyFrontAmorphous() throws {
+        for (front, beyond) in [(1.0, SyntheticGrain.Beyond.vacuum), (1.0, .amorphous), (3.0, .amorphous)] {
+            var grain = SyntheticGrain()
+            grain.frontNm = front; grain.widthNm = 3; grain.beyond = beyond; grain.dose = 0.1
+            let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+            let phase = PhaseSegmentation.segment(op)
+            for boundary in [grain.boundary, nil] as [LineSegment?] {
+                let label = "front \(front) nm, \(beyond), boundary \(boundary == nil ? "auto" : "given")"
+                let m = FrontLocator.locate(op, phase: phase, boundary: boundary)
+                let position = try #require(m.positionPx, "\(label)") * grain.pixelNm
+                #expect(abs(position - front) < 0.5, "\(label): position \(position)")
+                #expect(abs(m.rocksaltFraction - grain.trueRocksaltFraction) < 0.03, "\(label): fraction \(m.rocksaltFraction)")
+            }
+        }
+    }
+
     @Test("no front on an all-layered grain, nor on an all-rock-salt one")
     func noFront() {
-        for front in [nil, 1000.0] as [Double?] {
+        for (front, dose) in [(nil, 0.1), (nil, 0.003), (1000.0, 0.1)] as [(Double?, Double)] {
             var grain = SyntheticGrain()
-            grain.frontNm = front; grain.dose = 0.1
+            grain.frontNm = front; grain.dose = dose; grain.beyond = .amorphous
             let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
             let phase = PhaseSegmentation.segment(op)
             #expect(FrontLocator.locate(op, phase: phase, boundary: grain.boundary).positionPx == nil, "front \(String(describing: front))")
             #expect(FrontLocator.locate(op, phase: phase, boundary: nil).positionPx == nil, "front \(String(describing: front))")
+            #expect(phase.rocksaltFraction == (front == nil ? 0 : 1), "front \(String(describing: front)) dose \(dose)")
         }
     }
 

@@ -99,7 +99,7 @@ struct RigidRegistrationTests {
         #expect(e.rms < 0.1)
     }
 
-    @Test("Frames of another size are rejected, the rest aligned")
+    @Test("Frames of another size or with NaN pixels are rejected, the rest aligned")
     func wrongSizeRejected() throws {
         struct Mixed: ImageSequence {
             let images: [Image]
@@ -114,6 +114,11 @@ struct RigidRegistrationTests {
                       specimen.frame(width: 128, height: 128, shift: SIMD2(1.5, -0.5), dose: 4, rng: &rng)]
         let result = try RigidRegistration.align(Mixed(images: frames), options: RigidOptions())
         #expect(result[1].rejection == "size")
+        var poisoned = frames
+        poisoned[1] = frames[0]
+        poisoned[1][5, 5] = .nan
+        let r2 = try RigidRegistration.align(Mixed(images: poisoned), options: RigidOptions())
+        #expect(r2[1].rejection == "nonfinite" && r2[0].rejection == nil && r2[2].rejection == nil)
         #expect(result[0].rejection == nil && result[2].rejection == nil)
         #expect(abs(result[2].dx - result[0].dx - 1.5) < 0.1 && abs(result[2].dy - result[0].dy + 0.5) < 0.1)
     }
@@ -173,6 +178,22 @@ struct RigidRegistrationTests {
         let displaced = ncc(run.groupAverages[0].image, run.groupAverages[1].image, 4, 2)
         print("group averages: NCC aligned \(aligned), displaced by (4, 2) px \(displaced)")
         #expect(aligned > 0.6 && aligned > displaced + 0.3)
+    }
+
+    @Test("Partial phase correlation (p = 0.5) still recovers shifts; a single frame is its own reference")
+    func partialPhaseCorrelationAndSingleFrame() throws {
+        var rng = SplitMix64(seed: 77)
+        let truth = (0..<6).map { _ in SIMD2(rng.uniform() * 6 - 3, rng.uniform() * 6 - 3) }
+        let frames = truth.map { specimen.frame(width: 160, height: 160, shift: $0, dose: 6, rng: &rng) }
+        var options = RigidOptions()
+        options.phaseCorrelationWeight = 0.5
+        let result = try RigidRegistration.align(ImageArray(frames), options: options)
+        #expect(result.allSatisfy { $0.rejection == nil && $0.score > 0.2 })
+        let e = gaugeFreeRMS(measured: shifts(result), truth: truth)
+        print("partial phase correlation: RMS \(e.rms) px")
+        #expect(e.rms < 0.1)   // whitening amplifies the shot noise: worse than p = 0, as expected
+        let single = try RigidRegistration.align(ImageArray([frames[0]]), options: RigidOptions())
+        #expect(single == [FrameShift(dx: 0, dy: 0, score: 1)])
     }
 
     @Test("Bad input throws a typed error")

@@ -136,6 +136,14 @@ import Simulation
         o.noiseFrames.append(.init(hold: 9, frame: 0))
         #expect(throws: SimulationError.self) { try o.validate() }
         #expect(SimulationPreset(cliName: "scan-distortion") == .scanDistortion)
+        // The field of view is kept when the size changes, unless the pixel size is set.
+        var p = SimulationOptions(preset: .boundaryFront, size: 256)
+        #expect(p.pixelSizeNm == 0.05)
+        p.size = 128
+        #expect(p.pixelSizeNm == 0.1)
+        p.pixelSizeNm = 0.03
+        p.size = 512
+        #expect(p.pixelSizeNm == 0.03)
         #expect(SimulationPreset(cliName: "nonsense") == nil)
     }
 }
