@@ -87,14 +87,18 @@ public enum FrontLocator {
     /// 2·atanh(0.8): 10–90 % width of ½(1 + tanh(x/w)) in units of w.
     static let tanhWidthFactor = 2 * atanh(0.8)
 
-    public static func locate(_ op: OrderParameterMap, phase: PhaseMap, boundary: LineSegment?) -> FrontMeasurement {
+    /// `analysed`: the pixels the phase map's labels speak for (e.g. those every frame
+    /// covers). Outside it "not crystal" only means "not measured", so a rock-salt region
+    /// touching it is not taken for a boundary.
+    public static func locate(_ op: OrderParameterMap, phase: PhaseMap, boundary: LineSegment?,
+                              analysed: Mask? = nil) -> FrontMeasurement {
         let w = op.layered.width, h = op.layered.height
         let fraction = phase.rocksaltFraction ?? 0
         let none = FrontMeasurement(boundary: boundary ?? LineSegment(x0: 0, y0: 0, x1: 0, y1: 0),
                                     direction: .zero, positionPx: nil, widthPx: nil, rocksaltFraction: fraction)
         guard phase.width == w, phase.height == h, phase.labels.count == w * h, op.crystal.width == w,
               op.crystal.height == h else { return none }
-        guard let segment = boundary ?? detectBoundary(phase) else { return none }
+        guard let segment = boundary ?? detectBoundary(phase, analysed: analysed) else { return none }
         let p0 = SIMD2(segment.x0, segment.y0), p1 = SIMD2(segment.x1, segment.y1)
         let length = segment.length
         guard length.isFinite, length > 1 else { return none }
@@ -286,7 +290,7 @@ public enum FrontLocator {
 
     /// Crystal-edge pixels labelled rock salt (a neighbour inside the image is not crystal),
     /// fitted with a total-least-squares line; nil when fewer than 8 such pixels.
-    static func detectBoundary(_ phase: PhaseMap) -> LineSegment? {
+    static func detectBoundary(_ phase: PhaseMap, analysed: Mask? = nil) -> LineSegment? {
         let w = phase.width, h = phase.height
         var pts = [SIMD2<Double>]()
         for y in 0..<h {
@@ -294,7 +298,8 @@ public enum FrontLocator {
                 var edge = false
                 for (dx, dy) in [(1, 0), (-1, 0), (0, 1), (0, -1)] {
                     let nx = x + dx, ny = y + dy
-                    if nx >= 0, ny >= 0, nx < w, ny < h, phase.labels[ny * w + nx] == PhaseMap.notCrystal { edge = true }
+                    if nx >= 0, ny >= 0, nx < w, ny < h, phase.labels[ny * w + nx] == PhaseMap.notCrystal,
+                       analysed?.bits[ny * w + nx] ?? true { edge = true }
                 }
                 if edge { pts.append(SIMD2(Double(x), Double(y))) }
             }

@@ -59,7 +59,7 @@ extension FrameResult {
 ///   window (shrunk at the step's ends) so that a front moving steadily is not displaced.
 enum FrameMeasurement {
     static func measure(_ members: [Int], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
-                        analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int, windowHalfWidth h: Int,
+                        fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int, windowHalfWidth h: Int,
                         cancel: Cancellation) throws -> StepFrames {
         guard let a = analysis else {
             return StepFrames(frames: members.map { MeasuredFrame(frameIndex: $0) }, profiles: [])
@@ -85,8 +85,8 @@ enum FrameMeasurement {
                 do {
                     let img = try frames.image(at: p)
                     let s = shifts[p]
-                    let r = Resampling.shifted(img, by: -s.dx, -s.dy, interpolation: .bicubic)
-                    decoded[j] = (r.image, r.valid)
+                    decoded[j] = fields[p].map { NonrigidRegistration.apply($0, shift: (s.dx, s.dy), to: img, interpolation: .bicubic) }
+                        ?? Resampling.shifted(img, by: -s.dx, -s.dy, interpolation: .bicubic)
                 } catch { failure[0] = error }
             }
             if let e = failure[0] { throw e }

@@ -136,7 +136,8 @@ public enum RunPipeline {
                     measured = cached
                 } else {
                     measured = try FrameMeasurement.measure(members, frames: frames, okIndices: ok,
-                                                            shifts: registered.shifts, analysis: analyses[k],
+                                                            shifts: registered.shifts, fields: registered.fields,
+                                                            analysis: analyses[k],
                                                             boundary: boundary, jobs: options.jobs,
                                                             windowHalfWidth: frontWindowHalfWidth, cancel: cancel)
                     try cache.store(measured, "step_\(k)_frames")
@@ -153,7 +154,7 @@ public enum RunPipeline {
                     for f in ramp {
                         let k = nearestStep(to: f, table: table)
                         let m = try FrameMeasurement.measure([f], frames: frames, okIndices: ok, shifts: registered.shifts,
-                                                             analysis: analyses[k], boundary: boundary, jobs: 1,
+                                                             fields: registered.fields, analysis: analyses[k], boundary: boundary, jobs: 1,
                                                              windowHalfWidth: 0, cancel: cancel)
                         all.frames += m.frames
                     }
@@ -180,6 +181,9 @@ public enum RunPipeline {
         // 7. Outputs, each written atomically; summary.json last, so its presence marks a finished run.
         summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
         summary.registration = registered.summary
+        if summary.registration.columnPrecisionRigidPm == nil, config.registrationMode == .nonrigid {
+            progress.warn("non-rigid registration: column precision could not be compared (no lattice found)")
+        }
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
         try outputs.writeFrames(results, registrationOnly: options.registrationOnly)
         if !options.registrationOnly {
@@ -228,13 +232,24 @@ public enum RunPipeline {
     struct Registered {
         var shifts: [FrameShift]
         var averages: [AlignedAverage]
+        /// Non-rigid mode: each used frame's scan-distortion field, by sequence position.
+        var fields: [Int: ScanDistortionField]
         var summary: RegistrationSummary
     }
 
-    /// Rigid (and, in nonrigid mode, non-rigid) registration, cached as one stage.
+    /// Registration, cached as one stage. Rigid: the whole run is aligned as one sequence in
+    /// time order, so neighbouring frames chain across steps and ramps (averages of different
+    /// steps differ in contrast as the front moves, and drift between them can approach a
+    /// lattice period, where correlating averages aliases). Then each step's frames are
+    /// averaged. Non-rigid mode then corrects each step's frames against its average.
     static func register(_ frames: RunFrames, groups: [[Int]], table: FrameTable, config: RunConfig,
                          cache: StageCache, progress: ProgressReporter) throws -> Registered {
-        struct Cached: Codable { var dx, dy, score: [Double]; var rejection: [String?]; var counts: [Int] }
+        struct Cached: Codable {
+            var dx, dy, score: [Double]
+            var rejection: [String?]
+            var counts: [Int]
+            var fields: [Int: ScanDistortionField]
+        }
         if let c = cache.load(Cached.self, "registration"),
            let avgs = try? groups.indices.map({ k -> AlignedAverage in
                guard let img = cache.loadImage("step_\(k)_average"), let w = cache.loadImage("step_\(k)_weight")
@@ -243,21 +258,61 @@ public enum RunPipeline {
            }) {
             let shifts = c.dx.indices.map { FrameShift(dx: c.dx[$0], dy: c.dy[$0], score: c.score[$0], rejection: c.rejection[$0]) }
             progress.log("registration: reused from cache")
-            return Registered(shifts: shifts, averages: avgs, summary: RegistrationSummary(mode: config.registrationMode))
+            return Registered(shifts: shifts, averages: avgs, fields: c.fields,
+                              summary: registrationSummary(config: config, fields: c.fields, cache: cache, pixelSizeNm: table.pixelSizeNm))
         }
         progress.begin("registration", total: frames.count)
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
-        let alignment = try RigidRegistration.alignRun(frames, groups: groups, options: options)
+        let shifts = try RigidRegistration.alignRun(frames, groups: [Array(0..<frames.count)], options: options).shifts
+        var averages = try groups.map { members in
+            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+        }
         progress.advance(by: frames.count)
-        let s = alignment.shifts
-        try cache.store(Cached(dx: s.map(\.dx), dy: s.map(\.dy), score: s.map(\.score), rejection: s.map(\.rejection),
-                               counts: alignment.groupAverages.map(\.frameCount)), "registration")
-        for (k, a) in alignment.groupAverages.enumerated() {
+        var fields: [Int: ScanDistortionField] = [:]
+        var precision: (rigid: [Double], nonrigid: [Double]) = ([], [])
+        if config.registrationMode == .nonrigid {
+            progress.begin("non-rigid", total: frames.count)
+            for (k, members) in groups.enumerated() where !members.isEmpty {
+                let rigid = averages[k]
+                let result = try NonrigidRegistration.correct(frames, indices: members, shifts: shifts, reference: rigid)
+                for (j, p) in members.enumerated() where shifts[p].isUsed { fields[p] = result.fields[j] }
+                averages[k] = result.average
+                if let r = StepAnalysis.columnPrecision(rigid.image, config: config, pixelSizeNm: table.pixelSizeNm),
+                   let n = StepAnalysis.columnPrecision(result.average.image, config: config, pixelSizeNm: table.pixelSizeNm) {
+                    precision.rigid.append(r); precision.nonrigid.append(n)
+                }
+                progress.advance(by: members.count)
+            }
+        }
+        try cache.store(Cached(dx: shifts.map(\.dx), dy: shifts.map(\.dy), score: shifts.map(\.score),
+                               rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields),
+                        "registration")
+        try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
+        for (k, a) in averages.enumerated() {
             try cache.storeImage(a.image, "step_\(k)_average")
             try cache.storeImage(a.weight, "step_\(k)_weight")
         }
-        return Registered(shifts: s, averages: alignment.groupAverages, summary: RegistrationSummary(mode: config.registrationMode))
+        return Registered(shifts: shifts, averages: averages, fields: fields,
+                          summary: registrationSummary(config: config, fields: fields, cache: cache, pixelSizeNm: table.pixelSizeNm))
+    }
+
+    /// Registration facts for `summary.json`: per-frame field statistics and, in non-rigid
+    /// mode, the TM column precision of the step averages before and after (median over steps).
+    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], cache: StageCache,
+                                    pixelSizeNm: Double?) -> RegistrationSummary {
+        var s = RegistrationSummary(mode: config.registrationMode)
+        guard config.registrationMode == .nonrigid else { return s }
+        let stats = fields.keys.sorted().map { fields[$0]!.statistics }
+        s.displacementRMSPx = stats.map(\.rms)
+        s.displacementMaxPx = stats.map(\.max)
+        if let p = cache.load([Double].self, "registration_precision"), p.count >= 2, let nm = pixelSizeNm {
+            let half = p.count / 2
+            func median(_ v: ArraySlice<Double>) -> Double { let x = v.sorted(); return x[x.count / 2] }
+            s.columnPrecisionRigidPm = median(p[..<half]) * nm * 1000
+            s.columnPrecisionNonrigidPm = median(p[half...]) * nm * 1000
+        }
+        return s
     }
 }
 

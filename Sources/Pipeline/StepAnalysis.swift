@@ -45,12 +45,22 @@ struct StepAnalysis: Sendable {
         let found = ColumnFinder.sites(in: image, lattice: lattice, region: region)
         let measured = SiteIntensity.measure(image, sites: found, region: region)
         let phase = PhaseSegmentation.segment(op)
-        let front = FrontLocator.locate(op, phase: phase, boundary: config.frontBoundary)
+        let front = FrontLocator.locate(op, phase: phase, boundary: config.frontBoundary, analysed: covered)
         return StepAnalysis(lattice: lattice, region: region, sites: measured.sites, aggregate: measured.aggregate,
                             orderParameter: op, phase: phase, windowPx: windowPx,
                             detectedBoundary: front.positionPx != nil ? front.boundary : nil,
                             columnPrecisionPx: LatticePrecision.rms(measured.sites.sites.filter { $0.sublattice == .tm },
                                                                     lattice: lattice))
+    }
+}
+
+extension StepAnalysis {
+    /// TM column precision (px) of an average, for comparing registrations.
+    static func columnPrecision(_ image: Image, config: RunConfig, pixelSizeNm: Double?) -> Double? {
+        guard let lattice = try? LatticeFinder.find(in: image, pixelSizeNm: pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
+        else { return nil }
+        let region = CrystalRegion.detect(in: image, lattice: lattice)
+        return LatticePrecision.rms(ColumnFinder.sites(in: image, lattice: lattice, region: region).tm, lattice: lattice)
     }
 }
 
