@@ -113,8 +113,10 @@ public enum RunPipeline {
         var analyses: [StepAnalysis?] = []
         var boundary: LineSegment? = nil
         if !options.registrationOnly {
-            analyses = table.steps.indices.map { k in
-                StepAnalysis.analyse(average: registered.averages[k], config: config, pixelSizeNm: table.pixelSizeNm)
+            for k in table.steps.indices {
+                let previous = analyses.last { $0 != nil }??.lattice
+                analyses.append(StepAnalysis.analyse(average: registered.averages[k], config: config,
+                                                     pixelSizeNm: table.pixelSizeNm, previous: previous))
             }
             for (k, a) in analyses.enumerated() where a == nil {
                 progress.warn("step \(k): no layered lattice found in the aligned average; intensities and front not measured")

@@ -23,10 +23,13 @@ struct StepAnalysis: Sendable {
     var detectedBoundary: LineSegment?
     var columnPrecisionPx: Double?
 
-    static func analyse(average: AlignedAverage, config: RunConfig, pixelSizeNm: Double?) -> StepAnalysis? {
+    /// `previous`: the lattice of an earlier step, used when this one shows none (a fully
+    /// rock-salt grain has lost the layer reflection but keeps its columns in place).
+    static func analyse(average: AlignedAverage, config: RunConfig, pixelSizeNm: Double?,
+                        previous: Lattice?) -> StepAnalysis? {
         let image = average.image
-        guard let lattice = try? LatticeFinder.find(in: image, pixelSizeNm: pixelSizeNm,
-                                                    layerSpacingNm: config.layerSpacingNm) else { return nil }
+        guard let lattice = (try? LatticeFinder.find(in: image, pixelSizeNm: pixelSizeNm,
+                                                     layerSpacingNm: config.layerSpacingNm)) ?? previous else { return nil }
         // Only pixels every used frame covers, inside the user's roi.
         var covered = Mask(width: image.width, height: image.height,
                            bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 && $0 > 0 })
