@@ -56,7 +56,8 @@ public struct HeatingRunSimulator: Sendable {
             let free = max(0, seg.endS - seg.startS - 2 * o.holdMarginS - dur)
             for j in 0..<n {
                 let t = n == 1 ? seg.startS + o.holdMarginS + free / 2 : seg.startS + o.holdMarginS + free * Double(j) / Double(n - 1)
-                let noise = o.noiseFrames.contains(SimulationOptions.HoldFrame(hold: k, frame: j))
+                // Noise frames keep their hold whatever the frames per step (index taken modulo n).
+                let noise = o.noiseFrames.contains { $0.hold == k && $0.frame % n == j }
                 slots.append(FrameSlot(startS: ms(t), hold: k, indexInHold: j, isNoise: noise))
             }
         }

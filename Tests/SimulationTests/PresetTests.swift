@@ -112,6 +112,9 @@ import Simulation
         #expect(maxShift > 70 && maxShift < 140)
         #expect(sim.truth.noiseFrames.count == 3)
         #expect(sim.truth.noiseFrames.allSatisfy { sim.frameTruth($0).expectedStatus == "rejected:noise" })
+        var few = SimulationOptions(preset: .registrationStress, size: 64)
+        few.framesPerStep = 2
+        #expect(HeatingRunSimulator(few).truth.noiseFrames.count == 3)
     }
 
     @Test func gradualOnsetHasRampFramesAndUniformRise() {

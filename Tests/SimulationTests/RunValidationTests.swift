@@ -40,7 +40,7 @@ struct FakePipelineOutput {
         try steps.write(to: out.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
         let onset: Double? = onsetOverride ?? t.onsetTemperatureC
         let ea = t.activationEnergyEV.map { $0 + eaDelta }
-        let summary = "{\"contract_version\": 1, \"onset_temperature_C\": \(onset.map { "\($0)" } ?? "null"), \"activation_energy_eV\": \(ea.map { "\($0)" } ?? "null")}\n"
+        let summary = "{\"contract_version\": 1, \"onset_temperature_C\": \(onset.map { String(format: "%g", $0) } ?? "null"), \"activation_energy_eV\": \(ea.map { "\($0)" } ?? "null")}\n"
         try summary.write(to: out.appendingPathComponent("summary.json"), atomically: true, encoding: .utf8)
         var rng = SeededRandom(seed: 5)
         for s in t.steps {
