@@ -13,6 +13,8 @@ struct FakePipelineOutput {
     var columnNoisePx = 0.0
     var onsetOverride: Double?? = .none
     var eaDelta = 0.0
+    /// Number the steps from this value and put an extra room-temperature step first.
+    var extraLeadingStep = false
 
     func write(_ sim: HeatingRunSimulator, to out: URL) throws {
         try FileManager.default.createDirectory(at: out.appendingPathComponent("columns"), withIntermediateDirectories: true)
@@ -32,9 +34,10 @@ struct FakePipelineOutput {
         }
         try frames.write(to: out.appendingPathComponent("frames.csv"), atomically: true, encoding: .utf8)
         var steps = "step_index,temperature_C,t_start_s,t_end_s,n_frames,n_used,li_tm_ratio_mean,li_tm_ratio_sem,rocksalt_fraction,front_position_start_nm,front_position_end_nm,front_velocity_nm_per_s,front_velocity_sem_nm_per_s,front_width_nm\n"
+        if extraLeadingStep { steps += "0,25,0,1,2,2,0.02,0.001,0,,,,,\n" }
         for s in t.steps {
             let width = s.frontPositionStartNm != nil ? t.frontWidthNm : (reportFrontWithoutTruth ? 3.0 : nil)
-            steps += "\(s.stepIndex),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(s.rocksaltFraction)),"
+            steps += "\(s.stepIndex + (extraLeadingStep ? 1 : 0)),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(s.rocksaltFraction)),"
             steps += "\(f(s.frontPositionStartNm.map { $0 + frontDeltaNm })),\(f(s.frontPositionEndNm.map { $0 + frontDeltaNm })),\(f(s.frontVelocityNmPerS)),,\(f(width))\n"
         }
         try steps.write(to: out.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
@@ -86,6 +89,16 @@ func tempDir(_ name: String) throws -> URL {
         }
         #expect(sim.truth.movingStepCount >= 4)
         #expect(r.metric("activation_energy_error")?.passed == true)
+    }
+
+    @Test func stepsAreMatchedByTemperatureWhenNumberedDifferently() throws {
+        let (sim, truthDir) = try truthRun(.boundaryFront)
+        let out = try tempDir("out")
+        try FakePipelineOutput(extraLeadingStep: true).write(sim, to: out)
+        let r = RunValidation.validate(outDir: out, truthDir: truthDir)
+        #expect(abs(r.metric("li_tm_ratio_step_error")?.value ?? 1) < 1e-4)
+        #expect(abs(r.metric("front_velocity_rel_error")?.value ?? 1) < 1e-4)
+        #expect(r.allPassed)
     }
 
     @Test func perturbedShiftsAndFrontsAreReported() throws {
