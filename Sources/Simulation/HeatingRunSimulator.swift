@@ -164,6 +164,21 @@ public struct HeatingRunSimulator: Sendable {
 
     public var allFrameTruths: [FrameTruth] { frameTruths }
 
+    /// The analysed crystal (the grain under study) on frame 0's pixels: the region over which
+    /// `liTmRatio` and `rocksaltFraction` are defined.
+    public func analysedCrystalMask() -> Mask {
+        let p = options.pixelSizeNm, w = options.size
+        var m = Mask(width: w, height: w, fill: false)
+        for y in 0..<w { for x in 0..<w where specimen.boundaryDistance(SIMD2(Double(x) * p, Double(y) * p)) >= 0 { m[x, y] = true } }
+        return m
+    }
+
+    /// Distance (nm) of frame-0 pixel (x, y) from the boundary along the propagation
+    /// direction; negative beyond the boundary.
+    public func boundaryDistanceNm(x: Double, y: Double) -> Double {
+        specimen.boundaryDistance(SIMD2(x, y) * options.pixelSizeNm)
+    }
+
     /// Programme time at which frame `i`'s acquisition starts.
     public func frameStartS(_ i: Int) -> Double { slots[i].startS }
 
