@@ -32,6 +32,8 @@ public struct HeatingRunSimulator: Sendable {
         var isNoise: Bool
     }
 
+    /// Builds the run (schedule, drift path, specimen, truth); nothing is rendered yet.
+    /// `options` should pass `validate()` (the command line checks it first).
     public init(_ options: SimulationOptions) {
         self.options = options
         let o = options
