@@ -74,7 +74,9 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func truthItselfPassesWithZeroError() throws {
         let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         // A constant offset (another registration reference) is not an error.
         try FakePipelineOutput(shiftDelta: { _ in SIMD2(5, -3) }).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
@@ -93,7 +95,9 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func stepsAreMatchedByTemperatureWhenNumberedDifferently() throws {
         let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         try FakePipelineOutput(extraLeadingStep: true).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
         #expect(abs(r.metric("li_tm_ratio_step_error")?.value ?? 1) < 1e-4)
@@ -103,7 +107,9 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func perturbedShiftsAndFrontsAreReported() throws {
         let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         // +0.3 px in x on every third frame; +1 nm on every front position.
         try FakePipelineOutput(shiftDelta: { $0 % 3 == 0 ? SIMD2(0.3, 0) : SIMD2(0, 0) }, frontDeltaNm: 1, eaDelta: 0.25).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
@@ -125,8 +131,10 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func noiseFramesAndRejections() throws {
         let (sim, truthDir) = try truthRun(.registrationStress)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         #expect(sim.truth.noiseFrames.count == 3)
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         var overrides: [Int: String] = [:]
         for i in sim.truth.noiseFrames { overrides[i] = "ok" }
         overrides[0] = "rejected:outlier"
@@ -141,15 +149,18 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func runWithoutFrontChecksNoFrontIsReported() throws {
         let (sim, truthDir) = try truthRun(.gradualOnset)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         #expect(sim.truth.frontWidthNm == nil)
         #expect(sim.truth.onsetTemperatureC == 175)
         let good = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: good) }
         try FakePipelineOutput(onsetOverride: .some(200)).write(sim, to: good)      // within one 25 °C step
         let r = RunValidation.validate(outDir: good, truthDir: truthDir)
         print(r.text())
         #expect(r.allPassed)
         #expect(r.metric("front_reported_without_truth")?.value == 0)
         let bad = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: bad) }
         try FakePipelineOutput(reportFrontWithoutTruth: true, onsetOverride: .some(225)).write(sim, to: bad)
         let r2 = RunValidation.validate(outDir: bad, truthDir: truthDir)
         #expect(r2.metric("front_reported_without_truth")?.passed == false)
@@ -160,7 +171,9 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func columnPrecisionOfNoisySites() throws {
         let (sim, truthDir) = try truthRun(.scanDistortion)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         try FakePipelineOutput(columnNoisePx: 0.1).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
         let m = try #require(r.metric("column_position_precision"))
@@ -173,11 +186,14 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func missingOrGarbageOutputsAreReportedNotFatal() throws {
         let (_, truthDir) = try truthRun(.boundaryFront, size: 64)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let empty = try tempDir("empty")
+        defer { try? FileManager.default.removeItem(at: empty) }
         let r = RunValidation.validate(outDir: empty, truthDir: truthDir)
         #expect(!r.allPassed)
         #expect(r.missing.contains("frames.csv") && r.missing.contains("steps.csv") && r.missing.contains("summary.json"))
         let junk = try tempDir("junk")
+        defer { try? FileManager.default.removeItem(at: junk) }
         try Data([0xFF, 0x00, 0x2C, 0x0A, 0x22]).write(to: junk.appendingPathComponent("frames.csv"))
         try "step_index\nnot-a-number\n".write(to: junk.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
         try "[1,2".write(to: junk.appendingPathComponent("summary.json"), atomically: true, encoding: .utf8)
