@@ -211,5 +211,12 @@ struct RigidRegistrationTests {
         let blank = try? RigidRegistration.align(ImageArray([Image(width: 32, height: 32), Image(width: 32, height: 32)]),
                                                  options: RigidOptions())
         #expect(blank?.allSatisfy { $0.rejection != nil } == true)
+        // Odd and minimal sizes: no crash, one shift per frame.
+        var rng = SplitMix64(seed: 4)
+        for (w, h) in [(17, 23), (16, 16), (33, 64)] {
+            let odd = ImageArray((0..<3).map { _ in Image(width: w, height: h, pixels: (0..<(w * h)).map { _ in Float(rng.poisson(3)) }) })
+            let r = try? RigidRegistration.alignRun(odd, groups: [[0, 1], [2]], options: RigidOptions())
+            #expect(r?.shifts.count == 3 && r?.groupAverages.count == 2, "\(w)×\(h)")
+        }
     }
 }
