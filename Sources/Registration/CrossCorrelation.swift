@@ -335,8 +335,18 @@ final class Correlator {
         guard em > 0, er > 0 else { return nil }
         var center = prediction
         var r = radius
-        if center == nil, filters.aliasRadius.isFinite, let coarse = coarsePeak(moving, reference) {
-            center = SIMD2(coarse.dx, coarse.dy)
+        if center == nil, filters.aliasRadius.isFinite {
+            // Lattice present: the coarse (non-periodic) estimate when the low-pass content
+            // matches (z ≥ 3: the maximum of a noise-only coarse map sits at z ≈ 1.5–2.5,
+            // whatever its NCC over a small overlap); otherwise continuity in time: frames
+            // and references this is called on are neighbours or averages on the same
+            // gauge, so the shift is small. Either way the fine peak is searched within
+            // less than half the shortest lattice vector of it.
+            if let coarse = coarsePeak(moving, reference), coarse.significance >= 3 {
+                center = SIMD2(coarse.dx, coarse.dy)
+            } else {
+                center = .zero
+            }
             r = filters.aliasRadius
         }
 
@@ -393,9 +403,6 @@ final class Correlator {
     /// The coarse (low-pass, non-periodic) correlation peak.
     private func coarsePeak(_ moving: BandSpectrum, _ reference: BandSpectrum) -> CorrelationPeak? {
         guard let peak = masked.measure(moving.coarse, against: reference.coarse) else { return nil }
-        // Used even when weak: on a lattice, any coarse estimate beats the arbitrary
-        // unit-cell alias an unrestricted fine search would pick. The fine peak's own
-        // significance decides whether the frame is accepted.
         return peak
     }
 
