@@ -36,8 +36,8 @@ struct CorrelationGeometry: Sendable {
         self.width = width
         self.height = height
         let fh = Swift.min(0.5, Swift.max(options.bandPassHigh, 0.02))
-        gridWidth = Self.gridSize(needed: 2 * fh * Double(width) + 2, limit: width)
-        gridHeight = Self.gridSize(needed: 2 * fh * Double(height) + 2, limit: height)
+        gridWidth = Self.gridSize(needed: 2 * fh * Double(width), limit: width)
+        gridHeight = Self.gridSize(needed: 2 * fh * Double(height), limit: height)
         windowX = Self.tukey(width, taper: 0.1)
         windowY = Self.tukey(height, taper: 0.1)
         overlapX = Self.autocorrelation(windowX)
