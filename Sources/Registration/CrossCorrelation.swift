@@ -273,11 +273,15 @@ struct CorrelationPeak: Sendable {
 ///
 /// Method: correlation in Fourier space, `C = IFFT(F_m · F_r* · W / |F_m F_r|^p)`
 /// (band-pass `W`; optional partial phase correlation exponent `p`, Kuglin & Hines 1975),
-/// integer peak on the band-limited grid, refined to 1/U px by the matrix-multiply DFT of
-/// Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008). Large drifts of periodic lattices
-/// use a coarse low-pass correlation first (non-periodic content only) and then search
-/// the fine peak within less than half a lattice period of it, so it cannot alias by a
-/// unit cell. One `Correlator` per thread: it owns its FFTW buffers and scratch.
+/// divided by the window overlap, integer peak on the band-limited grid (log-parabola
+/// start), refined to 1/U px by the matrix-multiply DFT of Guizar-Sicairos et al.,
+/// Opt. Lett. 33, 156 (2008). On periodic lattices the shift is first measured on the
+/// non-periodic content only (masked NCC of low-passed frames, `CoarseGeometry`), or taken
+/// as ~0 by continuity in time when there is none, and the fine peak is searched within
+/// 0.45 of the shortest lattice vector of it, so it cannot alias by a unit cell.
+/// The frame is accepted when the peak's NCC stands `minSignificance` noise σ above 0
+/// (σ ≤ 1/√(effective Fourier modes in the band)). One `Correlator` per thread: it owns
+/// its FFTW buffers and scratch; not thread-safe itself.
 final class Correlator {
     let geometry: CorrelationGeometry
     let filters: CorrelationFilters
