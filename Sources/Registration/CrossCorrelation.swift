@@ -36,8 +36,8 @@ struct CorrelationGeometry: Sendable {
         self.width = width
         self.height = height
         let fh = Swift.min(0.5, Swift.max(options.bandPassHigh, 0.02))
-        gridWidth = Self.gridSize(needed: 2 * fh * Double(width) + 2, limit: width)
-        gridHeight = Self.gridSize(needed: 2 * fh * Double(height) + 2, limit: height)
+        gridWidth = Self.gridSize(needed: 2 * fh * Double(width), limit: width)
+        gridHeight = Self.gridSize(needed: 2 * fh * Double(height), limit: height)
         windowX = Self.tukey(width, taper: 0.1)
         windowY = Self.tukey(height, taper: 0.1)
         overlapX = Self.autocorrelation(windowX)
@@ -273,11 +273,15 @@ struct CorrelationPeak: Sendable {
 ///
 /// Method: correlation in Fourier space, `C = IFFT(F_m · F_r* · W / |F_m F_r|^p)`
 /// (band-pass `W`; optional partial phase correlation exponent `p`, Kuglin & Hines 1975),
-/// integer peak on the band-limited grid, refined to 1/U px by the matrix-multiply DFT of
-/// Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008). Large drifts of periodic lattices
-/// use a coarse low-pass correlation first (non-periodic content only) and then search
-/// the fine peak within less than half a lattice period of it, so it cannot alias by a
-/// unit cell. One `Correlator` per thread: it owns its FFTW buffers and scratch.
+/// divided by the window overlap, integer peak on the band-limited grid (log-parabola
+/// start), refined to 1/U px by the matrix-multiply DFT of Guizar-Sicairos et al.,
+/// Opt. Lett. 33, 156 (2008). On periodic lattices the shift is first measured on the
+/// non-periodic content only (masked NCC of low-passed frames, `CoarseGeometry`), or taken
+/// as ~0 by continuity in time when there is none, and the fine peak is searched within
+/// 0.45 of the shortest lattice vector of it, so it cannot alias by a unit cell.
+/// The frame is accepted when the peak's NCC stands `minSignificance` noise σ above 0
+/// (σ ≤ 1/√(effective Fourier modes in the band)). One `Correlator` per thread: it owns
+/// its FFTW buffers and scratch; not thread-safe itself.
 final class Correlator {
     let geometry: CorrelationGeometry
     let filters: CorrelationFilters
@@ -335,8 +339,18 @@ final class Correlator {
         guard em > 0, er > 0 else { return nil }
         var center = prediction
         var r = radius
-        if center == nil, filters.aliasRadius.isFinite, let coarse = coarsePeak(moving, reference) {
-            center = SIMD2(coarse.dx, coarse.dy)
+        if center == nil, filters.aliasRadius.isFinite {
+            // Lattice present: the coarse (non-periodic) estimate when the low-pass content
+            // matches (z ≥ 3: the maximum of a noise-only coarse map sits at z ≈ 1.5–2.5,
+            // whatever its NCC over a small overlap); otherwise continuity in time: frames
+            // and references this is called on are neighbours or averages on the same
+            // gauge, so the shift is small. Either way the fine peak is searched within
+            // less than half the shortest lattice vector of it.
+            if let coarse = coarsePeak(moving, reference), coarse.significance >= 3 {
+                center = SIMD2(coarse.dx, coarse.dy)
+            } else {
+                center = .zero
+            }
             r = filters.aliasRadius
         }
 
@@ -393,9 +407,6 @@ final class Correlator {
     /// The coarse (low-pass, non-periodic) correlation peak.
     private func coarsePeak(_ moving: BandSpectrum, _ reference: BandSpectrum) -> CorrelationPeak? {
         guard let peak = masked.measure(moving.coarse, against: reference.coarse) else { return nil }
-        // Used even when weak: on a lattice, any coarse estimate beats the arbitrary
-        // unit-cell alias an unrestricted fine search would pick. The fine peak's own
-        // significance decides whether the frame is accepted.
         return peak
     }
 

@@ -56,7 +56,8 @@ public struct RigidOptions: Sendable {
     /// 1 = full phase correlation (fails on low-dose lattice images: it whitens the noise).
     public var phaseCorrelationWeight: Double = 0
     /// Rounds of "average of the others → re-align each frame to it" after the joint
-    /// pairwise solution.
+    /// pairwise solution (at least one is always run: it also places frames the pairs
+    /// could not connect and rejects noise frames).
     public var iterations: Int = 2
     /// Each frame is correlated with its next `neighbours` frames in the joint solution.
     public var neighbours: Int = 3

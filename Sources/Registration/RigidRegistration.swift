@@ -16,7 +16,8 @@ import FrameCore
 ///    pairs whose peak does not stand `minSignificance` σ above the correlation noise are dropped.
 /// 3. Positions solved jointly by least squares over all pairs, inconsistent pairs removed
 ///    iteratively (`JointShifts`, as in Savitzky et al., Ultramicroscopy 191, 56 (2018)).
-/// 4. `iterations` rounds: the shifted-spectrum average of the used frames is built, each
+/// 4. Up to `iterations` rounds (fewer once no frame moves by more than half the
+///    sub-pixel grid): the shifted-spectrum average of the used frames is built, each
 ///    frame re-measured against the average of the *others* (no single noisy frame is the
 ///    reference; frames without a position get a full coarse-to-fine search); frames whose
 ///    peak is not significant are rejected (`"noise"`).
@@ -314,6 +315,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
 
         // Re-measure every frame against the average of the others.
         let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
+        let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
         for _ in 0..<Swift.max(1, options.iterations) {
             let average = sum(spectra, positions)
             let contributors = positions.indices.filter { positions[$0] != nil }.count
@@ -335,6 +337,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                 scores[valid[0]] = 1; positions[valid[0]] = .zero
                 break
             }
+            let before = positions
             for (v, k) in valid.enumerated() {
                 if let m = results[v], m.significance >= options.minSignificance, m.ncc >= options.minScore {
                     positions[k] = SIMD2(m.dx, m.dy); scores[k] = m.ncc; rejections[k] = nil
@@ -343,6 +346,17 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                 }
             }
             excludeFarFrames(&positions, &rejections)
+            // Converged (no frame moved by half the refinement grid, the same frames used):
+            // a further round would reproduce the same positions.
+            var converged = true
+            for k in valid {
+                switch (before[k], positions[k]) {
+                case let (a?, b?): if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
+                case (nil, nil): break
+                default: converged = false
+                }
+            }
+            if converged { break }
         }
         // Gauge: the group average is the reference (mean used position = 0).
         let used = positions.compactMap { $0 }

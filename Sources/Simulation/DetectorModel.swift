@@ -43,10 +43,16 @@ public struct DetectorModel: Sendable, Equatable {
         return Float(min(65535, max(0, v.rounded())))
     }
 
-    /// A noisy frame from a map of model intensities (one stream per frame: `rng`).
+    /// A noisy frame from a map of model intensities. `rng` gives the frame's base seed; each
+    /// pixel then draws from its own stream, so a last-bit difference in one expected value
+    /// (another libm, another optimiser) can change that pixel only, never the rest of the frame.
     public func record(_ intensity: Image, rng: inout SeededRandom) -> Image {
+        let base = rng.next()
         var out = intensity
-        for k in 0..<out.pixels.count { out.pixels[k] = sample(intensity: Double(intensity.pixels[k]), rng: &rng) }
+        for k in 0..<out.pixels.count {
+            var pixelRNG = SeededRandom(seed: SeededRandom.mix(base &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15))
+            out.pixels[k] = sample(intensity: Double(intensity.pixels[k]), rng: &pixelRNG)
+        }
         return out
     }
 }

@@ -32,6 +32,8 @@ public struct HeatingRunSimulator: Sendable {
         var isNoise: Bool
     }
 
+    /// Builds the run (schedule, drift path, specimen, truth); nothing is rendered yet.
+    /// `options` should pass `validate()` (the command line checks it first).
     public init(_ options: SimulationOptions) {
         self.options = options
         let o = options
@@ -56,7 +58,8 @@ public struct HeatingRunSimulator: Sendable {
             let free = max(0, seg.endS - seg.startS - 2 * o.holdMarginS - dur)
             for j in 0..<n {
                 let t = n == 1 ? seg.startS + o.holdMarginS + free / 2 : seg.startS + o.holdMarginS + free * Double(j) / Double(n - 1)
-                let noise = o.noiseFrames.contains(SimulationOptions.HoldFrame(hold: k, frame: j))
+                // Noise frames keep their hold whatever the frames per step (index taken modulo n).
+                let noise = o.noiseFrames.contains { $0.hold == k && $0.frame % n == j }
                 slots.append(FrameSlot(startS: ms(t), hold: k, indexInHold: j, isNoise: noise))
             }
         }
@@ -162,6 +165,21 @@ public struct HeatingRunSimulator: Sendable {
     public func frameTruth(_ i: Int) -> FrameTruth { frameTruths[i] }
 
     public var allFrameTruths: [FrameTruth] { frameTruths }
+
+    /// The analysed crystal (the grain under study) on frame 0's pixels: the region over which
+    /// `liTmRatio` and `rocksaltFraction` are defined.
+    public func analysedCrystalMask() -> Mask {
+        let p = options.pixelSizeNm, w = options.size
+        var m = Mask(width: w, height: w, fill: false)
+        for y in 0..<w { for x in 0..<w where specimen.boundaryDistance(SIMD2(Double(x) * p, Double(y) * p)) >= 0 { m[x, y] = true } }
+        return m
+    }
+
+    /// Distance (nm) of frame-0 pixel (x, y) from the boundary along the propagation
+    /// direction; negative beyond the boundary.
+    public func boundaryDistanceNm(x: Double, y: Double) -> Double {
+        specimen.boundaryDistance(SIMD2(x, y) * options.pixelSizeNm)
+    }
 
     /// Programme time at which frame `i`'s acquisition starts.
     public func frameStartS(_ i: Int) -> Double { slots[i].startS }

@@ -227,6 +227,7 @@ public struct SimulationOptions: Sendable {
         case .registrationStress:
             framesPerStep = 8; format = .dm4
             layerAngleDeg = 33; neighbour = .amorphous
+            boundaryOffsetNm = 3          // more amorphous area: non-periodic features for coarse registration
             frontWidthNm = 3.0; dose = 250
             holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
             preHeatS = 10

@@ -151,8 +151,16 @@ public enum RunValidation {
         }
 
         if let s = steps {
+            // Steps are matched by index; when the pipeline numbered them differently (a step
+            // split or missed), by the nearest step of the same temperature (within 3 °C) in time.
             var byIndex: [Int: [String]] = [:]
-            for r in s.rows { if let k = s.int(r, "step_index") { byIndex[k] = r } }
+            for st in truth.steps {
+                let same = s.rows.first { s.int($0, "step_index") == st.stepIndex }
+                if let r = same, let temp = s.double(r, "temperature_C"), abs(temp - st.temperatureC) <= 3 { byIndex[st.stepIndex] = r; continue }
+                if same != nil, s.double(same!, "temperature_C") == nil { byIndex[st.stepIndex] = same; continue }
+                let near = s.rows.filter { r in s.double(r, "temperature_C").map { abs($0 - st.temperatureC) <= 3 } ?? false }
+                byIndex[st.stepIndex] = near.min { abs((s.double($0, "t_start_s") ?? 1e18) - st.tStartS) < abs((s.double($1, "t_start_s") ?? 1e18) - st.tStartS) }
+            }
             func stepMetric(_ name: String, _ column: String, _ target: Double, _ truthValue: (StepTruth) -> Double) {
                 var worst = 0.0, lacking: [Int] = []
                 for st in truth.steps {

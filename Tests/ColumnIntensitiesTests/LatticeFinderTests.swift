@@ -61,6 +61,21 @@ struct LatticeFinderTests {
         #expect(angleDifference(lattice.layerAngleDegrees, model.angleDegrees) < 0.3)
     }
 
+    @Test("odd, non-square frames")
+    func oddSizes() throws {
+        var model = SyntheticLattice()
+        model.width = 201; model.height = 157; model.origin = SIMD2(99.7, 77.2)
+        model.liRatio = { _, _ in 0.2 }
+        let image = model.render()
+        let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
+        #expect(abs(lattice.layerSpacingPx / model.layerSpacingPx - 1) < 0.005)
+        #expect(angleDifference(lattice.layerAngleDegrees, model.angleDegrees) < 0.3)
+        let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
+        let ratio = SiteIntensity.measure(image, sites: sites, region: nil).aggregate.ratio
+        print("201×157: ratio \(ratio)")
+        #expect(abs(ratio - 0.2) < 0.02)
+    }
+
     @Test("fully rock salt or pure noise: a typed error, not a made-up lattice")
     func noLayerReflection() throws {
         var model = SyntheticLattice()

@@ -103,6 +103,19 @@ import Simulation
         #expect(t.activationEnergyEV == 1.5)
     }
 
+    /// Rock-salt fraction = share of the analysed-crystal mask between boundary and front.
+    @Test func rocksaltFractionIsTheMaskAreaBehindTheFront() throws {
+        let sim = HeatingRunSimulator(SimulationOptions(preset: .scanDistortion, size: 128))
+        let mask = sim.analysedCrystalMask()
+        #expect(mask.setCount > 128 * 128 / 2 && mask.setCount < 128 * 128)
+        for i in [0, sim.frameCount / 2, sim.frameCount - 1] {
+            let f = try #require(sim.frameTruth(i).frontPositionNm)
+            var behind = 0
+            for y in 0..<128 { for x in 0..<128 where mask[x, y] && sim.boundaryDistanceNm(x: Double(x), y: Double(y)) < f { behind += 1 } }
+            #expect(abs(Double(behind) / Double(mask.setCount) - sim.frameTruth(i).rocksaltFraction) < 1e-9)
+        }
+    }
+
     @Test func registrationStressDriftsAbout100Pixels() {
         let sim = HeatingRunSimulator(SimulationOptions(preset: .registrationStress, size: 512))
         let maxShift = (0..<sim.frameCount).map { i -> Double in
@@ -112,6 +125,9 @@ import Simulation
         #expect(maxShift > 70 && maxShift < 140)
         #expect(sim.truth.noiseFrames.count == 3)
         #expect(sim.truth.noiseFrames.allSatisfy { sim.frameTruth($0).expectedStatus == "rejected:noise" })
+        var few = SimulationOptions(preset: .registrationStress, size: 64)
+        few.framesPerStep = 2
+        #expect(HeatingRunSimulator(few).truth.noiseFrames.count == 3)
     }
 
     @Test func gradualOnsetHasRampFramesAndUniformRise() {

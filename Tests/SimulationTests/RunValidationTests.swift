@@ -13,6 +13,8 @@ struct FakePipelineOutput {
     var columnNoisePx = 0.0
     var onsetOverride: Double?? = .none
     var eaDelta = 0.0
+    /// Number the steps from this value and put an extra room-temperature step first.
+    var extraLeadingStep = false
 
     func write(_ sim: HeatingRunSimulator, to out: URL) throws {
         try FileManager.default.createDirectory(at: out.appendingPathComponent("columns"), withIntermediateDirectories: true)
@@ -32,15 +34,16 @@ struct FakePipelineOutput {
         }
         try frames.write(to: out.appendingPathComponent("frames.csv"), atomically: true, encoding: .utf8)
         var steps = "step_index,temperature_C,t_start_s,t_end_s,n_frames,n_used,li_tm_ratio_mean,li_tm_ratio_sem,rocksalt_fraction,front_position_start_nm,front_position_end_nm,front_velocity_nm_per_s,front_velocity_sem_nm_per_s,front_width_nm\n"
+        if extraLeadingStep { steps += "0,25,0,1,2,2,0.02,0.001,0,,,,,\n" }
         for s in t.steps {
             let width = s.frontPositionStartNm != nil ? t.frontWidthNm : (reportFrontWithoutTruth ? 3.0 : nil)
-            steps += "\(s.stepIndex),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(s.rocksaltFraction)),"
+            steps += "\(s.stepIndex + (extraLeadingStep ? 1 : 0)),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(s.rocksaltFraction)),"
             steps += "\(f(s.frontPositionStartNm.map { $0 + frontDeltaNm })),\(f(s.frontPositionEndNm.map { $0 + frontDeltaNm })),\(f(s.frontVelocityNmPerS)),,\(f(width))\n"
         }
         try steps.write(to: out.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
         let onset: Double? = onsetOverride ?? t.onsetTemperatureC
         let ea = t.activationEnergyEV.map { $0 + eaDelta }
-        let summary = "{\"contract_version\": 1, \"onset_temperature_C\": \(onset.map { "\($0)" } ?? "null"), \"activation_energy_eV\": \(ea.map { "\($0)" } ?? "null")}\n"
+        let summary = "{\"contract_version\": 1, \"onset_temperature_C\": \(onset.map { String(format: "%g", $0) } ?? "null"), \"activation_energy_eV\": \(ea.map { "\($0)" } ?? "null")}\n"
         try summary.write(to: out.appendingPathComponent("summary.json"), atomically: true, encoding: .utf8)
         var rng = SeededRandom(seed: 5)
         for s in t.steps {
@@ -71,7 +74,9 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func truthItselfPassesWithZeroError() throws {
         let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         // A constant offset (another registration reference) is not an error.
         try FakePipelineOutput(shiftDelta: { _ in SIMD2(5, -3) }).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
@@ -88,9 +93,23 @@ func tempDir(_ name: String) throws -> URL {
         #expect(r.metric("activation_energy_error")?.passed == true)
     }
 
+    @Test func stepsAreMatchedByTemperatureWhenNumberedDifferently() throws {
+        let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
+        let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try FakePipelineOutput(extraLeadingStep: true).write(sim, to: out)
+        let r = RunValidation.validate(outDir: out, truthDir: truthDir)
+        #expect(abs(r.metric("li_tm_ratio_step_error")?.value ?? 1) < 1e-4)
+        #expect(abs(r.metric("front_velocity_rel_error")?.value ?? 1) < 1e-4)
+        #expect(r.allPassed)
+    }
+
     @Test func perturbedShiftsAndFrontsAreReported() throws {
         let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         // +0.3 px in x on every third frame; +1 nm on every front position.
         try FakePipelineOutput(shiftDelta: { $0 % 3 == 0 ? SIMD2(0.3, 0) : SIMD2(0, 0) }, frontDeltaNm: 1, eaDelta: 0.25).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
@@ -112,8 +131,10 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func noiseFramesAndRejections() throws {
         let (sim, truthDir) = try truthRun(.registrationStress)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         #expect(sim.truth.noiseFrames.count == 3)
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         var overrides: [Int: String] = [:]
         for i in sim.truth.noiseFrames { overrides[i] = "ok" }
         overrides[0] = "rejected:outlier"
@@ -128,15 +149,18 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func runWithoutFrontChecksNoFrontIsReported() throws {
         let (sim, truthDir) = try truthRun(.gradualOnset)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         #expect(sim.truth.frontWidthNm == nil)
         #expect(sim.truth.onsetTemperatureC == 175)
         let good = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: good) }
         try FakePipelineOutput(onsetOverride: .some(200)).write(sim, to: good)      // within one 25 °C step
         let r = RunValidation.validate(outDir: good, truthDir: truthDir)
         print(r.text())
         #expect(r.allPassed)
         #expect(r.metric("front_reported_without_truth")?.value == 0)
         let bad = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: bad) }
         try FakePipelineOutput(reportFrontWithoutTruth: true, onsetOverride: .some(225)).write(sim, to: bad)
         let r2 = RunValidation.validate(outDir: bad, truthDir: truthDir)
         #expect(r2.metric("front_reported_without_truth")?.passed == false)
@@ -147,7 +171,9 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func columnPrecisionOfNoisySites() throws {
         let (sim, truthDir) = try truthRun(.scanDistortion)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
         try FakePipelineOutput(columnNoisePx: 0.1).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
         let m = try #require(r.metric("column_position_precision"))
@@ -160,11 +186,14 @@ func tempDir(_ name: String) throws -> URL {
 
     @Test func missingOrGarbageOutputsAreReportedNotFatal() throws {
         let (_, truthDir) = try truthRun(.boundaryFront, size: 64)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
         let empty = try tempDir("empty")
+        defer { try? FileManager.default.removeItem(at: empty) }
         let r = RunValidation.validate(outDir: empty, truthDir: truthDir)
         #expect(!r.allPassed)
         #expect(r.missing.contains("frames.csv") && r.missing.contains("steps.csv") && r.missing.contains("summary.json"))
         let junk = try tempDir("junk")
+        defer { try? FileManager.default.removeItem(at: junk) }
         try Data([0xFF, 0x00, 0x2C, 0x0A, 0x22]).write(to: junk.appendingPathComponent("frames.csv"))
         try "step_index\nnot-a-number\n".write(to: junk.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
         try "[1,2".write(to: junk.appendingPathComponent("summary.json"), atomically: true, encoding: .utf8)

@@ -20,6 +20,7 @@ import Simulation
         o.format = format
         let sim = HeatingRunSimulator(o)
         let a = try tempDir("run-a"), b = try tempDir("run-b")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
         try sim.write(to: a)
         try HeatingRunSimulator(o).write(to: b)
         let expected = (["ground_truth.csv", "ground_truth.json", "heatfront.yaml", "heating_log.csv"]
