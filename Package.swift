@@ -41,6 +41,11 @@ let package = Package(
             "Pipeline", "FrameIO", "Simulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Timing and comparison helpers for the scripts in scripts/ (not a user command).
+        .executableTarget(name: "heatfront-bench", dependencies: [
+            "FrameCore", "FrameIO", "ColumnIntensities",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
         .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5"]),

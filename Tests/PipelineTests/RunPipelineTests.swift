@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+import FrameCore
+import FrameIO
+import Pipeline
+import Simulation
+
+/// `heatfront run` end to end on small simulated runs: every contract output, its columns,
+/// truth-checked numbers, byte-identical reruns and resumption, and bad input.
+@Suite(.serialized) struct RunPipelineTests {
+    static func scratch(_ name: String) -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-pipeline-\(name)-\(getpid())")
+        try? FileManager.default.removeItem(at: url)
+        return url
+    }
+
+    /// A 256 px boundary-front run (the bundled sample's size; at 192 px a few frames register 0.5 px off) with 5 frames per hold, written once for the suite.
+    static let sample: URL = {
+        let dir = scratch("sample")
+        var o = SimulationOptions(preset: .boundaryFront, seed: 3, size: 256)
+        o.framesPerStep = 5
+        try! HeatingRunSimulator(o).write(to: dir)
+        return dir
+    }()
+
+    static func run(_ runDir: URL, out: URL, force: Bool = false) throws -> RunSummary {
+        var options = RunOptions()
+        options.force = force
+        return try RunPipeline.run(runDir: runDir, outDir: out, options: options,
+                                   progress: ProgressReporter(style: .quiet), cancel: Cancellation())
+    }
+
+    static func header(_ url: URL) throws -> String {
+        String(try String(contentsOf: url, encoding: .utf8).split(separator: "\n").first ?? "")
+    }
+
+    @Test func writesEveryContractOutputWithItsColumns() throws {
+        let out = Self.scratch("outputs")
+        let summary = try Self.run(Self.sample, out: out)
+        #expect(summary.nFrames == 20)
+        let frames = try Self.header(out.appendingPathComponent("frames.csv"))
+        #expect(frames.hasPrefix("frame_index,file,page,step_index,temperature_C,time_s,shift_x_px,shift_y_px,registration_score,status,tm_intensity,li_intensity,li_tm_ratio,rocksalt_fraction,front_position_nm"))
+        let steps = try Self.header(out.appendingPathComponent("steps.csv"))
+        #expect(steps.hasPrefix("step_index,temperature_C,t_start_s,t_end_s,n_frames,n_used,li_tm_ratio_mean,li_tm_ratio_sem,rocksalt_fraction,front_position_start_nm,front_position_end_nm,front_velocity_nm_per_s,front_velocity_sem_nm_per_s,front_width_nm"))
+        for k in 0..<4 {
+            for path in ["aligned/step_\(k)_average.tif", "maps/step_\(k)_phase.png", "profiles/step_\(k).csv", "columns/step_\(k).csv"] {
+                #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), "\(path) missing")
+            }
+        }
+        #expect(try Self.header(out.appendingPathComponent("profiles/step_0.csv")).hasPrefix("distance_nm,intensity,site"))
+        #expect(try Self.header(out.appendingPathComponent("columns/step_0.csv")) == "x,y,sublattice,intensity")
+        // The aligned average is a calibrated float32 TIFF of the frames' size.
+        let avg = try FrameFiles.open(out.appendingPathComponent("aligned/step_0_average.tif"))
+        #expect(avg.signals[0].sampleType == .float32 && avg.signals[0].width == 256)
+        #expect(abs((avg.signals[0].pixelSizeXNm ?? 0) - 12.8 / 256) < 1e-6)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
+        for key in ["contract_version", "heatfront_version", "run_dir", "n_frames", "n_used", "pixel_size_nm",
+                    "onset_temperature_C", "activation_energy_eV", "activation_energy_sem_eV", "warnings", "ignored",
+                    "inputs", "timings_s", "peak_memory_mb", "started_at", "config"] {
+            #expect(json[key] != nil, "summary.json lacks \(key)")
+        }
+        let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("<svg") && html.contains("data:image/png;base64,"))
+        // No NaN text, ever.
+        for table in ["frames.csv", "steps.csv"] {
+            #expect(!(try String(contentsOf: out.appendingPathComponent(table), encoding: .utf8)).lowercased().contains("nan"))
+        }
+    }
+
+    /// Measured against the simulator's truth: the targets this small run already meets.
+    @Test func meetsRegistrationIntensityAndKineticsTargets() throws {
+        let out = Self.scratch("validate")
+        _ = try Self.run(Self.sample, out: out)
+        let report = RunValidation.validate(outDir: out, truthDir: Self.sample)
+        print(report.text())
+        for name in ["registration_rms_error", "wrongly_rejected_frames", "li_tm_ratio_step_error",
+                     "front_position_rms_error"] {
+            let m = try #require(report.metric(name), "\(name) not reported")
+            #expect(m.passed == true, "\(name) = \(m.value ?? .nan) misses \(m.target)")
+        }
+    }
+
+    /// Reruns, resumed runs and forced runs write the same bytes (run contract §2), apart from
+    /// the wall-clock fields of summary.json.
+    @Test func resumedAndForcedRunsAreByteIdentical() throws {
+        let a = Self.scratch("resume-a"), b = Self.scratch("resume-b")
+        _ = try Self.run(Self.sample, out: a)
+        // An interrupted run: the registration and the first step are cached, nothing else written.
+        try FileManager.default.copyItem(at: a, to: b)
+        let fm = FileManager.default
+        for item in try fm.contentsOfDirectory(atPath: b.path) where item != ".heatfront-cache" {
+            try fm.removeItem(at: b.appendingPathComponent(item))
+        }
+        let cacheRoot = b.appendingPathComponent(".heatfront-cache")
+        let key = try #require(try fm.contentsOfDirectory(atPath: cacheRoot.path).first)
+        for k in 1..<4 { try? fm.removeItem(at: cacheRoot.appendingPathComponent("\(key)/step_\(k)_frames.json")) }
+        _ = try Self.run(Self.sample, out: b)
+        try Self.expectSameOutputs(a, b)
+        let c = Self.scratch("resume-c")
+        _ = try Self.run(Self.sample, out: c, force: true)
+        try Self.expectSameOutputs(a, c)
+    }
+
+    static func expectSameOutputs(_ a: URL, _ b: URL) throws {
+        let files = FileManager.default.enumerator(atPath: a.path)!.compactMap { $0 as? String }
+            .filter { !$0.hasPrefix(".heatfront-cache") && !$0.hasSuffix("/") }
+        #expect(files.count > 20)
+        for f in files {
+            var isDir: ObjCBool = false
+            FileManager.default.fileExists(atPath: a.appendingPathComponent(f).path, isDirectory: &isDir)
+            if isDir.boolValue { continue }
+            var x = try Data(contentsOf: a.appendingPathComponent(f)), y = try Data(contentsOf: b.appendingPathComponent(f))
+            if f == "summary.json" { x = wallClockFree(x); y = wallClockFree(y) }
+            #expect(x == y, "\(f) differs")
+        }
+    }
+
+    /// summary.json without `timings_s`, `peak_memory_mb`, `started_at`.
+    static func wallClockFree(_ data: Data) -> Data {
+        var json = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+        for key in ["timings_s", "peak_memory_mb", "started_at"] { json[key] = nil }
+        return try! JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+    }
+
+    @Test func emptyFolderAndBrokenConfigStopWithOneClearError() throws {
+        let empty = Self.scratch("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        #expect(throws: PipelineError.self) { _ = try Self.run(empty, out: Self.scratch("empty-out")) }
+        do { _ = try Self.run(empty, out: Self.scratch("empty-out")) } catch let e as PipelineError {
+            #expect(e.exitCode == 1 && e.description.contains(empty.lastPathComponent))
+        }
+        let broken = Self.scratch("broken")
+        try FileManager.default.copyItem(at: Self.sample, to: broken)
+        try "registration:\n  mode: fast\n".write(to: broken.appendingPathComponent("heatfront.yaml"), atomically: true, encoding: .utf8)
+        do {
+            _ = try Self.run(broken, out: Self.scratch("broken-out"))
+            Issue.record("an invalid config was accepted")
+        } catch let e as PipelineError {
+            #expect(e.exitCode == 2 && e.description.contains("registration.mode") && e.description.contains("heatfront.yaml"))
+        }
+    }
+
+    @Test func unreadableAndMismatchedFramesAreMarkedAndTheRunGoesOn() throws {
+        let dir = Self.scratch("damaged")
+        try FileManager.default.copyItem(at: Self.sample, to: dir)
+        let files = FileManager.default.enumerator(atPath: dir.path)!.compactMap { $0 as? String }.filter { $0.hasSuffix(".tif") }.sorted()
+        // Truncate one frame file; replace another with a frame of another size.
+        let victim = dir.appendingPathComponent(files[3])
+        let bytes = try Data(contentsOf: victim)
+        try bytes.prefix(bytes.count / 3).write(to: victim)
+        try TIFFWriter.write([Frame(image: Image(width: 64, height: 64, fill: 5))], as: .uint16,
+                             to: dir.appendingPathComponent(files[7]))
+        let out = Self.scratch("damaged-out")
+        let summary = try Self.run(dir, out: out)
+        #expect(summary.nUsed <= 18)
+        let csv = try String(contentsOf: out.appendingPathComponent("frames.csv"), encoding: .utf8)
+        #expect(csv.contains("\(files[3]),0,") && csv.contains("unreadable:"))
+        #expect(csv.contains("rejected:size"))
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Rigid registration speed, HeatFront vs a scikit-image baseline, in the same run:
+# 40 simulated frames of 1024×1024 (TIFF), decode + register + average.
+#   HeatFront: `heatfront register` (reference-free, sub-pixel, writes frames.csv and averages).
+#   Baseline: phase_cross_correlation(upsample_factor=20) against the first frame,
+#             scipy.ndimage.shift(order=1), average (scripts/bench/rigid_skimage.py).
+# usage: scripts/bench-rigid.sh [work-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bench/peers.sh
+work=${1:-/tmp/heatfront-bench-rigid}
+swift build -c release --product heatfront >/dev/null
+bin=.build/release/heatfront
+rm -rf "$work"; mkdir -p "$work"
+$bin simulate --out "$work/run" --preset boundary-front --size 1024 --frames-per-step 10 >/dev/null
+n=$(ls "$work"/run/*/*.tif | wc -l)
+$bin register "$work/run" --out "$work/warm" --quiet   # warm the page cache
+start=$(date +%s.%N)
+$bin register "$work/run" --out "$work/out" --quiet --force
+end=$(date +%s.%N)
+hf=$(echo "$n / ($end - $start)" | bc -l)
+printf 'HeatFront:    %d frames in %.2f s = %.1f frames/s\n' "$n" "$(echo "$end - $start" | bc -l)" "$hf"
+$bin validate "$work/out" --truth "$work/run" 2>/dev/null | grep registration_rms || true
+py=$(peers_python scikit-image tifffile scipy)
+line=$("$py" scripts/bench/rigid_skimage.py "$work/run")
+echo "$line"
+sk=$(echo "$line" | sed -E 's/.*= ([0-9.]+) frames\/s/\1/')
+printf 'ratio HeatFront / scikit-image: %.1f×\n' "$(echo "$hf / $sk" | bc -l)"
