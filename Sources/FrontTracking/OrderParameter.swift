@@ -58,6 +58,14 @@ public struct OrderParameterMap: Sendable {
 ///   physical edge instead of σ outside it.
 /// - σ is clamped to [d/2, max(width, height)/4] (d = 1/|g|): a narrower window would let
 ///   the neighbouring reflections (0 and 2g are |g| away) leak in.
+/// Choosing the window: σ = one layer spacing (`windowPx = 1/|g|`) is a good default — it
+/// suppresses the neighbouring reflections by e^−2π² and blurs the front by a 10–90 %
+/// width of 2.56σ (≈ 1.2 nm), which `FrontLocator` models and removes. Larger σ lowers
+/// noise in single low-dose frames at the cost of resolution near the boundary; the same
+/// function serves single frames, frame-window averages and step averages.
+/// gLayer must be the (003) layer reflection (0.468 nm spacing), not the half-spacing one.
+/// Thread-safe (each call owns its FFT workspace); memory ≈ 2 complex + ~8 float planes of
+/// the padded size.
 /// Cost: 14–16 complex FFTs of the padded size with FrameCore's cached single-precision plans.
 public enum OrderParameter {
     public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?) -> OrderParameterMap {
@@ -93,31 +101,39 @@ public enum OrderParameter {
         let specMask = plane.forward(mask)
 
         // Subtract the local mean (normalised convolution at σ = d).
-        let meanNum = plane.inverse(plane.forward(masked), centre: .zero, sigma: sigmaMean)
-        let meanDen = plane.inverse(specMask, centre: .zero, sigma: sigmaMean)
-        var fringes = [Float](repeating: 0, count: pw * ph)
-        for i in 0..<(pw * ph) where mask[i] > 0 {
-            let den = meanDen[i].x
-            if den > 1e-3 { fringes[i] = masked[i] - meanNum[i].x / den }
-        }
-        let specFringes = plane.forward(fringes)
-        let zg = plane.inverse(specFringes, centre: gLayer, sigma: sigma)
-        let z2g = plane.inverse(specFringes, centre: 2 * gLayer, sigma: sigma)
+        // (Intermediate arrays live in closures so the peak memory stays at a few planes.)
+        let specFringes: [Complex] = {
+            let meanNum = plane.inverse(plane.forward(masked), centre: .zero, sigma: sigmaMean)
+            let meanDen = plane.inverse(specMask, centre: .zero, sigma: sigmaMean)
+            var fringes = [Float](repeating: 0, count: pw * ph)
+            for i in 0..<(pw * ph) where mask[i] > 0 && meanDen[i] > 1e-3 {
+                fringes[i] = masked[i] - meanNum[i] / meanDen[i]
+            }
+            return plane.forward(fringes)
+        }()
+        masked = []
         let den = plane.inverse(specMask, centre: .zero, sigma: sigma)
 
         var ampG = Image(width: w, height: h), amp2G = Image(width: w, height: h)
         var combined = [Float](repeating: 0, count: pw * ph)
         var regionValues = [Double]()
         regionValues.reserveCapacity(w * h)
+        // ×2: a fringe A·cos(2πh·r) demodulates to A/2.
+        for (h2, target) in [(gLayer, 0), (2 * gLayer, 1)] {
+            let z = plane.inverse(specFringes, centre: h2, sigma: sigma, output: .modulus)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let i = y * pw + x
+                    guard mask[i] > 0, den[i] > 0.05 else { continue }
+                    if target == 0 { ampG[x, y] = 2 * z[i] / den[i] } else { amp2G[x, y] = 2 * z[i] / den[i] }
+                }
+            }
+        }
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * pw + x
-                guard mask[i] > 0, den[i].x > 0.05 else { continue }
-                // ×2: a fringe A·cos(2πh·r) demodulates to A/2.
-                let a1 = 2 * (zg[i] * zg[i]).sum().squareRoot() / den[i].x
-                let a2 = 2 * (z2g[i] * z2g[i]).sum().squareRoot() / den[i].x
-                ampG[x, y] = a1
-                amp2G[x, y] = a2
+                guard mask[i] > 0, den[i] > 0.05 else { continue }
+                let a1 = ampG[x, y], a2 = amp2G[x, y]
                 let c = (a1 * a1 + a2 * a2).squareRoot()
                 combined[i] = c
                 regionValues.append(Double(c))
@@ -174,7 +190,7 @@ public enum OrderParameter {
         // Seed density relative to the analysed area's: outside the image (or region) is
         // unknown, not "no crystal", so the core reaches the image's edges.
         let regionDen = plane.inverse(specMask, centre: .zero, sigma: sigmaLevel)
-        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i].x > 0.97 * regionDen[i].x {
+        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i] > 0.97 * regionDen[i] {
             core[i] = 1; coreLevel[i] = presence[i]; coreCount += 1
         }
         if coreCount >= 16 {
@@ -184,8 +200,8 @@ public enum OrderParameter {
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * pw + x
-                guard combined[i] > 0, levelDen[i].x > 1e-4 else { continue }
-                let level = levelNum[i].x / levelDen[i].x
+                guard combined[i] > 0, levelDen[i] > 1e-4 else { continue }
+                let level = levelNum[i] / levelDen[i]
                 guard presence[i] >= 0.5 * level, Double(combined[i]) >= 0.25 * coarse else { continue }
                 crystal[x, y] = true
                 let a2 = amp2G[x, y]
@@ -227,9 +243,12 @@ private final class Plane {
         return Array(data)
     }
 
+    enum Output { case real, modulus }
+
     /// IFFT of `spectrum · exp(−2π²σ²|k − centre|²)` (k in cycles/px, taken at its nearest
-    /// periodic image of the centre), normalised so a unit-sum Gaussian window results.
-    func inverse(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) -> [Complex] {
+    /// periodic image of the centre), normalised so a unit-sum Gaussian window results;
+    /// returns the real part or the modulus (Float, half the memory of the complex result).
+    func inverse(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double, output: Output = .real) -> [Float] {
         let data = workspace.data
         let c = -2 * Double.pi * Double.pi * sigma * sigma
         let norm = 1 / Double(width * height)
@@ -252,6 +271,9 @@ private final class Plane {
             for kx in 0..<width { data[row + kx] = spectrum[row + kx] * (gx[kx] * gy) }
         }
         workspace.backward()
-        return Array(data)
+        switch output {
+        case .real: return data.map { $0.x }
+        case .modulus: return data.map { ($0 * $0).sum().squareRoot() }
+        }
     }
 }
