@@ -35,9 +35,10 @@ public struct FrontMeasurement: Sendable {
     public var positionPx: Double?
     /// 10–90 % width of the occupancy profile, window blur removed (px); nil when not fitted.
     public var widthPx: Double?
-    /// Rock-salt fraction of the crystal: the phase map's, recounted with the front fit's
-    /// midpoint cut K(1 − α/2)/(1 + β/2) when a front was fitted (better when a wide front
-    /// leaves no pure phase in view); 0 without crystal.
+    /// Rock-salt fraction of the crystal: when a front was fitted, the crystal lying between
+    /// the boundary and the fitted midpoint (lines extended across the image) over all
+    /// crystal — exact for a straight front, unlike any cut on the blurred order parameter;
+    /// otherwise the phase map's; 0 without crystal.
     public var rocksaltFraction: Double
     /// What the fit saw, for `FrontLocator.width(profiles:)` over a step's frames.
     public var profile: FrontProfile?
@@ -227,17 +228,17 @@ public enum FrontLocator {
                 }
                 result.profile = FrontProfile(distancesPx: ts, values: values, weights: ws,
                                               positionPx: t0, blurSigmaPx: sigma)
-                // The fit's plateaus place the midpoint cut better than the segmentation's
-                // deciles when a wide front leaves no pure phase in the field of view.
-                let cut = k * (1 - alpha / 2) / (1 + beta / 2)
-                if cut.isFinite, cut > 0 {
-                    var crystal = 0, rocksalt = 0
-                    for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
-                        crystal += 1
-                        if Double(op.layered.pixels[i]) < cut { rocksalt += 1 }
-                    }
-                    if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
+                // The fraction by geometry: crystal between the boundary and the fitted
+                // midpoint, both lines extended across the image (the truth's own definition). Counting pixels below a q cut would
+                // miss a rock-salt strip narrower than the window, whose blurred q never
+                // reaches the cut, and miscount a wide front with no pure phase in view.
+                var crystal = 0, rocksalt = 0
+                for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+                    crystal += 1
+                    let t = ((SIMD2(Double(i % w), Double(i / w)) - p0) * normal).sum()
+                    if t < t0 { rocksalt += 1 }
                 }
+                if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
                 return result
             }
         }
