@@ -195,6 +195,19 @@ public enum FrontLocator {
                 bestCost = fit.cost
             }
         }
+        // A front still within ~w + 2σ of the boundary shows no rock-salt plateau: its depth
+        // α and its position t₀ then trade off against each other. Rock salt proper is fully
+        // cation-mixed (q → 0, α = 1 for any β), so α is fixed there.
+        if let first = fitted, first.t0 < first.w + 2 * sigma,
+           let fit = LeastSquares.levenbergMarquardt(start: [first.k, first.t0, log(first.w)], residuals: { p in
+               let wt = exp(p[2])
+               return ts.indices.map { i in
+                   let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
+                   return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta0 * pr))
+               }
+           }), fit.parameters.allSatisfy(\.isFinite) {
+            fitted = (fit.parameters[0], 1, fit.parameters[1], exp(fit.parameters[2]), beta0)
+        }
         if let first = fitted, first.t0 > 3 * sigma, halfBins.count >= 8, halfScale > 0 {
             let start = [first.k, first.alpha, first.t0, log(first.w), beta0, halfScale, 0, 0]
             if let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
