@@ -73,7 +73,9 @@ public struct FrontMeasurement: Sendable {
 /// through the lock-in window as P_σ = G_σ * P (σ = the map's window, integrated by
 /// 33-node quadrature). Fringe amplitudes are linear in occupancy, so
 /// q(t) = K·(1 − α·P_σ)/(1 + β·P_σ) with β from `PhaseMap.halfSpacingContrast` and K, α,
-/// t₀, w free. t₀ is the 50 % crossing of the occupancy — unbiased whatever α and β, where
+/// t₀, w free — except for a front still within w + 2σ of the boundary, which shows no
+/// rock-salt plateau, where α = 1 (full cation mixing) is imposed. When the front is > 3σ
+/// out, β is refitted jointly from the 2g amplitude profile (see the code). t₀ is the 50 % crossing of the occupancy — unbiased whatever α and β, where
 /// a tanh fitted to q itself would shift by up to 0.35 w. The width 2·atanh(0.8)·w is the
 /// 10–90 % width of the true (unblurred) profile: the window's blur is modelled, not
 /// subtracted in quadrature (the quadrature rule is only exact for Gaussian edges).
