@@ -35,9 +35,10 @@ public struct FrontMeasurement: Sendable {
     public var positionPx: Double?
     /// 10–90 % width of the occupancy profile, window blur removed (px); nil when not fitted.
     public var widthPx: Double?
-    /// Rock-salt fraction of the crystal: the phase map's, recounted with the front fit's
-    /// midpoint cut K(1 − α/2)/(1 + β/2) when a front was fitted (better when a wide front
-    /// leaves no pure phase in view); 0 without crystal.
+    /// Rock-salt fraction of the crystal: when a front was fitted, the crystal lying between
+    /// the boundary and the fitted midpoint (lines extended across the image) over all
+    /// crystal — exact for a straight front, unlike any cut on the blurred order parameter;
+    /// otherwise the phase map's; 0 without crystal.
     public var rocksaltFraction: Double
     /// What the fit saw, for `FrontLocator.width(profiles:)` over a step's frames.
     public var profile: FrontProfile?
@@ -72,7 +73,9 @@ public struct FrontMeasurement: Sendable {
 /// through the lock-in window as P_σ = G_σ * P (σ = the map's window, integrated by
 /// 33-node quadrature). Fringe amplitudes are linear in occupancy, so
 /// q(t) = K·(1 − α·P_σ)/(1 + β·P_σ) with β from `PhaseMap.halfSpacingContrast` and K, α,
-/// t₀, w free. t₀ is the 50 % crossing of the occupancy — unbiased whatever α and β, where
+/// t₀, w free — except for a front still within w + 2σ of the boundary, which shows no
+/// rock-salt plateau, where α = 1 (full cation mixing) is imposed. When the front is > 3σ
+/// out, β is refitted jointly from the 2g amplitude profile (see the code). t₀ is the 50 % crossing of the occupancy — unbiased whatever α and β, where
 /// a tanh fitted to q itself would shift by up to 0.35 w. The width 2·atanh(0.8)·w is the
 /// 10–90 % width of the true (unblurred) profile: the window's blur is modelled, not
 /// subtracted in quadrature (the quadrature rule is only exact for Gaussian edges).
@@ -198,6 +201,19 @@ public enum FrontLocator {
                 bestCost = fit.cost
             }
         }
+        // A front still within ~w + 2σ of the boundary shows no rock-salt plateau: its depth
+        // α and its position t₀ then trade off against each other. Rock salt proper is fully
+        // cation-mixed (q → 0, α = 1 for any β), so α is fixed there.
+        if let first = fitted, first.t0 < first.w + 2 * sigma,
+           let fit = LeastSquares.levenbergMarquardt(start: [first.k, first.t0, log(first.w)], residuals: { p in
+               let wt = exp(p[2])
+               return ts.indices.map { i in
+                   let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
+                   return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta0 * pr))
+               }
+           }), fit.parameters.allSatisfy(\.isFinite) {
+            fitted = (fit.parameters[0], 1, fit.parameters[1], exp(fit.parameters[2]), beta0)
+        }
         if let first = fitted, first.t0 > 3 * sigma, halfBins.count >= 8, halfScale > 0 {
             let start = [first.k, first.alpha, first.t0, log(first.w), beta0, halfScale, 0, 0]
             if let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
@@ -231,17 +247,17 @@ public enum FrontLocator {
                 }
                 result.profile = FrontProfile(distancesPx: ts, values: values, weights: ws,
                                               positionPx: t0, blurSigmaPx: sigma)
-                // The fit's plateaus place the midpoint cut better than the segmentation's
-                // deciles when a wide front leaves no pure phase in the field of view.
-                let cut = k * (1 - alpha / 2) / (1 + beta / 2)
-                if cut.isFinite, cut > 0 {
-                    var crystal = 0, rocksalt = 0
-                    for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
-                        crystal += 1
-                        if Double(op.layered.pixels[i]) < cut { rocksalt += 1 }
-                    }
-                    if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
+                // The fraction by geometry: crystal between the boundary and the fitted
+                // midpoint, both lines extended across the image (the truth's own definition). Counting pixels below a q cut would
+                // miss a rock-salt strip narrower than the window, whose blurred q never
+                // reaches the cut, and miscount a wide front with no pure phase in view.
+                var crystal = 0, rocksalt = 0
+                for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+                    crystal += 1
+                    let t = ((SIMD2(Double(i % w), Double(i / w)) - p0) * normal).sum()
+                    if t < t0 { rocksalt += 1 }
                 }
+                if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
                 return result
             }
         }

@@ -58,6 +58,14 @@ public struct OrderParameterMap: Sendable {
 ///   physical edge instead of σ outside it.
 /// - σ is clamped to [d/2, max(width, height)/4] (d = 1/|g|): a narrower window would let
 ///   the neighbouring reflections (0 and 2g are |g| away) leak in.
+/// Choosing the window: σ = one layer spacing (`windowPx = 1/|g|`) is a good default — it
+/// suppresses the neighbouring reflections by e^−2π² and blurs the front by a 10–90 %
+/// width of 2.56σ (≈ 1.2 nm), which `FrontLocator` models and removes. Larger σ lowers
+/// noise in single low-dose frames at the cost of resolution near the boundary; the same
+/// function serves single frames, frame-window averages and step averages.
+/// gLayer must be the (003) layer reflection (0.468 nm spacing), not the half-spacing one.
+/// Thread-safe (each call owns its FFT workspace); memory ≈ 2 complex + ~8 float planes of
+/// the padded size.
 /// Cost: 14–16 complex FFTs of the padded size with FrameCore's cached single-precision plans.
 public enum OrderParameter {
     public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?) -> OrderParameterMap {
@@ -93,31 +101,61 @@ public enum OrderParameter {
         let specMask = plane.forward(mask)
 
         // Subtract the local mean (normalised convolution at σ = d).
-        let meanNum = plane.inverse(plane.forward(masked), centre: .zero, sigma: sigmaMean)
-        let meanDen = plane.inverse(specMask, centre: .zero, sigma: sigmaMean)
-        var fringes = [Float](repeating: 0, count: pw * ph)
-        for i in 0..<(pw * ph) where mask[i] > 0 {
-            let den = meanDen[i].x
-            if den > 1e-3 { fringes[i] = masked[i] - meanNum[i].x / den }
-        }
-        let specFringes = plane.forward(fringes)
-        let zg = plane.inverse(specFringes, centre: gLayer, sigma: sigma)
-        let z2g = plane.inverse(specFringes, centre: 2 * gLayer, sigma: sigma)
+        // (Intermediate arrays live in closures so the peak memory stays at a few planes.)
+        let specFringes: [Complex] = {
+            let meanNum = plane.inverse(plane.forward(masked), centre: .zero, sigma: sigmaMean)
+            let meanDen = plane.inverse(specMask, centre: .zero, sigma: sigmaMean)
+            var fringes = [Float](repeating: 0, count: pw * ph)
+            for i in 0..<(pw * ph) where mask[i] > 0 && meanDen[i] > 1e-3 {
+                fringes[i] = masked[i] - meanNum[i] / meanDen[i]
+            }
+            return plane.forward(fringes)
+        }()
+        masked = []
         let den = plane.inverse(specMask, centre: .zero, sigma: sigma)
 
         var ampG = Image(width: w, height: h), amp2G = Image(width: w, height: h)
         var combined = [Float](repeating: 0, count: pw * ph)
         var regionValues = [Double]()
         regionValues.reserveCapacity(w * h)
+        // ×2: a fringe A·cos(2πh·r) demodulates to A/2. `locked` keeps an amplitude only
+        // where the fringes' local frequency (GPA: the phase gradient of the demodulated
+        // signal) lies within max(half a mask width 1/(4πσ), 4 % of |h|) of h: a
+        // neighbouring grain whose own reflection falls inside the mask but off its centre
+        // is not this lattice, while strain up to ~4 % (rock salt's spacing differs from the
+        // layered half-spacing by ~3.6 %) still is. Only an almost exactly coincident
+        // reflection of another grain gets through; a looser limit lets random amorphous
+        // fringes in.
+        var lockedG = [Float](repeating: 0, count: pw * ph), locked2G = [Float](repeating: 0, count: pw * ph)
+        for (hk, target) in [(gLayer, 0), (2 * gLayer, 1)] {
+            let limit = max(1 / (4 * Double.pi * sigma), 0.04 * (hk * hk).sum().squareRoot())
+            let z = plane.inverseComplex(specFringes, centre: hk, sigma: sigma)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let i = y * pw + x
+                    guard mask[i] > 0, den[i] > 0.05 else { continue }
+                    let a = 2 * (z[i] * z[i]).sum().squareRoot() / den[i]
+                    if target == 0 { ampG[x, y] = a } else { amp2G[x, y] = a }
+                    // Local frequency from neighbour products z(r+e)·z̄(r).
+                    let jx = x + 1 < w ? i + 1 : i - 1, jy = y + 1 < h ? i + pw : i - pw
+                    let sx: Double = x + 1 < w ? 1 : -1, sy: Double = y + 1 < h ? 1 : -1
+                    func frequency(_ j: Int) -> Double {
+                        let p = z[j], q = z[i]
+                        return atan2(Double(p.y * q.x - p.x * q.y), Double(p.x * q.x + p.y * q.y)) / (2 * .pi)
+                    }
+                    var dx = sx * frequency(jx) - hk.x, dy = sy * frequency(jy) - hk.y
+                    dx -= dx.rounded(); dy -= dy.rounded()
+                    if dx * dx + dy * dy < limit * limit {
+                        if target == 0 { lockedG[i] = a } else { locked2G[i] = a }
+                    }
+                }
+            }
+        }
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * pw + x
-                guard mask[i] > 0, den[i].x > 0.05 else { continue }
-                // ×2: a fringe A·cos(2πh·r) demodulates to A/2.
-                let a1 = 2 * (zg[i] * zg[i]).sum().squareRoot() / den[i].x
-                let a2 = 2 * (z2g[i] * z2g[i]).sum().squareRoot() / den[i].x
-                ampG[x, y] = a1
-                amp2G[x, y] = a2
+                guard mask[i] > 0, den[i] > 0.05 else { continue }
+                let a1 = lockedG[i], a2 = locked2G[i]
                 let c = (a1 * a1 + a2 * a2).squareRoot()
                 combined[i] = c
                 regionValues.append(Double(c))
@@ -145,19 +183,15 @@ public enum OrderParameter {
         // The plain combined amplitude would drop ~2.5× from layered to rock salt and pull
         // the rock salt at a boundary out of the mask.
         var ratios = [Double]()
-        for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse {
-            let y = i / pw, x = i % pw
-            let a2 = amp2G[x, y]
-            if a2 > 0 { ratios.append(Double(ampG[x, y] / a2)) }
+        for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse && locked2G[i] > 0 {
+            ratios.append(Double(lockedG[i] / locked2G[i]))
         }
         // Never below 1: an ordered layered crystal has q ≳ 0.95 (see `PhaseSegmentation`),
         // and a crystal with no layered part must not scale noise at g up to crystal level.
         let layeredRatio = Float(max(LeastSquares.quantile(ratios, 0.9) ?? 1, 1))
         var presence = [Float](repeating: 0, count: pw * ph)
-        for y in 0..<h {
-            for x in 0..<w where combined[y * pw + x] > 0 {
-                presence[y * pw + x] = max(amp2G[x, y], ampG[x, y] / layeredRatio)
-            }
+        for i in 0..<(pw * ph) where combined[i] > 0 {
+            presence[i] = max(locked2G[i], lockedG[i] / layeredRatio)
         }
         var seed = [Float](repeating: 0, count: pw * ph), seedLevel = [Float](repeating: 0, count: pw * ph)
         for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse {
@@ -174,7 +208,7 @@ public enum OrderParameter {
         // Seed density relative to the analysed area's: outside the image (or region) is
         // unknown, not "no crystal", so the core reaches the image's edges.
         let regionDen = plane.inverse(specMask, centre: .zero, sigma: sigmaLevel)
-        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i].x > 0.97 * regionDen[i].x {
+        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i] > 0.97 * regionDen[i] {
             core[i] = 1; coreLevel[i] = presence[i]; coreCount += 1
         }
         if coreCount >= 16 {
@@ -184,8 +218,8 @@ public enum OrderParameter {
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * pw + x
-                guard combined[i] > 0, levelDen[i].x > 1e-4 else { continue }
-                let level = levelNum[i].x / levelDen[i].x
+                guard combined[i] > 0, levelDen[i] > 1e-4 else { continue }
+                let level = levelNum[i] / levelDen[i]
                 guard presence[i] >= 0.5 * level, Double(combined[i]) >= 0.25 * coarse else { continue }
                 crystal[x, y] = true
                 let a2 = amp2G[x, y]
@@ -227,9 +261,28 @@ private final class Plane {
         return Array(data)
     }
 
+    enum Output { case real, modulus }
+
+    /// The complex result of the same filtered inverse transform.
+    func inverseComplex(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) -> [Complex] {
+        filterAndInvert(spectrum, centre: centre, sigma: sigma)
+        return Array(workspace.data)
+    }
+
+
     /// IFFT of `spectrum · exp(−2π²σ²|k − centre|²)` (k in cycles/px, taken at its nearest
-    /// periodic image of the centre), normalised so a unit-sum Gaussian window results.
-    func inverse(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) -> [Complex] {
+    /// periodic image of the centre), normalised so a unit-sum Gaussian window results;
+    /// returns the real part or the modulus (Float, half the memory of the complex result).
+    func inverse(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double, output: Output = .real) -> [Float] {
+        filterAndInvert(spectrum, centre: centre, sigma: sigma)
+        let data = workspace.data
+        switch output {
+        case .real: return data.map { $0.x }
+        case .modulus: return data.map { ($0 * $0).sum().squareRoot() }
+        }
+    }
+
+    private func filterAndInvert(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) {
         let data = workspace.data
         let c = -2 * Double.pi * Double.pi * sigma * sigma
         let norm = 1 / Double(width * height)
@@ -252,6 +305,5 @@ private final class Plane {
             for kx in 0..<width { data[row + kx] = spectrum[row + kx] * (gx[kx] * gy) }
         }
         workspace.backward()
-        return Array(data)
     }
 }

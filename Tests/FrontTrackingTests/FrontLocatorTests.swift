@@ -46,6 +46,24 @@ struct FrontLocatorTests {
         }
     }
 
+    /// Another grain beyond the boundary: its reflections near g or 2g must not make it part
+    /// of the crystal (rock salt by its missing g fringes). Orientations whose reflection
+    /// coincides with 2g to within ~4 % (here 70° and 100°) are a known limit.
+    @Test("neighbouring grain beyond the boundary stays out of the crystal", arguments: [15.0, 45.0, 80.0, 120.0, 165.0])
+    func neighbourGrain(rotationDeg: Double) throws {
+        var grain = SyntheticGrain()
+        grain.frontNm = 4; grain.widthNm = 3; grain.dose = 0.1; grain.beyond = .grain(rotationDeg)
+        let op = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+        let phase = PhaseSegmentation.segment(op)
+        let m = FrontLocator.locate(op, phase: phase, boundary: nil)
+        let position = try #require(m.positionPx) * grain.pixelNm
+        #expect(abs(position - 4) < 0.5, "rotation \(rotationDeg)°: position \(position)")
+        #expect(abs(m.rocksaltFraction - grain.trueRocksaltFraction) < 0.03, "rotation \(rotationDeg)°: fraction \(m.rocksaltFraction)")
+        var outside = 0
+        for y in 0..<grain.size { for x in 0..<grain.size where op.crystal[x, y] && grain.distanceAlongLayers(Double(x), Double(y)) < -6 { outside += 1 } }
+        #expect(outside < 1000, "rotation \(rotationDeg)°: \(outside) neighbour pixels in the crystal")
+    }
+
     @Test("no front on an all-layered grain, nor on an all-rock-salt one")
     func noFront() {
         for (front, dose) in [(nil, 0.1), (nil, 0.003), (1000.0, 0.1)] as [(Double?, Double)] {

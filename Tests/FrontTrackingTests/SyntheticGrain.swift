@@ -17,7 +17,11 @@ struct SyntheticGrain {
         /// TM fills the Li sites (TM site unchanged): Li site gains P·Z_TM.
         case fill
     }
-    enum Beyond { case vacuum, amorphous }
+    enum Beyond: Equatable {
+        case vacuum, amorphous
+        /// Another layered grain, rotated by this many degrees.
+        case grain(Double)
+    }
 
     var size = 256
     var pixelNm = 0.05
@@ -112,6 +116,22 @@ struct SyntheticGrain {
                         height = li ? Self.zLi + p * Self.zTM : Self.zTM
                     }
                     add(c, height * thickness(c.x), sigma, radius)
+                }
+            }
+        }
+        if case .grain(let rotation) = beyond {
+            let angle = (angleDeg + rotation) * .pi / 180
+            let u = SIMD2(cos(angle), sin(angle)), n = SIMD2(-u.y, u.x)
+            let ks2 = corners.map { ($0 * n).sum() / d }, us2 = corners.map { ($0 * u).sum() / a }
+            for k in (Int(ks2.min()!.rounded(.down)) - 2)...(Int(ks2.max()!.rounded(.up)) + 2) {
+                for i in (Int(us2.min()!.rounded(.down)) - 4)...(Int(us2.max()!.rounded(.up)) + 4) {
+                    for li in [false, true] {
+                        let z = Double(k) + (li ? 0.5 : 0), shift = Double(k) / 3 + (li ? 0.5 : 0)
+                        let c = z * d * n + (Double(i) + shift) * a * u + SIMD2(1.7, 2.9)
+                        guard c.x > -5, c.y > -5, c.x < Double(size) + 5, c.y < Double(size) + 5,
+                              distanceAlongLayers(c.x, c.y) < -0.5 * a else { continue }
+                        add(c, (li ? Self.zLi : Self.zTM) * thickness(c.x), sigma, radius)
+                    }
                 }
             }
         }
