@@ -112,7 +112,10 @@ enum FrameMeasurement {
                 if let boundary {
                     let front = FrontLocator.locate(op, phase: phase, boundary: boundary)
                     m.frontPx = front.positionPx
-                    if front.positionPx != nil, let p = front.profile { stored = StoredProfile(p) }
+                    if front.positionPx != nil {
+                        m.rocksalt = front.rocksaltFraction
+                        if let p = front.profile { stored = StoredProfile(p) }
+                    }
                 }
                 results[j] = (m, stored)
             }

@@ -126,6 +126,14 @@ public enum RunPipeline {
             // The front's boundary: from the config, else detected once, on the last step with
             // rock salt, and kept for the whole run so every position has one origin.
             boundary = config.frontBoundary ?? analyses.reversed().lazy.compactMap { $0?.detectedBoundary }.first
+            // Each step's rock-salt area, boundary to fitted front midpoint, from that one boundary.
+            if let boundary {
+                for k in analyses.indices {
+                    guard let a = analyses[k] else { continue }
+                    let front = FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: boundary)
+                    if front.positionPx != nil { analyses[k]!.phase.rocksaltFraction = front.rocksaltFraction }
+                }
+            }
 
             // 5. Per frame, streamed step by step: aligned frame → intensities → front.
             progress.begin("measure", total: ok.count)

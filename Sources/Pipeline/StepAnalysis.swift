@@ -38,17 +38,19 @@ struct StepAnalysis: Sendable {
                 covered[x, y] = false
             } }
         }
-        // Two layer spacings: narrow enough to keep a 2–6 nm front sharp, wide enough to
-        // average a few columns' noise (Hÿtch 1998 uses a similar mask radius ~ |g|/2).
-        let windowPx = 2 * lattice.layerSpacingPx
+        // One layer spacing: narrow enough to keep a 2–6 nm front sharp (the front fit removes
+        // the window's own blur), wide enough to average a few columns' noise.
+        let windowPx = lattice.layerSpacingPx
         let op = OrderParameter.map(image, gLayer: lattice.gLayer, windowPx: windowPx, region: covered)
         var region = op.crystal
         for i in region.bits.indices { region.bits[i] = region.bits[i] && covered.bits[i] }
         guard region.setCount > 0 else { return nil }
         let found = ColumnFinder.sites(in: image, lattice: lattice, region: region)
         let measured = SiteIntensity.measure(image, sites: found, region: region)
-        let phase = PhaseSegmentation.segment(op)
+        var phase = PhaseSegmentation.segment(op)
         let front = FrontLocator.locate(op, phase: phase, boundary: config.frontBoundary, analysed: covered)
+        // With a front, the fitted midpoint defines the rock-salt area (boundary to midpoint).
+        if front.positionPx != nil { phase.rocksaltFraction = front.rocksaltFraction }
         return StepAnalysis(lattice: lattice, region: region, sites: measured.sites, aggregate: measured.aggregate,
                             orderParameter: op, phase: phase, windowPx: windowPx,
                             detectedBoundary: front.positionPx != nil ? front.boundary : nil,
