@@ -274,6 +274,14 @@ public enum RunPipeline {
         progress.begin("registration", total: frames.count)
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
+        // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
+        // finer sampling than that only adds shot noise to the correlation.
+        if let first = try? frames.image(at: 0),
+           let lattice = try? LatticeFinder.find(in: first, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm) {
+            let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
+                        lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
+            options.bandPassHigh = min(options.bandPassHigh, max(0.05, 2.5 * g))
+        }
         let shifts = try RigidRegistration.alignRun(frames, groups: [Array(0..<frames.count)], options: options).shifts
         var averages = try groups.map { members in
             try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
