@@ -332,13 +332,18 @@ final class Correlator {
     /// Shift of `moving` relative to `reference`: near `prediction` (within `radius` px)
     /// when given, else by the coarse-then-fine search over the whole map.
     /// `nil` when either spectrum has no energy in the band.
+    /// `fallback`: a second candidate centre for the fine search besides the coarse stage's
+    /// estimate (a velocity prediction from the previous frames: the coarse stage can lock onto
+    /// content fixed to the scan, such as flyback distortion or detector background).
     func measure(_ moving: BandSpectrum, against reference: BandSpectrum,
-                 prediction: SIMD2<Double>? = nil, radius: Double = .infinity) -> CorrelationPeak? {
+                 prediction: SIMD2<Double>? = nil, radius: Double = .infinity,
+                 fallback: SIMD2<Double>? = nil) -> CorrelationPeak? {
         let g = geometry
         let em = energy(moving), er = energy(reference)
         guard em > 0, er > 0 else { return nil }
         var center = prediction
         var r = radius
+        var candidates: [SIMD2<Double>] = []
         if center == nil, filters.aliasRadius.isFinite {
             // Lattice present: the coarse (non-periodic) estimate when the low-pass content
             // matches (z ≥ 3: the maximum of a noise-only coarse map sits at z ≈ 1.5–2.5,
@@ -346,11 +351,16 @@ final class Correlator {
             // and references this is called on are neighbours or averages on the same
             // gauge, so the shift is small. Either way the fine peak is searched within
             // less than half the shortest lattice vector of it.
+            // Candidates for the true (unaliased) peak: the coarse estimate, the fallback
+            // prediction, no motion. Each is searched within the alias radius and the highest
+            // fine peak wins: non-periodic content and the finite overlap make the true
+            // peak stand above its lattice aliases.
             if let coarse = coarsePeak(moving, reference), coarse.significance >= 3 {
-                center = SIMD2(coarse.dx, coarse.dy)
-            } else {
-                center = .zero
+                candidates.append(SIMD2(coarse.dx, coarse.dy))
             }
+            if let fallback { candidates.append(fallback) }
+            if candidates.isEmpty { candidates.append(.zero) }
+            center = candidates[0]
             r = filters.aliasRadius
         }
 
@@ -373,8 +383,14 @@ final class Correlator {
             }
         }}}}
         fineFFT.inverse()
-        guard let (sx, sy) = bestSample(fineFFT, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
-                                        stepX: g.stepX, stepY: g.stepY, center: center, radius: r) else { return nil }
+        var found: (Double, Double, Float)? = nil
+        for c in candidates.isEmpty ? [center] : candidates.map({ Optional($0) }) {
+            if let f = bestSample(fineFFT, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
+                                  stepX: g.stepX, stepY: g.stepY, center: c, radius: r), f.2 > (found?.2 ?? -.infinity) {
+                found = f
+            }
+        }
+        guard let (sx, sy, _) = found else { return nil }
         let peak = product.withUnsafeBufferPointer {
             UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
                                     frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
@@ -413,7 +429,7 @@ final class Correlator {
     /// The largest sample of a correlation map (in `ws.real`) within the search limits
     /// and, if `center` is given, within `radius` of it; returns its shift in px.
     private func bestSample(_ ws: FFTWorkspace, gridWidth gw: Int, gridHeight gh: Int,
-                            stepX: Double, stepY: Double, center: SIMD2<Double>?, radius: Double) -> (Double, Double)? {
+                            stepX: Double, stepY: Double, center: SIMD2<Double>?, radius: Double) -> (Double, Double, Float)? {
         let limit = searchLimit
         var xRange = -Int(limit.x / stepX)...Int(limit.x / stepX)
         var yRange = -Int(limit.y / stepY)...Int(limit.y / stepY)
@@ -454,6 +470,6 @@ final class Correlator {
         }
         let ox = vertex(value(bx - 1, by), best, value(bx + 1, by))
         let oy = vertex(value(bx, by - 1), best, value(bx, by + 1))
-        return ((Double(bx) + ox) * stepX, (Double(by) + oy) * stepY)
+        return ((Double(bx) + ox) * stepX, (Double(by) + oy) * stepY, best)
     }
 }

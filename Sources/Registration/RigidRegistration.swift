@@ -296,12 +296,35 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         var rejections: [String?] = (0..<n).map { spectra[$0] == nil ? lastRejection(members[$0]) : nil }
         let valid = (0..<n).filter { spectra[$0] != nil }
 
-        // Pairwise shifts with the next `neighbours` readable frames.
-        var pairs: [(Int, Int)] = []
-        for (a, i) in valid.enumerated() {
-            for j in valid.dropFirst(a + 1).prefix(Swift.max(1, options.neighbours)) { pairs.append((i, j)) }
+        // Consecutive frames first, in time order: where the frames hold too little
+        // non-periodic content for the coarse stage, the fine search is centred on a
+        // constant-velocity prediction (the previous increment), so a steady drift faster
+        // than half a lattice vector per frame does not alias by a unit cell.
+        var increments = [SIMD2<Double>?](repeating: nil, count: valid.count)
+        var last: SIMD2<Double>? = nil   // nil: the first pair relies on the coarse stage
+        for a in valid.indices.dropFirst() {
+            let velocity = last
+            let m = correlators[0].measure(spectra[valid[a]]!, against: spectra[valid[a - 1]]!, fallback: velocity)
+            if let m, m.significance >= options.minSignificance {
+                increments[a] = SIMD2(m.dx, m.dy)
+                last = increments[a]
+            }
         }
-        let pairPeaks = try parallelMap(pairs.count) { p, c in c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!) }
+        // Then each frame with its next `neighbours` readable frames, predicted by the chain
+        // of consecutive increments between them.
+        var pairs: [(Int, Int)] = []
+        var chained: [SIMD2<Double>?] = []
+        for a in valid.indices {
+            var sum: SIMD2<Double>? = .zero
+            for b in (a + 1)..<Swift.min(valid.count, a + 1 + Swift.max(1, options.neighbours)) {
+                sum = sum.flatMap { s in increments[b].map { s + $0 } }
+                pairs.append((valid[a], valid[b]))
+                chained.append(sum)
+            }
+        }
+        let pairPeaks = try parallelMap(pairs.count) { p, c in
+            c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!, fallback: chained[p])
+        }
         var edges: [PairShift] = []
         for (p, m) in pairPeaks.enumerated() {
             if let m, m.significance >= options.minSignificance {
