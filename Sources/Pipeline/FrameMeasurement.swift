@@ -105,16 +105,28 @@ enum FrameMeasurement {
 
                 let r = min(h, i, n - 1 - i)
                 let window = r == 0 ? img : meanImage((i - r...i + r).map { snapshot[$0]!.image })
-                let op = OrderParameter.map(window, gLayer: a.lattice.gLayer, windowPx: a.windowPx, region: region)
+                // The order parameter varies on the scale of a layer spacing: map it on a copy
+                // binned so that a layer spans about 9 px, and scale lengths back.
+                let b = max(1, Int(a.lattice.layerSpacingPx / 9))
+                let binned = bin(window, b), binnedRegion = bin(region, b)
+                let op = OrderParameter.map(binned, gLayer: a.lattice.gLayer * Double(b),
+                                            windowPx: a.windowPx / Double(b), region: binnedRegion)
                 let phase = PhaseSegmentation.segment(op)
                 m.rocksalt = phase.rocksaltFraction
                 var stored: StoredProfile? = nil
                 if let boundary {
-                    let front = FrontLocator.locate(op, phase: phase, boundary: boundary)
-                    m.frontPx = front.positionPx
-                    if front.positionPx != nil {
+                    let s = 1 / Double(b), c = 0.5 * (s - 1)   // pixel centres: x_binned = (x + 0.5)/b − 0.5
+                    let scaled = LineSegment(x0: boundary.x0 * s + c, y0: boundary.y0 * s + c,
+                                             x1: boundary.x1 * s + c, y1: boundary.y1 * s + c)
+                    let front = FrontLocator.locate(op, phase: phase, boundary: scaled)
+                    if let position = front.positionPx {
+                        m.frontPx = position * Double(b)
                         m.rocksalt = front.rocksaltFraction
-                        if let p = front.profile { stored = StoredProfile(p) }
+                        if let p = front.profile {
+                            stored = StoredProfile(FrontProfile(
+                                distancesPx: p.distancesPx.map { $0 * Double(b) }, values: p.values, weights: p.weights,
+                                positionPx: p.positionPx * Double(b), blurSigmaPx: p.blurSigmaPx * Double(b)))
+                        }
                     }
                 }
                 results[j] = (m, stored)
@@ -126,6 +138,27 @@ enum FrameMeasurement {
             b0 = b1
         }
         return StepFrames(frames: out.map { $0! }, profiles: profiles.compactMap { $0 })
+    }
+
+    /// b×b block means (edge blocks partial); b = 1 returns the image.
+    static func bin(_ image: Image, _ b: Int) -> Image {
+        guard b > 1 else { return image }
+        let w = (image.width + b - 1) / b, h = (image.height + b - 1) / b
+        var sum = [Float](repeating: 0, count: w * h), count = [Float](repeating: 0, count: w * h)
+        for y in 0..<image.height {
+            let row = (y / b) * w
+            for x in 0..<image.width { sum[row + x / b] += image.pixels[y * image.width + x]; count[row + x / b] += 1 }
+        }
+        return Image(width: w, height: h, pixels: zip(sum, count).map { $0 / $1 })
+    }
+
+    /// A mask binned like `bin(_:_:)`: a block is set when all its pixels are.
+    static func bin(_ mask: Mask, _ b: Int) -> Mask {
+        guard b > 1 else { return mask }
+        let w = (mask.width + b - 1) / b, h = (mask.height + b - 1) / b
+        var out = [Bool](repeating: true, count: w * h)
+        for y in 0..<mask.height { for x in 0..<mask.width where !mask.bits[y * mask.width + x] { out[(y / b) * w + x / b] = false } }
+        return Mask(width: w, height: h, bits: out)
     }
 
     static func meanImage(_ images: [Image]) -> Image {
