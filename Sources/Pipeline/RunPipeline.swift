@@ -269,7 +269,9 @@ public enum RunPipeline {
             let shifts = c.dx.indices.map { FrameShift(dx: c.dx[$0], dy: c.dy[$0], score: c.score[$0], rejection: c.rejection[$0]) }
             progress.log("registration: reused from cache")
             return Registered(shifts: shifts, averages: avgs, fields: c.fields,
-                              summary: registrationSummary(config: config, fields: c.fields, cache: cache, pixelSizeNm: table.pixelSizeNm))
+                              summary: registrationSummary(config: config, fields: c.fields,
+                                                           precision: cache.load([Double].self, "registration_precision") ?? [],
+                                                           pixelSizeNm: table.pixelSizeNm))
         }
         progress.begin("registration", total: frames.count)
         var options = RigidOptions()
@@ -294,12 +296,18 @@ public enum RunPipeline {
             for (k, members) in groups.enumerated() where !members.isEmpty {
                 let rigid = averages[k]
                 let result = try NonrigidRegistration.correct(frames, indices: members, shifts: shifts, reference: rigid)
+                let r = StepAnalysis.columnPrecision(rigid.image, config: config, pixelSizeNm: table.pixelSizeNm)
+                let n = StepAnalysis.columnPrecision(result.average.image, config: config, pixelSizeNm: table.pixelSizeNm)
+                if let r, let n { precision.rigid.append(r); precision.nonrigid.append(n) }
+                // A correction that leaves the columns less regular than rigid alignment did is
+                // not kept (low dose, or distortions outside the raster model).
+                if let r, let n, n > r {
+                    progress.warn(String(format: "step %d: non-rigid correction did not improve column precision "
+                                         + "(%.3f px vs %.3f px rigid); rigid alignment kept", k, n, r))
+                    continue
+                }
                 for (j, p) in members.enumerated() where shifts[p].isUsed { fields[p] = result.fields[j] }
                 averages[k] = result.average
-                if let r = StepAnalysis.columnPrecision(rigid.image, config: config, pixelSizeNm: table.pixelSizeNm),
-                   let n = StepAnalysis.columnPrecision(result.average.image, config: config, pixelSizeNm: table.pixelSizeNm) {
-                    precision.rigid.append(r); precision.nonrigid.append(n)
-                }
                 progress.advance(by: members.count)
             }
         }
@@ -312,19 +320,21 @@ public enum RunPipeline {
             try cache.storeImage(a.weight, "step_\(k)_weight")
         }
         return Registered(shifts: shifts, averages: averages, fields: fields,
-                          summary: registrationSummary(config: config, fields: fields, cache: cache, pixelSizeNm: table.pixelSizeNm))
+                          summary: registrationSummary(config: config, fields: fields,
+                                                       precision: precision.rigid + precision.nonrigid, pixelSizeNm: table.pixelSizeNm))
     }
 
     /// Registration facts for `summary.json`: per-frame field statistics and, in non-rigid
     /// mode, the TM column precision of the step averages before and after (median over steps).
-    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], cache: StageCache,
+    /// `precision`: the steps' rigid precisions followed by their non-rigid ones (px).
+    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], precision p: [Double],
                                     pixelSizeNm: Double?) -> RegistrationSummary {
         var s = RegistrationSummary(mode: config.registrationMode)
         guard config.registrationMode == .nonrigid else { return s }
         let stats = fields.keys.sorted().map { fields[$0]!.statistics }
         s.displacementRMSPx = stats.map(\.rms)
         s.displacementMaxPx = stats.map(\.max)
-        if let p = cache.load([Double].self, "registration_precision"), p.count >= 2, let nm = pixelSizeNm {
+        if p.count >= 2, let nm = pixelSizeNm {
             let half = p.count / 2
             func median(_ v: ArraySlice<Double>) -> Double { let x = v.sorted(); return x[x.count / 2] }
             s.columnPrecisionRigidPm = median(p[..<half]) * nm * 1000
