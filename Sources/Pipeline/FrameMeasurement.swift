@@ -78,23 +78,17 @@ enum FrameMeasurement {
             let need = Array(max(0, b0 - h)..<min(n, b1 + h))
             for i in aligned.keys where i < b0 - h { aligned[i] = nil }
             let missing = need.filter { aligned[$0] == nil }
-            let decoded = LockedArray<(image: Image, valid: Mask)?>(count: missing.count, fill: nil)
-            let failure = LockedArray<Error?>(count: 1, fill: nil)
-            DispatchQueue.concurrentPerform(iterations: missing.count) { j in
+            let decoded = try ResultSlots<(image: Image, valid: Mask)>.map(missing.count) { j in
                 let p = position[members[missing[j]]]!
-                do {
-                    let img = try frames.image(at: p)
-                    let s = shifts[p]
-                    decoded[j] = fields[p].map { NonrigidRegistration.apply($0, shift: (s.dx, s.dy), to: img, interpolation: .bicubic) }
-                        ?? Resampling.shifted(img, by: -s.dx, -s.dy, interpolation: .bicubic)
-                } catch { failure[0] = error }
+                let img = try frames.image(at: p)
+                let s = shifts[p]
+                return fields[p].map { NonrigidRegistration.apply($0, shift: (s.dx, s.dy), to: img, interpolation: .bicubic) }
+                    ?? Resampling.shifted(img, by: -s.dx, -s.dy, interpolation: .bicubic)
             }
-            if let e = failure[0] { throw e }
             for (j, i) in missing.enumerated() { aligned[i] = decoded[j] }
 
             let snapshot = aligned, first = b0
-            let results = LockedArray<(MeasuredFrame, StoredProfile?)?>(count: b1 - b0, fill: nil)
-            DispatchQueue.concurrentPerform(iterations: b1 - b0) { j in
+            let results = try ResultSlots<(MeasuredFrame, StoredProfile?)>.map(b1 - b0) { j in
                 let i = first + j
                 let (img, valid) = snapshot[i]!
                 var m = MeasuredFrame(frameIndex: members[i])
@@ -129,11 +123,11 @@ enum FrameMeasurement {
                         }
                     }
                 }
-                results[j] = (m, stored)
+                return (m, stored)
             }
             for j in 0..<(b1 - b0) {
-                out[b0 + j] = results[j]!.0
-                profiles[b0 + j] = results[j]!.1
+                out[b0 + j] = results[j].0
+                profiles[b0 + j] = results[j].1
             }
             b0 = b1
         }

@@ -39,7 +39,7 @@ struct StageCache {
         let h = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) })
         guard data.count == 8 + 4 * w * h else { return nil }
         let px = [Float](unsafeUninitializedCapacity: w * h) { buf, n in
-            data.withUnsafeBytes { src in
+            _ = data.withUnsafeBytes { src in
                 memcpy(buf.baseAddress!, src.baseAddress! + 8, 4 * w * h)
             }
             n = w * h
@@ -73,11 +73,10 @@ struct InputFile: Codable, Sendable, Equatable {
     /// Checksums of `relativePaths` below `dir`, computed in parallel and streamed in 4 MiB
     /// blocks (a run may hold tens of gigabytes).
     static func checksums(_ relativePaths: [String], in dir: URL) -> [InputFile] {
-        let results = LockedArray<InputFile?>(count: relativePaths.count, fill: nil)
-        DispatchQueue.concurrentPerform(iterations: relativePaths.count) { i in
+        let results = (try? ResultSlots<InputFile?>.map(relativePaths.count) { i -> InputFile? in
             let path = relativePaths[i]
             let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : dir.appendingPathComponent(path)
-            guard let fh = try? FileHandle(forReadingFrom: url) else { return }
+            guard let fh = try? FileHandle(forReadingFrom: url) else { return nil }
             defer { try? fh.close() }
             let h = SHA256Hasher()
             var size = 0
@@ -85,20 +84,8 @@ struct InputFile: Codable, Sendable, Equatable {
                 size += block.count
                 block.withUnsafeBytes { h.update($0) }
             }
-            results[i] = InputFile(path: relativePaths[i], size: size, sha256: h.finalizeHex())
-        }
-        return results.values.compactMap { $0 }
+            return InputFile(path: path, size: size, sha256: h.finalizeHex())
+        }) ?? []
+        return results.compactMap { $0 }
     }
-}
-
-/// A fixed-size array that concurrent iterations write to, one slot each.
-final class LockedArray<T>: @unchecked Sendable {
-    private var storage: [T]
-    private let lock = NSLock()
-    init(count: Int, fill: T) { storage = [T](repeating: fill, count: count) }
-    subscript(i: Int) -> T {
-        get { lock.lock(); defer { lock.unlock() }; return storage[i] }
-        set { lock.lock(); storage[i] = newValue; lock.unlock() }
-    }
-    var values: [T] { lock.lock(); defer { lock.unlock() }; return storage }
 }

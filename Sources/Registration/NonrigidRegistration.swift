@@ -57,19 +57,13 @@ public enum NonrigidRegistration {
             // Coarse-to-fine on the first pass; later passes refine against the sharper average.
             let sigmas = pass == 0 ? options.blurSigmas : Array(options.blurSigmas.suffix(1))
             let levels = sigmas.map { ReferenceLevel(average.image, sigma: $0) }
-            let estimated = LockedSlots<ScanDistortionField>(count: indices.count)
-            let failure = LockedSlots<Error>(count: 1)
             let current = fields
-            DispatchQueue.concurrentPerform(iterations: used.count) { j in
-                let i = used[j]
-                do {
-                    let frame = try frames.image(at: indices[i])
-                    let s = shifts[indices[i]]
-                    estimated[i] = estimate(frame, shift: (s.dx, s.dy), start: current[i], levels: levels, options: options)
-                } catch { failure[0] = error }
+            let estimated = try ResultSlots<ScanDistortionField>.map(used.count) { j in
+                let i = used[j], s = shifts[indices[i]]
+                return estimate(try frames.image(at: indices[i]), shift: (s.dx, s.dy), start: current[i],
+                                levels: levels, options: options)
             }
-            if let e = failure[0] { throw e }
-            for i in used { fields[i] = estimated[i]! }
+            for (j, i) in used.enumerated() { fields[i] = estimated[j] }
             removeMeanField(&fields, over: used)
             average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
                                            interpolation: options.interpolation)
@@ -273,19 +267,12 @@ public enum NonrigidRegistration {
         var start = 0
         while start < used.count {
             let part = Array(used[start..<Swift.min(used.count, start + chunk)])
-            let warped = LockedSlots<(image: Image, valid: Mask)>(count: part.count)
-            let failure = LockedSlots<Error>(count: 1)
-            DispatchQueue.concurrentPerform(iterations: part.count) { j in
-                let i = part[j]
-                do {
-                    let s = shifts[indices[i]]
-                    warped[j] = apply(fields[i], shift: (s.dx, s.dy), to: try frames.image(at: indices[i]),
-                                      interpolation: interpolation)
-                } catch { failure[0] = error }
+            let warped = try ResultSlots<(image: Image, valid: Mask)>.map(part.count) { j in
+                let i = part[j], s = shifts[indices[i]]
+                return apply(fields[i], shift: (s.dx, s.dy), to: try frames.image(at: indices[i]), interpolation: interpolation)
             }
-            if let e = failure[0] { throw e }
             for j in part.indices {
-                let (img, valid) = warped[j]!
+                let (img, valid) = warped[j]
                 for k in sum.indices where valid.bits[k] { sum[k] += Double(img.pixels[k]); weight[k] += 1 }
             }
             start += chunk
@@ -293,16 +280,5 @@ public enum NonrigidRegistration {
         let pixels = (0..<(w * h)).map { weight[$0] > 0 ? Float(sum[$0] / Double(weight[$0])) : 0 }
         return AlignedAverage(image: Image(width: w, height: h, pixels: pixels),
                               weight: Image(width: w, height: h, pixels: weight), frameCount: used.count)
-    }
-}
-
-/// Result slots that concurrent iterations fill, one each.
-final class LockedSlots<T>: @unchecked Sendable {
-    private var slots: [T?]
-    private let lock = NSLock()
-    init(count: Int) { slots = [T?](repeating: nil, count: count) }
-    subscript(i: Int) -> T? {
-        get { lock.lock(); defer { lock.unlock() }; return slots[i] }
-        set { lock.lock(); slots[i] = newValue; lock.unlock() }
     }
 }

@@ -108,7 +108,7 @@ import Simulation
         #expect(files.count > 20)
         for f in files {
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: a.appendingPathComponent(f).path, isDirectory: &isDir)
+            _ = FileManager.default.fileExists(atPath: a.appendingPathComponent(f).path, isDirectory: &isDir)
             if isDir.boolValue { continue }
             var x = try Data(contentsOf: a.appendingPathComponent(f)), y = try Data(contentsOf: b.appendingPathComponent(f))
             if f == "summary.json" { x = wallClockFree(x); y = wallClockFree(y) }
