@@ -141,6 +141,21 @@ import Simulation
         }
     }
 
+    @Test func severalRunsGetSubFoldersAndASummaryRow() throws {
+        let empty = Self.scratch("batch-empty"), out = Self.scratch("batch-out")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let outcome = try BatchRun.run([Self.sample, empty], outDir: out, options: RunOptions(),
+                                       progress: ProgressReporter(style: .quiet), cancel: Cancellation())
+        #expect(outcome.exitCode == 0 && outcome.errors.count == 1)
+        let rows = try String(contentsOf: out.appendingPathComponent("runs.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == 3)
+        #expect(rows[1].contains(",ok,20,") && rows[2].contains(",failed,"))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(Self.sample.lastPathComponent)/summary.json").path))
+        let onlyEmpty = try BatchRun.run([empty], outDir: Self.scratch("batch-none"), options: RunOptions(),
+                                         progress: ProgressReporter(style: .quiet), cancel: Cancellation())
+        #expect(onlyEmpty.exitCode == 1)
+    }
+
     @Test func unreadableAndMismatchedFramesAreMarkedAndTheRunGoesOn() throws {
         let dir = Self.scratch("damaged")
         try FileManager.default.copyItem(at: Self.sample, to: dir)
