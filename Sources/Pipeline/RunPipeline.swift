@@ -180,20 +180,16 @@ public enum RunPipeline {
             steps = table.steps.indices.map { k in
                 StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], profiles: profilesByStep[k])
             }
-            summary.addKinetics(steps: steps, pixelSizeNm: table.pixelSizeNm)
+            summary.addKinetics(steps: steps)
             clock.lap("kinetics")
-        } else {
-            steps = table.steps.indices.map { k in
-                StepKinetics.assemble(k, table: table, results: results, analysis: nil, profiles: [])
-            }
         }
 
         // 7. Outputs, each written atomically; summary.json last, so its presence marks a finished run.
-        summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
         summary.registration = registered.summary
         if summary.registration.columnPrecisionRigidPm == nil, config.registrationMode == .nonrigid {
             progress.warn("non-rigid registration: column precision could not be compared (no lattice found)")
         }
+        summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
         try outputs.writeFrames(results, registrationOnly: options.registrationOnly)
         if !options.registrationOnly {
@@ -259,6 +255,8 @@ public enum RunPipeline {
             var rejection: [String?]
             var counts: [Int]
             var fields: [Int: ScanDistortionField]
+            /// Warnings the stage raised, replayed when it is reused so summary.json is the same.
+            var warnings: [String]
         }
         if let c = cache.load(Cached.self, "registration"),
            let avgs = try? groups.indices.map({ k -> AlignedAverage in
@@ -268,6 +266,7 @@ public enum RunPipeline {
            }) {
             let shifts = c.dx.indices.map { FrameShift(dx: c.dx[$0], dy: c.dy[$0], score: c.score[$0], rejection: c.rejection[$0]) }
             progress.log("registration: reused from cache")
+            for w in c.warnings { progress.warn(w) }
             return Registered(shifts: shifts, averages: avgs, fields: c.fields,
                               summary: registrationSummary(config: config, fields: c.fields,
                                                            precision: cache.load([Double].self, "registration_precision") ?? [],
@@ -291,6 +290,7 @@ public enum RunPipeline {
         progress.advance(by: frames.count)
         var fields: [Int: ScanDistortionField] = [:]
         var precision: (rigid: [Double], nonrigid: [Double]) = ([], [])
+        var warnings: [String] = []
         if config.registrationMode == .nonrigid {
             progress.begin("non-rigid", total: frames.count)
             for (k, members) in groups.enumerated() where !members.isEmpty {
@@ -302,8 +302,8 @@ public enum RunPipeline {
                 // A correction that leaves the columns less regular than rigid alignment did is
                 // not kept (low dose, or distortions outside the raster model).
                 if let r, let n, n > r {
-                    progress.warn(String(format: "step %d: non-rigid correction did not improve column precision "
-                                         + "(%.3f px vs %.3f px rigid); rigid alignment kept", k, n, r))
+                    warnings.append(String(format: "step %d: non-rigid correction did not improve column precision "
+                                           + "(%.3f px vs %.3f px rigid); rigid alignment kept", k, n, r))
                     continue
                 }
                 for (j, p) in members.enumerated() where shifts[p].isUsed { fields[p] = result.fields[j] }
@@ -312,8 +312,9 @@ public enum RunPipeline {
             }
         }
         try cache.store(Cached(dx: shifts.map(\.dx), dy: shifts.map(\.dy), score: shifts.map(\.score),
-                               rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields),
-                        "registration")
+                               rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields,
+                               warnings: warnings), "registration")
+        for w in warnings { progress.warn(w) }
         try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
         for (k, a) in averages.enumerated() {
             try cache.storeImage(a.image, "step_\(k)_average")

@@ -77,7 +77,7 @@ public struct RunSummary: Sendable, Encodable {
     }
 
     /// Onset temperature and activation energy from the steps (contract §5 rules).
-    mutating func addKinetics(steps: [StepResult], pixelSizeNm: Double?) {
+    mutating func addKinetics(steps: [StepResult]) {
         if let k = Kinetics.onsetStep(ratioMeans: steps.map(\.ratioMean), ratioSEMs: steps.map(\.ratioSEM),
                                       rocksaltFractions: steps.map(\.rocksaltFraction),
                                       temperaturesC: steps.map(\.temperatureC)) {
