@@ -39,8 +39,8 @@ struct RunOutputs {
     /// and `maps/step_<k>_phase.png`.
     func writeStepDetails(_ analyses: [StepAnalysis?], averages: [AlignedAverage], pixelSizeNm nm: Double?,
                           config: RunConfig, boundary: LineSegment?) throws {
-        for (k, analysis) in analyses.enumerated() {
-            guard let a = analysis else { continue }
+        _ = try ResultSlots<Void>.map(analyses.count) { k in
+            guard let a = analyses[k] else { return }
             var columns = CSVTable(header: ["x", "y", "sublattice", "intensity"])
             for s in a.sites.sites {
                 columns.append([Cell.fixed(s.x, 3), Cell.fixed(s.y, 3), s.sublattice.rawValue, Cell.significant(s.intensity)])

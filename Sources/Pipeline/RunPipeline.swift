@@ -113,10 +113,17 @@ public enum RunPipeline {
         var analyses: [StepAnalysis?] = []
         var boundary: LineSegment? = nil
         if !options.registrationOnly {
-            for k in table.steps.indices {
-                let previous = analyses.last { $0 != nil }??.lattice
-                analyses.append(StepAnalysis.analyse(average: registered.averages[k], config: config,
-                                                     pixelSizeNm: table.pixelSizeNm, previous: previous))
+            // Steps in parallel; a step without a lattice of its own (fully rock salt) then
+            // borrows the previous step's, in order.
+            let averages = registered.averages, pixelSize = table.pixelSizeNm, stepConfig = config
+            analyses = try ResultSlots<StepAnalysis?>.map(table.steps.count) { k in
+                StepAnalysis.analyse(average: averages[k], config: stepConfig, pixelSizeNm: pixelSize, previous: nil)
+            }
+            for k in analyses.indices where analyses[k] == nil {
+                if let previous = analyses[..<k].last(where: { $0 != nil })??.lattice {
+                    analyses[k] = StepAnalysis.analyse(average: averages[k], config: config, pixelSizeNm: pixelSize,
+                                                       previous: previous)
+                }
             }
             for (k, a) in analyses.enumerated() where a == nil {
                 progress.warn("step \(k): no layered lattice found in the aligned average; intensities and front not measured")
