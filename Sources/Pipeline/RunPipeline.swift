@@ -42,10 +42,10 @@ public enum PipelineError: Error, CustomStringConvertible {
 
 /// The run: every stage chained, from a run folder to the outputs of run contract §2.
 ///
-/// Memory stays bounded by frame size, not frame count: frames are decoded on demand
-/// (`RunFrames`), registered as a stream, and measured in batches of `jobs` frames plus
-/// the few neighbours the front's frame window needs; per step only the aligned average and
-/// its maps are kept. See docs/user-guide.md, "Memory".
+/// Frames are decoded on demand (`RunFrames`) and measured in batches of `2 × jobs` frames
+/// plus the few neighbours the front's frame window needs; per step only the aligned average
+/// and its maps are kept. Registration keeps one band-limited spectrum per frame (≈ 0.6 MB
+/// per 1024² frame), the one part that grows with frame count. See docs/user-guide.md, "Memory".
 public enum RunPipeline {
     /// Frames on each side whose aligned images are averaged with a frame to map its front
     /// (single low-dose frames hold only a few counts per column).
