@@ -296,34 +296,32 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         var rejections: [String?] = (0..<n).map { spectra[$0] == nil ? lastRejection(members[$0]) : nil }
         let valid = (0..<n).filter { spectra[$0] != nil }
 
-        // Consecutive frames first, in time order: where the frames hold too little
-        // non-periodic content for the coarse stage, the fine search is centred on a
-        // constant-velocity prediction (the previous increment), so a steady drift faster
-        // than half a lattice vector per frame does not alias by a unit cell.
-        var increments = [SIMD2<Double>?](repeating: nil, count: valid.count)
-        var last: SIMD2<Double>? = nil   // nil: the first pair relies on the coarse stage
-        for a in valid.indices.dropFirst() {
-            let velocity = last
-            let m = correlators[0].measure(spectra[valid[a]]!, against: spectra[valid[a - 1]]!, fallback: velocity)
-            if let m, m.significance >= options.minSignificance {
-                increments[a] = SIMD2(m.dx, m.dy)
-                last = increments[a]
-            }
-        }
-        // Then each frame with its next `neighbours` readable frames, predicted by the chain
-        // of consecutive increments between them.
+        // A chain in time order first: each frame is linked to the last frame already in the
+        // chain (skipping up to `maxChainGap − 1` frames that could not be linked, e.g. noise
+        // frames). Where the frames hold too little non-periodic content for the coarse
+        // stage to tell lattice aliases apart, the fine search is also centred on a
+        // constant-velocity prediction, so a steady drift faster than half a lattice vector
+        // per frame does not alias by a unit cell.
+        let chain = timeChain(valid, spectra)
+        // Then each frame with its next `neighbours` readable frames. Within one chain
+        // segment the pair is searched only around the chain's prediction: the fine
+        // correlation cannot tell lattice aliases apart, and a prediction from small
+        // consecutive increments is more reliable than a coarse estimate over a longer
+        // time (which may be ill-conditioned along a straight boundary).
         var pairs: [(Int, Int)] = []
-        var chained: [SIMD2<Double>?] = []
+        var predicted: [SIMD2<Double>?] = []
         for a in valid.indices {
-            var sum: SIMD2<Double>? = .zero
             for b in (a + 1)..<Swift.min(valid.count, a + 1 + Swift.max(1, options.neighbours)) {
-                sum = sum.flatMap { s in increments[b].map { s + $0 } }
                 pairs.append((valid[a], valid[b]))
-                chained.append(sum)
+                predicted.append(chain.relative(valid[a], valid[b]))
             }
         }
         let pairPeaks = try parallelMap(pairs.count) { p, c in
-            c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!, fallback: chained[p])
+            if let prediction = predicted[p] {
+                return c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!,
+                                 prediction: prediction, radius: self.filters.aliasRadius)
+            }
+            return c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!)
         }
         var edges: [PairShift] = []
         for (p, m) in pairPeaks.enumerated() {
@@ -389,6 +387,45 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         }
         return GroupSolution(positions: positions, scores: scores, rejections: rejections,
                              average: sum(spectra, positions), usedCount: used.count)
+    }
+
+    /// Positions of frames linked one after another in time order (`TimeChain`).
+    ///
+    /// Frame `k` is measured against the chain's last frame around the coarse estimate and,
+    /// once the drift has proved steady, also around a constant-velocity prediction (the
+    /// higher fine peak wins: the coarse stage can lock onto content fixed to the scan).
+    /// Steady means the last increments were predicted by the velocity before them to within
+    /// a quarter of the alias radius, RMS; otherwise (frame-to-frame jumps) the prediction
+    /// would only add a lattice alias to choose from. A frame that does not link
+    /// significantly is left out (the next frame tries the same last frame again) unless
+    /// the last frame is the segment's only one (then the new frame starts over in its
+    /// place) or the gap reached `maxChainGap` frames (then a new segment starts).
+    func timeChain(_ order: [Int], _ spectra: [BandSpectrum?]) -> TimeChain {
+        var chain = TimeChain(count: spectra.count)
+        let maxGap = 3
+        var last: Int? = nil, segmentLength = 0
+        var velocity: SIMD2<Double>? = nil   // px per frame
+        var misses: [Double] = []            // |increment − prediction|² of the segment's links
+        for k in order {
+            guard let a = last else {
+                chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; continue
+            }
+            let gap = Double(k - a)
+            let recent = misses.suffix(4)
+            let steady = recent.count >= 2
+                && (recent.reduce(0, +) / Double(recent.count)).squareRoot() <= 0.25 * filters.aliasRadius
+            let m = correlators[0].measure(spectra[k]!, against: spectra[a]!,
+                                           fallback: steady ? velocity.map { $0 * gap } : nil)
+            if let m, m.significance >= options.minSignificance {
+                let step = SIMD2(m.dx, m.dy)
+                if let v = velocity { let e = step - v * gap; misses.append((e * e).sum()) }
+                chain.link(k, to: a, by: step)
+                velocity = step / gap; last = k; segmentLength += 1
+            } else if segmentLength == 1 || k - a >= maxGap {
+                chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []
+            }
+        }
+        return chain
     }
 
     /// Frames more than `maxShiftPx` (either axis) from the median position cannot share
@@ -467,6 +504,32 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         let overlap = Swift.max(0, w - abs(d.x)) * Swift.max(0, h - abs(d.y)) / (w * h)
         let outside = abs(d.x) > options.maxShiftPx || abs(d.y) > options.maxShiftPx || overlap < options.minOverlapFraction
         return FrameShift(dx: d.x, dy: d.y, score: score, rejection: outside ? "overlap" : nil)
+    }
+}
+
+/// Frame positions from consecutive links, comparable only within one segment.
+struct TimeChain {
+    private var position: [SIMD2<Double>?]
+    private var segment: [Int?]
+    private var segments = 0
+
+    init(count: Int) {
+        position = [SIMD2<Double>?](repeating: nil, count: count)
+        segment = [Int?](repeating: nil, count: count)
+    }
+
+    /// Frame `k` starts a new segment.
+    mutating func start(_ k: Int) { position[k] = .zero; segment[k] = segments; segments += 1 }
+
+    /// Frame `k` sits at `step` from frame `a` (already in the chain).
+    mutating func link(_ k: Int, to a: Int, by step: SIMD2<Double>) {
+        position[k] = position[a]! + step; segment[k] = segment[a]
+    }
+
+    /// `p_j − p_i` when both frames are in the same segment.
+    func relative(_ i: Int, _ j: Int) -> SIMD2<Double>? {
+        guard let si = segment[i], si == segment[j], let a = position[i], let b = position[j] else { return nil }
+        return b - a
     }
 }
 
