@@ -9,8 +9,8 @@ import FrameCore
 ///   +y = content moved down.
 /// - `liTmRatio`: mean background-free column intensity (column weight × occupancy ×
 ///   thickness; no probe tails, no diffuse background) at the Li sites divided by the same
-///   at the TM sites, over the analysed crystal (the grain under study) inside the field of
-///   view of frame 0.
+///   at the TM sites, over the analysed crystal (the grain under study) inside the frame's
+///   own field of view (run contract §1), which drifts with the specimen.
 /// - `rocksaltFraction`: fraction of that crystal area lying between the boundary and the
 ///   front midpoint.
 /// - `frontPositionNm`: distance of the front midpoint from the boundary along the
@@ -185,8 +185,8 @@ public struct RunTruth: Sendable, Codable, Equatable {
         "temperature_C": "programme (holder) temperature at the frame's mid-acquisition time",
         "step_index": "index of the temperature hold containing the frame; -1 for frames acquired during a ramp",
         "shift_px": "specimen displacement at the frame's mid-acquisition time relative to frame 0's mid-acquisition time, pixels; +x = content moved right (increasing column), +y = content moved down (increasing row)",
-        "li_tm_ratio": "mean background-free column intensity (column weight Z^1.7 x occupancy x thickness, no probe tails or diffuse background) at Li sites divided by that at TM sites, over the analysed grain inside frame 0's field of view",
-        "rocksalt_fraction": "fraction of the analysed grain's area inside frame 0's field of view lying between the boundary and the front midpoint",
+        "li_tm_ratio": "mean background-free column intensity (column weight Z^1.7 x occupancy x thickness, no probe tails or diffuse background) at Li sites divided by that at TM sites, over the analysed grain inside the frame's own field of view (frame 0's view moved by the frame's drift)",
+        "rocksalt_fraction": "fraction of the analysed grain's area inside the frame's own field of view lying between the boundary and the front midpoint",
         "front_position_nm": "distance of the front midpoint (rock-salt fraction 1/2) from the boundary along the propagation direction; empty before the front exists",
         "front_width_nm": "10-90 % width of the tanh rock-salt profile across the front",
         "onset_temperature_C": "summary.json definition evaluated on the true step values: first step whose Li/TM ratio exceeds the first step's by at least 0.02, or whose rock-salt fraction exceeds 0.02; null when the first step already shows rock salt or no step does",

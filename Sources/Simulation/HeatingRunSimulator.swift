@@ -109,45 +109,56 @@ public struct HeatingRunSimulator: Sendable {
                             propagation: propagation, neighbour: o.neighbour, neighbourLattice: neighbourLattice,
                             amorphous: amorphous, thickness: thickness, backgroundLevel: o.backgroundLevel)
 
-        // Truth: cation sites and pixel areas of the analysed grain inside frame 0's view.
-        let (mr, ir) = lattice.indexRange(xMin: 0, xMax: Double(w - 1) * p, yMin: 0, yMax: Double(h - 1) * p, margin: 0.5)
+        // Truth: cation sites of the analysed grain inside each frame's own field of view
+        // (run contract §1: "the area in the field of view"). Frame i shows the specimen
+        // moved by its drift d_i, i.e. the region [−d_i, −d_i + size·p]; sites are listed
+        // once over the union of those regions.
+        let mids = slots.map { $0.startS + dur / 2 }
+        let (driftPath, grain) = (drift, specimen)   // locals: closures may not capture self in init
+        let views = mids.map { -driftPath.displacement(at: $0) }   // specimen origin of each frame's view
+        let lo = views.reduce(SIMD2<Double>(0, 0)) { SIMD2(min($0.x, $1.x), min($0.y, $1.y)) }
+        let hi = views.reduce(SIMD2<Double>(0, 0)) { SIMD2(max($0.x, $1.x), max($0.y, $1.y)) }
+        let (mr, ir) = lattice.indexRange(xMin: lo.x, xMax: hi.x + Double(w - 1) * p, yMin: lo.y,
+                                          yMax: hi.y + Double(h - 1) * p, margin: 0.5)
         var cationSites: [(tm: Bool, pos: SIMD2<Double>)] = []
         for m in mr where m & 1 == 1 {
             for i in ir {
                 let pos = lattice.position(layer: m, column: i)
-                guard pos.x >= -0.5 * p, pos.y >= -0.5 * p, pos.x <= (Double(w) - 0.5) * p, pos.y <= (Double(h) - 0.5) * p,
-                      specimen.boundaryDistance(pos) >= 0 else { continue }
+                guard specimen.boundaryDistance(pos) >= 0 else { continue }
                 cationSites.append((lattice.species(layer: m) == .transitionMetal, pos))
             }
         }
-        var pixelDistances: [Double] = []
-        pixelDistances.reserveCapacity(w * h)
-        for y in 0..<h { for x in 0..<w {
-            let d = specimen.boundaryDistance(SIMD2(Double(x) * p, Double(y) * p))
-            if d >= 0 { pixelDistances.append(d) }
-        } }
-        pixelDistances.sort()
+        func inView(_ pos: SIMD2<Double>, _ origin: SIMD2<Double>) -> Bool {
+            let r = pos - origin
+            return r.x >= -0.5 * p && r.y >= -0.5 * p && r.x <= (Double(w) - 0.5) * p && r.y <= (Double(h) - 0.5) * p
+        }
+        /// Fraction of the grain's pixels in the view starting at `origin` closer than `front` to the boundary.
+        func fractionWithin(_ front: Double, _ origin: SIMD2<Double>) -> Double {
+            var inGrain = 0, within = 0
+            for y in 0..<h { for x in 0..<w {
+                let d = grain.boundaryDistance(origin + SIMD2(Double(x) * p, Double(y) * p))
+                if d >= 0 { inGrain += 1; if d < front { within += 1 } }
+            } }
+            return inGrain > 0 ? Double(within) / Double(inGrain) : 0
+        }
 
         let folder = RunLayout(options: o, programme: programme)
         var truths: [FrameTruth] = []
         for (idx, s) in slots.enumerated() {
-            let mid = s.startS + dur / 2
+            let mid = mids[idx]
             let state = Specimen.State(front: kinetics.position(at: mid),
                                        uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)))
+            let view = views[idx]
             var liSum = 0.0, tmSum = 0.0, liN = 0, tmN = 0
-            for site in cationSites {
+            for site in cationSites where inView(site.pos, view) {
                 let a = specimen.siteAmplitude(site.tm ? .transitionMetal : .lithiumSite, at: site.pos, state: state, kinetics: kinetics)
                 if site.tm { tmSum += a; tmN += 1 } else { liSum += a; liN += 1 }
             }
             // Ratio of the two sublattices' mean column intensities.
             let liTm = tmSum > 0 && liN > 0 ? (liSum / Double(liN)) / (tmSum / Double(tmN)) : 0
             var rs = 0.0
-            if let f = state.front, !pixelDistances.isEmpty {
-                var lo = 0, hi = pixelDistances.count          // count of distances < f
-                while lo < hi { let m = (lo + hi) / 2; if pixelDistances[m] < f { lo = m + 1 } else { hi = m } }
-                rs = Double(lo) / Double(pixelDistances.count)
-            }
-            let d = drift.displacement(at: mid)
+            if let f = state.front { rs = fractionWithin(f, view) }
+            let d = -view
             truths.append(FrameTruth(frameIndex: idx, timeS: s.startS - t0, temperatureC: programme.temperature(at: mid),
                                      stepIndex: s.hold ?? -1, shiftXPx: d.x / p, shiftYPx: d.y / p,
                                      liTmRatio: liTm, rocksaltFraction: rs,
@@ -166,8 +177,8 @@ public struct HeatingRunSimulator: Sendable {
 
     public var allFrameTruths: [FrameTruth] { frameTruths }
 
-    /// The analysed crystal (the grain under study) on frame 0's pixels: the region over which
-    /// `liTmRatio` and `rocksaltFraction` are defined.
+    /// The analysed crystal (the grain under study) on frame 0's pixels (frame `i`'s
+    /// `liTmRatio` and `rocksaltFraction` are defined over the same region in its own view).
     public func analysedCrystalMask() -> Mask {
         let p = options.pixelSizeNm, w = options.size
         var m = Mask(width: w, height: w, fill: false)

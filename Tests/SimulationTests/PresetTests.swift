@@ -103,16 +103,22 @@ import Simulation
         #expect(t.activationEnergyEV == 1.5)
     }
 
-    /// Rock-salt fraction = share of the analysed-crystal mask between boundary and front.
-    @Test func rocksaltFractionIsTheMaskAreaBehindTheFront() throws {
+    /// Rock-salt fraction = share of the analysed crystal in the frame's own (drifted) view
+    /// between boundary and front.
+    @Test func rocksaltFractionIsTheGrainAreaBehindTheFront() throws {
         let sim = HeatingRunSimulator(SimulationOptions(preset: .scanDistortion, size: 128))
         let mask = sim.analysedCrystalMask()
         #expect(mask.setCount > 128 * 128 / 2 && mask.setCount < 128 * 128)
         for i in [0, sim.frameCount / 2, sim.frameCount - 1] {
-            let f = try #require(sim.frameTruth(i).frontPositionNm)
-            var behind = 0
-            for y in 0..<128 { for x in 0..<128 where mask[x, y] && sim.boundaryDistanceNm(x: Double(x), y: Double(y)) < f { behind += 1 } }
-            #expect(abs(Double(behind) / Double(mask.setCount) - sim.frameTruth(i).rocksaltFraction) < 1e-9)
+            let t = sim.frameTruth(i)
+            let f = try #require(t.frontPositionNm)
+            var grain = 0, behind = 0
+            for y in 0..<128 { for x in 0..<128 {
+                // Frame i's pixel (x, y) shows frame 0's pixel (x, y) − shift.
+                let d = sim.boundaryDistanceNm(x: Double(x) - t.shiftXPx, y: Double(y) - t.shiftYPx)
+                if d >= 0 { grain += 1; if d < f { behind += 1 } }
+            } }
+            #expect(abs(Double(behind) / Double(grain) - t.rocksaltFraction) < 1e-9)
         }
     }
 
@@ -136,8 +142,9 @@ import Simulation
         #expect(ramps.count == 3)
         #expect(ramps.allSatisfy { $0.temperatureC.truncatingRemainder(dividingBy: 25) != 0 })
         #expect(sim.truth.onsetTemperatureC == 175)
+        // Non-decreasing up to the small changes of the grain area in view as it drifts.
         let means = sim.truth.steps.map(\.liTmRatioMean)
-        #expect(zip(means, means.dropFirst()).allSatisfy { $0 <= $1 + 1e-12 })
+        #expect(zip(means, means.dropFirst()).allSatisfy { $0 <= $1 + 2e-3 })
         #expect(means.last! - means.first! > 0.1)
         #expect((0..<sim.frameCount).allSatisfy { sim.frameTruth($0).frontPositionNm == nil })
     }
