@@ -13,7 +13,7 @@ gen() {   # preset size frames-per-step
     rm -rf "SampleFrames/$1"
     "$BIN" simulate --out "SampleFrames/$1" --preset "$1" --seed 1 --size "$2" --frames-per-step "$3"
 }
-gen boundary-front 256 6          # TIFF, plain heating log, temperature sub-folders
+gen boundary-front 256 10         # TIFF, plain heating log, temperature sub-folders
 gen gradual-onset 192 6           # PNG (AXON-style metadata), DENSsolutions log, ramp frames
 gen registration-stress 256 6     # DM4, Protochips log, name tokens, injected noise frames
 

@@ -56,9 +56,11 @@ extension FrameResult {
 /// - Column intensities: measured on each aligned frame at the step average's fixed sites
 ///   (unbiased at low dose, where refining single noisy columns would chase noise).
 /// - Front: mapped on the mean of the frame and its neighbours within the step, a symmetric
-///   window (shrunk at the step's ends) so that a front moving steadily is not displaced.
+///   window (shrunk at the step's ends) so that a front moving steadily is not displaced;
+///   where rejected frames make a window uneven in time, its position (which belongs to the
+///   window's mean time) is moved to the frame's own time with the step's velocity.
 enum FrameMeasurement {
-    static func measure(_ members: [Int], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
+    static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int, windowHalfWidth h: Int,
                         cancel: Cancellation) throws -> StepFrames {
         guard let a = analysis else {
@@ -70,13 +72,21 @@ enum FrameMeasurement {
         var aligned: [Int: (image: Image, valid: Mask)] = [:]
         var out = [MeasuredFrame?](repeating: nil, count: n)
         var profiles = [StoredProfile?](repeating: nil, count: n)
+        // Symmetric windows, shrunk toward the step's ends. (Windows of a fixed length,
+        // pushed off-centre at the ends, were tried: they remove the noisy single-frame ends
+        // but made the velocity error on boundary-front and scan-distortion 2–3× worse.)
+        @Sendable func window(_ i: Int) -> ClosedRange<Int> {
+            let r = min(h, i, n - 1 - i)
+            return (i - r)...(i + r)
+        }
+        let windowTimes = (0..<n).map { i in window(i).map { times[$0] }.reduce(0, +) / Double(window(i).count) }
 
         var b0 = 0
         while b0 < n {
             try cancel.throwIfCancelled()
             let b1 = min(n, b0 + batch)
-            let need = Array(max(0, b0 - h)..<min(n, b1 + h))
-            for i in aligned.keys where i < b0 - h { aligned[i] = nil }
+            let need = Array(window(b0).lowerBound...window(b1 - 1).upperBound)
+            for i in aligned.keys where i < window(b0).lowerBound { aligned[i] = nil }
             let missing = need.filter { aligned[$0] == nil }
             let decoded = try ResultSlots<(image: Image, valid: Mask)>.map(missing.count) { j in
                 let p = position[members[missing[j]]]!
@@ -97,12 +107,11 @@ enum FrameMeasurement {
                 let agg = SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
                 if agg.tmCount > 0 && agg.tm > 0 { m.tm = agg.tm; m.li = agg.li }
 
-                let r = min(h, i, n - 1 - i)
-                let window = r == 0 ? img : meanImage((i - r...i + r).map { snapshot[$0]!.image })
+                let mean = window(i).count == 1 ? img : meanImage(window(i).map { snapshot[$0]!.image })
                 // The order parameter varies on the scale of a layer spacing: map it on a copy
                 // binned so that a layer spans about 9 px, and scale lengths back.
                 let b = max(1, Int(a.lattice.layerSpacingPx / 9))
-                let binned = bin(window, b), binnedRegion = bin(region, b)
+                let binned = bin(mean, b), binnedRegion = bin(region, b)
                 let op = OrderParameter.map(binned, gLayer: a.lattice.gLayer * Double(b),
                                             windowPx: a.windowPx / Double(b), region: binnedRegion)
                 let phase = PhaseSegmentation.segment(op)
@@ -112,7 +121,7 @@ enum FrameMeasurement {
                     let s = 1 / Double(b), c = 0.5 * (s - 1)   // pixel centres: x_binned = (x + 0.5)/b − 0.5
                     let scaled = LineSegment(x0: boundary.x0 * s + c, y0: boundary.y0 * s + c,
                                              x1: boundary.x1 * s + c, y1: boundary.y1 * s + c)
-                    let front = FrontLocator.locate(op, phase: phase, boundary: scaled)
+                    let front = FrontLocator.locate(op, phase: phase, boundary: scaled, layeredLevelPrior: 3)
                     if let position = front.positionPx {
                         m.frontPx = position * Double(b)
                         m.rocksalt = front.rocksaltFraction
@@ -131,7 +140,14 @@ enum FrameMeasurement {
             }
             b0 = b1
         }
-        return StepFrames(frames: out.map { $0! }, profiles: profiles.compactMap { $0 })
+        var measured = out.map { $0! }
+        // Each window's position belongs to its mean time: move it to the frame's own time.
+        let located = (0..<n).filter { measured[$0].frontPx != nil }
+        if let v = Kinetics.velocity(times: located.map { windowTimes[$0] },
+                                     positions: located.map { measured[$0].frontPx! })?.velocity {
+            for i in located { measured[i].frontPx! += v * (times[i] - windowTimes[i]) }
+        }
+        return StepFrames(frames: measured, profiles: profiles.compactMap { $0 })
     }
 
     /// b×b block means (edge blocks partial); b = 1 returns the image.

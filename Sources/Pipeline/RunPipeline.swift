@@ -152,7 +152,8 @@ public enum RunPipeline {
                 if let cached = cache.load(StepFrames.self, "step_\(k)_frames") {
                     measured = cached
                 } else {
-                    measured = try FrameMeasurement.measure(members, frames: frames, okIndices: ok,
+                    measured = try FrameMeasurement.measure(members, times: members.map { table.records[$0].timeS },
+                                                            frames: frames, okIndices: ok,
                                                             shifts: registered.shifts, fields: registered.fields,
                                                             analysis: analyses[k],
                                                             boundary: boundary, jobs: options.jobs,
@@ -170,7 +171,8 @@ public enum RunPipeline {
                     var all = StepFrames(frames: [], profiles: [])
                     for f in ramp {
                         let k = nearestStep(to: f, table: table)
-                        let m = try FrameMeasurement.measure([f], frames: frames, okIndices: ok, shifts: registered.shifts,
+                        let m = try FrameMeasurement.measure([f], times: [table.records[f].timeS], frames: frames,
+                                                             okIndices: ok, shifts: registered.shifts,
                                                              fields: registered.fields, analysis: analyses[k], boundary: boundary, jobs: 1,
                                                              windowHalfWidth: 0, cancel: cancel)
                         all.frames += m.frames
