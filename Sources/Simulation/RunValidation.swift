@@ -57,6 +57,28 @@ public struct ValidationReport: Sendable {
 /// of TM column positions in the step averages (RMS deviation from the best-fit ideal lattice).
 /// A quantity the truth says is absent (no front in the run) checks that none was reported.
 public enum RunValidation {
+    /// Spearman's rank correlation (ties get their mean rank); nil with fewer than 3 pairs
+    /// or a constant side.
+    static func spearman(_ a: [Double], _ b: [Double]) -> Double? {
+        guard a.count == b.count, a.count >= 3 else { return nil }
+        func ranks(_ v: [Double]) -> [Double] {
+            let order = v.indices.sorted { v[$0] < v[$1] }
+            var r = [Double](repeating: 0, count: v.count), k = 0
+            while k < order.count {
+                var e = k
+                while e + 1 < order.count && v[order[e + 1]] == v[order[k]] { e += 1 }
+                for j in k...e { r[order[j]] = Double(k + e) / 2 + 1 }
+                k = e + 1
+            }
+            return r
+        }
+        let ra = ranks(a), rb = ranks(b), n = Double(a.count)
+        let ma = ra.reduce(0, +) / n, mb = rb.reduce(0, +) / n
+        var sab = 0.0, saa = 0.0, sbb = 0.0
+        for i in ra.indices { sab += (ra[i] - ma) * (rb[i] - mb); saa += (ra[i] - ma) * (ra[i] - ma); sbb += (rb[i] - mb) * (rb[i] - mb) }
+        return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : nil
+    }
+
     public static func validate(outDir: URL, truthDir: URL) -> ValidationReport {
         var missing: [String] = []
         var metrics: [Metric] = []
@@ -133,6 +155,14 @@ public enum RunValidation {
                                       passed: absent.isEmpty && out.count == truthFrames.count,
                                       detail: "\(out.count) rows for \(truthFrames.count) frames " + list(absent)))
             }
+            // Li/TM per frame: rank correlation with the truth (issue 6: ≥ 0.95).
+            var measuredLiTm: [Double] = [], trueLiTm: [Double] = []
+            for (i, t) in truthFrames.sorted(by: { $0.key < $1.key }) where t.expectedStatus == "ok" {
+                if let r = out[i], let v = f.double(r, "li_tm_ratio") { measuredLiTm.append(v); trueLiTm.append(t.liTmRatio) }
+            }
+            let rho = RunValidation.spearman(measuredLiTm, trueLiTm)
+            metrics.append(Metric(name: "li_tm_ratio_frame_spearman", value: rho, unit: "", target: "≥ 0.95",
+                                  passed: rho.map { $0 >= 0.95 } ?? false, detail: "\(measuredLiTm.count) frames"))
             // Front position per frame.
             if hasFront {
                 var e: [Double] = []
