@@ -16,7 +16,7 @@ line=$($bin/heatfront-bench columns "$avg" --out "$work/heatfront_tm.csv")
 echo "$line"
 py=$(peers_python atomap tifffile)
 # Atomap's peak separation: 70 % of the in-plane TM spacing (0.244 nm at 0.025 nm/px ≈ 9.8 px).
-out=$("$py" scripts/bench/columns_atomap.py "$avg" "$work/heatfront_tm.csv" 7)
+out=$("$py" scripts/bench/columns_atomap.py "$avg" "$work/heatfront_tm.csv" 7 "$work/run/ground_truth.json" 2>/dev/null)
 echo "$out"
 hf=$(echo "$line" | sed -E 's/.* in ([0-9.]+) s/\1/')
 at=$(echo "$out" | head -1 | sed -E 's/.* in ([0-9.]+) s/\1/')
