@@ -4,9 +4,9 @@ import FrameCore
 /// The true values of one simulated frame, in the units and conventions of `frames.csv`
 /// (run contract §3).
 ///
-/// - `shiftXPx`, `shiftYPx`: specimen displacement at the frame's mid-acquisition time
-///   relative to frame 0's mid-acquisition time, in pixels; +x = content moved right,
-///   +y = content moved down.
+/// - `shiftXPx`, `shiftYPx`: specimen displacement averaged over the frame's scan lines,
+///   relative to the same for frame 0, in pixels (the one translation a frame sheared by
+///   drift during its scan shows); +x = content moved right, +y = content moved down.
 /// - `liTmRatio`: mean background-free column intensity (column weight × occupancy ×
 ///   thickness; no probe tails, no diffuse background) at the Li sites divided by the same
 ///   at the TM sites, over the analysed crystal (the grain under study) inside the frame's
@@ -184,7 +184,7 @@ public struct RunTruth: Sendable, Codable, Equatable {
         "time_s": "acquisition start of the frame, seconds since frame 0's acquisition start",
         "temperature_C": "programme (holder) temperature at the frame's mid-acquisition time",
         "step_index": "index of the temperature hold containing the frame; -1 for frames acquired during a ramp",
-        "shift_px": "specimen displacement at the frame's mid-acquisition time relative to frame 0's mid-acquisition time, pixels; +x = content moved right (increasing column), +y = content moved down (increasing row)",
+        "shift_px": "specimen displacement averaged over the frame's scan lines (the translation a frame sheared by drift during its scan shows; the value at mid-acquisition differs by the drift's random walk within the frame) relative to the same for frame 0, pixels; +x = content moved right (increasing column), +y = content moved down (increasing row)",
         "li_tm_ratio": "mean background-free column intensity (column weight Z^1.7 x occupancy x thickness, no probe tails or diffuse background) at Li sites divided by that at TM sites, over the analysed grain inside the frame's own field of view (frame 0's view moved by the frame's drift)",
         "rocksalt_fraction": "fraction of the analysed grain's area inside the frame's own field of view lying between the boundary and the front midpoint",
         "front_position_nm": "distance of the front midpoint (rock-salt fraction 1/2) from the boundary along the propagation direction; empty before the front exists",

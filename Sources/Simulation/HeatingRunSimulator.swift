@@ -115,7 +115,13 @@ public struct HeatingRunSimulator: Sendable {
         // once over the union of those regions.
         let mids = slots.map { $0.startS + dur / 2 }
         let (driftPath, grain) = (drift, specimen)   // locals: closures may not capture self in init
-        let views = mids.map { -driftPath.displacement(at: $0) }   // specimen origin of each frame's view
+        // Specimen origin of each frame's view: minus its mean displacement over its scan lines
+        // (times at which each line passes the middle of the field).
+        let scanModel = scan
+        let views = slots.map { slot in
+            -(0..<h).map { driftPath.displacement(at: slot.startS + scanModel.pixelTime(w / 2, $0)) }
+                .reduce(SIMD2<Double>(0, 0), +) / Double(h)
+        }
         let lo = views.reduce(SIMD2<Double>(0, 0)) { SIMD2(min($0.x, $1.x), min($0.y, $1.y)) }
         let hi = views.reduce(SIMD2<Double>(0, 0)) { SIMD2(max($0.x, $1.x), max($0.y, $1.y)) }
         let (mr, ir) = lattice.indexRange(xMin: lo.x, xMax: hi.x + Double(w - 1) * p, yMin: lo.y,
@@ -158,7 +164,7 @@ public struct HeatingRunSimulator: Sendable {
             let liTm = tmSum > 0 && liN > 0 ? (liSum / Double(liN)) / (tmSum / Double(tmN)) : 0
             var rs = 0.0
             if let f = state.front { rs = fractionWithin(f, view) }
-            let d = -view
+            let d = views[0] - view   // relative to frame 0
             truths.append(FrameTruth(frameIndex: idx, timeS: s.startS - t0, temperatureC: programme.temperature(at: mid),
                                      stepIndex: s.hold ?? -1, shiftXPx: d.x / p, shiftYPx: d.y / p,
                                      liTmRatio: liTm, rocksaltFraction: rs,

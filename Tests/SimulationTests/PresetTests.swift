@@ -118,7 +118,9 @@ import Simulation
                 let d = sim.boundaryDistanceNm(x: Double(x) - t.shiftXPx, y: Double(y) - t.shiftYPx)
                 if d >= 0 { grain += 1; if d < f { behind += 1 } }
             } }
-            #expect(abs(Double(behind) / Double(grain) - t.rocksaltFraction) < 1e-9)
+            // Frame 0's own view sits at its mean drift over its scan, a fraction of a pixel
+            // from frame 0's pixel grid, hence not exact.
+            #expect(abs(Double(behind) / Double(grain) - t.rocksaltFraction) < 1e-3)
         }
     }
 
