@@ -2,12 +2,14 @@ import Foundation
 import FrameCore
 
 /// Scan distortions of a single image of a crystal, measured against the crystal's own
-/// periodicity: the lattice is straight, so the phase of each strong lattice reflection,
-/// demodulated along one scan line (or one column) at a time, gives that line's displacement
-/// along the reflection (u·g = −Δφ/2π), as geometric phase analysis does for strain (Hÿtch,
-/// Snoeck & Kilaas, Ultramicroscopy 74, 131, 1998), here with the raster's structure: one
-/// (ux, uy) per line, one ux per column (Jones & Nellist, Microsc. Microanal. 19, 1050, 2013,
-/// use the same structure for single-image scan correction).
+/// periodicity: the lattice is straight, so the phase of each strong lattice reflection gives
+/// the local displacement along it (u·g = −Δφ/2π), as geometric phase analysis does for
+/// strain (Hÿtch, Snoeck & Kilaas, Ultramicroscopy 74, 131, 1998), here with the raster's
+/// structure: one (ux, uy) per line, one ux per column (Jones & Nellist, Microsc. Microanal.
+/// 19, 1050, 2013, use the same structure for single-image scan correction). The lock-in mask
+/// is anisotropic — narrow along the direction summed over, as wide across it as the other
+/// reflections allow — so line offsets keep a resolution of a few lines and column offsets
+/// of a few pixels; the image is zero-padded so that its edges do not wrap into each other.
 ///
 /// Why: relative registration of a series removes only what differs between frames; the
 /// series average keeps what they share — the flyback compression at the line starts, the
@@ -148,55 +150,6 @@ public enum ScanLatticeCorrection {
         result.rowY = affineRemoved(smoothed(result.rowY, sigma: options.rowYSmoothingLines))
         result.columnX = affineRemoved(smoothed(result.columnX, sigma: options.columnSmoothingPx))
         return result
-    }
-
-    /// For each reflection, Σ along each line (alongX) or column of (I − mean)·window·e^{−2πi g·p}
-    /// over the valid pixels, the Hann window spanning the line's valid run: full resolution
-    /// across lines. A line sees only the frequency along it, so a reflection is used only
-    /// when no other (nor DC, nor a −g) lies within 4 frequency bins of it along the line
-    /// (otherwise they beat); unusable reflections get zero sums.
-    static func lineDemodulated(_ image: Image, valid: Mask, reflections: [Reflection], alongX: Bool) -> [[SIMD2<Double>]] {
-        let w = image.width, h = image.height
-        let lines = alongX ? h : w, length = alongX ? w : h
-        let others: [SIMD2<Double>] = [.zero] + reflections.flatMap { [$0.g, -$0.g] }
-        let usable = reflections.map { r -> Bool in
-            let f = alongX ? r.g.x : r.g.y
-            return others.allSatisfy { o in
-                let same = ((o - r.g) * (o - r.g)).sum() < 1e-12
-                return same || abs((alongX ? o.x : o.y) - f) * Double(length) > 4
-            }
-        }
-        let slots = ResultSlots<[SIMD2<Double>]>(count: lines)
-        DispatchQueue.concurrentPerform(iterations: lines) { line in
-            func index(_ t: Int) -> Int { alongX ? line * w + t : t * w + line }
-            var first = -1, last = -1, sum = 0.0, n = 0.0
-            for t in 0..<length where valid.bits[index(t)] {
-                if first < 0 { first = t }
-                last = t; sum += Double(image.pixels[index(t)]); n += 1
-            }
-            var sums = [SIMD2<Double>](repeating: .zero, count: reflections.count)
-            guard n >= 16 else { slots.set(line, .success(sums)); return }
-            let mean = sum / n, span = Double(last - first + 1)
-            for (k, r) in reflections.enumerated() where usable[k] {
-                let fl = alongX ? r.g.x : r.g.y, fo = alongX ? r.g.y : r.g.x
-                let step = -2 * Double.pi * fl, c0 = -2 * Double.pi * fo * Double(line)
-                var acc = SIMD2<Double>(0, 0)
-                for t in first...last where valid.bits[index(t)] {
-                    let win = 0.5 - 0.5 * cos(2 * Double.pi * (Double(t - first) + 0.5) / span)
-                    let v = (Double(image.pixels[index(t)]) - mean) * win
-                    let phase = c0 + step * Double(t)
-                    acc += v * SIMD2(cos(phase), sin(phase))
-                }
-                sums[k] = acc
-            }
-            slots.set(line, .success(sums))
-        }
-        var out = [[SIMD2<Double>]](repeating: [SIMD2<Double>](repeating: .zero, count: lines), count: reflections.count)
-        for line in 0..<lines {
-            guard let s = try? slots.get(line)?.get() else { continue }
-            for k in reflections.indices { out[k][line] = s[k] }
-        }
-        return out
     }
 
     /// For each reflection, the image demodulated at g by a Gaussian lock-in in Fourier space
