@@ -3,10 +3,14 @@ import FrameCore
 
 /// Parameters of the non-rigid scan-distortion correction (docs/algorithms.md explains them).
 public struct NonrigidOptions: Sendable {
-    /// Reference-free passes: each pass's corrected average is the next pass's reference.
-    public var passes = 2
+    /// Reference-free relative passes: each pass's corrected average is the next pass's
+    /// reference. Off by default: column positions in an average are the frames' mean
+    /// positions, which relative registration cannot move, and at low dose its per-line
+    /// estimates add more noise than they remove (docs/benchmarks.md); the common rounds below
+    /// do the work. Noise-free or high-dose series gain sharper averages from 1–2 passes.
+    public var passes = 0
     /// Gauss–Newton iterations per blur level.
-    public var iterations = 6
+    public var iterations = 4
     /// Coarse-to-fine blur levels (Gaussian σ, px) applied to frame and reference.
     public var blurSigmas: [Double] = [2.0, 1.0, 0.5]
     /// Half-width (lines) of the window over which the slow-scan y offset is taken as smooth.
@@ -18,7 +22,17 @@ public struct NonrigidOptions: Sendable {
     public var flybackSmoothingPx = 12.0
     /// Levenberg–Marquardt damping of each Gauss–Newton step, relative to the mean curvature.
     public var damping = 0.1
+    /// Estimate a flyback term per frame in the relative passes. Off by default: the flyback
+    /// repeats identically in every frame, so per-frame estimates are noise; its common part
+    /// is measured on the average (`ScanLatticeCorrection`).
+    public var relativeFlyback = false
     public var interpolation: Interpolation = .bicubic
+    /// Rounds of correction of the distortion all frames share, measured on the average
+    /// itself (`ScanLatticeCorrection` for the smooth terms, `ScanLineCorrection` for the
+    /// per-line jitter); each round re-averages the frames (0 = off).
+    public var commonRounds = 3
+    public var lineCorrection = ScanLineCorrection.Options()
+    public var latticeCorrection = ScanLatticeCorrection.Options()
 
     public init() {}
 }
@@ -33,18 +47,27 @@ public struct NonrigidResult: Sendable {
 
 /// Non-rigid correction of scan distortions in a frame series, Smart Align-style
 /// (Jones et al., Adv. Struct. Chem. Imaging 1:8, 2015; Berkels et al., Ultramicroscopy 138,
-/// 46–56, 2014).
+/// 46–56, 2014), with the series' common distortion then measured on the average itself.
 ///
-/// After rigid alignment, each frame's remaining displacement is modelled as a
-/// `ScanDistortionField` (per-line offsets along the fast axis, a smooth slow-scan offset,
-/// a smooth flyback term) and estimated by regularised Gauss–Newton (Lucas & Kanade 1981)
-/// against the series average, coarse to fine over Gaussian-blurred copies. Reference-free
-/// and multi-pass: the average of the corrected frames is the next reference, and the mean
-/// field over the series is removed at each pass, so what all frames share (which relative
-/// registration cannot see) is left as it is and the reference is not dragged by any one
-/// frame. Capture range is about a quarter of the lattice period: run it after rigid
-/// registration. Memory: one frame per thread plus the reference; frames are decoded again
-/// at each pass rather than kept.
+/// 1. Relative: after rigid alignment, each frame's remaining displacement is modelled as a
+///    `ScanDistortionField` (per-line offsets along the fast axis, a smooth slow-scan offset,
+///    a smooth flyback term) and estimated by regularised Gauss–Newton (Lucas & Kanade 1981)
+///    against the series average, coarse to fine over Gaussian-blurred copies. Reference-free
+///    and multi-pass: the average of the corrected frames is the next reference, and the mean
+///    field over the series (on the reference grid) is removed at each pass, so the reference
+///    is not dragged by any one frame.
+/// 2. Common: relative registration cannot see what every frame shares — the flyback, the
+///    mean of the per-line jitter (≈ σ/√N per line), the non-linear part of the mean drift
+///    path — and column positions in the average are exactly the frames' mean positions, so
+///    this part, not the frame-to-frame differences, limits column precision. It is measured
+///    on the average: smooth per-line (x, y) and per-column x offsets from the lattice's
+///    straightness (`ScanLatticeCorrection`), per-line x offsets from line-to-line smoothness
+///    (`ScanLineCorrection`), then added to every frame's field on the reference grid; a few
+///    rounds, each re-averaging the frames.
+///
+/// Capture range is about a quarter of the lattice period: run it after rigid registration.
+/// Memory: one frame per thread plus the reference; frames are decoded again at each pass
+/// rather than kept.
 public enum NonrigidRegistration {
     public static func correct(_ frames: some ImageSequence, indices: [Int], shifts: [FrameShift],
                                reference: AlignedAverage, options: NonrigidOptions = NonrigidOptions()) throws -> NonrigidResult {
@@ -64,21 +87,49 @@ public enum NonrigidRegistration {
                                 levels: levels, options: options)
             }
             for (j, i) in used.enumerated() { fields[i] = estimated[j] }
-            removeMeanField(&fields, over: used)
+            removeMeanField(&fields, over: used, shifts: used.map { shifts[indices[$0]] })
+            average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
+                                           interpolation: options.interpolation)
+        }
+        var reflections: [ScanLatticeCorrection.Reflection]?
+        for _ in 0..<options.commonRounds {
+            let covered = Mask(width: w, height: h, bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 })
+            let full = Filters.eroded(covered, radius: 2)
+            let found = reflections ?? ScanLatticeCorrection.reflections(in: average.image, valid: full,
+                                                                         options: options.latticeCorrection)
+            reflections = found
+            var common = ScanLatticeCorrection.offsets(in: average.image, valid: full, reflections: found,
+                                                       options: options.latticeCorrection)
+            let jitter = ScanLineCorrection.rowOffsets(in: average.image, valid: full, options: options.lineCorrection)
+            for y in 0..<h { common.rowX[y] += jitter[y] }
+            // Reference row Y is frame line Y + dy, reference column X frame column X + dx.
+            for i in used {
+                let s = shifts[indices[i]]
+                for y in 0..<h {
+                    fields[i].lineShiftX[y] += Float(interpolated(common.rowX, Double(y) - s.dy))
+                    fields[i].lineShiftY[y] += Float(interpolated(common.rowY, Double(y) - s.dy))
+                }
+                for x in 0..<w { fields[i].flybackShiftX[x] += Float(interpolated(common.columnX, Double(x) - s.dx)) }
+            }
             average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
                                            interpolation: options.interpolation)
         }
         return NonrigidResult(fields: fields, average: average)
     }
 
-    /// The frame resampled onto the reference: out(X, Y) = frame(X + dx + ux, Y + dy + uy), where
-    /// (ux, uy) is the field at the frame pixel nearest (X + dx, Y + dy). `valid` marks output
+    /// The frame resampled onto the reference: out(X, Y) = frame(X + dx + ux, Y + dy + uy).
+    /// Raster-aware: the interpolation across lines takes each contributing scan line at its
+    /// own fast-scan offset (line j is sampled at X + dx + ux_j), since neighbouring lines were
+    /// displaced independently; interpolating across lines at one offset would mix their
+    /// jitter back in whenever the rigid shift is fractional. uy and the flyback term are
+    /// taken at the frame pixel nearest the sample (both are smooth). `valid` marks output
     /// pixels whose sample lies inside the frame.
     public static func apply(_ field: ScanDistortionField?, shift: (dx: Double, dy: Double), to frame: Image,
                              interpolation: Interpolation) -> (image: Image, valid: Mask) {
         let w = frame.width, h = frame.height
         var out = [Float](repeating: 0, count: w * h)
         var valid = [Bool](repeating: false, count: w * h)
+        let cubic = interpolation == .bicubic
         out.withUnsafeMutableBufferPointer { outBuf in
             valid.withUnsafeMutableBufferPointer { validBuf in
                 frame.pixels.withUnsafeBufferPointer { src in
@@ -86,16 +137,37 @@ public enum NonrigidRegistration {
                     // Rows are independent: each iteration writes only its own row.
                     DispatchQueue.concurrentPerform(iterations: h) { y in
                         for x in 0..<w {
-                            var fx = Double(x) + shift.dx, fy = Double(y) + shift.dy
+                            let fx0 = Double(x) + shift.dx
+                            var fy = Double(y) + shift.dy
+                            let bx = Swift.min(w - 1, Swift.max(0, Int(fx0.rounded())))
+                            var flyback = 0.0
                             if let field {
-                                let bx = Swift.min(w - 1, Swift.max(0, Int(fx.rounded())))
                                 let by = Swift.min(h - 1, Swift.max(0, Int(fy.rounded())))
-                                let d = field.displacement(x: bx, y: by)
-                                fx += Double(d.ux); fy += Double(d.uy)
+                                fy += Double(field.lineShiftY[by])
+                                flyback = Double(field.flybackShiftX[bx])
                             }
-                            let value = interpolation == .bicubic ? Sampler.bicubic(s.base, w, h, fx, fy)
-                                                                  : Sampler.bilinear(s.base, w, h, fx, fy)
-                            if let value { o.base[y * w + x] = value; v.base[y * w + x] = true }
+                            guard fy >= 0, fy <= Double(h - 1) else { continue }
+                            let yi = Swift.min(Int(fy), h - 2), ty = Float(fy - Double(yi))
+                            let taps = cubic ? 4 : 2, first = cubic ? yi - 1 : yi
+                            let wy: SIMD4<Float> = cubic ? Sampler.keys(ty) : SIMD4(1 - ty, ty, 0, 0)
+                            var acc: Float = 0, inside = true
+                            for j in 0..<taps {
+                                let row = Swift.min(h - 1, Swift.max(0, first + j))
+                                let fx = fx0 + flyback + Double(field?.lineShiftX[row] ?? 0)
+                                guard fx >= 0, fx <= Double(w - 1) else { inside = false; break }
+                                let xi = Swift.min(Int(fx), w - 2), tx = Float(fx - Double(xi))
+                                let base = s.base + row * w
+                                var value: Float
+                                if cubic {
+                                    let wx = Sampler.keys(tx)
+                                    value = 0
+                                    for i in 0..<4 { value += wx[i] * base[Swift.min(w - 1, Swift.max(0, xi - 1 + i))] }
+                                } else {
+                                    value = base[xi] + (base[xi + 1] - base[xi]) * tx
+                                }
+                                acc += wy[j] * value
+                            }
+                            if inside { o.base[y * w + x] = acc; v.base[y * w + x] = true }
                         }
                     }
                 }
@@ -139,7 +211,7 @@ public enum NonrigidRegistration {
                 for k in residual.indices where valid.bits[k] {
                     residual[k] = (warped.pixels[k] - offset) / gain - level.image.pixels[k]
                 }
-                if it % 2 == 0 {
+                if it % 2 == 0 || !options.relativeFlyback {
                     updateLines(&field, residual: residual, valid: valid.bits, level: level, shift: shift, options: options)
                 } else {
                     updateFlyback(&field, residual: residual, valid: valid.bits, level: level, shift: shift, options: options)
@@ -241,20 +313,46 @@ public enum NonrigidRegistration {
     }
 
     /// Removes the series' mean field (Jones 2015): registration against the series' own
-    /// average measures only what differs between frames.
-    static func removeMeanField(_ fields: inout [ScanDistortionField], over used: [Int]) {
+    /// average measures only what differs between frames. The mean is taken where the frames
+    /// overlap on the reference (frame line y of frame i lies on reference row y − dy_i), not
+    /// line by line in frame coordinates, which would mix rows the drift has moved apart.
+    static func removeMeanField(_ fields: inout [ScanDistortionField], over used: [Int], shifts: [FrameShift]) {
         guard let first = used.first else { return }
-        let n = Float(used.count)
-        var mx = [Float](repeating: 0, count: fields[first].height), my = mx
-        var mf = [Float](repeating: 0, count: fields[first].width)
-        for i in used {
-            for y in mx.indices { mx[y] += fields[i].lineShiftX[y] / n; my[y] += fields[i].lineShiftY[y] / n }
-            for x in mf.indices { mf[x] += fields[i].flybackShiftX[x] / n }
+        let h = fields[first].height, w = fields[first].width
+        // Reference rows / columns range over the frame's plus the largest shift.
+        let my = shifts.map { Int($0.dy.rounded()) }, mxs = shifts.map { Int($0.dx.rounded()) }
+        let lo = (my.min() ?? 0), hi = (my.max() ?? 0), loX = (mxs.min() ?? 0), hiX = (mxs.max() ?? 0)
+        let rows = h + hi - lo, cols = w + hiX - loX
+        var sx = [Float](repeating: 0, count: rows), sy = sx, n = sx
+        var sf = [Float](repeating: 0, count: cols), nf = sf
+        for (k, i) in used.enumerated() {
+            for y in 0..<h {
+                let r = y - my[k] + hi
+                sx[r] += fields[i].lineShiftX[y]; sy[r] += fields[i].lineShiftY[y]; n[r] += 1
+            }
+            for x in 0..<w {
+                let c = x - mxs[k] + hiX
+                sf[c] += fields[i].flybackShiftX[x]; nf[c] += 1
+            }
         }
-        for i in used {
-            for y in mx.indices { fields[i].lineShiftX[y] -= mx[y]; fields[i].lineShiftY[y] -= my[y] }
-            for x in mf.indices { fields[i].flybackShiftX[x] -= mf[x] }
+        for (k, i) in used.enumerated() {
+            for y in 0..<h {
+                let r = y - my[k] + hi
+                fields[i].lineShiftX[y] -= sx[r] / n[r]; fields[i].lineShiftY[y] -= sy[r] / n[r]
+            }
+            for x in 0..<w {
+                let c = x - mxs[k] + hiX
+                fields[i].flybackShiftX[x] -= sf[c] / nf[c]
+            }
         }
+    }
+
+    /// Linear interpolation of `v` at fractional index `t`; 0 outside.
+    static func interpolated(_ v: [Double], _ t: Double) -> Double {
+        guard t > -1, t < Double(v.count) else { return 0 }
+        let i = Int(floor(t)), f = t - floor(t)
+        let a = i >= 0 ? v[i] : 0, b = i + 1 < v.count ? v[i + 1] : 0
+        return a * (1 - f) + b * f
     }
 
     /// Average of the corrected frames over their common overlap, summed in frame order so

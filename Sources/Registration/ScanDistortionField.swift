@@ -14,6 +14,9 @@ import FrameCore
 /// A pixel at frame position (x, y) shows the specimen point that the reference shows at
 /// (x − ux, y − uy), with ux = lineShiftX[y] + flybackShiftX[x] and uy = lineShiftY[y]:
 /// the same "content moved by +u" sign as the rigid shifts. All values in pixels.
+/// `NonrigidRegistration` fills it with the frame's own part (relative to the series) plus the
+/// part every frame shares, measured on the average, so the reference it refers to is the
+/// undistorted specimen up to an affine map (which no reference-free method can fix).
 public struct ScanDistortionField: Sendable, Equatable, Codable {
     public let width: Int
     public let height: Int
