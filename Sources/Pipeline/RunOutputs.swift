@@ -25,6 +25,25 @@ struct RunOutputs {
         try AtomicFile.write(try summary.json(), to: url("summary.json"))
     }
 
+    /// `fields/frame_<index>_ux.tif` and `_uy.tif` (`--export-fields`, non-rigid mode): each
+    /// corrected frame's whole displacement u, rigid shift plus scan-distortion field, in px,
+    /// float32 on the frame's own pixels: frame pixel (x, y) shows what the run reference
+    /// shows at (x − ux, y − uy). A map acquired with the same scans (a spectrum image
+    /// recorded frame by frame) is brought onto the reference with the same u. (Two
+    /// single-page files: ImageJ-style readers take a multi-page file's pages as contiguous.)
+    func writeFields(_ fields: [Int: ScanDistortionField], shifts: [FrameShift], frameIndices: [Int]) throws {
+        for p in fields.keys.sorted() {
+            let f = fields[p]!, s = shifts[p]
+            let ux = Image(width: f.width, height: f.height) { x, y in Float(s.dx) + f.displacement(x: x, y: y).ux }
+            let uy = Image(width: f.width, height: f.height) { x, y in Float(s.dy) + f.displacement(x: x, y: y).uy }
+            for (name, u) in [("ux", ux), ("uy", uy)] {
+                try AtomicFile.write(to: url("fields/frame_\(frameIndices[p])_\(name).tif")) { tmp in
+                    try TIFFWriter.write([Frame(image: u)], as: .float32, to: tmp)
+                }
+            }
+        }
+    }
+
     /// `aligned/step_<k>_average.tif`: float32 on the run's reference frame, ImageJ calibration.
     func writeAverages(_ averages: [AlignedAverage], pixelSizeNm: Double?) throws {
         for (k, a) in averages.enumerated() {

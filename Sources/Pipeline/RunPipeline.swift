@@ -15,6 +15,8 @@ public struct RunOptions: Sendable {
     public var jobs = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// `heatfront register`: decoding and registration only.
     public var registrationOnly = false
+    /// Non-rigid mode: also write each frame's displacement (`fields/frame_<index>_ux.tif`, `_uy.tif`).
+    public var exportFields = false
 
     public init() {}
 }
@@ -200,6 +202,9 @@ public enum RunPipeline {
         }
         summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
+        if options.exportFields {
+            try outputs.writeFields(registered.fields, shifts: registered.shifts, frameIndices: ok)
+        }
         try outputs.writeFrames(results, registrationOnly: options.registrationOnly)
         if !options.registrationOnly {
             try outputs.writeSteps(steps)

@@ -29,6 +29,10 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .long, help: "No progress output.")
     var quiet = false
 
+    @Flag(name: .customLong("export-fields"),
+          help: "Non-rigid mode: also write each frame's displacement (rigid shift + scan-distortion field, px) as float32 TIFFs fields/frame_<index>_ux.tif and _uy.tif.")
+    var exportFields = false
+
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
@@ -41,6 +45,7 @@ struct RunArguments: ParsableArguments {
         o.force = force
         if let jobs { o.jobs = jobs }
         o.registrationOnly = registrationOnly
+        o.exportFields = exportFields
         return o
     }
 
