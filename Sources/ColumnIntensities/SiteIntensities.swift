@@ -43,11 +43,24 @@ public struct SiteIntensities: Sendable, Equatable {
 /// the sites inside `region` (all sites when nil).
 public enum SiteIntensity {
     public static func measure(_ image: Image, sites: ColumnSites, region: Mask?) -> (sites: ColumnSites, aggregate: SiteIntensities) {
+        let m = measureWithWidth(image, sites: sites, region: region)
+        return (m.sites, m.aggregate)
+    }
+
+    /// `measure`, also returning the column width σ (px) fitted on the image and used for
+    /// every site (nil when nothing was measured): build a `SiteIntensityEstimator` with it
+    /// to measure single frames at the same sites and width.
+    ///
+    /// The deblended fits at fixed σ run as `DeblendingOperator`'s precomputed linear
+    /// operator (the same estimator, to rounding), and the model of the non-TM columns that
+    /// the width fit removes is painted only around the sampled TM columns it is read at.
+    public static func measureWithWidth(_ image: Image, sites: ColumnSites, region: Mask?)
+        -> (sites: ColumnSites, aggregate: SiteIntensities, columnSigmaPx: Double?) {
         var out = sites
         let positions = sites.sites.map { $0.position }
         guard !positions.isEmpty, image.width > 1, image.height > 1, sites.lattice.isUsable,
               positions.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else {
-            return (out, SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0))
+            return (out, SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0), nil)
         }
         let (a1, a2) = sites.lattice.tmBasis
         let radius = ColumnFinder.fitRadius(a1: a1, a2: a2)
@@ -62,31 +75,68 @@ public enum SiteIntensity {
         if !tmSample.isEmpty {
             // Column width again, from the TM columns of the image without the Li and O columns
             // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
-            let rough = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius, passes: 2)
-            let others = all.indices.filter { $0 >= positions.count || sites.sites[$0].sublattice != .tm }
-            let model = paint(width: image.width, height: image.height, positions: others.map { all[$0] },
-                              amplitudes: others.map { rough[$0] }, sigma: sigma, reach: radius + 3 * sigma)
+            let rough = DeblendingOperator(positions: all, sigma: sigma, radius: radius,
+                                           width: image.width, height: image.height).amplitudes(image, passes: 2)
+            let reach = radius + 3 * sigma
+            let others = all.indices.filter {
+                ($0 >= positions.count || sites.sites[$0].sublattice != .tm) && rough[$0] != 0
+            }
+            // Only the pixels `pooledSigma` reads (within `radius` of a sampled TM column)
+            // need the model: paint just the columns whose box reaches one of them.
+            let near = nearAny(others.map { all[$0] }, of: tmSample, distance: reach + radius + 2)
+            let painted = near.map { others[$0] }
+            let model = paint(width: image.width, height: image.height, positions: painted.map { all[$0] },
+                              amplitudes: painted.map { rough[$0] }, sigma: sigma, reach: reach)
             let cleaned = Image(width: image.width, height: image.height,
                                 pixels: zip(image.pixels, model).map { Float(Double($0) - $1) })
             sigma = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
         }
-        let amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
+        let amplitudes = DeblendingOperator(positions: all, sigma: sigma, radius: radius,
+                                            width: image.width, height: image.height).amplitudes(image, passes: 4)
         let volume = 2 * Double.pi * sigma * sigma
-        // A region of another size than the image is ignored, as in `ColumnFinder`.
-        let usedRegion = region.flatMap { $0.width == image.width && $0.height == image.height ? $0 : nil }
+        for k in out.sites.indices { out.sites[k].intensity = amplitudes[k] * volume }
+        let agg = aggregate(out.sites, intensities: out.sites.map(\.intensity), region: region,
+                            width: image.width, height: image.height)
+        return (out, agg, sigma)
+    }
+
+    /// Plain means of the TM and Li intensities over the sites inside `region` (all sites when
+    /// nil; a region of another size than the image is ignored, as in `ColumnFinder`).
+    static func aggregate(_ sites: [ColumnSite], intensities: [Double], region: Mask?,
+                          width: Int, height: Int) -> SiteIntensities {
+        let usedRegion = region.flatMap { $0.width == width && $0.height == height ? $0 : nil }
         var tmSum = 0.0, liSum = 0.0, tmN = 0, liN = 0
-        for k in out.sites.indices {
-            out.sites[k].intensity = amplitudes[k] * volume
-            let s = out.sites[k]
+        for k in sites.indices {
+            let s = sites[k]
             if let r = usedRegion, !r.contains(s.x, s.y) { continue }
             switch s.sublattice {
-            case .tm: tmSum += s.intensity; tmN += 1
-            case .li: liSum += s.intensity; liN += 1
+            case .tm: tmSum += intensities[k]; tmN += 1
+            case .li: liSum += intensities[k]; liN += 1
             }
         }
-        let agg = SiteIntensities(tm: tmN > 0 ? tmSum / Double(tmN) : .nan, li: liN > 0 ? liSum / Double(liN) : .nan,
-                                  tmCount: tmN, liCount: liN)
-        return (out, agg)
+        return SiteIntensities(tm: tmN > 0 ? tmSum / Double(tmN) : .nan, li: liN > 0 ? liSum / Double(liN) : .nan,
+                               tmCount: tmN, liCount: liN)
+    }
+
+    /// Indices of `points` within `distance` (either axis) of at least one of `centres`.
+    static func nearAny(_ points: [SIMD2<Double>], of centres: [SIMD2<Double>], distance: Double) -> [Int] {
+        guard distance > 0, !centres.isEmpty else { return [] }
+        var grid = [SIMD2<Int>: [SIMD2<Double>]]()
+        for c in centres {
+            grid[SIMD2(Int((c.x / distance).rounded(.down)), Int((c.y / distance).rounded(.down))), default: []].append(c)
+        }
+        return points.indices.filter { i in
+            let p = points[i]
+            let key = SIMD2(Int((p.x / distance).rounded(.down)), Int((p.y / distance).rounded(.down)))
+            for dy in -1...1 {
+                for dx in -1...1 {
+                    for c in grid[key &+ SIMD2(dx, dy)] ?? [] where abs(c.x - p.x) <= distance && abs(c.y - p.y) <= distance {
+                        return true
+                    }
+                }
+            }
+            return false
+        }
     }
 
     /// O columns of the O3 structure when the TM planes show ABC stacking (offset δ = ±⅓ a):

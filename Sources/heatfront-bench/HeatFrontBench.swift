@@ -9,7 +9,7 @@ import FrameIO
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, Columns.self, Precision.self])
+        subcommands: [Decode.self, Columns.self, Precision.self, Sites.self])
 }
 
 private func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -83,5 +83,37 @@ struct Precision: ParsableCommand {
         guard let px = LatticePrecision.rms(tm, lattice: lattice) else { throw ValidationError("too few columns") }
         let pm = frame.metadata.pixelSizeNm.map { String(format: " = %.2f pm", px * $0 * 1000) } ?? ""
         print(String(format: "precision: %.4f px", px) + pm + " RMS over \(tm.count) TM columns")
+    }
+}
+
+/// Column intensities at fixed sites: finds the sites on an aligned average (lattice, crystal
+/// region, sites), measures them there, then measures each given single frame at those
+/// sites (`SiteIntensity.measure`, as the pipeline does per frame), printing every
+/// aggregate in full precision and the time per measurement.
+struct Sites: ParsableCommand {
+    @Argument var average: String
+    @Argument var frames: [String] = []
+    @Option(name: .customLong("layer-spacing-nm")) var layerSpacingNm = 0.468
+
+    func run() throws {
+        let reader = try FrameFiles.open(URL(fileURLWithPath: average))
+        let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
+        let lattice = try LatticeFinder.find(in: frame.image, pixelSizeNm: frame.metadata.pixelSizeNm,
+                                             layerSpacingNm: layerSpacingNm)
+        let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
+        let found = ColumnFinder.sites(in: frame.image, lattice: lattice, region: region)
+        var measured: (sites: ColumnSites, aggregate: SiteIntensities)? = nil
+        let t = seconds { measured = SiteIntensity.measure(frame.image, sites: found, region: region) }
+        let a = measured!.aggregate
+        print(String(format: "average: %d TM, %d Li sites; tm %.9g li %.9g ratio %.9g; measured in %.3f s",
+                     a.tmCount, a.liCount, a.tm, a.li, a.ratio, t))
+        for path in frames {
+            let r = try FrameFiles.open(URL(fileURLWithPath: path))
+            let image = try r.frame(signal: r.primarySignal, frame: 0).image
+            var agg: SiteIntensities? = nil
+            let tf = seconds { agg = SiteIntensity.measure(image, sites: measured!.sites, region: region).aggregate }
+            print(String(format: "frame %@: tm %.9g li %.9g ratio %.9g; measured in %.3f s",
+                         (path as NSString).lastPathComponent, agg!.tm, agg!.li, agg!.ratio, tf))
+        }
     }
 }
