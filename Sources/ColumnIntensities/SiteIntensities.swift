@@ -66,30 +66,12 @@ public enum SiteIntensity {
         let radius = ColumnFinder.fitRadius(a1: a1, a2: a2)
         // Oxygen columns are modelled too (not reported): otherwise their tails, the same
         // around both cation sites, would lower every amplitude by ~3 % of a TM column.
-        let oxygen = oxygenColumns(sites)
-        let all = positions + oxygen
-        let tmIndices = sites.sites.indices.filter { sites.sites[$0].sublattice == .tm }
-        let step = max(1, tmIndices.count / 500)
-        let tmSample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
-        var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: tmSample, radius: radius, initial: radius / 2.5)
-        if !tmSample.isEmpty {
-            // Column width again, from the TM columns of the image without the Li and O columns
-            // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
-            let rough = DeblendingOperator(positions: all, sigma: sigma, radius: radius,
-                                           width: image.width, height: image.height).amplitudes(image, passes: 2)
-            let reach = radius + 3 * sigma
-            let others = all.indices.filter {
-                ($0 >= positions.count || sites.sites[$0].sublattice != .tm) && rough[$0] != 0
-            }
-            // Only the pixels `pooledSigma` reads (within `radius` of a sampled TM column)
-            // need the model: paint just the columns whose box reaches one of them.
-            let near = nearAny(others.map { all[$0] }, of: tmSample, distance: reach + radius + 2)
-            let painted = near.map { others[$0] }
-            let model = paint(width: image.width, height: image.height, positions: painted.map { all[$0] },
-                              amplitudes: painted.map { rough[$0] }, sigma: sigma, reach: reach)
-            let cleaned = Image(width: image.width, height: image.height,
-                                pixels: zip(image.pixels, model).map { Float(Double($0) - $1) })
-            sigma = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
+        let all = positions + oxygenColumns(sites)
+        let sample = WidthRefit.tmSample(sites)
+        var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: sample, radius: radius, initial: radius / 2.5)
+        if let refit = WidthRefit(sites: sites, all: all, radius: radius, initialSigma: sigma,
+                                  width: image.width, height: image.height) {
+            sigma = refit.sigma(of: image)
         }
         let amplitudes = DeblendingOperator(positions: all, sigma: sigma, radius: radius,
                                             width: image.width, height: image.height).amplitudes(image, passes: 4)
@@ -178,8 +160,16 @@ public enum SiteIntensity {
     /// hundreds of columns keeps the estimate unbiased at low dose, where single-column fits
     /// scatter and their median drifts. Returns `initial` when the fit fails.
     static func pooledSigma(_ image: Image, at positions: [SIMD2<Double>], radius: Double, initial: Double) -> Double {
-        var r2s = [Double](), values = [Double]()
-        let w = image.width, h = image.height, rr = radius * radius
+        let (pixels, r2s) = pooledPixels(width: image.width, height: image.height, at: positions, radius: radius)
+        return pooledSigma(r2s: r2s, values: pixels.map { Double(image.pixels[$0]) }, radius: radius, initial: initial)
+    }
+
+    /// The pixels (indices) within `radius` of each position, in position order, with their
+    /// squared distances: the samples of `pooledSigma`.
+    static func pooledPixels(width w: Int, height h: Int, at positions: [SIMD2<Double>],
+                             radius: Double) -> (pixels: [Int], r2s: [Double]) {
+        var r2s = [Double](), pixels = [Int]()
+        let rr = radius * radius
         for p in positions {
             let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
             let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
@@ -187,23 +177,41 @@ public enum SiteIntensity {
             for y in y0...y1 {
                 for x in x0...x1 {
                     let d2 = (Double(x) - p.x) * (Double(x) - p.x) + (Double(y) - p.y) * (Double(y) - p.y)
-                    if d2 <= rr { r2s.append(d2); values.append(Double(image.pixels[y * w + x])) }
+                    if d2 <= rr { r2s.append(d2); pixels.append(y * w + x) }
                 }
             }
         }
+        return (pixels, r2s)
+    }
+
+    /// `pooledSigma` on gathered samples (squared distance to their column, value).
+    static func pooledSigma(r2s: [Double], values: [Double], radius: Double, initial: Double) -> Double {
         guard r2s.count >= 20 else { return initial }
         // p = (A, σ, c); A and c start from the linear fit at the initial σ.
+        // Values centred on their mean (the constant absorbs it); the Gaussian is evaluated
+        // once per sample and σ and reused for the residual.
         var sigma = initial
+        let mean = values.reduce(0, +) / Double(values.count)
+        let centred = values.map { $0 - mean }
+        var gs = [Double](repeating: 0, count: r2s.count)
         func linear(_ s: Double) -> (a: Double, c: Double, sse: Double)? {
-            var sgg = 0.0, sg = 0.0, sgd = 0.0, sd = 0.0
+            var sgg = 0.0, sg = 0.0, sgv = 0.0, sse = 0.0
             let n = Double(r2s.count), inv = 1 / (2 * s * s)
-            for k in r2s.indices { let g = exp(-r2s[k] * inv); sgg += g * g; sg += g; sgd += g * values[k]; sd += values[k] }
-            let det = sgg * n - sg * sg
-            guard det > 0 else { return nil }
-            let a = (n * sgd - sg * sd) / det, c = (sgg * sd - sg * sgd) / det
-            var sse = 0.0
-            for k in r2s.indices { let e = values[k] - c - a * exp(-r2s[k] * inv); sse += e * e }
-            return (a, c, sse)
+            var fit: (a: Double, c: Double)? = nil
+            r2s.withUnsafeBufferPointer { r2 in
+                centred.withUnsafeBufferPointer { v in
+                    gs.withUnsafeMutableBufferPointer { g in
+                        for k in 0..<r2.count { let e = exp(-r2[k] * inv); g[k] = e; sgg += e * e; sg += e; sgv += e * v[k] }
+                        let det = sgg * n - sg * sg
+                        guard det > 0 else { return }
+                        let a = n * sgv / det, c = -sg * sgv / det
+                        for k in 0..<r2.count { let e = v[k] - c - a * g[k]; sse += e * e }
+                        fit = (a, c)
+                    }
+                }
+            }
+            guard let fit else { return nil }
+            return (fit.a, fit.c + mean, sse)
         }
         // Variable projection: for each σ the best (A, c) is linear; minimise the residual over σ
         // by golden-section search on [0.4, 2.5] × the initial width.
@@ -332,6 +340,93 @@ public enum SiteIntensity {
             }
         }
         return out
+    }
+}
+
+/// The column width refitted on one image, as `SiteIntensity.measure` does it: rough
+/// deblended amplitudes at the initial width (two Jacobi passes), the Li and O columns painted
+/// with them and removed, then the pooled width fit (`pooledSigma`) of a sample of ≤ ~500 TM
+/// columns. Everything that does not depend on the image (the rough operator, which columns
+/// reach the sampled discs) is prepared once, so many frames at the same sites are cheap.
+struct WidthRefit: Sendable {
+    let radius: Double
+    let initialSigma: Double
+    let rough: DeblendingOperator
+    /// The samples of the pooled width fit: pixel indices and squared distances.
+    let samplePixels: [Int]
+    let sampleR2: [Double]
+    /// The model of the non-TM columns at each sample pixel, `Σ_j A_j·G_j(p)`, as a sparse
+    /// matrix over the rough amplitudes: `modelStart[i]..<modelStart[i+1]` index
+    /// `modelIndex` (positions) and `modelWeight` (`G_j(p)`, the Gaussian `paint` lays).
+    let modelStart: [Int]
+    let modelIndex: [Int32]
+    let modelWeight: [Double]
+
+    /// Every `max(1, n/500)`-th TM site.
+    static func tmSample(_ sites: ColumnSites) -> [SIMD2<Double>] {
+        let tmIndices = sites.sites.indices.filter { sites.sites[$0].sublattice == .tm }
+        let step = max(1, tmIndices.count / 500)
+        return Swift.stride(from: 0, to: tmIndices.count, by: step).map { sites.sites[tmIndices[$0]].position }
+    }
+
+    /// Nil when there is no TM site to sample (the width is then not refitted).
+    init?(sites: ColumnSites, all: [SIMD2<Double>], radius: Double, initialSigma: Double, width: Int, height: Int) {
+        let sample = Self.tmSample(sites)
+        guard !sample.isEmpty else { return nil }
+        self.radius = radius
+        self.initialSigma = initialSigma
+        let op = DeblendingOperator(positions: all, sigma: initialSigma, radius: radius, width: width, height: height)
+        rough = op
+        (samplePixels, sampleR2) = SiteIntensity.pooledPixels(width: width, height: height, at: sample, radius: radius)
+        // Which non-TM columns' painted boxes cover each sample pixel, and with what weight:
+        // candidates per sampled column from a grid of cells one interaction range wide.
+        let others = all.indices.filter { $0 >= sites.sites.count || sites.sites[$0].sublattice != .tm }
+        let range = radius + 3 * initialSigma + radius + 2
+        var grid = [SIMD2<Int>: [Int]]()
+        for j in others where op.boxes[j].y >= op.boxes[j].x {
+            grid[SIMD2(Int((all[j].x / range).rounded(.down)), Int((all[j].y / range).rounded(.down))), default: []].append(j)
+        }
+        var start = [0], index = [Int32](), weight = [Double]()
+        var next = 0   // sample pixels are in sample order
+        let rr = radius * radius
+        for c in sample {
+            let key = SIMD2(Int((c.x / range).rounded(.down)), Int((c.y / range).rounded(.down)))
+            var candidates = [Int]()
+            for dy in -1...1 { for dx in -1...1 { candidates += grid[key &+ SIMD2(dx, dy)] ?? [] } }
+            candidates.sort()
+            // The pixels `pooledPixels` took for this column (same bounds and test).
+            let x0 = max(0, Int((c.x - radius).rounded(.down))), x1 = min(width - 1, Int((c.x + radius).rounded(.up)))
+            let y0 = max(0, Int((c.y - radius).rounded(.down))), y1 = min(height - 1, Int((c.y + radius).rounded(.up)))
+            guard x1 >= x0, y1 >= y0 else { continue }
+            for y in y0...y1 {
+                for x in x0...x1 {
+                    let d2 = (Double(x) - c.x) * (Double(x) - c.x) + (Double(y) - c.y) * (Double(y) - c.y)
+                    guard d2 <= rr else { continue }
+                    assert(samplePixels[next] == y * width + x)
+                    next += 1
+                    for j in candidates {
+                        let box = op.boxes[j]
+                        guard x >= Int(box.x), x <= Int(box.y), y >= Int(box.z), y <= Int(box.w) else { continue }
+                        index.append(Int32(j))
+                        weight.append(op.gy[j * op.boxSpan + y - Int(box.z)] * op.gx[j * op.boxSpan + x - Int(box.x)])
+                    }
+                    start.append(index.count)
+                }
+            }
+        }
+        modelStart = start; modelIndex = index; modelWeight = weight
+    }
+
+    func sigma(of image: Image) -> Double {
+        let amplitudes = rough.amplitudes(image, passes: 2)
+        var values = [Double](repeating: 0, count: samplePixels.count)
+        for i in samplePixels.indices {
+            var m = 0.0
+            for q in modelStart[i]..<modelStart[i + 1] { m += amplitudes[Int(modelIndex[q])] * modelWeight[q] }
+            // As `measure`'s cleaned image: the difference rounded to the image's Float.
+            values[i] = Double(Float(Double(image.pixels[samplePixels[i]]) - m))
+        }
+        return SiteIntensity.pooledSigma(r2s: sampleR2, values: values, radius: radius, initial: initialSigma)
     }
 }
 

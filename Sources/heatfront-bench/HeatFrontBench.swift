@@ -88,8 +88,10 @@ struct Precision: ParsableCommand {
 
 /// Column intensities at fixed sites: finds the sites on an aligned average (lattice, crystal
 /// region, sites), measures them there, then measures each given single frame at those
-/// sites (`SiteIntensity.measure`, as the pipeline does per frame), printing every
-/// aggregate in full precision and the time per measurement.
+/// sites three ways, printing every aggregate in full precision and the time per frame:
+/// `SiteIntensity.measure` (width refitted per frame, as the pipeline does), a
+/// `SiteIntensityEstimator` refitting the width (same numbers, shared precomputation) and one
+/// at the average's fitted width (fixed).
 struct Sites: ParsableCommand {
     @Argument var average: String
     @Argument var frames: [String] = []
@@ -102,18 +104,36 @@ struct Sites: ParsableCommand {
                                              layerSpacingNm: layerSpacingNm)
         let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
         let found = ColumnFinder.sites(in: frame.image, lattice: lattice, region: region)
-        var measured: (sites: ColumnSites, aggregate: SiteIntensities)? = nil
-        let t = seconds { measured = SiteIntensity.measure(frame.image, sites: found, region: region) }
-        let a = measured!.aggregate
-        print(String(format: "average: %d TM, %d Li sites; tm %.9g li %.9g ratio %.9g; measured in %.3f s",
-                     a.tmCount, a.liCount, a.tm, a.li, a.ratio, t))
+        var measured: (sites: ColumnSites, aggregate: SiteIntensities, columnSigmaPx: Double?)? = nil
+        let t = seconds { measured = SiteIntensity.measureWithWidth(frame.image, sites: found, region: region) }
+        let m = measured!, a = m.aggregate
+        print(String(format: "average: %d sites (%d TM, %d Li in region); sigma %.6f px; tm %.9g li %.9g ratio %.9g; %.3f s",
+                     m.sites.sites.count, a.tmCount, a.liCount, m.columnSigmaPx ?? .nan, a.tm, a.li, a.ratio, t))
+        let w = frame.image.width, h = frame.image.height
+        var refit: SiteIntensityEstimator? = nil, fixed: SiteIntensityEstimator? = nil
+        let tr = seconds { refit = SiteIntensityEstimator(sites: m.sites, width: w, height: h) }
+        let tf = seconds { fixed = m.columnSigmaPx.flatMap { SiteIntensityEstimator(sites: m.sites, width: w, height: h, columnSigmaPx: $0) } }
+        print(String(format: "estimators prepared in %.3f s (refit width) and %.3f s (fixed width)", tr, tf))
+        var totals = [0.0, 0.0, 0.0]
         for path in frames {
             let r = try FrameFiles.open(URL(fileURLWithPath: path))
             let image = try r.frame(signal: r.primarySignal, frame: 0).image
-            var agg: SiteIntensities? = nil
-            let tf = seconds { agg = SiteIntensity.measure(image, sites: measured!.sites, region: region).aggregate }
-            print(String(format: "frame %@: tm %.9g li %.9g ratio %.9g; measured in %.3f s",
-                         (path as NSString).lastPathComponent, agg!.tm, agg!.li, agg!.ratio, tf))
+            var results: [SiteIntensities] = []
+            let times = [
+                seconds { results.append(SiteIntensity.measure(image, sites: m.sites, region: region).aggregate) },
+                seconds { results.append(refit?.measure(image, region: region) ?? SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0)) },
+                seconds { results.append(fixed?.measure(image, region: region) ?? SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0)) },
+            ]
+            for k in 0..<3 { totals[k] += times[k] }
+            let name = (path as NSString).lastPathComponent
+            for (label, (res, time)) in zip(["measure", "refit  ", "fixed  "], zip(results, times)) {
+                print(String(format: "%@ %@: tm %.9g li %.9g ratio %.9g; %.4f s", name, label, res.tm, res.li, res.ratio, time))
+            }
+        }
+        if !frames.isEmpty {
+            let n = Double(frames.count)
+            print(String(format: "per frame: measure %.4f s, estimator (refit width) %.4f s, estimator (fixed width) %.4f s",
+                         totals[0] / n, totals[1] / n, totals[2] / n))
         }
     }
 }
