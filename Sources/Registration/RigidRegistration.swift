@@ -271,13 +271,15 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         guard image.width == geometry.width, image.height == geometry.height else {
             setRejection(i, "size"); return nil
         }
-        // NaN/∞ pixels would poison every spectrum they touch.
-        guard image.pixels.allSatisfy(\.isFinite) else {
+        // NaN/∞ pixels would poison every spectrum they touch. (A Double sum of Floats cannot
+        // overflow, so the mean is finite exactly when every pixel is.)
+        let mean = fastMean(image.pixels)
+        guard mean.isFinite else {
             setRejection(i, "nonfinite"); return nil
         }
-        return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
+        return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws, mean: mean),
                             coarse: correlator.preparedCoarse(coarseGeometry.image(of: image, binned: binnedWorkspaces[t],
-                                                                                  small: coarseWorkspaces[t])))
+                                                                                  small: coarseWorkspaces[t], mean: mean)))
     }
 
     private func setRejection(_ i: Int, _ reason: String) {
