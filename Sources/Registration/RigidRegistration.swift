@@ -56,6 +56,27 @@ public enum RigidRegistration {
     /// by `StackAverage`, which streams the frames again (two accumulators per thread).
     public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
                                 options: RigidOptions) throws -> RunAlignment {
+        let (shifts, groups) = try runShifts(frames, groups: groups, options: options)
+        // 5. Group averages on the run reference.
+        var groupAverages: [AlignedAverage] = []
+        for members in groups {
+            groupAverages.append(try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] },
+                                                          interpolation: options.interpolation))
+        }
+        return RunAlignment(shifts: shifts, groupAverages: groupAverages)
+    }
+
+    /// The shifts of `alignRun` without its group averages (steps 1–4): for callers that
+    /// average other groupings of the frames themselves, which saves one decoding and
+    /// resampling pass over every frame. Same shifts as `alignRun`.
+    public static func alignRunShifts(_ frames: some ImageSequence, groups: [[Int]],
+                                      options: RigidOptions) throws -> [FrameShift] {
+        try runShifts(frames, groups: groups, options: options).shifts
+    }
+
+    /// Steps 1–4 of `alignRun`: the shifts, and the groups used (an empty grouping made one).
+    static func runShifts(_ frames: some ImageSequence, groups: [[Int]],
+                          options: RigidOptions) throws -> (shifts: [FrameShift], groups: [[Int]]) {
         let n = frames.count
         guard n > 0 else { throw RegistrationError.emptySequence }
         var groups = groups
@@ -154,13 +175,7 @@ public enum RigidRegistration {
             }
         }
 
-        // 5. Group averages on the run reference.
-        var groupAverages: [AlignedAverage] = []
-        for members in groups {
-            groupAverages.append(try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] },
-                                                          interpolation: options.interpolation))
-        }
-        return RunAlignment(shifts: shifts, groupAverages: groupAverages)
+        return (shifts, groups)
     }
 
     /// The group (among `candidates`) with a member closest to frame `i` in frame order.
