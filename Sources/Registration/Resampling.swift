@@ -61,11 +61,14 @@ public enum Resampling {
         // Valid where every tap with a non-zero weight lies inside the input.
         let (x0, x1) = kx.validRange(size: w)
         let (y0, y1) = ky.validRange(size: h)
-        var mask = Mask(width: w, height: h, fill: false)
-        if x1 > x0, y1 > y0 {
-            for y in y0..<y1 { for x in x0..<x1 { mask.bits[y * w + x] = true } }
+        let bits = [Bool](unsafeUninitializedCapacity: w * h) { b, count in
+            b.initialize(repeating: false)
+            if x1 > x0, y1 > y0 {
+                for y in y0..<y1 { (b.baseAddress! + y * w + x0).update(repeating: true, count: x1 - x0) }
+            }
+            count = w * h
         }
-        return (Image(width: w, height: h, pixels: out), mask)
+        return (Image(width: w, height: h, pixels: out), Mask(width: w, height: h, bits: bits))
     }
 
     /// Adds the image moved by `(dx, dy)` (as `shifted`) to `sum`, and 1 to `weight`, at the
