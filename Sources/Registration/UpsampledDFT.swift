@@ -60,6 +60,9 @@ public enum UpsampledDFT {
         }
         var out = [Double](repeating: 0, count: nx * ny)
         var rowRe = [SIMD8<Float>](repeating: .zero, count: chunks), rowIm = rowRe
+        var rowReD = [Double](repeating: 0, count: nx), rowImD = rowReD
+        rowReD.withUnsafeMutableBufferPointer { rd in
+        rowImD.withUnsafeMutableBufferPointer { id in
         cx.withUnsafeBufferPointer { cxp in
         sx.withUnsafeBufferPointer { sxp in
         rowRe.withUnsafeMutableBufferPointer { re in
@@ -86,14 +89,14 @@ public enum UpsampledDFT {
                 // Re(R · e^{iθy}) accumulated into the output grid, in Double.
                 let ky = r <= gridHeight / 2 ? r : r - gridHeight
                 let t = abs(ky) * ny, sign: Double = ky < 0 ? -1 : 1
+                for j in 0..<nx { rd[j] = Double(re[j / 8][j % 8]); id[j] = Double(im[j / 8][j % 8]) }
                 for i in 0..<ny {
                     let c = rowCos[t + i], s = sign * rowSin[t + i]
-                    for j in 0..<nx {
-                        o[i * nx + j] += Double(re[j / 8][j % 8]) * c - Double(im[j / 8][j % 8]) * s
-                    }
+                    let orow = o.baseAddress! + i * nx
+                    for j in 0..<nx { orow[j] += rd[j] * c - id[j] * s }
                 }
             }
-        }}}}}
+        }}}}}}}
         return out
     }
 
