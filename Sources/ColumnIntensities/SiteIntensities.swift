@@ -160,32 +160,53 @@ public enum SiteIntensity {
     /// hundreds of columns keeps the estimate unbiased at low dose, where single-column fits
     /// scatter and their median drifts. Returns `initial` when the fit fails.
     static func pooledSigma(_ image: Image, at positions: [SIMD2<Double>], radius: Double, initial: Double) -> Double {
-        let (pixels, r2s) = pooledPixels(width: image.width, height: image.height, at: positions, radius: radius)
-        return pooledSigma(r2s: r2s, values: pixels.map { Double(image.pixels[$0]) }, radius: radius, initial: initial)
+        let samples = pooledPixels(width: image.width, height: image.height, at: positions, radius: radius)
+        return pooledSigma(samples, values: samples.pixels.map { Double(image.pixels[$0]) }, radius: radius, initial: initial)
     }
 
-    /// The pixels (indices) within `radius` of each position, in position order, with their
-    /// squared distances: the samples of `pooledSigma`.
-    static func pooledPixels(width w: Int, height h: Int, at positions: [SIMD2<Double>],
-                             radius: Double) -> (pixels: [Int], r2s: [Double]) {
-        var r2s = [Double](), pixels = [Int]()
+    /// The samples of `pooledSigma`: the pixels within `radius` of each position, in
+    /// position order, with their squared distances and their place in the position's box
+    /// (so the Gaussian is evaluated separably, one row and one column of exps per position).
+    struct PooledSamples {
+        var pixels: [Int] = []
+        var r2s: [Double] = []
+        /// Per sample: box index of its position, column and row within that box.
+        var box: [Int32] = []
+        var ix: [Int32] = []
+        var iy: [Int32] = []
+        /// Per box: offset of its first column and row from the position (px), and its size.
+        var first: [SIMD2<Double>] = []
+        var size: [SIMD2<Int32>] = []
+        var span = 0
+    }
+
+    static func pooledPixels(width w: Int, height h: Int, at positions: [SIMD2<Double>], radius: Double) -> PooledSamples {
+        var out = PooledSamples()
+        out.span = Int(2 * radius) + 3
         let rr = radius * radius
         for p in positions {
             let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
             let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
             guard x1 >= x0, y1 >= y0 else { continue }
+            let b = Int32(out.first.count)
+            out.first.append(SIMD2(Double(x0) - p.x, Double(y0) - p.y))
+            out.size.append(SIMD2(Int32(x1 - x0 + 1), Int32(y1 - y0 + 1)))
             for y in y0...y1 {
                 for x in x0...x1 {
                     let d2 = (Double(x) - p.x) * (Double(x) - p.x) + (Double(y) - p.y) * (Double(y) - p.y)
-                    if d2 <= rr { r2s.append(d2); pixels.append(y * w + x) }
+                    if d2 <= rr {
+                        out.r2s.append(d2); out.pixels.append(y * w + x)
+                        out.box.append(b); out.ix.append(Int32(x - x0)); out.iy.append(Int32(y - y0))
+                    }
                 }
             }
         }
-        return (pixels, r2s)
+        return out
     }
 
-    /// `pooledSigma` on gathered samples (squared distance to their column, value).
-    static func pooledSigma(r2s: [Double], values: [Double], radius: Double, initial: Double) -> Double {
+    /// `pooledSigma` on gathered samples and their values.
+    static func pooledSigma(_ samples: PooledSamples, values: [Double], radius: Double, initial: Double) -> Double {
+        let r2s = samples.r2s
         guard r2s.count >= 20 else { return initial }
         // p = (A, σ, c); A and c start from the linear fit at the initial σ.
         // Values centred on their mean (the constant absorbs it); the Gaussian is evaluated
@@ -194,20 +215,35 @@ public enum SiteIntensity {
         let mean = values.reduce(0, +) / Double(values.count)
         let centred = values.map { $0 - mean }
         var gs = [Double](repeating: 0, count: r2s.count)
+        let span = samples.span, boxes = samples.first.count
+        var ex = [Double](repeating: 0, count: boxes * span), ey = ex
         func linear(_ s: Double) -> (a: Double, c: Double, sse: Double)? {
             var sgg = 0.0, sg = 0.0, sgv = 0.0, sse = 0.0
             let n = Double(r2s.count), inv = 1 / (2 * s * s)
             var fit: (a: Double, c: Double)? = nil
-            r2s.withUnsafeBufferPointer { r2 in
-                centred.withUnsafeBufferPointer { v in
-                    gs.withUnsafeMutableBufferPointer { g in
-                        for k in 0..<r2.count { let e = exp(-r2[k] * inv); g[k] = e; sgg += e * e; sg += e; sgv += e * v[k] }
-                        let det = sgg * n - sg * sg
-                        guard det > 0 else { return }
-                        let a = n * sgv / det, c = -sg * sgv / det
-                        for k in 0..<r2.count { let e = v[k] - c - a * g[k]; sse += e * e }
-                        fit = (a, c)
-                    }
+            // exp(−r²/2σ²) = exp(−dx²/2σ²)·exp(−dy²/2σ²): a row and a column of exps per box.
+            ex.withUnsafeMutableBufferPointer { exp in ey.withUnsafeMutableBufferPointer { eyp in
+                for b in 0..<boxes {
+                    gaussianSamples(exp.baseAddress! + b * span, count: Int(samples.size[b].x), first: samples.first[b].x, inv: inv)
+                    gaussianSamples(eyp.baseAddress! + b * span, count: Int(samples.size[b].y), first: samples.first[b].y, inv: inv)
+                }
+            } }
+            centred.withUnsafeBufferPointer { v in
+                gs.withUnsafeMutableBufferPointer { g in
+                    ex.withUnsafeBufferPointer { exp in ey.withUnsafeBufferPointer { eyp in
+                    samples.box.withUnsafeBufferPointer { bx in samples.ix.withUnsafeBufferPointer { ix in
+                    samples.iy.withUnsafeBufferPointer { iy in
+                        for k in 0..<g.count {
+                            let base = Int(bx[k]) * span
+                            let e = eyp[base + Int(iy[k])] * exp[base + Int(ix[k])]
+                            g[k] = e; sgg += e * e; sg += e; sgv += e * v[k]
+                        }
+                    } } } } }
+                    let det = sgg * n - sg * sg
+                    guard det > 0 else { return }
+                    let a = n * sgv / det, c = -sg * sgv / det
+                    for k in 0..<g.count { let e = v[k] - c - a * g[k]; sse += e * e }
+                    fit = (a, c)
                 }
             }
             guard let fit else { return nil }
@@ -352,9 +388,8 @@ struct WidthRefit: Sendable {
     let radius: Double
     let initialSigma: Double
     let rough: DeblendingOperator
-    /// The samples of the pooled width fit: pixel indices and squared distances.
-    let samplePixels: [Int]
-    let sampleR2: [Double]
+    /// The samples of the pooled width fit.
+    let samples: SiteIntensity.PooledSamples
     /// The model of the non-TM columns at each sample pixel, `Σ_j A_j·G_j(p)`, as a sparse
     /// matrix over the rough amplitudes: `modelStart[i]..<modelStart[i+1]` index
     /// `modelIndex` (positions) and `modelWeight` (`G_j(p)`, the Gaussian `paint` lays).
@@ -377,7 +412,8 @@ struct WidthRefit: Sendable {
         self.initialSigma = initialSigma
         let op = DeblendingOperator(positions: all, sigma: initialSigma, radius: radius, width: width, height: height)
         rough = op
-        (samplePixels, sampleR2) = SiteIntensity.pooledPixels(width: width, height: height, at: sample, radius: radius)
+        samples = SiteIntensity.pooledPixels(width: width, height: height, at: sample, radius: radius)
+        let samplePixels = samples.pixels
         // Which non-TM columns' painted boxes cover each sample pixel, and with what weight:
         // candidates per sampled column from a grid of cells one interaction range wide.
         let others = all.indices.filter { $0 >= sites.sites.count || sites.sites[$0].sublattice != .tm }
@@ -419,6 +455,7 @@ struct WidthRefit: Sendable {
 
     func sigma(of image: Image) -> Double {
         let amplitudes = rough.amplitudes(image, passes: 2)
+        let samplePixels = samples.pixels
         var values = [Double](repeating: 0, count: samplePixels.count)
         for i in samplePixels.indices {
             var m = 0.0
@@ -426,7 +463,7 @@ struct WidthRefit: Sendable {
             // As `measure`'s cleaned image: the difference rounded to the image's Float.
             values[i] = Double(Float(Double(image.pixels[samplePixels[i]]) - m))
         }
-        return SiteIntensity.pooledSigma(r2s: sampleR2, values: values, radius: radius, initial: initialSigma)
+        return SiteIntensity.pooledSigma(samples, values: values, radius: radius, initial: initialSigma)
     }
 }
 
