@@ -222,6 +222,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     private let binnedWorkspaces: [FFTWorkspace]
     private let rejectionLock = NSLock()
     private var rejectionReasons: [Int: String] = [:]
+    /// Fine spectra of the lattice sample frames, reused once by `spectrum(of:)`.
+    private let sampleCache: [Int: [Complex]]
 
     init(_ frames: Frames, options: RigidOptions, latticeFrom sample: [Int]) throws {
         guard frames.width >= 16, frames.height >= 16 else {
@@ -238,13 +240,26 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         geometry = CorrelationGeometry(width: frames.width, height: frames.height, options: options)
         let threads = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 8))
         workspaces = (0..<threads).map { _ in FFTWorkspace(width: frames.width, height: frames.height) }
-        // The lattice estimate needs spectra; a provisional correlator-free pass on the sample.
-        var sampleSpectra: [[Complex]] = []
-        for i in sample {
-            guard let image = try? frames.image(at: i), image.width == frames.width,
-                  image.height == frames.height else { continue }
-            sampleSpectra.append(geometry.spectrum(of: image, workspace: workspaces[0]))
+        // The lattice estimate needs spectra; a provisional correlator-free pass on the sample,
+        // one workspace per thread. The spectra are kept for the group pass (the same frames'
+        // spectra would be computed again there, identically).
+        let g0 = geometry, ws0 = UncheckedBox(workspaces)
+        let slots = ResultSlots<[Complex]?>(count: sample.count)
+        DispatchQueue.concurrentPerform(iterations: Swift.min(threads, Swift.max(1, sample.count))) { t in
+            for k in stride(from: t, to: sample.count, by: Swift.min(threads, Swift.max(1, sample.count))) {
+                guard let image = try? frames.image(at: sample[k]), image.width == frames.width,
+                      image.height == frames.height else { slots.set(k, .success(nil)); continue }
+                slots.set(k, .success(g0.spectrum(of: image, workspace: ws0.value[t])))
+            }
         }
+        var sampleSpectra: [[Complex]] = []
+        var cached: [Int: [Complex]] = [:]
+        for k in sample.indices {
+            guard case .success(let s?)? = slots.get(k) else { continue }
+            sampleSpectra.append(s)
+            cached[sample[k]] = s
+        }
+        sampleCache = cached
         let lattice = LatticeEstimate.estimate(sampleSpectra, geometry: geometry, options: options)
         filters = CorrelationFilters(geometry: geometry, options: options, lattice: lattice)
         coarseGeometry = CoarseGeometry(width: frames.width, height: frames.height, sigma: filters.coarseSigma)
@@ -292,7 +307,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         guard mean.isFinite else {
             setRejection(i, "nonfinite"); return nil
         }
-        return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws, mean: mean),
+        return BandSpectrum(values: sampleCache[i] ?? geometry.spectrum(of: image, workspace: ws, mean: mean),
                             coarse: correlator.preparedCoarse(coarseGeometry.image(of: image, binned: binnedWorkspaces[t],
                                                                                   small: coarseWorkspaces[t], mean: mean)))
     }
