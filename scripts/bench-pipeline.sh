@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/heatfront-bench-pipeline}
 swift build -c release --product heatfront >/dev/null
+swift build -c release --product heatfront-bench >/dev/null
 bin=.build/release/heatfront
 rm -rf "$work"; mkdir -p "$work"
 report() {  # run-dir out-dir mode
@@ -27,3 +28,7 @@ for per in 5 10; do
     report "$work/run$per" "$work/out$per-rigid" rigid
 done
 report "$work/run10" "$work/out10-nonrigid" nonrigid
+# Column intensities of single frames at the first step's fixed sites: SiteIntensity.measure
+# against SiteIntensityEstimator (width refitted per frame: same numbers; fixed width).
+first=$(dirname "$(ls "$work"/run10/*/frame_0000.* | head -1)")
+.build/release/heatfront-bench sites "$work/out10-rigid/aligned/step_0_average.tif" $(ls "$first"/frame_* | head -5) | tail -1

@@ -43,50 +43,82 @@ public struct SiteIntensities: Sendable, Equatable {
 /// the sites inside `region` (all sites when nil).
 public enum SiteIntensity {
     public static func measure(_ image: Image, sites: ColumnSites, region: Mask?) -> (sites: ColumnSites, aggregate: SiteIntensities) {
+        let m = measureWithWidth(image, sites: sites, region: region)
+        return (m.sites, m.aggregate)
+    }
+
+    /// `measure`, also returning the column width σ (px) fitted on the image and used for
+    /// every site (nil when nothing was measured): build a `SiteIntensityEstimator` with it
+    /// to measure single frames at the same sites and width.
+    ///
+    /// The deblended fits at fixed σ run as `DeblendingOperator`'s precomputed linear
+    /// operator (the same estimator, to rounding), and the model of the non-TM columns that
+    /// the width fit removes is painted only around the sampled TM columns it is read at.
+    public static func measureWithWidth(_ image: Image, sites: ColumnSites, region: Mask?)
+        -> (sites: ColumnSites, aggregate: SiteIntensities, columnSigmaPx: Double?) {
         var out = sites
         let positions = sites.sites.map { $0.position }
         guard !positions.isEmpty, image.width > 1, image.height > 1, sites.lattice.isUsable,
               positions.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else {
-            return (out, SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0))
+            return (out, SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0), nil)
         }
         let (a1, a2) = sites.lattice.tmBasis
         let radius = ColumnFinder.fitRadius(a1: a1, a2: a2)
         // Oxygen columns are modelled too (not reported): otherwise their tails, the same
         // around both cation sites, would lower every amplitude by ~3 % of a TM column.
-        let oxygen = oxygenColumns(sites)
-        let all = positions + oxygen
-        let tmIndices = sites.sites.indices.filter { sites.sites[$0].sublattice == .tm }
-        let step = max(1, tmIndices.count / 500)
-        let tmSample = Swift.stride(from: 0, to: tmIndices.count, by: step).map { positions[tmIndices[$0]] }
-        var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: tmSample, radius: radius, initial: radius / 2.5)
-        if !tmSample.isEmpty {
-            // Column width again, from the TM columns of the image without the Li and O columns
-            // (their tails narrow a Gaussian fitted to the raw image by a few per cent).
-            let rough = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius, passes: 2)
-            let others = all.indices.filter { $0 >= positions.count || sites.sites[$0].sublattice != .tm }
-            let model = paint(width: image.width, height: image.height, positions: others.map { all[$0] },
-                              amplitudes: others.map { rough[$0] }, sigma: sigma, reach: radius + 3 * sigma)
-            let cleaned = Image(width: image.width, height: image.height,
-                                pixels: zip(image.pixels, model).map { Float(Double($0) - $1) })
-            sigma = pooledSigma(cleaned, at: tmSample, radius: radius, initial: sigma)
+        let all = positions + oxygenColumns(sites)
+        let sample = WidthRefit.tmSample(sites)
+        var sigma = sites.columnSigmaPx ?? pooledSigma(image, at: sample, radius: radius, initial: radius / 2.5)
+        if let refit = WidthRefit(sites: sites, all: all, radius: radius, initialSigma: sigma,
+                                  width: image.width, height: image.height) {
+            sigma = refit.sigma(of: image)
         }
-        let amplitudes = deblendedAmplitudes(image, at: all, sigma: sigma, radius: radius)
+        let amplitudes = DeblendingOperator(positions: all, sigma: sigma, radius: radius,
+                                            width: image.width, height: image.height).amplitudes(image, passes: 4)
         let volume = 2 * Double.pi * sigma * sigma
-        // A region of another size than the image is ignored, as in `ColumnFinder`.
-        let usedRegion = region.flatMap { $0.width == image.width && $0.height == image.height ? $0 : nil }
+        for k in out.sites.indices { out.sites[k].intensity = amplitudes[k] * volume }
+        let agg = aggregate(out.sites, intensities: out.sites.map(\.intensity), region: region,
+                            width: image.width, height: image.height)
+        return (out, agg, sigma)
+    }
+
+    /// Plain means of the TM and Li intensities over the sites inside `region` (all sites when
+    /// nil; a region of another size than the image is ignored, as in `ColumnFinder`).
+    static func aggregate(_ sites: [ColumnSite], intensities: [Double], region: Mask?,
+                          width: Int, height: Int) -> SiteIntensities {
+        let usedRegion = region.flatMap { $0.width == width && $0.height == height ? $0 : nil }
         var tmSum = 0.0, liSum = 0.0, tmN = 0, liN = 0
-        for k in out.sites.indices {
-            out.sites[k].intensity = amplitudes[k] * volume
-            let s = out.sites[k]
+        for k in sites.indices {
+            let s = sites[k]
             if let r = usedRegion, !r.contains(s.x, s.y) { continue }
             switch s.sublattice {
-            case .tm: tmSum += s.intensity; tmN += 1
-            case .li: liSum += s.intensity; liN += 1
+            case .tm: tmSum += intensities[k]; tmN += 1
+            case .li: liSum += intensities[k]; liN += 1
             }
         }
-        let agg = SiteIntensities(tm: tmN > 0 ? tmSum / Double(tmN) : .nan, li: liN > 0 ? liSum / Double(liN) : .nan,
-                                  tmCount: tmN, liCount: liN)
-        return (out, agg)
+        return SiteIntensities(tm: tmN > 0 ? tmSum / Double(tmN) : .nan, li: liN > 0 ? liSum / Double(liN) : .nan,
+                               tmCount: tmN, liCount: liN)
+    }
+
+    /// Indices of `points` within `distance` (either axis) of at least one of `centres`.
+    static func nearAny(_ points: [SIMD2<Double>], of centres: [SIMD2<Double>], distance: Double) -> [Int] {
+        guard distance > 0, !centres.isEmpty else { return [] }
+        var grid = [SIMD2<Int>: [SIMD2<Double>]]()
+        for c in centres {
+            grid[SIMD2(Int((c.x / distance).rounded(.down)), Int((c.y / distance).rounded(.down))), default: []].append(c)
+        }
+        return points.indices.filter { i in
+            let p = points[i]
+            let key = SIMD2(Int((p.x / distance).rounded(.down)), Int((p.y / distance).rounded(.down)))
+            for dy in -1...1 {
+                for dx in -1...1 {
+                    for c in grid[key &+ SIMD2(dx, dy)] ?? [] where abs(c.x - p.x) <= distance && abs(c.y - p.y) <= distance {
+                        return true
+                    }
+                }
+            }
+            return false
+        }
     }
 
     /// O columns of the O3 structure when the TM planes show ABC stacking (offset δ = ±⅓ a):
@@ -128,32 +160,94 @@ public enum SiteIntensity {
     /// hundreds of columns keeps the estimate unbiased at low dose, where single-column fits
     /// scatter and their median drifts. Returns `initial` when the fit fails.
     static func pooledSigma(_ image: Image, at positions: [SIMD2<Double>], radius: Double, initial: Double) -> Double {
-        var r2s = [Double](), values = [Double]()
-        let w = image.width, h = image.height, rr = radius * radius
+        let samples = pooledPixels(width: image.width, height: image.height, at: positions, radius: radius)
+        return pooledSigma(samples, values: samples.pixels.map { Double(image.pixels[$0]) }, radius: radius, initial: initial)
+    }
+
+    /// The samples of `pooledSigma`: the pixels within `radius` of each position, in
+    /// position order, with their squared distances and their place in the position's box
+    /// (so the Gaussian is evaluated separably, one row and one column of exps per position).
+    struct PooledSamples {
+        var pixels: [Int] = []
+        var r2s: [Double] = []
+        /// Per sample: box index of its position, column and row within that box.
+        var box: [Int32] = []
+        var ix: [Int32] = []
+        var iy: [Int32] = []
+        /// Per box: offset of its first column and row from the position (px), and its size.
+        var first: [SIMD2<Double>] = []
+        var size: [SIMD2<Int32>] = []
+        var span = 0
+    }
+
+    static func pooledPixels(width w: Int, height h: Int, at positions: [SIMD2<Double>], radius: Double) -> PooledSamples {
+        var out = PooledSamples()
+        out.span = Int(2 * radius) + 3
+        let rr = radius * radius
         for p in positions {
             let x0 = max(0, Int((p.x - radius).rounded(.down))), x1 = min(w - 1, Int((p.x + radius).rounded(.up)))
             let y0 = max(0, Int((p.y - radius).rounded(.down))), y1 = min(h - 1, Int((p.y + radius).rounded(.up)))
             guard x1 >= x0, y1 >= y0 else { continue }
+            let b = Int32(out.first.count)
+            out.first.append(SIMD2(Double(x0) - p.x, Double(y0) - p.y))
+            out.size.append(SIMD2(Int32(x1 - x0 + 1), Int32(y1 - y0 + 1)))
             for y in y0...y1 {
                 for x in x0...x1 {
                     let d2 = (Double(x) - p.x) * (Double(x) - p.x) + (Double(y) - p.y) * (Double(y) - p.y)
-                    if d2 <= rr { r2s.append(d2); values.append(Double(image.pixels[y * w + x])) }
+                    if d2 <= rr {
+                        out.r2s.append(d2); out.pixels.append(y * w + x)
+                        out.box.append(b); out.ix.append(Int32(x - x0)); out.iy.append(Int32(y - y0))
+                    }
                 }
             }
         }
+        return out
+    }
+
+    /// `pooledSigma` on gathered samples and their values.
+    static func pooledSigma(_ samples: PooledSamples, values: [Double], radius: Double, initial: Double) -> Double {
+        let r2s = samples.r2s
         guard r2s.count >= 20 else { return initial }
         // p = (A, σ, c); A and c start from the linear fit at the initial σ.
+        // Values centred on their mean (the constant absorbs it); the Gaussian is evaluated
+        // once per sample and σ and reused for the residual.
         var sigma = initial
+        let mean = values.reduce(0, +) / Double(values.count)
+        let centred = values.map { $0 - mean }
+        var gs = [Double](repeating: 0, count: r2s.count)
+        let span = samples.span, boxes = samples.first.count
+        var ex = [Double](repeating: 0, count: boxes * span), ey = ex
         func linear(_ s: Double) -> (a: Double, c: Double, sse: Double)? {
-            var sgg = 0.0, sg = 0.0, sgd = 0.0, sd = 0.0
+            var sgg = 0.0, sg = 0.0, sgv = 0.0, sse = 0.0
             let n = Double(r2s.count), inv = 1 / (2 * s * s)
-            for k in r2s.indices { let g = exp(-r2s[k] * inv); sgg += g * g; sg += g; sgd += g * values[k]; sd += values[k] }
-            let det = sgg * n - sg * sg
-            guard det > 0 else { return nil }
-            let a = (n * sgd - sg * sd) / det, c = (sgg * sd - sg * sgd) / det
-            var sse = 0.0
-            for k in r2s.indices { let e = values[k] - c - a * exp(-r2s[k] * inv); sse += e * e }
-            return (a, c, sse)
+            var fit: (a: Double, c: Double)? = nil
+            // exp(−r²/2σ²) = exp(−dx²/2σ²)·exp(−dy²/2σ²): a row and a column of exps per box.
+            ex.withUnsafeMutableBufferPointer { exp in ey.withUnsafeMutableBufferPointer { eyp in
+                for b in 0..<boxes {
+                    gaussianSamples(exp.baseAddress! + b * span, count: Int(samples.size[b].x), first: samples.first[b].x, inv: inv)
+                    gaussianSamples(eyp.baseAddress! + b * span, count: Int(samples.size[b].y), first: samples.first[b].y, inv: inv)
+                }
+            } }
+            centred.withUnsafeBufferPointer { v in
+                gs.withUnsafeMutableBufferPointer { g in
+                    ex.withUnsafeBufferPointer { exp in ey.withUnsafeBufferPointer { eyp in
+                    samples.box.withUnsafeBufferPointer { bx in samples.ix.withUnsafeBufferPointer { ix in
+                    samples.iy.withUnsafeBufferPointer { iy in
+                        for k in 0..<g.count {
+                            let base = Int(bx[k]) * span
+                            let e = eyp[base + Int(iy[k])] * exp[base + Int(ix[k])]
+                            g[k] = e; sgg += e * e; sg += e; sgv += e * v[k]
+                        }
+                    } } } } }
+                    let det = sgg * n - sg * sg
+                    guard det > 0 else { return }
+                    let a = n * sgv / det, c = -sg * sgv / det
+                    for k in 0..<g.count { let e = v[k] - c - a * g[k]; sse += e * e }
+                    fit = (a, c)
+                }
+            }
+            guard let fit else { return nil }
+            return (fit.a, fit.c + mean, sse)
         }
         // Variable projection: for each σ the best (A, c) is linear; minimise the residual over σ
         // by golden-section search on [0.4, 2.5] × the initial width.
@@ -282,6 +376,94 @@ public enum SiteIntensity {
             }
         }
         return out
+    }
+}
+
+/// The column width refitted on one image, as `SiteIntensity.measure` does it: rough
+/// deblended amplitudes at the initial width (two Jacobi passes), the Li and O columns painted
+/// with them and removed, then the pooled width fit (`pooledSigma`) of a sample of ≤ ~500 TM
+/// columns. Everything that does not depend on the image (the rough operator, which columns
+/// reach the sampled discs) is prepared once, so many frames at the same sites are cheap.
+struct WidthRefit: Sendable {
+    let radius: Double
+    let initialSigma: Double
+    let rough: DeblendingOperator
+    /// The samples of the pooled width fit.
+    let samples: SiteIntensity.PooledSamples
+    /// The model of the non-TM columns at each sample pixel, `Σ_j A_j·G_j(p)`, as a sparse
+    /// matrix over the rough amplitudes: `modelStart[i]..<modelStart[i+1]` index
+    /// `modelIndex` (positions) and `modelWeight` (`G_j(p)`, the Gaussian `paint` lays).
+    let modelStart: [Int]
+    let modelIndex: [Int32]
+    let modelWeight: [Double]
+
+    /// Every `max(1, n/500)`-th TM site.
+    static func tmSample(_ sites: ColumnSites) -> [SIMD2<Double>] {
+        let tmIndices = sites.sites.indices.filter { sites.sites[$0].sublattice == .tm }
+        let step = max(1, tmIndices.count / 500)
+        return Swift.stride(from: 0, to: tmIndices.count, by: step).map { sites.sites[tmIndices[$0]].position }
+    }
+
+    /// Nil when there is no TM site to sample (the width is then not refitted).
+    init?(sites: ColumnSites, all: [SIMD2<Double>], radius: Double, initialSigma: Double, width: Int, height: Int) {
+        let sample = Self.tmSample(sites)
+        guard !sample.isEmpty else { return nil }
+        self.radius = radius
+        self.initialSigma = initialSigma
+        let op = DeblendingOperator(positions: all, sigma: initialSigma, radius: radius, width: width, height: height)
+        rough = op
+        samples = SiteIntensity.pooledPixels(width: width, height: height, at: sample, radius: radius)
+        let samplePixels = samples.pixels
+        // Which non-TM columns' painted boxes cover each sample pixel, and with what weight:
+        // candidates per sampled column from a grid of cells one interaction range wide.
+        let others = all.indices.filter { $0 >= sites.sites.count || sites.sites[$0].sublattice != .tm }
+        let range = radius + 3 * initialSigma + radius + 2
+        var grid = [SIMD2<Int>: [Int]]()
+        for j in others where op.boxes[j].y >= op.boxes[j].x {
+            grid[SIMD2(Int((all[j].x / range).rounded(.down)), Int((all[j].y / range).rounded(.down))), default: []].append(j)
+        }
+        var start = [0], index = [Int32](), weight = [Double]()
+        var next = 0   // sample pixels are in sample order
+        let rr = radius * radius
+        for c in sample {
+            let key = SIMD2(Int((c.x / range).rounded(.down)), Int((c.y / range).rounded(.down)))
+            var candidates = [Int]()
+            for dy in -1...1 { for dx in -1...1 { candidates += grid[key &+ SIMD2(dx, dy)] ?? [] } }
+            candidates.sort()
+            // The pixels `pooledPixels` took for this column (same bounds and test).
+            let x0 = max(0, Int((c.x - radius).rounded(.down))), x1 = min(width - 1, Int((c.x + radius).rounded(.up)))
+            let y0 = max(0, Int((c.y - radius).rounded(.down))), y1 = min(height - 1, Int((c.y + radius).rounded(.up)))
+            guard x1 >= x0, y1 >= y0 else { continue }
+            for y in y0...y1 {
+                for x in x0...x1 {
+                    let d2 = (Double(x) - c.x) * (Double(x) - c.x) + (Double(y) - c.y) * (Double(y) - c.y)
+                    guard d2 <= rr else { continue }
+                    assert(samplePixels[next] == y * width + x)
+                    next += 1
+                    for j in candidates {
+                        let box = op.boxes[j]
+                        guard x >= Int(box.x), x <= Int(box.y), y >= Int(box.z), y <= Int(box.w) else { continue }
+                        index.append(Int32(j))
+                        weight.append(op.gy[j * op.boxSpan + y - Int(box.z)] * op.gx[j * op.boxSpan + x - Int(box.x)])
+                    }
+                    start.append(index.count)
+                }
+            }
+        }
+        modelStart = start; modelIndex = index; modelWeight = weight
+    }
+
+    func sigma(of image: Image) -> Double {
+        let amplitudes = rough.amplitudes(image, passes: 2)
+        let samplePixels = samples.pixels
+        var values = [Double](repeating: 0, count: samplePixels.count)
+        for i in samplePixels.indices {
+            var m = 0.0
+            for q in modelStart[i]..<modelStart[i + 1] { m += amplitudes[Int(modelIndex[q])] * modelWeight[q] }
+            // As `measure`'s cleaned image: the difference rounded to the image's Float.
+            values[i] = Double(Float(Double(image.pixels[samplePixels[i]]) - m))
+        }
+        return SiteIntensity.pooledSigma(samples, values: values, radius: radius, initial: initialSigma)
     }
 }
 

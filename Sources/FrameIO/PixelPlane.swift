@@ -39,16 +39,33 @@ public struct PixelPlane: Sendable {
 
     public func floatPixels() -> [Float] {
         switch values {
-        case .uint8(let v): v.map { Float($0) }
-        case .int8(let v): v.map { Float($0) }
-        case .uint16(let v): v.map { Float($0) }
-        case .int16(let v): v.map { Float($0) }
-        case .uint32(let v): v.map { Float($0) }
-        case .int32(let v): v.map { Float($0) }
+        case .uint8(let v): Self.convert(v)
+        case .int8(let v): Self.convert(v)
+        case .uint16(let v): Self.convert(v)
+        case .int16(let v): Self.convert(v)
+        case .uint32(let v): Self.convert(v)
+        case .int32(let v): Self.convert(v)
         case .uint64(let v): v.map { Float($0) }
         case .int64(let v): v.map { Float($0) }
         case .float32(let v): v
         case .float64(let v): v.map { Float($0) }
+        }
+    }
+
+    /// Integer samples to Float, sixteen at a time (the same rounding as `Float($0)`).
+    static func convert<T: FixedWidthInteger & SIMDScalar>(_ v: [T]) -> [Float] {
+        let n = v.count
+        return [Float](unsafeUninitializedCapacity: n) { out, count in
+            v.withUnsafeBufferPointer { src in
+                var i = 0
+                while i + 16 <= n {
+                    let x = UnsafeRawPointer(src.baseAddress! + i).loadUnaligned(as: SIMD16<T>.self)
+                    UnsafeMutableRawPointer(out.baseAddress! + i).storeBytes(of: SIMD16<Float>(x), as: SIMD16<Float>.self)
+                    i += 16
+                }
+                while i < n { out[i] = Float(src[i]); i += 1 }
+            }
+            count = n
         }
     }
 

@@ -75,8 +75,8 @@ struct CoarseGeometry: Sendable {
     /// Low-passed coarse image of `image` (mean-subtracted, unwindowed): block-averaged
     /// into `binned` (binned size), Gaussian low-passed and resampled on the coarse grid by
     /// cropping its spectrum into `small` (grid size).
-    func image(of image: Image, binned ws: FFTWorkspace, small: FFTWorkspace) -> CoarseImage {
-        let mean = Float(image.mean)
+    func image(of image: Image, binned ws: FFTWorkspace, small: FFTWorkspace, mean knownMean: Double? = nil) -> CoarseImage {
+        let mean = Float(knownMean ?? fastMean(image.pixels))
         let bw = binnedWidth, b = binning
         let norm = 1 / Float(b * b)
         image.pixels.withUnsafeBufferPointer { src in

@@ -13,6 +13,24 @@ struct BandSpectrum: Sendable {
     var coarse: CoarseImage
 }
 
+/// Mean of the pixels, accumulated in Double over eight lanes (as `Image.mean`, to
+/// rounding, several times faster).
+func fastMean(_ pixels: [Float]) -> Double {
+    guard !pixels.isEmpty else { return .nan }
+    return pixels.withUnsafeBufferPointer { p in
+        var acc = SIMD8<Double>(repeating: 0)
+        var i = 0
+        let n = p.count
+        while i + 8 <= n {
+            acc += SIMD8<Double>(UnsafeRawPointer(p.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self))
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < n { sum += Double(p[i]); i += 1 }
+        return sum / Double(n)
+    }
+}
+
 /// Sizes, window and cropping shared by every frame of a run (one frame size).
 ///
 /// Method: mean-subtracted frame × separable Tukey window (cosine taper over 10 % of
@@ -98,13 +116,26 @@ struct CorrelationGeometry: Sendable {
         return out.map { Swift.max($0 / zero, 1e-3) }
     }
 
-    /// Windowed, cropped spectrum of `image` (which must have the geometry's size).
-    func spectrum(of image: Image, workspace ws: FFTWorkspace) -> [Complex] {
-        let mean = Float(image.mean)
+    /// Windowed, cropped spectrum of `image` (which must have the geometry's size);
+    /// `mean`: the image's mean when already known (`fastMean`).
+    func spectrum(of image: Image, workspace ws: FFTWorkspace, mean knownMean: Double? = nil) -> [Complex] {
+        let mean = Float(knownMean ?? fastMean(image.pixels))
         image.pixels.withUnsafeBufferPointer { src in
-            for y in 0..<height {
-                let wy = windowY[y]
-                for x in 0..<width { ws.real[y * width + x] = (src[y * width + x] - mean) * wy * windowX[x] }
+            windowX.withUnsafeBufferPointer { wx in
+                let m = SIMD8<Float>(repeating: mean)
+                for y in 0..<height {
+                    let wy = windowY[y], wyv = SIMD8<Float>(repeating: wy)
+                    let row = src.baseAddress! + y * width, out = ws.real.baseAddress! + y * width
+                    var x = 0
+                    // (pixel − mean)·w_y·w_x, eight at a time (same operations as one at a time).
+                    while x + 8 <= width {
+                        let v = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD8<Float>.self)
+                        let w = UnsafeRawPointer(wx.baseAddress! + x).loadUnaligned(as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(out + x).storeBytes(of: (v - m) * wyv * w, as: SIMD8<Float>.self)
+                        x += 8
+                    }
+                    while x < width { out[x] = (row[x] - mean) * wy * wx[x]; x += 1 }
+                }
             }
         }
         ws.forward()

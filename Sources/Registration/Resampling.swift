@@ -61,11 +61,116 @@ public enum Resampling {
         // Valid where every tap with a non-zero weight lies inside the input.
         let (x0, x1) = kx.validRange(size: w)
         let (y0, y1) = ky.validRange(size: h)
-        var mask = Mask(width: w, height: h, fill: false)
-        if x1 > x0, y1 > y0 {
-            for y in y0..<y1 { for x in x0..<x1 { mask.bits[y * w + x] = true } }
+        let bits = [Bool](unsafeUninitializedCapacity: w * h) { b, count in
+            b.initialize(repeating: false)
+            if x1 > x0, y1 > y0 {
+                for y in y0..<y1 { (b.baseAddress! + y * w + x0).update(repeating: true, count: x1 - x0) }
+            }
+            count = w * h
         }
-        return (Image(width: w, height: h, pixels: out), mask)
+        return (Image(width: w, height: h, pixels: out), Mask(width: w, height: h, bits: bits))
+    }
+
+    /// Adds the image moved by `(dx, dy)` (as `shifted`) to `sum`, and 1 to `weight`, at the
+    /// pixels where the move is valid (all taps inside the input: a rectangle), without
+    /// building the moved image or its mask. Each added value is computed with exactly the
+    /// operations of `shifted` (same taps, same order), so the sums are identical to adding
+    /// `shifted(...).image` where `shifted(...).valid`. `sum` and `weight` hold `width × height`
+    /// values. Returns false (nothing added) when the shift is not finite or leaves no valid pixel.
+    @discardableResult
+    static func accumulateShifted(_ image: Image, by dx: Double, _ dy: Double, interpolation: Interpolation,
+                                  sum: UnsafeMutableBufferPointer<Float>, weight: UnsafeMutableBufferPointer<Float>,
+                                  row: UnsafeMutableBufferPointer<Float>) -> Bool {
+        let w = image.width, h = image.height
+        guard w > 0, h > 0, dx.isFinite, dy.isFinite, sum.count >= w * h, weight.count >= w * h, row.count >= w else {
+            return false
+        }
+        let kx = Kernel(shift: dx, interpolation: interpolation)
+        let ky = Kernel(shift: dy, interpolation: interpolation)
+        let (x0, x1) = kx.validRange(size: w)
+        let (y0, y1) = ky.validRange(size: h)
+        guard x1 > x0, y1 > y0 else { return false }
+        let n = x1 - x0
+        let one = SIMD8<Float>(repeating: 1)
+        image.pixels.withUnsafeBufferPointer { src in
+            let tmp = row.baseAddress!
+            for y in y0..<y1 {
+                // Vertical pass over the columns the valid outputs read (no clamping needed:
+                // every tap of a valid output lies inside the input).
+                let base = y + ky.offset + ky.firstTap
+                let c0 = x0 + kx.offset + kx.firstTap, cn = n + kx.taps - 1
+                for x in 0..<cn { tmp[c0 + x] = 0 }
+                for t in 0..<ky.taps {
+                    accumulate(UnsafeMutableBufferPointer(start: tmp + c0, count: cn),
+                               src.baseAddress! + (base + t) * w + c0, ky.weights[t], cn)
+                }
+                // Horizontal pass, each output summed from zero and then added to the sum.
+                let s = sum.baseAddress! + y * w + x0, wt = weight.baseAddress! + y * w + x0
+                addHorizontal(s, tmp + c0, kx, n)
+                var i = 0
+                while i + 8 <= n {
+                    let v = UnsafeRawPointer(wt + i).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(wt + i).storeBytes(of: v + one, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < n { wt[i] += 1; i += 1 }
+            }
+        }
+        return true
+    }
+
+    /// `dst[x] += Σ_t k_t·src[x + t]` for `x < n`, the taps summed from 0 in order (as the
+    /// horizontal pass of `shifted`), eight outputs at a time.
+    @inline(__always)
+    static func addHorizontal(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Kernel, _ n: Int) {
+        let taps = k.taps
+        let w0 = k.weights[0], w1 = taps > 1 ? k.weights[1] : 0
+        let w2 = taps > 2 ? k.weights[2] : 0, w3 = taps > 3 ? k.weights[3] : 0
+        var i = 0
+        switch taps {
+        case 1:
+            while i + 8 <= n {
+                let a = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+                let d = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
+                var v = SIMD8<Float>(repeating: 0)
+                v += SIMD8(repeating: w0) * a
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: d + v, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { var v: Float = 0; v += w0 * src[i]; dst[i] += v; i += 1 }
+        case 2:
+            while i + 8 <= n {
+                let a = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+                let b = UnsafeRawPointer(src + i + 1).loadUnaligned(as: SIMD8<Float>.self)
+                let d = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
+                var v = SIMD8<Float>(repeating: 0)
+                v += SIMD8(repeating: w0) * a
+                v += SIMD8(repeating: w1) * b
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: d + v, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { var v: Float = 0; v += w0 * src[i]; v += w1 * src[i + 1]; dst[i] += v; i += 1 }
+        default:
+            while i + 8 <= n {
+                let a = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+                let b = UnsafeRawPointer(src + i + 1).loadUnaligned(as: SIMD8<Float>.self)
+                let c = UnsafeRawPointer(src + i + 2).loadUnaligned(as: SIMD8<Float>.self)
+                let e = UnsafeRawPointer(src + i + 3).loadUnaligned(as: SIMD8<Float>.self)
+                let d = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
+                var v = SIMD8<Float>(repeating: 0)
+                v += SIMD8(repeating: w0) * a
+                v += SIMD8(repeating: w1) * b
+                v += SIMD8(repeating: w2) * c
+                v += SIMD8(repeating: w3) * e
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: d + v, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n {
+                var v: Float = 0
+                v += w0 * src[i]; v += w1 * src[i + 1]; v += w2 * src[i + 2]; v += w3 * src[i + 3]
+                dst[i] += v; i += 1
+            }
+        }
     }
 
     /// `dst[i] += weight * src[i]` for `n` values, eight at a time.

@@ -56,6 +56,27 @@ public enum RigidRegistration {
     /// by `StackAverage`, which streams the frames again (two accumulators per thread).
     public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
                                 options: RigidOptions) throws -> RunAlignment {
+        let (shifts, groups) = try runShifts(frames, groups: groups, options: options)
+        // 5. Group averages on the run reference.
+        var groupAverages: [AlignedAverage] = []
+        for members in groups {
+            groupAverages.append(try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] },
+                                                          interpolation: options.interpolation))
+        }
+        return RunAlignment(shifts: shifts, groupAverages: groupAverages)
+    }
+
+    /// The shifts of `alignRun` without its group averages (steps 1–4): for callers that
+    /// average other groupings of the frames themselves, which saves one decoding and
+    /// resampling pass over every frame. Same shifts as `alignRun`.
+    public static func alignRunShifts(_ frames: some ImageSequence, groups: [[Int]],
+                                      options: RigidOptions) throws -> [FrameShift] {
+        try runShifts(frames, groups: groups, options: options).shifts
+    }
+
+    /// Steps 1–4 of `alignRun`: the shifts, and the groups used (an empty grouping made one).
+    static func runShifts(_ frames: some ImageSequence, groups: [[Int]],
+                          options: RigidOptions) throws -> (shifts: [FrameShift], groups: [[Int]]) {
         let n = frames.count
         guard n > 0 else { throw RegistrationError.emptySequence }
         var groups = groups
@@ -154,13 +175,7 @@ public enum RigidRegistration {
             }
         }
 
-        // 5. Group averages on the run reference.
-        var groupAverages: [AlignedAverage] = []
-        for members in groups {
-            groupAverages.append(try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] },
-                                                          interpolation: options.interpolation))
-        }
-        return RunAlignment(shifts: shifts, groupAverages: groupAverages)
+        return (shifts, groups)
     }
 
     /// The group (among `candidates`) with a member closest to frame `i` in frame order.
@@ -207,6 +222,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     private let binnedWorkspaces: [FFTWorkspace]
     private let rejectionLock = NSLock()
     private var rejectionReasons: [Int: String] = [:]
+    /// Fine spectra of the lattice sample frames, reused once by `spectrum(of:)`.
+    private let sampleCache: [Int: [Complex]]
 
     init(_ frames: Frames, options: RigidOptions, latticeFrom sample: [Int]) throws {
         guard frames.width >= 16, frames.height >= 16 else {
@@ -223,13 +240,26 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         geometry = CorrelationGeometry(width: frames.width, height: frames.height, options: options)
         let threads = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 8))
         workspaces = (0..<threads).map { _ in FFTWorkspace(width: frames.width, height: frames.height) }
-        // The lattice estimate needs spectra; a provisional correlator-free pass on the sample.
-        var sampleSpectra: [[Complex]] = []
-        for i in sample {
-            guard let image = try? frames.image(at: i), image.width == frames.width,
-                  image.height == frames.height else { continue }
-            sampleSpectra.append(geometry.spectrum(of: image, workspace: workspaces[0]))
+        // The lattice estimate needs spectra; a provisional correlator-free pass on the sample,
+        // one workspace per thread. The spectra are kept for the group pass (the same frames'
+        // spectra would be computed again there, identically).
+        let g0 = geometry, ws0 = UncheckedBox(workspaces)
+        let slots = ResultSlots<[Complex]?>(count: sample.count)
+        DispatchQueue.concurrentPerform(iterations: Swift.min(threads, Swift.max(1, sample.count))) { t in
+            for k in stride(from: t, to: sample.count, by: Swift.min(threads, Swift.max(1, sample.count))) {
+                guard let image = try? frames.image(at: sample[k]), image.width == frames.width,
+                      image.height == frames.height else { slots.set(k, .success(nil)); continue }
+                slots.set(k, .success(g0.spectrum(of: image, workspace: ws0.value[t])))
+            }
         }
+        var sampleSpectra: [[Complex]] = []
+        var cached: [Int: [Complex]] = [:]
+        for k in sample.indices {
+            guard case .success(let s?)? = slots.get(k) else { continue }
+            sampleSpectra.append(s)
+            cached[sample[k]] = s
+        }
+        sampleCache = cached
         let lattice = LatticeEstimate.estimate(sampleSpectra, geometry: geometry, options: options)
         filters = CorrelationFilters(geometry: geometry, options: options, lattice: lattice)
         coarseGeometry = CoarseGeometry(width: frames.width, height: frames.height, sigma: filters.coarseSigma)
@@ -271,13 +301,15 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         guard image.width == geometry.width, image.height == geometry.height else {
             setRejection(i, "size"); return nil
         }
-        // NaN/∞ pixels would poison every spectrum they touch.
-        guard image.pixels.allSatisfy(\.isFinite) else {
+        // NaN/∞ pixels would poison every spectrum they touch. (A Double sum of Floats cannot
+        // overflow, so the mean is finite exactly when every pixel is.)
+        let mean = fastMean(image.pixels)
+        guard mean.isFinite else {
             setRejection(i, "nonfinite"); return nil
         }
-        return BandSpectrum(values: geometry.spectrum(of: image, workspace: ws),
+        return BandSpectrum(values: sampleCache[i] ?? geometry.spectrum(of: image, workspace: ws, mean: mean),
                             coarse: correlator.preparedCoarse(coarseGeometry.image(of: image, binned: binnedWorkspaces[t],
-                                                                                  small: coarseWorkspaces[t])))
+                                                                                  small: coarseWorkspaces[t], mean: mean)))
     }
 
     private func setRejection(_ i: Int, _ reason: String) {

@@ -7,7 +7,9 @@ import FrameCore
 /// its interpolation is valid; the sum is divided per pixel by the number of frames that
 /// cover it (the weight map), so the border strips that only some frames reach are not
 /// darkened by missing data. Frames are streamed: memory is two accumulators per thread
-/// plus one decoded frame per thread, whatever the number of frames.
+/// plus one decoded frame per thread, whatever the number of frames. The move is
+/// resampled straight into the accumulators over its valid rectangle
+/// (`Resampling.accumulateShifted`: the same values, no moved image or mask per frame).
 public enum StackAverage {
     /// Averages `frames[indices[i]]` aligned by `shifts[i]`, skipping rejected frames and
     /// frames whose size differs from the sequence's. Pixels no frame covers are 0 with
@@ -27,17 +29,20 @@ public enum StackAverage {
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             var sum = [Float](repeating: 0, count: w * h)
             var weight = [Float](repeating: 0, count: w * h)
+            var row = [Float](repeating: 0, count: w + 8)
             var count = 0
             do {
                 for k in stride(from: c, to: used.count, by: chunks) {
                     let (index, shift) = used[k]
                     let image = try frames.image(at: index)
                     guard image.width == w, image.height == h else { continue }
-                    let (moved, valid) = Resampling.shifted(image, by: -shift.dx, -shift.dy,
-                                                            interpolation: interpolation)
-                    for p in 0..<(w * h) where valid.bits[p] {
-                        sum[p] += moved.pixels[p]
-                        weight[p] += 1
+                    sum.withUnsafeMutableBufferPointer { s in
+                        weight.withUnsafeMutableBufferPointer { wt in
+                            row.withUnsafeMutableBufferPointer { r in
+                                _ = Resampling.accumulateShifted(image, by: -shift.dx, -shift.dy, interpolation: interpolation,
+                                                                 sum: s, weight: wt, row: r)
+                            }
+                        }
                     }
                     count += 1
                 }
@@ -52,10 +57,22 @@ public enum StackAverage {
         for c in 0..<chunks {
             guard let r = partial.get(c) else { continue }
             let part = try r.get()
-            for p in 0..<(w * h) { sum[p] += part.sum[p]; weight[p] += part.weight[p] }
+            sum.withUnsafeMutableBufferPointer { s in
+                weight.withUnsafeMutableBufferPointer { wt in
+                    part.sum.withUnsafeBufferPointer { ps in
+                        part.weight.withUnsafeBufferPointer { pw in
+                            for p in 0..<(w * h) { s[p] += ps[p]; wt[p] += pw[p] }
+                        }
+                    }
+                }
+            }
             count += part.count
         }
-        for p in 0..<(w * h) { sum[p] = weight[p] > 0 ? sum[p] / weight[p] : 0 }
+        sum.withUnsafeMutableBufferPointer { s in
+            weight.withUnsafeBufferPointer { wt in
+                for p in 0..<(w * h) { s[p] = wt[p] > 0 ? s[p] / wt[p] : 0 }
+            }
+        }
         return AlignedAverage(image: Image(width: w, height: h, pixels: sum),
                               weight: Image(width: w, height: h, pixels: weight), frameCount: count)
     }

@@ -9,7 +9,7 @@ import FrameIO
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, Columns.self, Precision.self])
+        subcommands: [Decode.self, Columns.self, Precision.self, Sites.self])
 }
 
 private func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -83,5 +83,57 @@ struct Precision: ParsableCommand {
         guard let px = LatticePrecision.rms(tm, lattice: lattice) else { throw ValidationError("too few columns") }
         let pm = frame.metadata.pixelSizeNm.map { String(format: " = %.2f pm", px * $0 * 1000) } ?? ""
         print(String(format: "precision: %.4f px", px) + pm + " RMS over \(tm.count) TM columns")
+    }
+}
+
+/// Column intensities at fixed sites: finds the sites on an aligned average (lattice, crystal
+/// region, sites), measures them there, then measures each given single frame at those
+/// sites three ways, printing every aggregate in full precision and the time per frame:
+/// `SiteIntensity.measure` (width refitted per frame, as the pipeline does), a
+/// `SiteIntensityEstimator` refitting the width (same numbers, shared precomputation) and one
+/// at the average's fitted width (fixed).
+struct Sites: ParsableCommand {
+    @Argument var average: String
+    @Argument var frames: [String] = []
+    @Option(name: .customLong("layer-spacing-nm")) var layerSpacingNm = 0.468
+
+    func run() throws {
+        let reader = try FrameFiles.open(URL(fileURLWithPath: average))
+        let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
+        let lattice = try LatticeFinder.find(in: frame.image, pixelSizeNm: frame.metadata.pixelSizeNm,
+                                             layerSpacingNm: layerSpacingNm)
+        let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
+        let found = ColumnFinder.sites(in: frame.image, lattice: lattice, region: region)
+        var measured: (sites: ColumnSites, aggregate: SiteIntensities, columnSigmaPx: Double?)? = nil
+        let t = seconds { measured = SiteIntensity.measureWithWidth(frame.image, sites: found, region: region) }
+        let m = measured!, a = m.aggregate
+        print(String(format: "average: %d sites (%d TM, %d Li in region); sigma %.6f px; tm %.9g li %.9g ratio %.9g; %.3f s",
+                     m.sites.sites.count, a.tmCount, a.liCount, m.columnSigmaPx ?? .nan, a.tm, a.li, a.ratio, t))
+        let w = frame.image.width, h = frame.image.height
+        var refit: SiteIntensityEstimator? = nil, fixed: SiteIntensityEstimator? = nil
+        let tr = seconds { refit = SiteIntensityEstimator(sites: m.sites, width: w, height: h) }
+        let tf = seconds { fixed = m.columnSigmaPx.flatMap { SiteIntensityEstimator(sites: m.sites, width: w, height: h, columnSigmaPx: $0) } }
+        print(String(format: "estimators prepared in %.3f s (refit width) and %.3f s (fixed width)", tr, tf))
+        var totals = [0.0, 0.0, 0.0]
+        for path in frames {
+            let r = try FrameFiles.open(URL(fileURLWithPath: path))
+            let image = try r.frame(signal: r.primarySignal, frame: 0).image
+            var results: [SiteIntensities] = []
+            let times = [
+                seconds { results.append(SiteIntensity.measure(image, sites: m.sites, region: region).aggregate) },
+                seconds { results.append(refit?.measure(image, region: region) ?? SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0)) },
+                seconds { results.append(fixed?.measure(image, region: region) ?? SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0)) },
+            ]
+            for k in 0..<3 { totals[k] += times[k] }
+            let name = (path as NSString).lastPathComponent
+            for (label, (res, time)) in zip(["measure", "refit  ", "fixed  "], zip(results, times)) {
+                print(String(format: "%@ %@: tm %.9g li %.9g ratio %.9g; %.4f s", name, label, res.tm, res.li, res.ratio, time))
+            }
+        }
+        if !frames.isEmpty {
+            let n = Double(frames.count)
+            print(String(format: "per frame: measure %.4f s, estimator (refit width) %.4f s, estimator (fixed width) %.4f s",
+                         totals[0] / n, totals[1] / n, totals[2] / n))
+        }
     }
 }
