@@ -112,18 +112,43 @@ enum LeastSquares {
 
     /// Median of finite values (nil when none).
     static func median(_ values: [Double]) -> Double? {
-        let v = values.filter(\.isFinite).sorted()
+        var v = values.filter(\.isFinite)
         guard !v.isEmpty else { return nil }
-        return v.count % 2 == 1 ? v[v.count / 2] : 0.5 * (v[v.count / 2 - 1] + v[v.count / 2])
+        let n = v.count
+        if n % 2 == 1 { return select(&v, n / 2) }
+        let a = select(&v, n / 2 - 1)
+        return 0.5 * (a + v[(n / 2)...].min()!)
     }
 
     /// The `q`-quantile (0…1) of finite values by linear interpolation (nil when none).
     static func quantile(_ values: [Double], _ q: Double) -> Double? {
-        let v = values.filter(\.isFinite).sorted()
+        var v = values.filter(\.isFinite)
         guard !v.isEmpty else { return nil }
         let pos = min(max(q, 0), 1) * Double(v.count - 1)
         let i = Int(pos), f = pos - Double(i)
-        return i + 1 < v.count ? v[i] * (1 - f) + v[i + 1] * f : v[i]
+        let a = select(&v, i)
+        return i + 1 < v.count ? a * (1 - f) + v[(i + 1)...].min()! * f : a
+    }
+
+    /// The `k`-th smallest value (0-based), `v` partly reordered so that every later
+    /// element is ≥ it: Hoare's selection (quickselect, median-of-three pivots), O(n) on
+    /// average where sorting the whole map for one quantile was O(n log n) — these run on
+    /// every pixel of every frame's order-parameter map.
+    static func select(_ v: inout [Double], _ k: Int) -> Double {
+        var lo = 0, hi = v.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            let (a, b, c) = (v[lo], v[mid], v[hi])
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] < pivot { i += 1 }
+                while v[j] > pivot { j -= 1 }
+                if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if k <= j { hi = j } else if k >= i { lo = i } else { break }
+        }
+        return v[k]
     }
 }
 

@@ -297,7 +297,7 @@ public enum RunPipeline {
                         lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
             options.bandPassHigh = min(options.bandPassHigh, max(0.05, 2.5 * g))
         }
-        let shifts = try RigidRegistration.alignRun(frames, groups: [Array(0..<frames.count)], options: options).shifts
+        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         var averages = try groups.map { members in
             try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
         }
