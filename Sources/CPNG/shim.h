@@ -135,7 +135,7 @@ static inline void cpng_free(cpng_image *img) {
 /// (compressed) with that key and UTF-8 `text` is written before the image data.
 /// Returns 0 on success, otherwise an error message is in `err`.
 static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
-                      const void *data, const char *text_key, const char *text, char err[256]) {
+                      const void *data, const char *text_key, const char *text, int level, char err[256]) {
     err[0] = 0;
     FILE *fp = fopen(path, "wb");
     if (!fp) { snprintf(err, 256, "cannot create file"); return 1; }
@@ -148,7 +148,7 @@ static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit
     png_init_io(png, fp);
     png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_set_compression_level(png, 6);
+    png_set_compression_level(png, level);
     if (text_key) {
         png_text t;
         memset(&t, 0, sizeof t);

@@ -1,4 +1,5 @@
 import Foundation
+import FrameCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -62,11 +63,15 @@ public enum RunFolder {
             warnings.append("no frame files (.tif, .tiff, .png, .dm3, .dm4, .emd, .ser, .mrc) in \(root.path)")
         }
 
-        // 2. Headers and per-frame metadata.
-        var raws: [RawFrame] = []
-        for (fileNo, f) in frameFiles.enumerated() {
-            raws.append(contentsOf: readHeaders(f.url, rel: f.rel, fileNo: fileNo, open: open))
-        }
+        // 2. Headers and per-frame metadata, files in parallel (some formats, such as PNG,
+        // decode the whole file to reach them); `open` must be safe to call concurrently.
+        let files = frameFiles
+        var raws = try withoutActuallyEscaping(open) { open in
+            let opener = UncheckedOpener(open: open)
+            return try ResultSlots<[RawFrame]>.map(files.count) { fileNo in
+                readHeaders(files[fileNo].url, rel: files[fileNo].rel, fileNo: fileNo, open: opener.open)
+            }
+        }.flatMap { $0 }
         spreadStackTimes(&raws)
 
         // 3. Order: acquisition time where every (readable) frame has one, else natural order.
@@ -461,4 +466,10 @@ extension StepRule {
         if fnmatch(glob, relativePath, 0) == 0 { return true }
         return !glob.contains("/") && fnmatch(glob, fileName, 0) == 0
     }
+}
+
+/// Carries the caller's `open` into the parallel header pass (FrameFiles.open and the test
+/// doubles hold no mutable state).
+private struct UncheckedOpener: @unchecked Sendable {
+    let open: (URL) throws -> any FrameFileReader
 }

@@ -141,7 +141,7 @@ public enum OrderParameter {
                     let sx: Double = x + 1 < w ? 1 : -1, sy: Double = y + 1 < h ? 1 : -1
                     func frequency(_ j: Int) -> Double {
                         let p = z[j], q = z[i]
-                        return atan2(Double(p.y * q.x - p.x * q.y), Double(p.x * q.x + p.y * q.y)) / (2 * .pi)
+                        return Double(atan2f(p.y * q.x - p.x * q.y, p.x * q.x + p.y * q.y)) / (2 * .pi)
                     }
                     var dx = sx * frequency(jx) - hk.x, dy = sy * frequency(jy) - hk.y
                     dx -= dx.rounded(); dy -= dy.rounded()

@@ -78,7 +78,8 @@ struct RunOutputs {
             let front = boundary.map { FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: $0) }
             let rgba = PhaseMapRendering.rgba(average: averages[k].image, phase: a.phase, front: front)
             try AtomicFile.write(to: url("maps/step_\(k)_phase.png")) { tmp in
-                try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba, to: tmp)
+                try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba,
+                                        compression: 1, to: tmp)
             }
         }
     }

@@ -22,6 +22,9 @@ struct StepAnalysis: Sendable {
     /// The front's boundary as detected on this average when it shows rock salt.
     var detectedBoundary: LineSegment?
     var columnPrecisionPx: Double?
+    /// Column width σ (px) fitted on the average: single frames are measured with it, since
+    /// refitting it on every noisy frame only adds noise (and costs 15× the fixed-width sum).
+    var columnSigmaPx: Double?
 
     /// `previous`: the lattice of an earlier step, used when this one shows none (a fully
     /// rock-salt grain has lost the layer reflection but keeps its columns in place).
@@ -46,7 +49,7 @@ struct StepAnalysis: Sendable {
         for i in region.bits.indices { region.bits[i] = region.bits[i] && covered.bits[i] }
         guard region.setCount > 0 else { return nil }
         let found = ColumnFinder.sites(in: image, lattice: lattice, region: region)
-        let measured = SiteIntensity.measure(image, sites: found, region: region)
+        let measured = SiteIntensity.measureWithWidth(image, sites: found, region: region)
         var phase = PhaseSegmentation.segment(op)
         let front = FrontLocator.locate(op, phase: phase, boundary: config.frontBoundary, analysed: covered)
         // With a front, the fitted midpoint defines the rock-salt area (boundary to midpoint).
@@ -55,7 +58,8 @@ struct StepAnalysis: Sendable {
                             orderParameter: op, phase: phase, windowPx: windowPx,
                             detectedBoundary: front.positionPx != nil ? front.boundary : nil,
                             columnPrecisionPx: LatticePrecision.rms(measured.sites.sites.filter { $0.sublattice == .tm },
-                                                                    lattice: lattice))
+                                                                    lattice: lattice),
+                            columnSigmaPx: measured.columnSigmaPx)
     }
 }
 
