@@ -74,12 +74,8 @@ struct Precision: ParsableCommand {
     @Option(name: .customLong("layer-spacing-nm")) var layerSpacingNm = 0.468
 
     func run() throws {
-        let reader = try FrameFiles.open(URL(fileURLWithPath: image))
-        let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
-        let lattice = try LatticeFinder.find(in: frame.image, pixelSizeNm: frame.metadata.pixelSizeNm,
-                                             layerSpacingNm: layerSpacingNm)
-        let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
-        let tm = ColumnFinder.sites(in: frame.image, lattice: lattice, region: region).tm
+        let (frame, lattice, _, found) = try averageSites(image, layerSpacingNm: layerSpacingNm)
+        let tm = found.tm
         guard let px = LatticePrecision.rms(tm, lattice: lattice) else { throw ValidationError("too few columns") }
         let pm = frame.metadata.pixelSizeNm.map { String(format: " = %.2f pm", px * $0 * 1000) } ?? ""
         print(String(format: "precision: %.4f px", px) + pm + " RMS over \(tm.count) TM columns")
@@ -89,21 +85,16 @@ struct Precision: ParsableCommand {
 /// Column intensities at fixed sites: finds the sites on an aligned average (lattice, crystal
 /// region, sites), measures them there, then measures each given single frame at those
 /// sites three ways, printing every aggregate in full precision and the time per frame:
-/// `SiteIntensity.measure` (width refitted per frame, as the pipeline does), a
-/// `SiteIntensityEstimator` refitting the width (same numbers, shared precomputation) and one
-/// at the average's fitted width (fixed).
+/// `SiteIntensity.measure` (width refitted per frame), a `SiteIntensityEstimator` refitting
+/// the width (same numbers, shared precomputation) and one at the average's fitted width
+/// (fixed, as the pipeline measures single frames).
 struct Sites: ParsableCommand {
     @Argument var average: String
     @Argument var frames: [String] = []
     @Option(name: .customLong("layer-spacing-nm")) var layerSpacingNm = 0.468
 
     func run() throws {
-        let reader = try FrameFiles.open(URL(fileURLWithPath: average))
-        let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
-        let lattice = try LatticeFinder.find(in: frame.image, pixelSizeNm: frame.metadata.pixelSizeNm,
-                                             layerSpacingNm: layerSpacingNm)
-        let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
-        let found = ColumnFinder.sites(in: frame.image, lattice: lattice, region: region)
+        let (frame, _, region, found) = try averageSites(average, layerSpacingNm: layerSpacingNm)
         var measured: (sites: ColumnSites, aggregate: SiteIntensities, columnSigmaPx: Double?)? = nil
         let t = seconds { measured = SiteIntensity.measureWithWidth(frame.image, sites: found, region: region) }
         let m = measured!, a = m.aggregate
@@ -136,4 +127,14 @@ struct Sites: ParsableCommand {
                          totals[0] / n, totals[1] / n, totals[2] / n))
         }
     }
+}
+
+/// An aligned average's first frame, its lattice, crystal region and column sites.
+func averageSites(_ path: String, layerSpacingNm: Double) throws -> (Frame, Lattice, Mask, ColumnSites) {
+    let reader = try FrameFiles.open(URL(fileURLWithPath: path))
+    let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
+    let lattice = try LatticeFinder.find(in: frame.image, pixelSizeNm: frame.metadata.pixelSizeNm,
+                                         layerSpacingNm: layerSpacingNm)
+    let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
+    return (frame, lattice, region, ColumnFinder.sites(in: frame.image, lattice: lattice, region: region))
 }
