@@ -329,7 +329,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         let valid = (0..<n).filter { spectra[$0] != nil }
 
         // A chain in time order first: each frame is linked to the last frame already in the
-        // chain (skipping up to `maxChainGap − 1` frames that could not be linked, e.g. noise
+        // chain (skipping up to two frames that could not be linked, e.g. noise
         // frames). Where the frames hold too little non-periodic content for the coarse
         // stage to tell lattice aliases apart, the fine search is also centred on a
         // constant-velocity prediction, so a steady drift faster than half a lattice vector
@@ -431,7 +431,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// would only add a lattice alias to choose from. A frame that does not link
     /// significantly is left out (the next frame tries the same last frame again) unless
     /// the last frame is the segment's only one (then the new frame starts over in its
-    /// place) or the gap reached `maxChainGap` frames (then a new segment starts).
+    /// place) or the gap reached three frames (then a new segment starts).
     func timeChain(_ order: [Int], _ spectra: [BandSpectrum?]) -> TimeChain {
         var chain = TimeChain(count: spectra.count)
         let maxGap = 3
