@@ -112,7 +112,7 @@ enum FrameMeasurement {
                 let agg = estimator?.measure(img, region: region) ?? SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
                 if agg.tmCount > 0 && agg.tm > 0 { m.tm = agg.tm; m.li = agg.li }
 
-                let mean = window(i).count == 1 ? img : meanImage(window(i).map { snapshot[$0]!.image })
+                let mean = window(i).count == 1 ? img : meanImage(window(i).map { snapshot[$0]! })
                 // The order parameter varies on the scale of a layer spacing: map it on a copy
                 // binned so that a layer spans about 9 px, and scale lengths back.
                 let b = max(1, Int(a.lattice.layerSpacingPx / 9))
@@ -176,11 +176,16 @@ enum FrameMeasurement {
         return Mask(width: w, height: h, bits: out)
     }
 
-    static func meanImage(_ images: [Image]) -> Image {
-        var acc = [Float](repeating: 0, count: images[0].count)
-        for im in images { for k in acc.indices { acc[k] += im.pixels[k] } }
-        let s = 1 / Float(images.count)
-        for k in acc.indices { acc[k] *= s }
-        return Image(width: images[0].width, height: images[0].height, pixels: acc)
+    /// Per-pixel mean over the frames whose aligned data cover the pixel: outside its coverage
+    /// a resampled frame repeats its edge pixels (streaks without fringes), and a non-rigidly
+    /// corrected frame's coverage is ragged line by line.
+    static func meanImage(_ frames: [(image: Image, valid: Mask)]) -> Image {
+        let count = frames[0].image.count
+        var acc = [Float](repeating: 0, count: count), n = [Float](repeating: 0, count: count)
+        for f in frames {
+            for k in 0..<count where f.valid.bits[k] { acc[k] += f.image.pixels[k]; n[k] += 1 }
+        }
+        for k in 0..<count { acc[k] = n[k] > 0 ? acc[k] / n[k] : 0 }
+        return Image(width: frames[0].image.width, height: frames[0].image.height, pixels: acc)
     }
 }
