@@ -76,6 +76,10 @@ public struct RigidOptions: Sendable {
     public var latticePeriodPx: Double? = nil
     /// Resampling used for the group averages of `alignRun`.
     public var interpolation: Interpolation = .bicubic
+    /// Memory (MB) the frames' band spectra may take; beyond it they are kept in an unlinked
+    /// temporary file, so a long run's registration needs no more memory than a short one's
+    /// (`SpectrumStore`; about 0.4 MB per 1024² frame with the pipeline's band-pass).
+    public var spectraMemoryMB: Int = 64
 
     public init() {}
 }

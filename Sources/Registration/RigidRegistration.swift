@@ -33,8 +33,9 @@ public enum RigidRegistration {
     /// Memory: per frame one band spectrum, `gh × (gw/2+1)` complex floats with
     /// `gw ≈ 2·bandPassHigh·width` (≈ 1.2 MB per 1024² frame with the defaults), and one
     /// coarse image (≤ 96² floats + mask) with its three padded masked-NCC spectra
-    /// (≤ 0.45 MB); per thread one decoded frame, one full-size and a few small FFT
-    /// workspaces.
+    /// (≤ 0.45 MB), held in memory up to `options.spectraMemoryMB` and beyond that in a
+    /// temporary file (`SpectrumStore`); per thread one decoded frame, one full-size and a
+    /// few small FFT workspaces.
     public static func align(_ frames: some ImageSequence, options: RigidOptions) throws -> [FrameShift] {
         guard frames.count > 0 else { throw RegistrationError.emptySequence }
         let engine = try RigidEngine(frames, options: options, latticeFrom: Array(0..<Swift.min(frames.count, 8)))
@@ -50,8 +51,8 @@ public enum RigidRegistration {
     /// An empty `groups` treats the whole run as one group.
     ///
     /// Memory (frames are streamed from `frames`, never all held): the band spectra and
-    /// coarse images of one group at a time (≈ 1.7 MB per 1024² frame with the defaults,
-    /// see `align`), one of each per group average, ramp frames in batches of 16, and per
+    /// coarse images of one group at a time, up to `options.spectraMemoryMB` (see `align`),
+    /// one of each per group average, ramp frames in batches of 16, and per
     /// thread one decoded frame and the FFT workspaces. The group averages are then built
     /// by `StackAverage`, which streams the frames again (two accumulators per thread).
     public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
@@ -324,9 +325,10 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// Aligns the frames `members` to one another (steps 1–5 of `RigidRegistration`).
     func alignGroup(_ members: [Int]) throws -> GroupSolution {
         let n = members.count
-        let spectra: [BandSpectrum?] = try parallelMap(n) { k, c in try self.spectrum(of: members[k], correlator: c) }
-        var rejections: [String?] = (0..<n).map { spectra[$0] == nil ? lastRejection(members[$0]) : nil }
-        let valid = (0..<n).filter { spectra[$0] != nil }
+        let spectra = SpectrumStore(count: n, memoryBudgetBytes: Swift.max(0, options.spectraMemoryMB) << 20)
+        _ = try parallelMap(n) { k, c in spectra.set(k, try self.spectrum(of: members[k], correlator: c)) }
+        var rejections: [String?] = (0..<n).map { spectra.has($0) ? nil : lastRejection(members[$0]) }
+        let valid = (0..<n).filter { spectra.has($0) }
 
         // A chain in time order first: each frame is linked to the last frame already in the
         // chain (skipping up to two frames that could not be linked, e.g. noise
@@ -362,7 +364,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             }
         }
         var positions = JointShifts.solve(count: n, pairs: edges, threshold: options.outlierThresholdPx)
-        for k in 0..<n where spectra[k] == nil { positions[k] = nil }
+        for k in 0..<n where !spectra.has(k) { positions[k] = nil }
         if positions.allSatisfy({ $0 == nil }), let k = valid.first { positions[k] = .zero }
         var scores = [Double](repeating: 0, count: n)
 
@@ -374,16 +376,17 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             let contributors = positions.indices.filter { positions[$0] != nil }.count
             let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
                 let k = valid[v]
+                guard let s = spectra[k] else { return nil }
                 var reference = average
                 var others = contributors
                 if let p = positions[k] {
-                    self.subtractShifted(spectra[k]!, by: p, from: &reference)
+                    self.subtractShifted(s, by: p, from: &reference)
                     others -= 1
                 }
                 guard others > 0 else { return nil }
-                if let p = positions[k] { return c.measure(spectra[k]!, against: reference, prediction: p, radius: localRadius) }
+                if let p = positions[k] { return c.measure(s, against: reference, prediction: p, radius: localRadius) }
                 reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
-                return c.measure(spectra[k]!, against: reference)
+                return c.measure(s, against: reference)
             }
             if valid.count == 1 {
                 // A lone frame is its own reference.
@@ -432,7 +435,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// significantly is left out (the next frame tries the same last frame again) unless
     /// the last frame is the segment's only one (then the new frame starts over in its
     /// place) or the gap reached three frames (then a new segment starts).
-    func timeChain(_ order: [Int], _ spectra: [BandSpectrum?]) -> TimeChain {
+    func timeChain(_ order: [Int], _ spectra: SpectrumStore) -> TimeChain {
         var chain = TimeChain(count: spectra.count)
         let maxGap = 3
         var last: Int? = nil, segmentLength = 0
@@ -478,23 +481,29 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
 
     /// Σ of the spectra with a position, each moved by −position (content onto the
     /// reference), with the mean of their coarse images.
-    func sum(_ spectra: [BandSpectrum?], _ positions: [SIMD2<Double>?]) -> BandSpectrum {
+    func sum(_ spectra: SpectrumStore, _ positions: [SIMD2<Double>?]) -> BandSpectrum {
+        let cg = coarseGeometry, m = cg.gridWidth * cg.gridHeight
+        var coarse = CoarseImage(pixels: [Float](repeating: 0, count: m), mask: [Float](repeating: 0, count: m))
         var out = BandSpectrum(values: [Complex](repeating: .zero, count: geometry.gridHeight * geometry.halfWidth),
-                               coarse: coarseAverage(spectra, positions, excluding: nil))
-        for k in spectra.indices {
-            guard let s = spectra[k], let p = positions[k] else { continue }
+                               coarse: coarse)
+        var contributors = 0
+        for k in 0..<spectra.count {
+            guard let p = positions[k], let s = spectra[k] else { continue }
             addShifted(s, by: p, sign: 1, to: &out)
+            cg.accumulate(s.coarse, movedBy: p, into: &coarse)
+            contributors += 1
         }
+        out.coarse = cg.finishAverage(coarse, contributors: contributors)
         return out
     }
 
     /// Mean coarse image of the positioned frames (except `excluding`) on the reference.
-    func coarseAverage(_ spectra: [BandSpectrum?], _ positions: [SIMD2<Double>?], excluding: Int?) -> CoarseImage {
+    func coarseAverage(_ spectra: SpectrumStore, _ positions: [SIMD2<Double>?], excluding: Int?) -> CoarseImage {
         let cg = coarseGeometry, n = cg.gridWidth * cg.gridHeight
         var acc = CoarseImage(pixels: [Float](repeating: 0, count: n), mask: [Float](repeating: 0, count: n))
         var count = 0
-        for k in spectra.indices where k != excluding {
-            guard let s = spectra[k], let p = positions[k] else { continue }
+        for k in 0..<spectra.count where k != excluding {
+            guard let p = positions[k], let s = spectra[k] else { continue }
             cg.accumulate(s.coarse, movedBy: p, into: &acc)
             count += 1
         }

@@ -1,0 +1,106 @@
+import Foundation
+import FrameCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The band spectra (with coarse images) of one registration call, indexed by frame.
+///
+/// Registration revisits every frame's spectrum several times (chain, neighbour pairs,
+/// rounds against the average), and recomputing them would mean decoding every frame again
+/// each time. So they are kept: in memory while they fit in `memoryBudgetBytes`, beyond
+/// that in an unlinked temporary file of fixed-size records read back with `pread` (the
+/// kernel's page cache holds them, not the process), so memory stays flat however many
+/// frames a run has. All spectra of one call share one layout.
+final class SpectrumStore: @unchecked Sendable {
+    let count: Int
+    /// Spectra beyond this many bytes go to disk.
+    let memoryBudgetBytes: Int
+    private let lock = NSLock()
+    private var memory: [Int: BandSpectrum] = [:]
+    private var onDisk = Set<Int>()
+    private var layout: [Int] = []     // Float counts: values, coarse pixels, mask, then each coarse spectrum
+    private var file: Int32 = -1
+    private var recordFloats = 0
+
+    init(count: Int, memoryBudgetBytes: Int) {
+        self.count = count
+        self.memoryBudgetBytes = memoryBudgetBytes
+    }
+
+    deinit { if file >= 0 { close(file) } }
+
+    /// Whether spectra went to the temporary file.
+    var spillsToDisk: Bool { lock.lock(); defer { lock.unlock() }; return file >= 0 }
+
+    private static func layout(of s: BandSpectrum) -> [Int] {
+        [s.values.count * 2, s.coarse.pixels.count, s.coarse.mask.count] + (s.coarse.spectra ?? []).map { $0.count * 2 }
+    }
+
+    /// Stores frame `k`'s spectrum; nil (a frame that cannot be used) stores nothing. Safe
+    /// from several threads for distinct `k`.
+    func set(_ k: Int, _ s: BandSpectrum?) {
+        guard let s else { return }
+        let l = Self.layout(of: s)
+        lock.lock()
+        if layout.isEmpty {
+            layout = l
+            recordFloats = l.reduce(0, +)
+            if recordFloats * 4 * count > memoryBudgetBytes {
+                let path = FileManager.default.temporaryDirectory
+                    .appendingPathComponent("heatfront-spectra-\(getpid())-\(UUID().uuidString)").path
+                file = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+                if file >= 0 { unlink(path) }
+            }
+        }
+        let fd = file, sameLayout = l == layout
+        lock.unlock()
+        guard fd >= 0, sameLayout else {
+            lock.lock(); memory[k] = s; lock.unlock()
+            return
+        }
+        var record = [Float]()
+        record.reserveCapacity(recordFloats)
+        s.values.withUnsafeBufferPointer { p in p.withMemoryRebound(to: Float.self) { record.append(contentsOf: $0) } }
+        record.append(contentsOf: s.coarse.pixels)
+        record.append(contentsOf: s.coarse.mask)
+        for a in s.coarse.spectra ?? [] {
+            a.withUnsafeBufferPointer { p in p.withMemoryRebound(to: Float.self) { record.append(contentsOf: $0) } }
+        }
+        let bytes = recordFloats * 4
+        let written = record.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes, off_t(k) * off_t(bytes)) }
+        lock.lock()
+        if written == bytes { onDisk.insert(k) } else { memory[k] = s }   // a full disk: keep it here
+        lock.unlock()
+    }
+
+    /// Whether frame `k` has a spectrum (without reading it).
+    func has(_ k: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return memory[k] != nil || onDisk.contains(k)
+    }
+
+    subscript(k: Int) -> BandSpectrum? {
+        lock.lock()
+        let kept = memory[k], stored = onDisk.contains(k), fd = file, l = layout, n = recordFloats
+        lock.unlock()
+        if let kept { return kept }
+        guard stored else { return nil }
+        var record = [Float](repeating: 0, count: n)
+        let got = record.withUnsafeMutableBytes { pread(fd, $0.baseAddress, n * 4, off_t(k) * off_t(n * 4)) }
+        guard got == n * 4 else { return nil }
+        var at = 0
+        func floats(_ c: Int) -> [Float] { defer { at += c }; return Array(record[at..<(at + c)]) }
+        func complex(_ c: Int) -> [Complex] {
+            defer { at += c }
+            return [Complex](unsafeUninitializedCapacity: c / 2) { buffer, initialized in
+                for j in 0..<(c / 2) { buffer[j] = Complex(record[at + 2 * j], record[at + 2 * j + 1]) }
+                initialized = c / 2
+            }
+        }
+        let values = complex(l[0])
+        let pixels = floats(l[1]), mask = floats(l[2])
+        let spectra = l.dropFirst(3).map { complex($0) }
+        return BandSpectrum(values: values, coarse: CoarseImage(pixels: pixels, mask: mask, spectra: spectra.isEmpty ? nil : spectra))
+    }
+}
