@@ -30,9 +30,6 @@ final class SpectrumStore: @unchecked Sendable {
 
     deinit { if file >= 0 { close(file) } }
 
-    /// Whether spectra went to the temporary file.
-    var spillsToDisk: Bool { lock.lock(); defer { lock.unlock() }; return file >= 0 }
-
     private static func layout(of s: BandSpectrum) -> [Int] {
         [s.values.count * 2, s.coarse.pixels.count, s.coarse.mask.count] + (s.coarse.spectra ?? []).map { $0.count * 2 }
     }
