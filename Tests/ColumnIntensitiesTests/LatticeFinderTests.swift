@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import FrameCore
 import ColumnIntensities
@@ -83,7 +84,7 @@ struct LatticeFinderTests {
         #expect(throws: LatticeFinderError.self) {
             try LatticeFinder.find(in: model.render(), pixelSizeNm: model.pixelSizeNm)
         }
-        var rng = SplitMix64(state: 3)
+        var rng = SplitMix64(seed: 3)
         let noise = Image(width: 128, height: 128) { _, _ in Float(rng.poisson(20)) }
         #expect(throws: LatticeFinderError.self) { try LatticeFinder.find(in: noise, pixelSizeNm: 0.025) }
         #expect(throws: LatticeFinderError.self) { try LatticeFinder.find(in: Image(width: 16, height: 16), pixelSizeNm: 0.025) }

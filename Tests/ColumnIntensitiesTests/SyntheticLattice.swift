@@ -1,5 +1,6 @@
 import FrameCore
 import Foundation
+import TestSupport
 
 /// An analytic HAADF image of layered LiMO2 seen edge-on along [100], for tests.
 ///
@@ -92,38 +93,11 @@ struct SyntheticLattice {
     }
 }
 
-/// SplitMix64, for reproducible noise.
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func gaussian() -> Double {
-        let u = max(uniform(), 1e-300), v = uniform()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-    /// Poisson deviate: Knuth's product method below 30, normal approximation above.
-    mutating func poisson(_ lambda: Double) -> Double {
-        if lambda <= 0 { return 0 }
-        if lambda < 30 {
-            let l = exp(-lambda)
-            var k = 0.0, p = 1.0
-            repeat { k += 1; p *= uniform() } while p > l
-            return k - 1
-        }
-        return max(0, (lambda + lambda.squareRoot() * gaussian()).rounded())
-    }
-}
 
 extension Image {
     /// Poisson counts with mean `dose × pixel`.
     func withPoissonNoise(dose: Double, seed: UInt64) -> Image {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         return Image(width: width, height: height, pixels: pixels.map { Float(rng.poisson(Double($0) * dose)) })
     }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 import FrontTracking
@@ -23,7 +24,7 @@ struct KineticsTests {
         let t = (0..<12).map { Double($0) * 2.5 }
         var slopes = [Double](), sems = [Double]()
         for _ in 0..<2000 {
-            let x = t.map { 3 + 0.4 * $0 + 0.5 * rng.normal() }
+            let x = t.map { 3 + 0.4 * $0 + 0.5 * rng.gaussian() }
             let fit = try #require(Kinetics.velocity(times: t, positions: x))
             slopes.append(fit.velocity); sems.append(fit.sem)
         }
@@ -54,7 +55,7 @@ struct KineticsTests {
         #expect(exact.semEV < 1e-6)
         // 5 % multiplicative noise: within 3 SEM, and the SEM is of the expected size.
         var rng = SplitMix64(seed: 3)
-        let noisy = v.map { $0 * exp(0.05 * rng.normal()) }
+        let noisy = v.map { $0 * exp(0.05 * rng.gaussian()) }
         let fit = try #require(Kinetics.arrhenius(temperaturesC: temps, velocities: noisy))
         #expect(abs(fit.activationEnergyEV - ea) < 3 * fit.semEV + 1e-9)
         #expect(fit.semEV > 0.005 && fit.semEV < 0.2)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import FrameCore
 
 /// An analytic HAADF image of one layered grain turning into rock salt behind a tanh front,
@@ -152,29 +153,3 @@ struct SyntheticGrain {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny deterministic generator for test noise.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func normal() -> Double {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
-    /// Knuth's product method below λ = 30, a rounded normal approximation above.
-    mutating func poisson(_ lambda: Double) -> Int {
-        guard lambda > 0 else { return 0 }
-        if lambda >= 30 { return max(0, Int((lambda + lambda.squareRoot() * normal()).rounded())) }
-        let limit = exp(-lambda)
-        var k = 0, p = uniform()
-        while p > limit { k += 1; p *= uniform() }
-        return k
-    }
-}

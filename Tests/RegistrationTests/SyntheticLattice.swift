@@ -1,32 +1,7 @@
 import Foundation
+import TestSupport
 import FrameCore
 
-/// Deterministic random numbers (SplitMix64) for reproducible test frames.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func gaussian() -> Double {
-        let u = max(uniform(), 1e-300), v = uniform()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-    /// Poisson variate: Knuth's product method for small means, normal approximation above 30.
-    mutating func poisson(_ mean: Double) -> Double {
-        guard mean > 0 else { return 0 }
-        if mean > 30 { return max(0, (mean + mean.squareRoot() * gaussian()).rounded()) }
-        let limit = exp(-mean)
-        var k = 0.0, p = uniform()
-        while p > limit { k += 1; p *= uniform() }
-        return k
-    }
-}
 
 /// A HAADF-like specimen evaluated analytically: Gaussian atomic columns on an oblique
 /// lattice rotated by ~25°, a grain boundary (smooth step that dims the lattice on one
