@@ -2,7 +2,7 @@
 # Installs the system libraries HeatFront links against (Debian/Ubuntu).
 # Idempotent: does nothing when every package is already present.
 set -euo pipefail
-pkgs=(pkg-config libpng-dev libtiff-dev libfftw3-dev libhdf5-dev)
+pkgs=(pkg-config zlib1g-dev libpng-dev libtiff-dev libfftw3-dev libhdf5-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,4 +1,5 @@
 #include <png.h>
+#include <zlib.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,12 +48,55 @@ static void cpng_collect_text(png_structp png, png_infop info, cpng_image *out) 
     }
 }
 
+/// Checks a PNG's chunk structure without inflating the image: signature, IHDR first, every
+/// chunk inside the file with a matching CRC-32, at least one IDAT, and IEND. Sets
+/// `*text_after_image` when a text chunk (tEXt/zTXt/iTXt) follows the image data, which a
+/// header-only read would miss. Returns 0 when the structure is sound, 1 otherwise (the
+/// caller then decodes the whole file, so libpng names the problem).
+static int cpng_probe(const char *path, int *text_after_image) {
+    *text_after_image = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 1;
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    unsigned char head[8];
+    int status = 1, chunks = 0, seen_idat = 0;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    if (fread(head, 1, 8, fp) != 8 || memcmp(head, signature, 8) != 0) goto done;
+    for (;;) {
+        if (fread(head, 1, 8, fp) != 8) goto done;
+        uint32_t len = ((uint32_t)head[0] << 24) | ((uint32_t)head[1] << 16) | ((uint32_t)head[2] << 8) | head[3];
+        if (len > 0x7FFFFFFFu) goto done;
+        const unsigned char *type = head + 4;
+        if (chunks++ == 0 && memcmp(type, "IHDR", 4) != 0) goto done;
+        if (len + 8u > cap) {
+            unsigned char *grown = (unsigned char *)realloc(buf, len + 8u);
+            if (!grown) goto done;
+            buf = grown; cap = len + 8u;
+        }
+        memcpy(buf, type, 4);
+        if (fread(buf + 4, 1, (size_t)len + 4, fp) != (size_t)len + 4) goto done;   // data + CRC
+        uint32_t crc = ((uint32_t)buf[len + 4] << 24) | ((uint32_t)buf[len + 5] << 16) | ((uint32_t)buf[len + 6] << 8) | buf[len + 7];
+        if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, len + 4) != crc) goto done;
+        if (memcmp(type, "IDAT", 4) == 0) seen_idat = 1;
+        else if (seen_idat && (!memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4)))
+            *text_after_image = 1;
+        else if (memcmp(type, "IEND", 4) == 0) { status = seen_idat ? 0 : 1; goto done; }
+    }
+done:
+    free(buf);
+    fclose(fp);
+    return status;
+}
+
 /// Reads a PNG: greyscale (1–16 bit) as grey; palette and RGB(A) as RGB; alpha dropped.
 /// `max_bytes` bounds the stored pixel bytes (checked from the header before any
 /// allocation); the returned buffer is at most 24× that (1-bit palette → 8-bit RGB).
+/// With `with_pixels` = 0 only the header and the text chunks before the image data are
+/// read (size, layout and metadata; `pixels` stays NULL).
 /// Returns 0 on success, 1 when the file cannot be opened, 2 when it is not a PNG,
 /// 3 when it is too large for `max_bytes`, 4 on a libpng error (message in `err`).
-static int cpng_read(const char *path, size_t max_bytes, cpng_image *out) {
+static int cpng_read(const char *path, size_t max_bytes, int with_pixels, cpng_image *out) {
     memset(out, 0, sizeof *out);
     FILE *fp = fopen(path, "rb");
     if (!fp) { snprintf(out->err, 256, "cannot open file"); return 1; }
@@ -109,6 +153,7 @@ static int cpng_read(const char *path, size_t max_bytes, cpng_image *out) {
             status = 4; goto done;
         }
         out->width = w; out->height = h; out->bit_depth = bd; out->channels = channels;
+        if (!with_pixels) { cpng_collect_text(png, info, out); goto done; }
         out->pixels = (unsigned char *)malloc(rowbytes * h);
         rows = (png_bytep *)malloc(sizeof(png_bytep) * h);
         if (!out->pixels || !rows) { snprintf(out->err, 256, "out of memory"); status = 4; goto done; }

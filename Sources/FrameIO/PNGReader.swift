@@ -17,13 +17,22 @@ import CPNG
 /// The decoded size is bounded by what the file can hold (deflate expands at most ~1032:1)
 /// before any allocation, and all libpng calls run in C (`CPNG/shim.h`) so libpng's
 /// longjmp error handling never crosses Swift frames.
+///
+/// Opening reads the header and metadata only, once the chunk structure has checked out
+/// (every chunk inside the file, CRCs matching, IEND present, so a cut or damaged file is
+/// reported at open); the pixels are inflated on first use. A run folder's scan then costs
+/// a read and a CRC per file instead of a decode. Files with text after the image data, or
+/// whose structure does not check out, are decoded whole at open, as libpng reports them.
 public final class PNGReader: FrameFileReader, @unchecked Sendable {
     public let url: URL
     public var format: FrameFormat { .png }
     public let signals: [SignalInfo]
     public let fileMetadata: [String: String]
-    private let pixels: PixelPlane
     private let meta: FrameMetadata
+    private let maxBytes: Int
+    /// Decoded on first use (guarded by `lock`).
+    private var pixels: PixelPlane?
+    private let lock = NSLock()
 
     public init(url: URL) throws {
         self.url = url
@@ -32,55 +41,18 @@ public final class PNGReader: FrameFileReader, @unchecked Sendable {
             throw FrameIOError(.io, url: url, "cannot open file")
         }
         guard size > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
-        var img = cpng_image()
-        let maxBytes = size.multipliedReportingOverflow(by: 1100).partialValue + (1 << 16)
-        let status = cpng_read(url.path, maxBytes, &img)
-        defer { cpng_free(&img) }
-        let message = withUnsafeBytes(of: img.err) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        switch status {
-        case 0: break
-        case 1: throw FrameIOError(.io, url: url, message)
-        case 2: throw FrameIOError(size < 8 ? .truncated : .badMagic, url: url, message)
-        case 3: throw FrameIOError(.corrupt, url: url, message)
-        default:
-            let lower = message.lowercased()
-            let truncated = lower.contains("read error") || lower.contains("not enough") || lower.contains("eof")
-                || lower.contains("truncated") || lower.contains("unexpected end")
-            throw FrameIOError(truncated ? .truncated : .corrupt, url: url, "libpng: \(message)")
-        }
-        let w = Int(img.width), h = Int(img.height), n = w * h
-        let raw = UnsafeRawPointer(img.pixels!)
-        let values: PixelPlane.Values
-        switch (img.channels, img.bit_depth) {
-        case (1, 8): values = .uint8(Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: n)))
-        case (1, 16): values = .uint16(Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt16.self), count: n)))
-        case (3, 8):
-            let p = raw.assumingMemoryBound(to: UInt8.self)
-            values = .float32((0..<n).map { i in Self.luma(Float(p[3 * i]), Float(p[3 * i + 1]), Float(p[3 * i + 2])) })
-        case (3, 16):
-            let p = raw.assumingMemoryBound(to: UInt16.self)
-            values = .float32((0..<n).map { i in Self.luma(Float(p[3 * i]), Float(p[3 * i + 1]), Float(p[3 * i + 2])) })
-        default:
-            throw FrameIOError(.unsupported, url: url, "\(img.channels) channels of \(img.bit_depth) bits")
-        }
-        pixels = PixelPlane(width: w, height: h, values: values)
+        maxBytes = size.multipliedReportingOverflow(by: 1100).partialValue + (1 << 16)
+        var textAfterImage: Int32 = 0
+        let headerOnly = cpng_probe(url.path, &textAfterImage) == 0 && textAfterImage == 0
+        let decoded = try Self.decode(url, maxBytes: maxBytes, withPixels: !headerOnly)
+        pixels = decoded.pixels
 
-        // Text chunks.
-        var texts: [String: String] = [:]
-        if let t = img.text, img.text_size > 0 {
-            let parts = UnsafeRawBufferPointer(start: t, count: img.text_size).split(separator: 0, omittingEmptySubsequences: false)
-            var i = 0
-            while i + 1 < parts.count {
-                texts[String(decoding: parts[i], as: UTF8.self)] = String(decoding: parts[i + 1], as: UTF8.self)
-                i += 2
-            }
-        }
         var m = FrameMetadata()
         var original: [String: String] = [:]
-        for (k, v) in texts { original["png.\(k)"] = v }
-        original["png.color_type"] = String(img.source_color_type)
-        original["png.bit_depth"] = String(img.source_bit_depth)
-        if let xml = texts.first(where: { $0.key.caseInsensitiveCompare(AXONMetadata.key) == .orderedSame })?.value {
+        for (k, v) in decoded.texts { original["png.\(k)"] = v }
+        original["png.color_type"] = String(decoded.sourceColorType)
+        original["png.bit_depth"] = String(decoded.sourceBitDepth)
+        if let xml = decoded.texts.first(where: { $0.key.caseInsensitiveCompare(AXONMetadata.key) == .orderedSame })?.value {
             let axon = AXONMetadata.parse(xml)
             m.pixelSizeXNm = axon.pixelSizeXNm
             m.pixelSizeYNm = axon.pixelSizeYNm ?? axon.pixelSizeXNm
@@ -91,8 +63,69 @@ public final class PNGReader: FrameFileReader, @unchecked Sendable {
         m.original = original
         meta = m
         fileMetadata = original
-        signals = [SignalInfo(index: 0, name: url.lastPathComponent, frameCount: 1, height: h, width: w,
-                              sampleType: pixels.sampleType, pixelSizeXNm: m.pixelSizeXNm, pixelSizeYNm: m.pixelSizeYNm)]
+        signals = [SignalInfo(index: 0, name: url.lastPathComponent, frameCount: 1, height: decoded.height, width: decoded.width,
+                              sampleType: decoded.sampleType, pixelSizeXNm: m.pixelSizeXNm, pixelSizeYNm: m.pixelSizeYNm)]
+    }
+
+    private struct Decoded {
+        var width: Int, height: Int
+        var sampleType: SampleType
+        var sourceColorType: Int32, sourceBitDepth: Int32
+        var texts: [String: String]
+        var pixels: PixelPlane?
+    }
+
+    /// One libpng pass: the header and text chunks, and the pixels when `withPixels`.
+    private static func decode(_ url: URL, maxBytes: Int, withPixels: Bool) throws -> Decoded {
+        var img = cpng_image()
+        let status = cpng_read(url.path, maxBytes, withPixels ? 1 : 0, &img)
+        defer { cpng_free(&img) }
+        let message = withUnsafeBytes(of: img.err) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        switch status {
+        case 0: break
+        case 1: throw FrameIOError(.io, url: url, message)
+        case 2: throw FrameIOError(message.hasPrefix("shorter") ? .truncated : .badMagic, url: url, message)
+        case 3: throw FrameIOError(.corrupt, url: url, message)
+        default:
+            let lower = message.lowercased()
+            let truncated = lower.contains("read error") || lower.contains("not enough") || lower.contains("eof")
+                || lower.contains("truncated") || lower.contains("unexpected end")
+            throw FrameIOError(truncated ? .truncated : .corrupt, url: url, "libpng: \(message)")
+        }
+        let w = Int(img.width), h = Int(img.height), n = w * h
+        let sampleType: SampleType
+        switch (img.channels, img.bit_depth) {
+        case (1, 8): sampleType = .uint8
+        case (1, 16): sampleType = .uint16
+        case (3, _): sampleType = .float32
+        default: throw FrameIOError(.unsupported, url: url, "\(img.channels) channels of \(img.bit_depth) bits")
+        }
+        var plane: PixelPlane? = nil
+        if withPixels, let raw = UnsafeRawPointer(img.pixels) {
+            let values: PixelPlane.Values
+            switch (img.channels, img.bit_depth) {
+            case (1, 8): values = .uint8(Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: n)))
+            case (1, 16): values = .uint16(Array(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt16.self), count: n)))
+            case (3, 8):
+                let p = raw.assumingMemoryBound(to: UInt8.self)
+                values = .float32((0..<n).map { i in luma(Float(p[3 * i]), Float(p[3 * i + 1]), Float(p[3 * i + 2])) })
+            default:
+                let p = raw.assumingMemoryBound(to: UInt16.self)
+                values = .float32((0..<n).map { i in luma(Float(p[3 * i]), Float(p[3 * i + 1]), Float(p[3 * i + 2])) })
+            }
+            plane = PixelPlane(width: w, height: h, values: values)
+        }
+        var texts: [String: String] = [:]
+        if let t = img.text, img.text_size > 0 {
+            let parts = UnsafeRawBufferPointer(start: t, count: img.text_size).split(separator: 0, omittingEmptySubsequences: false)
+            var i = 0
+            while i + 1 < parts.count {
+                texts[String(decoding: parts[i], as: UTF8.self)] = String(decoding: parts[i + 1], as: UTF8.self)
+                i += 2
+            }
+        }
+        return Decoded(width: w, height: h, sampleType: sampleType, sourceColorType: img.source_color_type,
+                       sourceBitDepth: img.source_bit_depth, texts: texts, pixels: plane)
     }
 
     /// Rec. 601 luma.
@@ -100,7 +133,15 @@ public final class PNGReader: FrameFileReader, @unchecked Sendable {
 
     public func plane(signal: Int, frame: Int) throws -> PixelPlane {
         guard signal == 0, frame == 0 else { throw FrameIOError(.corrupt, url: url, "a PNG holds one frame; asked for \(signal)/\(frame)") }
-        return pixels
+        lock.lock()
+        defer { lock.unlock() }
+        if let pixels { return pixels }
+        guard let decoded = try Self.decode(url, maxBytes: maxBytes, withPixels: true).pixels,
+              decoded.width == signals[0].width, decoded.height == signals[0].height else {
+            throw FrameIOError(.corrupt, url: url, "the file changed since it was opened")
+        }
+        pixels = decoded
+        return decoded
     }
 
     public func metadata(signal: Int, frame: Int) throws -> FrameMetadata {

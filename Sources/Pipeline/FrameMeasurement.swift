@@ -158,13 +158,26 @@ enum FrameMeasurement {
     /// b×b block means (edge blocks partial); b = 1 returns the image.
     static func bin(_ image: Image, _ b: Int) -> Image {
         guard b > 1 else { return image }
-        let w = (image.width + b - 1) / b, h = (image.height + b - 1) / b
-        var sum = [Float](repeating: 0, count: w * h), count = [Float](repeating: 0, count: w * h)
-        for y in 0..<image.height {
-            let row = (y / b) * w
-            for x in 0..<image.width { sum[row + x / b] += image.pixels[y * image.width + x]; count[row + x / b] += 1 }
+        let W = image.width, H = image.height
+        let w = (W + b - 1) / b, h = (H + b - 1) / b
+        var out = [Float](repeating: 0, count: w * h)
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<H {
+                    let row = (y / b) * w, line = y * W
+                    for bx in 0..<w {
+                        var s = dst[row + bx]
+                        for x in (bx * b)..<min(W, bx * b + b) { s += src[line + x] }
+                        dst[row + bx] = s
+                    }
+                }
+                for by in 0..<h {
+                    let rows = Float(min(H, by * b + b) - by * b)
+                    for bx in 0..<w { dst[by * w + bx] /= rows * Float(min(W, bx * b + b) - bx * b) }
+                }
+            }
         }
-        return Image(width: w, height: h, pixels: zip(sum, count).map { $0 / $1 })
+        return Image(width: w, height: h, pixels: out)
     }
 
     /// A mask binned like `bin(_:_:)`: a block is set when all its pixels are.
@@ -182,10 +195,21 @@ enum FrameMeasurement {
     static func meanImage(_ frames: [(image: Image, valid: Mask)]) -> Image {
         let count = frames[0].image.count
         var acc = [Float](repeating: 0, count: count), n = [Float](repeating: 0, count: count)
-        for f in frames {
-            for k in 0..<count where f.valid.bits[k] { acc[k] += f.image.pixels[k]; n[k] += 1 }
+        acc.withUnsafeMutableBufferPointer { acc in
+            n.withUnsafeMutableBufferPointer { n in
+                for f in frames {
+                    f.image.pixels.withUnsafeBufferPointer { px in
+                        f.valid.bits.withUnsafeBufferPointer { valid in
+                            for k in 0..<count {   // selects, not branches, so it vectorises
+                                acc[k] += valid[k] ? px[k] : 0
+                                n[k] += valid[k] ? 1 : 0
+                            }
+                        }
+                    }
+                }
+                for k in 0..<count { acc[k] = n[k] > 0 ? acc[k] / n[k] : 0 }
+            }
         }
-        for k in 0..<count { acc[k] = n[k] > 0 ? acc[k] / n[k] : 0 }
         return Image(width: frames[0].image.width, height: frames[0].image.height, pixels: acc)
     }
 }

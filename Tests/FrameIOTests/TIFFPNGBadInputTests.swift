@@ -210,4 +210,42 @@ import FrameIO
         try Data(data).write(to: bad)
         Self.expectError(.corrupt, bad, Self.png)
     }
+
+    /// A 4×1 8-bit grey PNG by hand (row filter "none", one stored deflate block), so a test
+    /// can place chunks and damage the stream at will.
+    static func handPNG(pixels: [UInt8] = [10, 20, 30, 40], textAfterImage: Bool = false, damageStream: Bool = false) -> [UInt8] {
+        var ihdr: [UInt8] = []
+        for v in [UInt32(pixels.count), UInt32(1)] { ihdr += withUnsafeBytes(of: v.bigEndian, Array.init) }
+        ihdr += [8, 0, 0, 0, 0]
+        let raw: [UInt8] = [0] + pixels   // filter byte + row
+        var adler = (a: UInt32(1), b: UInt32(0))
+        for v in raw { adler.a = (adler.a + UInt32(v)) % 65521; adler.b = (adler.b + adler.a) % 65521 }
+        let n = UInt16(raw.count)
+        // zlib header, one final stored block (BTYPE 00), the bytes, Adler-32.
+        var z: [UInt8] = [0x78, 0x01, 0x01, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8(~n >> 8)] + raw
+        z += withUnsafeBytes(of: ((adler.b << 16) | adler.a).bigEndian, Array.init)
+        if damageStream { z[3] ^= 0xFF }   // LEN no longer matches NLEN; the chunk's CRC is still right
+        let text = chunk("tEXt", Array("Comment".utf8) + [0] + Array("after the pixels".utf8))
+        return signature + chunk("IHDR", ihdr) + chunk("IDAT", z) + (textAfterImage ? text : []) + chunk("IEND", [])
+    }
+
+    @Test func pngTextAfterTheImageDataIsRead() throws {
+        let dir = TPScratch(), url = dir.file("late-text.png")
+        try Data(Self.handPNG(textAfterImage: true)).write(to: url)
+        let r = try PNGReader(url: url)
+        #expect(r.fileMetadata["png.Comment"] == "after the pixels")
+        #expect(try r.plane(signal: 0, frame: 0).doubleValues() == [10, 20, 30, 40])
+    }
+
+    /// Sound chunks around a broken deflate stream: the header opens (a scan sees the
+    /// frame), and the pixels fail with a clear error when they are first needed.
+    @Test func pngBrokenStreamFailsWhenThePixelsAreRead() throws {
+        let dir = TPScratch(), url = dir.file("bad-stream.png")
+        try Data(Self.handPNG()).write(to: url)
+        #expect(try PNGReader(url: url).plane(signal: 0, frame: 0).doubleValues() == [10, 20, 30, 40])
+        try Data(Self.handPNG(damageStream: true)).write(to: url)
+        let r = try PNGReader(url: url)
+        #expect(r.signals[0].width == 4 && r.signals[0].height == 1)
+        Self.expectError(.corrupt, url, { _ in _ = try r.plane(signal: 0, frame: 0) })
+    }
 }
