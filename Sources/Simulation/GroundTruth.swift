@@ -4,9 +4,11 @@ import FrameCore
 /// The true values of one simulated frame, in the units and conventions of `frames.csv`
 /// (run contract §3).
 ///
-/// - `shiftXPx`, `shiftYPx`: specimen displacement averaged over the frame's scan lines,
-///   relative to the same for frame 0, in pixels (the one translation a frame sheared by
-///   drift during its scan shows); +x = content moved right, +y = content moved down.
+/// - `shiftXPx`, `shiftYPx`: where frame 0's content lies in this frame, in pixels, averaged
+///   over frame 0's scan lines: the translation that aligns the two images. It includes the
+///   raster's share (content that drifted Δ rows is scanned Δ line times later and has moved
+///   on by then); the drift's random walk within a frame averages out over the lines.
+///   +x = content moved right, +y = content moved down.
 /// - `liTmRatio`: mean background-free column intensity (column weight × occupancy ×
 ///   thickness; no probe tails, no diffuse background) at the Li sites divided by the same
 ///   at the TM sites, over the analysed crystal (the grain under study) inside the frame's

@@ -148,6 +148,37 @@ public struct HeatingRunSimulator: Sendable {
             return inGrain > 0 ? Double(within) / Double(inGrain) : 0
         }
 
+        // Truth shift: the translation that aligns each frame with the previous one, summed
+        // from frame 0. Between two frames it is where the first one's content appears in
+        // the second, in pixels, averaged over the first's scan lines that the second shows.
+        // A specimen point imaged at pixel q₀ lies in the other frame at the pixel q whose own
+        // acquisition time t(q) satisfies q·p = point + D(t(q)) (fixed-point iteration; the
+        // drift per line is ≪ 1 px). Content that drifted Δ rows is scanned Δ line times later
+        // and has moved on by then: 0.2 % of the drift on the scan-distortion preset, which the
+        // specimen's mean displacement over the scan lines leaves out.
+        func imageShift(from a: Double, to b: Double) -> SIMD2<Double>? {
+            var sum = SIMD2<Double>(0, 0), n = 0
+            for r in 0..<h {
+                let q0 = SIMD2(Double(w / 2), Double(r))
+                let point = q0 * p - driftPath.displacement(at: a + scanModel.pixelTime(w / 2, r))
+                var q = q0
+                for _ in 0..<4 {
+                    let t = b + q.y * scanModel.lineTimeS + scanModel.flybackS + q.x * scanModel.dwellS
+                    q = (point + driftPath.displacement(at: t)) / p
+                }
+                // Only lines whose content the other frame shows (a line beyond its edge
+                // would be "scanned" after that frame ended).
+                guard q.y >= 0, q.y <= Double(h - 1) else { continue }
+                sum += q - q0; n += 1
+            }
+            return n > 0 ? sum / Double(n) : nil
+        }
+        var shifts = [SIMD2<Double>(0, 0)]
+        for i in slots.indices.dropFirst() {
+            // Without overlap (drift beyond a frame between two frames), the mean drift.
+            shifts.append(shifts[i - 1] + (imageShift(from: slots[i - 1].startS, to: slots[i].startS) ?? (views[i - 1] - views[i]) / p))
+        }
+
         let folder = RunLayout(options: o, programme: programme)
         var truths: [FrameTruth] = []
         for (idx, s) in slots.enumerated() {
@@ -164,9 +195,9 @@ public struct HeatingRunSimulator: Sendable {
             let liTm = tmSum > 0 && liN > 0 ? (liSum / Double(liN)) / (tmSum / Double(tmN)) : 0
             var rs = 0.0
             if let f = state.front { rs = fractionWithin(f, view) }
-            let d = views[0] - view   // relative to frame 0
+            let d = shifts[idx]
             truths.append(FrameTruth(frameIndex: idx, timeS: s.startS - t0, temperatureC: programme.temperature(at: mid),
-                                     stepIndex: s.hold ?? -1, shiftXPx: d.x / p, shiftYPx: d.y / p,
+                                     stepIndex: s.hold ?? -1, shiftXPx: d.x, shiftYPx: d.y,
                                      liTmRatio: liTm, rocksaltFraction: rs,
                                      frontPositionNm: state.front, expectedStatus: s.isNoise ? "rejected:noise" : "ok",
                                      file: folder.relativePath(frame: idx, hold: s.hold, temperatureC: s.hold.map { o.holds[$0].temperatureC })))

@@ -6,11 +6,10 @@ import Foundation
 /// so it is continuous within a frame and produces the slow-scan shear of a raster scan.
 ///
 /// Displacement `D(t)` (nm) is the movement of the specimen, i.e. of the image content:
-/// +x right, +y down (contract §3). It is zero at frame 0's mid-acquisition time; the truth
-/// shift of frame i is its mean over frame i's scan lines minus the same for frame 0, per
-/// pixel size: the one translation a sheared frame shows (the value at mid-acquisition
-/// differs from it by the drift's random walk within the frame, which no rigid shift can
-/// represent).
+/// +x right, +y down (contract §3). It is zero at frame 0's mid-acquisition time. The truth
+/// shift of a frame (see `FrameTruth`) follows frame 0's content through it, line by line,
+/// and averages over the lines: the drift's random walk within a frame, which no rigid
+/// shift can represent, averages out.
 public struct DriftPath: Sendable {
     let startS: Double
     let knotS: Double

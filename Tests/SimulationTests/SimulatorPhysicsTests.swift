@@ -132,6 +132,31 @@ import Simulation
         #expect((t.shiftXPx * t.shiftXPx + t.shiftYPx * t.shiftYPx).squareRoot() > 3)
     }
 
+    /// A slow scan under fast steady drift: content that drifted Δ rows is scanned Δ line
+    /// times later, so frames are displaced by more than the specimen's mean drift between
+    /// them. The truth shift is the translation that aligns the frames, raster share included.
+    @Test func truthShiftIncludesTheDriftDuringTheScan() throws {
+        var o = physicsOptions(.boundaryFront, size: 160, pixel: 0.05)
+        o.boundaryOffsetNm = 0.5
+        o.driftRandomWalkNmPerRootS = 0
+        o.driftThermalGainPer100C = 0
+        o.jitterPx = 0; o.humAmplitudePx = 0; o.flybackAmplitudePx = 0
+        o.dwellTimeS = 1e-3                      // a 26 s frame
+        o.driftNmPerS = 0.0117                   // ≈ 6 px per frame
+        o.driftAngleDeg = 70
+        let sim = HeatingRunSimulator(o)
+        let k = 1   // ≈ 10 px apart: no lattice alias for the plain cross-correlation
+        let t = sim.frameTruth(k)
+        let dt = sim.frameStartS(k) - sim.frameStartS(0)
+        let meanDrift = SIMD2(cos(70 * Double.pi / 180), sin(70 * Double.pi / 180)) * (0.0117 * dt / 0.05)
+        let measured = crossCorrelationShift(sim.renderNoiseless(frame: 0, distortions: true),
+                                             sim.renderNoiseless(frame: k, distortions: true))
+        let raster = SIMD2(t.shiftXPx, t.shiftYPx) - meanDrift
+        print("scan drift: truth (\(t.shiftXPx), \(t.shiftYPx)) px, mean drift \(meanDrift), measured \(measured)")
+        #expect((raster * raster).sum().squareRoot() > 0.3)
+        #expect(abs(measured.x - t.shiftXPx) < 0.1 && abs(measured.y - t.shiftYPx) < 0.1)
+    }
+
     @Test func scanDistortionsMoveLinesAlongTheFastAxisOnly() throws {
         var o = physicsOptions(.scanDistortion, size: 128, pixel: 0.025)
         o.driftNmPerS = 0; o.driftRandomWalkNmPerRootS = 0
