@@ -114,6 +114,14 @@ if len(sys.argv) > 4:
         errs[name] = e
         print(f"vs truth: {name} RMS {rms(e):.4f} px, median {np.median(e):.4f} px over the same {len(e)} columns; "
               f"windows inside {rms(e[fair_m]):.4f} px, at the border {rms(e[edge_m]):.4f} px")
+    if "boundary_px" in truth and "propagation_direction" in truth:
+        b = truth["boundary_px"]
+        into = (hm - (np.array([b["x0"], b["y0"]]) + shift)) @ np.array(truth["propagation_direction"])
+        near = (into < 4 * window) & fair_m
+        if near.sum():
+            print(f"near the grain boundary (< {4 * window:.0f} px, windows inside): {near.sum()} columns, "
+                  f"RMS difference {rms(nearest[matched][near]):.4f} px; vs truth heatfront "
+                  f"{rms(errs['heatfront'][near]):.4f} px, atomap {rms(errs['atomap'][near]):.4f} px")
     big = nearest[matched] > 0.2
     for label, sel in (("with windows inside", big & fair_m), ("at the border", big & edge_m)):
         if sel.sum():
