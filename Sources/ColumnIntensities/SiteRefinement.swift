@@ -20,6 +20,10 @@ import Foundation
 /// balanced, where a one-sided cut lets them pull the Gaussian toward the kept side. A column
 /// with less than 80 % of its disc usable is not refined.
 ///
+/// Against Atomap 0.4.2 on a simulated 512² step average (`scripts/bench-columns-atomap.sh`):
+/// 0.017 px RMS apart where both fit windows lie inside the covered image, no systematic
+/// offset, each ~0.10 px from the true lattice (the average's noise), 200–400× faster.
+///
 /// A fit that diverges (moves farther than half the disc radius, negative amplitude,
 /// implausible width) is reported as not converged at its centre of mass (or its start when
 /// that moved farther than the disc radius). Each fit carries its position uncertainty from
@@ -40,8 +44,8 @@ public enum SiteRefinement {
     }
 
     /// Refines every position with a disc of `radiusPx` (about half the nearest-neighbour
-    /// distance, so that neighbours stay out of the fit). `mask` (same size as the image)
-    /// limits the pixels a disc may use; nil: every finite pixel of the image.
+    /// distance, so that neighbours stay out of the fit). `mask` limits the pixels a disc may
+    /// use; nil (or a mask of another size than the image): every finite pixel of the image.
     public static func refine(_ image: Image, at positions: [SIMD2<Double>], radiusPx: Double,
                               iterations: Int = 10, mask: Mask? = nil) -> [Fit] {
         let n = positions.count
