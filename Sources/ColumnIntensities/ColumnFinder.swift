@@ -8,7 +8,8 @@ import Foundation
 /// 1. TM sites are the nodes of the lattice from `LatticeFinder` that fall in the image and
 ///    the analysed region.
 /// 2. With `refine`, each TM column is moved to its centre of mass, then fitted by a 2-D
-///    Gaussian + constant (`SiteRefinement`), in parallel; the lattice (origin and both basis
+///    Gaussian + constant (`SiteRefinement`) on the region's pixels only (an aligned
+///    average's uncovered zeros never enter a fit), in parallel; the lattice (origin and both basis
 ///    vectors) is then re-fitted to the refined positions by least squares, discarding outliers.
 ///    Fits are screened against their lattice neighbours (`screenRefinedPositions`): outliers
 ///    and failed fits are refitted from the position the neighbours predict, and when the fits'
@@ -57,7 +58,7 @@ public enum ColumnFinder {
         var refined = [Bool](repeating: false, count: tmStart.count)
         var sigma: Double? = nil
         if refine, !tmStart.isEmpty {
-            let fits = SiteRefinement.refine(image, at: tmStart, radiusPx: radius)
+            let fits = SiteRefinement.refine(image, at: tmStart, radiusPx: radius, mask: mask)
             var sigmas = [Double]()
             var uncertainty = [Double](repeating: .infinity, count: fits.count)
             for k in fits.indices where fits[k].converged {
@@ -79,7 +80,8 @@ public enum ColumnFinder {
                 // Columns whose first fit failed or strayed (a start too far off in a strongly
                 // distorted frame) get a second fit from the position their neighbours predict.
                 if !screened.noiseDominated, !screened.replaced.isEmpty {
-                    let retry = SiteRefinement.refine(image, at: screened.replaced.map { tmPos[$0] }, radiusPx: radius)
+                    let retry = SiteRefinement.refine(image, at: screened.replaced.map { tmPos[$0] }, radiusPx: radius,
+                                                      mask: mask)
                     for (n, k) in screened.replaced.enumerated() where retry[n].converged {
                         let p = SIMD2(retry[n].x, retry[n].y)
                         if norm(p - tmPos[k]) <= max(limit, 6 * retry[n].positionUncertainty) { tmPos[k] = p }

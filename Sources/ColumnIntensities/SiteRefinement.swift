@@ -11,6 +11,19 @@ import Foundation
 /// over ~50–100 pixels, and columns are refined in parallel with
 /// `DispatchQueue.concurrentPerform`, so thousands of columns take milliseconds.
 ///
+/// Only pixels that carry the column's own data enter a disc: inside the image, finite, and
+/// inside `mask` when one is given (the analysed crystal within the frames' common coverage:
+/// an aligned average is 0 where no frame covers it, and fitting those zeros pulls a column
+/// next to them off by up to a pixel — as Atomap, which has no mask, does there). Where the
+/// disc is cut, only pixels whose mirror image through the disc centre is usable too are
+/// kept: a point-symmetric pixel set leaves the neighbours' tails and the probe's wings
+/// balanced, where a one-sided cut lets them pull the Gaussian toward the kept side. A column
+/// with less than 80 % of its disc usable is not refined.
+///
+/// Against Atomap 0.4.2 on a simulated 512² step average (`scripts/bench-columns-atomap.sh`):
+/// 0.017 px RMS apart where both fit windows lie inside the covered image, no systematic
+/// offset, each ~0.10 px from the true lattice (the average's noise), 200–400× faster.
+///
 /// A fit that diverges (moves farther than half the disc radius, negative amplitude,
 /// implausible width) is reported as not converged at its centre of mass (or its start when
 /// that moved farther than the disc radius). Each fit carries its position uncertainty from
@@ -31,25 +44,29 @@ public enum SiteRefinement {
     }
 
     /// Refines every position with a disc of `radiusPx` (about half the nearest-neighbour
-    /// distance, so that neighbours stay out of the fit).
+    /// distance, so that neighbours stay out of the fit). `mask` limits the pixels a disc may
+    /// use; nil (or a mask of another size than the image): every finite pixel of the image.
     public static func refine(_ image: Image, at positions: [SIMD2<Double>], radiusPx: Double,
-                              iterations: Int = 10) -> [Fit] {
+                              iterations: Int = 10, mask: Mask? = nil) -> [Fit] {
         let n = positions.count
         guard n > 0 else { return [] }
         var out = [Fit](repeating: Fit(x: 0, y: 0, amplitude: 0, sigma: 0, background: 0, converged: false),
                         count: n)
+        let usable = mask.flatMap { $0.width == image.width && $0.height == image.height ? $0.bits : nil } ?? []
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
         out.withUnsafeMutableBufferPointer { buffer in
             let results = UncheckedBuffer(buffer)
             image.pixels.withUnsafeBufferPointer { pixels in
-                let px = UncheckedPixels(pixels)
-                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                    var k = chunk * n / chunks
-                    let end = (chunk + 1) * n / chunks
-                    while k < end {
-                        results.buffer[k] = refineOne(px.buffer, width: image.width, height: image.height,
-                                                      start: positions[k], radius: radiusPx, iterations: iterations)
-                        k += 1
+                usable.withUnsafeBufferPointer { bits in
+                    let data = DiscData(pixels: pixels, usable: bits, width: image.width, height: image.height)
+                    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                        var k = chunk * n / chunks
+                        let end = (chunk + 1) * n / chunks
+                        while k < end {
+                            results.buffer[k] = refineOne(data, start: positions[k], radius: radiusPx,
+                                                          iterations: iterations)
+                            k += 1
+                        }
                     }
                 }
             }
@@ -57,35 +74,27 @@ public enum SiteRefinement {
         return out
     }
 
-    static func refineOne(_ pixels: UnsafeBufferPointer<Float>, width: Int, height: Int,
-                          start: SIMD2<Double>, radius: Double, iterations: Int) -> Fit {
+    static func refineOne(_ data: DiscData, start: SIMD2<Double>, radius: Double, iterations: Int) -> Fit {
         let fallback = Fit(x: start.x, y: start.y, amplitude: 0, sigma: 0, background: 0, converged: false)
         // 1. Centre of mass of (I − min) in the disc, re-centred three times.
         var c = start
         for _ in 0..<3 {
-            guard let com = centreOfMass(pixels, width: width, height: height, centre: c, radius: radius) else {
-                return fallback
-            }
+            guard let com = centreOfMass(data, centre: c, radius: radius) else { return fallback }
             c = com
         }
         if norm(c - start) > radius { c = start }
 
-        // 2. Gaussian + constant on the pixels of the disc around the centre of mass.
+        // 2. Gaussian + constant on the usable pixels of the disc around the centre of mass.
         var xs = [Double](), ys = [Double](), vs = [Double]()
         let r2 = radius * radius
-        let x0 = max(0, Int((c.x - radius).rounded(.down))), x1 = min(width - 1, Int((c.x + radius).rounded(.up)))
-        let y0 = max(0, Int((c.y - radius).rounded(.down))), y1 = min(height - 1, Int((c.y + radius).rounded(.up)))
-        guard x1 > x0, y1 > y0 else { return fallback }
-        for y in y0...y1 {
-            for x in x0...x1 {
-                let dx = Double(x) - c.x, dy = Double(y) - c.y
-                if dx * dx + dy * dy <= r2 {
-                    xs.append(Double(x)); ys.append(Double(y)); vs.append(Double(pixels[y * width + x]))
-                }
-            }
+        data.forEachUsable(centre: c, radius: radius) { x, y, v in
+            xs.append(Double(x)); ys.append(Double(y)); vs.append(Double(v))
         }
-        // Columns cut by the image edge are not refined: a truncated disc biases the fit.
-        guard Double(xs.count) >= 0.8 * Double.pi * r2, xs.count >= 8 else {
+        // Columns whose disc is cut by more than 20 % (image edge, mask, dead pixels) are not
+        // refined; the point-symmetric set then keeps at least ~60 % of the disc.
+        var usableCount = 0
+        data.forEachUsable(centre: c, radius: radius, symmetric: false) { _, _, _ in usableCount += 1 }
+        guard Double(usableCount) >= 0.8 * Double.pi * r2, Double(xs.count) >= 0.5 * Double.pi * r2, xs.count >= 8 else {
             return Fit(x: c.x, y: c.y, amplitude: 0, sigma: 0, background: 0, converged: false)
         }
         var lo = vs[0], hi = vs[0]
@@ -158,29 +167,14 @@ public enum SiteRefinement {
                    positionUncertainty: uncertainty)
     }
 
-    static func centreOfMass(_ pixels: UnsafeBufferPointer<Float>, width: Int, height: Int,
-                             centre: SIMD2<Double>, radius: Double) -> SIMD2<Double>? {
-        let r2 = radius * radius
-        let x0 = max(0, Int((centre.x - radius).rounded(.down))), x1 = min(width - 1, Int((centre.x + radius).rounded(.up)))
-        let y0 = max(0, Int((centre.y - radius).rounded(.down))), y1 = min(height - 1, Int((centre.y + radius).rounded(.up)))
-        guard x1 >= x0, y1 >= y0 else { return nil }
+    static func centreOfMass(_ data: DiscData, centre: SIMD2<Double>, radius: Double) -> SIMD2<Double>? {
         var lo = Float.infinity
-        for y in y0...y1 {
-            for x in x0...x1 {
-                let dx = Double(x) - centre.x, dy = Double(y) - centre.y
-                if dx * dx + dy * dy <= r2 { lo = min(lo, pixels[y * width + x]) }
-            }
-        }
+        data.forEachUsable(centre: centre, radius: radius) { _, _, v in lo = min(lo, v) }
         guard lo.isFinite else { return nil }
         var sw = 0.0, sx = 0.0, sy = 0.0
-        for y in y0...y1 {
-            for x in x0...x1 {
-                let dx = Double(x) - centre.x, dy = Double(y) - centre.y
-                if dx * dx + dy * dy <= r2 {
-                    let w = Double(pixels[y * width + x] - lo)
-                    sw += w; sx += w * Double(x); sy += w * Double(y)
-                }
-            }
+        data.forEachUsable(centre: centre, radius: radius) { x, y, v in
+            let w = Double(v - lo)
+            sw += w; sx += w * Double(x); sy += w * Double(y)
         }
         guard sw > 0 else { return nil }
         return SIMD2(sx / sw, sy / sw)
@@ -237,4 +231,41 @@ struct UncheckedBuffer<T>: @unchecked Sendable {
 struct UncheckedPixels: @unchecked Sendable {
     let buffer: UnsafeBufferPointer<Float>
     init(_ b: UnsafeBufferPointer<Float>) { buffer = b }
+}
+
+/// The pixels a column fit may use, shared read-only by `concurrentPerform` iterations: the
+/// image's finite pixels, limited to the set bits of `usable` unless that is empty.
+struct DiscData: @unchecked Sendable {
+    let pixels: UnsafeBufferPointer<Float>
+    let usable: UnsafeBufferPointer<Bool>
+    let width: Int, height: Int
+
+    /// Calls `body(x, y, value)` for every usable pixel within `radius` of `centre`.
+    /// With `symmetric`, only pixels whose mirror pixel through `centre` is usable too.
+    @inline(__always) func forEachUsable(centre: SIMD2<Double>, radius: Double, symmetric: Bool = true,
+                                         _ body: (Int, Int, Float) -> Void) {
+        guard centre.x.isFinite, centre.y.isFinite, radius.isFinite else { return }
+        let r2 = radius * radius
+        let x0 = max(0, Int((centre.x - radius).rounded(.down))), x1 = min(width - 1, Int((centre.x + radius).rounded(.up)))
+        let y0 = max(0, Int((centre.y - radius).rounded(.down))), y1 = min(height - 1, Int((centre.y + radius).rounded(.up)))
+        guard x1 >= x0, y1 >= y0 else { return }
+        let masked = !usable.isEmpty
+        for y in y0...y1 {
+            let dy = Double(y) - centre.y
+            for x in x0...x1 {
+                let dx = Double(x) - centre.x
+                guard dx * dx + dy * dy <= r2 else { continue }
+                let k = y * width + x
+                let v = pixels[k]
+                guard v.isFinite, !masked || usable[k] else { continue }
+                if !symmetric { body(x, y, v); continue }
+                // The mirror pixel through the centre must be usable too: a point-symmetric
+                // pixel set keeps the neighbours' tails and the probe's wings balanced.
+                let mx = Int((2 * centre.x - Double(x)).rounded()), my = Int((2 * centre.y - Double(y)).rounded())
+                guard mx >= 0, my >= 0, mx < width, my < height else { continue }
+                let m = my * width + mx
+                if pixels[m].isFinite && (!masked || usable[m]) { body(x, y, v) }
+            }
+        }
+    }
 }

@@ -45,7 +45,10 @@ struct Decode: ParsableCommand {
 }
 
 /// Finds and refines the TM columns of an image (lattice, sites, 2-D Gaussian refinement),
-/// writes their positions as CSV and prints the time.
+/// writes their positions as CSV and prints the time. As in the pipeline, the analysed region
+/// is the crystal within the frames' common coverage: the pipeline knows the coverage from the
+/// frame weights; an aligned average on disk shows it only as its exact zeros
+/// (`FrameMeasurement.meanImage` writes 0 where no frame covers a pixel).
 struct Columns: ParsableCommand {
     @Argument var image: String
     @Option var out: String
@@ -58,7 +61,8 @@ struct Columns: ParsableCommand {
         let t = try seconds {
             let lattice = try LatticeFinder.find(in: frame.image, pixelSizeNm: frame.metadata.pixelSizeNm,
                                                  layerSpacingNm: layerSpacingNm)
-            let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
+            var region = CrystalRegion.detect(in: frame.image, lattice: lattice)
+            for k in region.bits.indices where frame.image.pixels[k] == 0 { region.bits[k] = false }
             sites = ColumnFinder.sites(in: frame.image, lattice: lattice, region: region, refine: true)
         }
         var csv = "x,y\n"
