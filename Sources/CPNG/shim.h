@@ -58,33 +58,33 @@ static int cpng_probe(const char *path, int *text_after_image) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return 1;
     static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
-    unsigned char head[8];
+    unsigned char head[8], block[1 << 16];
     int status = 1, chunks = 0, seen_idat = 0;
-    unsigned char *buf = NULL;
-    size_t cap = 0;
     if (fread(head, 1, 8, fp) != 8 || memcmp(head, signature, 8) != 0) goto done;
     for (;;) {
         if (fread(head, 1, 8, fp) != 8) goto done;
         uint32_t len = ((uint32_t)head[0] << 24) | ((uint32_t)head[1] << 16) | ((uint32_t)head[2] << 8) | head[3];
-        if (len > 0x7FFFFFFFu) goto done;
         const unsigned char *type = head + 4;
-        if (chunks++ == 0 && memcmp(type, "IHDR", 4) != 0) goto done;
-        if (len + 8u > cap) {
-            unsigned char *grown = (unsigned char *)realloc(buf, len + 8u);
-            if (!grown) goto done;
-            buf = grown; cap = len + 8u;
+        if (len > 0x7FFFFFFFu || (chunks++ == 0 && memcmp(type, "IHDR", 4) != 0)) goto done;
+        // CRC over type and data, streamed through a fixed block: no allocation follows
+        // from a length field, and a length beyond the file's end is a short read.
+        uLong crc = crc32(crc32(0L, Z_NULL, 0), type, 4);
+        for (uint32_t left = len; left > 0;) {
+            size_t n = left < sizeof block ? left : sizeof block;
+            if (fread(block, 1, n, fp) != n) goto done;
+            crc = crc32(crc, block, (uInt)n);
+            left -= (uint32_t)n;
         }
-        memcpy(buf, type, 4);
-        if (fread(buf + 4, 1, (size_t)len + 4, fp) != (size_t)len + 4) goto done;   // data + CRC
-        uint32_t crc = ((uint32_t)buf[len + 4] << 24) | ((uint32_t)buf[len + 5] << 16) | ((uint32_t)buf[len + 6] << 8) | buf[len + 7];
-        if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, len + 4) != crc) goto done;
+        unsigned char stored[4];
+        if (fread(stored, 1, 4, fp) != 4) goto done;
+        if ((uint32_t)crc != (((uint32_t)stored[0] << 24) | ((uint32_t)stored[1] << 16) | ((uint32_t)stored[2] << 8) | stored[3]))
+            goto done;
         if (memcmp(type, "IDAT", 4) == 0) seen_idat = 1;
         else if (seen_idat && (!memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4)))
             *text_after_image = 1;
         else if (memcmp(type, "IEND", 4) == 0) { status = seen_idat ? 0 : 1; goto done; }
     }
 done:
-    free(buf);
     fclose(fp);
     return status;
 }

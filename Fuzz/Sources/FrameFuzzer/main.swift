@@ -10,7 +10,7 @@ import CFuzzerDriver
 @_cdecl("LLVMFuzzerTestOneInput")
 public func frameFuzzerTestOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let data = start.map { Data(bytes: $0, count: count) } ?? Data()
-    for ext in ["dm4", "ser", "mrc", "tif"] {
+    for ext in ["dm4", "ser", "mrc", "tif", "png"] {
         let url = scratch.appendingPathComponent("input.\(ext)")
         guard (try? data.write(to: url)) != nil else { continue }
         readEverything(url)
