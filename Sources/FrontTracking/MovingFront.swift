@@ -138,7 +138,8 @@ public enum MovingFront {
     }
 
     public static func fit(_ samples: [FrontSamples?], timesS: [Double], channel: Channel,
-                           startPositionPx: Double, startWidthPx: Double, layeredLevelPrior: Double = 3) -> MovingFrontFit? {
+                           startPositionPx: Double, startWidthPx: Double, layeredLevelPrior: Double = 3,
+                           neighbours: Int = 0) -> MovingFrontFit? {
         guard samples.count == timesS.count else { return nil }
         let used = samples.indices.filter { i in
             guard let s = samples[i], timesS[i].isFinite, s.distancesPx.count >= 8 else { return false }
@@ -164,7 +165,7 @@ public enum MovingFront {
         let qScale = isSites ? 1 : max(k0, 1e-9)
 
         // Flattened bins: frame-relative time, distance, data, √weight (each frame's weights sum to 1).
-        var dt = [Double](), ts = [Double](), ys = [Double](), sw = [Double]()
+        var dt = [Double](), ts = [Double](), ys = [Double](), sw = [Double](), counts = [Double]()
         for f in used {
             let s = samples[f]!
             let total = s.weights.reduce(0, +)
@@ -173,6 +174,7 @@ public enum MovingFront {
                 dt.append(timesS[f] - tRef); ts.append(s.distancesPx[i])
                 ys.append(s.values[i])
                 sw.append((s.weights[i] / total).squareRoot())
+                counts.append(s.weights[i])
             }
         }
         guard !ts.isEmpty else { return nil }
@@ -209,32 +211,82 @@ public enum MovingFront {
             }), fit.parameters.allSatisfy(\.isFinite) else { return nil }
             return (shape(fit.parameters), fit.cost)
         }
-        guard var shape = solve(fullMixing: false)?.shape else { return nil }
-        // A front that never leaves w + 2σ of the boundary shows no rock-salt plateau: the
-        // plateau and x₀ trade off, so full mixing is imposed for the whole step.
-        let earliest = shape.x0 + shape.v * ((used.map { timesS[$0] }.min() ?? tRef) - tRef)
-        let depth = isSites ? (1 - value(1, shape)) : -shape.b / shape.a
-        if earliest < shape.w + 2 * sigma || !(depth.isFinite) || (!isSites && depth < 0.1) {
-            guard let full = solve(fullMixing: true) else { return nil }
-            shape = full.shape
+        // A front that stays within w + 2σ of the boundary shows no rock-salt plateau: the
+        // plateau and x₀ trade off, so full mixing is imposed for the whole step — also when
+        // the free fit wanders off (a step edge outside the profiles, a negative width).
+        let tMaxAll = ts.max() ?? 0
+        let tFirst = (used.map { timesS[$0] }.min() ?? tRef) - tRef
+        func plausible(_ sh: Shape) -> Bool {
+            sh.w > 0.25 && sh.w < tMaxAll && sh.x0 > -sh.w && sh.x0 < tMaxAll + sh.w && sh.beta > -0.95 && sh.beta < 5
+                && abs(value(1, sh) - value(0, sh)) > 1e-6
         }
-        guard shape.w > 0.25, abs(value(1, shape) - value(0, shape)) > 1e-6 else { return nil }
-
-        // Each frame's own midpoint, the shape held fixed.
+        var shape: Shape, fullMixing = false
+        if let free = solve(fullMixing: false)?.shape, plausible(free), free.x0 + free.v * tFirst >= free.w + 2 * sigma,
+           isSites || -free.b / free.a >= 0.1 {
+            shape = free
+        } else {
+            guard let full = solve(fullMixing: true)?.shape, plausible(full) else { return nil }
+            shape = full
+            fullMixing = true
+        }
+        // Site ratios: a bin's variance grows steeply with its level (bright Li sites in rock
+        // salt, Poisson noise), so the fit is reweighted by the variance that the residuals
+        // show as a function of the fitted level — iteratively reweighted least squares
+        // (Carroll & Ruppert, Transformation and Weighting in Regression, 1988, ch. 3).
+        var variance: ((Double) -> Double)? = nil
+        if isSites {
+            for _ in 0..<2 {
+                var design = [Double](), target = [Double]()
+                for i in ts.indices {
+                    let m = value(edge.value(ts[i], centre: shape.x0 + shape.v * dt[i], w: shape.w, edge: 0), shape)
+                    let r = ys[i] - m
+                    design += [1, m, m * m]; target.append(counts[i] * r * r)
+                }
+                guard let c = LeastSquares.linear(design: design, p: 3, y: target), c.allSatisfy(\.isFinite) else { break }
+                let floor = max(1e-12, 0.05 * (target.reduce(0, +) / Double(max(1, target.count))))
+                let model: (Double) -> Double = { m in max(floor, c[0] + c[1] * m + c[2] * m * m) }
+                for i in ts.indices {
+                    let m = value(edge.value(ts[i], centre: shape.x0 + shape.v * dt[i], w: shape.w, edge: 0), shape)
+                    sw[i] = (counts[i] / model(m)).squareRoot()
+                }
+                guard let refit = solve(fullMixing: fullMixing), plausible(refit.shape) else { break }
+                shape = refit.shape
+                variance = model
+            }
+        }
+        // Each frame's own midpoint, the shape held fixed, from the frame and its `neighbours`
+        // on each side in time, every one placed at the frame's midpoint moved by v·Δt — so a
+        // window, even one cut short at the step's ends, stays centred on the frame.
+        let byTime = used.sorted { timesS[$0] < timesS[$1] }
+        let rank = Dictionary(uniqueKeysWithValues: byTime.enumerated().map { ($1, $0) })
         var frames = [FrameFront?](repeating: nil, count: samples.count)
         for f in used {
             let s = samples[f]!
-            let total = s.weights.reduce(0, +)
-            guard total > 0, let tMax = s.distancesPx.last else { continue }
-            let y = s.values
-            let idx = s.distancesPx.indices.filter { y[$0].isFinite }
-            let root = s.weights.map { ($0 / total).squareRoot() }
+            guard let tMax = s.distancesPx.last, let r = rank[f] else { continue }
+            let window = byTime[max(0, r - neighbours)...min(byTime.count - 1, r + neighbours)]
+            var wd = [Double](), wt = [Double](), wy = [Double](), wr = [Double]()
             let guess = shape.x0 + shape.v * (timesS[f] - tRef)
-            guard let fit = LeastSquares.levenbergMarquardt(start: [guess], residuals: { p in
-                idx.map { i in
-                    root[i] * (y[i] - value(edge.value(s.distancesPx[i], centre: p[0], w: shape.w, edge: 0), shape))
+            for g in window {
+                let sg = samples[g]!
+                let total = sg.weights.reduce(0, +)
+                guard total > 0 else { continue }
+                let shift = shape.v * (timesS[g] - timesS[f])
+                for i in sg.distancesPx.indices where sg.values[i].isFinite {
+                    wd.append(shift); wt.append(sg.distancesPx[i]); wy.append(sg.values[i])
+                    if let variance {
+                        let m = value(edge.value(sg.distancesPx[i], centre: guess + shift, w: shape.w, edge: 0), shape)
+                        wr.append((sg.weights[i] / variance(m)).squareRoot())
+                    } else {
+                        wr.append((sg.weights[i] / total).squareRoot())
+                    }
+                }
+            }
+            guard !wt.isEmpty, let fit = LeastSquares.levenbergMarquardt(start: [guess], residuals: { p in
+                wt.indices.map { i in
+                    wr[i] * (wy[i] - value(edge.value(wt[i], centre: p[0] + wd[i], w: shape.w, edge: 0), shape))
                 }
             }), let c = fit.parameters.first, c.isFinite, c > -max(sigma, shape.w), c < tMax + sigma else { continue }
+            let y = s.values
             // Progress per bin, inverting (A + BP)/(1 + βP).
             let values = y.map { v -> Double in
                 let den = shape.b - v * shape.beta
