@@ -137,168 +137,229 @@ public enum MovingFront {
         case siteRatio
     }
 
+    /// One channel's profiles of a step's frames (nil where a frame has none), all in the
+    /// same length unit and frame order.
+    public struct ChannelSamples: Sendable {
+        public var samples: [FrontSamples?]
+        public var channel: Channel
+        public init(_ samples: [FrontSamples?], channel: Channel) {
+            self.samples = samples
+            self.channel = channel
+        }
+    }
+
+    /// One channel: see `fit(_:timesS:startPositionPx:startWidthPx:layeredLevelPrior:neighbours:)`.
     public static func fit(_ samples: [FrontSamples?], timesS: [Double], channel: Channel,
                            startPositionPx: Double, startWidthPx: Double, layeredLevelPrior: Double = 3,
                            neighbours: Int = 0) -> MovingFrontFit? {
-        guard samples.count == timesS.count else { return nil }
-        let used = samples.indices.filter { i in
-            guard let s = samples[i], timesS[i].isFinite, s.distancesPx.count >= 8 else { return false }
+        fit([ChannelSamples(samples, channel: channel)], timesS: timesS, startPositionPx: startPositionPx,
+            startWidthPx: startWidthPx, layeredLevelPrior: layeredLevelPrior, neighbours: neighbours)
+    }
+
+    /// The step's edge from one or more channels at once: x₀, v and w shared, levels per
+    /// channel, every channel's bins weighted by the inverse of the variance its residuals
+    /// show as a function of the fitted level (iteratively reweighted least squares, Carroll
+    /// & Ruppert, *Transformation and Weighting in Regression*, 1988, ch. 3) — so the
+    /// channels weigh each other by their noise, and within a channel the noisy bins (bright
+    /// Li sites in rock salt) do not swamp the rest (unweighted, a front leaving the
+    /// boundary came out 10 % slow on synthetic site intensities). `neighbours`: each
+    /// frame's own position is fitted with that many frames on each side, moved by v·Δt.
+    /// Per-frame profiles and fractions are the first channel's that has the frame.
+    public static func fit(_ channels: [ChannelSamples], timesS: [Double], startPositionPx: Double, startWidthPx: Double,
+                           layeredLevelPrior: Double = 3, neighbours: Int = 0) -> MovingFrontFit? {
+        let n = timesS.count
+        guard !channels.isEmpty, channels.allSatisfy({ $0.samples.count == n }), startPositionPx.isFinite,
+              startWidthPx.isFinite, startWidthPx > 0 else { return nil }
+        func usable(_ s: FrontSamples?, _ i: Int) -> Bool {
+            guard let s, timesS[i].isFinite, s.distancesPx.count >= 8 else { return false }
             return s.values.count == s.distancesPx.count && s.weights.count == s.distancesPx.count
         }
-        guard !used.isEmpty, startPositionPx.isFinite, startWidthPx.isFinite, startWidthPx > 0 else { return nil }
+        let chans = channels.filter { c in c.samples.indices.contains { usable(c.samples[$0], $0) } }
+        guard !chans.isEmpty else { return nil }
+        if chans.contains(where: { if case .orderParameter(let b) = $0.channel { return !b.isFinite } else { return false } }) {
+            return nil
+        }
+        let used = (0..<n).filter { i in chans.contains { usable($0.samples[i], i) } }
         let tRef = used.map { timesS[$0] }.reduce(0, +) / Double(used.count)
         let timeSpread = used.map { abs(timesS[$0] - tRef) }.max() ?? 0
         let fitVelocity = used.count >= 3 && timeSpread > 0
-        let sigma = used.map { samples[$0]!.blurSigmaPx }.reduce(0, +) / Double(used.count)
-        let edge = BlurredTanhEdge(sigma: sigma)
-        let isSites = channel == .siteRatio
-        let fixedBeta: Double? = { if case .orderParameter(let b) = channel { return b } else { return nil } }()
-        if let fixedBeta, !fixedBeta.isFinite { return nil }
-        let levels = used.compactMap { samples[$0]!.layeredLevel }.filter { $0.isFinite && $0 > 0 }
-        // Layered level: the segmentation's (q), or the far end of the profiles (sites).
-        let farValues = used.flatMap { f -> [Double] in
-            let s = samples[f]!
-            return Array(s.values.suffix(max(1, s.values.count / 5)))
-        }
-        let k0 = isSites ? (LeastSquares.median(farValues) ?? 0.1)
-            : (LeastSquares.median(levels) ?? used.compactMap { samples[$0]!.values.max() }.max() ?? 1)
-        let qScale = isSites ? 1 : max(k0, 1e-9)
+        let tFirst = (used.map { timesS[$0] }.min() ?? tRef) - tRef
 
-        // Flattened bins: frame-relative time, distance, data, √weight (each frame's weights sum to 1).
-        var dt = [Double](), ts = [Double](), ys = [Double](), sw = [Double](), counts = [Double]()
-        for f in used {
-            let s = samples[f]!
-            let total = s.weights.reduce(0, +)
-            guard total > 0 else { continue }
-            for i in s.distancesPx.indices where s.values[i].isFinite {
-                dt.append(timesS[f] - tRef); ts.append(s.distancesPx[i])
-                ys.append(s.values[i])
-                sw.append((s.weights[i] / total).squareRoot())
-                counts.append(s.weights[i])
+        // Per channel: its blur, start level, prior and bins.
+        struct Bins { var frame = [Int](), dt = [Double](), t = [Double](), y = [Double](), count = [Double](), root = [Double]() }
+        var edges = [BlurredTanhEdge](), sigmas = [Double](), k0s = [Double](), isSites = [Bool](), fixedBetas = [Double?]()
+        var bins = [Bins]()
+        for c in chans {
+            let frames = (0..<n).filter { usable(c.samples[$0], $0) }
+            let sigma = frames.map { c.samples[$0]!.blurSigmaPx }.reduce(0, +) / Double(frames.count)
+            sigmas.append(sigma); edges.append(BlurredTanhEdge(sigma: sigma))
+            let sites = c.channel == .siteRatio
+            isSites.append(sites)
+            if case .orderParameter(let b) = c.channel { fixedBetas.append(b) } else { fixedBetas.append(nil) }
+            let levels = frames.compactMap { c.samples[$0]!.layeredLevel }.filter { $0.isFinite && $0 > 0 }
+            let far = frames.flatMap { f -> [Double] in
+                let v = c.samples[f]!.values
+                return Array(v.suffix(max(1, v.count / 5)))
             }
+            k0s.append(sites ? (LeastSquares.median(far) ?? 0.1)
+                : (LeastSquares.median(levels) ?? frames.compactMap { c.samples[$0]!.values.max() }.max() ?? 1))
+            var b = Bins()
+            for f in frames {
+                let s = c.samples[f]!
+                let total = s.weights.reduce(0, +)
+                guard total > 0 else { continue }
+                for i in s.distancesPx.indices where s.values[i].isFinite {
+                    b.frame.append(f); b.dt.append(timesS[f] - tRef); b.t.append(s.distancesPx[i]); b.y.append(s.values[i])
+                    b.count.append(s.weights[i]); b.root.append((s.weights[i] / total).squareRoot())
+                }
+            }
+            bins.append(b)
         }
-        guard !ts.isEmpty else { return nil }
-        let priorWeight = isSites ? 0 : layeredLevelPrior * Double(used.count).squareRoot()
-        typealias Shape = (a: Double, b: Double, beta: Double, x0: Double, w: Double, v: Double)
-        func value(_ p: Double, _ sh: Shape) -> Double { (sh.a + sh.b * p) / (1 + sh.beta * p) }
+        let sigma = sigmas.max() ?? 0
+        // A blurred profile's neighbouring bins share their noise (over ≈ 2√π σ): its bins
+        // count as that many times fewer independent ones when the channels are weighted.
+        let correlation = chans.indices.map { k -> Double in
+            let t = Array(Set(bins[k].t)).sorted()
+            let spacing = t.count > 1 ? (LeastSquares.median(zip(t.dropFirst(), t).map { $0 - $1 }) ?? 1) : 1
+            return max(1, 2 * Double.pi.squareRoot() * sigmas[k] / max(spacing, 1e-9))
+        }
+        // The layered-level prior keeps its weight relative to the data when the bins are reweighted.
+        var priorScale = [Double](repeating: 1, count: chans.count)
+        let tMaxAll = bins.flatMap(\.t).max() ?? 0
 
-        // Parameters: A, x₀, ln w, [v], [B or α], [β].
-        func solve(fullMixing: Bool) -> (shape: Shape, cost: Double)? {
-            var start = [k0, startPositionPx, log(max(0.5, startWidthPx / FrontLocator.tanhWidthFactor))]
+        typealias Level = (a: Double, b: Double, beta: Double)
+        typealias Shape = (x0: Double, w: Double, v: Double, levels: [Level])
+        func value(_ p: Double, _ l: Level) -> Double { (l.a + l.b * p) / (1 + l.beta * p) }
+        func model(_ k: Int, _ i: Int, _ sh: Shape, centre: Double? = nil) -> Double {
+            let c = centre ?? (sh.x0 + sh.v * bins[k].dt[i])
+            return value(edges[k].value(bins[k].t[i], centre: c, w: sh.w, edge: 0), sh.levels[k])
+        }
+
+        // Parameters: x₀, ln w, [v], then per channel A, [B or α], [β].
+        func solve(fullMixing: Bool) -> Shape? {
+            var start = [startPositionPx, log(max(0.5, startWidthPx / FrontLocator.tanhWidthFactor))]
             if fitVelocity { start.append(0) }
-            let depthIndex = fullMixing ? -1 : start.count
-            if !fullMixing { start.append(isSites ? 0.5 : 0.9) }
-            let conserve = isSites && fullMixing
-            let betaIndex = isSites && !conserve ? start.count : -1
-            if betaIndex >= 0 { start.append(-0.3) }
-            let vIndex = fitVelocity ? 3 : -1
+            var layout = [(a: Int, depth: Int, beta: Int)]()
+            for k in chans.indices {
+                let a = start.count; start.append(k0s[k])
+                var depth = -1, beta = -1
+                if !fullMixing { depth = start.count; start.append(isSites[k] ? 0.5 : 0.9) }
+                if isSites[k] && !fullMixing { beta = start.count; start.append(-0.3) }
+                layout.append((a, depth, beta))
+            }
             func shape(_ p: [Double]) -> Shape {
-                let beta = betaIndex >= 0 ? p[betaIndex] : conserve ? -(1 - p[0]) / 2 : fixedBeta!
-                let b: Double
-                if isSites { b = depthIndex >= 0 ? p[depthIndex] : 1 + beta - p[0] }
-                else { b = -(depthIndex >= 0 ? p[depthIndex] : 1) * p[0] }
-                return (p[0], b, beta, p[1], exp(p[2]), vIndex >= 0 ? p[vIndex] : 0)
+                let levels = chans.indices.map { k -> Level in
+                    let l = layout[k], a = p[l.a]
+                    if isSites[k] {
+                        // Full mixing and conservation of TM per column pair: β = −(1 − A)/2.
+                        let beta = l.beta >= 0 ? p[l.beta] : -(1 - a) / 2
+                        return (a, l.depth >= 0 ? p[l.depth] : 1 + beta - a, beta)
+                    }
+                    return (a, -(l.depth >= 0 ? p[l.depth] : 1) * a, fixedBetas[k]!)
+                }
+                return (p[0], exp(p[1]), fitVelocity ? p[2] : 0, levels)
             }
             guard let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
                 let sh = shape(p)
-                var r = [Double](repeating: 0, count: ts.count + 1)
-                for i in ts.indices {
-                    let pr = edge.value(ts[i], centre: sh.x0 + sh.v * dt[i], w: sh.w, edge: 0)
-                    r[i] = sw[i] * (ys[i] - value(pr, sh))
+                var r = [Double]()
+                for k in chans.indices {
+                    for i in bins[k].t.indices { r.append(bins[k].root[i] * (bins[k].y[i] - model(k, i, sh))) }
+                    if !isSites[k] {
+                        let prior = layeredLevelPrior * Double(Set(bins[k].frame).count).squareRoot()
+                        r.append(priorScale[k] * prior * (p[layout[k].a] - k0s[k]) / max(k0s[k], 1e-9))
+                    }
                 }
-                r[ts.count] = priorWeight * (p[0] - k0) / qScale
                 return r
             }), fit.parameters.allSatisfy(\.isFinite) else { return nil }
-            return (shape(fit.parameters), fit.cost)
+            return shape(fit.parameters)
+        }
+        func plausible(_ sh: Shape) -> Bool {
+            sh.w > 0.25 && sh.w < tMaxAll && sh.x0 > -sh.w && sh.x0 < tMaxAll + sh.w
+                && sh.levels.allSatisfy { $0.beta > -0.95 && $0.beta < 5 && abs(value(1, $0) - value(0, $0)) > 1e-6 }
         }
         // A front that stays within w + 2σ of the boundary shows no rock-salt plateau: the
         // plateau and x₀ trade off, so full mixing is imposed for the whole step — also when
         // the free fit wanders off (a step edge outside the profiles, a negative width).
-        let tMaxAll = ts.max() ?? 0
-        let tFirst = (used.map { timesS[$0] }.min() ?? tRef) - tRef
-        func plausible(_ sh: Shape) -> Bool {
-            sh.w > 0.25 && sh.w < tMaxAll && sh.x0 > -sh.w && sh.x0 < tMaxAll + sh.w && sh.beta > -0.95 && sh.beta < 5
-                && abs(value(1, sh) - value(0, sh)) > 1e-6
-        }
         var shape: Shape, fullMixing = false
-        if let free = solve(fullMixing: false)?.shape, plausible(free), free.x0 + free.v * tFirst >= free.w + 2 * sigma,
-           isSites || -free.b / free.a >= 0.1 {
+        if let free = solve(fullMixing: false), plausible(free), free.x0 + free.v * tFirst >= free.w + 2 * sigma,
+           chans.indices.allSatisfy({ isSites[$0] || -free.levels[$0].b / free.levels[$0].a >= 0.1 }) {
             shape = free
         } else {
-            guard let full = solve(fullMixing: true)?.shape, plausible(full) else { return nil }
+            guard let full = solve(fullMixing: true), plausible(full) else { return nil }
             shape = full
             fullMixing = true
         }
-        // Site ratios: a bin's variance grows steeply with its level (bright Li sites in rock
-        // salt, Poisson noise), so the fit is reweighted by the variance that the residuals
-        // show as a function of the fitted level — iteratively reweighted least squares
-        // (Carroll & Ruppert, Transformation and Weighting in Regression, 1988, ch. 3).
-        var variance: ((Double) -> Double)? = nil
-        if isSites {
-            for _ in 0..<2 {
+        // Reweighting: each channel's variance as a quadratic in the fitted level.
+        var variances = [((Double) -> Double)?](repeating: nil, count: chans.count)
+        for _ in 0..<2 {
+            var models = [((Double) -> Double)?]()
+            for k in chans.indices {
                 var design = [Double](), target = [Double]()
-                for i in ts.indices {
-                    let m = value(edge.value(ts[i], centre: shape.x0 + shape.v * dt[i], w: shape.w, edge: 0), shape)
-                    let r = ys[i] - m
-                    design += [1, m, m * m]; target.append(counts[i] * r * r)
+                for i in bins[k].t.indices {
+                    let m = model(k, i, shape), r = bins[k].y[i] - m
+                    design += [1, m, m * m]; target.append(bins[k].count[i] * r * r)
                 }
-                guard let c = LeastSquares.linear(design: design, p: 3, y: target), c.allSatisfy(\.isFinite) else { break }
-                let floor = max(1e-12, 0.05 * (target.reduce(0, +) / Double(max(1, target.count))))
-                let model: (Double) -> Double = { m in max(floor, c[0] + c[1] * m + c[2] * m * m) }
-                for i in ts.indices {
-                    let m = value(edge.value(ts[i], centre: shape.x0 + shape.v * dt[i], w: shape.w, edge: 0), shape)
-                    sw[i] = (counts[i] / model(m)).squareRoot()
+                guard let c = LeastSquares.linear(design: design, p: 3, y: target), c.allSatisfy(\.isFinite) else {
+                    models.append(nil); continue
                 }
-                guard let refit = solve(fullMixing: fullMixing), plausible(refit.shape) else { break }
-                shape = refit.shape
-                variance = model
+                let floor = max(1e-12, 0.05 * target.reduce(0, +) / Double(max(1, target.count)))
+                models.append({ m in max(floor, c[0] + c[1] * m + c[2] * m * m) })
             }
+            guard models.allSatisfy({ $0 != nil }) else { break }
+            let saved = bins, savedScale = priorScale
+            for k in chans.indices {
+                let before = bins[k].root.map { $0 * $0 }.reduce(0, +)
+                for i in bins[k].t.indices {
+                    bins[k].root[i] = (bins[k].count[i] / (correlation[k] * models[k]!(model(k, i, shape)))).squareRoot()
+                }
+                let after = bins[k].root.map { $0 * $0 }.reduce(0, +)
+                if before > 0, after > 0 { priorScale[k] *= (after / before).squareRoot() }
+            }
+            guard let refit = solve(fullMixing: fullMixing), plausible(refit) else { bins = saved; priorScale = savedScale; break }
+            shape = refit
+            variances = models
         }
+
         // Each frame's own midpoint, the shape held fixed, from the frame and its `neighbours`
         // on each side in time, every one placed at the frame's midpoint moved by v·Δt — so a
         // window, even one cut short at the step's ends, stays centred on the frame.
         let byTime = used.sorted { timesS[$0] < timesS[$1] }
         let rank = Dictionary(uniqueKeysWithValues: byTime.enumerated().map { ($1, $0) })
-        var frames = [FrameFront?](repeating: nil, count: samples.count)
+        var frames = [FrameFront?](repeating: nil, count: n)
         for f in used {
-            let s = samples[f]!
-            guard let tMax = s.distancesPx.last, let r = rank[f] else { continue }
-            let window = byTime[max(0, r - neighbours)...min(byTime.count - 1, r + neighbours)]
-            var wd = [Double](), wt = [Double](), wy = [Double](), wr = [Double]()
+            guard let r = rank[f] else { continue }
+            let window = Set(byTime[max(0, r - neighbours)...min(byTime.count - 1, r + neighbours)])
             let guess = shape.x0 + shape.v * (timesS[f] - tRef)
-            for g in window {
-                let sg = samples[g]!
-                let total = sg.weights.reduce(0, +)
-                guard total > 0 else { continue }
-                let shift = shape.v * (timesS[g] - timesS[f])
-                for i in sg.distancesPx.indices where sg.values[i].isFinite {
-                    wd.append(shift); wt.append(sg.distancesPx[i]); wy.append(sg.values[i])
-                    if let variance {
-                        let m = value(edge.value(sg.distancesPx[i], centre: guess + shift, w: shape.w, edge: 0), shape)
-                        wr.append((sg.weights[i] / variance(m)).squareRoot())
-                    } else {
-                        wr.append((sg.weights[i] / total).squareRoot())
+            var terms = [(k: Int, i: Int, shift: Double, root: Double)]()
+            for k in chans.indices {
+                for i in bins[k].t.indices where window.contains(bins[k].frame[i]) {
+                    let shift = shape.v * (timesS[bins[k].frame[i]] - timesS[f])
+                    let root = variances[k].map {
+                        (bins[k].count[i] / (correlation[k] * $0(model(k, i, shape, centre: guess + shift)))).squareRoot()
                     }
+                        ?? bins[k].root[i]
+                    terms.append((k, i, shift, root))
                 }
             }
-            guard !wt.isEmpty, let fit = LeastSquares.levenbergMarquardt(start: [guess], residuals: { p in
-                wt.indices.map { i in
-                    wr[i] * (wy[i] - value(edge.value(wt[i], centre: p[0] + wd[i], w: shape.w, edge: 0), shape))
-                }
-            }), let c = fit.parameters.first, c.isFinite, c > -max(sigma, shape.w), c < tMax + sigma else { continue }
-            let y = s.values
+            guard let own = chans.firstIndex(where: { usable($0.samples[f], f) }), let s = chans[own].samples[f],
+                  let tMax = s.distancesPx.last, !terms.isEmpty,
+                  let fit = LeastSquares.levenbergMarquardt(start: [guess], residuals: { p in
+                      terms.map { $0.root * (bins[$0.k].y[$0.i] - model($0.k, $0.i, shape, centre: p[0] + $0.shift)) }
+                  }), let c = fit.parameters.first, c.isFinite, c > -max(sigma, shape.w), c < tMax + sigma else { continue }
             // Progress per bin, inverting (A + BP)/(1 + βP).
-            let values = y.map { v -> Double in
-                let den = shape.b - v * shape.beta
-                return den != 0 ? (v - shape.a) / den : .nan
+            let l = shape.levels[own]
+            let values = s.values.map { v -> Double in
+                let den = l.b - v * l.beta
+                return den != 0 ? (v - l.a) / den : .nan
             }
             frames[f] = FrameFront(positionPx: c, rocksaltFraction: s.crystal.fraction(behind: c),
                                    profile: FrontProfile(distancesPx: s.distancesPx, values: values, weights: s.weights,
                                                          positionPx: c, blurSigmaPx: s.blurSigmaPx))
         }
+        let first = shape.levels[0]
         return MovingFrontFit(referenceTimeS: tRef, positionPx: shape.x0, velocityPxPerS: shape.v,
-                              widthPx: FrontLocator.tanhWidthFactor * shape.w, layeredLevel: shape.a,
-                              depth: isSites ? 1 - value(1, shape) : -shape.b / shape.a,
-                              halfSpacingContrast: shape.beta, frames: frames)
+                              widthPx: FrontLocator.tanhWidthFactor * shape.w, layeredLevel: first.a,
+                              depth: isSites[0] ? 1 - value(1, first) : -first.b / first.a,
+                              halfSpacingContrast: first.beta, frames: frames)
     }
 }

@@ -57,19 +57,19 @@ extension FrameResult {
 ///   (unbiased at low dose, where refining single noisy columns would chase noise).
 /// - Front: every frame's own profiles across the front — Li-site over TM-site intensity
 ///   from the same fixed-site intensities (`SiteOccupancyProfile`) and the lock-in order
-///   parameter of the single frame (`FrontLocator`) — are fitted as one edge moving at
-///   constant velocity over the whole step (`MovingFront`), and each frame's position is
-///   then its own midpoint with that shape held fixed. No averaging of frames before the
-///   fit: windows shrunk at the step's ends made the end frames noisier and differently
-///   biased, which set the per-step slope (41 % velocity error on the registration-stress
-///   preset). Positions and fractions come from the single frames' site profiles where the
-///   step has sites, else from the order parameter; the width from the order-parameter
-///   profiles (whose window blur is modelled), each placed by a motion-compensated window
-///   of ±2 frames, which sharpens the aligned profile (width error on boundary-front
-///   0.23 → 0.18 nm; the same window for the positions made the registration-stress
-///   velocities worse, 9 → 12 %).
+///   parameter of the single frame (`FrontLocator`) — are fitted together as one edge
+///   moving at constant velocity over the whole step (`MovingFront`), each channel weighted
+///   by its own noise, and each frame's position is then its own midpoint with that shape
+///   held fixed. No averaging of frames before the fit: windows shrunk at the step's ends
+///   made the end frames noisier and differently biased, which set the per-step slope (41 %
+///   velocity error on the registration-stress preset). Velocity errors on the presets at
+///   512 px (registration-stress seeds 1/3/5, boundary-front, scan-distortion): order
+///   parameter alone 17.5/10.3/7.2/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
+///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The width comes
+///   from the order-parameter profiles (whose window blur is modelled), each placed by a
+///   motion-compensated window of ±2 frames, which sharpens the aligned profile.
 enum FrameMeasurement {
-    /// `windowHalfWidth` is no longer used (frames are fitted jointly, not in windows).
+    /// `windowHalfWidth` is no longer used: frames are fitted jointly, not averaged in windows.
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int, windowHalfWidth h: Int,
                         cancel: Cancellation) throws -> StepFrames {
@@ -151,24 +151,27 @@ enum FrameMeasurement {
             return StepFrames(frames: measured, profiles: profiles)
         }
         let beta = stepFront.halfSpacingContrast ?? a.phase.halfSpacingContrast
-        let mapFit = MovingFront.fit(mapSamples, timesS: times, channel: .orderParameter(halfSpacingContrast: beta),
-                                     startPositionPx: p0 / Double(b), startWidthPx: w0 / Double(b),
-                                     neighbours: 2)
-        let siteFit = siteSamples.contains { $0 != nil }
-            ? MovingFront.fit(siteSamples, timesS: times, channel: .siteRatio, startPositionPx: p0, startWidthPx: w0) : nil
+        // Both channels in full-resolution pixels, fitted together (x₀, v, w shared; each
+        // channel weighted by its own noise); the order parameter alone, with ±2-frame
+        // motion-compensated windows, gives the profiles for the width.
+        let scale = Double(b)
+        let map = MovingFront.ChannelSamples(mapSamples.map { $0.map {
+            FrontSamples(distancesPx: $0.distancesPx.map { $0 * scale }, values: $0.values, weights: $0.weights,
+                         blurSigmaPx: $0.blurSigmaPx * scale,
+                         crystal: CrystalExtent(originPx: $0.crystal.originPx * scale, binPx: $0.crystal.binPx * scale,
+                                                counts: $0.crystal.counts),
+                         layeredLevel: $0.layeredLevel)
+        } }, channel: .orderParameter(halfSpacingContrast: beta))
+        let sites = MovingFront.ChannelSamples(siteSamples, channel: .siteRatio)
+        let channels = siteSamples.contains(where: { $0 != nil }) ? [sites, map] : [map]
+        let fit = MovingFront.fit(channels, timesS: times, startPositionPx: p0, startWidthPx: w0)
+        let widthFit = MovingFront.fit([map], timesS: times, startPositionPx: p0, startWidthPx: w0, neighbours: 2)
         for i in 0..<n {
-            if let f = siteFit?.frames[i] {
+            if let f = fit?.frames[i] {
                 measured[i].frontPx = f.positionPx
                 measured[i].rocksalt = f.rocksaltFraction
-            } else if siteFit == nil, let f = mapFit?.frames[i] {
-                measured[i].frontPx = f.positionPx * Double(b)
-                measured[i].rocksalt = f.rocksaltFraction
             }
-            if let p = mapFit?.frames[i]?.profile {
-                profiles.append(StoredProfile(FrontProfile(
-                    distancesPx: p.distancesPx.map { $0 * Double(b) }, values: p.values, weights: p.weights,
-                    positionPx: p.positionPx * Double(b), blurSigmaPx: p.blurSigmaPx * Double(b))))
-            }
+            if let p = widthFit?.frames[i]?.profile { profiles.append(StoredProfile(p)) }
         }
         return StepFrames(frames: measured, profiles: profiles)
     }
