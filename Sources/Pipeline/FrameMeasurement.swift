@@ -64,7 +64,7 @@ extension FrameResult {
 ///   made the end frames noisier and differently biased, which set the per-step slope (41 %
 ///   velocity error on the registration-stress preset). Velocity errors on the presets at
 ///   512 px (registration-stress seeds 1/3/5, boundary-front, scan-distortion): order
-///   parameter alone 17.5/10.3/7.2/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
+///   parameter alone 17.5/10.3/5.0/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
 ///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The width comes
 ///   from the order-parameter profiles (whose window blur is modelled), each placed by a
 ///   motion-compensated window of ±2 frames, which sharpens the aligned profile.
