@@ -113,7 +113,8 @@ enum FrameMeasurement {
                 var m = MeasuredFrame(frameIndex: members[i])
                 var region = a.region
                 for q in region.bits.indices { region.bits[q] = region.bits[q] && valid.bits[q] }
-                let siteValues = estimator?.intensities(img).intensities
+                // Per-site values only where the step has a front to profile.
+                let siteValues = stepFront?.positionPx != nil ? estimator?.intensities(img).intensities : nil
                 let agg = estimator?.measure(img, region: region) ?? SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
                 if agg.tmCount > 0 && agg.tm > 0 { m.tm = agg.tm; m.li = agg.li }
 
@@ -164,8 +165,12 @@ enum FrameMeasurement {
         } }, channel: .orderParameter(halfSpacingContrast: beta))
         let sites = MovingFront.ChannelSamples(siteSamples, channel: .siteRatio)
         let channels = siteSamples.contains(where: { $0 != nil }) ? [sites, map] : [map]
-        let fit = MovingFront.fit(channels, timesS: times, startPositionPx: p0, startWidthPx: w0)
-        let widthFit = MovingFront.fit([map], timesS: times, startPositionPx: p0, startWidthPx: w0, neighbours: 2)
+        // The two fits are independent: one per core.
+        let fits = try ResultSlots<MovingFrontFit?>.map(2) { j in
+            j == 0 ? MovingFront.fit(channels, timesS: times, startPositionPx: p0, startWidthPx: w0)
+                : MovingFront.fit([map], timesS: times, startPositionPx: p0, startWidthPx: w0, neighbours: 2)
+        }
+        let fit = fits[0], widthFit = fits[1]
         for i in 0..<n {
             if let f = fit?.frames[i] {
                 measured[i].frontPx = f.positionPx
