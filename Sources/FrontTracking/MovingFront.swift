@@ -102,8 +102,9 @@ public struct MovingFrontFit: Sendable {
 /// intensities; the lock-in window truncated at the boundary as in `FrontLocator`), and
 /// measures (A + B·P)/(1 + β·P) of it (`Channel`). x₀, v, w and the levels are shared by all
 /// frames of the step and fitted by Levenberg–Marquardt (Marquardt, J. SIAM 11, 431, 1963)
-/// over all frames' bins, each frame weighted equally; for the order parameter K is held
-/// near the frames' layered level as in `FrontLocator`. Then every frame's own midpoint is
+/// over all frames' bins, weighted by the inverse of each bin's variance as its channel's
+/// residuals show it (see `fit(_:timesS:startPositionPx:startWidthPx:layeredLevelPrior:neighbours:)`);
+/// for the order parameter K is held near the frames' layered level as in `FrontLocator`. Then every frame's own midpoint is
 /// refitted with the shape held fixed (one parameter each): those positions go to
 /// `frames.csv`, and the step's velocity is their least-squares slope (run contract §4),
 /// which equals v up to the frames' noise.
