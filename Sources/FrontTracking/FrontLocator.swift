@@ -42,6 +42,13 @@ public struct FrontMeasurement: Sendable {
     public var rocksaltFraction: Double
     /// What the fit saw, for `FrontLocator.width(profiles:)` over a step's frames.
     public var profile: FrontProfile?
+    /// β, the relative change of the half-spacing (2g) amplitude from layered to rock salt,
+    /// that the fit used (refitted from the 2g profile when the front was far enough out);
+    /// nil when no front was fitted.
+    public var halfSpacingContrast: Double?
+    /// The binned profile, whether or not this image alone shows a front (nil without a
+    /// boundary or crystal beside it): what `MovingFront` fits over a step's frames.
+    public var samples: FrontSamples?
 
     public init(boundary: LineSegment, direction: SIMD2<Double>, positionPx: Double?, widthPx: Double?,
                 rocksaltFraction: Double, profile: FrontProfile? = nil) {
@@ -76,9 +83,10 @@ public struct FrontMeasurement: Sendable {
 /// t₀, w free. `layeredLevelPrior` > 0 holds K near the segmentation's layered level
 /// (`PhaseMap.layeredRatio`) with that weight relative to the whole profile: in noisy maps
 /// (single frames) a front far out leaves too little layered crystal in view to pin the
-/// plateau, and a free K trades off against t₀ (the pipeline's per-frame maps use 3:
-/// per-step velocity error on the simulator's boundary-front / scan-distortion presets
-/// 10.5 / 37 % without, 5.7 / 8.9 % with it). Not by default: where the front is wide, the
+/// plateau, and a free K trades off against t₀ (per-frame fits of windowed maps, as the
+/// pipeline once did, with 3: per-step velocity error on the simulator's boundary-front /
+/// scan-distortion presets 10.5 / 37 % without, 5.7 / 8.9 % with it; `MovingFront` now
+/// fits a step's frames together with the same prior). Not by default: where the front is wide, the
 /// layered class includes part of it and the prior biases the width. A front still
 /// within w + 2σ of the boundary shows no rock-salt plateau: there α = 1 (full cation
 /// mixing) is imposed. When the front is > 3σ out, β is refitted jointly from the 2g
@@ -99,9 +107,11 @@ public enum FrontLocator {
 
     /// `analysed`: the pixels the phase map's labels speak for (e.g. those every frame
     /// covers). Outside it "not crystal" only means "not measured", so a rock-salt region
-    /// touching it is not taken for a boundary.
+    /// touching it is not taken for a boundary. `profileOnly`: stop once `samples` is
+    /// measured (no fit, no position), for `MovingFront` over a step's frames.
     public static func locate(_ op: OrderParameterMap, phase: PhaseMap, boundary: LineSegment?,
-                              analysed: Mask? = nil, layeredLevelPrior: Double = 0) -> FrontMeasurement {
+                              analysed: Mask? = nil, layeredLevelPrior: Double = 0,
+                              profileOnly: Bool = false) -> FrontMeasurement {
         let w = op.layered.width, h = op.layered.height
         let fraction = phase.rocksaltFraction ?? 0
         let none = FrontMeasurement(boundary: boundary ?? LineSegment(x0: 0, y0: 0, x1: 0, y1: 0),
@@ -150,10 +160,6 @@ public enum FrontLocator {
             }
             if phase.labels[i] == PhaseMap.layered { layeredCount += 1 }
         }
-        // A front exists only if rock salt sits on the boundary and layered crystal remains.
-        guard crystalNearBoundary > 0, 2 * rsNearBoundary >= crystalNearBoundary, layeredCount >= 16 else {
-            return result
-        }
         var ts = [Double](), ys = [Double](), ws = [Double](), halves = [Double](), xs = [Double](), yc = [Double]()
         let minCount = max(3.0, 0.05 * (count.max() ?? 0))
         var rsArea = 0.0
@@ -166,6 +172,20 @@ public enum FrontLocator {
             let r = SIMD2(Double(i % w), Double(i / w)) - p0
             let s = (r * along).sum(), t = (r * normal).sum()
             if s >= 0, s <= length, t >= -0.5 { rsArea += 1 }
+        }
+        // The profile as measured, with every crystal pixel's distance from the boundary (the
+        // line extended across the image) for the rock-salt fraction behind any position.
+        var crystalDistances = [Double]()
+        for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+            crystalDistances.append(((SIMD2(Double(i % w), Double(i / w)) - p0) * normal).sum())
+        }
+        result.samples = FrontSamples(distancesPx: ts, values: ys, weights: ws, blurSigmaPx: op.windowPx,
+                                      crystal: CrystalExtent(distancesPx: crystalDistances),
+                                      layeredLevel: phase.layeredRatio)
+        if profileOnly { return result }
+        // A front exists only if rock salt sits on the boundary and layered crystal remains.
+        guard crystalNearBoundary > 0, 2 * rsNearBoundary >= crystalNearBoundary, layeredCount >= 16 else {
+            return result
         }
         guard ts.count >= 8 else { return result }
         // Start: the area-equivalent position (rock-salt pixels over the mean bin population).
@@ -248,6 +268,7 @@ public enum FrontLocator {
             if k > 0, alpha > 0.1, t0 > -sigma, t0 < tMax + sigma, wt < tMax, wt > 0.25 {
                 result.positionPx = t0
                 result.widthPx = tanhWidthFactor * wt
+                result.halfSpacingContrast = beta
                 // Per-bin progress, inverting q = K(1 − αP)/(1 + βP).
                 let values = ys.map { y -> Double in
                     let rel = y / k

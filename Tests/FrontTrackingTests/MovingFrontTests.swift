@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import FrameCore
+import FrontTracking
+
+/// A step of low-dose frames in which the front leaves the boundary region by about one
+/// width, as on the registration-stress preset: the velocity from one moving-edge fit over
+/// all frames against the truth, and against fitting each frame's window alone, then
+/// regressing (what the pipeline did before).
+@Suite("Moving front")
+struct MovingFrontTests {
+    static let frameCount = 8
+    static let intervalS = 20.0
+    static let startNm = 1.0
+    static let velocityNmPerS = 0.009
+
+    static func frames(seed: UInt64) -> (images: [Image], grain: SyntheticGrain) {
+        var grain = SyntheticGrain()
+        grain.widthNm = 3; grain.beyond = .amorphous; grain.dose = 0.02
+        let images = (0..<frameCount).map { k -> Image in
+            var g = grain
+            g.frontNm = startNm + velocityNmPerS * intervalS * Double(k)
+            g.seed = seed * 100 + UInt64(k)
+            return g.render()
+        }
+        return (images, grain)
+    }
+
+    static func mean(_ images: [Image]) -> Image {
+        var px = [Float](repeating: 0, count: images[0].count)
+        for im in images { for i in px.indices { px[i] += im.pixels[i] } }
+        return Image(width: images[0].width, height: images[0].height, pixels: px.map { $0 / Float(images.count) })
+    }
+
+    /// Velocity (nm/s) from the moving-edge fit, and from per-window fits then least squares.
+    static func velocities(seed: UInt64) throws -> (joint: Double, windows: Double, positionsRMS: Double) {
+        let (images, grain) = frames(seed: seed)
+        let window = grain.layerSpacingPx
+        let times = (0..<frameCount).map { Double($0) * intervalS }
+        // Step average: start values and β.
+        let average = OrderParameter.map(mean(images), gLayer: grain.gLayer, windowPx: window, region: nil)
+        let start = FrontLocator.locate(average, phase: PhaseSegmentation.segment(average), boundary: grain.boundary)
+        let p0 = try #require(start.positionPx), w0 = try #require(start.widthPx)
+        let beta = try #require(start.halfSpacingContrast)
+        // Single frames' profiles, fitted as one moving edge.
+        let samples = images.map { im -> FrontSamples? in
+            let op = OrderParameter.map(im, gLayer: grain.gLayer, windowPx: window, region: nil)
+            return FrontLocator.locate(op, phase: PhaseSegmentation.segment(op), boundary: grain.boundary, profileOnly: true).samples
+        }
+        let fit = try #require(MovingFront.fit(samples, timesS: times, channel: .orderParameter(halfSpacingContrast: beta),
+                                               startPositionPx: p0, startWidthPx: w0))
+        let positions = fit.frames.map { $0.map { $0.positionPx * grain.pixelNm } }
+        let located = positions.indices.filter { positions[$0] != nil }
+        let joint = try #require(Kinetics.velocity(times: located.map { times[$0] }, positions: located.map { positions[$0]! }))
+        var sq = 0.0
+        for i in located { let e = positions[i]! - (startNm + velocityNmPerS * times[i]); sq += e * e }
+        // The previous way: each frame's window (±2 frames, shrunk at the ends) fitted alone.
+        var wt = [Double](), wp = [Double]()
+        for i in 0..<frameCount {
+            let r = min(2, i, frameCount - 1 - i)
+            let op = OrderParameter.map(mean(Array(images[(i - r)...(i + r)])), gLayer: grain.gLayer, windowPx: window, region: nil)
+            if let p = FrontLocator.locate(op, phase: PhaseSegmentation.segment(op), boundary: grain.boundary,
+                                           layeredLevelPrior: 3).positionPx {
+                wt.append(times[i]); wp.append(p * grain.pixelNm)
+            }
+        }
+        let windows = try #require(Kinetics.velocity(times: wt, positions: wp))
+        return (joint.velocity, windows.velocity, (sq / Double(max(1, located.count))).squareRoot())
+    }
+
+    @Test("low-dose front leaving the boundary: velocity within 10 %")
+    func lowDoseVelocity() throws {
+        var jointErrors = [Double](), windowErrors = [Double]()
+        for seed in 1...3 as ClosedRange<UInt64> {
+            let v = try Self.velocities(seed: seed)
+            let je = abs(v.joint / Self.velocityNmPerS - 1), we = abs(v.windows / Self.velocityNmPerS - 1)
+            print(String(format: "seed %d: joint %.5f (%.1f %%), windows %.5f (%.1f %%), positions RMS %.3f nm",
+                         seed, v.joint, 100 * je, v.windows, 100 * we, v.positionsRMS))
+            jointErrors.append(je); windowErrors.append(we)
+            #expect(v.positionsRMS < 0.3, "seed \(seed): per-frame positions RMS \(v.positionsRMS) nm")
+        }
+        let jointWorst = jointErrors.max()!, windowWorst = windowErrors.max()!
+        #expect(jointWorst <= 0.10, "moving-edge fit: worst velocity error \(jointWorst)")
+        #expect(jointWorst < windowWorst, "moving-edge fit \(jointWorst) vs per-window fits \(windowWorst)")
+    }
+
+    @Test("crystal extent: fraction behind a position")
+    func crystalExtent() {
+        let extent = CrystalExtent(distancesPx: (0..<100).map { Double($0) + 0.5 })
+        #expect(abs(extent.fraction(behind: 50) - 0.5) < 0.01)
+        #expect(extent.fraction(behind: -10) == 0)
+        #expect(extent.fraction(behind: 1000) == 1)
+        #expect(CrystalExtent(distancesPx: []).fraction(behind: 3) == 0)
+    }
+}
