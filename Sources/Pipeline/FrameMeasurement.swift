@@ -69,9 +69,8 @@ extension FrameResult {
 ///   from the order-parameter profiles (whose window blur is modelled), each placed by a
 ///   motion-compensated window of ±2 frames, which sharpens the aligned profile.
 enum FrameMeasurement {
-    /// `windowHalfWidth` is no longer used: frames are fitted jointly, not averaged in windows.
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
-                        fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int, windowHalfWidth h: Int,
+                        fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int,
                         cancel: Cancellation) throws -> StepFrames {
         guard let a = analysis else {
             return StepFrames(frames: members.map { MeasuredFrame(frameIndex: $0) }, profiles: [])
@@ -213,29 +212,5 @@ enum FrameMeasurement {
         var out = [Bool](repeating: true, count: w * h)
         for y in 0..<mask.height { for x in 0..<mask.width where !mask.bits[y * mask.width + x] { out[(y / b) * w + x / b] = false } }
         return Mask(width: w, height: h, bits: out)
-    }
-
-    /// Per-pixel mean over the frames whose aligned data cover the pixel: outside its coverage
-    /// a resampled frame repeats its edge pixels (streaks without fringes), and a non-rigidly
-    /// corrected frame's coverage is ragged line by line.
-    static func meanImage(_ frames: [(image: Image, valid: Mask)]) -> Image {
-        let count = frames[0].image.count
-        var acc = [Float](repeating: 0, count: count), n = [Float](repeating: 0, count: count)
-        acc.withUnsafeMutableBufferPointer { acc in
-            n.withUnsafeMutableBufferPointer { n in
-                for f in frames {
-                    f.image.pixels.withUnsafeBufferPointer { px in
-                        f.valid.bits.withUnsafeBufferPointer { valid in
-                            for k in 0..<count {   // selects, not branches, so it vectorises
-                                acc[k] += valid[k] ? px[k] : 0
-                                n[k] += valid[k] ? 1 : 0
-                            }
-                        }
-                    }
-                }
-                for k in 0..<count { acc[k] = n[k] > 0 ? acc[k] / n[k] : 0 }
-            }
-        }
-        return Image(width: frames[0].image.width, height: frames[0].image.height, pixels: acc)
     }
 }

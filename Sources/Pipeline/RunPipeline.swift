@@ -45,14 +45,10 @@ public enum PipelineError: Error, CustomStringConvertible {
 /// The run: every stage chained, from a run folder to the outputs of run contract §2.
 ///
 /// Frames are decoded on demand (`RunFrames`) and measured in batches of `2 × jobs` frames
-/// plus the few neighbours the front's frame window needs; per step only the aligned average
-/// and its maps are kept. Registration keeps one band-limited spectrum per frame (≈ 0.6 MB
+/// (each frame's front profiles, a few kB, are kept for the step's moving-front fit); per
+/// step only the aligned average and its maps are kept. Registration keeps one band-limited spectrum per frame (≈ 0.6 MB
 /// per 1024² frame), the one part that grows with frame count. See docs/user-guide.md, "Memory".
 public enum RunPipeline {
-    /// Frames on each side whose aligned images are averaged with a frame to map its front
-    /// (single low-dose frames hold only a few counts per column).
-    static let frontWindowHalfWidth = 2
-
     public static func run(runDir: URL, outDir: URL, options: RunOptions,
                            progress: ProgressReporter, cancel: Cancellation) throws -> RunSummary {
         let started = Date()
@@ -158,8 +154,7 @@ public enum RunPipeline {
                                                             frames: frames, okIndices: ok,
                                                             shifts: registered.shifts, fields: registered.fields,
                                                             analysis: analyses[k],
-                                                            boundary: boundary, jobs: options.jobs,
-                                                            windowHalfWidth: frontWindowHalfWidth, cancel: cancel)
+                                                            boundary: boundary, jobs: options.jobs, cancel: cancel)
                     try cache.store(measured, "step_\(k)_frames")
                 }
                 for m in measured.frames { results[m.frameIndex].merge(m) }
@@ -176,7 +171,7 @@ public enum RunPipeline {
                         let m = try FrameMeasurement.measure([f], times: [table.records[f].timeS], frames: frames,
                                                              okIndices: ok, shifts: registered.shifts,
                                                              fields: registered.fields, analysis: analyses[k], boundary: boundary, jobs: 1,
-                                                             windowHalfWidth: 0, cancel: cancel)
+                                                             cancel: cancel)
                         all.frames += m.frames
                     }
                     try cache.store(all, "ramp_frames")
