@@ -39,28 +39,33 @@ struct WindowedSpectrum {
     /// Returns |F|² row-major (index j * n + i; i along x).
     func powerGrid(centre: SIMD2<Double>, step: SIMD2<Double>, n: Int) -> [Double] {
         // Row sums R_i(y) = Σ_x v(x, y) e^{−2πi fx_i x}.
+        // One frequency per iteration, on all cores (each writes its own slice).
         var rowRe = [Double](repeating: 0, count: n * height)
         var rowIm = [Double](repeating: 0, count: n * height)
-        var c = [Double](repeating: 0, count: width), s = [Double](repeating: 0, count: width)
         let half = Double(n - 1) / 2
-        for i in 0..<n {
-            let fx = centre.x + (Double(i) - half) * step.x
-            for x in 0..<width {
-                let phase = -2 * Double.pi * fx * Double(x)
-                c[x] = cos(phase); s[x] = sin(phase)
-            }
-            values.withUnsafeBufferPointer { v in
+        let (width, height) = (self.width, self.height)
+        values.withUnsafeBufferPointer { v in
+        rowRe.withUnsafeMutableBufferPointer { reOut in
+        rowIm.withUnsafeMutableBufferPointer { imOut in
+            let (v, reOut, imOut) = (UncheckedDoubles(v), UncheckedBuffer(reOut), UncheckedBuffer(imOut))
+            DispatchQueue.concurrentPerform(iterations: n) { i in
+                let fx = centre.x + (Double(i) - half) * step.x
+                var c = [Double](repeating: 0, count: width), s = [Double](repeating: 0, count: width)
+                for x in 0..<width {
+                    let phase = -2 * Double.pi * fx * Double(x)
+                    c[x] = cos(phase); s[x] = sin(phase)
+                }
                 for y in 0..<height {
                     var re = 0.0, im = 0.0
                     let base = y * width
                     for x in 0..<width {
-                        let p = v[base + x]
+                        let p = v.buffer[base + x]
                         re += p * c[x]; im += p * s[x]
                     }
-                    rowRe[i * height + y] = re; rowIm[i * height + y] = im
+                    reOut.buffer[i * height + y] = re; imOut.buffer[i * height + y] = im
                 }
             }
-        }
+        }}}
         var out = [Double](repeating: 0, count: n * n)
         for j in 0..<n {
             let fy = centre.y + (Double(j) - half) * step.y
@@ -134,3 +139,4 @@ struct WindowedSpectrum {
     guard d < 0 else { return 0 }
     return max(-0.5, min(0.5, 0.5 * (a - c) / d))
 }
+

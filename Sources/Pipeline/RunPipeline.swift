@@ -53,6 +53,8 @@ public enum RunPipeline {
                            progress: ProgressReporter, cancel: Cancellation) throws -> RunSummary {
         let started = Date()
         var clock = StageClock()
+        // The build digest (part of the cache key) is read meanwhile, off the critical path.
+        DispatchQueue.global().async { _ = StageCache.build }
 
         // 1. Config and frame table (contract §1).
         let table: FrameTable
