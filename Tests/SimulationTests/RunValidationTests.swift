@@ -15,6 +15,9 @@ struct FakePipelineOutput {
     var eaDelta = 0.0
     /// Number the steps from this value and put an extra room-temperature step first.
     var extraLeadingStep = false
+    /// Report each step's rock-salt fraction as the truth file's mean over the frames' own
+    /// views instead of the one in the step average (what a correct pipeline reports).
+    var ownViewRocksalt = false
 
     func write(_ sim: HeatingRunSimulator, to out: URL) throws {
         try FileManager.default.createDirectory(at: out.appendingPathComponent("columns"), withIntermediateDirectories: true)
@@ -35,9 +38,15 @@ struct FakePipelineOutput {
         try frames.write(to: out.appendingPathComponent("frames.csv"), atomically: true, encoding: .utf8)
         var steps = "step_index,temperature_C,t_start_s,t_end_s,n_frames,n_used,li_tm_ratio_mean,li_tm_ratio_sem,rocksalt_fraction,front_position_start_nm,front_position_end_nm,front_velocity_nm_per_s,front_velocity_sem_nm_per_s,front_width_nm\n"
         if extraLeadingStep { steps += "0,25,0,1,2,2,0.02,0.001,0,,,,,\n" }
+        // Where the reported shifts put the run's reference on frame 0 (their mean offset).
+        let used = (0..<sim.frameCount).filter { (statusOverride[$0] ?? sim.frameTruth($0).expectedStatus) == "ok" }
+        let offset = used.map(shiftDelta).reduce(SIMD2<Double>(0, 0), +) / Double(max(1, used.count))
         for s in t.steps {
+            let members = used.map { sim.frameTruth($0) }.filter { $0.stepIndex == s.stepIndex }
+            let rocksalt = ownViewRocksalt ? s.rocksaltFraction
+                : RunValidation.rocksaltInAverage(truth: t, frames: members, offset: offset) ?? s.rocksaltFraction
             let width = s.frontPositionStartNm != nil ? t.frontWidthNm : (reportFrontWithoutTruth ? 3.0 : nil)
-            steps += "\(s.stepIndex + (extraLeadingStep ? 1 : 0)),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(s.rocksaltFraction)),"
+            steps += "\(s.stepIndex + (extraLeadingStep ? 1 : 0)),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(rocksalt)),"
             steps += "\(f(s.frontPositionStartNm.map { $0 + frontDeltaNm })),\(f(s.frontPositionEndNm.map { $0 + frontDeltaNm })),\(f(s.frontVelocityNmPerS)),,\(f(width))\n"
         }
         try steps.write(to: out.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
@@ -91,6 +100,23 @@ func tempDir(_ name: String) throws -> URL {
         }
         #expect(sim.truth.movingStepCount >= 4)
         #expect(r.metric("activation_energy_error")?.passed == true)
+    }
+
+    /// A step's rock-salt fraction is the one in its aligned average (contract §4), whose area
+    /// is the step's common view inside the run's reference frame. With a lot of drift that is
+    /// not the mean over the frames' own views, and reporting that mean is an error.
+    @Test func stepRocksaltIsScoredOverTheStepAverageArea() throws {
+        let (sim, truthDir) = try truthRun(.registrationStress)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
+        let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try FakePipelineOutput().write(sim, to: out)
+        let right = try #require(RunValidation.validate(outDir: out, truthDir: truthDir).metric("rocksalt_fraction_step_error")?.value)
+        try FakePipelineOutput(ownViewRocksalt: true).write(sim, to: out)
+        let ownViews = try #require(RunValidation.validate(outDir: out, truthDir: truthDir).metric("rocksalt_fraction_step_error")?.value)
+        print("rock-salt step error: step-average area \(right), frames' own views \(ownViews)")
+        #expect(right < 1e-3)   // the truth file rounds shifts to 1e-4 px, fronts to 1e-4 nm
+        #expect(ownViews > 0.01)
     }
 
     @Test func stepsAreMatchedByTemperatureWhenNumberedDifferently() throws {
