@@ -102,8 +102,12 @@ public struct SiteIntensityEstimator: Sendable {
         guard image.width == width, image.height == height else {
             return SiteIntensities(tm: .nan, li: .nan, tmCount: 0, liCount: 0)
         }
-        return SiteIntensity.aggregate(sites, intensities: intensities(image).intensities, region: region,
-                                       width: width, height: height)
+        return aggregate(intensities(image).intensities, region: region)
+    }
+
+    /// Mean TM and Li intensities over the sites inside `region`, from `intensities(_:)`.
+    public func aggregate(_ intensities: [Double], region: Mask?) -> SiteIntensities {
+        SiteIntensity.aggregate(sites, intensities: intensities, region: region, width: width, height: height)
     }
 }
 

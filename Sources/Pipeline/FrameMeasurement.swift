@@ -112,9 +112,11 @@ enum FrameMeasurement {
                 var m = MeasuredFrame(frameIndex: members[i])
                 var region = a.region
                 for q in region.bits.indices { region.bits[q] = region.bits[q] && valid.bits[q] }
-                // Per-site values only where the step has a front to profile.
-                let siteValues = stepFront?.positionPx != nil ? estimator?.intensities(img).intensities : nil
-                let agg = estimator?.measure(img, region: region) ?? SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
+                let values = estimator?.intensities(img).intensities
+                let agg = values.map { estimator!.aggregate($0, region: region) }
+                    ?? SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
+                // Per-site values feed the front's site channel where the step has a front.
+                let siteValues = stepFront?.positionPx != nil ? values : nil
                 if agg.tmCount > 0 && agg.tm > 0 { m.tm = agg.tm; m.li = agg.li }
 
                 let binned = bin(img, b), binnedRegion = bin(region, b)
