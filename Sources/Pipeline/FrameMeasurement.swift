@@ -87,7 +87,7 @@ enum FrameMeasurement {
                                                columnSigmaPx: a.columnSigmaPx)
         // The step average's front: whether the step has one, where to start, its direction
         // and the half-spacing contrast β the per-frame order parameter is modelled with.
-        let stepFront = boundary.map { FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: $0) }
+        let stepFront = boundary != nil ? a.front : nil
         // The order parameter varies on the scale of a layer spacing: it is mapped on a copy
         // binned so that a layer spans about 9 px, and lengths are scaled back.
         let b = max(1, Int(a.lattice.layerSpacingPx / 9))

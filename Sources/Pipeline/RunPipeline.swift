@@ -138,6 +138,7 @@ public enum RunPipeline {
                 for k in analyses.indices {
                     guard let a = analyses[k] else { continue }
                     let front = FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: boundary)
+                    analyses[k]!.front = front
                     if front.positionPx != nil { analyses[k]!.phase.rocksaltFraction = front.rocksaltFraction }
                 }
             }

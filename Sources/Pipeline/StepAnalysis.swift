@@ -21,6 +21,9 @@ struct StepAnalysis: Sendable {
     var windowPx: Double
     /// The front's boundary as detected on this average when it shows rock salt.
     var detectedBoundary: LineSegment?
+    /// The front on this average from the run's one boundary (set by the pipeline once that
+    /// boundary is known); its frames' moving-front fit starts from it.
+    var front: FrontMeasurement?
     var columnPrecisionPx: Double?
     /// Column width σ (px) fitted on the average: single frames are measured with it, since
     /// refitting it on every noisy frame only adds noise (and costs 15× the fixed-width sum).
