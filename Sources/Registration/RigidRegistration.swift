@@ -16,11 +16,14 @@ import FrameCore
 ///    pairs whose peak does not stand `minSignificance` σ above the correlation noise are dropped.
 /// 3. Positions solved jointly by least squares over all pairs, inconsistent pairs removed
 ///    iteratively (`JointShifts`, as in Savitzky et al., Ultramicroscopy 191, 56 (2018)).
-/// 4. Up to `iterations` rounds (fewer once no frame moves by more than half the
-///    sub-pixel grid): the shifted-spectrum average of the used frames is built, each
-///    frame re-measured against the average of the *others* (no single noisy frame is the
-///    reference; frames without a position get a full coarse-to-fine search); frames whose
-///    peak is not significant are rejected (`"noise"`).
+/// 4. Up to `iterations` rounds, two more while frames still change lattice alias (fewer
+///    once no frame moves by more than half the sub-pixel grid): the shifted-spectrum
+///    average of the used frames is built, each frame re-measured against the average of
+///    the *others* (no single noisy frame is the reference; frames without a position get a
+///    full coarse-to-fine search); on a lattice, a frame moves to another alias within three
+///    lattice vectors where the non-periodic content correlates better by 1σ (lattice
+///    reflections notched out, `ReflectionNotch`); frames whose peak is not significant are
+///    rejected (`"noise"`).
 /// 5. Positions re-referenced to the group average (mean of used positions = 0);
 ///    shifts beyond `maxShiftPx` or with less than `minOverlapFraction` common area are
 ///    rejected (`"overlap"`).
@@ -109,8 +112,10 @@ public enum RigidRegistration {
         for (k, g) in placed.enumerated() {
             for h in placed.dropFirst(k + 1).prefix(2) { pairs.append((g, h)) }
         }
+        let notch = engine.filters.aliasRadius.isFinite
+            ? ReflectionNotch(placed.map { averages[$0]!.values }, geometry: engine.geometry) : nil
         let measured = try engine.parallelMap(pairs.count) { p, correlator in
-            correlator.measure(averages[pairs[p].1]!, against: averages[pairs[p].0]!)
+            correlator.measure(averages[pairs[p].1]!, against: averages[pairs[p].0]!, notch: notch)
         }
         var edges: [PairShift] = []
         for (p, m) in measured.enumerated() {
@@ -131,7 +136,7 @@ public enum RigidRegistration {
             // Groups that could not be chained: measured directly against the reference average.
             let unplaced = placed.filter { offsets[$0] == nil }
             let direct = try engine.parallelMap(unplaced.count) { k, correlator in
-                correlator.measure(averages[unplaced[k]]!, against: averages[ref]!)
+                correlator.measure(averages[unplaced[k]]!, against: averages[ref]!, notch: notch)
             }
             for (k, g) in unplaced.enumerated() {
                 if let m = direct[k], m.significance >= options.minSignificance { offsets[g] = SIMD2(m.dx, m.dy) }
@@ -166,7 +171,7 @@ public enum RigidRegistration {
                     guard let spectrum = try engine.spectrum(of: i, correlator: correlator) else {
                         return Measured(position: nil, score: 0, rejection: engine.lastRejection(i))
                     }
-                    guard let m = correlator.measure(spectrum, against: averages[g]!),
+                    guard let m = correlator.measure(spectrum, against: averages[g]!, notch: notch),
                           m.significance >= options.minSignificance, m.ncc >= options.minScore else {
                         return Measured(position: nil, score: 0, rejection: "noise")
                     }
@@ -336,7 +341,9 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         // stage to tell lattice aliases apart, the fine search is also centred on a
         // constant-velocity prediction, so a steady drift faster than half a lattice vector
         // per frame does not alias by a unit cell.
-        let chain = timeChain(valid, spectra)
+        let notch = filters.aliasRadius.isFinite
+            ? ReflectionNotch(valid.compactMap { spectra[$0]?.values }, geometry: geometry) : nil
+        let chain = timeChain(valid, spectra, notch: notch)
         // Then each frame with its next `neighbours` readable frames. Within one chain
         // segment the pair is searched only around the chain's prediction: the fine
         // correlation cannot tell lattice aliases apart, and a prediction from small
@@ -371,8 +378,12 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         // Re-measure every frame against the average of the others.
         let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
         let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
-        for _ in 0..<Swift.max(1, options.iterations) {
+        // Aliases are checked in the first round and again after a round that moved a frame
+        // to another alias (which then earns up to two extra rounds).
+        var checkAliases = true
+        for round in 1...(Swift.max(1, options.iterations) + 2) {
             let average = sum(spectra, positions)
+            let aliasNotch = checkAliases ? notch : nil
             let contributors = positions.indices.filter { positions[$0] != nil }.count
             let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
                 let k = valid[v]
@@ -384,9 +395,11 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                     others -= 1
                 }
                 guard others > 0 else { return nil }
-                if let p = positions[k] { return c.measure(s, against: reference, prediction: p, radius: localRadius) }
+                if let p = positions[k] {
+                    return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch)
+                }
                 reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
-                return c.measure(s, against: reference)
+                return c.measure(s, against: reference, notch: notch)
             }
             if valid.count == 1 {
                 // A lone frame is its own reference.
@@ -405,14 +418,17 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             // Converged (no frame moved by half the refinement grid, the same frames used):
             // a further round would reproduce the same positions.
             var converged = true
+            checkAliases = false
             for k in valid {
                 switch (before[k], positions[k]) {
-                case let (a?, b?): if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
+                case let (a?, b?):
+                    if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
+                    if ((a - b) * (a - b)).sum() > filters.aliasRadius * filters.aliasRadius { checkAliases = true }
                 case (nil, nil): break
                 default: converged = false
                 }
             }
-            if converged { break }
+            if converged || (!checkAliases && round >= Swift.max(1, options.iterations)) { break }
         }
         // Gauge: the group average is the reference (mean used position = 0).
         let used = positions.compactMap { $0 }
@@ -424,40 +440,54 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                              average: sum(spectra, positions), usedCount: used.count)
     }
 
+    /// Frames of the chain's segment summed into the reference of its next link.
+    static var chainReference: Int { 4 }
+
     /// Positions of frames linked one after another in time order (`TimeChain`).
     ///
-    /// Frame `k` is measured against the chain's last frame around the coarse estimate and,
-    /// once the drift has proved steady, also around a constant-velocity prediction (the
-    /// higher fine peak wins: the coarse stage can lock onto content fixed to the scan).
+    /// Frame `k` is measured against the chain's last frame (its coarse image, and the sum
+    /// of the segment's last `chainReference` band spectra on its gauge) around the coarse
+    /// estimate and, once the drift has proved steady, also around a constant-velocity
+    /// prediction (the higher fine peak wins: the coarse stage can lock onto content fixed
+    /// to the scan); with a lattice, the alias is chosen by the non-periodic content
+    /// (`Correlator.measure`, `notch`).
     /// Steady means the last increments were predicted by the velocity before them to within
     /// a quarter of the alias radius, RMS; otherwise (frame-to-frame jumps) the prediction
     /// would only add a lattice alias to choose from. A frame that does not link
     /// significantly is left out (the next frame tries the same last frame again) unless
     /// the last frame is the segment's only one (then the new frame starts over in its
     /// place) or the gap reached three frames (then a new segment starts).
-    func timeChain(_ order: [Int], _ spectra: SpectrumStore) -> TimeChain {
+    func timeChain(_ order: [Int], _ spectra: SpectrumStore, notch: ReflectionNotch?) -> TimeChain {
         var chain = TimeChain(count: spectra.count)
         let maxGap = 3
         var last: Int? = nil, segmentLength = 0
         var velocity: SIMD2<Double>? = nil   // px per frame
         var misses: [Double] = []            // |increment − prediction|² of the segment's links
+        var recent: [Int] = []               // the segment's frames, in order
         for k in order {
             guard let a = last else {
-                chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; continue
+                chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; recent = [k]; continue
             }
             let gap = Double(k - a)
-            let recent = misses.suffix(4)
-            let steady = recent.count >= 2
-                && (recent.reduce(0, +) / Double(recent.count)).squareRoot() <= 0.25 * filters.aliasRadius
-            let m = correlators[0].measure(spectra[k]!, against: spectra[a]!,
-                                           fallback: steady ? velocity.map { $0 * gap } : nil)
+            let lastMisses = misses.suffix(4)
+            let steady = lastMisses.count >= 2
+                && (lastMisses.reduce(0, +) / Double(lastMisses.count)).squareRoot() <= 0.25 * filters.aliasRadius
+            // The reference: the segment's last `chainReference` frames on frame `a`'s
+            // gauge. Their sum correlates with the new frame's non-periodic content with
+            // less noise than one frame does, which decides the lattice alias at low dose.
+            var onA = [SIMD2<Double>?](repeating: nil, count: spectra.count)
+            for j in recent.suffix(Self.chainReference) { onA[j] = chain.relative(a, j) }
+            var reference = spectra[a]!
+            if recent.count > 1 { reference.values = bandSum(spectra, onA) }
+            let m = correlators[0].measure(spectra[k]!, against: reference,
+                                           fallback: steady ? velocity.map { $0 * gap } : nil, notch: notch)
             if let m, m.significance >= options.minSignificance {
                 let step = SIMD2(m.dx, m.dy)
                 if let v = velocity { let e = step - v * gap; misses.append((e * e).sum()) }
                 chain.link(k, to: a, by: step)
-                velocity = step / gap; last = k; segmentLength += 1
+                velocity = step / gap; last = k; segmentLength += 1; recent.append(k)
             } else if segmentLength == 1 || k - a >= maxGap {
-                chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []
+                chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; recent = [k]
             }
         }
         return chain
@@ -495,6 +525,17 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         }
         out.coarse = cg.finishAverage(coarse, contributors: contributors)
         return out
+    }
+
+    /// The band spectra of `sum` without the coarse images.
+    func bandSum(_ spectra: SpectrumStore, _ positions: [SIMD2<Double>?]) -> [Complex] {
+        var out = BandSpectrum(values: [Complex](repeating: .zero, count: geometry.gridHeight * geometry.halfWidth),
+                               coarse: CoarseImage(pixels: [], mask: []))
+        for k in 0..<spectra.count {
+            guard let p = positions[k], let s = spectra[k] else { continue }
+            addShifted(s, by: p, sign: 1, to: &out)
+        }
+        return out.values
     }
 
     /// Mean coarse image of the positioned frames (except `excluding`) on the reference.
