@@ -340,6 +340,10 @@ struct CorrelationPeak: Sendable {
     var ncc: Double
     /// `ncc` in units of its noise standard deviation.
     var significance: Double
+    /// How far (σ of the notched map) the non-periodic content favours the chosen lattice
+    /// alias over the best other one; negative when it favours another but not by the
+    /// required margin; nil when aliases were not compared.
+    var aliasMargin: Double? = nil
 }
 
 /// Band-pass weighted FFT cross-correlation with a coarse non-periodic stage, an
@@ -411,9 +415,15 @@ final class Correlator {
     /// `fallback`: a second candidate centre for the fine search besides the coarse stage's
     /// estimate (a velocity prediction from the previous frames: the coarse stage can lock onto
     /// content fixed to the scan, such as flyback distortion or detector background).
+    /// `notch`: with a lattice, the reflections of the frames compared; the lattice alias is
+    /// then chosen by the non-periodic content (`aliasChoice`), among the aliases within
+    /// `aliasReach` lattice vectors of `prediction` (frames that slipped by more are left to
+    /// block checks: against the average of all others, a frame far from the rest in time
+    /// can favour a far alias through content that changes, such as a moving front).
     func measure(_ moving: BandSpectrum, against reference: BandSpectrum,
                  prediction: SIMD2<Double>? = nil, radius: Double = .infinity,
-                 fallback: SIMD2<Double>? = nil, notch: ReflectionNotch? = nil) -> CorrelationPeak? {
+                 fallback: SIMD2<Double>? = nil, notch: ReflectionNotch? = nil,
+                 aliasReach: Double = 2.2) -> CorrelationPeak? {
         let g = geometry
         let em = energy(moving), er = energy(reference)
         guard em > 0, er > 0 else { return nil }
@@ -459,22 +469,24 @@ final class Correlator {
             }
         }}}}
         var mapReady = false
+        var aliasMargin: Double? = nil
         if let notch, filters.aliasRadius.isFinite {
             // Which lattice alias: the one where the non-periodic content correlates best.
             let centres = prediction.map { [$0] } ?? candidates
-            // Around a prediction (a frame against the average of the others) every alias
-            // within three lattice vectors competes: the average's non-periodic content
-            // stands well above noise, and a block of frames may have slipped by several
-            // vectors. Around a coarse estimate (two frames) only its own uncertainty.
-            let reach = prediction == nil ? 2.5 * filters.aliasRadius : 3 * filters.aliasRadius / 0.45
+            // Around a prediction every alias within `aliasReach` lattice vectors competes;
+            // around a coarse estimate (two frames) only its own uncertainty.
+            let reach = prediction == nil ? 2.5 * filters.aliasRadius : aliasReach * filters.aliasRadius / 0.45
             if let choice = aliasChoice(near: centres, radius: reach, notch: notch.weights) {
                 mapReady = true
+                aliasMargin = choice.nearestIsBest ? choice.z - choice.zRunnerUp : choice.zNearest - choice.z
                 if prediction == nil, choice.z >= Self.minAperiodicSignificance,
                    choice.z - choice.zNearest >= Self.minAliasMargin {
                     candidates = [choice.best]
+                    aliasMargin = choice.z - choice.zRunnerUp
                 } else if prediction != nil, choice.z - choice.zNearest >= Self.minAliasMargin {
                     center = choice.best
                     r = Swift.min(r, filters.aliasRadius)
+                    aliasMargin = choice.z - choice.zRunnerUp
                 }
             }
         }
@@ -506,7 +518,8 @@ final class Correlator {
             }
         }
         let ncc = value / (em * er).squareRoot()
-        return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot())
+        return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot(),
+                               aliasMargin: aliasMargin)
     }
 
     /// The lattice alias of the fine peak favoured by the non-periodic content.
@@ -520,9 +533,10 @@ final class Correlator {
     /// misled by slow changes such as a front moving across the field. Cf. the separation
     /// of periodic and non-periodic content by Bragg filtering, R. Kilaas, J. Microsc. 190,
     /// 45 (1998). Reads `product`; leaves the fine map in `fineFFT.real`. Returns the best
-    /// peak, its z, and the z of the peak nearest `centres[0]`.
+    /// peak and its z, the z of the peak nearest `centres[0]`, the second-highest z, and
+    /// whether the nearest peak is the best.
     private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float])
-        -> (best: SIMD2<Double>, z: Double, zNearest: Double)? {
+        -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool)? {
         let g = geometry, gw = g.gridWidth, gh = g.gridHeight, spectrum = fineFFT.spectrum
         for i in 0..<product.count { spectrum[i] = product[i] * notch[i] }
         fineFFT.inverse()
@@ -561,7 +575,8 @@ final class Correlator {
             let d = Double(l - 2 * c + r)
             return d < 0 ? Swift.max(-0.5, Swift.min(0.5, 0.5 * Double(l - r) / d)) : 0
         }
-        var best: (p: SIMD2<Double>, z: Double)? = nil, nearest: (d: Double, z: Double)? = nil
+        var best: (p: SIMD2<Double>, z: Double)? = nil, nearest: (d: Double, z: Double, p: SIMD2<Double>)? = nil
+        var runnerUp = -Double.infinity
         let strong = peaks.filter { $0.v >= 0.25 * strongest }.sorted { $0.v > $1.v }.prefix(Self.maxAliasCandidates)
         // The notched map at the fine peak's sub-sample position, by Keys cubic convolution
         // on the grid (the notched peak is as sharp as the grid step, so its nearest sample
@@ -582,12 +597,12 @@ final class Correlator {
             let oy = vertex(fineFFT.real[index(nx, ny - 1)], peak.v, fineFFT.real[index(nx, ny + 1)])
             let z = (notchedValue(Double(nx) + ox, Double(ny) + oy) - mean) / sd
             let p = SIMD2((Double(nx) + ox) * g.stepX, (Double(ny) + oy) * g.stepY)
-            if z > (best?.z ?? -.infinity) { best = (p, z) }
+            if z > (best?.z ?? -.infinity) { runnerUp = best?.z ?? runnerUp; best = (p, z) } else { runnerUp = Swift.max(runnerUp, z) }
             let d = ((p - first) * (p - first)).sum()
-            if d < (nearest?.d ?? .infinity) { nearest = (d, z) }
+            if d < (nearest?.d ?? .infinity) { nearest = (d, z, p) }
         }
         guard let best, let nearest else { return nil }
-        return (best.p, best.z, nearest.z)
+        return (best.p, best.z, nearest.z, runnerUp, nearest.p == best.p)
     }
 
     /// The strongest fine peaks scored for their non-periodic content.

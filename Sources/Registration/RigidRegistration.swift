@@ -8,22 +8,28 @@ import FrameCore
 /// 1. Each frame → mean-subtracted, Tukey-windowed spectrum cropped to the band-pass
 ///    support (`BandSpectrum`), and a low-passed coarse image of the unwindowed frame
 ///    (`CoarseGeometry`).
-/// 2. Every frame is correlated with its next `neighbours` frames (`Correlator`: coarse
-///    masked NCC on the non-periodic content (Padfield 2012) when a lattice is present,
-///    then band-pass cross-correlation searched within 0.45 of the shortest lattice vector
-///    of the coarse estimate, upsampled-DFT refinement to 1/U px, Guizar-Sicairos et al.,
-///    Opt. Lett. 33, 156 (2008));
-///    pairs whose peak does not stand `minSignificance` σ above the correlation noise are dropped.
+/// 2. A chain in time order (`timeChain`): each frame against the sum of the last four
+///    linked frames, the first frame of a segment again against the four after it. Then
+///    every frame is correlated with its next `neighbours` frames around the chain's
+///    prediction (`Correlator`: coarse masked NCC on the non-periodic content (Padfield
+///    2012) when a lattice is present, then band-pass cross-correlation searched within
+///    0.45 of the shortest lattice vector of the estimate, upsampled-DFT refinement to
+///    1/U px, Guizar-Sicairos et al., Opt. Lett. 33, 156 (2008)); pairs whose peak does not
+///    stand `minSignificance` σ above the correlation noise are dropped. On a lattice the
+///    alias is chosen by the correlation of the non-periodic content (lattice reflections
+///    notched out, `ReflectionNotch`).
 /// 3. Positions solved jointly by least squares over all pairs, inconsistent pairs removed
 ///    iteratively (`JointShifts`, as in Savitzky et al., Ultramicroscopy 191, 56 (2018)).
 /// 4. Up to `iterations` rounds, two more while frames still change lattice alias (fewer
 ///    once no frame moves by more than half the sub-pixel grid): the shifted-spectrum
 ///    average of the used frames is built, each frame re-measured against the average of
 ///    the *others* (no single noisy frame is the reference; frames without a position get a
-///    full coarse-to-fine search); on a lattice, a frame moves to another alias within three
-///    lattice vectors where the non-periodic content correlates better by 1σ (lattice
-///    reflections notched out, `ReflectionNotch`); frames whose peak is not significant are
-///    rejected (`"noise"`).
+///    full coarse-to-fine search); on a lattice, a frame moves to another alias within 2.2
+///    lattice vectors where the non-periodic content correlates better by
+///    `Correlator.minAliasMargin` σ; frames whose peak is not significant are rejected
+///    (`"noise"`). Then, at the three least certain links of the chain, the frames after
+///    the link are measured together against those before it (`moveSlippedBlocks`), and the
+///    rounds repeat if a block moved.
 /// 5. Positions re-referenced to the group average (mean of used positions = 0);
 ///    shifts beyond `maxShiftPx` or with less than `minOverlapFraction` common area are
 ///    rejected (`"overlap"`).
@@ -378,57 +384,66 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         // Re-measure every frame against the average of the others.
         let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
         let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
-        // Aliases are checked in the first round and again after a round that moved a frame
-        // to another alias (which then earns up to two extra rounds).
-        var checkAliases = true
-        for round in 1...(Swift.max(1, options.iterations) + 2) {
-            let average = sum(spectra, positions)
-            let aliasNotch = checkAliases ? notch : nil
-            let contributors = positions.indices.filter { positions[$0] != nil }.count
-            let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
-                let k = valid[v]
-                guard let s = spectra[k] else { return nil }
-                var reference = average
-                var others = contributors
-                if let p = positions[k] {
-                    self.subtractShifted(s, by: p, from: &reference)
-                    others -= 1
+        func refine() throws {
+            // Aliases are checked in the first round and again after a round that moved a frame
+            // to another alias (which then earns up to two extra rounds).
+            var checkAliases = true
+            for round in 1...(Swift.max(1, options.iterations) + 2) {
+                let average = sum(spectra, positions)
+                let aliasNotch = checkAliases ? notch : nil
+                let contributors = positions.indices.filter { positions[$0] != nil }.count
+                let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
+                    let k = valid[v]
+                    guard let s = spectra[k] else { return nil }
+                    var reference = average
+                    var others = contributors
+                    if let p = positions[k] {
+                        self.subtractShifted(s, by: p, from: &reference)
+                        others -= 1
+                    }
+                    guard others > 0 else { return nil }
+                    if let p = positions[k] {
+                        return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch)
+                    }
+                    reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
+                    return c.measure(s, against: reference, notch: notch)
                 }
-                guard others > 0 else { return nil }
-                if let p = positions[k] {
-                    return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch)
+                if valid.count == 1 {
+                    // A lone frame is its own reference.
+                    scores[valid[0]] = 1; positions[valid[0]] = .zero
+                    break
                 }
-                reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
-                return c.measure(s, against: reference, notch: notch)
-            }
-            if valid.count == 1 {
-                // A lone frame is its own reference.
-                scores[valid[0]] = 1; positions[valid[0]] = .zero
-                break
-            }
-            let before = positions
-            for (v, k) in valid.enumerated() {
-                if let m = results[v], m.significance >= options.minSignificance, m.ncc >= options.minScore {
-                    positions[k] = SIMD2(m.dx, m.dy); scores[k] = m.ncc; rejections[k] = nil
-                } else {
-                    positions[k] = nil; scores[k] = Swift.max(0, results[v]?.ncc ?? 0); rejections[k] = "noise"
+                let before = positions
+                for (v, k) in valid.enumerated() {
+                    if let m = results[v], m.significance >= options.minSignificance, m.ncc >= options.minScore {
+                        positions[k] = SIMD2(m.dx, m.dy); scores[k] = m.ncc; rejections[k] = nil
+                    } else {
+                        positions[k] = nil; scores[k] = Swift.max(0, results[v]?.ncc ?? 0); rejections[k] = "noise"
+                    }
                 }
-            }
-            excludeFarFrames(&positions, &rejections)
-            // Converged (no frame moved by half the refinement grid, the same frames used):
-            // a further round would reproduce the same positions.
-            var converged = true
-            checkAliases = false
-            for k in valid {
-                switch (before[k], positions[k]) {
-                case let (a?, b?):
-                    if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
-                    if ((a - b) * (a - b)).sum() > filters.aliasRadius * filters.aliasRadius { checkAliases = true }
-                case (nil, nil): break
-                default: converged = false
+                excludeFarFrames(&positions, &rejections)
+                // Converged (no frame moved by half the refinement grid, the same frames used):
+                // a further round would reproduce the same positions.
+                var converged = true
+                checkAliases = false
+                for k in valid {
+                    switch (before[k], positions[k]) {
+                    case let (a?, b?):
+                        if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
+                        if ((a - b) * (a - b)).sum() > filters.aliasRadius * filters.aliasRadius { checkAliases = true }
+                    case (nil, nil): break
+                    default: converged = false
+                    }
                 }
+                if converged || (!checkAliases && round >= Swift.max(1, options.iterations)) { break }
             }
-            if converged || (!checkAliases && round >= Swift.max(1, options.iterations)) { break }
+        }
+        try refine()
+        // A block of frames that slipped by a lattice vector at an uncertain link of the
+        // chain: the frames after the link, summed, against those before it.
+        if let notch, moveSlippedBlocks(&positions, chain: chain, valid: valid, spectra: spectra, notch: notch,
+                                        radius: localRadius) {
+            try refine()
         }
         // Gauge: the group average is the reference (mean used position = 0).
         let used = positions.compactMap { $0 }
@@ -439,6 +454,37 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         return GroupSolution(positions: positions, scores: scores, rejections: rejections,
                              average: sum(spectra, positions), usedCount: used.count)
     }
+
+    /// At the `slipChecks` chain links whose alias was least clear, the positioned frames
+    /// after the link are summed and measured against those before it (around zero, with
+    /// the alias chosen by the non-periodic content); when another alias wins, every frame
+    /// after the link moves by it. Two sums of many frames decide an alias that one frame
+    /// against the average of all others cannot: there, a slipped block nearly as large as
+    /// the rest pulls its own frames back. Returns whether a block moved.
+    func moveSlippedBlocks(_ positions: inout [SIMD2<Double>?], chain: TimeChain, valid: [Int], spectra: SpectrumStore,
+                           notch: ReflectionNotch, radius: Double) -> Bool {
+        let links = valid.compactMap { k in chain.linkMargin[k].map { (k: k, margin: $0) } }
+            .sorted { $0.margin < $1.margin }.prefix(Self.slipChecks)
+        var moved = false
+        for link in links {
+            var before = positions, after = positions
+            for k in positions.indices { if k < link.k { after[k] = nil } else { before[k] = nil } }
+            guard before.compactMap({ $0 }).count >= 2, after.compactMap({ $0 }).count >= 2 else { continue }
+            let empty = CoarseImage(pixels: [], mask: [])
+            let a = BandSpectrum(values: bandSum(spectra, before), coarse: empty)
+            let b = BandSpectrum(values: bandSum(spectra, after), coarse: empty)
+            guard let m = correlators[0].measure(b, against: a, prediction: .zero, radius: radius, notch: notch,
+                                                 aliasReach: 3) else { continue }
+            let d = SIMD2(m.dx, m.dy)
+            guard (d * d).sum() > filters.aliasRadius * filters.aliasRadius else { continue }
+            for k in positions.indices where k >= link.k { positions[k] = positions[k].map { $0 + d } }
+            moved = true
+        }
+        return moved
+    }
+
+    /// Chain links checked for a slipped block of frames.
+    static var slipChecks: Int { 3 }
 
     /// Frames of the chain's segment summed into the reference of its next link.
     static var chainReference: Int { 4 }
@@ -484,13 +530,34 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             if let m, m.significance >= options.minSignificance {
                 let step = SIMD2(m.dx, m.dy)
                 if let v = velocity { let e = step - v * gap; misses.append((e * e).sum()) }
-                chain.link(k, to: a, by: step)
+                chain.link(k, to: a, by: step, aliasMargin: m.aliasMargin)
                 velocity = step / gap; last = k; segmentLength += 1; recent.append(k)
             } else if segmentLength == 1 || k - a >= maxGap {
+                relinkFirst(recent, &chain, spectra, notch: notch)
                 chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; recent = [k]
             }
         }
+        relinkFirst(recent, &chain, spectra, notch: notch)
         return chain
+    }
+
+    /// The first frame of a segment was linked against one frame, the others against the
+    /// sum of several: it is measured again against the sum of the `chainReference` frames
+    /// after it (around its chain position, aliases within three lattice vectors compared
+    /// by the non-periodic content) and moved when another alias wins.
+    func relinkFirst(_ segment: [Int], _ chain: inout TimeChain, _ spectra: SpectrumStore, notch: ReflectionNotch?) {
+        guard let notch, segment.count > Self.chainReference else { return }
+        let f = segment[0], b = segment[1]
+        var onB = [SIMD2<Double>?](repeating: nil, count: spectra.count)
+        for j in segment[1...Self.chainReference] { onB[j] = chain.relative(b, j) }
+        guard let current = chain.relative(b, f), var reference = spectra[b] else { return }
+        reference.values = bandSum(spectra, onB)
+        let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
+        if let m = correlators[0].measure(spectra[f]!, against: reference, prediction: current, radius: localRadius,
+                                          notch: notch, aliasReach: 3),
+           m.significance >= options.minSignificance {
+            chain.move(f, by: SIMD2(m.dx, m.dy) - current)
+        }
     }
 
     /// Frames more than `maxShiftPx` (either axis) from the median position cannot share
@@ -598,15 +665,23 @@ struct TimeChain {
     init(count: Int) {
         position = [SIMD2<Double>?](repeating: nil, count: count)
         segment = [Int?](repeating: nil, count: count)
+        linkMargin = [Double?](repeating: nil, count: count)
     }
 
     /// Frame `k` starts a new segment.
     mutating func start(_ k: Int) { position[k] = .zero; segment[k] = segments; segments += 1 }
 
     /// Frame `k` sits at `step` from frame `a` (already in the chain).
-    mutating func link(_ k: Int, to a: Int, by step: SIMD2<Double>) {
+    mutating func link(_ k: Int, to a: Int, by step: SIMD2<Double>, aliasMargin: Double? = nil) {
         position[k] = position[a]! + step; segment[k] = segment[a]
+        linkMargin[k] = aliasMargin
     }
+
+    /// Frame `k` moves by `d` (its links keep their margins).
+    mutating func move(_ k: Int, by d: SIMD2<Double>) { position[k] = position[k].map { $0 + d } }
+
+    /// How clearly the link into each frame chose its lattice alias (`CorrelationPeak.aliasMargin`).
+    private(set) var linkMargin: [Double?]
 
     /// `p_j − p_i` when both frames are in the same segment.
     func relative(_ i: Int, _ j: Int) -> SIMD2<Double>? {
