@@ -289,18 +289,15 @@ public enum RunPipeline {
         options.maxShiftPx = config.maxShiftPx
         // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
         // finer sampling than that only adds shot noise to the correlation. On coarsely
-        // sampled frames the default cut-off would remove a reflection altogether (columns
-        // 3.6 px apart sit at 0.27 cycles/px), leaving the shift along the layers to the
-        // non-periodic content alone: the band then reaches 1.5× that reflection, past the
-        // start of its roll-off (0.7 of the cut-off). (Raising it further for reflections
-        // already inside the roll-off brings closer lattice aliases: on a 256 px
-        // scan-distortion run a first frame then slipped by a lattice vector.)
+        // sampled frames the default cut-off would attenuate or remove the reflections
+        // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
+        // the layers to the non-periodic content alone: the band always reaches 1.5× the
+        // highest reflection, past the start of its roll-off (0.7 of the cut-off).
         if let first = try? frames.image(at: 0),
            let lattice = try? LatticeFinder.find(in: first, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm) {
             let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
                         lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
-            options.bandPassHigh = g > options.bandPassHigh ? min(0.5, 1.5 * g)
-                                                            : min(options.bandPassHigh, max(0.05, 2.5 * g))
+            options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
         }
         let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         var averages = try groups.map { members in
