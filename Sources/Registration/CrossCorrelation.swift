@@ -417,9 +417,10 @@ final class Correlator {
     /// content fixed to the scan, such as flyback distortion or detector background).
     /// `notch`: with a lattice, the reflections of the frames compared; the lattice alias is
     /// then chosen by the non-periodic content (`aliasChoice`), among the aliases within
-    /// `aliasReach` lattice vectors of `prediction` (frames that slipped by more are left to
-    /// block checks: against the average of all others, a frame far from the rest in time
-    /// can favour a far alias through content that changes, such as a moving front).
+    /// `aliasReach` lattice vectors of `prediction` or of the coarse candidates (frames that
+    /// slipped by more are left to block checks: against the average of all others, a frame
+    /// far from the rest in time can favour a far alias through content that changes, such
+    /// as a moving front).
     func measure(_ moving: BandSpectrum, against reference: BandSpectrum,
                  prediction: SIMD2<Double>? = nil, radius: Double = .infinity,
                  fallback: SIMD2<Double>? = nil, notch: ReflectionNotch? = nil,
@@ -473,9 +474,11 @@ final class Correlator {
         if let notch, filters.aliasRadius.isFinite {
             // Which lattice alias: the one where the non-periodic content correlates best.
             let centres = prediction.map { [$0] } ?? candidates
-            // Around a prediction every alias within `aliasReach` lattice vectors competes;
-            // around a coarse estimate (two frames) only its own uncertainty.
-            let reach = prediction == nil ? 2.5 * filters.aliasRadius : aliasReach * filters.aliasRadius / 0.45
+            // Every alias within `aliasReach` lattice vectors of the prediction or of the
+            // coarse candidates competes: the coarse estimate can stay near zero while the
+            // specimen drifts 8 px per frame (a front moving against the drift keeps the
+            // low-passed image in place; scan-distortion at 256 px).
+            let reach = aliasReach * filters.aliasRadius / 0.45
             if let choice = aliasChoice(near: centres, radius: reach, notch: notch.weights) {
                 mapReady = true
                 aliasMargin = choice.nearestIsBest ? choice.z - choice.zRunnerUp : choice.zNearest - choice.z
