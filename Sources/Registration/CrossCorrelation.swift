@@ -356,8 +356,9 @@ struct CorrelationPeak: Sendable {
 /// Opt. Lett. 33, 156 (2008). On periodic lattices the shift is first measured on the
 /// non-periodic content only (masked NCC of low-passed frames, `CoarseGeometry`), or taken
 /// as ~0 by continuity in time when there is none, and the fine peak is searched within
-/// 0.45 of the shortest lattice vector of it, so it cannot alias by a unit cell.
-/// The frame is accepted when the peak's NCC stands `minSignificance` noise σ above 0
+/// 0.45 of the shortest lattice vector of it; given the frames' reflections, which of the
+/// lattice aliases around it is taken is decided by the band's non-periodic content
+/// (`aliasChoice`). The frame is accepted when the peak's NCC stands `minSignificance` noise σ above 0
 /// (σ ≤ 1/√(effective Fourier modes in the band)). One `Correlator` per thread: it owns
 /// its FFTW buffers and scratch; not thread-safe itself.
 final class Correlator {
