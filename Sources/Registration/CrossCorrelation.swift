@@ -421,11 +421,12 @@ final class Correlator {
     /// `aliasReach` lattice vectors of `prediction` or of the coarse candidates (frames that
     /// slipped by more are left to block checks: against the average of all others, a frame
     /// far from the rest in time can favour a far alias through content that changes, such
-    /// as a moving front).
+    /// as a moving front). `coarse`: the coarse stage's peak for these two frames when
+    /// already measured (`coarsePeak`).
     func measure(_ moving: BandSpectrum, against reference: BandSpectrum,
                  prediction: SIMD2<Double>? = nil, radius: Double = .infinity,
                  fallback: SIMD2<Double>? = nil, notch: ReflectionNotch? = nil,
-                 aliasReach: Double = 2.2) -> CorrelationPeak? {
+                 aliasReach: Double = 2.2, coarse: CorrelationPeak? = nil) -> CorrelationPeak? {
         let g = geometry
         let em = energy(moving), er = energy(reference)
         guard em > 0, er > 0 else { return nil }
@@ -443,7 +444,7 @@ final class Correlator {
             // prediction, no motion. Each is searched within the alias radius and the highest
             // fine peak wins: non-periodic content and the finite overlap make the true
             // peak stand above its lattice aliases.
-            if let coarse = coarsePeak(moving, reference), coarse.significance >= 3 {
+            if let coarse = coarse ?? coarsePeak(moving, reference), coarse.significance >= 3 {
                 candidates.append(SIMD2(coarse.dx, coarse.dy))
             }
             if let fallback { candidates.append(fallback) }
@@ -628,9 +629,8 @@ final class Correlator {
     }
 
     /// The coarse (low-pass, non-periodic) correlation peak.
-    private func coarsePeak(_ moving: BandSpectrum, _ reference: BandSpectrum) -> CorrelationPeak? {
-        guard let peak = masked.measure(moving.coarse, against: reference.coarse) else { return nil }
-        return peak
+    func coarsePeak(_ moving: BandSpectrum, _ reference: BandSpectrum) -> CorrelationPeak? {
+        masked.measure(moving.coarse, against: reference.coarse)
     }
 
     /// The largest sample of a correlation map (in `ws.real`) within the search limits

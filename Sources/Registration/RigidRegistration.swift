@@ -506,11 +506,18 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     func timeChain(_ order: [Int], _ spectra: SpectrumStore, notch: ReflectionNotch?) -> TimeChain {
         var chain = TimeChain(count: spectra.count)
         let maxGap = 3
+        // The coarse peaks of consecutive frames, measured in parallel ahead of the chain
+        // (which links one frame after another, on one core): the link to the previous
+        // frame is the usual one.
+        let consecutive = (try? parallelMap(order.count) { i, c -> CorrelationPeak? in
+            guard i > 0, let s = spectra[order[i]], let r = spectra[order[i - 1]] else { return nil }
+            return c.coarsePeak(s, r)
+        }) ?? []
         var last: Int? = nil, segmentLength = 0
         var velocity: SIMD2<Double>? = nil   // px per frame
         var misses: [Double] = []            // |increment − prediction|² of the segment's links
         var recent: [Int] = []               // the segment's frames, in order
-        for k in order {
+        for (i, k) in order.enumerated() {
             guard let a = last else {
                 chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; recent = [k]; continue
             }
@@ -526,7 +533,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             var reference = spectra[a]!
             if recent.count > 1 { reference.values = bandSum(spectra, onA) }
             let m = correlators[0].measure(spectra[k]!, against: reference,
-                                           fallback: steady ? velocity.map { $0 * gap } : nil, notch: notch)
+                                           fallback: steady ? velocity.map { $0 * gap } : nil, notch: notch,
+                                           coarse: i > 0 && order[i - 1] == a ? consecutive[i] : nil)
             if let m, m.significance >= options.minSignificance {
                 let step = SIMD2(m.dx, m.dy)
                 if let v = velocity { let e = step - v * gap; misses.append((e * e).sum()) }
