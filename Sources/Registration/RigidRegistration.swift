@@ -382,7 +382,6 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         var scores = [Double](repeating: 0, count: n)
 
         // Re-measure every frame against the average of the others.
-        let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
         let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
         func refine() throws {
             // Aliases are checked in the first round and again after a round that moved a frame
@@ -486,6 +485,10 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// Chain links checked for a slipped block of frames.
     static var slipChecks: Int { 3 }
 
+    /// Search radius (px) around a position already known to the right lattice alias: below
+    /// the alias radius, at least one grid step.
+    var localRadius: Double { Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY)) }
+
     /// Frames of the chain's segment summed into the reference of its next link.
     static var chainReference: Int { 4 }
 
@@ -560,7 +563,6 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         for j in segment[1...Self.chainReference] { onB[j] = chain.relative(b, j) }
         guard let current = chain.relative(b, f), var reference = spectra[b] else { return }
         reference.values = bandSum(spectra, onB)
-        let localRadius = Swift.max(Swift.min(filters.aliasRadius, 3), Swift.max(geometry.stepX, geometry.stepY))
         if let m = correlators[0].measure(spectra[f]!, against: reference, prediction: current, radius: localRadius,
                                           notch: notch, aliasReach: 3),
            m.significance >= options.minSignificance {

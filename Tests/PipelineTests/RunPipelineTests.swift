@@ -94,15 +94,7 @@ import Simulation
     /// the surface fixed the shift and frames slid along the layers (0.88 px RMS on the
     /// bundled gradual-onset sample). The band now reaches past the column reflections.
     @Test func coarselySampledFramesRegisterAlongTheLayers() throws {
-        let dir = Self.scratch("coarse-sampling"), out = Self.scratch("coarse-sampling-out")
-        var o = SimulationOptions(preset: .gradualOnset, size: 192)
-        o.framesPerStep = 2
-        try HeatingRunSimulator(o).write(to: dir)
-        var options = RunOptions()
-        options.registrationOnly = true
-        _ = try RunPipeline.run(runDir: dir, outDir: out, options: options,
-                                progress: ProgressReporter(style: .quiet), cancel: Cancellation())
-        let m = try #require(RunValidation.validate(outDir: out, truthDir: dir).metric("registration_rms_error"))
+        let m = try Self.rigidRegistration(.gradualOnset, size: 192, framesPerStep: 2)
         print("gradual-onset at 192 px, 2 frames per step: registration \(m.value ?? .nan) px")
         #expect(m.passed == true)
     }
@@ -111,18 +103,23 @@ import Simulation
     /// while the low-passed image, with a front moving against the drift, stays near zero
     /// shift. The chain once searched aliases only near that coarse estimate: 9.06 px RMS.
     @Test func fastDriftWithAStillLowPassedImageRegisters() throws {
-        let dir = Self.scratch("fast-drift"), out = Self.scratch("fast-drift-out")
-        var o = SimulationOptions(preset: .scanDistortion, size: 256)
-        o.framesPerStep = 4
+        let m = try Self.rigidRegistration(.scanDistortion, size: 256, framesPerStep: 4)
+        print("scan-distortion at 256 px, 4 frames per step: registration \(m.value ?? .nan) px")
+        #expect(m.passed == true)
+    }
+
+    /// `heatfront register` (rigid) on a simulated run, scored by `validate`.
+    static func rigidRegistration(_ preset: SimulationPreset, size: Int, framesPerStep: Int) throws -> Metric {
+        let dir = scratch("\(preset.cliName)-\(size)"), out = scratch("\(preset.cliName)-\(size)-out")
+        var o = SimulationOptions(preset: preset, size: size)
+        o.framesPerStep = framesPerStep
         try HeatingRunSimulator(o).write(to: dir)
         var options = RunOptions()
         options.registrationOnly = true
         options.mode = .rigid
         _ = try RunPipeline.run(runDir: dir, outDir: out, options: options,
                                 progress: ProgressReporter(style: .quiet), cancel: Cancellation())
-        let m = try #require(RunValidation.validate(outDir: out, truthDir: dir).metric("registration_rms_error"))
-        print("scan-distortion at 256 px, 4 frames per step: registration \(m.value ?? .nan) px")
-        #expect(m.passed == true)
+        return try #require(RunValidation.validate(outDir: out, truthDir: dir).metric("registration_rms_error"))
     }
 
     /// Reruns, resumed runs and forced runs write the same bytes (run contract §2), apart from
