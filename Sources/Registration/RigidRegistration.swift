@@ -537,7 +537,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             if recent.count > 1 { reference.values = bandSum(spectra, onA) }
             let m = correlators[0].measure(spectra[k]!, against: reference,
                                            fallback: steady ? velocity.map { $0 * gap } : nil, notch: notch,
-                                           coarse: i > 0 && order[i - 1] == a ? consecutive[i] : nil)
+                                           coarse: i > 0 && i < consecutive.count && order[i - 1] == a ? consecutive[i] : nil)
             if let m, m.significance >= options.minSignificance {
                 let step = SIMD2(m.dx, m.dy)
                 if let v = velocity { let e = step - v * gap; misses.append((e * e).sum()) }
