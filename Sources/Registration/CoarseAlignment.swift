@@ -94,7 +94,7 @@ struct CoarseGeometry: Sendable {
                 for x in 0..<bw { out[x] = out[x] * norm - mean }
             }
         }
-        ws.forward()
+        ws.forward(columns: gridWidth / 2 + 1)
         let hw = gridWidth / 2 + 1, shw = ws.spectrumWidth
         let scale = Float(1 / Double(bw * binnedHeight))
         for r in 0..<gridHeight {

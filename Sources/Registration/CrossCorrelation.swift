@@ -138,7 +138,7 @@ struct CorrelationGeometry: Sendable {
                 }
             }
         }
-        ws.forward()
+        ws.forward(columns: halfWidth)
         // Scale so spectra of large frames stay far from Float overflow in products.
         let scale = Float(1 / Double(width * height).squareRoot())
         let hw = halfWidth, shw = ws.spectrumWidth
