@@ -73,16 +73,30 @@ public enum UpsampledDFT {
                 for c in 0..<chunks { re[c] = .zero; im[c] = .zero }
                 var any = false
                 let row = spectrum.baseAddress! + r * hw
-                for k in 0..<hw {
-                    let p = row[k]
-                    if p.x == 0 && p.y == 0 { continue }
-                    any = true
-                    let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
-                    let base = k * chunks
-                    for c in 0..<chunks {
-                        let co = cxp[base + c], si = sxp[base + c]
-                        re[c] += pr * co - pi * si
-                        im[c] += pr * si + pi * co
+                if chunks == 1 {
+                    // The usual case (≤ 8 positions): accumulators held in registers.
+                    var accRe = SIMD8<Float>.zero, accIm = SIMD8<Float>.zero
+                    for k in 0..<hw {
+                        let p = row[k]
+                        if p.x == 0 && p.y == 0 { continue }
+                        any = true
+                        let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
+                        accRe += pr * cxp[k] - pi * sxp[k]
+                        accIm += pr * sxp[k] + pi * cxp[k]
+                    }
+                    re[0] = accRe; im[0] = accIm
+                } else {
+                    for k in 0..<hw {
+                        let p = row[k]
+                        if p.x == 0 && p.y == 0 { continue }
+                        any = true
+                        let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
+                        let base = k * chunks
+                        for c in 0..<chunks {
+                            let co = cxp[base + c], si = sxp[base + c]
+                            re[c] += pr * co - pi * si
+                            im[c] += pr * si + pi * co
+                        }
                     }
                 }
                 guard any else { continue }
