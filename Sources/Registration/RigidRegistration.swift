@@ -349,27 +349,9 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         // per frame does not alias by a unit cell.
         let notch = filters.aliasRadius.isFinite
             ? ReflectionNotch(valid.compactMap { spectra[$0]?.values }, geometry: geometry) : nil
-        let chain = timeChain(valid, spectra, notch: notch)
-        // Then each frame with its next `neighbours` readable frames. Within one chain
-        // segment the pair is searched only around the chain's prediction: the fine
-        // correlation cannot tell lattice aliases apart, and a prediction from small
-        // consecutive increments is more reliable than a coarse estimate over a longer
-        // time (which may be ill-conditioned along a straight boundary).
-        var pairs: [(Int, Int)] = []
-        var predicted: [SIMD2<Double>?] = []
-        for a in valid.indices {
-            for b in (a + 1)..<Swift.min(valid.count, a + 1 + Swift.max(1, options.neighbours)) {
-                pairs.append((valid[a], valid[b]))
-                predicted.append(chain.relative(valid[a], valid[b]))
-            }
-        }
-        let pairPeaks = try parallelMap(pairs.count) { p, c in
-            if let prediction = predicted[p] {
-                return c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!,
-                                 prediction: prediction, radius: self.filters.aliasRadius)
-            }
-            return c.measure(spectra[pairs[p].1]!, against: spectra[pairs[p].0]!)
-        }
+        // Then each frame with its next `neighbours` readable frames, measured while the
+        // chain is still being linked (`chainWithPairs`).
+        let (chain, pairs, pairPeaks) = chainWithPairs(valid, spectra, notch: notch)
         var edges: [PairShift] = []
         for (p, m) in pairPeaks.enumerated() {
             if let m, m.significance >= options.minSignificance {
@@ -492,6 +474,71 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// Frames of the chain's segment summed into the reference of its next link.
     static var chainReference: Int { 4 }
 
+    /// The time chain (`timeChain`) and each frame measured against its next `neighbours`
+    /// readable frames. Within one chain segment a pair is searched only around the chain's
+    /// prediction: the fine correlation cannot tell lattice aliases apart, and a prediction
+    /// from small consecutive increments is more reliable than a coarse estimate over a
+    /// longer time (which may be ill-conditioned along a straight boundary).
+    ///
+    /// The chain links one frame after another on this thread; a pair is measured on the
+    /// other threads as soon as the chain positions of both its frames are final (every
+    /// frame the chain has passed, except its current segment's first, which `relinkFirst`
+    /// may still move), the rest on all threads once the chain is done. Each pair's result
+    /// depends only on its frames and prediction, so the order of work does not change it.
+    /// Returns the pairs as frame indices, with their peaks.
+    func chainWithPairs(_ valid: [Int], _ spectra: SpectrumStore, notch: ReflectionNotch?)
+        -> (chain: TimeChain, pairs: [(Int, Int)], peaks: [CorrelationPeak?]) {
+        var pairs: [(Int, Int)] = []
+        var byLater = [[Int]](repeating: [], count: valid.count)   // pairs by their later frame's place
+        for a in valid.indices {
+            for b in (a + 1)..<Swift.min(valid.count, a + 1 + Swift.max(1, options.neighbours)) {
+                byLater[b].append(pairs.count)
+                pairs.append((valid[a], valid[b]))
+            }
+        }
+        // The coarse peaks of consecutive frames (the chain's usual links), on all threads first.
+        let consecutive = (try? parallelMap(valid.count) { i, c -> CorrelationPeak? in
+            guard i > 0, let s = spectra[valid[i]], let r = spectra[valid[i - 1]] else { return nil }
+            return c.coarsePeak(s, r)
+        }) ?? []
+        let peaks = ResultSlots<CorrelationPeak?>(count: pairs.count)
+        let queue = WorkQueue<(pair: Int, prediction: SIMD2<Double>?)>()
+        let (allPairs, radius) = (pairs, filters.aliasRadius)
+        let measure: @Sendable (Int, SIMD2<Double>?, Correlator) -> Void = { p, prediction, c in
+            let (i, j) = allPairs[p]
+            peaks.set(p, .success(prediction.map {
+                c.measure(spectra[j]!, against: spectra[i]!, prediction: $0, radius: radius)
+            } ?? c.measure(spectra[j]!, against: spectra[i]!)))
+        }
+        let workers = DispatchGroup()
+        for t in 1..<correlators.count {
+            let c = UncheckedBox(correlators[t])
+            workers.enter()
+            Thread {
+                while let item = queue.take() { measure(item.pair, item.prediction, c.value) }
+                workers.leave()
+            }.start()
+        }
+        var waiting: [Int] = [], passedSoFar = 0
+        func release(_ chain: TimeChain, passed: Int, pending: Int?) {
+            while passedSoFar < passed { waiting += byLater[passedSoFar]; passedSoFar += 1 }
+            var ready: [(pair: Int, prediction: SIMD2<Double>?)] = []
+            waiting.removeAll { p in
+                let (i, j) = pairs[p]
+                guard i != pending && j != pending else { return false }
+                ready.append((p, chain.relative(i, j)))
+                return true
+            }
+            queue.push(ready)
+        }
+        let chain = timeChain(valid, spectra, notch: notch, consecutive: consecutive, settled: release)
+        release(chain, passed: valid.count, pending: nil)
+        queue.close()
+        while let item = queue.take() { measure(item.pair, item.prediction, correlators[0]) }
+        workers.wait()
+        return (chain, pairs, (0..<pairs.count).map { (try? peaks.get($0)?.get()) ?? nil })
+    }
+
     /// Positions of frames linked one after another in time order (`TimeChain`).
     ///
     /// Frame `k` is measured against the chain's last frame (its coarse image, and the sum
@@ -506,21 +553,16 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// significantly is left out (the next frame tries the same last frame again) unless
     /// the last frame is the segment's only one (then the new frame starts over in its
     /// place) or the gap reached three frames (then a new segment starts).
-    func timeChain(_ order: [Int], _ spectra: SpectrumStore, notch: ReflectionNotch?) -> TimeChain {
+    func timeChain(_ order: [Int], _ spectra: SpectrumStore, notch: ReflectionNotch?, consecutive: [CorrelationPeak?],
+                   settled: (_ chain: TimeChain, _ passed: Int, _ pending: Int?) -> Void) -> TimeChain {
         var chain = TimeChain(count: spectra.count)
         let maxGap = 3
-        // The coarse peaks of consecutive frames, measured in parallel ahead of the chain
-        // (which links one frame after another, on one core): the link to the previous
-        // frame is the usual one.
-        let consecutive = (try? parallelMap(order.count) { i, c -> CorrelationPeak? in
-            guard i > 0, let s = spectra[order[i]], let r = spectra[order[i - 1]] else { return nil }
-            return c.coarsePeak(s, r)
-        }) ?? []
         var last: Int? = nil, segmentLength = 0
         var velocity: SIMD2<Double>? = nil   // px per frame
         var misses: [Double] = []            // |increment − prediction|² of the segment's links
         var recent: [Int] = []               // the segment's frames, in order
         for (i, k) in order.enumerated() {
+            defer { settled(chain, i + 1, recent.first) }
             guard let a = last else {
                 chain.start(k); last = k; segmentLength = 1; velocity = nil; misses = []; recent = [k]; continue
             }
@@ -705,4 +747,30 @@ struct TimeChain {
 private struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// Items handed from one thread to workers: `take` waits until an item is ready, and returns
+/// nil once the queue is closed and empty.
+final class WorkQueue<Item>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Item] = []
+    private var next = 0
+    private var closed = false
+
+    func push(_ new: [Item]) {
+        guard !new.isEmpty else { return }
+        condition.lock(); items += new; condition.broadcast(); condition.unlock()
+    }
+
+    func close() {
+        condition.lock(); closed = true; condition.broadcast(); condition.unlock()
+    }
+
+    func take() -> Item? {
+        condition.lock(); defer { condition.unlock() }
+        while next == items.count && !closed { condition.wait() }
+        guard next < items.count else { return nil }
+        next += 1
+        return items[next - 1]
+    }
 }
