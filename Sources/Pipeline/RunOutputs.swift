@@ -46,8 +46,9 @@ struct RunOutputs {
 
     /// `aligned/step_<k>_average.tif`: float32 on the run's reference frame, ImageJ calibration.
     func writeAverages(_ averages: [AlignedAverage], pixelSizeNm: Double?) throws {
-        for (k, a) in averages.enumerated() {
-            let frame = Frame(image: a.image, metadata: FrameMetadata(pixelSizeXNm: pixelSizeNm, pixelSizeYNm: pixelSizeNm))
+        _ = try ResultSlots<Void>.map(averages.count) { k in
+            let frame = Frame(image: averages[k].image,
+                              metadata: FrameMetadata(pixelSizeXNm: pixelSizeNm, pixelSizeYNm: pixelSizeNm))
             try AtomicFile.write(to: url("aligned/step_\(k)_average.tif")) { tmp in
                 try TIFFWriter.write([frame], as: .float32, to: tmp)
             }

@@ -293,8 +293,14 @@ public enum RunPipeline {
         // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
         // the layers to the non-periodic content alone: the band always reaches 1.5× the
         // highest reflection, past the start of its roll-off (0.7 of the cut-off).
+        // The reflections are read from the first frame's central 512² (a quarter of the
+        // work at 1024², and dozens of periods), from the whole frame if the centre has none.
+        func lattice(_ image: Image) -> Lattice? {
+            try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
+        }
         if let first = try? frames.image(at: 0),
-           let lattice = try? LatticeFinder.find(in: first, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm) {
+           let lattice = lattice(first.cropped(x0: (first.width - 512) / 2, y0: (first.height - 512) / 2,
+                                               x1: (first.width + 512) / 2, y1: (first.height + 512) / 2)) ?? lattice(first) {
             let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
                         lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
             options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
@@ -382,9 +388,10 @@ public enum RunPipeline {
                                warnings: warnings), "registration")
         for w in warnings { progress.warn(w) }
         try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
-        for (k, a) in averages.enumerated() {
-            try cache.storeImage(a.image, "step_\(k)_average")
-            try cache.storeImage(a.weight, "step_\(k)_weight")
+        let stored = averages
+        _ = try ResultSlots<Void>.map(2 * stored.count) { i in
+            let (k, a) = (i / 2, stored[i / 2])
+            try i % 2 == 0 ? cache.storeImage(a.image, "step_\(k)_average") : cache.storeImage(a.weight, "step_\(k)_weight")
         }
         return Registered(shifts: shifts, averages: averages, fields: fields,
                           summary: registrationSummary(config: config, fields: fields,
