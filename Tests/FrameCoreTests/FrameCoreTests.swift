@@ -30,6 +30,24 @@ import Foundation
         for (a, b) in zip(back.pixels, img.pixels) { #expect(abs(a - b) < 1e-5) }
     }
 
+    @Test func bandLimitedForwardMatchesTheFullTransformInItsColumns() {
+        let w = 48, h = 30, columns = 7
+        let img = Image(width: w, height: h) { x, y in Float(sin(Double(x * x + 3 * y)) + 0.1 * Double(y)) }
+        let full = FFTWorkspace(width: w, height: h), band = FFTWorkspace(width: w, height: h)
+        full.load(img); full.forward()
+        band.load(img); band.forward(columns: columns)
+        let hw = w / 2 + 1
+        var worst: Float = 0, largest: Float = 0
+        for r in 0..<h {
+            for c in 0..<columns {
+                worst = max(worst, simd_len(full.spectrum[r * hw + c] - band.spectrum[r * hw + c]))
+                largest = max(largest, simd_len(full.spectrum[r * hw + c]))
+            }
+        }
+        #expect(largest > 10)
+        #expect(worst < 1e-5 * largest)
+    }
+
     @Test func complexFFTRoundTrip() {
         let ws = ComplexFFTWorkspace(width: 8, height: 6)
         for i in 0..<48 { ws.data[i] = Complex(Float(i), Float(-i)) }
