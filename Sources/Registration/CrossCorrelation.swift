@@ -169,6 +169,9 @@ struct CorrelationGeometry: Sendable {
 /// searched only within `aliasRadius` (0.45 × the shortest lattice vector) of it.
 struct CorrelationFilters: Sendable {
     let fine: [Float]
+    /// `fine` times the Hermitian multiplicity (1 for kx = 0 and the even-size Nyquist column,
+    /// else 2), once for the real and once for the imaginary part of each bin (`Correlator.energy`).
+    let energyWeights: [Float]
     /// Gaussian low-pass σ (cycles/px) of the coarse stage: a fifth of the lowest lattice
     /// reflection, so the lattice is suppressed by e^−12.5.
     let coarseSigma: Double
@@ -197,6 +200,10 @@ struct CorrelationFilters: Sendable {
         }
         self.fine = fine
         fineModes = Self.modes(fine, gridWidth: g.gridWidth, gridHeight: g.gridHeight)
+        energyWeights = (0..<(2 * fine.count)).map { i in
+            let c = (i / 2) % hw
+            return (c == 0 || c == g.gridWidth / 2 ? 1 : 2) * fine[i / 2]
+        }
 
         if let lattice {
             aliasRadius = 0.45 * lattice.shortestVector
@@ -392,18 +399,24 @@ final class Correlator {
 
     /// Weighted energy Σ m·w·|F|² of a spectrum in the fine band (√ is its norm).
     func energy(_ s: BandSpectrum) -> Double {
-        let hw = geometry.halfWidth, gw = geometry.gridWidth
+        // Re² and Im² weighted alike: one flat dot product over the interleaved floats,
+        // eight lanes at a time, each spectrum row summed in Float and the rows in Double.
+        let n = 2 * geometry.halfWidth
         var e = 0.0
-        s.values.withUnsafeBufferPointer { v in
-            filters.fine.withUnsafeBufferPointer { w in
+        s.values.withUnsafeBytes { raw in
+            filters.energyWeights.withUnsafeBufferPointer { w in
+                let v = raw.bindMemory(to: Float.self)
                 for r in 0..<geometry.gridHeight {
-                    var row: Float = 0
-                    for c in 0..<hw {
-                        let m: Float = (c == 0 || c == gw / 2) ? 1 : 2
-                        let z = v[r * hw + c]
-                        row += m * w[r * hw + c] * (z.x * z.x + z.y * z.y)
+                    var acc = SIMD8<Float>.zero, tail: Float = 0
+                    var i = r * n
+                    let end = i + n
+                    while i + 8 <= end {
+                        let z = UnsafeRawPointer(v.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                        acc += z * z * UnsafeRawPointer(w.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                        i += 8
                     }
-                    e += Double(row)
+                    while i < end { tail += v[i] * v[i] * w[i]; i += 1 }
+                    e += Double(acc.sum() + tail)
                 }
             }
         }

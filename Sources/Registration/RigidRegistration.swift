@@ -677,20 +677,31 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// `out += sign · S · exp(+2πi k·p)`: the spectrum of the frame moved by −p (Fourier shift theorem).
     private func addShifted(_ s: BandSpectrum, by p: SIMD2<Double>, sign: Float, to out: inout BandSpectrum) {
         let g = geometry, hw = g.halfWidth
-        let ex: [Complex] = (0..<hw).map { c in
+        // Column twiddles split into real and imaginary parts, so the loop below runs on
+        // plain floats (eight bins per vector).
+        var exRe = [Float](repeating: 0, count: hw), exIm = exRe
+        for c in 0..<hw {
             let a = 2 * Double.pi * Double(c) * p.x / Double(g.width)
-            return Complex(Float(cos(a)), Float(sin(a)))
+            exRe[c] = Float(cos(a)); exIm[c] = Float(sin(a))
         }
-        for r in 0..<g.gridHeight {
-            let ky = r <= g.gridHeight / 2 ? r : r - g.gridHeight
-            let a = 2 * Double.pi * Double(ky) * p.y / Double(g.height)
-            let ey = Complex(Float(cos(a)), Float(sin(a)))
-            for c in 0..<hw {
-                let e = Complex(ex[c].x * ey.x - ex[c].y * ey.y, ex[c].x * ey.y + ex[c].y * ey.x)
-                let v = s.values[r * hw + c]
-                out.values[r * hw + c] += sign * Complex(v.x * e.x - v.y * e.y, v.x * e.y + v.y * e.x)
+        s.values.withUnsafeBytes { src in
+        out.values.withUnsafeMutableBytes { dst in
+        exRe.withUnsafeBufferPointer { er in
+        exIm.withUnsafeBufferPointer { ei in
+            let v = src.bindMemory(to: Float.self), o = dst.bindMemory(to: Float.self)
+            for r in 0..<g.gridHeight {
+                let ky = r <= g.gridHeight / 2 ? r : r - g.gridHeight
+                let a = 2 * Double.pi * Double(ky) * p.y / Double(g.height)
+                let (yr, yi) = (Float(cos(a)), Float(sin(a)))
+                let base = 2 * r * hw
+                for c in 0..<hw {
+                    let eRe = er[c] * yr - ei[c] * yi, eIm = er[c] * yi + ei[c] * yr
+                    let (vr, vi) = (v[base + 2 * c], v[base + 2 * c + 1])
+                    o[base + 2 * c] += sign * (vr * eRe - vi * eIm)
+                    o[base + 2 * c + 1] += sign * (vr * eIm + vi * eRe)
+                }
             }
-        }
+        }}}}
     }
 
     /// A measured position offset into the run gauge, as a contract `FrameShift`, with the
