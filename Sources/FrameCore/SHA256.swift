@@ -6,11 +6,19 @@ public final class SHA256Hasher {
     private let ctx: OpaquePointer
 
     public init() {
+        _ = Self.libraryReady
         ctx = EVP_MD_CTX_new()!
         EVP_DigestInit_ex(ctx, EVP_sha256(), nil)
     }
 
     deinit { EVP_MD_CTX_free(ctx) }
+
+    /// libcrypto initialised without its exit-time cleanup: a run that stops early (an
+    /// error) exits while another thread may still be hashing (the build digest is read in
+    /// the background), and the cleanup would free what that thread is using.
+    private static let libraryReady: Void = {
+        OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
+    }()
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
