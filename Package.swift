@@ -43,7 +43,7 @@ let package = Package(
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
         .executableTarget(name: "heatfront-bench", dependencies: [
-            "FrameCore", "FrameIO", "ColumnIntensities",
+            "FrameCore", "FrameIO", "ColumnIntensities", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -247,6 +247,48 @@ public enum RunPipeline {
         s.frameIndices.map { abs(table.records[$0].timeS - t) }.min() ?? .infinity
     }
 
+    /// The rigid part of the registration stage on a run folder, nothing cached or written:
+    /// scan, decode, register, per-step averages. `scripts/bench-rigid.sh` times it beside
+    /// the scikit-image baseline, which does the same work and no more.
+    public static func alignRigid(runDir: URL) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
+        let config = try RunFolder.loadConfig(runDir: runDir, configURL: nil)
+        let table = try RunFolder.scan(runDir, config: config)
+        let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
+        return try alignRigid(RunFrames(table: table, indices: ok), groups: stepGroups(table, ok: ok),
+                              table: table, config: config)
+    }
+
+    /// Rigid registration of the run's frames as one time-ordered sequence, then each step's
+    /// average on the run reference.
+    static func alignRigid(_ frames: RunFrames, groups: [[Int]], table: FrameTable,
+                           config: RunConfig) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
+        var options = RigidOptions()
+        options.maxShiftPx = config.maxShiftPx
+        // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
+        // finer sampling than that only adds shot noise to the correlation. On coarsely
+        // sampled frames the default cut-off would attenuate or remove the reflections
+        // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
+        // the layers to the non-periodic content alone: the band always reaches 1.5× the
+        // highest reflection, past the start of its roll-off (0.7 of the cut-off).
+        // The reflections are read from the first frame's central 512² (a quarter of the
+        // work at 1024², and dozens of periods), from the whole frame if the centre has none.
+        func lattice(_ image: Image) -> Lattice? {
+            try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
+        }
+        if let first = try? frames.image(at: 0),
+           let lattice = lattice(first.cropped(x0: (first.width - 512) / 2, y0: (first.height - 512) / 2,
+                                               x1: (first.width + 512) / 2, y1: (first.height + 512) / 2)) ?? lattice(first) {
+            let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
+                        lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
+            options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
+        }
+        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
+        let averages = try groups.map { members in
+            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+        }
+        return (shifts, averages)
+    }
+
     struct Registered {
         var shifts: [FrameShift]
         var averages: [AlignedAverage]
@@ -285,30 +327,9 @@ public enum RunPipeline {
                                                            pixelSizeNm: table.pixelSizeNm))
         }
         progress.begin("registration", total: frames.count)
-        var options = RigidOptions()
-        options.maxShiftPx = config.maxShiftPx
-        // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
-        // finer sampling than that only adds shot noise to the correlation. On coarsely
-        // sampled frames the default cut-off would attenuate or remove the reflections
-        // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
-        // the layers to the non-periodic content alone: the band always reaches 1.5× the
-        // highest reflection, past the start of its roll-off (0.7 of the cut-off).
-        // The reflections are read from the first frame's central 512² (a quarter of the
-        // work at 1024², and dozens of periods), from the whole frame if the centre has none.
-        func lattice(_ image: Image) -> Lattice? {
-            try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
-        }
-        if let first = try? frames.image(at: 0),
-           let lattice = lattice(first.cropped(x0: (first.width - 512) / 2, y0: (first.height - 512) / 2,
-                                               x1: (first.width + 512) / 2, y1: (first.height + 512) / 2)) ?? lattice(first) {
-            let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
-                        lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
-            options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
-        }
-        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
-        var averages = try groups.map { members in
-            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
-        }
+        let aligned = try alignRigid(frames, groups: groups, table: table, config: config)
+        let shifts = aligned.shifts
+        var averages = aligned.averages
         progress.advance(by: frames.count)
         var fields: [Int: ScanDistortionField] = [:]
         var precision: (rigid: [Double], nonrigid: [Double]) = ([], [])

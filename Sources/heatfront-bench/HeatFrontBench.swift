@@ -3,13 +3,14 @@ import ColumnIntensities
 import Foundation
 import FrameCore
 import FrameIO
+import Pipeline
 
 /// Timing and comparison helpers the benchmark scripts call; they print one result line each.
 @main
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, Columns.self, Precision.self, Sites.self])
+        subcommands: [Decode.self, Rigid.self, Columns.self, Precision.self, Sites.self])
 }
 
 private func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -41,6 +42,25 @@ struct Decode: ParsableCommand {
         }
         print(String(format: "decode: %.0f MB of pixel data in %.3f s = %.0f MB/s (one core, to float32 frames)",
                      Double(bytes) / 1e6, t, Double(bytes) / 1e6 / t))
+    }
+}
+
+/// Rigid registration of a run folder in process, as `heatfront register` does it but with
+/// nothing cached or written (scan, decode, register, per-step averages: the work the
+/// scikit-image baseline does); prints the median of `repeat` timed runs after one untimed.
+struct Rigid: ParsableCommand {
+    @Argument var runDir: String
+    @Option var `repeat` = 3
+
+    func run() throws {
+        let url = URL(fileURLWithPath: runDir)
+        var frames = try RunPipeline.alignRigid(runDir: url).shifts.count
+        let times = try (0..<max(1, `repeat`)).map { _ in
+            try seconds { frames = try RunPipeline.alignRigid(runDir: url).shifts.count }
+        }.sorted()
+        let median = times[times.count / 2]
+        print(String(format: "HeatFront in process (no checksums, cache or files): %d frames in %.2f s = %.1f frames/s "
+                     + "(median of %d runs)", frames, median, Double(frames) / median, times.count))
     }
 }
 
