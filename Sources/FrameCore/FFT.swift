@@ -98,8 +98,8 @@ public final class FFTWorkspace {
     public func forward() { fftwf_execute_dft_r2c(r2c, real.baseAddress, spectrumFFTW) }
 
     /// `spectrum = FFT(real)` in its first `columns` columns only (the rest hold the rows'
-    /// 1-D transforms): a band-limited crop needs no more, and the column transforms it
-    /// skips are half the work of `forward()` on a 1024² frame at `columns` ≈ width/7.
+    /// 1-D transforms): a band-limited crop needs no more. On a 1024² frame with 145 of 513
+    /// columns it takes 1.1 ms against `forward()`'s 2.0 ms (one core, `FFTW_ESTIMATE`).
     public func forward(columns: Int) {
         precondition(columns > 0 && columns <= spectrumWidth)
         let rows = FFTPlanCache.shared.plan(.rowsR2C, width: width, height: height)
