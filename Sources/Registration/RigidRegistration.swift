@@ -678,7 +678,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     private func addShifted(_ s: BandSpectrum, by p: SIMD2<Double>, sign: Float, to out: inout BandSpectrum) {
         let g = geometry, hw = g.halfWidth
         // Column twiddles split into real and imaginary parts, so the loop below runs on
-        // plain floats (eight bins per vector).
+        // plain floats.
         var exRe = [Float](repeating: 0, count: hw), exIm = exRe
         for c in 0..<hw {
             let a = 2 * Double.pi * Double(c) * p.x / Double(g.width)
