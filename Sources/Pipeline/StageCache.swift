@@ -89,13 +89,21 @@ struct InputFile: Codable, Sendable, Equatable {
         let results = (try? ResultSlots<InputFile?>.map(relativePaths.count) { i -> InputFile? in
             let path = relativePaths[i]
             let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : dir.appendingPathComponent(path)
-            guard let fh = try? FileHandle(forReadingFrom: url) else { return nil }
-            defer { try? fh.close() }
+            let fd = open(url.path, O_RDONLY)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            // One block reused for the whole file: a fresh buffer per read costs page faults.
+            let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+            defer { block.deallocate() }
             let h = SHA256Hasher()
             var size = 0
-            while let block = try? fh.read(upToCount: 4 << 20), !block.isEmpty {
-                size += block.count
-                block.withUnsafeBytes { h.update($0) }
+            while true {
+                let n = read(fd, block.baseAddress, block.count)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { return nil }
+                if n == 0 { break }
+                size += n
+                h.update(UnsafeRawBufferPointer(rebasing: block[..<n]))
             }
             return InputFile(path: path, size: size, sha256: h.finalizeHex())
         }) ?? []
