@@ -27,9 +27,9 @@ import FrameCore
 ///    full coarse-to-fine search); on a lattice, a frame moves to another alias within 2.2
 ///    lattice vectors where the non-periodic content correlates better by
 ///    `Correlator.minAliasMargin` σ; frames whose peak is not significant are rejected
-///    (`"noise"`). Then, at the three least certain links of the chain, the frames after
-///    the link are measured together against those before it (`moveSlippedBlocks`), and the
-///    rounds repeat if a block moved.
+///    (`"noise"`). Then, at the chain's links whose alias was unclear (at least its three
+///    least certain), the frames after the link are measured together against those before
+///    it (`moveSlippedBlocks`), and the rounds repeat if a block moved.
 /// 5. Positions re-referenced to the group average (mean of used positions = 0);
 ///    shifts beyond `maxShiftPx` or with less than `minOverlapFraction` common area are
 ///    rejected (`"overlap"`).
@@ -436,7 +436,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                              average: sum(spectra, positions), usedCount: used.count)
     }
 
-    /// At the `slipChecks` chain links whose alias was least clear, the positioned frames
+    /// At every chain link whose alias was unclear (margin below `Correlator.minAliasMargin`),
+    /// and at least at the `slipChecks` least clear ones, the positioned frames
     /// after the link are summed and measured against those before it (around zero, with
     /// the alias chosen by the non-periodic content); when another alias wins, every frame
     /// after the link moves by it. Two sums of many frames decide an alias that one frame
@@ -444,8 +445,10 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
     /// the rest pulls its own frames back. Returns whether a block moved.
     func moveSlippedBlocks(_ positions: inout [SIMD2<Double>?], chain: TimeChain, valid: [Int], spectra: SpectrumStore,
                            notch: ReflectionNotch, radius: Double) -> Bool {
-        let links = valid.compactMap { k in chain.linkMargin[k].map { (k: k, margin: $0) } }
-            .sorted { $0.margin < $1.margin }.prefix(Self.slipChecks)
+        let margins = valid.compactMap { k in chain.linkMargin[k].map { (k: k, margin: $0) } }
+            .sorted { $0.margin < $1.margin }
+        let unclear = margins.filter { $0.margin < Correlator.minAliasMargin }.count
+        let links = margins.prefix(Swift.max(Self.slipChecks, unclear))
         var moved = false
         for link in links {
             var before = positions, after = positions
@@ -464,7 +467,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         return moved
     }
 
-    /// Chain links checked for a slipped block of frames.
+    /// Chain links checked for a slipped block of frames, at least.
     static var slipChecks: Int { 3 }
 
     /// Search radius (px) around a position already known to the right lattice alias: below
