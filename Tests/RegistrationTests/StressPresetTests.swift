@@ -41,7 +41,7 @@ struct StressPresetTests {
     }
 
     /// Seed 50: in `heatfront register` the link into frame 14 chose its alias by 0.3σ only,
-    /// the sixth least clear link of the chain, and the frames after it sat one lattice vector
+    /// the fifth least clear link of the chain, and the frames after it sat one lattice vector
     /// off while only the three least clear links were checked for slipped blocks (here, with
     /// the default band, 14 frames more than 1 px off). Every link below the alias-switching
     /// margin is checked now. One frame (20) still sits two lattice vectors off: its own
