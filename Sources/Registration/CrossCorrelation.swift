@@ -435,11 +435,14 @@ final class Correlator {
     /// slipped by more are left to block checks: against the average of all others, a frame
     /// far from the rest in time can favour a far alias through content that changes, such
     /// as a moving front). `coarse`: the coarse stage's peak for these two frames when
-    /// already measured (`coarsePeak`).
+    /// already measured (`coarsePeak`). `expected`: with a prediction and a notch, where the
+    /// frame's neighbours in time put it; of the aliases scoring within `minAliasMargin` σ of
+    /// the best, the one nearest it is taken.
     func measure(_ moving: BandSpectrum, against reference: BandSpectrum,
                  prediction: SIMD2<Double>? = nil, radius: Double = .infinity,
                  fallback: SIMD2<Double>? = nil, notch: ReflectionNotch? = nil,
-                 aliasReach: Double = 2.2, coarse: CorrelationPeak? = nil) -> CorrelationPeak? {
+                 aliasReach: Double = 2.2, coarse: CorrelationPeak? = nil,
+                 expected: SIMD2<Double>? = nil) -> CorrelationPeak? {
         let g = geometry
         let em = energy(moving), er = energy(reference)
         guard em > 0, er > 0 else { return nil }
@@ -501,6 +504,13 @@ final class Correlator {
                    choice.z - choice.zNearest >= Self.minAliasMargin {
                     candidates = [choice.best]
                     aliasMargin = choice.z - choice.zRunnerUp
+                } else if let expected, prediction != nil,
+                          let closest = choice.all.filter({ $0.z >= choice.z - Self.minAliasMargin })
+                            .min(by: { (($0.p - expected) * ($0.p - expected)).sum() < (($1.p - expected) * ($1.p - expected)).sum() }) {
+                    // Aliases the non-periodic content cannot tell apart: the one nearest the
+                    // position its neighbours in time put the frame at.
+                    center = closest.p
+                    r = Swift.min(r, filters.aliasRadius)
                 } else if prediction != nil, choice.z - choice.zNearest >= Self.minAliasMargin {
                     center = choice.best
                     r = Swift.min(r, filters.aliasRadius)
@@ -554,7 +564,8 @@ final class Correlator {
     /// peak and its z, the z of the peak nearest `centres[0]`, the second-highest z, and
     /// whether the nearest peak is the best.
     private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float])
-        -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool)? {
+        -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool,
+            all: [(p: SIMD2<Double>, z: Double)])? {
         let g = geometry, gw = g.gridWidth, gh = g.gridHeight, spectrum = fineFFT.spectrum
         for i in 0..<product.count { spectrum[i] = product[i] * notch[i] }
         fineFFT.inverse()
@@ -595,6 +606,7 @@ final class Correlator {
         }
         var best: (p: SIMD2<Double>, z: Double)? = nil, nearest: (d: Double, z: Double, p: SIMD2<Double>)? = nil
         var runnerUp = -Double.infinity
+        var all: [(p: SIMD2<Double>, z: Double)] = []
         let strong = peaks.filter { $0.v >= 0.25 * strongest }.sorted { $0.v > $1.v }.prefix(Self.maxAliasCandidates)
         // The notched map at the fine peak's sub-sample position, by Keys cubic convolution
         // on the grid (the notched peak is as sharp as the grid step, so its nearest sample
@@ -615,12 +627,13 @@ final class Correlator {
             let oy = vertex(fineFFT.real[index(nx, ny - 1)], peak.v, fineFFT.real[index(nx, ny + 1)])
             let z = (notchedValue(Double(nx) + ox, Double(ny) + oy) - mean) / sd
             let p = SIMD2((Double(nx) + ox) * g.stepX, (Double(ny) + oy) * g.stepY)
+            all.append((p, z))
             if z > (best?.z ?? -.infinity) { runnerUp = best?.z ?? runnerUp; best = (p, z) } else { runnerUp = Swift.max(runnerUp, z) }
             let d = ((p - first) * (p - first)).sum()
             if d < (nearest?.d ?? .infinity) { nearest = (d, z, p) }
         }
         guard let best, let nearest else { return nil }
-        return (best.p, best.z, nearest.z, runnerUp, nearest.p == best.p)
+        return (best.p, best.z, nearest.z, runnerUp, nearest.p == best.p, all)
     }
 
     /// The strongest fine peaks scored for their non-periodic content.

@@ -29,7 +29,8 @@ import FrameCore
 ///    `Correlator.minAliasMargin` σ; frames whose peak is not significant are rejected
 ///    (`"noise"`). Then, at the chain's links whose alias was unclear (at least its three
 ///    least certain), the frames after the link are measured together against those before
-///    it (`moveSlippedBlocks`), and the rounds repeat if a block moved.
+///    it (`moveSlippedBlocks`), and the rounds repeat if a block moved, now with aliases
+///    the non-periodic content cannot tell apart decided by the frame's neighbours in time.
 /// 5. Positions re-referenced to the group average (mean of used positions = 0);
 ///    shifts beyond `maxShiftPx` or with less than `minOverlapFraction` common area are
 ///    rejected (`"overlap"`).
@@ -365,7 +366,12 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
 
         // Re-measure every frame against the average of the others.
         let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
-        func refine() throws {
+        // `continuity`: in the rounds after a block of frames moved, a frame whose aliases the
+        // non-periodic content cannot tell apart (within `Correlator.minAliasMargin` σ of the
+        // best) takes the one nearest where its neighbours in time put it. Single frames that
+        // went with a slipped block stay there otherwise: against the average, their own
+        // content may favour neither alias.
+        func refine(continuity: Bool = false) throws {
             // Aliases are checked in the first round and again after a round that moved a frame
             // to another alias (which then earns up to two extra rounds).
             var checkAliases = true
@@ -373,6 +379,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                 let average = sum(spectra, positions)
                 let aliasNotch = checkAliases ? notch : nil
                 let contributors = positions.indices.filter { positions[$0] != nil }.count
+                let expected = aliasNotch != nil && continuity
+                    ? Self.expectedPositions(positions) : [SIMD2<Double>?](repeating: nil, count: positions.count)
                 let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
                     let k = valid[v]
                     guard let s = spectra[k] else { return nil }
@@ -384,7 +392,8 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                     }
                     guard others > 0 else { return nil }
                     if let p = positions[k] {
-                        return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch)
+                        return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch,
+                                         expected: expected[k])
                     }
                     reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
                     return c.measure(s, against: reference, notch: notch)
@@ -424,7 +433,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         // chain: the frames after the link, summed, against those before it.
         if let notch, moveSlippedBlocks(&positions, chain: chain, valid: valid, spectra: spectra, notch: notch,
                                         radius: localRadius) {
-            try refine()
+            try refine(continuity: true)
         }
         // Gauge: the group average is the reference (mean used position = 0).
         let used = positions.compactMap { $0 }
@@ -465,6 +474,20 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             moved = true
         }
         return moved
+    }
+
+    /// Where its neighbours in time put each frame: the positions of the nearest positioned
+    /// frames before and after it, interpolated in frame order (nil at either end).
+    static func expectedPositions(_ positions: [SIMD2<Double>?]) -> [SIMD2<Double>?] {
+        var before = [Int?](repeating: nil, count: positions.count), after = before
+        var last: Int? = nil
+        for k in positions.indices { before[k] = last; if positions[k] != nil { last = k } }
+        last = nil
+        for k in positions.indices.reversed() { after[k] = last; if positions[k] != nil { last = k } }
+        return positions.indices.map { k in
+            guard let a = before[k], let b = after[k] else { return nil }
+            return positions[a]! + Double(k - a) / Double(b - a) * (positions[b]! - positions[a]!)
+        }
     }
 
     /// Chain links checked for a slipped block of frames, at least.

@@ -41,12 +41,13 @@ struct StressPresetTests {
     }
 
     /// Seed 50: in `heatfront register` the link into frame 14 chose its alias by 0.3σ only,
-    /// the fifth least clear link of the chain, and the frames after it sat one lattice vector
-    /// off while only the three least clear links were checked for slipped blocks (here, with
-    /// the default band, 14 frames more than 1 px off). Every link below the alias-switching
-    /// margin is checked now. One frame (20) still sits two lattice vectors off: its own
-    /// non-periodic content favours that alias.
-    @Test("Whole run, seed 50: the block after an unclear link moves back")
+    /// the fifth least clear link of the chain, and 13 of the frames after it sat one lattice
+    /// vector off while only the three least clear links were checked for slipped blocks
+    /// (here, with the default band, 14 frames more than 1 px off). Every link below the
+    /// alias-switching margin is checked now; after the block moved back, frame 20, whose own
+    /// non-periodic content favoured neither alias, takes the one its neighbours in time give
+    /// it (1 frame off without that).
+    @Test("Whole run, seed 50: the block after an unclear link, and a frame left behind, move back")
     func unclearLinkBlock() throws {
         let sim = HeatingRunSimulator(SimulationOptions(preset: .registrationStress, seed: 50, size: 512))
         let indices = Array(0..<sim.frameCount)
@@ -56,8 +57,11 @@ struct StressPresetTests {
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         let offset = SIMD2(median(error.map(\.x)), median(error.map(\.y)))
         let off = error.filter { (($0 - offset) * ($0 - offset)).sum() > 1 }.count
-        print("registration-stress seed 50, \(good.count) frames: \(off) more than 1 px off")
+        let (rms, _) = gaugeFreeRMS(measured: good.map { SIMD2(result[$0].dx, result[$0].dy) },
+                                    truth: good.map { SIMD2(sim.frameTruth($0).shiftXPx, sim.frameTruth($0).shiftYPx) })
+        print("registration-stress seed 50, \(good.count) frames: \(off) more than 1 px off, RMS \(rms) px")
         #expect(good.count >= 28)
-        #expect(off <= 1)
+        #expect(off == 0)
+        #expect(rms <= 0.15)
     }
 }
