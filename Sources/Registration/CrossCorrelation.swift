@@ -561,8 +561,8 @@ final class Correlator {
     /// misled by slow changes such as a front moving across the field. Cf. the separation
     /// of periodic and non-periodic content by Bragg filtering, R. Kilaas, J. Microsc. 190,
     /// 45 (1998). Reads `product`; leaves the fine map in `fineFFT.real`. Returns the best
-    /// peak and its z, the z of the peak nearest `centres[0]`, the second-highest z, and
-    /// whether the nearest peak is the best.
+    /// peak and its z, the z of the peak nearest `centres[0]`, the second-highest z,
+    /// whether the nearest peak is the best, and every scored peak with its z.
     private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float])
         -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool,
             all: [(p: SIMD2<Double>, z: Double)])? {
