@@ -102,11 +102,16 @@ public final class FFTWorkspace {
     /// columns it takes 1.1 ms against `forward()`'s 2.0 ms (one core, `FFTW_ESTIMATE`).
     public func forward(columns: Int) {
         precondition(columns > 0 && columns <= spectrumWidth)
-        let rows = FFTPlanCache.shared.plan(.rowsR2C, width: width, height: height)
-        let cols = FFTPlanCache.shared.plan(.columnsForward(columns: columns), width: width, height: height)
-        fftwf_execute_dft_r2c(rows, real.baseAddress, spectrumFFTW)
-        fftwf_execute_dft(cols, spectrumFFTW, spectrumFFTW)
+        if bandPlans?.columns != columns {
+            bandPlans = (columns, FFTPlanCache.shared.plan(.rowsR2C, width: width, height: height),
+                         FFTPlanCache.shared.plan(.columnsForward(columns: columns), width: width, height: height))
+        }
+        fftwf_execute_dft_r2c(bandPlans!.rows, real.baseAddress, spectrumFFTW)
+        fftwf_execute_dft(bandPlans!.cols, spectrumFFTW, spectrumFFTW)
     }
+
+    /// The plans of `forward(columns:)`, fetched on its first call (a workspace serves one band).
+    private var bandPlans: (columns: Int, rows: OpaquePointer, cols: OpaquePointer)?
 
     /// `real = IFFT(spectrum)`, unnormalised; destroys `spectrum`.
     public func inverse() { fftwf_execute_dft_c2r(c2r, spectrumFFTW, real.baseAddress) }
