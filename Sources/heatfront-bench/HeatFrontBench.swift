@@ -10,7 +10,7 @@ import Pipeline
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, Rigid.self, Columns.self, Precision.self, Sites.self])
+        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self])
 }
 
 private func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -42,6 +42,25 @@ struct Decode: ParsableCommand {
         }
         print(String(format: "decode: %.0f MB of pixel data in %.3f s = %.0f MB/s (one core, to float32 frames)",
                      Double(bytes) / 1e6, t, Double(bytes) / 1e6 / t))
+    }
+}
+
+/// The full r2c transform of a `size`² frame against the band-limited one on its first
+/// `columns` columns (`FFTWorkspace.forward(columns:)`), one core, mean of `repeat` runs.
+struct BandFFT: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "band-fft")
+    @Option var size = 1024
+    @Option var columns = 145
+    @Option var `repeat` = 50
+
+    func run() throws {
+        let ws = FFTWorkspace(width: size, height: size)
+        ws.load(Image(width: size, height: size) { x, y in Float((x * 7 + y * 13) % 17) })
+        ws.forward(); ws.forward(columns: columns)   // plans made, caches warm
+        let full = seconds { for _ in 0..<`repeat` { ws.forward() } } / Double(`repeat`)
+        let band = seconds { for _ in 0..<`repeat` { ws.forward(columns: columns) } } / Double(`repeat`)
+        print(String(format: "forward %d²: full %.2f ms, first %d columns %.2f ms (one core)",
+                     size, full * 1e3, columns, band * 1e3))
     }
 }
 
