@@ -20,9 +20,10 @@ let package = Package(
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMalloc"),   // glibc's malloc.h (mallopt)
 
         // Pixels, FFTs and checksums every stage shares.
-        .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto"]),
+        .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto", "CMalloc"]),
         // Stage 1: decoders, writers, the run-folder reader.
         .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5",
                                                 .product(name: "Yams", package: "Yams")]),

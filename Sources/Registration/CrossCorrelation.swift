@@ -172,6 +172,9 @@ struct CorrelationFilters: Sendable {
     /// `fine` times the Hermitian multiplicity (1 for kx = 0 and the even-size Nyquist column,
     /// else 2), once for the real and once for the imaginary part of each bin (`Correlator.energy`).
     let energyWeights: [Float]
+    /// Per band-grid row, the number of leading columns where `fine` is non-zero: the band
+    /// is a disc, so every product weighted by `fine` is zero beyond them.
+    let bandColumns: [Int]
     /// Gaussian low-pass σ (cycles/px) of the coarse stage: a fifth of the lowest lattice
     /// reflection, so the lattice is suppressed by e^−12.5.
     let coarseSigma: Double
@@ -199,6 +202,9 @@ struct CorrelationFilters: Sendable {
             }
         }
         self.fine = fine
+        bandColumns = (0..<g.gridHeight).map { r in
+            ((0..<hw).last { fine[r * hw + $0] != 0 } ?? -1) + 1
+        }
         fineModes = Self.modes(fine, gridWidth: g.gridWidth, gridHeight: g.gridHeight)
         energyWeights = (0..<(2 * fine.count)).map { i in
             let c = (i / 2) % hw
@@ -531,7 +537,7 @@ final class Correlator {
             UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
                                     frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
                                     initialStep: 0.35 * Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
-                                    divideBy: g.windowOverlap)
+                                    rowLengths: filters.bandColumns, divideBy: g.windowOverlap)
         }
         var value = peak.value
         if p > 0 {
@@ -542,7 +548,7 @@ final class Correlator {
             }
             value = product.withUnsafeBufferPointer {
                 UpsampledDFT.evaluate($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight, frameWidth: g.width,
-                                      frameHeight: g.height, xs: [peak.x], ys: [peak.y])[0]
+                                      frameHeight: g.height, xs: [peak.x], ys: [peak.y], rowLengths: filters.bandColumns)[0]
             }
         }
         let ncc = value / (em * er).squareRoot()

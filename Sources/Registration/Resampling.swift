@@ -71,27 +71,24 @@ public enum Resampling {
         return (Image(width: w, height: h, pixels: out), Mask(width: w, height: h, bits: bits))
     }
 
-    /// Adds the image moved by `(dx, dy)` (as `shifted`) to `sum`, and 1 to `weight`, at the
-    /// pixels where the move is valid (all taps inside the input: a rectangle), without
-    /// building the moved image or its mask. Each added value is computed with exactly the
-    /// operations of `shifted` (same taps, same order), so the sums are identical to adding
-    /// `shifted(...).image` where `shifted(...).valid`. `sum` and `weight` hold `width × height`
-    /// values. Returns false (nothing added) when the shift is not finite or leaves no valid pixel.
-    @discardableResult
+    /// Adds the image moved by `(dx, dy)` (as `shifted`) to `sum` at the pixels where the
+    /// move is valid (all taps inside the input: a rectangle), without building the moved
+    /// image or its mask. Each added value is computed with exactly the operations of
+    /// `shifted` (same taps, same order), so the sums are identical to adding
+    /// `shifted(...).image` where `shifted(...).valid`. `sum` holds `width × height` values.
+    /// Returns the valid rectangle `x0..<x1 × y0..<y1`, nil (nothing added) when the shift
+    /// is not finite or leaves no valid pixel.
     static func accumulateShifted(_ image: Image, by dx: Double, _ dy: Double, interpolation: Interpolation,
-                                  sum: UnsafeMutableBufferPointer<Float>, weight: UnsafeMutableBufferPointer<Float>,
-                                  row: UnsafeMutableBufferPointer<Float>) -> Bool {
+                                  sum: UnsafeMutableBufferPointer<Float>,
+                                  row: UnsafeMutableBufferPointer<Float>) -> (x0: Int, x1: Int, y0: Int, y1: Int)? {
         let w = image.width, h = image.height
-        guard w > 0, h > 0, dx.isFinite, dy.isFinite, sum.count >= w * h, weight.count >= w * h, row.count >= w else {
-            return false
-        }
+        guard w > 0, h > 0, dx.isFinite, dy.isFinite, sum.count >= w * h, row.count >= w else { return nil }
         let kx = Kernel(shift: dx, interpolation: interpolation)
         let ky = Kernel(shift: dy, interpolation: interpolation)
         let (x0, x1) = kx.validRange(size: w)
         let (y0, y1) = ky.validRange(size: h)
-        guard x1 > x0, y1 > y0 else { return false }
+        guard x1 > x0, y1 > y0 else { return nil }
         let n = x1 - x0
-        let one = SIMD8<Float>(repeating: 1)
         image.pixels.withUnsafeBufferPointer { src in
             let tmp = row.baseAddress!
             for y in y0..<y1 {
@@ -99,24 +96,46 @@ public enum Resampling {
                 // every tap of a valid output lies inside the input).
                 let base = y + ky.offset + ky.firstTap
                 let c0 = x0 + kx.offset + kx.firstTap, cn = n + kx.taps - 1
-                for x in 0..<cn { tmp[c0 + x] = 0 }
-                for t in 0..<ky.taps {
-                    accumulate(UnsafeMutableBufferPointer(start: tmp + c0, count: cn),
-                               src.baseAddress! + (base + t) * w + c0, ky.weights[t], cn)
-                }
+                addVertical(tmp + c0, src.baseAddress! + base * w + c0, w, ky, cn)
                 // Horizontal pass, each output summed from zero and then added to the sum.
-                let s = sum.baseAddress! + y * w + x0, wt = weight.baseAddress! + y * w + x0
-                addHorizontal(s, tmp + c0, kx, n)
-                var i = 0
-                while i + 8 <= n {
-                    let v = UnsafeRawPointer(wt + i).loadUnaligned(as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(wt + i).storeBytes(of: v + one, as: SIMD8<Float>.self)
-                    i += 8
-                }
-                while i < n { wt[i] += 1; i += 1 }
+                addHorizontal(sum.baseAddress! + y * w + x0, tmp + c0, kx, n)
             }
         }
-        return true
+        return (x0, x1, y0, y1)
+    }
+
+    /// `dst[x] = Σ_t k_t·src[x + t·stride]` for `x < n`, the taps summed from 0 in order (the
+    /// values of `shifted`'s vertical pass, which accumulates row by row), in one pass.
+    @inline(__always)
+    static func addVertical(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ stride: Int,
+                            _ k: Kernel, _ n: Int) {
+        guard k.taps == 4 || k.taps == 2 else {
+            for x in 0..<n { dst[x] = 0 }
+            for t in 0..<k.taps {
+                accumulate(UnsafeMutableBufferPointer(start: dst, count: n), src + t * stride, k.weights[t], n)
+            }
+            return
+        }
+        let four = k.taps == 4
+        let w0 = SIMD8(repeating: k.weights[0]), w1 = SIMD8(repeating: k.weights[1])
+        let w2 = SIMD8(repeating: four ? k.weights[2] : 0), w3 = SIMD8(repeating: four ? k.weights[3] : 0)
+        var i = 0
+        while i + 8 <= n {
+            var v = SIMD8<Float>(repeating: 0)
+            v += w0 * UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            v += w1 * UnsafeRawPointer(src + stride + i).loadUnaligned(as: SIMD8<Float>.self)
+            if four {
+                v += w2 * UnsafeRawPointer(src + 2 * stride + i).loadUnaligned(as: SIMD8<Float>.self)
+                v += w3 * UnsafeRawPointer(src + 3 * stride + i).loadUnaligned(as: SIMD8<Float>.self)
+            }
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            var v: Float = 0
+            for t in 0..<k.taps { v += k.weights[t] * src[t * stride + i] }
+            dst[i] = v; i += 1
+        }
     }
 
     /// `dst[x] += Σ_t k_t·src[x + t]` for `x < n`, the taps summed from 0 in order (as the

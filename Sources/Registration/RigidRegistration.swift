@@ -64,7 +64,7 @@ public enum RigidRegistration {
     /// coarse images of one group at a time, up to `options.spectraMemoryMB` (see `align`),
     /// one of each per group average, ramp frames in batches of 16, and per
     /// thread one decoded frame and the FFT workspaces. The group averages are then built
-    /// by `StackAverage`, which streams the frames again (two accumulators per thread).
+    /// by `StackAverage`, which streams the frames again (one accumulator per thread).
     public static func alignRun(_ frames: some ImageSequence, groups: [[Int]],
                                 options: RigidOptions) throws -> RunAlignment {
         let (shifts, groups) = try runShifts(frames, groups: groups, options: options)
@@ -700,11 +700,13 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         addShifted(s, by: p, sign: -1, to: &out)
     }
 
-    /// `out += sign · S · exp(+2πi k·p)`: the spectrum of the frame moved by −p (Fourier shift theorem).
+    /// `out += sign · S · exp(+2πi k·p)`: the spectrum of the frame moved by −p (Fourier shift
+    /// theorem), over the band's disc (`CorrelationFilters.bandColumns`; every use of a sum
+    /// weights it by the band-pass, which is zero beyond).
     private func addShifted(_ s: BandSpectrum, by p: SIMD2<Double>, sign: Float, to out: inout BandSpectrum) {
         let g = geometry, hw = g.halfWidth
         // Column twiddles split into real and imaginary parts, so the loop below runs on
-        // plain floats.
+        // plain floats, eight bins at a time (each bin with the same operations as one at a time).
         var exRe = [Float](repeating: 0, count: hw), exIm = exRe
         for c in 0..<hw {
             let a = 2 * Double.pi * Double(c) * p.x / Double(g.width)
@@ -714,20 +716,40 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         out.values.withUnsafeMutableBytes { dst in
         exRe.withUnsafeBufferPointer { er in
         exIm.withUnsafeBufferPointer { ei in
+        filters.bandColumns.withUnsafeBufferPointer { columns in
             let v = src.bindMemory(to: Float.self), o = dst.bindMemory(to: Float.self)
+            let sign8 = SIMD8<Float>(repeating: sign)
             for r in 0..<g.gridHeight {
+                let end = columns[r]
+                guard end > 0 else { continue }
                 let ky = r <= g.gridHeight / 2 ? r : r - g.gridHeight
                 let a = 2 * Double.pi * Double(ky) * p.y / Double(g.height)
                 let (yr, yi) = (Float(cos(a)), Float(sin(a)))
+                let (yr8, yi8) = (SIMD8<Float>(repeating: yr), SIMD8<Float>(repeating: yi))
                 let base = 2 * r * hw
-                for c in 0..<hw {
+                var c = 0
+                while c + 8 <= end {
+                    let xr = UnsafeRawPointer(er.baseAddress! + c).loadUnaligned(as: SIMD8<Float>.self)
+                    let xi = UnsafeRawPointer(ei.baseAddress! + c).loadUnaligned(as: SIMD8<Float>.self)
+                    let eRe = xr * yr8 - xi * yi8, eIm = xr * yi8 + xi * yr8
+                    let at = base + 2 * c
+                    let z = UnsafeRawPointer(v.baseAddress! + at).loadUnaligned(as: SIMD16<Float>.self)
+                    var w = UnsafeRawPointer(o.baseAddress! + at).loadUnaligned(as: SIMD16<Float>.self)
+                    let (vr, vi) = (z.evenHalf, z.oddHalf)
+                    w.evenHalf = w.evenHalf + sign8 * (vr * eRe - vi * eIm)
+                    w.oddHalf = w.oddHalf + sign8 * (vr * eIm + vi * eRe)
+                    UnsafeMutableRawPointer(o.baseAddress! + at).storeBytes(of: w, as: SIMD16<Float>.self)
+                    c += 8
+                }
+                while c < end {
                     let eRe = er[c] * yr - ei[c] * yi, eIm = er[c] * yi + ei[c] * yr
                     let (vr, vi) = (v[base + 2 * c], v[base + 2 * c + 1])
                     o[base + 2 * c] += sign * (vr * eRe - vi * eIm)
                     o[base + 2 * c + 1] += sign * (vr * eIm + vi * eRe)
+                    c += 1
                 }
             }
-        }}}}
+        }}}}}
     }
 
     /// A measured position offset into the run gauge, as a contract `FrameShift`, with the

@@ -6,10 +6,11 @@ import FrameCore
 /// Each used frame is moved by `(−dx, −dy)` (`Resampling.shifted`) and added only where
 /// its interpolation is valid; the sum is divided per pixel by the number of frames that
 /// cover it (the weight map), so the border strips that only some frames reach are not
-/// darkened by missing data. Frames are streamed: memory is two accumulators per thread
+/// darkened by missing data. Frames are streamed: memory is one accumulator per thread
 /// plus one decoded frame per thread, whatever the number of frames. The move is
-/// resampled straight into the accumulators over its valid rectangle
-/// (`Resampling.accumulateShifted`: the same values, no moved image or mask per frame).
+/// resampled straight into the accumulator over its valid rectangle
+/// (`Resampling.accumulateShifted`: the same values, no moved image or mask per frame);
+/// the weight map is counted from those rectangles at the end.
 public enum StackAverage {
     /// Averages `frames[indices[i]]` aligned by `shifts[i]`, skipping rejected frames and
     /// frames whose size differs from the sequence's. Pixels no frame covers are 0 with
@@ -25,49 +26,61 @@ public enum StackAverage {
         }
         let used = zip(indices, shifts).filter { $0.1.isUsed }
         let chunks = Swift.max(1, Swift.min(used.count, 2))
-        let partial = ResultSlots<(sum: [Float], weight: [Float], count: Int)>(count: chunks)
+        typealias Rectangle = (x0: Int, x1: Int, y0: Int, y1: Int)
+        let partial = ResultSlots<(sum: [Float], covered: [Rectangle])>(count: chunks)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             var sum = [Float](repeating: 0, count: w * h)
-            var weight = [Float](repeating: 0, count: w * h)
             var row = [Float](repeating: 0, count: w + 8)
-            var count = 0
+            var covered: [Rectangle] = []
             do {
                 for k in stride(from: c, to: used.count, by: chunks) {
                     let (index, shift) = used[k]
                     let image = try frames.image(at: index)
                     guard image.width == w, image.height == h else { continue }
-                    sum.withUnsafeMutableBufferPointer { s in
-                        weight.withUnsafeMutableBufferPointer { wt in
-                            row.withUnsafeMutableBufferPointer { r in
-                                _ = Resampling.accumulateShifted(image, by: -shift.dx, -shift.dy, interpolation: interpolation,
-                                                                 sum: s, weight: wt, row: r)
-                            }
+                    let rectangle = sum.withUnsafeMutableBufferPointer { s in
+                        row.withUnsafeMutableBufferPointer { r in
+                            Resampling.accumulateShifted(image, by: -shift.dx, -shift.dy, interpolation: interpolation,
+                                                         sum: s, row: r)
                         }
                     }
-                    count += 1
+                    // A frame whose move leaves no valid pixel still counts as averaged.
+                    covered.append(rectangle ?? (0, 0, 0, 0))
                 }
-                partial.set(c, .success((sum, weight, count)))
+                partial.set(c, .success((sum, covered)))
             } catch {
                 partial.set(c, .failure(error))
             }
         }
-        var sum = [Float](repeating: 0, count: w * h)
-        var weight = [Float](repeating: 0, count: w * h)
-        var count = 0
+        var sum: [Float] = []
+        var covered: [Rectangle] = []
         for c in 0..<chunks {
             guard let r = partial.get(c) else { continue }
             let part = try r.get()
+            covered += part.covered
+            if sum.isEmpty { sum = part.sum; continue }
             sum.withUnsafeMutableBufferPointer { s in
-                weight.withUnsafeMutableBufferPointer { wt in
-                    part.sum.withUnsafeBufferPointer { ps in
-                        part.weight.withUnsafeBufferPointer { pw in
-                            for p in 0..<(w * h) { s[p] += ps[p]; wt[p] += pw[p] }
-                        }
-                    }
-                }
+                part.sum.withUnsafeBufferPointer { ps in for p in 0..<(w * h) { s[p] += ps[p] } }
             }
-            count += part.count
         }
+        if sum.isEmpty { sum = [Float](repeating: 0, count: w * h) }
+        // The weight map: how many frames' valid rectangles cover each pixel, from the
+        // rectangles' corners (a 2-D difference array and its prefix sums).
+        var corners = [Int32](repeating: 0, count: (w + 1) * (h + 1))
+        for r in covered where r.x1 > r.x0 && r.y1 > r.y0 {
+            corners[r.y0 * (w + 1) + r.x0] += 1; corners[r.y0 * (w + 1) + r.x1] -= 1
+            corners[r.y1 * (w + 1) + r.x0] -= 1; corners[r.y1 * (w + 1) + r.x1] += 1
+        }
+        var weight = [Float](repeating: 0, count: w * h)
+        var columnRun = [Int32](repeating: 0, count: w)
+        for y in 0..<h {
+            var run: Int32 = 0
+            for x in 0..<w {
+                columnRun[x] += corners[y * (w + 1) + x]
+                run += columnRun[x]
+                weight[y * w + x] = Float(run)
+            }
+        }
+        let count = covered.count
         sum.withUnsafeMutableBufferPointer { s in
             weight.withUnsafeBufferPointer { wt in
                 for p in 0..<(w * h) { s[p] = wt[p] > 0 ? s[p] / wt[p] : 0 }

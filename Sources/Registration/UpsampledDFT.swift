@@ -19,10 +19,14 @@ public enum UpsampledDFT {
     /// those of the original `frameWidth × frameHeight` image: a grid smaller than the frame
     /// is a band-limited crop of its spectrum. With `grid == frame` and integer positions
     /// the result equals FFTW's unnormalised c2r inverse.
+    ///
+    /// `rowLengths`, when given, holds per grid row the number of leading columns that may
+    /// be non-zero (a band-pass disc): the rest of the row is skipped.
     public static func evaluate(_ spectrum: UnsafeBufferPointer<Complex>, gridWidth: Int, gridHeight: Int,
-                                frameWidth: Int, frameHeight: Int, xs: [Double], ys: [Double]) -> [Double] {
+                                frameWidth: Int, frameHeight: Int, xs: [Double], ys: [Double],
+                                rowLengths: [Int]? = nil) -> [Double] {
         let hw = gridWidth / 2 + 1
-        precondition(spectrum.count >= gridHeight * hw)
+        precondition(spectrum.count >= gridHeight * hw && (rowLengths?.count ?? gridHeight) == gridHeight)
         let nx = xs.count, ny = ys.count
         guard nx > 0, ny > 0 else { return [] }
         // x positions in SIMD8 lanes (padded); column twiddles m·exp(2πi kx x / W), with
@@ -70,26 +74,23 @@ public enum UpsampledDFT {
         out.withUnsafeMutableBufferPointer { o in
             for r in 0..<gridHeight {
                 // Contract the columns of this spectrum row: R(ky, x) = Σ_kx m P e^{iθx}.
+                let end = rowLengths.map { Swift.min($0[r], hw) } ?? hw
+                guard end > 0 else { continue }
                 for c in 0..<chunks { re[c] = .zero; im[c] = .zero }
-                var any = false
                 let row = spectrum.baseAddress! + r * hw
                 if chunks == 1 {
                     // The usual case (≤ 8 positions): accumulators held in registers.
                     var accRe = SIMD8<Float>.zero, accIm = SIMD8<Float>.zero
-                    for k in 0..<hw {
+                    for k in 0..<end {
                         let p = row[k]
-                        if p.x == 0 && p.y == 0 { continue }
-                        any = true
                         let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
                         accRe += pr * cxp[k] - pi * sxp[k]
                         accIm += pr * sxp[k] + pi * cxp[k]
                     }
                     re[0] = accRe; im[0] = accIm
                 } else {
-                    for k in 0..<hw {
+                    for k in 0..<end {
                         let p = row[k]
-                        if p.x == 0 && p.y == 0 { continue }
-                        any = true
                         let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
                         let base = k * chunks
                         for c in 0..<chunks {
@@ -99,7 +100,6 @@ public enum UpsampledDFT {
                         }
                     }
                 }
-                guard any else { continue }
                 // Re(R · e^{iθy}) accumulated into the output grid, in Double.
                 let ky = r <= gridHeight / 2 ? r : r - gridHeight
                 let t = abs(ky) * ny, sign: Double = ky < 0 ? -1 : 1
@@ -122,7 +122,7 @@ public enum UpsampledDFT {
     /// correlation value there.
     public static func refinePeak(_ spectrum: UnsafeBufferPointer<Complex>, gridWidth: Int, gridHeight: Int,
                                   frameWidth: Int, frameHeight: Int, x0: Double, y0: Double,
-                                  initialStep: Double, upsampleFactor: Int,
+                                  initialStep: Double, upsampleFactor: Int, rowLengths: [Int]? = nil,
                                   divideBy: ((Double, Double) -> Double)? = nil) -> (x: Double, y: Double, value: Double) {
         var bx = x0, by = y0
         var raw = -Double.infinity, best = -Double.infinity
@@ -137,7 +137,7 @@ public enum UpsampledDFT {
             let offsets = (-n...n).map { Double($0) * step }
             let xs = offsets.map { bx + $0 }, ys = offsets.map { by + $0 }
             let values = evaluate(spectrum, gridWidth: gridWidth, gridHeight: gridHeight,
-                                  frameWidth: frameWidth, frameHeight: frameHeight, xs: xs, ys: ys)
+                                  frameWidth: frameWidth, frameHeight: frameHeight, xs: xs, ys: ys, rowLengths: rowLengths)
             var bi = -1
             for (i, v) in values.enumerated() {
                 let q = v / (divideBy?(xs[i % xs.count], ys[i / xs.count]) ?? 1)

@@ -11,6 +11,11 @@ struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
         subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self])
+
+    static func main() {
+        FrameMemory.reuseFrameBuffers()
+        main(nil)
+    }
 }
 
 private func seconds(_ body: () throws -> Void) rethrows -> Double {

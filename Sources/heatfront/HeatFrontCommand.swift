@@ -9,4 +9,9 @@ struct HeatFrontCommand: ParsableCommand {
         version: HeatFrontVersion.string,
         subcommands: [Run.self, Register.self, Inspect.self, Simulate.self, Validate.self]
     )
+
+    static func main() {
+        FrameMemory.reuseFrameBuffers()
+        main(nil)
+    }
 }
