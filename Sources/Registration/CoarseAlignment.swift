@@ -85,10 +85,25 @@ struct CoarseGeometry: Sendable {
                 for x in 0..<bw { out[x] = 0 }
                 for dy in 0..<b {
                     let row = src.baseAddress! + (y * b + dy) * width
-                    for x in 0..<bw {
+                    var x = 0
+                    if b == 4 {
+                        // Eight binned pixels at a time: lane l sums pixels 4l…4l+3 in order,
+                        // the same additions as one pixel at a time.
+                        while x + 8 <= bw {
+                            let v = UnsafeRawPointer(row + 4 * x).loadUnaligned(as: SIMD32<Float>.self)
+                            let (even, odd) = (v.evenHalf, v.oddHalf)
+                            var s = SIMD8<Float>(repeating: 0)
+                            s += even.evenHalf; s += odd.evenHalf; s += even.oddHalf; s += odd.oddHalf
+                            let o = UnsafeRawPointer(out + x).loadUnaligned(as: SIMD8<Float>.self)
+                            UnsafeMutableRawPointer(out + x).storeBytes(of: o + s, as: SIMD8<Float>.self)
+                            x += 8
+                        }
+                    }
+                    while x < bw {
                         var s: Float = 0
                         for dx in 0..<b { s += row[x * b + dx] }
                         out[x] += s
+                        x += 1
                     }
                 }
                 for x in 0..<bw { out[x] = out[x] * norm - mean }
