@@ -19,6 +19,9 @@ final class FFTPlanCache: @unchecked Sendable {
         /// 1-D r2c transforms of every row, then forward c2c transforms down the first
         /// `columns` columns only (in place): `r2c` restricted to those columns.
         case rowsR2C, columnsForward(columns: Int)
+        /// The two halves of `c2r`: backward c2c transforms down every column of the half
+        /// spectrum (in place), then one row's c2r.
+        case columnsBackward, rowC2R
     }
     struct Key: Hashable { let kind: Kind; let width: Int; let height: Int }
 
@@ -50,6 +53,13 @@ final class FFTPlanCache: @unchecked Sendable {
             var n = Int32(height)
             p = fftwf_plan_many_dft(1, &n, Int32(columns), cplx, nil, Int32(width / 2 + 1), 1,
                                     cplx, nil, Int32(width / 2 + 1), 1, FFTW_FORWARD, flags)
+        case .columnsBackward:
+            var n = Int32(height)
+            p = fftwf_plan_many_dft(1, &n, Int32(width / 2 + 1), cplx, nil, Int32(width / 2 + 1), 1,
+                                    cplx, nil, Int32(width / 2 + 1), 1, FFTW_BACKWARD, flags)
+        case .rowC2R:
+            var n = Int32(width)
+            p = fftwf_plan_many_dft_c2r(1, &n, 1, cplx, nil, 1, Int32(width / 2 + 1), real, nil, 1, Int32(width), flags)
         }
         plans[key] = p
         return p
@@ -116,6 +126,30 @@ public final class FFTWorkspace {
 
     /// `real = IFFT(spectrum)`, unnormalised; destroys `spectrum`.
     public func inverse() { fftwf_execute_dft_c2r(c2r, spectrumFFTW, real.baseAddress) }
+
+    /// `inverse()` in two halves, for callers that need a few rows of the result: first the
+    /// inverse transforms down every column of `spectrum`, in place (then row `y` of
+    /// `spectrum` is the half spectrum of output row `y`), then `inverseRow` for each row
+    /// wanted. FFTW's 2-D c2r plan works the same way, and gives the same values (a test
+    /// compares them). On the 288² grid of a 1024² frame's band: 72 µs for the columns and
+    /// 0.16 µs per row, against 120 µs for `inverse()` (`heatfront-bench band-fft`).
+    public func inverseColumns() {
+        if rowPlans == nil {
+            rowPlans = (FFTPlanCache.shared.plan(.columnsBackward, width: width, height: height),
+                        FFTPlanCache.shared.plan(.rowC2R, width: width, height: height))
+        }
+        fftwf_execute_dft(rowPlans!.columns, spectrumFFTW, spectrumFFTW)
+    }
+
+    /// Row `y` of `real` from row `y` of the column-transformed `spectrum` (`inverseColumns`),
+    /// which it destroys.
+    public func inverseRow(_ y: Int) {
+        precondition(rowPlans != nil && y >= 0 && y < height)
+        fftwf_execute_dft_c2r(rowPlans!.row, spectrumFFTW + y * spectrumWidth, real.baseAddress! + y * width)
+    }
+
+    /// The plans of `inverseColumns` and `inverseRow`, fetched on first use.
+    private var rowPlans: (columns: OpaquePointer, row: OpaquePointer)?
 
     /// Copies an image into `real`, which must have the workspace's size.
     public func load(_ image: Image) {

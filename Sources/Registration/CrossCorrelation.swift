@@ -383,6 +383,9 @@ final class Correlator {
     private let masked: MaskedCorrelator
     private var product: [Complex]
     private var notchedMap: [Float]
+    /// Rows of the fine map in `fineFFT.real` already transformed for the current product
+    /// (`beginMap`, `ensureRows`).
+    private var rowReady: [Bool]
 
     init(geometry: CorrelationGeometry, filters: CorrelationFilters, coarse: CoarseGeometry, options: RigidOptions) {
         self.geometry = geometry
@@ -393,6 +396,35 @@ final class Correlator {
         masked = MaskedCorrelator(geometry: coarse)
         product = [Complex](repeating: .zero, count: geometry.gridHeight * geometry.halfWidth)
         notchedMap = [Float](repeating: 0, count: geometry.gridWidth * geometry.gridHeight)
+        rowReady = [Bool](repeating: false, count: geometry.gridHeight)
+    }
+
+    /// Starts the inverse transform of the spectrum in `fineFFT.spectrum` into the map in
+    /// `fineFFT.real`, whose rows are then made as the searches reach them (`ensureRows`):
+    /// a search near a prediction reads a few dozen of the grid's rows, and the column
+    /// transforms are 60 % of a full inverse on the 288² grid of a 1024² frame.
+    private func beginMap() {
+        fineFFT.inverseColumns()
+        for y in rowReady.indices { rowReady[y] = false }
+    }
+
+    /// Makes map rows `lo...hi` (grid rows, wrapped around the grid).
+    private func ensureRows(_ lo: Int, _ hi: Int) {
+        let gh = geometry.gridHeight
+        guard hi >= lo else { return }
+        for y in lo...Swift.min(hi, lo + gh - 1) {
+            let r = (y % gh + gh) % gh
+            if !rowReady[r] { fineFFT.inverseRow(r); rowReady[r] = true }
+        }
+    }
+
+    /// The map at grid sample `(nx, ny)` (wrapped), from a row already made.
+    @inline(__always)
+    private func mapValue(_ nx: Int, _ ny: Int) -> Float {
+        let gw = geometry.gridWidth, gh = geometry.gridHeight
+        let r = (ny % gh + gh) % gh
+        assert(rowReady[r], "fine map row \(r) read before it was transformed")
+        return fineFFT.real[r * gw + (nx % gw + gw) % gw]
     }
 
     /// Largest |shift| searched along each axis: the whole correlation map (less one grid
@@ -503,8 +535,9 @@ final class Correlator {
             // specimen drifts 8 px per frame (a front moving against the drift keeps the
             // low-passed image in place; scan-distortion at 256 px).
             let reach = aliasReach * filters.aliasRadius / 0.45
-            if let choice = aliasChoice(near: centres, radius: reach, notch: notch.weights) {
-                mapReady = true
+            let choice = aliasChoice(near: centres, radius: reach, notch: notch.weights)
+            mapReady = !centres.isEmpty
+            if let choice {
                 aliasMargin = choice.nearestIsBest ? choice.z - choice.zRunnerUp : choice.zNearest - choice.z
                 if prediction == nil, choice.z >= Self.minAperiodicSignificance,
                    choice.z - choice.zNearest >= Self.minAliasMargin {
@@ -524,10 +557,10 @@ final class Correlator {
                 }
             }
         }
-        if !mapReady { fineFFT.inverse() }
+        if !mapReady { beginMap() }
         var found: (Double, Double, Float)? = nil
         for c in candidates.isEmpty ? [center] : candidates.map({ Optional($0) }) {
-            if let f = bestSample(fineFFT, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
+            if let f = bestSample(gridWidth: g.gridWidth, gridHeight: g.gridHeight,
                                   stepX: g.stepX, stepY: g.stepY, center: c, radius: r), f.2 > (found?.2 ?? -.infinity) {
                 found = f
             }
@@ -566,40 +599,64 @@ final class Correlator {
     /// the coarse stage's low-passed image it uses every frequency of the band, so it is not
     /// misled by slow changes such as a front moving across the field. Cf. the separation
     /// of periodic and non-periodic content by Bragg filtering, R. Kilaas, J. Microsc. 190,
-    /// 45 (1998). Reads `product`; leaves the fine map in `fineFFT.real`. Returns the best
+    /// 45 (1998). Reads `product`; leaves the fine map begun (`beginMap`) unless `centres` is
+    /// empty. Returns the best
     /// peak and its z, the z of the peak nearest `centres[0]`, the second-highest z,
     /// whether the nearest peak is the best, and every scored peak with its z.
     private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float])
         -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool,
             all: [(p: SIMD2<Double>, z: Double)])? {
-        let g = geometry, gw = g.gridWidth, gh = g.gridHeight, spectrum = fineFFT.spectrum
-        for i in 0..<product.count { spectrum[i] = product[i] * notch[i] }
-        fineFFT.inverse()
-        var sum = 0.0, sum2 = 0.0
-        for i in 0..<(gw * gh) {
-            let v = fineFFT.real[i]
-            notchedMap[i] = v
-            sum += Double(v); sum2 += Double(v) * Double(v)
-        }
-        let mean = sum / Double(gw * gh), sd = Swift.max(0, sum2 / Double(gw * gh) - mean * mean).squareRoot()
-        for i in 0..<product.count { spectrum[i] = product[i] }
-        fineFFT.inverse()
-        guard sd > 0, let first = centres.first else { return nil }
-        func index(_ nx: Int, _ ny: Int) -> Int { ((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw }
-        var peaks: [(x: Int, y: Int, v: Float)] = []
-        var seen = Set<Int>()
+        let g = geometry, gw = g.gridWidth, gh = g.gridHeight, hw = g.halfWidth, spectrum = fineFFT.spectrum
+        guard let first = centres.first else { return nil }
+        // The map rows each centre's search reads: its window, the peaks' neighbours and the
+        // cubic interpolation's reach (two rows beyond).
+        var windows: [(x0: Int, x1: Int, y0: Int, y1: Int, c: SIMD2<Double>)] = []
         for c in centres {
             let x0 = Int(((c.x - radius) / g.stepX).rounded(.down)), x1 = Int(((c.x + radius) / g.stepX).rounded(.up))
             let y0 = Int(((c.y - radius) / g.stepY).rounded(.down)), y1 = Int(((c.y + radius) / g.stepY).rounded(.up))
-            guard x1 - x0 < gw - 2, y1 - y0 < gh - 2 else { continue }
-            for ny in y0...y1 {
-                for nx in x0...x1 {
+            if x1 - x0 < gw - 2, y1 - y0 < gh - 2 { windows.append((x0, x1, y0, y1, c)) }
+        }
+        for i in 0..<product.count { spectrum[i] = product[i] * notch[i] }
+        beginMap()
+        // Mean and variance of the whole notched map from its column transforms: along each
+        // row, Σ_x v = w·Re Y₀ and Σ_x v² = w·(Re² Y₀ + 2 Σ|Y_k|² + Re² Y_{w/2}) (Parseval;
+        // the c2r reads only the real part of the zero and Nyquist bins; w is even).
+        var sum = 0.0, sum2 = 0.0
+        for y in 0..<gh {
+            let row = spectrum.baseAddress! + y * hw
+            var s2 = 0.0
+            for c in 1..<(hw - 1) { let v = row[c]; s2 += Double(v.x * v.x + v.y * v.y) }
+            let (z, n) = (Double(row[0].x), Double(row[hw - 1].x))
+            sum += z
+            sum2 += z * z + 2 * s2 + n * n
+        }
+        let count = Double(gw * gh)
+        sum *= Double(gw); sum2 *= Double(gw)
+        let mean = sum / count, sd = Swift.max(0, sum2 / count - mean * mean).squareRoot()
+        for w in windows {
+            ensureRows(w.y0 - 2, w.y1 + 2)
+            for y in (w.y0 - 2)...(w.y1 + 2) {
+                let r = (y % gh + gh) % gh
+                for x in 0..<gw { notchedMap[r * gw + x] = fineFFT.real[r * gw + x] }
+            }
+        }
+        for i in 0..<product.count { spectrum[i] = product[i] }
+        beginMap()
+        guard sd > 0 else { return nil }
+        func index(_ nx: Int, _ ny: Int) -> Int { ((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw }
+        var peaks: [(x: Int, y: Int, v: Float)] = []
+        var seen = Set<Int>()
+        for w in windows {
+            ensureRows(w.y0 - 2, w.y1 + 2)
+            let c = w.c
+            for ny in w.y0...w.y1 {
+                for nx in w.x0...w.x1 {
                     let dx = Double(nx) * g.stepX - c.x, dy = Double(ny) * g.stepY - c.y
                     guard dx * dx + dy * dy <= radius * radius, seen.insert(index(nx, ny)).inserted else { continue }
-                    let v = fineFFT.real[index(nx, ny)]
+                    let v = mapValue(nx, ny)
                     var isMax = v > 0
                     for j in -1...1 { for i in -1...1 where (i != 0 || j != 0) && isMax {
-                        if fineFFT.real[index(nx + i, ny + j)] > v { isMax = false }
+                        if mapValue(nx + i, ny + j) > v { isMax = false }
                     } }
                     if isMax { peaks.append((nx, ny, v)) }
                 }
@@ -629,8 +686,8 @@ final class Correlator {
         }
         for peak in strong {
             let (nx, ny) = (peak.x, peak.y)
-            let ox = vertex(fineFFT.real[index(nx - 1, ny)], peak.v, fineFFT.real[index(nx + 1, ny)])
-            let oy = vertex(fineFFT.real[index(nx, ny - 1)], peak.v, fineFFT.real[index(nx, ny + 1)])
+            let ox = vertex(mapValue(nx - 1, ny), peak.v, mapValue(nx + 1, ny))
+            let oy = vertex(mapValue(nx, ny - 1), peak.v, mapValue(nx, ny + 1))
             let z = (notchedValue(Double(nx) + ox, Double(ny) + oy) - mean) / sd
             let p = SIMD2((Double(nx) + ox) * g.stepX, (Double(ny) + oy) * g.stepY)
             all.append((p, z))
@@ -665,9 +722,9 @@ final class Correlator {
         masked.measure(moving.coarse, against: reference.coarse)
     }
 
-    /// The largest sample of a correlation map (in `ws.real`) within the search limits
+    /// The largest sample of the fine map (rows made as needed) within the search limits
     /// and, if `center` is given, within `radius` of it; returns its shift in px.
-    private func bestSample(_ ws: FFTWorkspace, gridWidth gw: Int, gridHeight gh: Int,
+    private func bestSample(gridWidth gw: Int, gridHeight gh: Int,
                             stepX: Double, stepY: Double, center: SIMD2<Double>?, radius: Double) -> (Double, Double, Float)? {
         let limit = searchLimit
         var xRange = -Int(limit.x / stepX)...Int(limit.x / stepX)
@@ -679,22 +736,21 @@ final class Correlator {
             xRange = Swift.max(x0, -gw / 2 + 1)...Swift.max(Swift.min(x1, gw / 2 - 1), Swift.max(x0, -gw / 2 + 1))
             yRange = Swift.max(y0, -gh / 2 + 1)...Swift.max(Swift.min(y1, gh / 2 - 1), Swift.max(y0, -gh / 2 + 1))
         }
+        ensureRows(yRange.lowerBound - 1, yRange.upperBound + 1)
         // Separable overlap normalisation, tabulated once per map.
         let normX = xRange.map { Float(1 / geometry.windowOverlap(Double($0) * stepX, 0)) }
         var best = -Float.infinity, bx = 0, by = 0
         func value(_ nx: Int, _ ny: Int) -> Float {
-            ws.real[((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw]
-                * Float(1 / geometry.windowOverlap(Double(nx) * stepX, Double(ny) * stepY))
+            mapValue(nx, ny) * Float(1 / geometry.windowOverlap(Double(nx) * stepX, Double(ny) * stepY))
         }
         for ny in yRange {
-            let row = (ny % gh + gh) % gh
             let normY = Float(1 / geometry.windowOverlap(0, Double(ny) * stepY))
             for nx in xRange {
                 if let c = center, radius.isFinite {
                     let dx = Double(nx) * stepX - c.x, dy = Double(ny) * stepY - c.y
                     if dx * dx + dy * dy > radius * radius + stepX * stepX + stepY * stepY { continue }
                 }
-                let v = ws.real[row * gw + (nx % gw + gw) % gw] * normX[nx - xRange.lowerBound] * normY
+                let v = mapValue(nx, ny) * normX[nx - xRange.lowerBound] * normY
                 if v > best { best = v; bx = nx; by = ny }
             }
         }

@@ -66,6 +66,20 @@ struct BandFFT: ParsableCommand {
         let band = seconds { for _ in 0..<`repeat` { ws.forward(columns: columns) } } / Double(`repeat`)
         print(String(format: "forward %d²: full %.2f ms, first %d columns %.2f ms (one core)",
                      size, full * 1e3, columns, band * 1e3))
+        // The inverse of a correlation on the band's grid (2·(columns − 1) square), whole or
+        // column transforms plus rows (`Correlator` makes the rows its searches read).
+        let n = 2 * (columns - 1)
+        let grid = FFTWorkspace(width: n, height: n)
+        let spectrum = (0..<(n * (n / 2 + 1))).map { Complex(Float($0 % 17), Float($0 % 5)) }
+        func load() { for i in spectrum.indices { grid.spectrum[i] = spectrum[i] } }
+        load(); grid.inverse(); load(); grid.inverseColumns(); grid.inverseRow(0)   // plans made
+        let reps = 20 * `repeat`
+        let copy = seconds { for _ in 0..<reps { load() } } / Double(reps)
+        let whole = seconds { for _ in 0..<reps { load(); grid.inverse() } } / Double(reps) - copy
+        let columnsOnly = seconds { for _ in 0..<reps { load(); grid.inverseColumns() } } / Double(reps) - copy
+        let rows = seconds { for _ in 0..<reps { for y in 0..<n { grid.inverseRow(y) } } } / Double(reps * n)
+        print(String(format: "inverse %d²: whole %.1f µs; columns %.1f µs + %.2f µs per row (one core)",
+                     n, whole * 1e6, columnsOnly * 1e6, rows * 1e6))
     }
 }
 

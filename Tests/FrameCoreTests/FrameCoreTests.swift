@@ -48,6 +48,25 @@ import Foundation
         #expect(worst < 1e-5 * largest)
     }
 
+    @Test func rowWiseInverseMatchesTheFullInverse() {
+        let w = 48, h = 30
+        let img = Image(width: w, height: h) { x, y in Float(sin(Double(x * x + 3 * y)) + 0.1 * Double(y)) }
+        let full = FFTWorkspace(width: w, height: h), rows = FFTWorkspace(width: w, height: h)
+        full.load(img); full.forward()
+        rows.load(img); rows.forward()
+        full.inverse()
+        rows.inverseColumns()
+        for y in [0, 7, 29] { rows.inverseRow(y) }
+        var worst: Float = 0
+        for y in [0, 7, 29] {
+            for x in 0..<w { worst = max(worst, abs(rows.real[y * w + x] - full.real[y * w + x])) }
+        }
+        // The round trip gives w·h·image; FFTW's 2-D plan does the same column and row
+        // transforms (identical on the development machine).
+        #expect(abs(full.real[7 * w + 5] / Float(w * h) - img[5, 7]) < 1e-4)
+        #expect(worst <= 1e-5 * Float(w * h))
+    }
+
     @Test func complexFFTRoundTrip() {
         let ws = ComplexFFTWorkspace(width: 8, height: 6)
         for i in 0..<48 { ws.data[i] = Complex(Float(i), Float(-i)) }
