@@ -116,7 +116,11 @@ public enum UpsampledDFT {
 
     /// Refines a correlation maximum near `(x0, y0)` (px), first known to within
     /// ±`initialStep` px, to 1/`upsampleFactor` px by successive small upsampled-DFT grids,
-    /// each 3–5× finer than the last (Guizar-Sicairos 2008, applied coarse-to-fine).
+    /// each 3–5× finer than the last (Guizar-Sicairos 2008, applied coarse-to-fine). Once a
+    /// grid is at most 8/U px fine and its maximum lies inside it, the parabola vertex
+    /// through its neighbours along each axis (far more accurate than 1/U on a peak as smooth
+    /// as a band-passed correlation) centres the last grid, ±3/U px at 1/U, which saves one
+    /// grid of the plain sequence.
     /// The maximised quantity is the correlation divided by `divideBy(x, y)` when given
     /// (e.g. an overlap normalisation). Returns the position and the (undivided)
     /// correlation value there.
@@ -139,12 +143,24 @@ public enum UpsampledDFT {
             let values = evaluate(spectrum, gridWidth: gridWidth, gridHeight: gridHeight,
                                   frameWidth: frameWidth, frameHeight: frameHeight, xs: xs, ys: ys, rowLengths: rowLengths)
             var bi = -1
+            var q = [Double](repeating: 0, count: values.count)
             for (i, v) in values.enumerated() {
-                let q = v / (divideBy?(xs[i % xs.count], ys[i / xs.count]) ?? 1)
-                if q > best { best = q; bi = i }
+                q[i] = v / (divideBy?(xs[i % xs.count], ys[i / xs.count]) ?? 1)
+                if q[i] > best { best = q[i]; bi = i }
             }
             if bi >= 0 { bx = xs[bi % xs.count]; by = ys[bi / xs.count]; raw = values[bi] }
             range = step
+            let side = xs.count, (i, j) = (bi % side, bi / side)
+            if step > finest * 1.0001, step <= 8 * finest, bi >= 0, i > 0, i < side - 1, j > 0, j < side - 1 {
+                func vertex(_ l: Double, _ c: Double, _ r: Double) -> Double {
+                    let d = l - 2 * c + r
+                    return d < 0 ? Swift.max(-0.5, Swift.min(0.5, 0.5 * (l - r) / d)) : 0
+                }
+                bx += step * vertex(q[bi - 1], q[bi], q[bi + 1])
+                by += step * vertex(q[bi - side], q[bi], q[bi + side])
+                range = 3 * finest
+                best = -.infinity   // the last grid's maximum is the answer (the vertex is its centre)
+            }
         }
         return (bx, by, raw)
     }
