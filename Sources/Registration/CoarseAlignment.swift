@@ -110,7 +110,7 @@ struct CoarseGeometry: Sendable {
             }
         }
         ws.forward(columns: gridWidth / 2 + 1)
-        let hw = gridWidth / 2 + 1, shw = ws.spectrumWidth
+        let hw = gridWidth / 2 + 1, columns = ws.columnSpectrum
         let scale = Float(1 / Double(bw * binnedHeight))
         for r in 0..<gridHeight {
             let ky = r <= gridHeight / 2 ? r : r - gridHeight
@@ -119,7 +119,7 @@ struct CoarseGeometry: Sendable {
             for c in 0..<hw {
                 let fx = Double(c) / spanX
                 let g = Float(exp(-(fx * fx + fy * fy) / (2 * sigma * sigma)))
-                small.spectrum[r * hw + c] = ws.spectrum[sr * shw + c] * (g * scale)
+                small.spectrum[r * hw + c] = columns[c * binnedHeight + sr] * (g * scale)
             }
         }
         small.inverse()

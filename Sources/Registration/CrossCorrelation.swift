@@ -141,12 +141,12 @@ struct CorrelationGeometry: Sendable {
         ws.forward(columns: halfWidth)
         // Scale so spectra of large frames stay far from Float overflow in products.
         let scale = Float(1 / Double(width * height).squareRoot())
-        let hw = halfWidth, shw = ws.spectrumWidth
+        let hw = halfWidth, columns = ws.columnSpectrum
         var out = [Complex](repeating: .zero, count: gridHeight * hw)
         for r in 0..<gridHeight {
             let ky = r <= gridHeight / 2 ? r : r - gridHeight
             let sr = ky >= 0 ? ky : ky + height
-            for c in 0..<hw { out[r * hw + c] = ws.spectrum[sr * shw + c] * scale }
+            for c in 0..<hw { out[r * hw + c] = columns[c * height + sr] * scale }
         }
         return out
     }

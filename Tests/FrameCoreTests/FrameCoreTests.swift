@@ -40,7 +40,7 @@ import Foundation
         var worst: Float = 0, largest: Float = 0
         for r in 0..<h {
             for c in 0..<columns {
-                worst = max(worst, simd_len(full.spectrum[r * hw + c] - band.spectrum[r * hw + c]))
+                worst = max(worst, simd_len(full.spectrum[r * hw + c] - band.columnSpectrum[c * h + r]))
                 largest = max(largest, simd_len(full.spectrum[r * hw + c]))
             }
         }
