@@ -185,10 +185,9 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         }
         let n = p.width * p.height
         func decode<T>(_: T.Type) throws -> [T] {
+            // Not zero-filled first: `readPage` writes every byte or throws.
             try [T](unsafeUninitializedCapacity: n) { buf, count in
-                let raw = UnsafeMutableRawBufferPointer(buf)
-                raw.initializeMemory(as: UInt8.self, repeating: 0)
-                try readPage(into: raw, page: p, bytesPerSample: MemoryLayout<T>.size)
+                try readPage(into: UnsafeMutableRawBufferPointer(buf), page: p, bytesPerSample: MemoryLayout<T>.size)
                 count = n
             }
         }
@@ -209,7 +208,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
     }
 
     /// Decodes the current directory into `dest` (width·height samples, host byte order;
-    /// libtiff swaps big-endian data). Strips are decoded straight into place.
+    /// libtiff swaps big-endian data), every byte of it, or throws. Strips are decoded
+    /// straight into place.
     private func readPage(into dest: UnsafeMutableRawBufferPointer, page p: Page, bytesPerSample bps: Int) throws {
         let rowBytes = p.width * bps
         func fail(_ what: String) -> FrameIOError {
@@ -222,13 +222,17 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                 rps = UInt32(p.height)
             }
             let nStrips = Int(TIFFNumberOfStrips(tiff))
+            var covered = 0
             for s in 0..<nStrips {
                 let row0 = s * Int(rps)
                 guard row0 < p.height else { break }
                 let rows = min(Int(rps), p.height - row0)
                 let got = TIFFReadEncodedStrip(tiff, UInt32(s), dest.baseAddress! + row0 * rowBytes, tmsize_t(rows * rowBytes))
                 guard got >= 0 else { throw fail("strip \(s) cannot be decoded") }
+                guard got == rows * rowBytes else { throw fail("strip \(s) holds \(got) bytes, its \(rows) rows need \(rows * rowBytes)") }
+                covered = row0 + rows
             }
+            guard covered == p.height else { throw fail("the strips cover \(covered) of \(p.height) rows") }
         } else {
             var tw: UInt32 = 0, th: UInt32 = 0
             guard ctiff_get_u32(tiff, UInt32(TIFFTAG_TILEWIDTH), &tw) == 1, ctiff_get_u32(tiff, UInt32(TIFFTAG_TILELENGTH), &th) == 1,
@@ -242,9 +246,9 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                 var x = 0
                 while x < p.width {
                     let index = TIFFComputeTile(tiff, UInt32(x), UInt32(y), 0, 0)
-                    guard TIFFReadEncodedTile(tiff, index, tile, tmsize_t(tileSize)) >= 0 else {
-                        throw fail("tile at (\(x), \(y)) cannot be decoded")
-                    }
+                    let got = TIFFReadEncodedTile(tiff, index, tile, tmsize_t(tileSize))
+                    guard got >= 0 else { throw fail("tile at (\(x), \(y)) cannot be decoded") }
+                    guard got == tileSize else { throw fail("tile at (\(x), \(y)) holds \(got) of its \(tileSize) bytes") }
                     let cols = min(Int(tw), p.width - x), rows = min(Int(th), p.height - y)
                     for r in 0..<rows {
                         memcpy(dest.baseAddress! + (y + r) * rowBytes + x * bps, tile + r * Int(tw) * bps, cols * bps)
