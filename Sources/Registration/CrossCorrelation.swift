@@ -143,10 +143,14 @@ struct CorrelationGeometry: Sendable {
         let scale = Float(1 / Double(width * height).squareRoot())
         let hw = halfWidth, columns = ws.columnSpectrum
         var out = [Complex](repeating: .zero, count: gridHeight * hw)
-        for r in 0..<gridHeight {
-            let ky = r <= gridHeight / 2 ? r : r - gridHeight
-            let sr = ky >= 0 ? ky : ky + height
-            for c in 0..<hw { out[r * hw + c] = columns[c * height + sr] * scale }
+        // Column by column: the band's rows are the first and last gridHeight/2 of each column.
+        let half = gridHeight / 2
+        out.withUnsafeMutableBufferPointer { o in
+            for c in 0..<hw {
+                let column = columns.baseAddress! + c * height
+                for r in 0...half { o[r * hw + c] = column[r] * scale }
+                for r in (half + 1)..<gridHeight { o[r * hw + c] = column[r - gridHeight + height] * scale }
+            }
         }
         return out
     }
