@@ -227,6 +227,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                 let row0 = s * Int(rps)
                 guard row0 < p.height else { break }
                 let rows = min(Int(rps), p.height - row0)
+                // libtiff fills offsets missing from the directory with 0 (the header).
+                guard TIFFGetStrileOffset(tiff, UInt32(s)) >= 8 else { throw fail("strip \(s) has no data offset") }
                 let got = TIFFReadEncodedStrip(tiff, UInt32(s), dest.baseAddress! + row0 * rowBytes, tmsize_t(rows * rowBytes))
                 guard got >= 0 else { throw fail("strip \(s) cannot be decoded") }
                 guard got == rows * rowBytes else { throw fail("strip \(s) holds \(got) bytes, its \(rows) rows need \(rows * rowBytes)") }
@@ -246,6 +248,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                 var x = 0
                 while x < p.width {
                     let index = TIFFComputeTile(tiff, UInt32(x), UInt32(y), 0, 0)
+                    guard TIFFGetStrileOffset(tiff, index) >= 8 else { throw fail("tile at (\(x), \(y)) has no data offset") }
                     let got = TIFFReadEncodedTile(tiff, index, tile, tmsize_t(tileSize))
                     guard got >= 0 else { throw fail("tile at (\(x), \(y)) cannot be decoded") }
                     guard got == tileSize else { throw fail("tile at (\(x), \(y)) holds \(got) of its \(tileSize) bytes") }

@@ -85,6 +85,15 @@ import FrameIO
         Self.expectError(.truncated, tiny, Self.tiff)
     }
 
+    /// One strip offset for a 32-row image in strips of 8 rows: libtiff fills the missing
+    /// offsets with 0 and would read the header as pixels; an error instead.
+    @Test func tiffStripsMissingRows() throws {
+        let dir = TPScratch(), url = dir.file("fewstrips.tif")
+        try Data(Self.handTIFF([(256, 3, 32), (257, 3, 32), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+                                (278, 3, 8), (279, 4, 256)], pixelBytes: [UInt8](repeating: 5, count: 256))).write(to: url)
+        Self.expectError([.corrupt, .truncated], url, Self.tiff)
+    }
+
     @Test func tiffAbsurdSize() throws {
         let dir = TPScratch()
         // 10⁶ × 10⁶ uint8 claimed by a ~1 kB file: refused before allocating a terabyte.
