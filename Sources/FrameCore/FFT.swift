@@ -19,8 +19,8 @@ final class FFTPlanCache: @unchecked Sendable {
         /// 1-D r2c transforms of every row, then forward c2c transforms of the first
         /// `columns` columns only, each stored contiguously (`FFTWorkspace.forward(columns:)`).
         case rowsR2C, columnsForward(columns: Int)
-        /// The two halves of `c2r`: backward c2c transforms down every column of the half
-        /// spectrum (in place), then one row's c2r.
+        /// The two halves of `c2r`: backward c2c transforms of every column of the half
+        /// spectrum, each stored contiguously, then one row's c2r.
         case columnsBackward, rowC2R
     }
     struct Key: Hashable { let kind: Kind; let width: Int; let height: Int }
@@ -55,8 +55,8 @@ final class FFTPlanCache: @unchecked Sendable {
                                     cplx, nil, 1, Int32(height), FFTW_FORWARD, flags)
         case .columnsBackward:
             var n = Int32(height)
-            p = fftwf_plan_many_dft(1, &n, Int32(width / 2 + 1), cplx, nil, Int32(width / 2 + 1), 1,
-                                    cplx, nil, Int32(width / 2 + 1), 1, FFTW_BACKWARD, flags)
+            p = fftwf_plan_many_dft(1, &n, Int32(width / 2 + 1), cplx, nil, 1, Int32(height),
+                                    cplx, nil, 1, Int32(height), FFTW_BACKWARD, flags)
         case .rowC2R:
             var n = Int32(width)
             p = fftwf_plan_many_dft_c2r(1, &n, 1, cplx, nil, 1, Int32(width / 2 + 1), real, nil, 1, Int32(width), flags)
@@ -99,6 +99,7 @@ public final class FFTWorkspace {
         fftwf_free(real.baseAddress)
         fftwf_free(UnsafeMutableRawPointer(spectrum.baseAddress))
         columnStorage.map { fftwf_free(UnsafeMutableRawPointer($0.baseAddress)) }
+        rowPlans.map { fftwf_free(UnsafeMutableRawPointer($0.buffer)) }
     }
 
     private var spectrumFFTW: UnsafeMutablePointer<fftwf_complex> {
@@ -119,10 +120,7 @@ public final class FFTWorkspace {
         if bandPlans?.columns != columns {
             bandPlans = (columns, FFTPlanCache.shared.plan(.rowsR2C, width: width, height: height),
                          FFTPlanCache.shared.plan(.columnsForward(columns: columns), width: width, height: height))
-            columnStorage.map { fftwf_free(UnsafeMutableRawPointer($0.baseAddress)) }
-            let raw = UnsafeMutableRawPointer(fftwf_alloc_complex(columns * height)!)
-            columnStorage = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Complex.self, capacity: columns * height),
-                                                       count: columns * height)
+            reserveColumns(columns)
         }
         fftwf_execute_dft_r2c(bandPlans!.rows, real.baseAddress, spectrumFFTW)
         // Transpose in 16-row blocks: each block's rows are read once, written 16 apart.
@@ -141,7 +139,16 @@ public final class FFTWorkspace {
 
     /// The result of `forward(columns:)`.
     public var columnSpectrum: UnsafeBufferPointer<Complex> { UnsafeBufferPointer(columnStorage!) }
+    /// Column-major spectra (`forward(columns:)`, `inverseColumns`), `columns × height` values.
     private var columnStorage: UnsafeMutableBufferPointer<Complex>?
+
+    private func reserveColumns(_ columns: Int) {
+        guard columnStorage?.count != columns * height else { return }
+        columnStorage.map { fftwf_free(UnsafeMutableRawPointer($0.baseAddress)) }
+        let raw = UnsafeMutableRawPointer(fftwf_alloc_complex(columns * height)!)
+        columnStorage = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Complex.self, capacity: columns * height),
+                                                   count: columns * height)
+    }
 
     /// The plans of `forward(columns:)`, fetched on its first call (a workspace serves one band).
     private var bandPlans: (columns: Int, rows: OpaquePointer, cols: OpaquePointer)?
@@ -149,29 +156,43 @@ public final class FFTWorkspace {
     /// `real = IFFT(spectrum)`, unnormalised; destroys `spectrum`.
     public func inverse() { fftwf_execute_dft_c2r(c2r, spectrumFFTW, real.baseAddress) }
 
-    /// `inverse()` in two halves, for callers that need a few rows of the result: first the
-    /// inverse transforms down every column of `spectrum`, in place (then row `y` of
-    /// `spectrum` is the half spectrum of output row `y`), then `inverseRow` for each row
-    /// wanted. FFTW's 2-D c2r plan works the same way, and gives the same values (a test
-    /// compares them). On the 288² grid of a 1024² frame's band: 72 µs for the columns and
-    /// 0.16 µs per row, against 120 µs for `inverse()` (`heatfront-bench band-fft`).
+    /// `inverse()` in two halves, for callers that need a few rows of the result. The caller
+    /// writes the half spectrum column by column into `columnInput` (column `c`, frequency
+    /// row `r` at `c·height + r`); `inverseColumns` transforms every column, then
+    /// `inverseRow(y)` makes row `y` of `real`. The columns are contiguous because FFTW's
+    /// estimated plans for columns strided across rows are slow. On the 288² grid of a 1024²
+    /// frame's band: 54 µs for the columns and 0.2 µs per row, against 120 µs for `inverse()`
+    /// (`heatfront-bench band-fft`); the values agree with `inverse()` to rounding (a test).
+    public var columnInput: UnsafeMutableBufferPointer<Complex> {
+        reserveColumns(spectrumWidth)
+        return columnStorage!
+    }
+
+    /// First half of the row-wise inverse: every column of `columnInput`, in place.
     public func inverseColumns() {
         if rowPlans == nil {
+            reserveColumns(spectrumWidth)
+            let raw = UnsafeMutableRawPointer(fftwf_alloc_complex(spectrumWidth)!)
             rowPlans = (FFTPlanCache.shared.plan(.columnsBackward, width: width, height: height),
-                        FFTPlanCache.shared.plan(.rowC2R, width: width, height: height))
+                        FFTPlanCache.shared.plan(.rowC2R, width: width, height: height),
+                        raw.bindMemory(to: Complex.self, capacity: spectrumWidth))
         }
-        fftwf_execute_dft(rowPlans!.columns, spectrumFFTW, spectrumFFTW)
+        let columns = UnsafeMutableRawPointer(columnStorage!.baseAddress!).assumingMemoryBound(to: fftwf_complex.self)
+        fftwf_execute_dft(rowPlans!.columns, columns, columns)
     }
 
-    /// Row `y` of `real` from row `y` of the column-transformed `spectrum` (`inverseColumns`),
-    /// which it destroys.
+    /// Row `y` of `real` from the column-transformed `columnInput` (`inverseColumns`), which it
+    /// leaves as it is.
     public func inverseRow(_ y: Int) {
         precondition(rowPlans != nil && y >= 0 && y < height)
-        fftwf_execute_dft_c2r(rowPlans!.row, spectrumFFTW + y * spectrumWidth, real.baseAddress! + y * width)
+        let row = rowPlans!.buffer, columns = columnStorage!.baseAddress!
+        for c in 0..<spectrumWidth { row[c] = columns[c * height + y] }
+        fftwf_execute_dft_c2r(rowPlans!.row, UnsafeMutableRawPointer(row).assumingMemoryBound(to: fftwf_complex.self),
+                              real.baseAddress! + y * width)
     }
 
-    /// The plans of `inverseColumns` and `inverseRow`, fetched on first use.
-    private var rowPlans: (columns: OpaquePointer, row: OpaquePointer)?
+    /// The plans of `inverseColumns` and `inverseRow` and the (aligned) row they gather into.
+    private var rowPlans: (columns: OpaquePointer, row: OpaquePointer, buffer: UnsafeMutablePointer<Complex>)?
 
     /// Copies an image into `real`, which must have the workspace's size.
     public func load(_ image: Image) {

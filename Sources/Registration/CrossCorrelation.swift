@@ -403,11 +403,20 @@ final class Correlator {
         rowReady = [Bool](repeating: false, count: geometry.gridHeight)
     }
 
-    /// Starts the inverse transform of the spectrum in `fineFFT.spectrum` into the map in
+    /// Starts the inverse transform of `product` (times `notch` when given) into the map in
     /// `fineFFT.real`, whose rows are then made as the searches reach them (`ensureRows`):
-    /// a search near a prediction reads a few dozen of the grid's rows, and the column
-    /// transforms are 60 % of a full inverse on the 288² grid of a 1024² frame.
-    private func beginMap() {
+    /// a search near a prediction reads a few dozen of the grid's 288 rows (1024² frames).
+    private func beginMap(notch: [Float]?) {
+        let gh = geometry.gridHeight, hw = geometry.halfWidth, input = fineFFT.columnInput.baseAddress!
+        product.withUnsafeBufferPointer { v in
+            if let notch {
+                notch.withUnsafeBufferPointer { w in
+                    for r in 0..<gh { for c in 0..<hw { input[c * gh + r] = v[r * hw + c] * w[r * hw + c] } }
+                }
+            } else {
+                for r in 0..<gh { for c in 0..<hw { input[c * gh + r] = v[r * hw + c] } }
+            }
+        }
         fineFFT.inverseColumns()
         for y in rowReady.indices { rowReady[y] = false }
     }
@@ -511,9 +520,8 @@ final class Correlator {
             r = filters.aliasRadius
         }
 
-        // Fine product, kept for the DFT refinement (the c2r destroys its input).
+        // Fine product, kept for the DFT refinement (the map's transform works on a copy).
         let p = options.phaseCorrelationWeight
-        let spectrum = fineFFT.spectrum
         moving.values.withUnsafeBufferPointer { ma in
         reference.values.withUnsafeBufferPointer { rb in
         filters.fine.withUnsafeBufferPointer { w in
@@ -526,7 +534,6 @@ final class Correlator {
                     v = mag > 0 ? v * Float(pow(mag / Double(w[i]), -p)) : .zero
                 }
                 out[i] = v
-                spectrum[i] = v
             }
         }}}}
         var mapReady = false
@@ -561,7 +568,7 @@ final class Correlator {
                 }
             }
         }
-        if !mapReady { beginMap() }
+        if !mapReady { beginMap(notch: nil) }
         var found: (Double, Double, Float)? = nil
         for c in candidates.isEmpty ? [center] : candidates.map({ Optional($0) }) {
             if let f = bestSample(gridWidth: g.gridWidth, gridHeight: g.gridHeight,
@@ -610,7 +617,7 @@ final class Correlator {
     private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float])
         -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool,
             all: [(p: SIMD2<Double>, z: Double)])? {
-        let g = geometry, gw = g.gridWidth, gh = g.gridHeight, hw = g.halfWidth, spectrum = fineFFT.spectrum
+        let g = geometry, gw = g.gridWidth, gh = g.gridHeight, hw = g.halfWidth
         guard let first = centres.first else { return nil }
         // The map rows each centre's search reads: its window, the peaks' neighbours and the
         // cubic interpolation's reach (two rows beyond).
@@ -620,19 +627,20 @@ final class Correlator {
             let y0 = Int(((c.y - radius) / g.stepY).rounded(.down)), y1 = Int(((c.y + radius) / g.stepY).rounded(.up))
             if x1 - x0 < gw - 2, y1 - y0 < gh - 2 { windows.append((x0, x1, y0, y1, c)) }
         }
-        for i in 0..<product.count { spectrum[i] = product[i] * notch[i] }
-        beginMap()
+        beginMap(notch: notch)
         // Mean and variance of the whole notched map from its column transforms: along each
         // row, Σ_x v = w·Re Y₀ and Σ_x v² = w·(Re² Y₀ + 2 Σ|Y_k|² + Re² Y_{w/2}) (Parseval;
         // the c2r reads only the real part of the zero and Nyquist bins; w is even).
+        let columns = UnsafeBufferPointer(fineFFT.columnInput)
         var sum = 0.0, sum2 = 0.0
-        for y in 0..<gh {
-            let row = spectrum.baseAddress! + y * hw
-            var s2 = 0.0
-            for c in 1..<(hw - 1) { let v = row[c]; s2 += Double(v.x * v.x + v.y * v.y) }
-            let (z, n) = (Double(row[0].x), Double(row[hw - 1].x))
-            sum += z
-            sum2 += z * z + 2 * s2 + n * n
+        for c in 0..<hw {
+            var s1 = 0.0, s2 = 0.0
+            for y in 0..<gh {
+                let v = columns[c * gh + y]
+                if c == 0 || c == hw - 1 { s1 += Double(v.x); s2 += Double(v.x * v.x) } else { s2 += Double(v.x * v.x + v.y * v.y) }
+            }
+            if c == 0 { sum = s1 }
+            sum2 += c == 0 || c == hw - 1 ? s2 : 2 * s2
         }
         let count = Double(gw * gh)
         sum *= Double(gw); sum2 *= Double(gw)
@@ -644,8 +652,7 @@ final class Correlator {
                 for x in 0..<gw { notchedMap[r * gw + x] = fineFFT.real[r * gw + x] }
             }
         }
-        for i in 0..<product.count { spectrum[i] = product[i] }
-        beginMap()
+        beginMap(notch: nil)
         guard sd > 0 else { return nil }
         func index(_ nx: Int, _ ny: Int) -> Int { ((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw }
         var peaks: [(x: Int, y: Int, v: Float)] = []

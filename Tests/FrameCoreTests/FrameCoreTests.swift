@@ -53,7 +53,8 @@ import Foundation
         let img = Image(width: w, height: h) { x, y in Float(sin(Double(x * x + 3 * y)) + 0.1 * Double(y)) }
         let full = FFTWorkspace(width: w, height: h), rows = FFTWorkspace(width: w, height: h)
         full.load(img); full.forward()
-        rows.load(img); rows.forward()
+        let hw = w / 2 + 1, input = rows.columnInput
+        for r in 0..<h { for c in 0..<hw { input[c * h + r] = full.spectrum[r * hw + c] } }
         full.inverse()
         rows.inverseColumns()
         for y in [0, 7, 29] { rows.inverseRow(y) }
@@ -61,8 +62,7 @@ import Foundation
         for y in [0, 7, 29] {
             for x in 0..<w { worst = max(worst, abs(rows.real[y * w + x] - full.real[y * w + x])) }
         }
-        // The round trip gives w·h·image; FFTW's 2-D plan does the same column and row
-        // transforms (identical on the development machine).
+        // The round trip gives w·h·image, both ways to rounding.
         #expect(abs(full.real[7 * w + 5] / Float(w * h) - img[5, 7]) < 1e-4)
         #expect(worst <= 1e-5 * Float(w * h))
     }
