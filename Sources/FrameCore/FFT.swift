@@ -80,8 +80,10 @@ public final class FFTWorkspace {
     public let real: UnsafeMutableBufferPointer<Float>
     /// Output of `forward()`, input of `inverse()` (which overwrites it).
     public let spectrum: UnsafeMutableBufferPointer<Complex>
-    private let r2c: OpaquePointer
-    private let c2r: OpaquePointer
+    /// Made on first use: a workspace that only runs band-limited or row-wise transforms
+    /// never plans the full ones (about 1 ms each at 1024² or 288², in a process's first run).
+    private lazy var r2c = FFTPlanCache.shared.plan(.r2c, width: width, height: height)
+    private lazy var c2r = FFTPlanCache.shared.plan(.c2r, width: width, height: height)
 
     public init(width: Int, height: Int) {
         precondition(width > 0 && height > 0)
@@ -91,8 +93,6 @@ public final class FFTWorkspace {
         let nc = height * (width / 2 + 1)
         let raw = UnsafeMutableRawPointer(fftwf_alloc_complex(nc)!)
         spectrum = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Complex.self, capacity: nc), count: nc)
-        r2c = FFTPlanCache.shared.plan(.r2c, width: width, height: height)
-        c2r = FFTPlanCache.shared.plan(.c2r, width: width, height: height)
     }
 
     deinit {
