@@ -270,14 +270,15 @@ public enum RunPipeline {
         // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
         // the layers to the non-periodic content alone: the band always reaches 1.5× the
         // highest reflection, past the start of its roll-off (0.7 of the cut-off).
-        // The reflections are read from the first frame's central 512² (a quarter of the
-        // work at 1024², and dozens of periods), from the whole frame if the centre has none.
+        // The reflections are read from the first frame's central 256² (a sixteenth of the
+        // work at 1024², still a dozen periods: the band edge moves by 0.3 %), from the
+        // whole frame if the centre has none.
         func lattice(_ image: Image) -> Lattice? {
             try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
         }
         if let first = try? frames.image(at: 0),
-           let lattice = lattice(first.cropped(x0: (first.width - 512) / 2, y0: (first.height - 512) / 2,
-                                               x1: (first.width + 512) / 2, y1: (first.height + 512) / 2)) ?? lattice(first) {
+           let lattice = lattice(first.cropped(x0: (first.width - 256) / 2, y0: (first.height - 256) / 2,
+                                               x1: (first.width + 256) / 2, y1: (first.height + 256) / 2)) ?? lattice(first) {
             let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
                         lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
             options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
