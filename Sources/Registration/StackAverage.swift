@@ -51,42 +51,53 @@ public enum StackAverage {
                 partial.set(c, .failure(error))
             }
         }
-        var sum: [Float] = []
+        var parts: [[Float]] = []
         var covered: [Rectangle] = []
         for c in 0..<chunks {
             guard let r = partial.get(c) else { continue }
             let part = try r.get()
             covered += part.covered
-            if sum.isEmpty { sum = part.sum; continue }
-            sum.withUnsafeMutableBufferPointer { s in
-                part.sum.withUnsafeBufferPointer { ps in for p in 0..<(w * h) { s[p] += ps[p] } }
-            }
+            parts.append(part.sum)
         }
-        if sum.isEmpty { sum = [Float](repeating: 0, count: w * h) }
-        // The weight map: how many frames' valid rectangles cover each pixel, from the
-        // rectangles' corners (a 2-D difference array and its prefix sums).
-        var corners = [Int32](repeating: 0, count: (w + 1) * (h + 1))
-        for r in covered where r.x1 > r.x0 && r.y1 > r.y0 {
-            corners[r.y0 * (w + 1) + r.x0] += 1; corners[r.y0 * (w + 1) + r.x1] -= 1
-            corners[r.y1 * (w + 1) + r.x0] -= 1; corners[r.y1 * (w + 1) + r.x1] += 1
-        }
-        var weight = [Float](repeating: 0, count: w * h)
-        var columnRun = [Int32](repeating: 0, count: w)
-        for y in 0..<h {
-            var run: Int32 = 0
-            for x in 0..<w {
-                columnRun[x] += corners[y * (w + 1) + x]
-                run += columnRun[x]
-                weight[y * w + x] = Float(run)
-            }
-        }
+        var sum = parts.first ?? [Float](repeating: 0, count: w * h)
+        let second = parts.count > 1 ? parts[1] : nil
         let count = covered.count
+        // The weight map, how many frames' valid rectangles cover each pixel, and the mean,
+        // row by row on every core: each row counts the rectangles over it from their edges.
+        let edges = covered.filter { $0.x1 > $0.x0 && $0.y1 > $0.y0 }
+        var weight = [Float](repeating: 0, count: w * h)
         sum.withUnsafeMutableBufferPointer { s in
-            weight.withUnsafeBufferPointer { wt in
-                for p in 0..<(w * h) { s[p] = wt[p] > 0 ? s[p] / wt[p] : 0 }
+        weight.withUnsafeMutableBufferPointer { wt in
+            let (s, wt) = (UncheckedFloats(s), UncheckedFloats(wt))
+            let bands = Swift.max(1, Swift.min(h, chunks))
+            DispatchQueue.concurrentPerform(iterations: bands) { band in
+                var steps = [Int32](repeating: 0, count: w + 1)
+                for y in stride(from: band, to: h, by: bands) {
+                    for x in 0...w { steps[x] = 0 }
+                    for r in edges where r.y0 <= y && y < r.y1 { steps[r.x0] += 1; steps[r.x1] -= 1 }
+                    var run: Int32 = 0
+                    let row = y * w
+                    for x in 0..<w {
+                        run += steps[x]
+                        wt.buffer[row + x] = Float(run)
+                    }
+                    // The second thread's sum added as the accumulation order had it, then the mean.
+                    if let second {
+                        second.withUnsafeBufferPointer { t in
+                            for x in row..<(row + w) { s.buffer[x] += t[x] }
+                        }
+                    }
+                    for x in row..<(row + w) { let n = wt.buffer[x]; s.buffer[x] = n > 0 ? s.buffer[x] / n : 0 }
+                }
             }
-        }
+        }}
         return AlignedAverage(image: Image(width: w, height: h, pixels: sum),
                               weight: Image(width: w, height: h, pixels: weight), frameCount: count)
     }
+}
+
+/// A buffer whose disjoint rows `concurrentPerform`'s iterations write.
+private struct UncheckedFloats: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Float>
+    init(_ buffer: UnsafeMutableBufferPointer<Float>) { self.buffer = buffer }
 }
