@@ -464,8 +464,15 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
             for k in positions.indices { if k < link.k { after[k] = nil } else { before[k] = nil } }
             guard before.compactMap({ $0 }).count >= 2, after.compactMap({ $0 }).count >= 2 else { continue }
             let empty = CoarseImage(pixels: [], mask: [])
-            let a = BandSpectrum(values: bandSum(spectra, before), coarse: empty)
-            let b = BandSpectrum(values: bandSum(spectra, after), coarse: empty)
+            // The two sums at once, one per core.
+            let sums = ResultSlots<[Complex]>(count: 2)
+            let sides = [before, after]
+            DispatchQueue.concurrentPerform(iterations: 2) { side in
+                sums.set(side, .success(self.bandSum(spectra, sides[side])))
+            }
+            guard case .success(let sumBefore)? = sums.get(0), case .success(let sumAfter)? = sums.get(1) else { continue }
+            let a = BandSpectrum(values: sumBefore, coarse: empty)
+            let b = BandSpectrum(values: sumAfter, coarse: empty)
             guard let m = correlators[0].measure(b, against: a, prediction: .zero, radius: radius, notch: notch,
                                                  aliasReach: 3) else { continue }
             let d = SIMD2(m.dx, m.dy)
