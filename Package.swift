@@ -62,7 +62,7 @@ let package = Package(
 
 // Release builds use the build machine's AVX2 and FMA units when it has them (as C's
 // `-march=native` would): the SIMD8 loops of registration and resampling then run in
-// 256-bit registers instead of pairs of SSE ones (rigid benchmark in process 202 → 220
+// 256-bit registers instead of pairs of SSE ones (rigid benchmark in process 230 → 245
 // frames/s). Swift never fuses a multiply and an add on its own, so outputs are
 // byte-identical either way (every output of four presets' runs compared). Set
 // HEATFRONT_PORTABLE=1 for binaries that run on any x86-64.

@@ -113,8 +113,8 @@ public final class FFTWorkspace {
     /// (column `c`, frequency row `r` at `c·height + r`): a band-limited crop needs no more.
     /// The rows' 1-D transforms are left in `spectrum`. Each column is transformed in a
     /// contiguous copy: FFTW's estimated plans for columns strided across a frame's rows are
-    /// slower than the copies. On a 1024² frame with 145 of 513 columns it takes 0.9 ms
-    /// against `forward()`'s 2.0 ms (one core, `FFTW_ESTIMATE`; `heatfront-bench band-fft`).
+    /// slower than the copies. On a 1024² frame with 145 of 513 columns it takes 0.88–0.90 ms
+    /// against `forward()`'s 1.96–2.03 ms (one core, `FFTW_ESTIMATE`; `heatfront-bench band-fft`).
     public func forward(columns: Int) {
         precondition(columns > 0 && columns <= spectrumWidth)
         if bandPlans?.columns != columns {
@@ -123,7 +123,7 @@ public final class FFTWorkspace {
             reserveColumns(columns)
         }
         fftwf_execute_dft_r2c(bandPlans!.rows, real.baseAddress, spectrumFFTW)
-        // Transpose in 16-row blocks: each block's rows are read once, written 16 apart.
+        // Copied out in blocks of 16 rows, which stay in cache while their columns are read.
         let src = spectrum.baseAddress!, dst = columnStorage!.baseAddress!, sw = spectrumWidth
         var r0 = 0
         while r0 < height {
@@ -161,8 +161,9 @@ public final class FFTWorkspace {
     /// row `r` at `c·height + r`); `inverseColumns` transforms every column, then
     /// `inverseRow(y)` makes row `y` of `real`. The columns are contiguous because FFTW's
     /// estimated plans for columns strided across rows are slow. On the 288² grid of a 1024²
-    /// frame's band: 54 µs for the columns and 0.2 µs per row, against 120 µs for `inverse()`
-    /// (`heatfront-bench band-fft`); the values agree with `inverse()` to rounding (a test).
+    /// frame's band: 39–43 µs for the columns and 0.24 µs per row, against 114–120 µs for
+    /// `inverse()` (`heatfront-bench band-fft`); the values agree with `inverse()` to rounding
+    /// (a test).
     public var columnInput: UnsafeMutableBufferPointer<Complex> {
         reserveColumns(spectrumWidth)
         return columnStorage!
