@@ -808,9 +808,10 @@ struct TimeChain {
     }
 }
 
-/// Lets a non-escaping closure cross into `concurrentPerform`'s `@Sendable` body; each
-/// worker only reads it, and the body touches only its own correlator and slot.
-private struct UncheckedBox<T>: @unchecked Sendable {
+/// Lets a value cross into `concurrentPerform`'s `@Sendable` body when the iterations never
+/// touch the same part of it (a non-escaping closure each worker only reads, a buffer whose
+/// rows each iteration writes alone).
+struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }

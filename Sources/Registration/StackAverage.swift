@@ -68,7 +68,7 @@ public enum StackAverage {
         var weight = [Float](repeating: 0, count: w * h)
         sum.withUnsafeMutableBufferPointer { s in
         weight.withUnsafeMutableBufferPointer { wt in
-            let (s, wt) = (UncheckedFloats(s), UncheckedFloats(wt))
+            let (sBox, wtBox) = (UncheckedBox(s), UncheckedBox(wt))
             let bands = Swift.max(1, Swift.min(h, chunks))
             DispatchQueue.concurrentPerform(iterations: bands) { band in
                 var steps = [Int32](repeating: 0, count: w + 1)
@@ -79,25 +79,19 @@ public enum StackAverage {
                     let row = y * w
                     for x in 0..<w {
                         run += steps[x]
-                        wt.buffer[row + x] = Float(run)
+                        wtBox.value[row + x] = Float(run)
                     }
                     // The second thread's sum added as the accumulation order had it, then the mean.
                     if let second {
                         second.withUnsafeBufferPointer { t in
-                            for x in row..<(row + w) { s.buffer[x] += t[x] }
+                            for x in row..<(row + w) { sBox.value[x] += t[x] }
                         }
                     }
-                    for x in row..<(row + w) { let n = wt.buffer[x]; s.buffer[x] = n > 0 ? s.buffer[x] / n : 0 }
+                    for x in row..<(row + w) { let n = wtBox.value[x]; sBox.value[x] = n > 0 ? sBox.value[x] / n : 0 }
                 }
             }
         }}
         return AlignedAverage(image: Image(width: w, height: h, pixels: sum),
                               weight: Image(width: w, height: h, pixels: weight), frameCount: count)
     }
-}
-
-/// A buffer whose disjoint rows `concurrentPerform`'s iterations write.
-private struct UncheckedFloats: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<Float>
-    init(_ buffer: UnsafeMutableBufferPointer<Float>) { self.buffer = buffer }
 }
