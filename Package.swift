@@ -44,7 +44,7 @@ let package = Package(
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
         .executableTarget(name: "heatfront-bench", dependencies: [
-            "FrameCore", "FrameIO", "ColumnIntensities", "Pipeline",
+            "FrameCore", "FrameIO", "Registration", "ColumnIntensities", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
         .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5"]),
         .testTarget(name: "RegistrationTests", dependencies: ["TestSupport", "Registration", "FrameCore", "Simulation"]),
-        .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "Simulation"]),
+        .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "FrameIO", "Simulation"]),
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "FrameCore"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "Simulation"]),

@@ -7,6 +7,29 @@ public enum RegistrationMode: String, Sendable, Codable, CaseIterable {
     case rigid, nonrigid
 }
 
+/// How atomic columns appear in the frames (`contrast:` in heatfront.yaml).
+public enum ColumnContrast: String, Sendable, Codable, CaseIterable {
+    /// Decided from the images: bright columns are measured, dark columns get no intensities.
+    case auto
+    /// Bright columns on a dark background (HAADF, ADF).
+    case brightColumns = "bright_columns"
+    /// Dark columns on a bright background (ABF, BF): intensities are measured on the
+    /// inverted image, as dip depths.
+    case darkColumns = "dark_columns"
+}
+
+/// Frequencies registration correlates, cycles/px (`registration.band: [low, high]`): the
+/// high-pass σ and the cut-off.
+public struct FrequencyBand: Sendable, Equatable, Encodable {
+    public var low: Double
+    public var high: Double
+    public init(low: Double, high: Double) { self.low = low; self.high = high }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode([low, high])
+    }
+}
+
 /// An explicit temperature for the frames a rule selects (`steps:` in heatfront.yaml).
 /// Exactly one of `glob` (matched against the path relative to RUN_DIR) or `frames`
 /// (an inclusive `frame_index` range) is set.
@@ -77,8 +100,11 @@ public struct RunConfig: Sendable, Equatable, Encodable {
     public var stepToleranceC: Double = 3
     public var minHoldS: Double = 30
     public var layerSpacingNm: Double = 0.468
+    public var contrast: ColumnContrast = .auto
     public var registrationMode: RegistrationMode = .rigid
     public var maxShiftPx: Double = 200
+    /// nil: chosen from the first frame's lattice (`CorrelationBand`).
+    public var registrationBand: FrequencyBand?
     public var profileLine: LineSegment?
     public var profileWidthPx: Double = 16
     public var frontBoundary: LineSegment?
@@ -146,6 +172,12 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                 guard r.x0 >= 0, r.y0 >= 0 else { throw p.error(k, "corners must not be negative, got \(fmt(q))", v) }
                 guard r.x1 > r.x0, r.y1 > r.y0 else { throw p.error(k, "expected [x0, y0, x1, y1] with x1 > x0 and y1 > y0, got \(fmt(q))", v) }
                 config.roi = r
+            case "contrast":
+                let s = try p.string(v, key: k)
+                guard let c = ColumnContrast(rawValue: s) else {
+                    throw p.error(k, "expected auto, bright_columns or dark_columns, got '\(s)'", v)
+                }
+                config.contrast = c
             case "step_tolerance_C": config.stepToleranceC = try p.number(v, key: k, positive: true)
             case "min_hold_s": config.minHoldS = try p.number(v, key: k, nonNegative: true)
             case "material":
@@ -173,6 +205,12 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                         }
                         config.registrationMode = m
                     case "max_shift_px": config.maxShiftPx = try p.number(v2, key: key, positive: true)
+                    case "band":
+                        let q = try p.numbers(v2, key: key, count: 2)
+                        guard q[0] >= 0, q[1] > q[0], q[1] <= 0.5 else {
+                            throw p.error(key, "expected [low, high] in cycles/px with 0 <= low < high <= 0.5, got [\(fmt(q))]", v2)
+                        }
+                        config.registrationBand = FrequencyBand(low: q[0], high: q[1])
                     default: throw p.unknown(key, v2)
                     }
                 }
@@ -230,7 +268,7 @@ public struct RunConfig: Sendable, Equatable, Encodable {
         case pixelSizeNm = "pixel_size_nm", frameIntervalS = "frame_interval_s", heatingLog = "heating_log"
         case roi, stepToleranceC = "step_tolerance_C", minHoldS = "min_hold_s"
         case material, registration, profile, front, steps
-        case layerSpacingNm = "layer_spacing_nm", mode, maxShiftPx = "max_shift_px"
+        case layerSpacingNm = "layer_spacing_nm", mode, maxShiftPx = "max_shift_px", contrast, band
         case line, widthPx = "width_px", boundary
     }
 
@@ -244,9 +282,11 @@ public struct RunConfig: Sendable, Equatable, Encodable {
         try c.encode(minHoldS, forKey: .minHoldS)
         var m = c.nestedContainer(keyedBy: Keys.self, forKey: .material)
         try m.encode(layerSpacingNm, forKey: .layerSpacingNm)
+        try c.encode(contrast, forKey: .contrast)
         var r = c.nestedContainer(keyedBy: Keys.self, forKey: .registration)
         try r.encode(registrationMode, forKey: .mode)
         try r.encode(maxShiftPx, forKey: .maxShiftPx)
+        try r.encode(registrationBand, forKey: .band)
         var p = c.nestedContainer(keyedBy: Keys.self, forKey: .profile)
         try p.encode(profileLine.map { [$0.x0, $0.y0, $0.x1, $0.y1] }, forKey: .line)
         try p.encode(profileWidthPx, forKey: .widthPx)

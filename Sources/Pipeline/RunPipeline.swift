@@ -116,18 +116,26 @@ public enum RunPipeline {
             // Steps in parallel; a step without a lattice of its own (fully rock salt) then
             // borrows the previous step's, in order.
             let averages = registered.averages, pixelSize = table.pixelSizeNm, stepConfig = config
-            analyses = try ResultSlots<StepAnalysis?>.map(table.steps.count) { k in
-                StepAnalysis.analyse(average: averages[k], config: stepConfig, pixelSizeNm: pixelSize, previous: nil)
-            }
-            for k in analyses.indices where analyses[k] == nil {
-                if let previous = analyses[..<k].last(where: { $0 != nil })??.lattice {
-                    analyses[k] = StepAnalysis.analyse(average: averages[k], config: config, pixelSizeNm: pixelSize,
-                                                       previous: previous)
+            var outcomes = try ResultSlots<Result<StepAnalysis, StepSkipped>>.map(table.steps.count) { k in
+                Result { () throws(StepSkipped) in
+                    try StepAnalysis.analyse(average: averages[k], config: stepConfig, pixelSizeNm: pixelSize, previous: nil)
                 }
             }
-            for (k, a) in analyses.enumerated() where a == nil {
-                progress.warn("step \(k): no layered lattice found in the aligned average; intensities and front not measured")
+            // A step without a lattice of its own (fully rock salt) borrows the previous step's, in order.
+            for k in outcomes.indices {
+                guard case .failure(let skipped) = outcomes[k], skipped.lattice == nil,
+                      let previous = outcomes[..<k].lazy.compactMap({ try? $0.get() }).last?.lattice else { continue }
+                outcomes[k] = Result { () throws(StepSkipped) in
+                    try StepAnalysis.analyse(average: averages[k], config: config, pixelSizeNm: pixelSize, previous: previous)
+                }
             }
+            analyses = outcomes.map { try? $0.get() }
+            for (k, outcome) in outcomes.enumerated() {
+                if case .failure(let skipped) = outcome {
+                    progress.warn("step \(k): \(skipped.reason); intensities and front not measured")
+                }
+            }
+            summary.lattice = LatticeSummary(outcomes, pixelSizeNm: pixelSize, contrast: config.contrast)
             clock.lap("step analysis")
 
             // The front's boundary: from the config, else detected once, on the last step with
@@ -254,40 +262,39 @@ public enum RunPipeline {
         let config = try RunFolder.loadConfig(runDir: runDir, configURL: nil)
         let table = try RunFolder.scan(runDir, config: config)
         let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
-        return try alignRigid(RunFrames(table: table, indices: ok), groups: stepGroups(table, ok: ok),
-                              table: table, config: config)
+        let frames = RunFrames(table: table, indices: ok)
+        return try alignRigid(frames, groups: stepGroups(table, ok: ok),
+                              band: correlationBand(frames, table: table, config: config), config: config)
     }
 
     /// Rigid registration of the run's frames as one time-ordered sequence, then each step's
     /// average on the run reference.
-    static func alignRigid(_ frames: RunFrames, groups: [[Int]], table: FrameTable,
+    static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand,
                            config: RunConfig) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
-        // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
-        // finer sampling than that only adds shot noise to the correlation. On coarsely
-        // sampled frames the default cut-off would attenuate or remove the reflections
-        // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
-        // the layers to the non-periodic content alone: the band always reaches 1.5× the
-        // highest reflection, past the start of its roll-off (0.7 of the cut-off).
-        // The reflections are read from the first frame's central 256² (a sixteenth of the
-        // work at 1024², still a dozen periods: the band edge moves by 0.3 %), from the
-        // whole frame if the centre has none.
-        func lattice(_ image: Image) -> Lattice? {
-            try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
-        }
-        if let first = try? frames.image(at: 0),
-           let lattice = lattice(first.cropped(x0: (first.width - 256) / 2, y0: (first.height - 256) / 2,
-                                               x1: (first.width + 256) / 2, y1: (first.height + 256) / 2)) ?? lattice(first) {
-            let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
-                        lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
-            options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
-        }
+        options.bandPassLow = band.low
+        options.bandPassHigh = band.high
+        options.notches = band.notches
+        options.notchWidth = band.notchWidth
         let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         let averages = try groups.map { members in
             try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
         }
         return (shifts, averages)
+    }
+
+    /// The band registration correlates: the config's, else chosen from the run's first frame
+    /// (`CorrelationBand`), from the layered lattice where the frame shows one.
+    static func correlationBand(_ frames: RunFrames, table: FrameTable, config: RunConfig) -> CorrelationBand {
+        var band = CorrelationBand(low: 0.01, high: 0.25)
+        if let first = try? frames.image(at: 0) {
+            let layered = LayeredProjectionCheck.highestLayeredReflection(in: first, pixelSizeNm: table.pixelSizeNm,
+                                                                          layerSpacingNm: config.layerSpacingNm)
+            band = CorrelationBand.choose(for: first, layeredReflection: layered)
+        }
+        if let user = config.registrationBand { band.low = user.low; band.high = user.high; band.source = .config }
+        return band
     }
 
     struct Registered {
@@ -312,6 +319,7 @@ public enum RunPipeline {
             var fields: [Int: ScanDistortionField]
             /// Warnings the stage raised, replayed when it is reused so summary.json is the same.
             var warnings: [String]
+            var band: CorrelationBand
         }
         if let c = cache.load(Cached.self, "registration"),
            let avgs = try? groups.indices.map({ k -> AlignedAverage in
@@ -323,12 +331,13 @@ public enum RunPipeline {
             progress.log("registration: reused from cache")
             for w in c.warnings { progress.warn(w) }
             return Registered(shifts: shifts, averages: avgs, fields: c.fields,
-                              summary: registrationSummary(config: config, fields: c.fields,
+                              summary: registrationSummary(config: config, band: c.band, fields: c.fields,
                                                            precision: cache.load([Double].self, "registration_precision") ?? [],
                                                            pixelSizeNm: table.pixelSizeNm))
         }
         progress.begin("registration", total: frames.count)
-        let aligned = try alignRigid(frames, groups: groups, table: table, config: config)
+        let band = correlationBand(frames, table: table, config: config)
+        let aligned = try alignRigid(frames, groups: groups, band: band, config: config)
         let shifts = aligned.shifts
         var averages = aligned.averages
         progress.advance(by: frames.count)
@@ -407,7 +416,7 @@ public enum RunPipeline {
         }
         try cache.store(Cached(dx: shifts.map(\.dx), dy: shifts.map(\.dy), score: shifts.map(\.score),
                                rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields,
-                               warnings: warnings), "registration")
+                               warnings: warnings, band: band), "registration")
         for w in warnings { progress.warn(w) }
         try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
         let stored = averages
@@ -416,16 +425,16 @@ public enum RunPipeline {
             try i % 2 == 0 ? cache.storeImage(a.image, "step_\(k)_average") : cache.storeImage(a.weight, "step_\(k)_weight")
         }
         return Registered(shifts: shifts, averages: averages, fields: fields,
-                          summary: registrationSummary(config: config, fields: fields,
+                          summary: registrationSummary(config: config, band: band, fields: fields,
                                                        precision: precision.rigid + precision.nonrigid, pixelSizeNm: table.pixelSizeNm))
     }
 
     /// Registration facts for `summary.json`: per-frame field statistics and, in non-rigid
     /// mode, the TM column precision of the step averages before and after (median over steps).
     /// `precision`: the steps' rigid precisions followed by their non-rigid ones (px).
-    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], precision p: [Double],
-                                    pixelSizeNm: Double?) -> RegistrationSummary {
-        var s = RegistrationSummary(mode: config.registrationMode)
+    static func registrationSummary(config: RunConfig, band: CorrelationBand, fields: [Int: ScanDistortionField],
+                                    precision p: [Double], pixelSizeNm: Double?) -> RegistrationSummary {
+        var s = RegistrationSummary(mode: config.registrationMode, band: band)
         guard config.registrationMode == .nonrigid else { return s }
         let stats = fields.keys.sorted().map { fields[$0]!.statistics }
         s.displacementRMSPx = stats.map(\.rms)
