@@ -144,17 +144,16 @@ enum HeatingLogClock {
     }
 
     /// Holds of the log that no frame falls into, leaving out those at the level the log
-    /// starts or ends at (pre-heat, cool-down): named in one warning, since frames that miss
+    /// starts at (pre-heat, cool-down to it): named in one warning, since frames that miss
     /// the set-points usually mean the clocks are not matched.
     static func uncoveredHolds(_ log: HeatingLog, holds: [TemperatureHold], logTimes: [Double?],
                                toleranceC: Double) -> String? {
-        guard let t0 = log.temperaturesC.first, let t1 = log.temperaturesC.last, !holds.isEmpty else { return nil }
+        guard let t0 = log.temperaturesC.first, !holds.isEmpty else { return nil }
         let slack = log.sampleSpacing_s / 2
         let seen = logTimes.compactMap { $0 }
         guard let lo = seen.min(), let hi = seen.max() else { return nil }
         let empty = holds.filter { h in
-            abs(h.levelC - t0) > toleranceC && abs(h.levelC - t1) > toleranceC
-                && !seen.contains { $0 >= h.start_s - slack && $0 <= h.end_s + slack }
+            abs(h.levelC - t0) > toleranceC && !seen.contains { $0 >= h.start_s - slack && $0 <= h.end_s + slack }
         }
         guard !empty.isEmpty else { return nil }
         let list = empty.prefix(6).map { String(format: "%.0f °C at log time %.0f–%.0f s", $0.levelC, $0.start_s, $0.end_s) }

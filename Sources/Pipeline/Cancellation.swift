@@ -34,13 +34,15 @@ public final class Cancellation: @unchecked Sendable {
         for sig in signals {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler { [weak self] in self?.received(graceSeconds: graceSeconds, hardStop: hardStop) }
+            src.setEventHandler { [weak self] in self?.interrupt(graceSeconds: graceSeconds, hardStop: hardStop) }
             src.resume()
             sources.append(src)
         }
     }
 
-    private func received(graceSeconds: Double, hardStop: @escaping @Sendable () -> Void) {
+    /// What SIGINT and SIGTERM do (and a stop button may): the first call cancels and gives
+    /// the run `graceSeconds` to stop before `hardStop`; a second calls `hardStop` at once.
+    public func interrupt(graceSeconds: Double = 5, hardStop: @escaping @Sendable () -> Void = Cancellation.exitNow) {
         lock.lock()
         cancelled = true
         signalsSeen += 1
