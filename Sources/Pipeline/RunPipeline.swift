@@ -110,14 +110,21 @@ public enum RunPipeline {
         try cancel.throwIfCancelled()
 
         var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status.text) }
+        var rejected = 0
         for (p, f) in ok.enumerated() {
             let s = registered.shifts[p]
             // A rejected frame's shift was not measured: its cells stay empty.
             results[f].shiftX = s.rejection == nil ? s.dx : nil
             results[f].shiftY = s.rejection == nil ? s.dy : nil
             results[f].score = s.score
-            if let why = s.rejection { results[f].status = "rejected:\(why)"; progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+            if let why = s.rejection {
+                results[f].status = "rejected:\(why)"
+                rejected += 1
+                // Each rejected frame named, ten at most (frames.csv lists them all).
+                if rejected <= 10 { progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+            }
         }
+        if rejected > 10 { progress.warn("… and \(rejected - 10) more frames rejected by registration, listed in frames.csv") }
 
         var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
         summary.startedAt = ISO8601DateFormatter().string(from: started)
