@@ -18,7 +18,7 @@ case_() {
   local name=$1 want=$2; shift 2
   /usr/bin/time -f '%e %M' -o time.txt timeout 300 "$@" >out.txt 2>err.txt
   local code=$? t m
-  read -r t m < time.txt 2>/dev/null || { t=?; m=0; }
+  read -r t m < <(tail -n 1 time.txt) 2>/dev/null || { t=?; m=0; }
   local mb=$((m / 1024)) ok=ok
   [ "$code" = "$want" ] || ok="FAIL (exit $code, expected $want)"
   [ "$mb" -le "$limit_mb" ] || ok="FAIL (RSS $mb MB > $limit_mb)"

@@ -242,9 +242,12 @@ public enum RunPipeline {
         return summary
     }
 
-    /// Every file the run read: frame files, the config and the heating log.
+    /// Every file the run's results come from: frame files with a frame of the run's size,
+    /// the config and the heating log. Unreadable and size-rejected files are not hashed:
+    /// they add nothing to the results, and one may be a sparse file that only claims
+    /// terabytes (frames.csv lists them).
     static func inputPaths(_ table: FrameTable, runDir: URL, options: RunOptions) -> [String] {
-        var paths = Set(table.records.map(\.file))
+        var paths = Set(table.records.filter { $0.status.isOK }.map(\.file))
         let root = runDir.standardizedFileURL.path + "/"
         for absolute in [table.heatingLog, options.configURL?.standardizedFileURL.path].compactMap({ $0 }) {
             paths.insert(absolute.hasPrefix(root) ? String(absolute.dropFirst(root.count)) : absolute)
