@@ -6,7 +6,7 @@ import FrameCore
 
 /// Options `run` and `register` share.
 struct RunArguments: ParsableArguments {
-    @Argument(help: "Run folder(s): the frames of one in-situ heating experiment each.")
+    @Argument(help: "Run folder(s), or single stack files: the frames of one in-situ heating experiment each.")
     var runDirs: [String]
 
     @Option(name: .long, help: "Output folder (one sub-folder per run when several are given).")
