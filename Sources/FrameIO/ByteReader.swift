@@ -1,4 +1,5 @@
 import Foundation
+import FrameCore
 
 /// A whole file, memory-mapped, with bounds-checked access.
 ///
@@ -13,6 +14,7 @@ public struct MappedFile: @unchecked Sendable {
     /// Maps `url`; a missing or unreadable file is a `FrameIOError(.io)`.
     public init(url: URL) throws {
         self.url = url
+        if let why = RegularFile.problem(url.path) { throw FrameIOError(.io, url: url, why) }
         do {
             // An empty file is answered without mapping: Foundation's read path leaks a
             // buffer for zero-byte files (found by the fuzzer).

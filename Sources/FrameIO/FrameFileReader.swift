@@ -105,7 +105,10 @@ public enum FrameFiles {
         return try open(url, as: format)
     }
 
+    /// Only regular files are opened: a named pipe, socket or device in a run folder would
+    /// otherwise block the decoder in `open()` or feed it endless bytes.
     public static func open(_ url: URL, as format: FrameFormat) throws -> any FrameFileReader {
+        if let why = RegularFile.problem(url.path) { throw FrameIOError(.io, url: url, why) }
         switch format {
         case .tiff: return try TIFFReader(url: url)
         case .png: return try PNGReader(url: url)

@@ -76,10 +76,15 @@ public struct RunConfigError: Error, CustomStringConvertible, Equatable, Sendabl
     public let message: String
     public let line: Int?
 
+    /// Messages longer than `maxMessage` characters (a parser's error quoting a huge or
+    /// deeply nested document) are cut there.
+    public static let maxMessage = 300
+
     public init(file: String, key: String, _ message: String, line: Int? = nil) {
         self.file = file
         self.key = key
-        self.message = message
+        let flat = message.replacingOccurrences(of: "\n", with: " ")
+        self.message = flat.count > Self.maxMessage ? String(flat.prefix(Self.maxMessage)) + " …" : flat
         self.line = line
     }
 
@@ -96,6 +101,14 @@ public struct RunConfig: Sendable, Equatable, Encodable {
     public var pixelSizeNm: Double?
     public var frameIntervalS: Double?
     public var heatingLog: String?
+    /// The log time at the first frame, s (`heating_log_offset_s`): 600 when logging
+    /// started 10 minutes before the first frame.
+    public var heatingLogOffsetS: Double?
+    /// The absolute time of the log's time 0 (`heating_log_start`), for frames with absolute times.
+    public var heatingLogStart: Date?
+    /// The image signal to analyse in files with several (`signal:`): a name such as `HAADF`,
+    /// `ABF`, `DF4` or `iDPC`, or a position in the file's signals.
+    public var signal: String?
     public var roi: PixelRect?
     public var stepToleranceC: Double = 3
     public var minHoldS: Double = 30
@@ -126,6 +139,11 @@ public struct RunConfig: Sendable, Equatable, Encodable {
     /// Reads and validates a heatfront.yaml. Unknown keys, wrong types and impossible
     /// values throw a `RunConfigError` naming the file and the key.
     public static func load(_ url: URL) throws -> RunConfig {
+        if let why = RegularFile.problem(url.path) { throw RunConfigError(file: url.path, key: "", "cannot read: \(why)") }
+        var st = stat()
+        if stat(url.path, &st) == 0, st.st_size > 1 << 20 {
+            throw RunConfigError(file: url.path, key: "", "config file larger than 1 MiB")
+        }
         let text: String
         do {
             let data = try Data(contentsOf: url)
@@ -178,6 +196,9 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                     throw p.error(k, "expected auto, bright_columns or dark_columns, got '\(s)'", v)
                 }
                 config.contrast = c
+            case "heating_log_offset_s": config.heatingLogOffsetS = try p.number(v, key: k)
+            case "heating_log_start": config.heatingLogStart = try p.time(v, key: k)
+            case "signal": config.signal = try p.signal(v, key: k)
             case "step_tolerance_C": config.stepToleranceC = try p.number(v, key: k, positive: true)
             case "min_hold_s": config.minHoldS = try p.number(v, key: k, nonNegative: true)
             case "material":
@@ -242,6 +263,10 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                 throw p.unknown(k, v)
             }
         }
+        if config.heatingLogOffsetS != nil, config.heatingLogStart != nil {
+            throw RunConfigError(file: file.path, key: "heating_log_offset_s",
+                                 "give heating_log_offset_s or heating_log_start, not both")
+        }
         return config
     }
 
@@ -266,6 +291,7 @@ public struct RunConfig: Sendable, Equatable, Encodable {
 
     private enum Keys: String, CodingKey {
         case pixelSizeNm = "pixel_size_nm", frameIntervalS = "frame_interval_s", heatingLog = "heating_log"
+        case heatingLogOffsetS = "heating_log_offset_s", heatingLogStart = "heating_log_start", signal
         case roi, stepToleranceC = "step_tolerance_C", minHoldS = "min_hold_s"
         case material, registration, profile, front, steps
         case layerSpacingNm = "layer_spacing_nm", mode, maxShiftPx = "max_shift_px", contrast, band
@@ -277,6 +303,9 @@ public struct RunConfig: Sendable, Equatable, Encodable {
         try c.encode(pixelSizeNm, forKey: .pixelSizeNm)
         try c.encode(frameIntervalS, forKey: .frameIntervalS)
         try c.encode(heatingLog, forKey: .heatingLog)
+        try c.encode(heatingLogOffsetS, forKey: .heatingLogOffsetS)
+        try c.encode(heatingLogStart.map(ISO8601Time.format), forKey: .heatingLogStart)
+        try c.encode(signal, forKey: .signal)
         try c.encode(roi, forKey: .roi)
         try c.encode(stepToleranceC, forKey: .stepToleranceC)
         try c.encode(minHoldS, forKey: .minHoldS)
@@ -368,6 +397,23 @@ private struct Parser {
         return s.string
     }
 
+    /// An ISO-8601 date and time, quoted or not (`2024-05-01T12:00:00Z`; no zone: UTC).
+    func time(_ node: Node, key: String) throws -> Date {
+        guard case .scalar(let s) = node, let d = ISO8601Time.parse(s.string) else {
+            throw error(key, "expected an ISO-8601 date and time such as 2024-05-01T12:00:00Z, got \(describe(node))", node)
+        }
+        return d
+    }
+
+    /// A signal name, or a position in a file's signals.
+    func signal(_ node: Node, key: String) throws -> String {
+        guard case .scalar(let s) = node, hasTag(node, .str) || hasTag(node, .int), !s.string.isEmpty else {
+            throw error(key, "expected a signal name such as HAADF, ABF, DF4 or iDPC, or its position, got \(describe(node))", node)
+        }
+        if hasTag(node, .int), (Int(s.string) ?? -1) < 0 { throw error(key, "a signal position must not be negative", node) }
+        return s.string
+    }
+
     func numbers(_ node: Node, key: String, count: Int, integral: Bool = false) throws -> [Double] {
         guard case .sequence(let seq) = node, seq.count == count else {
             throw error(key, "expected a list of \(count) numbers, got \(describe(node))", node)
@@ -405,6 +451,7 @@ private struct Parser {
             case "temperature_C":
                 let t = try number(v, key: full)
                 guard t > -273.15 else { throw error(full, "below absolute zero: \(t)", v) }
+                guard t <= HeatingLog.plausibleC.upperBound else { throw error(full, "\(t) °C is not a temperature a heating holder reaches", v) }
                 temperature = t
             default:
                 throw unknown(full, v)

@@ -22,15 +22,23 @@ public struct RunOptions: Sendable {
 }
 
 /// Why a run could not be analysed at all (run contract: one clear line, non-zero exit).
+/// The exit codes are documented in docs/user-guide.md and `heatfront run --help`.
 public enum PipelineError: Error, CustomStringConvertible {
     /// The config (or a command-line override) is invalid: exit code 2.
     case invalidConfig(String)
-    /// Nothing could be analysed (empty folder, no readable frame): exit code 1.
+    /// Nothing could be analysed (no such folder, no frame file, no readable frame, every
+    /// frame rejected): exit code 1.
     case nothingToAnalyse(String)
+    /// The command line asks for something impossible (`--out` is the run folder): exit code 64.
+    case usage(String)
+    /// OUT_DIR cannot be written (full disk, read-only, no permission): exit code 74.
+    case cannotWrite(String)
+    /// Another run is writing OUT_DIR: exit code 75 (try again later).
+    case outputInUse(String)
 
     public var description: String {
         switch self {
-        case .invalidConfig(let s), .nothingToAnalyse(let s): s
+        case .invalidConfig(let s), .nothingToAnalyse(let s), .usage(let s), .cannotWrite(let s), .outputInUse(let s): s
         }
     }
 
@@ -38,6 +46,9 @@ public enum PipelineError: Error, CustomStringConvertible {
         switch self {
         case .invalidConfig: 2
         case .nothingToAnalyse: 1
+        case .usage: 64
+        case .cannotWrite: 74
+        case .outputInUse: 75
         }
     }
 }
@@ -53,6 +64,9 @@ public enum RunPipeline {
                            progress: ProgressReporter, cancel: Cancellation) throws -> RunSummary {
         let started = Date()
         var clock = StageClock()
+        if OutputFolder.isRunFolder(outDir, runDir: runDir) {
+            throw PipelineError.usage("--out \(outDir.path) is the run folder itself: its outputs would be read as frames by the next run; choose another folder (a sub-folder is fine)")
+        }
         // The build digest (part of the cache key) is read meanwhile, off the critical path.
         DispatchQueue.global().async { _ = StageCache.build }
 
@@ -77,9 +91,10 @@ public enum RunPipeline {
             throw PipelineError.nothingToAnalyse("\(runDir.path): \(why)")
         }
         for w in table.warnings { progress.warn(w) }
+        let folder = try OutputFolder(claiming: outDir)
 
         // 2. Inputs and the cache key.
-        let inputs = InputFile.checksums(inputPaths(table, runDir: runDir, options: options), in: runDir)
+        let inputs = InputFile.checksums(inputPaths(table, runDir: table.runDir, options: options), in: table.runDir)
         let cache = try StageCache(outDir: outDir, key: StageCache.key(
             version: HeatFrontVersion.string, config: try config.canonicalJSON() + "\(options.registrationOnly)",
             inputs: inputs), force: options.force)
@@ -95,18 +110,26 @@ public enum RunPipeline {
         try cancel.throwIfCancelled()
 
         var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status.text) }
+        var rejected = 0
         for (p, f) in ok.enumerated() {
             let s = registered.shifts[p]
-            results[f].shiftX = s.dx
-            results[f].shiftY = s.dy
+            // A rejected frame's shift was not measured: its cells stay empty.
+            results[f].shiftX = s.rejection == nil ? s.dx : nil
+            results[f].shiftY = s.rejection == nil ? s.dy : nil
             results[f].score = s.score
-            if let why = s.rejection { results[f].status = "rejected:\(why)"; progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+            if let why = s.rejection {
+                results[f].status = "rejected:\(why)"
+                rejected += 1
+                // Each rejected frame named, ten at most (frames.csv lists them all).
+                if rejected <= 10 { progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+            }
         }
+        if rejected > 10 { progress.warn("… and \(rejected - 10) more frames rejected by registration, listed in frames.csv") }
 
         var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
         summary.startedAt = ISO8601DateFormatter().string(from: started)
         summary.nUsed = results.filter { $0.status == "ok" }.count
-        let outputs = RunOutputs(outDir: outDir, table: table)
+        let outputs = RunOutputs(folder: folder, table: table)
 
         // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
         var steps: [StepResult] = []
@@ -178,10 +201,11 @@ public enum RunPipeline {
                 let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
                     var all = StepFrames(frames: [], profiles: [])
                     for f in ramp {
-                        let k = nearestStep(to: f, table: table)
+                        // Without any step (no hold in the log) there are no sites to measure at.
+                        let analysis = nearestStep(to: f, table: table).flatMap { analyses[$0] }
                         let m = try FrameMeasurement.measure([f], times: [table.records[f].timeS], frames: frames,
                                                              okIndices: ok, shifts: registered.shifts,
-                                                             fields: registered.fields, analysis: analyses[k], boundary: boundary, jobs: 1,
+                                                             fields: registered.fields, analysis: analysis, boundary: boundary, jobs: 1,
                                                              cancel: cancel)
                         all.frames += m.frames
                     }
@@ -219,15 +243,19 @@ public enum RunPipeline {
             try outputs.writePlotsAndReport(results: results, steps: steps, averages: registered.averages, summary: summary)
         }
         clock.lap("outputs")
+        folder.removeStale()
         summary.timings = clock.laps
         summary.peakMemoryMB = ResourceUsage.peakMemoryMB()
         try outputs.writeSummary(summary)
         return summary
     }
 
-    /// Every file the run read: frame files, the config and the heating log.
+    /// Every file the run's results come from: frame files with a frame of the run's size,
+    /// the config and the heating log. Unreadable and size-rejected files are not hashed:
+    /// they add nothing to the results, and one may be a sparse file that only claims
+    /// terabytes (frames.csv lists them).
     static func inputPaths(_ table: FrameTable, runDir: URL, options: RunOptions) -> [String] {
-        var paths = Set(table.records.map(\.file))
+        var paths = Set(table.records.filter { $0.status.isOK }.map(\.file))
         let root = runDir.standardizedFileURL.path + "/"
         for absolute in [table.heatingLog, options.configURL?.standardizedFileURL.path].compactMap({ $0 }) {
             paths.insert(absolute.hasPrefix(root) ? String(absolute.dropFirst(root.count)) : absolute)
@@ -244,11 +272,12 @@ public enum RunPipeline {
         return table.steps.map { $0.frameIndices.compactMap { position[$0] } }
     }
 
-    static func nearestStep(to frame: Int, table: FrameTable) -> Int {
+    /// The step nearest in time to a frame; nil when the run has no step at all.
+    static func nearestStep(to frame: Int, table: FrameTable) -> Int? {
         let t = table.records[frame].timeS
         return table.steps.indices.min { a, b in
             stepDistance(table.steps[a], t, table) < stepDistance(table.steps[b], t, table)
-        } ?? 0
+        }
     }
 
     private static func stepDistance(_ s: TemperatureStep, _ t: Double, _ table: FrameTable) -> Double {

@@ -131,6 +131,11 @@ public struct RunSummary: Sendable, Encodable {
     public var activationEnergySEMEV: Double? = nil
     public var warnings: [String] = []
     public var ignored: [String]
+    /// Paths the scan could not use, with the reason.
+    public var skipped: [SkippedPath]
+    /// The heating log's clock: the log time at the first frame, and where it came from.
+    public var heatingLogOffsetS: Double?
+    public var heatingLogClock: String?
     var inputs: [InputFile]
     public var timings: [String: Double] = [:]
     public var peakMemoryMB: Double? = nil
@@ -153,6 +158,9 @@ public struct RunSummary: Sendable, Encodable {
         frameHeight = table.frameHeight
         nSteps = table.steps.count
         ignored = table.ignored
+        skipped = table.skipped
+        heatingLogOffsetS = table.logClock?.offsetS
+        heatingLogClock = table.logClock?.basis.rawValue
         self.inputs = inputs
         self.config = config
         registration = RegistrationSummary(mode: config.registrationMode, band: CorrelationBand(low: 0, high: 0))
@@ -183,7 +191,8 @@ public struct RunSummary: Sendable, Encodable {
         case onsetTemperatureC = "onset_temperature_C", onsetStep = "onset_step_index", onsetRule = "onset_rule"
         case activationEnergyEV = "activation_energy_eV", activationEnergySEMEV = "activation_energy_sem_eV"
         case activationRule = "activation_energy_rule"
-        case warnings, ignored, inputs, config, registration, lattice
+        case warnings, ignored, skipped, inputs, config, registration, lattice
+        case heatingLogOffsetS = "heating_log_offset_s", heatingLogClock = "heating_log_clock"
         case timings = "timings_s", peakMemoryMB = "peak_memory_mb", startedAt = "started_at"
     }
 
@@ -208,6 +217,9 @@ public struct RunSummary: Sendable, Encodable {
         try c.encode(Self.activationRule, forKey: .activationRule)
         try c.encode(warnings, forKey: .warnings)
         try c.encode(ignored, forKey: .ignored)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(heatingLogOffsetS, forKey: .heatingLogOffsetS)
+        try c.encode(heatingLogClock, forKey: .heatingLogClock)
         try c.encode(inputs, forKey: .inputs)
         try c.encode(config, forKey: .config)
         try c.encode(registration, forKey: .registration)

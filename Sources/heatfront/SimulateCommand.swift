@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Simulation
+import FrameCore
 
 /// `heatfront simulate`: a synthetic heating run with ground truth (run contract §7).
 struct Simulate: ParsableCommand {
@@ -57,6 +58,6 @@ struct Simulate: ParsableCommand {
         let sim = HeatingRunSimulator(options)
         let dir = URL(fileURLWithPath: out, isDirectory: true)
         try sim.write(to: dir)
-        print("wrote \(sim.frameCount) frames of \(size)×\(size) px (\(p.cliName), seed \(seed)) to \(dir.path)")
+        Terminal.out("wrote \(sim.frameCount) frames of \(size)×\(size) px (\(p.cliName), seed \(seed)) to \(dir.path)\n")
     }
 }
