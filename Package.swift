@@ -21,11 +21,14 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMalloc"),   // glibc's malloc.h (mallopt)
+        // HyperSpy ZSpy files: zip archives (libzip) of zarr chunks (Blosc, Zstandard, zlib).
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CZarrCodecs", pkgConfig: "blosc", providers: [.apt(["libblosc-dev", "libzstd-dev", "zlib1g-dev"])]),
 
         // Pixels, FFTs and checksums every stage shares.
         .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto", "CMalloc"]),
         // Stage 1: decoders, writers, the run-folder reader.
-        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5",
+        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CZip", "CZarrCodecs",
                                                 .product(name: "Yams", package: "Yams")]),
         // Stage 2: rigid and non-rigid registration, resampling, averaging.
         .target(name: "Registration", dependencies: ["FrameCore", "CFFTW"]),

@@ -23,6 +23,11 @@ typedef struct {
 
 typedef struct { char *err; } cpng_errctx;
 
+// Largest ancillary chunk (text, ICC profile) libpng may allocate: 16 MiB, the metadata cap
+// of every decoder (FrameLimits.maxMetadataBytes); and most ancillary chunks per file.
+#define CPNG_MAX_CHUNK_BYTES ((size_t)1 << 24)
+#define CPNG_MAX_ANCILLARY_CHUNKS 1000
+
 static void cpng_error_fn(png_structp png, png_const_charp msg) {
     cpng_errctx *ctx = (cpng_errctx *)png_get_error_ptr(png);
     if (ctx && ctx->err) snprintf(ctx->err, 256, "%s", msg);
@@ -122,6 +127,12 @@ static int cpng_read(const char *path, size_t max_bytes, int with_pixels, cpng_i
     png_set_sig_bytes(png, 8);
     // Keep libpng's own dimension limits sane; the byte bound below is the real guard.
     png_set_user_limits(png, 1u << 20, 1u << 20);
+    // Ancillary chunks (text, ICC profiles, sPLT) are read whole into memory, and libpng
+    // takes their length from the file: without a cap, a 4 KB file whose text chunk claims
+    // 2 GB has libpng allocate 2 GB before its read fails. No chunk may hold, or inflate to,
+    // more than the metadata cap or the file's size times deflate's ratio.
+    png_set_chunk_malloc_max(png, max_bytes < CPNG_MAX_CHUNK_BYTES ? max_bytes : CPNG_MAX_CHUNK_BYTES);
+    png_set_chunk_cache_max(png, CPNG_MAX_ANCILLARY_CHUNKS);
     png_read_info(png, info);
     {
         png_uint_32 w = 0, h = 0;
