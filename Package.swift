@@ -53,7 +53,7 @@ let package = Package(
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
-        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5"]),
+        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CZarrCodecs"]),
         .testTarget(name: "RegistrationTests", dependencies: ["TestSupport", "Registration", "FrameCore", "Simulation"]),
         .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "Simulation"]),
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),

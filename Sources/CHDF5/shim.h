@@ -32,6 +32,10 @@ static inline hid_t chdf5_std_i32le(void) { return H5T_STD_I32LE; }
 static inline hid_t chdf5_ieee_f32le(void) { return H5T_IEEE_F32LE; }
 static inline hid_t chdf5_ieee_f64le(void) { return H5T_IEEE_F64LE; }
 static inline hsize_t chdf5_s_unlimited(void) { return H5S_UNLIMITED; }
+static inline hid_t chdf5_c_s1(void) { return H5T_C_S1; }
+static inline hid_t chdf5_std_i64le(void) { return H5T_STD_I64LE; }
+static inline hid_t chdf5_std_u16be(void) { return H5T_STD_U16BE; }
+static inline size_t chdf5_variable(void) { return H5T_VARIABLE; }
 
 // The HDF5 error stack as one line ("innermost cause; …; API call"), then cleared. Used
 // with automatic error printing switched off, so a failed open names its cause.

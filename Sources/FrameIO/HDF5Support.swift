@@ -54,11 +54,8 @@ enum HDF5 {
     /// Opens `url` read-only: a regular, non-empty file with the HDF5 signature. Returns
     /// the file identifier and the file's length in bytes.
     static func openFile(_ url: URL) throws -> (id: hid_t, bytes: Int) {
-        var st = stat()
-        guard stat(url.path, &st) == 0 else { throw FrameIOError(.io, url: url, "cannot read the file") }
-        // A FIFO or device would block or never end: only regular files are frame files.
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FrameIOError(.io, url: url, "not a regular file") }
-        guard st.st_size > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
+        let size = try regularFileSize(url)
+        guard size > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
         let isHDF5 = H5Fis_hdf5(url.path)
         if isHDF5 == 0 { throw FrameIOError(.badMagic, url: url, "not an HDF5 file (no HDF5 signature)") }
         guard isHDF5 > 0 else { throw openError(url, HDF5Access.errorText()) }
@@ -69,7 +66,7 @@ enum HDF5 {
         _ = H5Pset_file_locking(fapl, true, true)
         let f = H5Fopen(url.path, chdf5_f_acc_rdonly(), fapl)
         guard f >= 0 else { throw openError(url, HDF5Access.errorText()) }
-        return (f, Int(st.st_size))
+        return (f, size)
     }
 
     static func openError(_ url: URL, _ cause: String) -> FrameIOError {
@@ -192,6 +189,8 @@ enum HDF5 {
         var isChunked: Bool
         var isFiltered: Bool
         var chunkDims: [Int]
+        /// Chunks written in the file (chunked layout only).
+        var writtenChunks: Int
         var storedBytes: Int
     }
 
@@ -209,7 +208,7 @@ enum HDF5 {
         if rank > 0 { H5Sget_simple_extent_dims(space, &dims, nil) }
         var info = DatasetInfo(dims: rank == 0 ? [] : dims.map { $0 > hsize_t(Int32.max) ? Int(Int32.max) : Int($0) },
                                sampleType: sampleType(t), isChunked: false, isFiltered: false, chunkDims: [],
-                               storedBytes: Int(clamping: H5Dget_storage_size(d)))
+                               writtenChunks: 0, storedBytes: Int(clamping: H5Dget_storage_size(d)))
         let dcpl = H5Dget_create_plist(d)
         if dcpl >= 0 {
             defer { H5Pclose(dcpl) }
@@ -219,6 +218,9 @@ enum HDF5 {
                 var c = [hsize_t](repeating: 0, count: 32)
                 let n = Int(H5Pget_chunk(dcpl, 32, &c))
                 info.chunkDims = n > 0 ? c.prefix(n).map { $0 > hsize_t(Int32.max) ? Int(Int32.max) : Int($0) } : []
+                var written: hsize_t = 0
+                // HDF5 1.10 wants the dataset's own dataspace here (its docs say H5S_ALL).
+                if H5Dget_num_chunks(d, space, &written) >= 0 { info.writtenChunks = Int(clamping: written) }
             }
         }
         _ = HDF5Access.errorText()
@@ -237,23 +239,31 @@ enum HDF5 {
             total = r
         }
         let shape = info.dims.map(String.init).joined(separator: "×")
-        if total > 0, info.storedBytes == 0 {
-            throw FrameIOError(.truncated, url: url, "\(path): declares \(shape) samples but stores no data")
-        }
-        if !info.isChunked, !info.isFiltered, info.storedBytes < total {
-            throw FrameIOError(.truncated, url: url, "\(path): stores \(info.storedBytes) of \(total) bytes")
-        }
-        // Chunked data may leave chunks unwritten (read as the fill value) and may be
-        // compressed: either way the declared size must be what the file can stand for.
-        let limit = FrameLimits.maxDecodedBytes(fileBytes: max(fileBytes, info.storedBytes), compressed: info.isChunked)
+        // Compressed data may stand for up to `maxCompressionRatio` times its bytes; the
+        // declared size beyond that is a damaged or hostile header, refused before anything
+        // is sized by it.
+        let limit = FrameLimits.maxDecodedBytes(fileBytes: fileBytes, compressed: info.isFiltered)
         guard total <= limit else {
             throw FrameIOError(.corrupt, url: url, "\(path): declares \(shape) samples (\(total) bytes), far more than the \(fileBytes)-byte file can hold")
         }
-        if info.isChunked {
-            let chunk = info.chunkDims.reduce(type.byteCount) { $0.multipliedReportingOverflow(by: max($1, 1)).partialValue }
-            guard info.chunkDims.count == info.dims.count, chunk <= FrameLimits.maxChunkBytes, chunk <= limit else {
-                throw FrameIOError(.corrupt, url: url, "\(path): chunks of \(info.chunkDims) samples (\(chunk) bytes) exceed HeatFront's limit")
-            }
+        if total > 0, info.storedBytes == 0 {
+            throw FrameIOError(.truncated, url: url, "\(path): declares \(shape) samples but stores no data")
+        }
+        // Data that are not there (unwritten chunks, a short contiguous block) would be read
+        // as the fill value: silent zeros. Uncompressed, the stored bytes show it.
+        if !info.isFiltered, info.storedBytes < total {
+            throw FrameIOError(.truncated, url: url, "\(path): stores \(info.storedBytes) of \(total) bytes")
+        }
+        guard info.isChunked else { return }
+        let chunk = info.chunkDims.reduce(type.byteCount) { $0.multipliedReportingOverflow(by: max($1, 1)).partialValue }
+        guard info.chunkDims.count == info.dims.count, chunk <= FrameLimits.maxChunkBytes,
+              chunk <= FrameLimits.maxDecodedBytes(fileBytes: fileBytes, compressed: true) else {
+            throw FrameIOError(.corrupt, url: url, "\(path): chunks of \(info.chunkDims) samples (\(chunk) bytes) exceed HeatFront's limit")
+        }
+        // Compressed, the chunks written show it.
+        let expected = zip(info.dims, info.chunkDims).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1) }
+        if info.isFiltered, total > 0, info.writtenChunks < expected {
+            throw FrameIOError(.truncated, url: url, "\(path): \(info.writtenChunks) of its \(expected) chunks are written")
         }
     }
 

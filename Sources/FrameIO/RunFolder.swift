@@ -60,7 +60,7 @@ public enum RunFolder {
         frameFiles.sort { NaturalSort.less($0.rel, $1.rel) }
         ignored.sort(by: NaturalSort.less)
         if frameFiles.isEmpty {
-            warnings.append("no frame files (.tif, .tiff, .png, .dm3, .dm4, .emd, .ser, .mrc) in \(root.path)")
+            warnings.append("no frame files (.tif, .tiff, .png, .dm3, .dm4, .emd, .ser, .mrc, .hspy, .hdf5, .zspy) in \(root.path)")
         }
 
         // 2. Headers and per-frame metadata, files in parallel (some formats, such as PNG,

@@ -58,6 +58,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         self.url = url
         let path = url.path
         // Header checks before libtiff sees the file, so each failure gets the right kind.
+        _ = try regularFileSize(url)
         guard let fh = FileHandle(forReadingAtPath: path) else {
             throw FrameIOError(.io, url: url, "cannot open file")
         }

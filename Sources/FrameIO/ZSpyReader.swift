@@ -146,11 +146,9 @@ final class ZipStore: @unchecked Sendable {
 
     init(url: URL) throws {
         self.url = url
-        var st = stat()
-        guard stat(url.path, &st) == 0 else { throw FrameIOError(.io, url: url, "cannot read the file") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FrameIOError(.io, url: url, "not a regular file") }
-        guard st.st_size > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
-        fileBytes = Int(st.st_size)
+        let size = try regularFileSize(url)
+        guard size > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
+        fileBytes = size
         var code: Int32 = 0
         guard let z = czip_open(url.path, &code) else {
             let kind: FrameIOError.Kind = code == ZIP_ER_NOZIP ? .badMagic : (code == ZIP_ER_INCONS ? .corrupt : .io)
