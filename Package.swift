@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "heatfront", targets: ["heatfront"]),
         .library(name: "HeatFrontKit", targets: ["FrameIO", "Registration", "ColumnIntensities",
                                                  "FrontTracking", "Simulation", "Pipeline"]),
+        // The decoders and input parsers alone, for the fuzzing harness in Fuzz/.
+        .library(name: "HeatFrontFrameIO", targets: ["FrameIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -107,6 +107,8 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
                 let path = HDF5.join(group, name)
                 switch HDF5.kind(f, path) {
                 case .group?: try walk(path, depth: depth + 1)
+                case .unreadable(let why)? where datasetPrefixes.contains(where: { name.hasPrefix($0) }):
+                    throw FrameIOError(.corrupt, url: url, "\(path) cannot be opened: \(why)")
                 case .dataset? where datasetPrefixes.contains(where: { name.hasPrefix($0) }):
                     let flag = HDF5.attribute(f, group, "emd_group_type") { o, n in HDF5.number(o, n) }
                     if let flag, flag != 0 { out.append(path) }

@@ -95,7 +95,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         guard isLocalLink(f, group), H5Oexists_by_name(f, group, chdf5_p_default()) > 0,
               isLocalLink(f, dataPath) else { _ = HDF5Access.errorText(); return nil }
         let d = H5Dopen2(f, dataPath, chdf5_p_default())
-        guard d >= 0 else { _ = HDF5Access.errorText(); return nil }
+        guard d >= 0 else { throw FrameIOError(.corrupt, url: url, "\(dataPath) cannot be opened: \(HDF5Access.errorText())") }
         defer { H5Dclose(d) }
         let info = try HDF5.describe(d, path: dataPath, url: url)
         guard let type = info.sampleType, info.dims.count == 2 || info.dims.count == 3 else { return nil }

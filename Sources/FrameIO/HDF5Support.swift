@@ -59,10 +59,15 @@ enum HDF5 {
         let isHDF5 = H5Fis_hdf5(url.path)
         if isHDF5 == 0 { throw FrameIOError(.badMagic, url: url, "not an HDF5 file (no HDF5 signature)") }
         guard isHDF5 > 0 else { throw openError(url, HDF5Access.errorText()) }
-        // Read-only opens take a shared file lock; on file systems without locks (some
-        // network shares) HDF5 would refuse the file, so carry on there without one.
+        // Through HeatFront's read-only driver (CHDF5/shim.h), which refuses the global heap
+        // collections HDF5 1.10 would loop on forever before HDF5 decodes them. Read-only
+        // opens take a shared file lock; on file systems without locks (some network
+        // shares) HDF5 would refuse the file, so carry on there without one.
         let fapl = H5Pcreate(chdf5_p_file_access())
         defer { H5Pclose(fapl) }
+        guard chdf5_use_guard_driver(fapl) == 0 else {
+            throw FrameIOError(.io, url: url, "cannot set up HDF5's file driver: \(HDF5Access.errorText())")
+        }
         _ = H5Pset_file_locking(fapl, true, true)
         let f = H5Fopen(url.path, chdf5_f_acc_rdonly(), fapl)
         guard f >= 0 else { throw openError(url, HDF5Access.errorText()) }
@@ -96,13 +101,18 @@ enum HDF5 {
         return ok
     }
 
-    enum Kind { case group, dataset, other }
+    enum Kind: Equatable {
+        case group, dataset, other
+        /// Linked but HDF5 cannot open it (a damaged object header, or a layout newer than
+        /// this HDF5 reads), with HDF5's reason.
+        case unreadable(String)
+    }
 
     /// What `path` is, or nil when it does not exist (through local links).
     static func kind(_ loc: hid_t, _ path: String) -> Kind? {
         guard exists(loc, path) else { return nil }
         let o = H5Oopen(loc, path, chdf5_p_default())
-        guard o >= 0 else { _ = HDF5Access.errorText(); return nil }
+        guard o >= 0 else { return .unreadable(HDF5Access.errorText()) }
         defer { H5Oclose(o) }
         switch H5Iget_type(o) {
         case H5I_GROUP: return .group

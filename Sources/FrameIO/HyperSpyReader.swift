@@ -86,7 +86,12 @@ public final class HyperSpyReader: FrameFileReader, @unchecked Sendable {
         var index = 0
         for name in try HDF5.members(f, "/Experiments", url: url) {
             let group = "/Experiments/" + name
-            guard HDF5.kind(f, group) == .group, HDF5.kind(f, group + "/data") == .dataset else { continue }
+            guard HDF5.kind(f, group) == .group else { continue }
+            switch HDF5.kind(f, group + "/data") {
+            case .dataset?: break
+            case .unreadable(let why)?: throw FrameIOError(.corrupt, url: url, "\(group)/data cannot be opened: \(why)")
+            default: continue
+            }
             defer { index += 1 }
             guard let (info, entry, flat) = try describe(file: f, group: group, title: name, index: index, version: version,
                                                          url: url, fileBytes: fileBytes) else { continue }

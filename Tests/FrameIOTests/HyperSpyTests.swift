@@ -162,6 +162,17 @@ import FrameIO
         #expect(FrameFormat.hspy.isRunFrameFormat && FrameFormat.zspy.isRunFrameFormat && FrameFormat.emdBerkeley.isRunFrameFormat)
     }
 
+    /// A 6.8 kB file (found by the fuzzer) whose global heap collection holds an object of
+    /// index 0 and size 0: HDF5 1.10 decodes that collection in a loop that never advances,
+    /// so opening the file hung forever. HeatFront's read-only HDF5 driver refuses the
+    /// collection before HDF5 decodes it: one error line naming the file.
+    @Test func globalHeapCollectionThatNeverAdvancesIsRefused() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/seeds/hspy/regression-global-heap-loop.hspy")
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.file == url.path)
+    }
+
     @Test(.enabled(if: Corpus.available, "../shared/corpus is not beside this checkout"))
     func corpusFilesLayouts() throws {
         let stack = try HyperSpyReader(url: Corpus.root.appendingPathComponent("hspy/64x64x5_TEM_preview.hspy"))
