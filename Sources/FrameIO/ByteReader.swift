@@ -12,6 +12,19 @@ func regularFileSize(_ url: URL) throws -> Int {
     return Int(st.st_size)
 }
 
+/// The whole of a small text file (a heating log, a config), its length checked against
+/// `limit` before anything is read. An empty file is answered without Foundation's read
+/// path, which leaks its buffer for zero-byte files (found by the fuzzer).
+func readWholeFile(_ url: URL, limit: Int) throws -> Data {
+    let size = try regularFileSize(url)
+    guard size <= limit else {
+        throw FrameIOError(.corrupt, url: url, "\(size) bytes, more than the \(limit) HeatFront reads from such a file")
+    }
+    guard size > 0 else { return Data() }
+    do { return try Data(contentsOf: url) }
+    catch { throw FrameIOError(.io, url: url, "cannot read the file (\(error.localizedDescription))") }
+}
+
 /// A whole file, memory-mapped, with bounds-checked access.
 ///
 /// Decoders of binary formats (DM3/DM4, SER, MRC) parse headers through a `ByteReader`

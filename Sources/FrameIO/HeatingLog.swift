@@ -85,11 +85,10 @@ public struct HeatingLog: Sendable, Equatable {
     public static func load(_ url: URL) throws -> HeatingLog {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw HeatingLogError(file: url.path, "cannot read: \(error.localizedDescription)")
+            data = try readWholeFile(url, limit: 1 << 30)
+        } catch let e as FrameIOError {
+            throw HeatingLogError(file: url.path, e.kind == .corrupt ? "larger than 1 GiB" : "cannot read: \(e.detail)")
         }
-        guard data.count <= 1 << 30 else { throw HeatingLogError(file: url.path, "larger than 1 GiB") }
         guard let text = String(data: data, encoding: .utf8) ?? String(data: data, encoding: .isoLatin1) else {
             throw HeatingLogError(file: url.path, "not text")
         }
