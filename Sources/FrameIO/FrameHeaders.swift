@@ -56,14 +56,14 @@ enum FrameHeaders {
         if reader.signals.count > 1 {
             headers.signalNames = reader.signals.map(\.name)
             if let signal {
-                guard let k = position(of: signal, in: reader.signals) else {
+                do {
+                    s = try reader.signalIndex(named: signal)
+                    headers.signalFound = true
+                } catch {
                     headers.signalFound = false
-                    let names = headers.signalNames.map { "'\($0)'" }.joined(separator: ", ")
-                    headers.frames = [unreadable(FrameIOError(.unsupported, url: url, "no signal '\(signal)' (signals: \(names))"))]
+                    headers.frames = [unreadable(error)]
                     return headers
                 }
-                headers.signalFound = true
-                s = k
             }
         }
         guard reader.signals.indices.contains(s) else {
@@ -83,13 +83,6 @@ enum FrameHeaders {
         headers.frames = pages(reader, url: url, signal: s, info: info, rel: rel, fileNo: fileNo, unreadable: unreadable)
         headers.votes = FrameSizeVote.weight(reader, signal: s, info: info)
         return headers
-    }
-
-    /// The signal `wanted` names: a signal name (any case), or a position in `signals`.
-    static func position(of wanted: String, in signals: [SignalInfo]) -> Int? {
-        if let k = signals.firstIndex(where: { $0.name.caseInsensitiveCompare(wanted) == .orderedSame }) { return k }
-        if let k = Int(wanted), signals.indices.contains(k) { return k }
-        return nil
     }
 
     private static func pages(_ reader: any FrameFileReader, url: URL, signal s: Int, info: SignalInfo, rel: String, fileNo: Int,

@@ -146,9 +146,10 @@ public struct RunConfig: Sendable, Equatable, Encodable {
         }
         let text: String
         do {
-            let data = try Data(contentsOf: url)
-            guard data.count <= 1 << 20 else {
-                throw RunConfigError(file: url.path, key: "", "config file larger than 1 MiB")
+            let data: Data
+            do { data = try readWholeFile(url, limit: 1 << 20) }
+            catch let e as FrameIOError {
+                throw RunConfigError(file: url.path, key: "", e.kind == .corrupt ? "config file larger than 1 MiB" : "cannot read: \(e.detail)")
             }
             guard let s = String(data: data, encoding: .utf8) else {
                 throw RunConfigError(file: url.path, key: "", "not UTF-8 text")

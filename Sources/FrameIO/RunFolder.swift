@@ -62,7 +62,7 @@ public enum RunFolder {
             return w
         } ?? FolderWalk.run(root, silent: silent)
         if walk.frames.isEmpty {
-            warnings.append("no frame files (.tif, .tiff, .png, .dm3, .dm4, .emd, .ser, .mrc) in \(root.path)")
+            warnings.append("no frame files (.tif, .tiff, .png, .dm3, .dm4, .emd, .ser, .mrc, .hspy, .hdf5, .zspy) in \(root.path)")
         }
         warnings += skippedWarnings(walk.skipped)
 
