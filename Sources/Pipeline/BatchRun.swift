@@ -2,8 +2,8 @@ import Foundation
 import FrameCore
 
 /// Several run folders in one call: each gets its own sub-folder of OUT_DIR (named after the
-/// run folder), and `runs.csv` sums them up one row per run. Runs go one after another, each
-/// using every core, so memory stays that of one run.
+/// run folder), and `runs.csv` and `report.html` sum them up one row per run (`BatchOutputs`).
+/// Runs go one after another, each using every core, so memory stays that of one run.
 public enum BatchRun {
     public struct Outcome: Sendable {
         public var exitCode: Int32
@@ -20,30 +20,35 @@ public enum BatchRun {
                 return Outcome(exitCode: e.exitCode, errors: [e.description])
             }
         }
-        var csv = CSVTable(header: ["run", "out_dir", "status", "n_frames", "n_used", "pixel_size_nm",
-                                    "onset_temperature_C", "activation_energy_eV", "activation_energy_sem_eV",
-                                    "n_warnings", "error"])
-        var used = Set<String>(), errors: [String] = [], firstFailure: Int32? = nil, anyOK = false
-        for dir in runDirs {
+        var entries: [BatchOutputs.Entry] = [], errors: [String] = [], firstFailure: Int32? = nil, anyOK = false
+        for (dir, name) in zip(runDirs, outputNames(runDirs)) {
             try cancel.throwIfCancelled()
-            var name = dir.standardizedFileURL.lastPathComponent, n = 2
-            while used.contains(name) { name = "\(dir.standardizedFileURL.lastPathComponent)_\(n)"; n += 1 }
-            used.insert(name)
             progress.log("run \(dir.path) → \(name)/")
             do {
-                let s = try RunPipeline.run(runDir: dir, outDir: outDir.appendingPathComponent(name), options: options,
-                                            progress: progress, cancel: cancel)
+                _ = try RunPipeline.run(runDir: dir, outDir: outDir.appendingPathComponent(name), options: options,
+                                        progress: progress, cancel: cancel)
                 anyOK = true
-                csv.append([dir.path, name, "ok", String(s.nFrames), String(s.nUsed), Cell.fixed(s.pixelSizeNm, 6),
-                            Cell.fixed(s.onsetTemperatureC, 1), Cell.fixed(s.activationEnergyEV, 4),
-                            Cell.fixed(s.activationEnergySEMEV, 4), String(s.warnings.count), ""])
+                entries.append(BatchOutputs.Entry(runDir: dir.path, name: name, error: nil))
             } catch let e as PipelineError {
                 firstFailure = firstFailure ?? e.exitCode
                 errors.append(e.description)
-                csv.append([dir.path, name, "failed", "", "", "", "", "", "", "", e.description])
+                entries.append(BatchOutputs.Entry(runDir: dir.path, name: name, error: e.description))
             }
         }
-        try AtomicFile.write(csv.text, to: outDir.appendingPathComponent("runs.csv"))
+        try BatchOutputs.write(entries, outDir: outDir)
         return Outcome(exitCode: anyOK ? 0 : (firstFailure ?? 1), errors: errors)
+    }
+
+    /// Each run's sub-folder of OUT_DIR: the run folder's name, `_2`, `_3`, … appended when
+    /// two runs share one. `heatfront submit` names them the same way.
+    public static func outputNames(_ runDirs: [URL]) -> [String] {
+        var used = Set<String>()
+        return runDirs.map { dir in
+            let base = dir.standardizedFileURL.lastPathComponent
+            var name = base, n = 2
+            while used.contains(name) { name = "\(base)_\(n)"; n += 1 }
+            used.insert(name)
+            return name
+        }
     }
 }
