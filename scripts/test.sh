@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs HeatFront's whole test suite on a fresh Debian machine: installs the system
 # libraries if missing, then `swift test` in release mode (numeric loops run 10–50×
-# slower in debug builds). Tests that read ../shared/ skip when it is absent.
+# slower in debug builds). Tests that read ../shared/ skip when it is absent. SLURM and munge
+# are installed for the tests that start a single-node SLURM (they skip where it cannot run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/install-slurm.sh
 swift test -c release "$@"
