@@ -56,6 +56,13 @@ public enum BatchTask {
         cancel.installSignalHandlers()
         switch task {
         case .collect:
+            // Every run's task succeeded (afterok), but on shared storage a file another node
+            // wrote a moment ago may take a while to show here.
+            let deadline = Date().addingTimeInterval(90)
+            while plan.runs.indices.contains(where: { BatchOutcome.result(of: $0, plan: plan).error != nil && !plan.runs[$0].disposition.isFailure }),
+                  Date() < deadline {
+                Thread.sleep(forTimeInterval: 5)
+            }
             do {
                 try BatchOutputs.write(BatchOutcome.entries(plan), outDir: URL(fileURLWithPath: plan.outDir))
                 Console.err("batch outputs: \(plan.outDir)/runs.csv, \(plan.outDir)/report.html")

@@ -24,12 +24,19 @@ public enum Submission {
     /// Runs the submission; the exit code: 0 when every run finished (or, without `--wait`,
     /// was submitted), else the first failed run's `heatfront run` exit code (1 when its
     /// task could not say); 64 for a path SLURM cannot take, 75 while an earlier
-    /// submission's jobs are still queued or running, 69 when SLURM cannot be reached.
+    /// submission's jobs are still queued or running, 69 when a SLURM command failed (its
+    /// message says why: no SLURM, an unknown partition, a request over a limit).
     public static func run(_ settings: Settings) -> Int32 {
         let request = settings.request
         if let bad = unsafePath(request) { Console.err("heatfront: \(bad)"); return 64 }
         var limit = request.timeS
-        if limit == nil, let partitionLimit = Slurm.partitionTimeLimit(request.partition) { limit = partitionLimit }
+        if limit == nil {
+            if let partitionLimit = Slurm.partitionTimeLimit(request.partition) {
+                limit = partitionLimit
+            } else {
+                Console.err("the partition's time limit could not be read (scontrol): no run is split; give --time to split runs longer than it")
+            }
+        }
         let (plan, notes) = SubmitPlanner.plan(request, timeLimitS: limit)
         for n in notes { Console.err(n) }
         let jobs = SubmitPlanner.jobs(plan, timeS: request.timeS, memoryMB: request.memoryMB)
@@ -50,11 +57,14 @@ public enum Submission {
             return failedAtSubmission?.exitCode ?? 0
         }
         if jobs.isEmpty { return finishWithoutJobs(plan) }
-        let submitted: [SubmittedJob]
+        var submitted: [SubmittedJob] = []
         do {
-            submitted = try submit(jobs, plan: plan)
+            try submit(jobs, plan: plan, into: &submitted)
         } catch {
             Console.err("heatfront: \(error)")
+            if !submitted.isEmpty {
+                Console.err("heatfront: already submitted: \(submitted.map { "\($0.spec.script) \($0.id)" }.joined(separator: ", ")); they stay queued (scancel \(submitted.map(\.id).joined(separator: " ")) removes them)")
+            }
             return 69
         }
         Console.out("submitted: " + submitted.map { "\($0.spec.script) \($0.id)" }.joined(separator: ", ")
@@ -115,8 +125,7 @@ public enum Submission {
 
     /// Submits the jobs in order, each after those it needs; records their ids in `jobs.json`
     /// as they go, so an interrupted submission still knows what it submitted.
-    static func submit(_ jobs: [JobSpec], plan: BatchPlan) throws -> [SubmittedJob] {
-        var submitted: [SubmittedJob] = []
+    static func submit(_ jobs: [JobSpec], plan: BatchPlan, into submitted: inout [SubmittedJob]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         for job in jobs {
@@ -124,7 +133,6 @@ public enum Submission {
             submitted.append(SubmittedJob(id: id, spec: job))
             try AtomicFile.write(try encoder.encode(submitted), to: plan.slurmDir.appendingPathComponent("jobs.json"))
         }
-        return submitted
     }
 
     /// Nothing to run (every run finished earlier or failed at submission): the batch

@@ -67,8 +67,7 @@ public enum SubmitPlanner {
         let size = RunSize(table: table, config: config, inputBytes: stamps?.reduce(0) { $0 + $1.size } ?? 0)
         run.size = size
         let cpus = request.options.cpus
-        let line = "\(run.name): \(describe(size)); estimated \(SlurmTime.format(Int(ResourceModel.seconds(size, .whole, cpus: cpus)))), "
-            + "\(Int(ResourceModel.memoryMB(size, cpus: cpus))) MB"
+        let line = "\(run.name): \(describe(size)); " + estimateNote(size, .whole, cpus)
         if !request.options.force, let stamps, isFinished(run, stamps: stamps, plan: plan) {
             run.disposition = .finished
             return "\(run.name): finished earlier with the same inputs, options and build: not submitted again"
@@ -99,7 +98,7 @@ public enum SubmitPlanner {
         let steps = Array(size.stepFrames.indices)
         if let n = stepsPerTask, n > 0 {
             let groups = stride(from: 0, to: steps.count, by: n).map { Array(steps[$0..<min($0 + n, steps.count)]) }
-            return (.split(stepGroups: groups), "split by --steps-per-task into \(groups.count) step tasks")
+            return (.split(stepGroups: groups), "split by --steps-per-task into registration, \(groups.count) step task(s) and assembly")
         }
         guard let limitS, steps.count > 1,
               ResourceModel.timeRequest(seconds: ResourceModel.seconds(size, .whole, cpus: cpus)) > limitS else { return (.whole, nil) }

@@ -15,7 +15,7 @@ struct Submit: ParsableCommand {
             "Running on a cluster"). Runs that finished earlier with the same inputs, options and build are \
             not submitted again. Exit codes: 0 every run submitted (with --wait: finished); otherwise the \
             first failed run's `heatfront run` exit code (1 when its task was killed); 64 bad path or option; \
-            69 SLURM unreachable; 74 OUT not writable; 75 an earlier submission's jobs still queued or running.
+            69 a SLURM command failed (no SLURM, unknown partition, request over a limit); 74 OUT not writable; 75 an earlier submission's jobs still queued or running.
             """)
 
     @Argument(help: "Run folder(s): the frames of one in-situ heating experiment each.")
@@ -30,7 +30,7 @@ struct Submit: ParsableCommand {
     @Option(name: .long, help: "Time limit of every task, SLURM syntax (e.g. 2:00:00); default: from each run's size.")
     var time: String?
 
-    @Option(name: .long, help: "Memory of every task, SLURM syntax (e.g. 8G); default: from the frame size.")
+    @Option(name: .long, help: "Memory of every task, SLURM syntax (e.g. 8G); default: from the frame size and step count.")
     var mem: String?
 
     @Option(name: .long, help: "CPUs per task (also the run's --jobs).")

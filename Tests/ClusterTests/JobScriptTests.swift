@@ -69,6 +69,12 @@ import Cluster
         #expect(submit.contains("job4=$(sbatch --parsable --dependency=afterok:${job0}:${job3} --kill-on-invalid-dep=yes /scratch/beamtime/out/slurm/collect.sbatch)"))
     }
 
+    /// The worked example of docs/user-guide.md, "Running on a cluster".
+    @Test func theDocumentedExample() {
+        #expect(ResourceModel.timeRequest(seconds: ResourceModel.seconds(Self.large, .whole, cpus: 8)) == 1200)
+        #expect(ResourceModel.memoryRequest(mb: ResourceModel.memoryMB(Self.large, cpus: 8)) == 4352)
+    }
+
     @Test func requestsGrowWithTheRunAndKeepTheirMargins() {
         let seconds = ResourceModel.seconds(Self.large, .whole, cpus: 8)
         let request = ResourceModel.timeRequest(seconds: seconds)
