@@ -30,7 +30,7 @@ public enum Submission {
         let request = settings.request
         if let bad = unsafePath(request) { Console.err("heatfront: \(bad)"); return 64 }
         var limit = request.timeS
-        if limit == nil {
+        if limit == nil, request.stepsPerTask == nil {
             if let partitionLimit = Slurm.partitionTimeLimit(request.partition) {
                 limit = partitionLimit
             } else {
@@ -45,6 +45,11 @@ public enum Submission {
                 Console.err("heatfront: \(plan.outDir): jobs of an earlier submission are still queued or running (\(active)); wait for them (squeue) or cancel them (scancel) before submitting again")
                 return 75
             }
+        } catch {
+            Console.err("heatfront: \(error)")
+            return 69
+        }
+        do {
             try write(plan, jobs: jobs, partition: request.partition, clear: !settings.dryRun)
         } catch {
             Console.err("heatfront: \(error)")
@@ -100,9 +105,10 @@ public enum Submission {
         return active.isEmpty ? nil : active.sorted().joined(separator: ", ")
     }
 
-    /// `plan.json`, the job scripts and `submit.sh`. A real submission also clears the
-    /// earlier submission's task statuses and the finished records of the runs it analyses
-    /// again, so nothing of theirs can be read as this submission's.
+    /// `plan.json`, the job scripts and `submit.sh`, replacing an earlier submission's
+    /// scripts. A real submission also clears the earlier submission's task statuses and the
+    /// finished records of the runs it analyses again, so nothing of theirs can be read as
+    /// this submission's.
     static func write(_ plan: BatchPlan, jobs: [JobSpec], partition: String?, clear: Bool) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: plan.slurmDir.appendingPathComponent("logs"), withIntermediateDirectories: true)
@@ -110,6 +116,9 @@ public enum Submission {
             try? fm.removeItem(at: plan.statusDir)
             try? fm.removeItem(at: plan.slurmDir.appendingPathComponent("jobs.json"))
             for run in plan.runs where run.disposition != .finished { try? fm.removeItem(at: FinishedRecord.url(plan, run: run)) }
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: plan.slurmDir.path)) ?? [] where name.hasSuffix(".sbatch") {
+            try? fm.removeItem(at: plan.slurmDir.appendingPathComponent(name))
         }
         try fm.createDirectory(at: plan.statusDir, withIntermediateDirectories: true)
         try fm.createDirectory(at: plan.finishedDir, withIntermediateDirectories: true)

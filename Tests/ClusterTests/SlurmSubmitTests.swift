@@ -38,10 +38,10 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         #expect(again.status == 0 && again.out.contains("nothing to submit"), "\(again.out)\(again.err)")
         #expect(try Self.differences(whole, local) == [])
 
-        // Split by step: registration, two-step tasks, assembly, through the stage cache.
+        // Split by step: registration, tasks of three steps, assembly, through the stage cache.
         let split = root.appendingPathComponent("split")
         let s = slurm.run(heatfront, ["submit"] + runs.map(\.path)
-                          + ["--out", split.path, "--cpus", "1", "--steps-per-task", "2", "--wait", "--poll", "0.5"])
+                          + ["--out", split.path, "--cpus", "1", "--steps-per-task", "3", "--wait", "--poll", "0.5"])
         #expect(s.status == 0, "\(s.err)")
         #expect(try Self.differences(split, local) == [])
 
