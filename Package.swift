@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "heatfront", targets: ["heatfront"]),
         .library(name: "HeatFrontKit", targets: ["FrameIO", "Registration", "ColumnIntensities",
-                                                 "FrontTracking", "Simulation", "Pipeline"]),
+                                                 "FrontTracking", "Simulation", "Pipeline", "Cluster"]),
         // The decoders and input parsers alone, for the fuzzing harness in Fuzz/.
         .library(name: "HeatFrontFrameIO", targets: ["FrameIO"]),
     ],
@@ -43,8 +43,10 @@ let package = Package(
         // Stage 5: the run, caching, outputs, plots, report.
         .target(name: "Pipeline", dependencies: ["FrameCore", "FrameIO", "Registration",
                                                  "ColumnIntensities", "FrontTracking", "Simulation"]),
+        // Many runs on a SLURM cluster: plans, job scripts, resource requests, tasks.
+        .target(name: "Cluster", dependencies: ["FrameCore", "FrameIO", "Pipeline"]),
         .executableTarget(name: "heatfront", dependencies: [
-            "Pipeline", "FrameIO", "Simulation",
+            "Pipeline", "FrameIO", "Simulation", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
@@ -61,6 +63,7 @@ let package = Package(
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "FrameCore"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "Simulation"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Pipeline", "FrameIO", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]
 )

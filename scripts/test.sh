@@ -3,9 +3,12 @@
 # libraries if missing, then `swift test` in release mode (numeric loops run 10–50×
 # slower in debug builds), then a short fuzz smoke: every fuzz target of Fuzz/ run on its
 # repository seeds (scripts/fuzz.sh --smoke; skipped, with a message, on a toolchain that
-# cannot build libFuzzer binaries). Tests that read ../shared/ skip when it is absent.
+# cannot build libFuzzer binaries). Tests that read ../shared/ skip when it is absent. SLURM
+# and munge are installed for the tests that start a single-node SLURM (they skip where it
+# cannot run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/install-slurm.sh
 swift test -c release "$@"
 bash scripts/fuzz.sh --smoke

@@ -2,9 +2,9 @@ import Foundation
 import FrameCore
 
 /// Several run folders in one call: each gets its own sub-folder of OUT_DIR (named after the
-/// run folder), and `runs.csv` sums them up one row per run. Runs go one after another, each
-/// using every core, so memory stays that of one run. A run that fails is named and the
-/// others still run; the exit code is then that of the first failure.
+/// run folder), and `runs.csv` and `report.html` sum them up one row per run (`BatchOutputs`).
+/// Runs go one after another, each using every core, so memory stays that of one run. A run
+/// that fails is named and the others still run; the exit code is then that of the first failure.
 public enum BatchRun {
     public struct Outcome: Sendable {
         /// 0 when every run analysed something, else the first failure's `PipelineError.exitCode`.
@@ -35,32 +35,23 @@ public enum BatchRun {
             case .failed(let code, let message): return Outcome(exitCode: code, errors: [message])
             }
         }
-        var csv = CSVTable(header: ["run", "out_dir", "status", "n_frames", "n_used", "pixel_size_nm",
-                                    "onset_temperature_C", "activation_energy_eV", "activation_energy_sem_eV",
-                                    "n_warnings", "error"])
-        var used = Set<String>(), outcome = Outcome(exitCode: 0, errors: [])
-        for dir in runDirs {
+        var entries: [BatchOutputs.Entry] = [], outcome = Outcome(exitCode: 0, errors: [])
+        for (dir, name) in zip(runDirs, outputNames(runDirs)) {
             try cancel.throwIfCancelled()
-            let base = dir.standardizedFileURL.lastPathComponent
-            var name = base, n = 2
-            while used.contains(name) { name = "\(base)_\(n)"; n += 1 }
-            used.insert(name)
             progress.log("run \(dir.path) → \(name)/")
             let out = outDir.appendingPathComponent(name)
             switch try runOne(dir, outDir: out, options: options, progress: progress, cancel: cancel) {
             case .finished(let s):
                 outcome.finished.append(Finished(outDir: out, summary: s))
-                csv.append([dir.path, name, "ok", String(s.nFrames), String(s.nUsed), Cell.fixed(s.pixelSizeNm, 6),
-                            Cell.fixed(s.onsetTemperatureC, 1), Cell.fixed(s.activationEnergyEV, 4),
-                            Cell.fixed(s.activationEnergySEMEV, 4), String(s.warnings.count), ""])
+                entries.append(BatchOutputs.Entry(runDir: dir.path, name: name, error: nil))
             case .failed(let code, let message):
                 if outcome.exitCode == 0 { outcome.exitCode = code }
                 outcome.errors.append(message)
-                csv.append([dir.path, name, "failed", "", "", "", "", "", "", "", message])
+                entries.append(BatchOutputs.Entry(runDir: dir.path, name: name, error: message))
             }
         }
         do {
-            try AtomicFile.write(csv.text, to: outDir.appendingPathComponent("runs.csv"))
+            try BatchOutputs.write(entries, outDir: outDir)
         } catch let e as WriteError {
             if outcome.exitCode == 0 { outcome.exitCode = PipelineError.cannotWrite("").exitCode }
             outcome.errors.append(e.description)
@@ -68,14 +59,15 @@ public enum BatchRun {
         return outcome
     }
 
-    enum RunResult {
+    public enum RunResult: Sendable {
         case finished(RunSummary)
         case failed(code: Int32, message: String)
     }
 
-    /// One run, its failure (if any) as an exit code and one line. A run whose every frame was
-    /// rejected or unreadable wrote its outputs but analysed nothing: exit code 1.
-    static func runOne(_ dir: URL, outDir: URL, options: RunOptions, progress: ProgressReporter,
+    /// One run (or part of one), its failure (if any) as an exit code and one line, as
+    /// `heatfront run` and a cluster task report it. A run whose every frame was rejected or
+    /// unreadable wrote its outputs but analysed nothing: exit code 1.
+    public static func runOne(_ dir: URL, outDir: URL, options: RunOptions, progress: ProgressReporter,
                        cancel: Cancellation) throws -> RunResult {
         do {
             let s = try RunPipeline.run(runDir: dir, outDir: outDir, options: options, progress: progress, cancel: cancel)
@@ -88,6 +80,19 @@ public enum BatchRun {
             return .failed(code: e.exitCode, message: e.description)
         } catch let e as WriteError {
             return .failed(code: PipelineError.cannotWrite("").exitCode, message: e.description)
+        }
+    }
+
+    /// Each run's sub-folder of OUT_DIR: the run folder's name, `_2`, `_3`, … appended when
+    /// two runs share one. `heatfront submit` names them the same way.
+    public static func outputNames(_ runDirs: [URL]) -> [String] {
+        var used = Set<String>()
+        return runDirs.map { dir in
+            let base = dir.standardizedFileURL.lastPathComponent
+            var name = base, n = 2
+            while used.contains(name) { name = "\(base)_\(n)"; n += 1 }
+            used.insert(name)
+            return name
         }
     }
 }

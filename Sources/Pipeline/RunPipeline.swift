@@ -17,8 +17,32 @@ public struct RunOptions: Sendable {
     public var registrationOnly = false
     /// Non-rigid mode: also write each frame's displacement (`fields/frame_<index>_ux.tif`, `_uy.tif`).
     public var exportFields = false
+    /// The part of the run to do: a cluster job splits a very large run into parts that
+    /// share the stage cache (`RunPart`).
+    public var part = RunPart.whole
 
     public init() {}
+}
+
+/// A part of a run. `.registration` and `.steps` fill the stage cache and write no outputs;
+/// a `.whole` run afterwards finds their work there and finishes the run. The cache key
+/// does not depend on the part, so the parts' results are exactly those of one whole run.
+public enum RunPart: Sendable, Equatable, Codable {
+    case whole
+    /// Scan, checksums and registration (one sequence: it cannot be split).
+    case registration
+    /// The frame measurement of these temperature steps.
+    case steps([Int])
+}
+
+extension RunPart {
+    func measures(step k: Int) -> Bool {
+        switch self {
+        case .whole: true
+        case .registration: false
+        case .steps(let steps): steps.contains(k)
+        }
+    }
 }
 
 /// Why a run could not be analysed at all (run contract: one clear line, non-zero exit).
@@ -71,27 +95,14 @@ public enum RunPipeline {
         DispatchQueue.global().async { _ = StageCache.build }
 
         // 1. Config and frame table (contract §1).
-        let table: FrameTable
-        var config: RunConfig
-        do {
-            config = try RunFolder.loadConfig(runDir: runDir, configURL: options.configURL)
-            if let mode = options.mode { config.registrationMode = mode }
-            table = try RunFolder.scan(runDir, config: config, heatingLog: options.heatingLog, exclude: [outDir])
-        } catch let e as RunConfigError {
-            throw PipelineError.invalidConfig(e.description)
-        } catch let e as HeatingLogError {
-            throw PipelineError.invalidConfig(e.description)
-        } catch let e as FrameIOError {
-            throw PipelineError.nothingToAnalyse(e.description)
-        }
+        let (config, table) = try scan(runDir: runDir, outDir: outDir, options: options)
         clock.lap("scan")
         let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
-        guard !ok.isEmpty else {
-            let why = table.records.isEmpty ? "no frame files" : "no readable frame (\(table.records.count) unreadable or rejected)"
-            throw PipelineError.nothingToAnalyse("\(runDir.path): \(why)")
-        }
         for w in table.warnings { progress.warn(w) }
-        let folder = try OutputFolder(claiming: outDir)
+        // A part of a split run (a cluster's step tasks run side by side) only adds cache
+        // entries: it takes no lock and clears nothing; the whole run after it claims OUT_DIR.
+        let folder = options.part == .whole ? try OutputFolder(claiming: outDir) : nil
+        if folder == nil { try AtomicFile.createDirectory(outDir) }
 
         // 2. Inputs and the cache key.
         let inputs = InputFile.checksums(inputPaths(table, runDir: table.runDir, options: options), in: table.runDir)
@@ -129,7 +140,7 @@ public enum RunPipeline {
         var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
         summary.startedAt = ISO8601DateFormatter().string(from: started)
         summary.nUsed = results.filter { $0.status == "ok" }.count
-        let outputs = RunOutputs(folder: folder, table: table)
+        if options.part == .registration { return summary }
 
         // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
         var steps: [StepResult] = []
@@ -177,7 +188,7 @@ public enum RunPipeline {
             // 5. Per frame, streamed step by step: aligned frame → intensities → front.
             progress.begin("measure", total: ok.count)
             var profilesByStep: [[FrontProfile]] = Array(repeating: [], count: table.steps.count)
-            for k in table.steps.indices {
+            for k in table.steps.indices where options.part.measures(step: k) {
                 try cancel.throwIfCancelled()
                 let members = table.steps[k].frameIndices.filter { results[$0].status == "ok" }
                 let measured: StepFrames
@@ -195,6 +206,7 @@ public enum RunPipeline {
                 profilesByStep[k] = measured.profiles.map(\.profile)
                 progress.advance(by: members.count)
             }
+            if case .steps = options.part { return summary }
             // Ramp frames (step -1): measured with the sites of the nearest step in time.
             let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status == "ok" }.map(\.frameIndex)
             if !ramp.isEmpty {
@@ -231,6 +243,8 @@ public enum RunPipeline {
             progress.warn("non-rigid registration: column precision could not be compared (no lattice found)")
         }
         summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
+        guard let folder else { return summary }
+        let outputs = RunOutputs(folder: folder, table: table)
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
         if options.exportFields {
             try outputs.writeFields(registered.fields, shifts: registered.shifts, frameIndices: ok)
@@ -250,11 +264,35 @@ public enum RunPipeline {
         return summary
     }
 
+    /// The run's effective config and frame table, as the run itself reads them (run contract
+    /// §1), with its errors: `heatfront submit` sizes runs and rejects bad ones with this too.
+    /// - Throws: `PipelineError` naming the file: an invalid config, nothing to analyse.
+    public static func scan(runDir: URL, outDir: URL, options: RunOptions) throws -> (RunConfig, FrameTable) {
+        let table: FrameTable
+        var config: RunConfig
+        do {
+            config = try RunFolder.loadConfig(runDir: runDir, configURL: options.configURL)
+            if let mode = options.mode { config.registrationMode = mode }
+            table = try RunFolder.scan(runDir, config: config, heatingLog: options.heatingLog, exclude: [outDir])
+        } catch let e as RunConfigError {
+            throw PipelineError.invalidConfig(e.description)
+        } catch let e as HeatingLogError {
+            throw PipelineError.invalidConfig(e.description)
+        } catch let e as FrameIOError {
+            throw PipelineError.nothingToAnalyse(e.description)
+        }
+        guard table.records.contains(where: { $0.status == .ok }) else {
+            let why = table.records.isEmpty ? "no frame files" : "no readable frame (\(table.records.count) unreadable or rejected)"
+            throw PipelineError.nothingToAnalyse("\(runDir.path): \(why)")
+        }
+        return (config, table)
+    }
+
     /// Every file the run's results come from: frame files with a frame of the run's size,
     /// the config and the heating log. Unreadable and size-rejected files are not hashed:
     /// they add nothing to the results, and one may be a sparse file that only claims
     /// terabytes (frames.csv lists them).
-    static func inputPaths(_ table: FrameTable, runDir: URL, options: RunOptions) -> [String] {
+    public static func inputPaths(_ table: FrameTable, runDir: URL, options: RunOptions) -> [String] {
         var paths = Set(table.records.filter { $0.status.isOK }.map(\.file))
         let root = runDir.standardizedFileURL.path + "/"
         for absolute in [table.heatingLog, options.configURL?.standardizedFileURL.path].compactMap({ $0 }) {

@@ -28,8 +28,11 @@ struct StageCache {
         return try? JSONDecoder().decode(T.self, from: data)
     }
 
+    /// Keys sorted, so that two runs that compute the same values write the same bytes.
     func store<T: Encodable>(_ value: T, _ name: String) throws {
-        try AtomicFile.write(try JSONEncoder().encode(value), to: dir.appendingPathComponent(name + ".json"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        try AtomicFile.write(try encoder.encode(value), to: dir.appendingPathComponent(name + ".json"))
     }
 
     func loadImage(_ name: String) -> Image? {
@@ -109,4 +112,10 @@ struct InputFile: Codable, Sendable, Equatable {
         }) ?? []
         return results.compactMap { $0 }
     }
+}
+
+/// The running build's digest (`StageCache.build`): records that must not outlive a rebuild
+/// (a cluster submission's finished runs) are tied to it, as the cache is.
+public enum RunningBuild {
+    public static var digest: String { StageCache.build }
 }

@@ -192,9 +192,43 @@ import Simulation
         #expect(rows.count == 3)
         #expect(rows[1].contains(",ok,20,") && rows[2].contains(",failed,"))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(Self.sample.lastPathComponent)/summary.json").path))
+        // The combined report: one row per run, the finished one linked to its own report.
+        let report = try Data(contentsOf: out.appendingPathComponent("report.html"))
+        let html = String(decoding: report, as: UTF8.self)
+        #expect(html.contains("<a href=\"\(Self.sample.lastPathComponent)/report.html\">") && html.contains("<tr class=\"failed\">"))
+        #expect(html.contains(outcome.errors[0]) && !html.contains("peak") && !html.contains("started"))
+        // Both batch outputs come from the runs' files on disk: written again, the same bytes.
+        let csv = try Data(contentsOf: out.appendingPathComponent("runs.csv"))
+        try BatchOutputs.write([BatchOutputs.Entry(runDir: Self.sample.path, name: Self.sample.lastPathComponent, error: nil),
+                                BatchOutputs.Entry(runDir: empty.path, name: empty.lastPathComponent, error: outcome.errors[0])],
+                               outDir: out)
+        #expect(try Data(contentsOf: out.appendingPathComponent("runs.csv")) == csv)
+        #expect(try Data(contentsOf: out.appendingPathComponent("report.html")) == report)
         let onlyEmpty = try BatchRun.run([empty], outDir: Self.scratch("batch-none"), options: RunOptions(),
                                          progress: ProgressReporter(style: .quiet), cancel: Cancellation())
         #expect(onlyEmpty.exitCode == 1)
+    }
+
+    /// A run done in parts through the stage cache (registration, the steps in two groups,
+    /// then the rest), as a cluster job splits a very large run, writes the same bytes as the
+    /// run done at once. The parts write no outputs, only cache entries.
+    @Test func aRunDoneInPartsEqualsTheWholeRun() throws {
+        let whole = Self.scratch("parts-whole"), parts = Self.scratch("parts")
+        _ = try Self.run(Self.sample, out: whole)
+        for part in [RunPart.registration, .steps([0, 1]), .steps([2, 3])] {
+            var options = RunOptions()
+            options.part = part
+            _ = try RunPipeline.run(runDir: Self.sample, outDir: parts, options: options,
+                                    progress: ProgressReporter(style: .quiet), cancel: Cancellation())
+        }
+        let written = FileManager.default.enumerator(atPath: parts.path)!.compactMap { $0 as? String }
+        #expect(written.filter { $0.hasSuffix("_frames.json") }.count == 4 && written.contains { $0.hasSuffix("registration.json") })
+        #expect(!written.contains { $0 == "summary.json" || $0 == "frames.csv" || $0.hasPrefix("aligned/") })
+        _ = try Self.run(Self.sample, out: parts)
+        for path in ["frames.csv", "steps.csv", "report.html", "plots/drift.svg", "aligned/step_2_average.tif",
+                     "maps/step_3_phase.png", "columns/step_1.csv", "profiles/step_0.csv"] {
+            #expect(try Data(contentsOf: parts.appendingPathComponent(path)) == Data(contentsOf: whole.appendingPathComponent(path)), "\(path)")
+        }
     }
 
     @Test func unreadableAndMismatchedFramesAreMarkedAndTheRunGoesOn() throws {
