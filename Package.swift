@@ -33,16 +33,16 @@ let package = Package(
         .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CZip", "CZarrCodecs",
                                                 .product(name: "Yams", package: "Yams")]),
         // Stage 2: rigid and non-rigid registration, resampling, averaging.
-        .target(name: "Registration", dependencies: ["FrameCore", "CFFTW"]),
+        .target(name: "Registration", dependencies: ["FrameCore"]),
         // Stage 3: lattice, column sites, intensities, line profiles.
-        .target(name: "ColumnIntensities", dependencies: ["FrameCore", "CFFTW"]),
+        .target(name: "ColumnIntensities", dependencies: ["FrameCore"]),
         // Stage 4: order parameter, phase segmentation, front, kinetics.
-        .target(name: "FrontTracking", dependencies: ["FrameCore", "ColumnIntensities", "CFFTW"]),
+        .target(name: "FrontTracking", dependencies: ["FrameCore", "ColumnIntensities"]),
         // Synthetic heating runs with ground truth.
         .target(name: "Simulation", dependencies: ["FrameCore", "FrameIO"]),
         // Stage 5: the run, caching, outputs, plots, report.
         .target(name: "Pipeline", dependencies: ["FrameCore", "FrameIO", "Registration",
-                                                 "ColumnIntensities", "FrontTracking", "Simulation"]),
+                                                 "ColumnIntensities", "FrontTracking"]),
         // Many runs on a SLURM cluster: plans, job scripts, resource requests, tasks.
         .target(name: "Cluster", dependencies: ["FrameCore", "FrameIO", "Pipeline"]),
         .executableTarget(name: "heatfront", dependencies: [
@@ -70,9 +70,8 @@ let package = Package(
 
 // Release builds use the build machine's AVX2 and FMA units when it has them (as C's
 // `-march=native` would): the SIMD8 loops of registration and resampling then run in
-// 256-bit registers instead of pairs of SSE ones (rigid benchmark in process 230 → 245
-// frames/s). Swift never fuses a multiply and an add on its own, so outputs are
-// byte-identical either way (every output of four presets' runs compared). Set
+// 256-bit registers instead of pairs of SSE ones. Swift never fuses a multiply and an add
+// on its own, so outputs are byte-identical either way. Set
 // HEATFRONT_PORTABLE=1 for binaries that run on any x86-64.
 #if os(Linux) && arch(x86_64)
 import Foundation

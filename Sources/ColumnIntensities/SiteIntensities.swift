@@ -100,27 +100,6 @@ public enum SiteIntensity {
                                tmCount: tmN, liCount: liN)
     }
 
-    /// Indices of `points` within `distance` (either axis) of at least one of `centres`.
-    static func nearAny(_ points: [SIMD2<Double>], of centres: [SIMD2<Double>], distance: Double) -> [Int] {
-        guard distance > 0, !centres.isEmpty else { return [] }
-        var grid = [SIMD2<Int>: [SIMD2<Double>]]()
-        for c in centres {
-            grid[SIMD2(Int((c.x / distance).rounded(.down)), Int((c.y / distance).rounded(.down))), default: []].append(c)
-        }
-        return points.indices.filter { i in
-            let p = points[i]
-            let key = SIMD2(Int((p.x / distance).rounded(.down)), Int((p.y / distance).rounded(.down)))
-            for dy in -1...1 {
-                for dx in -1...1 {
-                    for c in grid[key &+ SIMD2(dx, dy)] ?? [] where abs(c.x - p.x) <= distance && abs(c.y - p.y) <= distance {
-                        return true
-                    }
-                }
-            }
-            return false
-        }
-    }
-
     /// O columns of the O3 structure when the TM planes show ABC stacking (offset δ = ±⅓ a):
     /// close-packed layers a quarter of the layer spacing apart, each shifted sideways by δ
     /// from the one below, so O lies at TM + ¼a2 + ¾(δ/a)·a1 and TM + ¾a2 − ¾(δ/a)·a1.
@@ -268,66 +247,11 @@ public enum SiteIntensity {
 
     /// Amplitude A of `c + A·G_σ(r − p)` at fixed positions, each fitted alone.
     static func fixedAmplitudes(_ image: Image, at positions: [SIMD2<Double>], sigma: Double, radius: Double) -> [Double] {
-        let zero = [Double](repeating: 0, count: positions.count)
-        return fitAll(image, model: nil, at: positions, previous: zero, sigma: sigma, radius: radius)
+        fitAll(image, at: positions, sigma: sigma, radius: radius)
     }
 
-    /// Amplitudes of all sites jointly: Jacobi iterations in which each site is fitted to the
-    /// image minus the other sites' current Gaussians.
-    static func deblendedAmplitudes(_ image: Image, at positions: [SIMD2<Double>], sigma: Double, radius: Double,
-                                    passes: Int = 4) -> [Double] {
-        var amps = [Double](repeating: 0, count: positions.count)
-        var model: [Double]? = nil
-        for _ in 0..<passes {
-            amps = fitAll(image, model: model, at: positions, previous: amps, sigma: sigma, radius: radius)
-            model = paint(width: image.width, height: image.height, positions: positions, amplitudes: amps,
-                          sigma: sigma, reach: radius + 3 * sigma)
-        }
-        return fitAll(image, model: model, at: positions, previous: amps, sigma: sigma, radius: radius)
-    }
-
-    /// Σ A_k·exp(−|r − p_k|²/2σ²) within `reach` of each site, computed in parallel over row
-    /// bands (each band sums its sites in one fixed order, so the result is deterministic).
-    static func paint(width: Int, height: Int, positions: [SIMD2<Double>], amplitudes: [Double],
-                      sigma: Double, reach: Double) -> [Double] {
-        var m = [Double](repeating: 0, count: width * height)
-        guard width > 0, height > 0 else { return m }
-        let inv = 1 / (2 * sigma * sigma)
-        let order = positions.indices.filter { amplitudes[$0] != 0 }.sorted {
-            positions[$0].y != positions[$1].y ? positions[$0].y < positions[$1].y : $0 < $1
-        }
-        let ys = order.map { positions[$0].y }
-        let bandHeight = max(8, height / (ProcessInfo.processInfo.activeProcessorCount * 4))
-        let bands = (height + bandHeight - 1) / bandHeight
-        let span = Int(2 * reach) + 3
-        m.withUnsafeMutableBufferPointer { buffer in
-            let out = UncheckedBuffer(buffer)
-            DispatchQueue.concurrentPerform(iterations: bands) { band in
-                let ya = band * bandHeight, yb = min(height, ya + bandHeight)
-                var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
-                var k = lowerBound(ys, Double(ya) - reach)
-                while k < ys.count, ys[k] <= Double(yb - 1) + reach {
-                    let i = order[k], p = positions[i]
-                    k += 1
-                    let x0 = max(0, Int((p.x - reach).rounded(.up))), x1 = min(width - 1, Int((p.x + reach).rounded(.down)))
-                    let y0 = max(ya, Int((p.y - reach).rounded(.up))), y1 = min(yb - 1, Int((p.y + reach).rounded(.down)))
-                    guard x1 >= x0, y1 >= y0 else { continue }
-                    // Separable Gaussian: one exp per row and per column instead of per pixel.
-                    for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
-                    for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = amplitudes[i] * exp(-dy * dy * inv) }
-                    for y in y0...y1 {
-                        let row = y * width, wy = ey[y - y0]
-                        for x in x0...x1 { out.buffer[row + x] += wy * ex[x - x0] }
-                    }
-                }
-            }
-        }
-        return m
-    }
-
-    /// Linear fit of (A, c) per site over its disc, on image − model + own previous Gaussian.
-    static func fitAll(_ image: Image, model: [Double]?, at positions: [SIMD2<Double>], previous: [Double],
-                       sigma: Double, radius: Double) -> [Double] {
+    /// Linear fit of (A, c) per site over its disc.
+    static func fitAll(_ image: Image, at positions: [SIMD2<Double>], sigma: Double, radius: Double) -> [Double] {
         let n = positions.count
         var out = [Double](repeating: 0, count: n)
         guard n > 0 else { return out }
@@ -335,42 +259,34 @@ public enum SiteIntensity {
         let inv = 1 / (2 * sigma * sigma), r2 = radius * radius
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
         let span = Int(2 * radius) + 3
-        let empty = [Double]()
-        let modelValues = model ?? empty
         out.withUnsafeMutableBufferPointer { buffer in
             let results = UncheckedBuffer(buffer)
             image.pixels.withUnsafeBufferPointer { pixels in
                 let px = UncheckedPixels(pixels)
-                modelValues.withUnsafeBufferPointer { mv in
-                    let mvp = UncheckedDoubles(mv)
-                    let hasModel = mv.count == w * h
-                    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                        var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
-                        for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
-                            let p = positions[k]
-                            let x0 = max(0, Int((p.x - radius).rounded(.up))), x1 = min(w - 1, Int((p.x + radius).rounded(.down)))
-                            let y0 = max(0, Int((p.y - radius).rounded(.up))), y1 = min(h - 1, Int((p.y + radius).rounded(.down)))
-                            guard x1 >= x0, y1 >= y0 else { continue }
-                            for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
-                            for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = exp(-dy * dy * inv) }
-                            var sgg = 0.0, sg = 0.0, s1 = 0.0, sgd = 0.0, sd = 0.0
-                            let own = previous[k]
-                            for y in y0...y1 {
-                                let dy = Double(y) - p.y
-                                let gy = ey[y - y0], row = y * w
-                                for x in x0...x1 {
-                                    let dx = Double(x) - p.x
-                                    guard dx * dx + dy * dy <= r2 else { continue }
-                                    let g = gy * ex[x - x0]
-                                    var d = Double(px.buffer[row + x])
-                                    if hasModel { d -= mvp.buffer[row + x] - own * g }
-                                    sgg += g * g; sg += g; s1 += 1; sgd += g * d; sd += d
-                                }
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                    var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
+                    for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
+                        let p = positions[k]
+                        let x0 = max(0, Int((p.x - radius).rounded(.up))), x1 = min(w - 1, Int((p.x + radius).rounded(.down)))
+                        let y0 = max(0, Int((p.y - radius).rounded(.up))), y1 = min(h - 1, Int((p.y + radius).rounded(.down)))
+                        guard x1 >= x0, y1 >= y0 else { continue }
+                        for x in x0...x1 { let dx = Double(x) - p.x; ex[x - x0] = exp(-dx * dx * inv) }
+                        for y in y0...y1 { let dy = Double(y) - p.y; ey[y - y0] = exp(-dy * dy * inv) }
+                        var sgg = 0.0, sg = 0.0, s1 = 0.0, sgd = 0.0, sd = 0.0
+                        for y in y0...y1 {
+                            let dy = Double(y) - p.y
+                            let gy = ey[y - y0], row = y * w
+                            for x in x0...x1 {
+                                let dx = Double(x) - p.x
+                                guard dx * dx + dy * dy <= r2 else { continue }
+                                let g = gy * ex[x - x0]
+                                let d = Double(px.buffer[row + x])
+                                sgg += g * g; sg += g; s1 += 1; sgd += g * d; sd += d
                             }
-                            let det = sgg * s1 - sg * sg
-                            guard s1 >= 3, det > 1e-12 * s1 * s1 else { continue }
-                            results.buffer[k] = (s1 * sgd - sg * sd) / det
                         }
+                        let det = sgg * s1 - sg * sg
+                        guard s1 >= 3, det > 1e-12 * s1 * s1 else { continue }
+                        results.buffer[k] = (s1 * sgd - sg * sd) / det
                     }
                 }
             }
@@ -465,16 +381,6 @@ struct WidthRefit: Sendable {
         }
         return SiteIntensity.pooledSigma(samples, values: values, radius: radius, initial: initialSigma)
     }
-}
-
-/// Index of the first element ≥ `value` in an ascending array.
-func lowerBound(_ a: [Double], _ value: Double) -> Int {
-    var lo = 0, hi = a.count
-    while lo < hi {
-        let mid = (lo + hi) / 2
-        if a[mid] < value { lo = mid + 1 } else { hi = mid }
-    }
-    return lo
 }
 
 struct UncheckedDoubles: @unchecked Sendable {

@@ -83,10 +83,8 @@ public struct FrontMeasurement: Sendable {
 /// t₀, w free. `layeredLevelPrior` > 0 holds K near the segmentation's layered level
 /// (`PhaseMap.layeredRatio`) with that weight relative to the whole profile: in noisy maps
 /// (single frames) a front far out leaves too little layered crystal in view to pin the
-/// plateau, and a free K trades off against t₀ (per-frame fits of windowed maps, as the
-/// pipeline once did, with 3: per-step velocity error on the simulator's boundary-front /
-/// scan-distortion presets 10.5 / 37 % without, 5.7 / 8.9 % with it; `MovingFront` now
-/// fits a step's frames together with the same prior). Not by default: where the front is wide, the
+/// plateau, and a free K trades off against t₀ (`MovingFront` fits a step's frames
+/// together with the same prior). Not by default: where the front is wide, the
 /// layered class includes part of it and the prior biases the width. A front still
 /// within w + 2σ of the boundary shows no rock-salt plateau: there α = 1 (full cation
 /// mixing) is imposed. When the front is > 3σ out, β is refitted jointly from the 2g

@@ -96,13 +96,3 @@ struct StepSkipped: Error {
     var check: LayeredProjectionCheck? = nil
 }
 
-extension StepAnalysis {
-    /// TM column precision (px) of an average, for comparing registrations.
-    static func columnPrecision(_ image: Image, config: RunConfig, pixelSizeNm: Double?) -> Double? {
-        guard let lattice = try? LatticeFinder.find(in: image, pixelSizeNm: pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
-        else { return nil }
-        let region = CrystalRegion.detect(in: image, lattice: lattice)
-        return LatticePrecision.rms(ColumnFinder.sites(in: image, lattice: lattice, region: region).tm, lattice: lattice)
-    }
-}
-

@@ -212,8 +212,6 @@ public struct HeatingRunSimulator: Sendable {
 
     public func frameTruth(_ i: Int) -> FrameTruth { frameTruths[i] }
 
-    public var allFrameTruths: [FrameTruth] { frameTruths }
-
     /// The analysed crystal (the grain under study) on frame 0's pixels (frame `i`'s
     /// `liTmRatio` and `rocksaltFraction` are defined over the same region in its own view).
     public func analysedCrystalMask() -> Mask {

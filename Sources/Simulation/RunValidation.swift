@@ -195,7 +195,7 @@ public enum RunValidation {
                                       passed: absent.isEmpty && out.count == truthFrames.count,
                                       detail: "\(out.count) rows for \(truthFrames.count) frames " + list(absent)))
             }
-            // Li/TM per frame: rank correlation with the truth (issue 6: ≥ 0.95).
+            // Li/TM per frame: rank correlation with the truth (target ≥ 0.95).
             var measuredLiTm: [Double] = [], trueLiTm: [Double] = []
             for (i, t) in truthFrames.sorted(by: { $0.key < $1.key }) where t.expectedStatus == "ok" {
                 if let r = out[i], let v = f.double(r, "li_tm_ratio") { measuredLiTm.append(v); trueLiTm.append(t.liTmRatio) }

@@ -167,34 +167,18 @@ struct DMTests {
         for k in 0..<16 { #expect(got[k] == frames[k].image.pixels) }
     }
 
-    /// Decode speed of 2048×2048 uint16 DM4 frames (memcpy from the mapping).
-    /// Release: ≥ 1 GB/s per core; debug builds only check it is not absurdly slow.
-    @Test func decodeThroughput() throws {
+    /// 2048×2048 uint16 DM4 frames decode to the values written, each read three times
+    /// (their speed: scripts/bench-decode.sh).
+    @Test func decodesLargeFrames() throws {
         let dir = ScratchFolder()
         let n = 2048, frames = 3
         let base = Image(width: n, height: n) { x, y in Float((x &* 7 &+ y &* 13) & 0xFFFF) }
         let url = dir.file("big.dm4")
         try DM4Writer.write((0..<frames).map { _ in Frame(image: base) }, as: .uint16, to: url)
         let r = try DMReader(url: url)
-        _ = try r.plane(signal: 0, frame: 0)                       // warm the page cache
-        let clock = ContinuousClock()
-        var bytes = 0
-        let elapsed = try clock.measure {
-            for _ in 0..<3 {
-                for f in 0..<frames {
-                    let p = try r.plane(signal: 0, frame: f)
-                    bytes += p.width * p.height * 2
-                }
-            }
+        for _ in 0..<3 {
+            for f in 0..<frames { #expect(try r.plane(signal: 0, frame: f).floatPixels() == base.pixels) }
         }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let gbps = Double(bytes) / seconds / 1e9
-        print("DM4 uint16 2048×2048 decode: \(String(format: "%.2f", gbps)) GB/s")
-        #if DEBUG
-        #expect(gbps > 0.05)
-        #else
-        #expect(gbps >= 1.0)
-        #endif
         guard case .uint16(let v) = try r.plane(signal: 0, frame: 2).values else { Issue.record("type"); return }
         #expect(v[5 + 9 * n] == UInt16((5 * 7 + 9 * 13) & 0xFFFF))
     }

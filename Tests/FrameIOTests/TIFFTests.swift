@@ -324,8 +324,9 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         #expect(bad.withLock { $0 } == 0)
     }
 
-    /// Uncompressed 16-bit 2048×2048 pages must decode at ≥ 1 GB/s per core (release).
-    @Test func decodeSpeed() throws {
+    /// An uncompressed 16-bit 2048×2048 page decodes to the values written, read repeatedly
+    /// (its speed: scripts/bench-decode.sh).
+    @Test func decodesLargePage() throws {
         let dir = TPScratch()
         let url = dir.file("big.tif")
         let n = 2048
@@ -333,18 +334,10 @@ func tpBytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
         try TIFFWriter.write([Frame(image: img)], as: .uint16, to: url)
         let r = try TIFFReader(url: url)
         #expect(try r.plane(signal: 0, frame: 0).floatPixels() == img.pixels)
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<2 {
             let p = try r.plane(signal: 0, frame: 0)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            best = min(best, dt)
             if case .uint16(let v) = p.values { #expect(v[2049] == UInt16((1 * 7 + 1 * 13) & 0xFFFF)) }
+            else { Issue.record("not uint16") }
         }
-        let gbps = Double(n * n * 2) / best / 1e9
-        print("TIFF decode 2048×2048 uint16: \(String(format: "%.2f", best * 1e3)) ms, \(String(format: "%.2f", gbps)) GB/s")
-        #if !DEBUG
-        #expect(gbps >= 1.0, "decode at \(gbps) GB/s")
-        #endif
     }
 }

@@ -75,7 +75,8 @@ import Simulation
         }
     }
 
-    /// Measured against the simulator's truth: every target of issues 5–7 on this small run.
+    /// Measured against the simulator's truth: the registration, intensity and kinetics targets
+    /// (docs/benchmarks.md) on this small run.
     @Test func meetsRegistrationIntensityAndKineticsTargets() throws {
         let out = Self.scratch("validate")
         _ = try Self.run(Self.fullSample, out: out)
