@@ -128,7 +128,7 @@ public struct HeatingLog: Sendable, Equatable {
             if !l.text.allSatisfy({ $0 == " " || $0 == "\t" }) { header = l; break }
         }
         guard let header else { throw HeatingLogError(file: file, "empty file") }
-        let names = splitCSV(header.text).map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = CSVTable.fields(header.text).map { $0.trimmingCharacters(in: .whitespaces) }
         let lower = names.map { $0.lowercased() }
         var samples = LogSamples(file: file, capacity: min(maxSamples, sizeHint / 4 + 2))
         let log: HeatingLog
@@ -293,32 +293,6 @@ func median(_ v: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// One CSV line split into fields (RFC 4180 quoting, no line breaks inside fields).
-func splitCSV(_ line: Substring) -> [String] {
-    var out: [String] = []
-    var cur = ""
-    var quoted = false
-    var it = line.makeIterator()
-    var pending: Character? = nil
-    while let c = pending ?? it.next() {
-        pending = nil
-        if quoted {
-            if c == "\"" {
-                if let n = it.next() {
-                    if n == "\"" { cur.append("\"") } else { quoted = false; pending = n }
-                } else { quoted = false }
-            } else { cur.append(c) }
-        } else if c == "\"" && cur.trimmingCharacters(in: .whitespaces).isEmpty {
-            quoted = true; cur = ""
-        } else if c == "," {
-            out.append(cur); cur = ""
-        } else {
-            cur.append(c)
-        }
-    }
-    out.append(cur)
-    return out
-}
 
 /// ISO-8601 date-times as loggers write them: `2024-05-01T12:00:00Z`,
 /// `2024-05-01 12:00:00.250+02:00`, or without a zone (read as UTC).

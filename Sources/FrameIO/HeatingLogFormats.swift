@@ -222,12 +222,12 @@ private func isBlank(_ s: Substring) -> Bool {
 }
 
 /// The fields of one CSV row: split at commas directly when the row has no quotes (every
-/// row of a machine-written log), else by `splitCSV`'s RFC 4180 rules.
+/// row of a machine-written log), else by RFC 4180 rules (`CSVTable.fields`).
 private func csvFields(_ line: Substring) -> [Substring] {
     guard line.utf8.contains(UInt8(ascii: "\"")) else {
         return line.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { Substring($0) }
     }
-    return splitCSV(line).map { Substring($0) }
+    return CSVTable.fields(line).map { Substring($0) }
 }
 
 /// Field `i`, without surrounding spaces and tabs; nil when the row is shorter.

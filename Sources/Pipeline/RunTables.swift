@@ -1,4 +1,5 @@
 import Foundation
+import FrameCore
 import FrameIO
 
 /// `frames.csv` and `steps.csv`, column for column as run contract §3 and §4 list them.
