@@ -22,15 +22,12 @@ struct ColumnSiteTests {
         let model = SyntheticLattice()
         let image = model.render()
         let lattice = try LatticeFinder.find(in: image, pixelSizeNm: model.pixelSizeNm)
-        let start = Date()
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
-        let elapsed = Date().timeIntervalSince(start)
         let tm = sites.tm
         // Sites whose fit disc is inside the image.
         let interior = tm.filter { $0.x > 6 && $0.y > 6 && $0.x < 249 && $0.y < 249 }
         let errors = matchErrors(interior, truth: model.tmPositions)
         let rms = (errors.map { ($0 * $0).sum() }.reduce(0, +) / Double(errors.count)).squareRoot()
-        print("noiseless: \(tm.count) TM, \(sites.li.count) Li sites in \(elapsed * 1000) ms; TM RMS error \(rms) px; σ \(sites.columnSigmaPx ?? .nan)")
         #expect(interior.count > 250)
         #expect(rms < 0.05)
         #expect(abs((sites.columnSigmaPx ?? 0) - model.sigmaPx) < 0.05)
@@ -40,7 +37,6 @@ struct ColumnSiteTests {
         let liTruth = model.columns(margin: 0).filter { $0.kind == .li }.map { $0.position }
         let liErrors = matchErrors(sites.li.filter { $0.x > 6 && $0.y > 6 && $0.x < 249 && $0.y < 249 }, truth: liTruth)
         let liRMS = (liErrors.map { ($0 * $0).sum() }.reduce(0, +) / Double(liErrors.count)).squareRoot()
-        print("Li site RMS error \(liRMS) px")
         #expect(liRMS < 0.1)
         // Refined lattice spacing.
         #expect(abs(sites.lattice.layerSpacingPx / model.layerSpacingPx - 1) < 0.001)
@@ -61,7 +57,6 @@ struct ColumnSiteTests {
         let liErrors = matchErrors(sites.li.filter(inner), truth: liTruth)
         let rms = { (e: [SIMD2<Double>]) in (e.map { ($0 * $0).sum() }.reduce(0, +) / Double(e.count)).squareRoot() }
         let agg = SiteIntensity.measure(image, sites: sites, region: nil).aggregate
-        print("distorted: TM RMS \(rms(tmErrors)) px, Li RMS \(rms(liErrors)) px, ratio \(agg.ratio)")
         #expect(rms(tmErrors) < 0.05)
         // Li sites are midpoints of TM columns: the field's curvature over a layer spacing
         // (≈ 0.1 px here, a strong distortion) is their floor.
@@ -83,7 +78,6 @@ struct ColumnSiteTests {
         let liTruth = model.columns(margin: 0).filter { $0.kind == .li }.map { $0.position }
         let liRMS = rms(matchErrors(sites.li.filter(inner), truth: liTruth))
         let ratio = SiteIntensity.measure(image, sites: sites, region: nil).aggregate.ratio
-        print("orientation \(angle)°: measured \(lattice.layerAngleDegrees)°, TM RMS \(tmRMS), Li RMS \(liRMS), ratio \(ratio)")
         #expect(angleDifference(lattice.layerAngleDegrees, angle) < 0.3)
         #expect(tmRMS < 0.05 && liRMS < 0.05)
         #expect(abs(ratio - 0.3) < 0.02)
@@ -100,7 +94,6 @@ struct ColumnSiteTests {
         let errors = matchErrors(interior, truth: model.tmPositions)
         let mean = errors.reduce(SIMD2<Double>.zero, +) / Double(errors.count)
         let rms = (errors.map { ($0 * $0).sum() }.reduce(0, +) / Double(errors.count)).squareRoot()
-        print("noisy: \(interior.count) TM, mean error (\(mean.x), \(mean.y)) px, RMS \(rms) px")
         #expect(interior.count > 250)
         #expect(abs(mean.x) < 0.03 && abs(mean.y) < 0.03)
         #expect(rms < 0.5)
@@ -119,7 +112,6 @@ struct ColumnSiteTests {
         // π·70² px² over the TM cell area a·d ≈ 168 TM columns, as many Li sites.
         let cell = model.columnSpacingPx * model.layerSpacingPx
         let expected = Double.pi * 4900 / cell
-        print("region: \(sites.tm.count) TM, \(sites.li.count) Li, expected ≈ \(expected) each")
         #expect(abs(Double(sites.tm.count) - expected) < 0.1 * expected)
         #expect(abs(Double(sites.li.count) - expected) < 0.1 * expected)
     }
@@ -170,8 +162,6 @@ struct ColumnSiteTests {
             for x in 130..<185 where !region[x, y] { missed += 1 }
             for x in 215..<256 where region[x, y] { vacuum += 1 }
         }
-        print("rock salt + vacuum: \(missed) of \(55 * 256) rock-salt px outside the region, " +
-              "\(vacuum) of \(41 * 256) vacuum px inside")
         #expect(Double(missed) < 0.02 * 55 * 256)
         #expect(Double(vacuum) < 0.02 * 41 * 256)
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
@@ -204,7 +194,6 @@ struct ColumnSiteTests {
                 if d < -20 { grainCount += 1; if !region[x, y] { missed += 1 } }
             }
         }
-        print("two grains: \(wrong) of \(otherCount) px of the other grain in the region, \(missed) of \(grainCount) grain px missed")
         #expect(Double(wrong) < 0.02 * Double(otherCount))
         #expect(Double(missed) < 0.02 * Double(grainCount))
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
@@ -213,7 +202,6 @@ struct ColumnSiteTests {
         var inner = Mask(width: 256, height: 256, fill: false)
         for y in 0..<256 { for x in 0..<256 where !isOther(x + 12, y) { inner[x, y] = true } }
         let agg = SiteIntensity.measure(image, sites: sites, region: inner).aggregate
-        print("two grains: ratio \(agg.ratio) (truth 0.1)")
         #expect(abs(agg.ratio - 0.1) < 0.02)
     }
 

@@ -12,8 +12,6 @@ struct LatticeFinderTests {
         let lattice = try LatticeFinder.find(in: model.render(), pixelSizeNm: model.pixelSizeNm)
         let spacingError = abs(lattice.layerSpacingPx / model.layerSpacingPx - 1)
         let angleError = angleDifference(lattice.layerAngleDegrees, model.angleDegrees)
-        print("lattice 27°: spacing error \(spacingError * 100) %, angle error \(angleError)°, " +
-              "column spacing \(lattice.columnSpacingPx) px (truth \(model.columnSpacingPx))")
         #expect(spacingError < 0.005)
         #expect(angleError < 0.3)
         let gc = try #require(lattice.gColumn)
@@ -36,7 +34,6 @@ struct LatticeFinderTests {
         let lattice = try LatticeFinder.find(in: model.render(), pixelSizeNm: model.pixelSizeNm)
         let spacingError = abs(lattice.layerSpacingPx / model.layerSpacingPx - 1)
         let angleError = angleDifference(lattice.layerAngleDegrees, angle)
-        print("lattice +10 % at \(angle)°: spacing error \(spacingError * 100) %, angle error \(angleError)°")
         #expect(spacingError < 0.005)
         #expect(angleError < 0.3)
     }
@@ -47,7 +44,6 @@ struct LatticeFinderTests {
         var model = SyntheticLattice()
         model.liRatio = { _, _ in r }
         let lattice = try LatticeFinder.find(in: model.render().withPoissonNoise(dose: 1, seed: 3), pixelSizeNm: nil)
-        print("no pixel size, r = \(r): spacing \(lattice.layerSpacingPx) px (truth \(model.layerSpacingPx))")
         #expect(abs(lattice.layerSpacingPx / model.layerSpacingPx - 1) < 0.005)
         #expect(angleDifference(lattice.layerAngleDegrees, model.angleDegrees) < 0.3)
     }
@@ -73,7 +69,6 @@ struct LatticeFinderTests {
         #expect(angleDifference(lattice.layerAngleDegrees, model.angleDegrees) < 0.3)
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
         let ratio = SiteIntensity.measure(image, sites: sites, region: nil).aggregate.ratio
-        print("201×157: ratio \(ratio)")
         #expect(abs(ratio - 0.2) < 0.02)
     }
 

@@ -36,8 +36,6 @@ struct LineProfileTests {
         let interior = { (k: Int) in k >= half && k < points.count - half }
         let tmWorst = tmMarks.filter(interior).map(offsetToMaximum).max() ?? 99
         let liWorst = liMarks.filter(interior).map(offsetToMaximum).max() ?? 99
-        print("profile r = \(r): \(points.count) points, \(tmMarks.count) TM / \(liMarks.count) Li marks, " +
-              "worst TM mark offset \(tmWorst), Li \(liWorst) samples")
         #expect(tmWorst <= 1)
         if r > 0.5 { #expect(liWorst <= 1) }
         // The profile's TM planes are brighter than its Li planes by the occupancy contrast.
@@ -57,7 +55,6 @@ struct LineProfileTests {
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: region)
         let (line, points) = LineProfile.profile(image, line: nil, widthPx: 10, sites: sites, region: region)
         let mid = SIMD2((line.x0 + line.x1) / 2, (line.y0 + line.y1) / 2)
-        print("line in region: (\(line.x0), \(line.y0)) → (\(line.x1), \(line.y1)), length \(line.length)")
         #expect(((mid - SIMD2(90, 150)) * (mid - SIMD2(90, 150))).sum().squareRoot() < 1.5)
         #expect(abs(line.length - 120) < 3)
         #expect(region.contains(line.x0, line.y0) && region.contains(line.x1, line.y1))
@@ -84,7 +81,6 @@ struct LineProfileTests {
             for j in (k - half)...(k + half) where points[j].intensity > points[best].intensity { best = j }
             worst = max(worst, abs(best - k))
         }
-        print("distorted profile: \(tmMarks.count) TM marks, worst offset \(worst) samples")
         #expect(tmMarks.count >= 8)
         #expect(worst <= 1)
     }

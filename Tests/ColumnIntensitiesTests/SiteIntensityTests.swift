@@ -19,7 +19,6 @@ struct SiteIntensityTests {
         var model = SyntheticLattice()
         model.liRatio = { _, _ in r }
         let agg = try measuredRatio(model)
-        print("r = \(r): measured \(agg.ratio) (TM \(agg.tm), Li \(agg.li), \(agg.tmCount)/\(agg.liCount) sites)")
         #expect(abs(agg.ratio - r) < 0.02)
         // TM integrated intensity = 2πσ²H.
         let volume = 2 * Double.pi * model.sigmaPx * model.sigmaPx * model.tmHeight
@@ -32,7 +31,6 @@ struct SiteIntensityTests {
         model.liRatio = { _, _ in r }
         // ≈ 200 counts at a TM peak: a step average of some 20–40 fast frames.
         let agg = try measuredRatio(model, noiseDose: 2, seed: 5)
-        print("noisy r = \(r): measured \(agg.ratio)")
         #expect(abs(agg.ratio - r) < 0.02)
     }
 
@@ -49,7 +47,6 @@ struct SiteIntensityTests {
             #expect(ratio > previous)
             previous = ratio
         }
-        print("monotone sequence: \(ratios)")
     }
 
     @Test("half layered / half rock salt: the right ratio in each half")
@@ -64,7 +61,6 @@ struct SiteIntensityTests {
         let sites = ColumnFinder.sites(in: image, lattice: lattice, region: nil)
         let l = SiteIntensity.measure(image, sites: sites, region: left).aggregate
         let r = SiteIntensity.measure(image, sites: sites, region: right).aggregate
-        print("half/half: left \(l.ratio), right \(r.ratio)")
         #expect(abs(l.ratio - 0.05) < 0.02)
         #expect(abs(r.ratio - 0.85) < 0.02)
         // Per-site intensities follow the occupancy map.
@@ -72,7 +68,6 @@ struct SiteIntensityTests {
         let volume = 2 * Double.pi * model.sigmaPx * model.sigmaPx * model.tmHeight
         let worst = measured.li.filter { $0.x > 8 && $0.y > 8 && $0.x < 247 && $0.y < 247 && abs($0.x - 128) > 6 }
             .map { abs($0.intensity / volume - model.liRatio($0.x, $0.y)) }.max() ?? .infinity
-        print("half/half: worst per-site Li error \(worst) of a TM column")
         #expect(worst < 0.04)
     }
 
@@ -83,7 +78,6 @@ struct SiteIntensityTests {
         model.tailFraction = 0.04
         model.thicknessGradient = 0.67   // heights from 0.67 to 1.33 across the field
         let agg = try measuredRatio(model, noiseDose: 2, seed: 9)
-        print("tails + thickness r = \(r): measured \(agg.ratio)")
         #expect(abs(agg.ratio - r) < 0.02)
     }
 
@@ -97,7 +91,6 @@ struct SiteIntensityTests {
         // Tail peak height for 12 % of the integrated intensity.
         model.tailFraction = 0.12 / 0.88 * pow(model.sigmaPx / model.tailSigmaPx, 2)
         let agg = try measuredRatio(model)
-        print("simulator probe r = \(r): measured \(agg.ratio)")
         #expect(abs(agg.ratio - r) < 0.02)
     }
 
@@ -122,14 +115,10 @@ struct SiteIntensityTests {
             refinedRatios.append(SiteIntensity.measure(frame, sites: refinedSites, region: nil).aggregate.ratio)
         }
         let mean = ratios.reduce(0, +) / Double(ratios.count)
-        let sd = (ratios.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(ratios.count - 1)).squareRoot()
-        print("low dose: per-frame ratios \(ratios), mean \(mean) ± \(sd / Double(ratios.count).squareRoot())")
         let tmMean = tmRatios.reduce(0, +) / Double(tmRatios.count)
-        print("low dose: TM intensity / truth \(tmMean)")
         #expect(abs(mean - 0.3) < 0.02)
         #expect(abs(tmMean - 1) < 0.05)
         let refinedMean = refinedRatios.reduce(0, +) / Double(refinedRatios.count)
-        print("low dose with refine: mean ratio \(refinedMean)")
         #expect(abs(refinedMean - 0.3) < 0.02)
     }
 
@@ -149,7 +138,6 @@ struct SiteIntensityTests {
         #expect(abs(carried.sites[0].x - sites.sites[0].x - 3.4) < 1e-12)
         let ratio = SiteIntensity.measure(frame, sites: carried, region: nil).aggregate.ratio
         let wrong = SiteIntensity.measure(frame, sites: sites, region: nil).aggregate.ratio
-        print("carried sites: ratio \(ratio); uncarried \(wrong)")
         #expect(abs(ratio - 0.4) < 0.02)
         #expect(abs(wrong - 0.4) > 0.1)
     }

@@ -41,8 +41,6 @@ struct SiteRefinementTests {
         let edgeErrors = matchErrors(nearEdge, truth: model.tmPositions)
         let worst = edgeErrors.map { ($0 * $0).sum().squareRoot() }.max() ?? .infinity
         let interiorRMS = rmsLength(matchErrors(interior, truth: model.tmPositions))
-        print(String(format: "coverage edge: %d columns within 6 px of the band, RMS %.4f px, worst %.4f px; interior RMS %.4f px",
-                     nearEdge.count, rmsLength(edgeErrors), worst, interiorRMS))
         #expect(nearEdge.count >= 10)
         #expect(rmsLength(edgeErrors) < 0.03)
         #expect(worst < 0.06)
@@ -72,8 +70,6 @@ struct SiteRefinementTests {
             let fit = SiteRefinement.refine(image, at: [t + SIMD2(0.4, -0.3)], radiusPx: radius, mask: mask)[0]
             if fit.converged { refined += 1; errors.append(SIMD2(fit.x, fit.y) - t) }
         }
-        print(String(format: "mask %.1f px right of the column: %d of 40 refined, RMS error %.4f px",
-                     edgeOffsetPx, refined, rmsLength(errors)))
         // A cut ≥ 3.5 px from the centre leaves ≥ 95 % of the disc: always refined. Closer cuts
         // leave 70–90 %, refined or not depending on the disc's pixel count (80 % rule).
         if edgeOffsetPx >= 3.5 { #expect(refined == 40) }
@@ -94,7 +90,6 @@ struct SiteRefinementTests {
         #expect(fits.allSatisfy { $0.x.isFinite && $0.y.isFinite })
         let near = truth.indices.filter { abs(truth[$0].y - 60) < 4 }
         let errors = near.map { SIMD2(fits[$0].x, fits[$0].y) - truth[$0] }
-        print(String(format: "NaN line: %d columns crossing it, RMS error %.4f px", near.count, rmsLength(errors)))
         #expect(near.count >= 3)
         #expect(near.allSatisfy { fits[$0].converged })
         #expect(rmsLength(errors) < 0.01)

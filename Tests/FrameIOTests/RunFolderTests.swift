@@ -447,7 +447,6 @@ struct RunFolderTests {
         let start = clock.now
         let t = try run.scan()
         let elapsed = clock.now - start
-        print("scan of 3000 frames + 20000 log samples: \(elapsed)")
         #expect(t.records.count == 3000)
         #expect(t.steps.map { $0.temperatureC.map { $0.rounded() } } == [25, 100, 175, 250, 325])
         // Ramp frames: those dated strictly between a hold's last sample within 3 °C (ramp + 0.25 s) and

@@ -79,8 +79,6 @@ struct SiteFrontTests {
             let v = try #require(Kinetics.velocity(times: located.map { times[$0] },
                                                    positions: located.map { fit.frames[$0]!.positionPx * Self.pixelNm }))
             let error = v.velocity / vNm - 1
-            print(String(format: "start %.1f nm seed %d: v %.5f nm/s (%+.1f %%), SEM %.5f, width %.2f nm", startNm, seed,
-                         v.velocity, 100 * error, v.sem, fit.widthPx * Self.pixelNm))
             errors.append(error)
             #expect(abs(fit.widthPx * Self.pixelNm - widthNm) < 1, "seed \(seed): width \(fit.widthPx * Self.pixelNm) nm")
         }

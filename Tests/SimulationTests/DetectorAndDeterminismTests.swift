@@ -14,7 +14,6 @@ import Simulation
         let mean = img.mean
         let variance = img.pixels.map { (Double($0) - mean) * (Double($0) - mean) }.reduce(0, +) / (n - 1)
         let expMean = 200 + 12 * lambda, expVar = 144 * lambda + 16 + 1.0 / 12
-        print("λ = \(lambda): mean \(mean) (expected \(expMean)), variance \(variance) (expected \(expVar))")
         #expect(abs(mean - expMean) < 4 * (expVar / n).squareRoot())
         #expect(abs(variance / expVar - 1) < 0.03)
     }
@@ -46,7 +45,6 @@ import Simulation
         #expect(v.count > 2000)
         let m = v.reduce(0, +) / Double(v.count)
         let variance = v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count - 1)
-        print("vacuum: \(v.count) px, mean \(m), variance \(variance) (expected 200, 16.08)")
         #expect(abs(m - 200) < 0.3)
         #expect(abs(variance / 16.083 - 1) < 0.1)
     }
@@ -70,7 +68,6 @@ import Simulation
         }
         // The noisy frame also carries jitter/flyback, so allow a little extra.
         let chi = z2 / Double(img.count)
-        print("normalised residual variance \(chi)")
         #expect(chi > 0.95 && chi < 1.3)
     }
 

@@ -22,7 +22,6 @@ import Simulation
             found.append(p)
         }
         let rms = (sq / Double(sites.count)).squareRoot()
-        print("TM columns: \(sites.count) sites, RMS \(rms) px, max \(worst) px")
         #expect(rms < 0.05)
         #expect(worst < 0.1)
         // Spacings: in-plane 0.244 nm and (003) 0.468 nm, from the measured columns.
@@ -40,7 +39,6 @@ import Simulation
         for v in proj.dropFirst() { if v - planes[planes.count - 1].last! > 0.1 { planes.append([v]) } else { planes[planes.count - 1].append(v) } }
         let centres = planes.map { $0.reduce(0, +) / Double($0.count) }
         let spacing = (centres.last! - centres.first!) / Double(centres.count - 1)
-        print("measured TM plane spacing \(spacing) nm over \(centres.count) planes")
         #expect(abs(spacing - 0.468) < 0.002)
     }
 
@@ -61,7 +59,6 @@ import Simulation
             let measured = meanAt(lat.liPositions(width: img.width, height: img.height, margin: 1))
                 / meanAt(lat.tmPositions(width: img.width, height: img.height, margin: 1))
             let truth = sim.frameTruth(i).liTmRatio
-            print("frame \(i): Li/TM measured \(measured), truth \(truth)")
             #expect(abs(measured - truth) < 0.01)
         }
     }
@@ -103,7 +100,6 @@ import Simulation
         let w = 1 / slope
         let f = mx - mz * w
         let width = 2 * atanh(0.8) * w
-        print("front: measured \(f) nm (truth \(front)), width \(width) nm (truth 2.5), \(xs.count) cells")
         #expect(abs(f - front) < 0.1)
         #expect(abs(width - 2.5) < 0.15)
     }
@@ -126,7 +122,6 @@ import Simulation
         #expect(abs(t.shiftXPx - expected.x) < 0.02 && abs(t.shiftYPx - expected.y) < 0.02)
         let measured = crossCorrelationShift(sim.renderNoiseless(frame: 0, distortions: false),
                                              sim.renderNoiseless(frame: k, distortions: false))
-        print("drift: truth (\(t.shiftXPx), \(t.shiftYPx)) px, measured \(measured)")
         #expect(abs(measured.x - t.shiftXPx) < 0.1)
         #expect(abs(measured.y - t.shiftYPx) < 0.1)
         #expect((t.shiftXPx * t.shiftXPx + t.shiftYPx * t.shiftYPx).squareRoot() > 3)
@@ -152,7 +147,6 @@ import Simulation
         let measured = crossCorrelationShift(sim.renderNoiseless(frame: 0, distortions: true),
                                              sim.renderNoiseless(frame: k, distortions: true))
         let raster = SIMD2(t.shiftXPx, t.shiftYPx) - meanDrift
-        print("scan drift: truth (\(t.shiftXPx), \(t.shiftYPx)) px, mean drift \(meanDrift), measured \(measured)")
         #expect((raster * raster).sum().squareRoot() > 0.3)
         #expect(abs(measured.x - t.shiftXPx) < 0.1 && abs(measured.y - t.shiftYPx) < 0.1)
     }
@@ -180,7 +174,6 @@ import Simulation
         }
         let m = shifts.reduce(0, +) / Double(shifts.count)
         let sd = (shifts.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(shifts.count - 1)).squareRoot()
-        print("line jitter: measured σ \(sd) px (model 0.5 px)")
         #expect(abs(sd - 0.5) < 0.1)
     }
 }
