@@ -44,7 +44,7 @@ let package = Package(
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
         .executableTarget(name: "heatfront-bench", dependencies: [
-            "FrameCore", "FrameIO", "ColumnIntensities", "Pipeline",
+            "FrameCore", "FrameIO", "ColumnIntensities", "Pipeline", "Registration", "Simulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
