@@ -7,6 +7,8 @@
 #   SEED may be a range: 1-20.
 # environment:
 #   HEATFRONT  the binary (default .build/release/heatfront, built if absent)
+#   SIMULATOR  the binary that simulates (default: HEATFRONT), to score another build on the
+#              same runs
 #   WORK       work folder (default /tmp/heatfront-sweep); each seed's run is removed after
 #              it is scored unless KEEP=1
 #   MODE       register | run (default: run for presets analysed non-rigidly, whose column
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
 done
 bin=${HEATFRONT:-.build/release/heatfront}
 if [ ! -x "$bin" ]; then swift build -c release --product heatfront >/dev/null || exit 1; fi
+sim=${SIMULATOR:-$bin}
 work=${WORK:-/tmp/heatfront-sweep}
 mkdir -p "$work"
 mode=${MODE:-}
@@ -40,7 +43,7 @@ printf '%-6s %12s %14s %10s %8s\n' seed rms_px precision_pm off_frames time_s
 for seed in "${seeds[@]}"; do
   run="$work/$preset-$seed"; out="$work/$preset-$seed-out"
   rm -rf "$run" "$out"
-  if ! "$bin" simulate --out "$run" --preset "$preset" --seed "$seed" "${extra[@]}" >/dev/null; then
+  if ! "$sim" simulate --out "$run" --preset "$preset" --seed "$seed" "${extra[@]}" >/dev/null; then
     echo "seed $seed: simulate failed"; continue
   fi
   start=$(date +%s.%N)

@@ -283,7 +283,17 @@ public enum RunPipeline {
                         lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
             options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
         }
-        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
+        var shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
+        // Frames whose drift wanders within them: each shift as the mean over its scan lines,
+        // measured band by band (DriftPathRefinement).
+        let times = frames.records.map(\.timeS)
+        let duration = frames.records.first.map { $0.midAcquisitionOffsetS > 0 ? 2 * $0.midAcquisitionOffsetS : 0 } ?? 0
+        let frameS = duration > 0 ? duration : (zip(times.dropFirst(), times).map { $0 - $1 }.filter { $0 > 0 }.min() ?? 0)
+        let wander = DriftPathRefinement.expectedWanderPx(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil },
+                                                          times: times, frameDurationS: frameS)
+        if (wander ?? 0) >= DriftPathRefinement.wanderThresholdPx {
+            shifts = try DriftPathRefinement.refine(frames, shifts: shifts)
+        }
         let averages = try groups.map { members in
             try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
         }

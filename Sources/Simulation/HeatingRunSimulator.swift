@@ -268,6 +268,21 @@ public struct HeatingRunSimulator: Sendable {
         return detector.record(intensity(frame: i, distortions: false, jitter: nil), rng: &rng)
     }
 
+    /// The line jitter (px along the fast scan) frame `i` was rendered with.
+    public func lineJitterPx(frame i: Int) -> [Double] {
+        var rng = SeededRandom.stream(options.seed, UInt64(i) &+ 1)
+        return scan.lineJitter(frameStartS: slots[i].startS, rng: &rng)
+    }
+
+    /// The specimen point (nm) that frame `i`'s pixel (c, r) shows: the beam's raster position
+    /// with flyback and the line's `jitter` (`lineJitterPx`), less the specimen's drift and
+    /// vibration at the pixel's time. Two pixels showing one point show the same content.
+    public func specimenPointNm(frame i: Int, x c: Int, y r: Int, jitter: [Double]) -> SIMD2<Double> {
+        let p = options.pixelSizeNm, t = slots[i].startS + scan.pixelTime(c, r)
+        return SIMD2((Double(c) + scan.flybackOffset(c) + jitter[r]) * p, Double(r) * p)
+            - drift.displacement(at: t) - vibration.displacement(at: t)
+    }
+
     /// Where `renderIdeal` places frame `i`'s content: the specimen displacement (nm) at
     /// mid-acquisition, with the vibration's mean over the frame's lines.
     func idealDisplacement(frame i: Int) -> SIMD2<Double> {
