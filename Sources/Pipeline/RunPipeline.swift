@@ -254,14 +254,17 @@ public enum RunPipeline {
         let config = try RunFolder.loadConfig(runDir: runDir, configURL: nil)
         let table = try RunFolder.scan(runDir, config: config)
         let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
-        return try alignRigid(RunFrames(table: table, indices: ok), groups: stepGroups(table, ok: ok),
-                              table: table, config: config)
+        let aligned = try alignRigid(RunFrames(table: table, indices: ok), groups: stepGroups(table, ok: ok),
+                                     table: table, config: config)
+        return (aligned.shifts, aligned.averages)
     }
 
     /// Rigid registration of the run's frames as one time-ordered sequence, then each step's
     /// average on the run reference.
-    static func alignRigid(_ frames: RunFrames, groups: [[Int]], table: FrameTable,
-                           config: RunConfig) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
+    /// `slips`: positions in `frames` of the frames after a link whose jump against the drift
+    /// of their neighbours is a lattice vector (`AliasContinuity`), with that vector.
+    static func alignRigid(_ frames: RunFrames, groups: [[Int]], table: FrameTable, config: RunConfig) throws
+        -> (shifts: [FrameShift], averages: [AlignedAverage], slips: [AliasContinuity.Slip]) {
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
         // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
@@ -276,12 +279,14 @@ public enum RunPipeline {
         func lattice(_ image: Image) -> Lattice? {
             try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
         }
+        var basis: [SIMD2<Double>] = []
         if let first = try? frames.image(at: 0),
            let lattice = lattice(first.cropped(x0: (first.width - 256) / 2, y0: (first.height - 256) / 2,
                                                x1: (first.width + 256) / 2, y1: (first.height + 256) / 2)) ?? lattice(first) {
             let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
                         lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
             options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
+            basis = [lattice.tmBasis.a1, lattice.tmBasis.a2]
         }
         var shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         // Frames whose drift wanders within them: each shift as the mean over its scan lines,
@@ -297,7 +302,9 @@ public enum RunPipeline {
         let averages = try groups.map { members in
             try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
         }
-        return (shifts, averages)
+        let slips = AliasContinuity.slips(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil }, times: times,
+                                          latticeVectors: basis)
+        return (shifts, averages, slips)
     }
 
     struct Registered {
@@ -322,6 +329,8 @@ public enum RunPipeline {
             var fields: [Int: ScanDistortionField]
             /// Warnings the stage raised, replayed when it is reused so summary.json is the same.
             var warnings: [String]
+            /// Frames after a suspected lattice-alias slip.
+            var slipFrames: [Int]? = nil
         }
         if let c = cache.load(Cached.self, "registration"),
            let avgs = try? groups.indices.map({ k -> AlignedAverage in
@@ -333,7 +342,7 @@ public enum RunPipeline {
             progress.log("registration: reused from cache")
             for w in c.warnings { progress.warn(w) }
             return Registered(shifts: shifts, averages: avgs, fields: c.fields,
-                              summary: registrationSummary(config: config, fields: c.fields,
+                              summary: registrationSummary(config: config, fields: c.fields, slipFrames: c.slipFrames ?? [],
                                                            precision: cache.load([Double].self, "registration_precision") ?? [],
                                                            pixelSizeNm: table.pixelSizeNm))
         }
@@ -344,7 +353,12 @@ public enum RunPipeline {
         progress.advance(by: frames.count)
         var fields: [Int: ScanDistortionField] = [:]
         var precision: (rigid: [Double], nonrigid: [Double]) = ([], [])
-        var warnings: [String] = []
+        var warnings: [String] = aligned.slips.map { slip in
+            String(format: "frame %d: registered position jumps by a lattice vector (%.1f, %.1f) px from the frame before it, "
+                   + "against the drift of their neighbours (%.0f σ): the frames from here on are likely one lattice alias off; "
+                   + "check their shifts", frames.records[slip.after].frameIndex, slip.vector.x, slip.vector.y, slip.sigma)
+        }
+        let slipFrames = aligned.slips.map { frames.records[$0.after].frameIndex }
         if config.registrationMode == .nonrigid {
             /// TM column precision (px) of an average as `heatfront validate` scores it: the ideal
             /// lattice refitted to the refined sites, sites more than 5× the median residual away
@@ -417,7 +431,7 @@ public enum RunPipeline {
         }
         try cache.store(Cached(dx: shifts.map(\.dx), dy: shifts.map(\.dy), score: shifts.map(\.score),
                                rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields,
-                               warnings: warnings), "registration")
+                               warnings: warnings, slipFrames: slipFrames), "registration")
         for w in warnings { progress.warn(w) }
         try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
         let stored = averages
@@ -426,16 +440,17 @@ public enum RunPipeline {
             try i % 2 == 0 ? cache.storeImage(a.image, "step_\(k)_average") : cache.storeImage(a.weight, "step_\(k)_weight")
         }
         return Registered(shifts: shifts, averages: averages, fields: fields,
-                          summary: registrationSummary(config: config, fields: fields,
+                          summary: registrationSummary(config: config, fields: fields, slipFrames: slipFrames,
                                                        precision: precision.rigid + precision.nonrigid, pixelSizeNm: table.pixelSizeNm))
     }
 
     /// Registration facts for `summary.json`: per-frame field statistics and, in non-rigid
     /// mode, the TM column precision of the step averages before and after (median over steps).
     /// `precision`: the steps' rigid precisions followed by their non-rigid ones (px).
-    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], precision p: [Double],
-                                    pixelSizeNm: Double?) -> RegistrationSummary {
+    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], slipFrames: [Int],
+                                    precision p: [Double], pixelSizeNm: Double?) -> RegistrationSummary {
         var s = RegistrationSummary(mode: config.registrationMode)
+        s.aliasSlipFrames = slipFrames
         guard config.registrationMode == .nonrigid else { return s }
         let stats = fields.keys.sorted().map { fields[$0]!.statistics }
         s.displacementRMSPx = stats.map(\.rms)

@@ -12,17 +12,23 @@ public struct RegistrationSummary: Sendable, Encodable {
     /// TM column precision of the step averages, rigid only vs with non-rigid correction, pm.
     public var columnPrecisionRigidPm: Double? = nil
     public var columnPrecisionNonrigidPm: Double? = nil
+    /// `frame_index` of each frame whose registered position jumps by a lattice vector from
+    /// the frame before it against the drift of their neighbours (a suspected lattice-alias
+    /// slip, also listed in `warnings`); empty when every link agrees with the drift.
+    public var aliasSlipFrames: [Int] = []
 
     init(mode: RegistrationMode) { self.mode = mode.rawValue }
 
     enum CodingKeys: String, CodingKey {
         case mode, displacementRMSPx = "displacement_rms_px", displacementMaxPx = "displacement_max_px"
         case columnPrecisionRigidPm = "column_precision_rigid_pm", columnPrecisionNonrigidPm = "column_precision_nonrigid_pm"
+        case aliasSlipFrames = "alias_slip_frames"
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(mode, forKey: .mode)
+        try c.encode(aliasSlipFrames, forKey: .aliasSlipFrames)
         if let displacementRMSPx { try c.encode(displacementRMSPx, forKey: .displacementRMSPx) }
         if let displacementMaxPx { try c.encode(displacementMaxPx, forKey: .displacementMaxPx) }
         if let columnPrecisionRigidPm { try c.encode(columnPrecisionRigidPm, forKey: .columnPrecisionRigidPm) }

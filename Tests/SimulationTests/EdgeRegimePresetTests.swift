@@ -138,4 +138,17 @@ import Simulation
         let page4 = try reader.frame(signal: reader.primarySignal, frame: 4).image
         #expect(page4 == sim.render(frame: 4))
     }
+
+    /// `validate` counts the frames a lattice vector off: a slipped block whole, plain
+    /// misregistration (under half a lattice vector) not at all, whatever the gauge.
+    @Test func framesALatticeVectorOffAreCounted() throws {
+        let json = #"{"origin_px": [0, 0], "along_basis_px": [9.6, -1.2], "across_basis_px": [3.1, 18.4], "li_offset_px": [0, 9]}"#
+        let lattice = try JSONDecoder().decode(ColumnLatticeTruth.self, from: Data(json.utf8))
+        var errors = (0..<30).map { k in SIMD2(0.05 * sin(Double(k)), 0.04 * cos(Double(k))) + SIMD2(12.3, -4.5) }
+        #expect(RunValidation.latticeVectorOff(errors, lattice: lattice).isEmpty)
+        for k in 20..<30 { errors[k] += SIMD2(9.6, -1.2) }
+        errors[3] += SIMD2(2.0, 1.5)   // misregistered, not aliased
+        errors[7] -= SIMD2(3.1, 18.4)
+        #expect(RunValidation.latticeVectorOff(errors, lattice: lattice) == [7] + Array(20..<30))
+    }
 }
