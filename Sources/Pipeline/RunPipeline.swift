@@ -289,22 +289,30 @@ public enum RunPipeline {
             basis = [lattice.tmBasis.a1, lattice.tmBasis.a2]
         }
         var shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
-        // Frames whose drift wanders within them: each shift as the mean over its scan lines,
-        // measured band by band (DriftPathRefinement).
+        // Frames whose drift wanders within them enough to bias a whole-frame correlation:
+        // each shift as the mean over its scan lines, measured band by band (DriftPathRefinement).
         let times = frames.records.map(\.timeS)
         let duration = frames.records.first.map { $0.midAcquisitionOffsetS > 0 ? 2 * $0.midAcquisitionOffsetS : 0 } ?? 0
         let frameS = duration > 0 ? duration : (zip(times.dropFirst(), times).map { $0 - $1 }.filter { $0 > 0 }.min() ?? 0)
         let wander = DriftPathRefinement.expectedWanderPx(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil },
-                                                          times: times, frameDurationS: frameS)
-        if (wander ?? 0) >= DriftPathRefinement.wanderThresholdPx {
-            shifts = try DriftPathRefinement.refine(frames, shifts: shifts)
+                                                          times: times, frameDurationS: frameS) ?? 0
+        func averages() throws -> [AlignedAverage] {
+            try groups.map { members in
+                try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+            }
         }
-        let averages = try groups.map { members in
-            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+        var stepAverages = try averages()
+        // The first step's average stands for the content of every step (one costs a few ms).
+        let bias = groups.indices.first { !groups[$0].isEmpty }.map { k in
+            DriftPathRefinement.expectedBiasPx(wander: wander, average: stepAverages[k], shifts: groups[k].map { shifts[$0] })
+        } ?? 0
+        if bias >= DriftPathRefinement.biasThresholdPx {
+            shifts = try DriftPathRefinement.refine(frames, shifts: shifts)
+            stepAverages = try averages()
         }
         let slips = AliasContinuity.slips(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil }, times: times,
                                           latticeVectors: basis)
-        return (shifts, averages, slips)
+        return (shifts, stepAverages, slips)
     }
 
     struct Registered {

@@ -373,12 +373,6 @@ public enum DriftPathRefinement {
 }
 
 extension DriftPathRefinement {
-    /// Expected within-frame wander (px RMS, `expectedWanderPx`) from which rigid registration
-    /// refines its shifts: below it the line weighting of a whole-frame correlation moves a
-    /// shift by a few hundredths of a pixel at most (0.04 px at 0.25 px of wander on the
-    /// boundary-front preset at 1024 px, 0.02 px after refinement), above it by up to 0.25 px
-    /// (dose-floor preset, amorphous material over a quarter of the frame).
-    public static let wanderThresholdPx = 0.35
 
     /// The expected RMS deviation (px) of a frame's content from its mean position during
     /// the frame, from the drift's random walk measured between frames: each frame's
@@ -405,4 +399,63 @@ extension DriftPathRefinement {
         let diffusion = d[d.count / 2] / log(2.0)
         return (diffusion * frameDurationS / 6).squareRoot()
     }
+}
+
+extension DriftPathRefinement {
+    /// Expected RMS (px) over the frames of the difference between a whole-frame correlation's
+    /// shift and the mean over the lines, for a drift wandering by `wander` px RMS within each
+    /// frame (`expectedWanderPx`). The correlation weights each line by its information: here the
+    /// gradient energy of the average over the frame's footprint on that line, times the
+    /// correlation window's taper squared. For a random walk of variance s²·t over the lines,
+    /// the weighted mean departs from the plain mean by a variance s²·Σ_k (Σ_{i≥k} (ω_i − 1/n))²
+    /// (ω the normalised weights; min(i, j) summed over k), and the wander is s·√(n/6). Computed
+    /// on the average binned to about 256 rows, so it costs a few milliseconds.
+    public static func expectedBiasPx(wander: Double, average: AlignedAverage, shifts: [FrameShift]) -> Double {
+        let w = average.image.width, h = average.image.height
+        let b = Swift.max(1, Swift.min(w, h) / 256)
+        let wb = w / b, hb = h / b
+        guard wb >= 16, hb >= 16, wander > 0 else { return 0 }
+        var binned = Image(width: wb, height: hb)
+        for y in 0..<hb { for x in 0..<wb {
+            var s: Float = 0
+            for dy in 0..<b { for dx in 0..<b { s += average.image.pixels[(y * b + dy) * w + x * b + dx] } }
+            binned.pixels[y * wb + x] = s / Float(b * b)
+        } }
+        let (gx, gy) = Filters.gradients(Filters.gaussianBlur(binned, sigma: 1))
+        // Row prefix sums of the gradient energy, where the average is covered.
+        var prefix = [Double](repeating: 0, count: hb * (wb + 1))
+        for y in 0..<hb {
+            for x in 0..<wb {
+                let k = y * wb + x
+                let covered = average.weight.pixels[Swift.min(h - 1, y * b) * w + Swift.min(w - 1, x * b)] > 0
+                let e = covered ? Double(gx[k] * gx[k] + gy[k] * gy[k]) : 0
+                prefix[y * (wb + 1) + x + 1] = prefix[y * (wb + 1) + x] + e
+            }
+        }
+        let taper = CorrelationGeometry.tukey(hb, taper: 0.1)
+        var sum = 0.0, count = 0.0
+        for s in shifts where s.isUsed {
+            let ox = Int((s.dx / Double(b)).rounded()), oy = Int((s.dy / Double(b)).rounded())
+            // Frame line y lies on reference row y − oy; its columns on x − ox.
+            let x0 = Swift.max(0, -ox), x1 = Swift.min(wb, wb - ox)
+            guard x1 > x0 else { continue }
+            var omega = [Double](repeating: 0, count: hb)
+            for y in 0..<hb {
+                let r = y - oy
+                guard r >= 0, r < hb else { continue }
+                omega[y] = (prefix[r * (wb + 1) + x1] - prefix[r * (wb + 1) + x0]) * Double(taper[y] * taper[y])
+            }
+            let total = omega.reduce(0, +)
+            guard total > 0 else { continue }
+            var tail = 0.0, v = 0.0
+            for y in stride(from: hb - 1, through: 0, by: -1) { tail += omega[y] / total - 1 / Double(hb); v += tail * tail }
+            sum += v / (Double(hb) / 6); count += 1
+        }
+        return count > 0 ? wander * (sum / count).squareRoot() : 0
+    }
+
+    /// Expected bias (px, `expectedBiasPx`) from which rigid registration refines its shifts:
+    /// below it the bands' refinement (about 0.15 s of CPU per 1024² frame) would move the
+    /// shifts by a few hundredths of a pixel; above it the rigid shifts miss by up to 0.25 px.
+    public static let biasThresholdPx = 0.035
 }

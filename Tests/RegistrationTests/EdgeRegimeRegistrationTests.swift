@@ -21,15 +21,17 @@ struct EdgeRegimeRegistrationTests {
         let frames = ImageArray(try ResultSlots<Image>.map(indices.count) { sim.render(frame: $0) })
         let truth = indices.map { SIMD2(sim.frameTruth($0).shiftXPx, sim.frameTruth($0).shiftYPx) }
         let rigid = try RigidRegistration.align(frames, options: RigidOptions())
-        #expect(rigid.allSatisfy(\.isUsed))
+        #expect(rigid.allSatisfy { $0.isUsed })
         let refined = try DriftPathRefinement.refine(frames, shifts: rigid)
         let before = gaugeFreeRMS(measured: rigid.map { SIMD2($0.dx, $0.dy) }, truth: truth).rms
         let after = gaugeFreeRMS(measured: refined.map { SIMD2($0.dx, $0.dy) }, truth: truth).rms
         let times = indices.map { sim.frameTruth($0).timeS }
         let wander = try #require(DriftPathRefinement.expectedWanderPx(positions: rigid.map { SIMD2($0.dx, $0.dy) }, times: times,
                                                                        frameDurationS: times[1] - times[0]))
-        print("dose floor, \(indices.count) frames of 1024²: \(before) → \(after) px RMS; expected wander \(wander) px")
-        #expect(wander >= DriftPathRefinement.wanderThresholdPx)
+        let average = try StackAverage.average(frames, indices: indices, shifts: rigid, interpolation: .bicubic)
+        let bias = DriftPathRefinement.expectedBiasPx(wander: wander, average: average, shifts: rigid)
+        print("dose floor, \(indices.count) frames of 1024²: \(before) → \(after) px RMS; expected wander \(wander) px, bias \(bias) px")
+        #expect(bias >= DriftPathRefinement.biasThresholdPx)
         #expect(after < 0.6 * before)
         #expect(after < 0.06)
     }
