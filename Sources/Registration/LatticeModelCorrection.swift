@@ -39,6 +39,8 @@ public enum LatticeModelCorrection {
         public var rowYSmoothing = 20.0
         /// Gaussian σ (px) of the smoothing of the per-column x offsets.
         public var columnSmoothingPx = 1.0
+        /// Lines (columns) over which the offsets fade out toward the ends of the measured band.
+        public var edgeFade = 12.0
         public init() {}
     }
 
@@ -63,11 +65,22 @@ public enum LatticeModelCorrection {
             let dc = columnStep(image, ideal: ideal.image, use: use, offsets: out, options: options)
             for x in 0..<w { out.columnX[x] += dc[x] }
         }
-        // The affine part over the measured lines and columns only (the others stay 0).
-        out.rowX = ScanLatticeCorrection.affineRemoved(out.rowX)
-        out.rowY = ScanLatticeCorrection.affineRemoved(out.rowY)
-        out.columnX = ScanLatticeCorrection.affineRemoved(out.columnX)
+        // The affine part over the measured lines and columns only (the others stay 0), then
+        // faded out toward the ends of the measured band: there the Bragg-filtered lattice
+        // has neighbours on one side only and is biased.
+        out.rowX = faded(ScanLatticeCorrection.affineRemoved(out.rowX), over: options.edgeFade)
+        out.rowY = faded(ScanLatticeCorrection.affineRemoved(out.rowY), over: options.edgeFade)
+        out.columnX = faded(ScanLatticeCorrection.affineRemoved(out.columnX), over: options.edgeFade)
         return out
+    }
+
+    /// `v` (0 where unmeasured) scaled by min(1, distance to the first or last measured entry / `n`).
+    static func faded(_ v: [Double], over n: Double) -> [Double] {
+        guard let first = v.firstIndex(where: { $0 != 0 }), let last = v.lastIndex(where: { $0 != 0 }), n > 0 else { return v }
+        return v.indices.map { i in
+            let d = Double(Swift.min(i - first, last - i))
+            return d < 0 ? 0 : v[i] * Swift.min(1, d / n)
+        }
     }
 
     /// Bragg-filtered image (narrow masks at ±g of every reflection) and the crystal mask

@@ -112,7 +112,9 @@ public enum NonrigidRegistration {
             let found = reflections ?? ScanLatticeCorrection.reflections(in: average.image, valid: full, options: lookFor)
             reflections = found
             var common: ScanLatticeCorrection.Offsets
-            if let model = options.latticeModel, !found.isEmpty {
+            // The lattice model needs room for its Bragg masks (σ = 1.5/size) to separate the
+            // lattice from its distortions: on smaller images the phase and line smoothness.
+            if let model = options.latticeModel, !found.isEmpty, Swift.min(w, h) >= 256 {
                 common = LatticeModelCorrection.offsets(in: average.image, valid: full, reflections: found, options: model)
             } else {
                 common = ScanLatticeCorrection.offsets(in: average.image, valid: full, reflections: found,
