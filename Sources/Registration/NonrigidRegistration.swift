@@ -98,7 +98,9 @@ public enum NonrigidRegistration {
             average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
                                            interpolation: options.interpolation)
         }
-        if let lineFit = options.lineFit {
+        // Like the lattice model below, the joint fit is for frames of 256 px or more: on
+        // smaller ones its coarse levels leave a bias of a few tenths of a pixel at the edges.
+        if let lineFit = options.lineFit, Swift.min(w, h) >= 256 {
             fields = try ScanLineFit.fit(frames, indices: indices, shifts: shifts, fields: fields, options: lineFit)
             average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
                                            interpolation: options.interpolation)
@@ -117,7 +119,8 @@ public enum NonrigidRegistration {
             if let model = options.latticeModel, !found.isEmpty, Swift.min(w, h) >= 256 {
                 common = LatticeModelCorrection.offsets(in: average.image, valid: full, reflections: found, options: model)
             } else {
-                common = ScanLatticeCorrection.offsets(in: average.image, valid: full, reflections: found,
+                common = ScanLatticeCorrection.offsets(in: average.image, valid: full,
+                                                       reflections: Array(found.prefix(options.latticeCorrection.reflections)),
                                                        options: options.latticeCorrection)
                 let jitter = ScanLineCorrection.rowOffsets(in: average.image, valid: full, options: options.lineCorrection)
                 for y in 0..<h { common.rowX[y] += jitter[y] }

@@ -40,6 +40,8 @@ public enum ScanLineFit {
         public var fastScanRidge = 0.02
         /// Gaussian σ (px) of the smoothing of the flyback update along the line.
         public var flybackSmoothingPx = 1.5
+        /// Spread (px) of the frames' x shifts from which the shared flyback is fitted.
+        public var minFlybackSpreadPx = 4.0
         /// Largest update (px) of one line in one step.
         public var maxStepPx = 1.0
         public init() {}
@@ -52,6 +54,10 @@ public enum ScanLineFit {
         let used = indices.indices.filter { shifts[indices[$0]].isUsed }
         guard used.count >= 3 else { return fields }
         let w = frames.width, h = frames.height
+        // A flyback shared by all frames shows against their average only where the frames
+        // sit at different columns: without that spread it is left to the common correction.
+        let xs = used.map { shifts[indices[$0]].dx }
+        let flybackObservable = (xs.max() ?? 0) - (xs.min() ?? 0) >= options.minFlybackSpreadPx
         for sigma in options.levels {
             for _ in 0..<Swift.max(1, options.roundsPerLevel) {
                 let average = try NonrigidRegistration.correctedAverage(frames, indices: indices, used: used, shifts: shifts,
@@ -73,8 +79,10 @@ public enum ScanLineFit {
                     }
                     for x in 0..<w { columnInfo[x] += st.columnInfo[x]; columnGrad[x] += st.columnGrad[x] }
                 }
-                let df = flybackUpdate(info: columnInfo, grad: columnGrad, options: options)
-                for i in used { for x in 0..<w { fields[i].flybackShiftX[x] += Float(df[x]) } }
+                if flybackObservable {
+                    let df = flybackUpdate(info: columnInfo, grad: columnGrad, options: options)
+                    for i in used { for x in 0..<w { fields[i].flybackShiftX[x] += Float(df[x]) } }
+                }
                 removeMeanOffsets(&fields, used: used, shifts: used.map { shifts[indices[$0]] })
             }
         }
