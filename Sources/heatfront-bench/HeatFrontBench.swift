@@ -12,7 +12,8 @@ import Simulation
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self, FieldErrors.self])
+        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self,
+                      LatticeCheck.self])
 
     static func main() {
         FrameMemory.reuseFrameBuffers()
@@ -247,82 +248,43 @@ struct Floors: ParsableCommand {
     }
 }
 
-/// Errors of the displacement fields `heatfront run --export-fields` wrote for a simulated
-/// run, against the simulator's own geometry: every frame pixel's reference position
-/// (x − ux, y − uy) should be one affine map of the specimen point it shows. Prints the RMS
-/// of the residual over all pixels, of its per-line and per-column parts, and of its mean
-/// over the frames at each reference position (what moves columns in the average).
-struct FieldErrors: ParsableCommand {
-    @Argument var runDir: String
-    @Argument var outDir: String
+/// The layered lattice found in an image and whether the Li/TM model applies to it
+/// (`LayeredProjectionCheck`), and the correlation band it would give registration
+/// (`CorrelationBand`): two lines per image (`scripts/lattice-check.sh`).
+struct LatticeCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lattice")
+    @Argument var images: [String]
+    @Option(name: .customLong("layer-spacing-nm")) var layerSpacingNm = 0.468
+    @Flag var invert = false
+    @Flag(name: .customLong("no-pixel-size")) var noPixelSize = false
 
     func run() throws {
-        let dir = URL(fileURLWithPath: runDir), out = URL(fileURLWithPath: outDir)
-        let truth = try JSONDecoder().decode(RunTruth.self, from: Data(contentsOf: dir.appendingPathComponent("ground_truth.json")))
-        guard let preset = SimulationPreset(cliName: truth.preset) else { throw ValidationError("unknown preset") }
-        let sim = HeatingRunSimulator(SimulationOptions(preset: preset, seed: truth.seed, size: truth.width))
-        let w = truth.width, h = truth.height, step = 4
-        var samples: [(frame: Int, x: Int, y: Int, p: SIMD2<Double>, q: SIMD2<Double>)] = []
-        for i in 0..<sim.frameCount {
-            func load(_ name: String) -> Image? {
-                guard let r = try? FrameFiles.open(out.appendingPathComponent("fields/frame_\(i)_\(name).tif")) else { return nil }
-                return try? r.frame(signal: r.primarySignal, frame: 0).image
-            }
-            guard let ux = load("ux"), let uy = load("uy") else { continue }
-            let jitter = sim.lineJitterPx(frame: i)
-            for y in 0..<h { for x in stride(from: 0, to: w, by: step) {
-                let q = SIMD2(Double(x) - Double(ux[x, y]), Double(y) - Double(uy[x, y]))
-                samples.append((i, x, y, sim.specimenPointNm(frame: i, x: x, y: y, jitter: jitter) / truth.pixelSizeNm, q))
-            } }
-        }
-        guard samples.count > 100 else { throw ValidationError("no exported fields in \(outDir)/fields") }
-        // q ≈ M·p + t: two 3-parameter least-squares fits.
-        var a = [[Double]](repeating: [0, 0, 0], count: 3), bx = [0.0, 0, 0], by = [0.0, 0, 0]
-        // The affine map from columns clear of the flyback's strip.
-        let skip = 48
-        for s in samples where s.x >= skip {
-            let v = [s.p.x, s.p.y, 1]
-            for r in 0..<3 { for c in 0..<3 { a[r][c] += v[r] * v[c] }; bx[r] += v[r] * s.q.x; by[r] += v[r] * s.q.y }
-        }
-        guard let cx = LatticeFitSolve.solve3(a, bx), let cy = LatticeFitSolve.solve3(a, by) else { throw ValidationError("singular") }
-        var sum = SIMD2<Double>(0, 0), n = 0.0
-        var lines: [Int: (SIMD2<Double>, Double)] = [:], columns: [Int: (SIMD2<Double>, Double)] = [:], cells: [Int: (SIMD2<Double>, Double)] = [:]
-        for s in samples {
-            let e = s.q - SIMD2(cx[0] * s.p.x + cx[1] * s.p.y + cx[2], cy[0] * s.p.x + cy[1] * s.p.y + cy[2])
-            let lk0 = s.x
-            columns[lk0, default: (.zero, 0)].0 += e; columns[lk0, default: (.zero, 0)].1 += 1
-            guard s.x >= skip else { continue }
-            sum += e * e; n += 1
-            let lk = s.frame * h + s.y
-            lines[lk, default: (.zero, 0)].0 += e; lines[lk, default: (.zero, 0)].1 += 1
-            let cell = Int((s.q.y / 4).rounded()) * 10_000 + Int((s.q.x / 4).rounded())
-            cells[cell, default: (.zero, 0)].0 += e; cells[cell, default: (.zero, 0)].1 += 1
-        }
-        func rms(_ d: [Int: (SIMD2<Double>, Double)], minCount: Double = 1) -> SIMD2<Double> {
-            var s = SIMD2<Double>(0, 0), k = 0.0
-            for (_, v) in d where v.1 >= minCount { let m = v.0 / v.1; s += m * m; k += 1 }
-            return (s / Swift.max(k, 1)).squareRoot()
-        }
-        let all = (sum / n).squareRoot(), l = rms(lines), c = rms(columns), m = rms(cells, minCount: Double(sim.frameCount / 2) * 4)
-        for x in stride(from: 0, to: 64, by: 8) { guard let v = columns[x] else { continue }; print(String(format: "column %d: mean error x %.3f px", x, v.0.x / v.1)) }
-        print(String(format: "beyond column %d: field error RMS x %.3f y %.3f px; per line x %.3f y %.3f; "
-                     + "mean over frames per 4-px reference cell x %.3f y %.3f px; per frame column (all) x %.3f px",
-                     skip, all.x, all.y, l.x, l.y, m.x, m.y, c.x))
-    }
-}
-
-enum LatticeFitSolve {
-    static func solve3(_ m: [[Double]], _ r: [Double]) -> [Double]? {
-        var a = m, b = r
-        for c in 0..<3 {
-            guard let p = (c..<3).max(by: { abs(a[$0][c]) < abs(a[$1][c]) }), abs(a[p][c]) > 1e-12 else { return nil }
-            a.swapAt(c, p); b.swapAt(c, p)
-            for rr in 0..<3 where rr != c {
-                let f = a[rr][c] / a[c][c]
-                for q in 0..<3 { a[rr][q] -= f * a[c][q] }
-                b[rr] -= f * b[c]
+        for path in images {
+            let reader = try FrameFiles.open(URL(fileURLWithPath: path))
+            let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
+            var image = frame.image
+            if invert { image = image.negated }
+            let px = noPixelSize ? nil : frame.metadata.pixelSizeNm
+            let band = CorrelationBand.choose(for: image)
+            print(String(format: "  band: high %.4f g %@ basis %@ notches %@", band.high,
+                         band.highestReflection.map { String(format: "%.4f", $0) } ?? "-",
+                         band.basis.map { String(format: "(%.4f,%.4f)", $0.x, $0.y) }.joined(separator: " "),
+                         band.notches.map { String(format: "(%.4f,%.4f)", $0.x, $0.y) }.joined(separator: " ")))
+            do {
+                let lattice = try LatticeFinder.find(in: image, pixelSizeNm: px, layerSpacingNm: layerSpacingNm)
+                var region = CrystalRegion.detect(in: image, lattice: lattice)
+                for k in region.bits.indices where image.pixels[k] == 0 { region.bits[k] = false }
+                let found = ColumnFinder.sites(in: image, lattice: lattice, region: region, refine: true)
+                let measured = SiteIntensity.measure(image, sites: found, region: region)
+                let c = LayeredProjectionCheck(image: image, sites: measured.sites, region: region, layered: nil)
+                print(String(format: "%@: layer %.2f px, column %.2f px, stacking %@, skewness %.3f, on columns %.3f, Li/TM %.4f: %@",
+                             (path as NSString).lastPathComponent, lattice.layerSpacingPx, lattice.columnSpacingPx,
+                             c.stackingOffset.map { String(format: "%.3f", $0) } ?? "-", c.cellSkewness, c.tmSitesOnColumns,
+                             measured.aggregate.ratio,
+                             c.failure ?? "applies"))
+            } catch {
+                print("\((path as NSString).lastPathComponent): \(error)")
             }
         }
-        return (0..<3).map { b[$0] / a[$0][$0] }
     }
 }
