@@ -47,7 +47,7 @@ for seed in "${seeds[@]}"; do
     echo "seed $seed: simulate failed"; continue
   fi
   start=$(date +%s.%N)
-  "$bin" "$mode" "$run" --out "$out" --quiet "${jobs[@]}" 2>"$out.stderr" || echo "seed $seed: $mode failed ($(tail -1 "$out.stderr"))"
+  "$bin" "$mode" "$run" --out "$out" --quiet "${jobs[@]}" >"$out.stdout" 2>"$out.stderr" || echo "seed $seed: $mode failed ($(tail -1 "$out.stderr"))"
   end=$(date +%s.%N)
   "$bin" validate "$out" --truth "$run" > "$out.validate" 2>&1
   rms=$(value registration_rms_error "$out.validate"); prec=$(value column_position_precision "$out.validate")
