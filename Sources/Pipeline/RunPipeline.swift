@@ -330,25 +330,61 @@ public enum RunPipeline {
         let table = try RunFolder.scan(runDir, config: config)
         let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
         let frames = RunFrames(table: table, indices: ok)
-        return try alignRigid(frames, groups: stepGroups(table, ok: ok),
-                              band: correlationBand(frames, table: table, config: config), config: config)
+        let aligned = try alignRigid(frames, groups: stepGroups(table, ok: ok),
+                                     band: correlationBand(frames, table: table, config: config), table: table, config: config)
+        return (aligned.shifts, aligned.averages)
     }
 
     /// Rigid registration of the run's frames as one time-ordered sequence, then each step's
     /// average on the run reference.
-    static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand,
-                           config: RunConfig) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
+    /// `slips`: positions in `frames` of the frames after a link whose jump against the drift
+    /// of their neighbours is a lattice vector (`AliasContinuity`), with that vector.
+    static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand, table: FrameTable, config: RunConfig) throws
+        -> (shifts: [FrameShift], averages: [AlignedAverage], slips: [AliasContinuity.Slip]) {
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
         options.bandPassLow = band.low
         options.bandPassHigh = band.high
         options.notches = band.notches
         options.notchWidth = band.notchWidth
-        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
-        let averages = try groups.map { members in
-            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+        var shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
+        // Frames whose drift wanders within them enough to bias a whole-frame correlation:
+        // each shift as the mean over its scan lines, measured band by band (DriftPathRefinement).
+        let times = frames.records.map(\.timeS)
+        let duration = frames.records.first.map { $0.midAcquisitionOffsetS > 0 ? 2 * $0.midAcquisitionOffsetS : 0 } ?? 0
+        let frameS = duration > 0 ? duration : (zip(times.dropFirst(), times).map { $0 - $1 }.filter { $0 > 0 }.min() ?? 0)
+        let wander = DriftPathRefinement.expectedWanderPx(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil },
+                                                          times: times, frameDurationS: frameS) ?? 0
+        func averages() throws -> [AlignedAverage] {
+            try groups.map { members in
+                try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+            }
         }
-        return (shifts, averages)
+        var stepAverages = try averages()
+        // The first step's average stands for the content of every step (one costs a few ms).
+        let bias = groups.indices.first { !groups[$0].isEmpty }.map { k in
+            DriftPathRefinement.expectedBiasPx(wander: wander, average: stepAverages[k], shifts: groups[k].map { shifts[$0] })
+        } ?? 0
+        if bias >= DriftPathRefinement.biasThresholdPx {
+            shifts = try DriftPathRefinement.refine(frames, shifts: shifts)
+            stepAverages = try averages()
+        }
+        let slips = AliasContinuity.slips(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil }, times: times,
+                                          latticeVectors: aliasLatticeVectors(frames, table: table, config: config))
+        return (shifts, stepAverages, slips)
+    }
+
+    /// The TM lattice's basis (px) in the run's first frame, for the alias-slip check: its
+    /// central 256² (still a dozen periods at 1024²), the whole frame if the centre shows none.
+    static func aliasLatticeVectors(_ frames: RunFrames, table: FrameTable, config: RunConfig) -> [SIMD2<Double>] {
+        func lattice(_ image: Image) -> Lattice? {
+            try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
+        }
+        guard let first = try? frames.image(at: 0),
+              let lattice = lattice(first.cropped(x0: (first.width - 256) / 2, y0: (first.height - 256) / 2,
+                                                  x1: (first.width + 256) / 2, y1: (first.height + 256) / 2)) ?? lattice(first)
+        else { return [] }
+        return [lattice.tmBasis.a1, lattice.tmBasis.a2]
     }
 
     /// The band registration correlates: the config's, else chosen from the run's first frame
@@ -387,6 +423,8 @@ public enum RunPipeline {
             /// Warnings the stage raised, replayed when it is reused so summary.json is the same.
             var warnings: [String]
             var band: CorrelationBand
+            /// Frames after a suspected lattice-alias slip.
+            var slipFrames: [Int]? = nil
         }
         if let c = cache.load(Cached.self, "registration"),
            let avgs = try? groups.indices.map({ k -> AlignedAverage in
@@ -398,19 +436,24 @@ public enum RunPipeline {
             progress.log("registration: reused from cache")
             for w in c.warnings { progress.warn(w) }
             return Registered(shifts: shifts, averages: avgs, fields: c.fields,
-                              summary: registrationSummary(config: config, band: c.band, fields: c.fields,
+                              summary: registrationSummary(config: config, band: c.band, fields: c.fields, slipFrames: c.slipFrames ?? [],
                                                            precision: cache.load([Double].self, "registration_precision") ?? [],
                                                            pixelSizeNm: table.pixelSizeNm))
         }
         progress.begin("registration", total: frames.count)
         let band = correlationBand(frames, table: table, config: config)
-        let aligned = try alignRigid(frames, groups: groups, band: band, config: config)
+        let aligned = try alignRigid(frames, groups: groups, band: band, table: table, config: config)
         let shifts = aligned.shifts
         var averages = aligned.averages
         progress.advance(by: frames.count)
         var fields: [Int: ScanDistortionField] = [:]
         var precision: (rigid: [Double], nonrigid: [Double]) = ([], [])
-        var warnings: [String] = []
+        var warnings: [String] = aligned.slips.map { slip in
+            String(format: "frame %d: registered position jumps by a lattice vector (%.1f, %.1f) px from the frame before it, "
+                   + "against the drift of their neighbours (%.0f σ): the frames from here on are likely one lattice alias off; "
+                   + "check their shifts", frames.records[slip.after].frameIndex, slip.vector.x, slip.vector.y, slip.sigma)
+        }
+        let slipFrames = aligned.slips.map { frames.records[$0.after].frameIndex }
         if config.registrationMode == .nonrigid {
             /// TM column precision (px) of an average as `heatfront validate` scores it: the ideal
             /// lattice refitted to the refined sites, sites more than 5× the median residual away
@@ -483,7 +526,7 @@ public enum RunPipeline {
         }
         try cache.store(Cached(dx: shifts.map(\.dx), dy: shifts.map(\.dy), score: shifts.map(\.score),
                                rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields,
-                               warnings: warnings, band: band), "registration")
+                               warnings: warnings, band: band, slipFrames: slipFrames), "registration")
         for w in warnings { progress.warn(w) }
         try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
         let stored = averages
@@ -492,7 +535,7 @@ public enum RunPipeline {
             try i % 2 == 0 ? cache.storeImage(a.image, "step_\(k)_average") : cache.storeImage(a.weight, "step_\(k)_weight")
         }
         return Registered(shifts: shifts, averages: averages, fields: fields,
-                          summary: registrationSummary(config: config, band: band, fields: fields,
+                          summary: registrationSummary(config: config, band: band, fields: fields, slipFrames: slipFrames,
                                                        precision: precision.rigid + precision.nonrigid, pixelSizeNm: table.pixelSizeNm))
     }
 
@@ -500,8 +543,9 @@ public enum RunPipeline {
     /// mode, the TM column precision of the step averages before and after (median over steps).
     /// `precision`: the steps' rigid precisions followed by their non-rigid ones (px).
     static func registrationSummary(config: RunConfig, band: CorrelationBand, fields: [Int: ScanDistortionField],
-                                    precision p: [Double], pixelSizeNm: Double?) -> RegistrationSummary {
+                                    slipFrames: [Int], precision p: [Double], pixelSizeNm: Double?) -> RegistrationSummary {
         var s = RegistrationSummary(mode: config.registrationMode, band: band)
+        s.aliasSlipFrames = slipFrames
         guard config.registrationMode == .nonrigid else { return s }
         let stats = fields.keys.sorted().map { fields[$0]!.statistics }
         s.displacementRMSPx = stats.map(\.rms)

@@ -14,6 +14,10 @@ public struct RegistrationSummary: Sendable, Encodable {
     /// TM column precision of the step averages, rigid only vs with non-rigid correction, pm.
     public var columnPrecisionRigidPm: Double? = nil
     public var columnPrecisionNonrigidPm: Double? = nil
+    /// `frame_index` of each frame whose registered position jumps by a lattice vector from
+    /// the frame before it against the drift of their neighbours (a suspected lattice-alias
+    /// slip, also listed in `warnings`); empty when every link agrees with the drift.
+    public var aliasSlipFrames: [Int] = []
     /// The correlated band, [low, high] cycles/px, where it came from and the notched frequencies.
     var band: CorrelationBand
 
@@ -23,11 +27,13 @@ public struct RegistrationSummary: Sendable, Encodable {
         case bandCyclesPerPx = "band_cycles_per_px", bandSource = "band_source", notches = "notches_cycles_per_px"
         case mode, displacementRMSPx = "displacement_rms_px", displacementMaxPx = "displacement_max_px"
         case columnPrecisionRigidPm = "column_precision_rigid_pm", columnPrecisionNonrigidPm = "column_precision_nonrigid_pm"
+        case aliasSlipFrames = "alias_slip_frames"
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(mode, forKey: .mode)
+        try c.encode(aliasSlipFrames, forKey: .aliasSlipFrames)
         try c.encode([band.low, band.high], forKey: .bandCyclesPerPx)
         try c.encode(band.source.rawValue, forKey: .bandSource)
         try c.encode(band.notches.map { [$0.x, $0.y] }, forKey: .notches)

@@ -96,3 +96,15 @@ struct StepSkipped: Error {
     var check: LayeredProjectionCheck? = nil
 }
 
+/// Column sites of any aligned average, found as `heatfront run` finds those of a step.
+public enum AverageColumns {
+    /// The refined TM column sites of an aligned average, as `heatfront run` writes them to
+    /// `columns/step_<k>.csv` (for scoring other averages the same way).
+    public static func tmSites(of average: AlignedAverage, layerSpacingNm: Double, pixelSizeNm: Double?) -> [SIMD2<Double>] {
+        var config = RunConfig()
+        config.layerSpacingNm = layerSpacingNm
+        guard let a = try? StepAnalysis.analyse(average: average, config: config, pixelSizeNm: pixelSizeNm, previous: nil)
+        else { return [] }
+        return a.sites.sites.filter { $0.sublattice == .tm }.map { SIMD2($0.x, $0.y) }
+    }
+}

@@ -33,6 +33,13 @@ public struct NonrigidOptions: Sendable {
     public var commonRounds = 3
     public var lineCorrection = ScanLineCorrection.Options()
     public var latticeCorrection = ScanLatticeCorrection.Options()
+    /// The shared distortion measured line by line against the average's own ideal lattice
+    /// (`LatticeModelCorrection`) instead of by its lattice phase and line smoothness
+    /// (`latticeCorrection`, `lineCorrection`, used when nil or no reflection is found).
+    public var latticeModel: LatticeModelCorrection.Options? = LatticeModelCorrection.Options()
+    /// Per-line displacements of every frame fitted jointly against the series average, with
+    /// a flyback shared by all frames (`ScanLineFit`), before the common rounds; nil = off.
+    public var lineFit: ScanLineFit.Options? = ScanLineFit.Options()
 
     public init() {}
 }
@@ -91,17 +98,33 @@ public enum NonrigidRegistration {
             average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
                                            interpolation: options.interpolation)
         }
+        // Like the lattice model below, the joint fit is for frames of 256 px or more: on
+        // smaller ones its coarse levels leave a bias of a few tenths of a pixel at the edges.
+        if let lineFit = options.lineFit, Swift.min(w, h) >= 256 {
+            fields = try ScanLineFit.fit(frames, indices: indices, shifts: shifts, fields: fields, options: lineFit)
+            average = try correctedAverage(frames, indices: indices, used: used, shifts: shifts, fields: fields,
+                                           interpolation: options.interpolation)
+        }
         var reflections: [ScanLatticeCorrection.Reflection]?
         for _ in 0..<options.commonRounds {
             let covered = Mask(width: w, height: h, bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 })
             let full = Filters.eroded(covered, radius: 2)
-            let found = reflections ?? ScanLatticeCorrection.reflections(in: average.image, valid: full,
-                                                                         options: options.latticeCorrection)
+            var lookFor = options.latticeCorrection
+            if let model = options.latticeModel { lookFor.reflections = model.reflections }
+            let found = reflections ?? ScanLatticeCorrection.reflections(in: average.image, valid: full, options: lookFor)
             reflections = found
-            var common = ScanLatticeCorrection.offsets(in: average.image, valid: full, reflections: found,
+            var common: ScanLatticeCorrection.Offsets
+            // The lattice model needs room for its Bragg masks (σ = 1.5/size) to separate the
+            // lattice from its distortions: on smaller images the phase and line smoothness.
+            if let model = options.latticeModel, !found.isEmpty, Swift.min(w, h) >= 256 {
+                common = LatticeModelCorrection.offsets(in: average.image, valid: full, reflections: found, options: model)
+            } else {
+                common = ScanLatticeCorrection.offsets(in: average.image, valid: full,
+                                                       reflections: Array(found.prefix(options.latticeCorrection.reflections)),
                                                        options: options.latticeCorrection)
-            let jitter = ScanLineCorrection.rowOffsets(in: average.image, valid: full, options: options.lineCorrection)
-            for y in 0..<h { common.rowX[y] += jitter[y] }
+                let jitter = ScanLineCorrection.rowOffsets(in: average.image, valid: full, options: options.lineCorrection)
+                for y in 0..<h { common.rowX[y] += jitter[y] }
+            }
             // Reference row Y is frame line Y + dy, reference column X frame column X + dx.
             for i in used {
                 let s = shifts[indices[i]]

@@ -280,7 +280,7 @@ public enum ScanLatticeCorrection {
     }
 
     /// `v` minus its least-squares line over the non-zero entries.
-    static func affineRemoved(_ v: [Double]) -> [Double] {
+    public static func affineRemoved(_ v: [Double]) -> [Double] {
         var sw = 0.0, st = 0.0, sv = 0.0, stt = 0.0, stv = 0.0
         for (i, x) in v.enumerated() where x != 0 {
             let t = Double(i)

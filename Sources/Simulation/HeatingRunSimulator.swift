@@ -19,6 +19,7 @@ public struct HeatingRunSimulator: Sendable {
     public let kinetics: FrontKinetics
     public let scan: ScanModel
     public let drift: DriftPath
+    public let vibration: Vibration
     public let detector: DetectorModel
     let specimen: Specimen
     let slots: [FrameSlot]
@@ -67,6 +68,7 @@ public struct HeatingRunSimulator: Sendable {
         let t0 = slots.first?.startS ?? 0
         let tEnd = (slots.last?.startS ?? 0) + dur
         drift = DriftPath(options: o, programme: programme, fromS: t0 - 1, toS: tEnd + 1, zeroAtS: t0 + dur / 2)
+        vibration = Vibration(options: o, fromS: t0 - 1, toS: tEnd + 1)
 
         // Specimen geometry, centred on frame 0's field of view.
         var rng = SeededRandom.stream(o.seed, 0x5BEC1)
@@ -88,7 +90,8 @@ public struct HeatingRunSimulator: Sendable {
                 dMin = pointwiseMin(dMin, d); dMax = pointwiseMax(dMax, d)
             }
         }
-        let margin = 1.0 + 3 * scan.jitterPx * p + 3 * scan.humAmplitudePx * p + scan.flybackAmplitudePx * p
+        let vibrationBound = vibration.modes.map { abs($0.amplitude.x) + abs($0.amplitude.y) }.reduce(0, +)
+        let margin = 1.0 + 3 * scan.jitterPx * p + 3 * scan.humAmplitudePx * p + scan.flybackAmplitudePx * p + vibrationBound
         let box = (xMin: -dMax.x - margin, xMax: Double(w) * p - dMin.x + margin,
                    yMin: -dMax.y - margin, yMax: Double(h) * p - dMin.y + margin)
         switch o.neighbour {
@@ -104,22 +107,32 @@ public struct HeatingRunSimulator: Sendable {
             break
         }
         let profile = ColumnProfile(coreSigmaNm: o.probeSigmaNm, tailSigmaNm: o.tailSigmaNm, tailFraction: o.tailFraction)
-        specimen = Specimen(lattice: lattice, profile: profile, liWeight: o.liColumnWeight / o.tmColumnWeight,
+        var grainModel = Specimen(lattice: lattice, profile: profile, liWeight: o.liColumnWeight / o.tmColumnWeight,
                             oWeight: o.oColumnWeight / o.tmColumnWeight, boundaryPointNm: boundaryPoint,
                             propagation: propagation, neighbour: o.neighbour, neighbourLattice: neighbourLattice,
                             amorphous: amorphous, thickness: thickness, backgroundLevel: o.backgroundLevel)
+        if o.contaminationBlobs > 0 {
+            // Its own stream: adding blobs changes nothing else of the specimen.
+            var blobRNG = SeededRandom.stream(o.seed, 0xC017A)
+            grainModel.contamination = ContaminationBlobs(count: o.contaminationBlobs, xMin: box.xMin, xMax: box.xMax,
+                                                          yMin: box.yMin, yMax: box.yMax, sigmaNm: o.contaminationSigmaNm,
+                                                          height: o.contaminationHeight, rng: &blobRNG)
+        }
+        specimen = grainModel
 
         // Truth: cation sites of the analysed grain inside each frame's own field of view
         // (run contract §1: "the area in the field of view"). Frame i shows the specimen
         // moved by its drift d_i, i.e. the region [−d_i, −d_i + size·p]; sites are listed
         // once over the union of those regions.
         let mids = slots.map { $0.startS + dur / 2 }
-        let (driftPath, grain) = (drift, specimen)   // locals: closures may not capture self in init
+        let (driftPath, shaking, grain) = (drift, vibration, specimen)   // locals: closures may not capture self in init
+        // The specimen's displacement relative to the probe: drift and vibration.
+        func motion(_ t: Double) -> SIMD2<Double> { driftPath.displacement(at: t) + shaking.displacement(at: t) }
         // Specimen origin of each frame's view: minus its mean displacement over its scan lines
         // (times at which each line passes the middle of the field).
         let scanModel = scan
         let views = slots.map { slot in
-            -(0..<h).map { driftPath.displacement(at: slot.startS + scanModel.pixelTime(w / 2, $0)) }
+            -(0..<h).map { motion(slot.startS + scanModel.pixelTime(w / 2, $0)) }
                 .reduce(SIMD2<Double>(0, 0), +) / Double(h)
         }
         let lo = views.reduce(SIMD2<Double>(0, 0)) { SIMD2(min($0.x, $1.x), min($0.y, $1.y)) }
@@ -160,11 +173,13 @@ public struct HeatingRunSimulator: Sendable {
             var sum = SIMD2<Double>(0, 0), n = 0
             for r in 0..<h {
                 let q0 = SIMD2(Double(w / 2), Double(r))
-                let point = q0 * p - driftPath.displacement(at: a + scanModel.pixelTime(w / 2, r))
+                let point = q0 * p - motion(a + scanModel.pixelTime(w / 2, r))
                 var q = q0
-                for _ in 0..<4 {
+                // Fixed point: converges while the motion per line stays well below a pixel
+                // (vibration adds a few tenths of a pixel per line at most).
+                for _ in 0..<8 {
                     let t = b + q.y * scanModel.lineTimeS + scanModel.flybackS + q.x * scanModel.dwellS
-                    q = (point + driftPath.displacement(at: t)) / p
+                    q = (point + motion(t)) / p
                 }
                 // Only lines whose content the other frame shows (a line beyond its edge
                 // would be "scanned" after that frame ended).
@@ -243,6 +258,42 @@ public struct HeatingRunSimulator: Sendable {
         return detector.record(intensity(frame: i, distortions: true, jitter: jitter), rng: &rng)
     }
 
+    /// The frame as the ideal acquisition would record it: the same dose and detector noise,
+    /// without jitter, flyback, vibration or drift within the frame (the whole frame at its
+    /// mid-acquisition position): the shot-noise floor of any registration.
+    public func renderIdeal(frame i: Int) -> Image {
+        var rng = SeededRandom.stream(options.seed, UInt64(i) &+ 1, 1)
+        return detector.record(intensity(frame: i, distortions: false, jitter: nil), rng: &rng)
+    }
+
+    /// The line jitter (px along the fast scan) frame `i` was rendered with.
+    public func lineJitterPx(frame i: Int) -> [Double] {
+        var rng = SeededRandom.stream(options.seed, UInt64(i) &+ 1)
+        return scan.lineJitter(frameStartS: slots[i].startS, rng: &rng)
+    }
+
+    /// The specimen point (nm) that frame `i`'s pixel (c, r) shows: the beam's raster position
+    /// with flyback and the line's `jitter` (`lineJitterPx`), less the specimen's drift and
+    /// vibration at the pixel's time. Two pixels showing one point show the same content.
+    public func specimenPointNm(frame i: Int, x c: Int, y r: Int, jitter: [Double]) -> SIMD2<Double> {
+        let p = options.pixelSizeNm, t = slots[i].startS + scan.pixelTime(c, r)
+        return SIMD2((Double(c) + scan.flybackOffset(c) + jitter[r]) * p, Double(r) * p)
+            - drift.displacement(at: t) - vibration.displacement(at: t)
+    }
+
+    /// Where `renderIdeal` places frame `i`'s content: the specimen displacement (nm) at
+    /// mid-acquisition, with the vibration's mean over the frame's lines.
+    func idealDisplacement(frame i: Int) -> SIMD2<Double> {
+        let start = slots[i].startS, h = options.size, w = options.size
+        return drift.displacement(at: start + scan.frameDurationS / 2) + (vibration.modes.isEmpty ? .zero
+            : (0..<h).map { vibration.displacement(at: start + scan.pixelTime(w / 2, $0)) }.reduce(.zero, +) / Double(h))
+    }
+
+    /// The shift (px, contract convention) of frame `i` as `renderIdeal` renders it.
+    public func idealShiftPx(frame i: Int) -> SIMD2<Double> {
+        (idealDisplacement(frame: i) - idealDisplacement(frame: 0)) / options.pixelSizeNm
+    }
+
     /// Expected detector values (offset + gain × expected electrons) without shot or read
     /// noise; with `distortions == false` also without jitter, flyback and within-frame
     /// drift: the whole frame is taken at its mid-acquisition time, so the content sits
@@ -268,9 +319,10 @@ public struct HeatingRunSimulator: Sendable {
         let state = Specimen.State(front: kinetics.position(at: mid),
                                    uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)))
         let d0 = drift.displacement(at: start), d1 = drift.displacement(at: start + scan.frameDurationS)
-        let dm = drift.displacement(at: mid)
+        let dm = idealDisplacement(frame: i)
         let lo = pointwiseMin(pointwiseMin(d0, d1), dm), hi = pointwiseMax(pointwiseMax(d0, d1), dm)
-        let jMax = (jitter?.map { abs($0) }.max() ?? 0) + (distortions ? scan.flybackAmplitudePx : 0)
+        let shake = distortions ? vibration.modes.map { abs($0.amplitude.x) + abs($0.amplitude.y) }.reduce(0, +) / p : 0
+        let jMax = (jitter?.map { abs($0) }.max() ?? 0) + (distortions ? scan.flybackAmplitudePx : 0) + shake
         let margin = (jMax + 2) * p
         let tables = specimen.tables(state: state, kinetics: kinetics,
                                      xMin: -margin - hi.x, xMax: Double(w - 1) * p + margin - lo.x,
@@ -285,7 +337,8 @@ public struct HeatingRunSimulator: Sendable {
                 let d: SIMD2<Double>
                 let xs: Double
                 if distortions {
-                    d = drift.displacement(at: start + scan.pixelTime(c, r))
+                    let t = start + scan.pixelTime(c, r)
+                    d = drift.displacement(at: t) + vibration.displacement(at: t)
                     xs = Double(c) + scan.flybackOffset(c) + jr
                 } else {
                     d = dm
@@ -371,8 +424,8 @@ public struct HeatingRunSimulator: Sendable {
             movingStepCount: steps.filter(\.moving).count, steps: steps,
             tmLattice: ColumnLatticeTruth(originPx: px(tmOrigin), alongBasisPx: px(A), acrossBasisPx: px(B), liOffsetPx: px(lattice.liOffsetNm)),
             noiseFrames: frames.filter { $0.expectedStatus != "ok" }.map(\.frameIndex),
-            registrationTargetPx: o.preset == .registrationStress ? 0.15 : 0.05,
-            columnPrecisionTargetPm: o.preset == .scanDistortion ? 2 : nil,
+            registrationTargetPx: [.registrationStress, .doseFloor, .strongDistortion].contains(o.preset) ? 0.15 : 0.05,
+            columnPrecisionTargetPm: [.scanDistortion, .strongDistortion].contains(o.preset) ? 2 : nil,
             frameDurationS: TextFormat.r(frameDuration, 6), firstFrameTime: iso.string(from: date),
             heatingLog: o.heatingLog.rawValue, definitions: RunTruth.fieldDefinitions)
     }

@@ -21,6 +21,18 @@ public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
     /// flyback), analysed with non-rigid registration. TIFF frames named `scan_500C_0000.tif`,
     /// plain log with ISO-8601 timestamps; a second grain beyond the boundary.
     case scanDistortion
+    /// Registration at the dose floor: 40 frames of 1024² (by default) in one multi-page
+    /// TIFF, 3–5 counts at a TM column's peak, 0.8 px line jitter, 1.4–1.9 px of steady drift
+    /// per frame plus a random walk, an amorphous region and a few diffuse contamination blobs
+    /// as the only non-periodic content; no front. Each seed draws its own dose, drift,
+    /// lattice angle and specimen from those ranges.
+    case doseFloor
+    /// Non-rigid registration under strong scan distortion: 30 frames of 512² at room
+    /// temperature, fast drift (1.0–1.6 px/s), flyback of 4–6 px decaying over 12–14 px of each
+    /// line, 0.5 px line jitter, ≈ 1 px RMS vibration at 2–12 Hz along the fast scan
+    /// (0.3–0.5 px along the slow), an amorphous region at one edge; no front. Each seed draws
+    /// its own parameters from those ranges.
+    case strongDistortion
 
     /// The name used on the command line (`boundary-front`, …).
     public var cliName: String {
@@ -29,8 +41,13 @@ public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
         case .gradualOnset: "gradual-onset"
         case .registrationStress: "registration-stress"
         case .scanDistortion: "scan-distortion"
+        case .doseFloor: "dose-floor"
+        case .strongDistortion: "strong-distortion"
         }
     }
+
+    /// Frame size (px) the preset's numbers are stated for, and `heatfront simulate`'s default.
+    public var defaultSize: Int { self == .doseFloor ? 1024 : 512 }
 
     public init?(cliName: String) {
         guard let p = SimulationPreset.allCases.first(where: { $0.cliName == cliName || $0.rawValue == cliName }) else {
@@ -77,6 +94,8 @@ public enum FolderLayout: Sendable, Equatable {
     /// Flat, with a temperature token in each name (`stress_T475C_0001.ext` with `tPrefix`,
     /// else `scan_500C_0001.ext`); ramp frames get `ramp` instead.
     case fileNameTokens(prefix: String, tPrefix: Bool)
+    /// Every frame a page of one multi-page file `name.ext` (TIFF only), in time order.
+    case stack(name: String)
 }
 
 /// One hold of the temperature programme: a set-point kept for `durationS`.
@@ -127,6 +146,11 @@ public struct SimulationOptions: Sendable {
     public var thicknessVariation: Double = 0.12
     /// Diffuse background under the columns, relative to a TM column peak at unit thickness.
     public var backgroundLevel: Double = 0.04
+    /// Diffuse contamination (hydrocarbon) blobs on the specimen: count, Gaussian σ (nm) and
+    /// peak height relative to a TM column peak, each blob drawn from the ranges.
+    public var contaminationBlobs = 0
+    public var contaminationSigmaNm: ClosedRange<Double> = 0.8...2.0
+    public var contaminationHeight: ClosedRange<Double> = 0.1...0.3
 
     // Probe.
     public var probeSigmaNm: Double = 0.045
@@ -168,6 +192,13 @@ public struct SimulationOptions: Sendable {
     /// Flyback: the first pixels of a line are compressed; x_scan = x + A·exp(−x/λ).
     public var flybackAmplitudePx: Double = 0.3
     public var flybackDecayPx: Double = 12
+    /// Vibration of the specimen relative to the probe: RMS along the fast and the slow scan
+    /// axis (px at 512 px, scaled with size), made of `vibrationModes` sinusoids with
+    /// frequencies in `vibrationBandHz` (`Vibration`).
+    public var vibrationFastPx: Double = 0
+    public var vibrationSlowPx: Double = 0
+    public var vibrationBandHz: ClosedRange<Double> = 2...12
+    public var vibrationModes = 3
 
     // Specimen drift.
     /// Steady drift speed at 25 °C, growing by `driftThermalGainPer100C` per 100 °C.
@@ -253,7 +284,83 @@ public struct SimulationOptions: Sendable {
             driftNmPerS = 0.004; driftAngleDeg = 60; driftRandomWalkNmPerRootS = 0.002
             heatingLog = .plainTimestamp; layout = .fileNameTokens(prefix: "scan", tPrefix: false)
             registrationMode = "nonrigid"
+        case .doseFloor:
+            framesPerStep = 40; format = .tiff
+            layerAngleDeg = 30; neighbour = .amorphous
+            frontWidthNm = nil; dose = 1
+            holds = [HoldSpec(300, 100)]
+            heatingLog = .plainRelative; layout = .stack(name: "dose_floor_300C")
+            drawDoseFloor()
+        case .strongDistortion:
+            framesPerStep = 30; format = .tiff
+            layerAngleDeg = 30; neighbour = .amorphous
+            frontWidthNm = nil; dose = 1
+            holds = [HoldSpec(25, 60)]
+            preHeatS = 0
+            dwellTimeS = 6e-6; flybackTimeS = 500e-6
+            heatingLog = .plainRelative; layout = .temperatureFolders
+            registrationMode = "nonrigid"
+            drawStrongDistortion()
         }
+    }
+
+    /// Expected electrons at a TM column's peak (unit thickness) for a given dose.
+    public var countsAtColumnPeak: Double {
+        get { dose * (pixelSizeNm * 10) * (pixelSizeNm * 10) * detectorFraction }
+        set { dose = newValue / ((pixelSizeNm * 10) * (pixelSizeNm * 10) * detectorFraction) }
+    }
+
+    /// Time between the starts of consecutive frames of a hold (frames spread evenly over it).
+    var frameIntervalS: Double {
+        let frame = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
+        guard framesPerStep > 1, let h = holds.first else { return frame }
+        return (h.durationS - 2 * holdMarginS - frame) / Double(framesPerStep - 1)
+    }
+
+    /// The dose-floor preset's per-seed parameters, stated for 1024 px frames (converted to
+    /// the actual pixel size): the same seed gives the same specimen and motion at any size.
+    private mutating func drawDoseFloor() {
+        var rng = SeededRandom.stream(seed, 0xD05E)
+        let nominal = fieldOfViewNm / 1024   // px of the stated numbers
+        let scale = nominal / 0.025           // option px are stated at 0.025 nm
+        // Back-to-back frames: the hold holds the frames and its margins, plus 1 s.
+        let frame = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
+        holds = [HoldSpec(300, Double(framesPerStep) * frame + 2 * holdMarginS + 1)]
+        countsAtColumnPeak = (3 + 2 * rng.uniform()) * (pixelSizeNm / nominal) * (pixelSizeNm / nominal)
+        jitterPx = 0.8 * scale
+        humAmplitudePx = 0; flybackAmplitudePx = 0.3
+        layerAngleDeg = 10 + 70 * rng.uniform()
+        // The amorphous region covers 20–35 % of the field of view.
+        boundaryOffsetNm = fieldOfViewNm * (0.15 + 0.15 * rng.uniform())
+        contaminationBlobs = 2 + Int(3 * rng.uniform())
+        contaminationSigmaNm = 0.8...2.5; contaminationHeight = 0.08...0.25
+        // Steady drift 1.4–1.9 px per frame in any direction, a random walk of 0.6–1.4 px per
+        // √frame (Brownian within each frame too): 55–75 px steady over 40 frames, ≈ 80 px in all.
+        let interval = frameIntervalS
+        driftThermalGainPer100C = 0
+        driftNmPerS = (1.4 + 0.5 * rng.uniform()) * nominal / interval
+        driftAngleDeg = 360 * rng.uniform()
+        driftRandomWalkNmPerRootS = (0.6 + 0.8 * rng.uniform()) * nominal / interval.squareRoot()
+    }
+
+    /// The strong-distortion preset's per-seed parameters (at 512 px, 0.025 nm pixels).
+    private mutating func drawStrongDistortion() {
+        var rng = SeededRandom.stream(seed, 0x5D15)
+        let nominal = fieldOfViewNm / 512
+        let frame = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
+        holds = [HoldSpec(25, Double(framesPerStep) * frame + 2 * holdMarginS + 1)]
+        countsAtColumnPeak = (30 + 20 * rng.uniform()) * (pixelSizeNm / nominal) * (pixelSizeNm / nominal)
+        layerAngleDeg = 10 + 70 * rng.uniform()
+        // Amorphous material along one edge: 10–17 % of the field of view.
+        boundaryOffsetNm = fieldOfViewNm * (0.33 + 0.07 * rng.uniform())
+        jitterPx = 0.5; humAmplitudePx = 0
+        flybackAmplitudePx = 4 + 2 * rng.uniform(); flybackDecayPx = 12 + 2 * rng.uniform()
+        vibrationFastPx = 0.9 + 0.2 * rng.uniform(); vibrationSlowPx = 0.3 + 0.2 * rng.uniform()
+        vibrationBandHz = 2...12; vibrationModes = 3
+        driftThermalGainPer100C = 0
+        driftNmPerS = (1.0 + 0.6 * rng.uniform()) * nominal
+        driftAngleDeg = 360 * rng.uniform()
+        driftRandomWalkNmPerRootS = (0.05 + 0.1 * rng.uniform()) * nominal
     }
 
     /// Check the options before any work: named, human-readable problems.
@@ -270,6 +377,11 @@ public struct SimulationOptions: Sendable {
         for nf in noiseFrames where nf.hold >= holds.count {
             throw bad("noise frame in hold \(nf.hold), but only \(holds.count) holds")
         }
+        if case .stack = layout, format != .tiff { throw bad("a multi-page stack is written as TIFF only") }
+        guard vibrationFastPx >= 0, vibrationSlowPx >= 0, vibrationModes >= 1, vibrationBandHz.lowerBound > 0 else {
+            throw bad("vibration amplitudes must be ≥ 0, with at least one mode above 0 Hz")
+        }
+        guard contaminationBlobs >= 0, contaminationBlobs <= 1000 else { throw bad("contamination blobs must be 0…1000") }
         let frameDuration = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
         for h in holds where frameDuration * Double(framesPerStep) > h.durationS - 2 * holdMarginS {
             throw bad("\(framesPerStep) frames of \(String(format: "%.2f", frameDuration)) s do not fit in the \(Int(h.durationS)) s hold at \(Int(h.temperatureC)) °C")

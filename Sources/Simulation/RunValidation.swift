@@ -161,7 +161,7 @@ public enum RunValidation {
             for r in f.rows { if let i = f.int(r, "frame_index") { out[i] = r } }
             usedFrames = Set(out.filter { (f.string($0.value, "status") ?? "") == "ok" }.keys)
             // Registration.
-            var errs: [SIMD2<Double>] = []
+            var errs: [SIMD2<Double>] = [], errFrames: [Int] = []
             var wrongRejects: [Int] = [], missedNoise: [Int] = [], absent: [Int] = []
             for (i, t) in truthFrames.sorted(by: { $0.key < $1.key }) {
                 guard let r = out[i] else { absent.append(i); continue }
@@ -169,7 +169,7 @@ public enum RunValidation {
                 if t.expectedStatus == "ok" {
                     if !ok { wrongRejects.append(i) }
                     if ok, let x = f.double(r, "shift_x_px"), let y = f.double(r, "shift_y_px") {
-                        errs.append(SIMD2(x - t.shiftXPx, y - t.shiftYPx))
+                        errs.append(SIMD2(x - t.shiftXPx, y - t.shiftYPx)); errFrames.append(i)
                     }
                 } else if ok {
                     missedNoise.append(i)
@@ -185,6 +185,13 @@ public enum RunValidation {
                 metrics.append(Metric(name: "registration_rms_error", value: rms, unit: "px", target: "≤ \(truth.registrationTargetPx)",
                                       passed: rms <= truth.registrationTargetPx,
                                       detail: String(format: "%d frames, mean offset (%.3f, %.3f) px removed", errs.count, mean.x, mean.y)))
+            }
+            if !errs.isEmpty {
+                let off = RunValidation.latticeVectorOff(errs, lattice: truth.tmLattice)
+                metrics.append(Metric(name: "frames_lattice_vector_off", value: Double(off.count), unit: "frames", target: "= 0",
+                                      passed: off.isEmpty,
+                                      detail: "registered frames nearer a lattice alias than the true shift "
+                                          + "(median offset removed) " + list(off.map { errFrames[$0] })))
             }
             metrics.append(Metric(name: "wrongly_rejected_frames", value: Double(wrongRejects.count), unit: "frames", target: "= 0",
                                   passed: wrongRejects.isEmpty, detail: list(wrongRejects)))
@@ -327,6 +334,33 @@ public enum RunValidation {
                                   detail: "worst of \(precisions.count) steps (RMS deviation of TM sites from the best-fit lattice)"))
         }
         return ValidationReport(metrics: metrics, missing: missing)
+    }
+
+    /// Positions in `errors` (registration errors, px) of the frames a whole lattice vector
+    /// off: after removing the errors' median (the gauge a majority of frames agrees on), the
+    /// lattice point nearest the error is not the origin. A block of frames that slipped
+    /// together is counted whole, and a frame merely misregistered by less than half a lattice
+    /// vector is not counted.
+    public static func latticeVectorOff(_ errors: [SIMD2<Double>], lattice: ColumnLatticeTruth) -> [Int] {
+        guard !errors.isEmpty, lattice.alongBasisPx.count == 2, lattice.acrossBasisPx.count == 2 else { return [] }
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2]) }
+        let offset = SIMD2(median(errors.map(\.x)), median(errors.map(\.y)))
+        let a = SIMD2(lattice.alongBasisPx[0], lattice.alongBasisPx[1]), b = SIMD2(lattice.acrossBasisPx[0], lattice.acrossBasisPx[1])
+        let det = a.x * b.y - a.y * b.x
+        guard abs(det) > 1e-9 else { return [] }
+        return errors.indices.filter { k in
+            let d = errors[k] - offset
+            let i = (d.x * b.y - d.y * b.x) / det, j = (a.x * d.y - a.y * d.x) / det
+            let r0 = (d * d).sum()
+            // The nearest lattice point is among the corners of the cell holding d (and their neighbours).
+            for di in -1...2 { for dj in -1...2 {
+                let ni = floor(i) + Double(di), nj = floor(j) + Double(dj)
+                guard ni != 0 || nj != 0 else { continue }
+                let e = d - (ni * a + nj * b)
+                if (e * e).sum() < r0 { return true }
+            } }
+            return false
+        }
     }
 
     static func list(_ v: [Int]) -> String {

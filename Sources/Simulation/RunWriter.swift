@@ -28,6 +28,8 @@ struct RunLayout: Sendable {
             guard let t = temperatureC else { return "\(prefix)_ramp_\(n).\(ext)" }
             let token = tPrefix ? "T\(Int(t.rounded()))C" : "\(Int(t.rounded()))C"
             return "\(prefix)_\(token)_\(n).\(ext)"
+        case .stack(let name):
+            return "\(name).\(ext)"
         }
     }
 }
@@ -50,6 +52,7 @@ extension HeatingRunSimulator {
     public func write(to dir: URL) throws {
         try clearPreviousRun(in: dir)
         try writeTruthFiles(to: dir)
+        if case .stack = options.layout { return try writeStack(in: dir) }
         let errors = FirstError()
         let n = frameCount
         DispatchQueue.concurrentPerform(iterations: n) { i in
@@ -57,6 +60,18 @@ extension HeatingRunSimulator {
             do { try writeFrame(i, in: dir) } catch { errors.record(error) }
         }
         if let e = errors.value { throw e }
+    }
+
+    /// Every frame as a page of one multi-page TIFF (rendered in parallel; the whole stack is
+    /// held once, as uint16-valued floats, before the atomic write).
+    func writeStack(in dir: URL) throws {
+        let n = frameCount
+        let pages = try ResultSlots<Frame>.map(n) { i in
+            Frame(image: render(frame: i), metadata: frameMetadata(i), sampleType: .uint16)
+        }
+        let url = dir.appendingPathComponent(frameTruth(0).file)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try TIFFWriter.write(pages, as: .uint16, to: url)
     }
 
     func clearPreviousRun(in dir: URL) throws {

@@ -91,8 +91,73 @@ public struct ScanModel: Sendable {
         }
     }
 
-    /// Flyback compression at the line start.
+    /// Flyback compression at the line start: the beam lands `A·exp(−c/λ)` px beyond column c,
+    /// the coils settling after the line flyback over λ px.
     public func flybackOffset(_ c: Int) -> Double {
         flybackAmplitudePx == 0 ? 0 : flybackAmplitudePx * exp(-Double(c) / flybackDecayPx)
+    }
+}
+
+/// Mechanical vibration of the specimen relative to the probe (stage, holder or column):
+/// a few narrow-band modes with frequencies in a band (2–12 Hz for the presets), each a
+/// sinusoid whose phase diffuses slowly (a resonance of finite Q: coherence time ≈ 1 s), so
+/// consecutive scan lines see a smooth, continuous displacement (at 2–12 Hz a period spans
+/// tens to hundreds of lines) and consecutive frames see unrelated stretches of it, whatever
+/// the frame rate. Displacement of the content in nm, +x right, +y down; RMS over time
+/// `vibrationFastPx` along x and `vibrationSlowPx` along y (px at 0.025 nm pixels). Cf. Jones
+/// et al., Adv. Struct. Chem. Imaging 1:8 (2015), on low-frequency distortions in series of
+/// fast scans.
+public struct Vibration: Sendable {
+    public struct Mode: Sendable {
+        public var frequencyHz: Double
+        public var amplitude: SIMD2<Double>
+        /// Phase offset (rad) at knots every `knotS` from `startS`, per axis.
+        var phaseX: [Double]
+        var phaseY: [Double]
+    }
+    public let modes: [Mode]
+    let startS: Double
+    let knotS = 0.02
+    /// Phase diffusion (rad per √s) of every mode.
+    static let phaseDiffusion = 1.0
+
+    init(options o: SimulationOptions, fromS: Double, toS: Double) {
+        startS = fromS
+        let scale = 0.025   // option amplitudes are px at 0.025 nm pixels
+        let fast = o.vibrationFastPx * scale, slow = o.vibrationSlowPx * scale
+        guard fast > 0 || slow > 0 else { modes = []; return }
+        var rng = SeededRandom.stream(o.seed, 0x71B)
+        let knots = Swift.max(2, Int(((toS - fromS) / knotS).rounded(.up)) + 2)
+        let step = Self.phaseDiffusion * knotS.squareRoot()
+        // Random relative weights per axis, normalised so Σ a²/2 = RMS².
+        var raw: [Mode] = []
+        let band = o.vibrationBandHz
+        for _ in 0..<o.vibrationModes {
+            let f = band.lowerBound + (band.upperBound - band.lowerBound) * rng.uniform()
+            let w = SIMD2(0.3 + rng.uniform(), 0.3 + rng.uniform())
+            var px = [2 * Double.pi * rng.uniform()], py = [2 * Double.pi * rng.uniform()]
+            for _ in 1..<knots { px.append(px.last! + step * rng.gaussian()); py.append(py.last! + step * rng.gaussian()) }
+            raw.append(Mode(frequencyHz: f, amplitude: w, phaseX: px, phaseY: py))
+        }
+        let sx = (raw.map { $0.amplitude.x * $0.amplitude.x / 2 }.reduce(0, +)).squareRoot()
+        let sy = (raw.map { $0.amplitude.y * $0.amplitude.y / 2 }.reduce(0, +)).squareRoot()
+        modes = raw.map { m in
+            var m = m
+            m.amplitude = SIMD2(m.amplitude.x / sx * fast, m.amplitude.y / sy * slow)
+            return m
+        }
+    }
+
+    /// Displacement (nm) at programme time `t`.
+    public func displacement(at t: Double) -> SIMD2<Double> {
+        var d = SIMD2<Double>(0, 0)
+        for m in modes {
+            let u = Swift.min(Swift.max((t - startS) / knotS, 0), Double(m.phaseX.count - 1))
+            let j = Swift.min(Int(u), m.phaseX.count - 2), w = u - Double(j)
+            let a = 2 * Double.pi * m.frequencyHz * t
+            let phx = m.phaseX[j] * (1 - w) + m.phaseX[j + 1] * w, phy = m.phaseY[j] * (1 - w) + m.phaseY[j + 1] * w
+            d += m.amplitude * SIMD2(sin(a + phx), sin(a + phy))
+        }
+        return d
     }
 }

@@ -22,6 +22,7 @@ struct Specimen: Sendable {
     let amorphous: AmorphousColumns?
     let thickness: ThicknessField
     let backgroundLevel: Double
+    var contamination = ContaminationBlobs(blobs: [])
 
     /// The transformation state of the grain at one moment.
     struct State {
@@ -95,7 +96,37 @@ struct Specimen: Sendable {
         // Diffuse background: present over material, absent over vacuum (smooth 0.1 nm edge).
         let region: Double
         if case .vacuum = neighbour { region = 0.5 * (1 + tanh(delta / 0.1)) } else { region = 1 }
-        return sum + backgroundLevel * region * thickness.value(r)
+        return sum + backgroundLevel * region * thickness.value(r) + contamination.intensity(at: r)
+    }
+}
+
+/// Diffuse contamination on the specimen (hydrocarbon deposits): Gaussian blobs of extra
+/// intensity, attached to the specimen (they drift with it), over crystal and amorphous
+/// material alike. Non-periodic content at low spatial frequencies.
+struct ContaminationBlobs: Sendable {
+    /// x, y (nm), σ (nm), peak height (TM column peaks).
+    let blobs: [SIMD4<Double>]
+
+    init(blobs: [SIMD4<Double>]) { self.blobs = blobs }
+
+    /// `count` blobs centred uniformly in the rectangle, σ and height uniform in their ranges.
+    init(count: Int, xMin: Double, xMax: Double, yMin: Double, yMax: Double,
+         sigmaNm: ClosedRange<Double>, height: ClosedRange<Double>, rng: inout SeededRandom) {
+        blobs = (0..<count).map { _ in
+            let x = xMin + (xMax - xMin) * rng.uniform(), y = yMin + (yMax - yMin) * rng.uniform()
+            let s = sigmaNm.lowerBound + (sigmaNm.upperBound - sigmaNm.lowerBound) * rng.uniform()
+            let a = height.lowerBound + (height.upperBound - height.lowerBound) * rng.uniform()
+            return SIMD4(x, y, s, a)
+        }
+    }
+
+    func intensity(at r: SIMD2<Double>) -> Double {
+        var sum = 0.0
+        for b in blobs {
+            let dx = r.x - b.x, dy = r.y - b.y, q = (dx * dx + dy * dy) / (b.z * b.z)
+            if q < 32 { sum += b.w * exp(-0.5 * q) }
+        }
+        return sum
     }
 }
 

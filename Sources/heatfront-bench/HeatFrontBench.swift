@@ -5,13 +5,15 @@ import FrameCore
 import FrameIO
 import Pipeline
 import Registration
+import Simulation
 
 /// Timing and comparison helpers the benchmark scripts call; they print one result line each.
 @main
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, LatticeCheck.self])
+        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self,
+                      LatticeCheck.self])
 
     static func main() {
         FrameMemory.reuseFrameBuffers()
@@ -208,6 +210,44 @@ func averageSites(_ path: String, layerSpacingNm: Double) throws -> (Frame, Latt
     return (frame, lattice, region, ColumnFinder.sites(in: frame.image, lattice: lattice, region: region))
 }
 
+/// Reference points for a simulated run's column precision (TM sites of the step average
+/// against the true lattice, scored as `heatfront validate` scores `columns/step_<k>.csv`):
+/// the ideal acquisition (the same frames, dose and specimen without drift within a frame,
+/// jitter, flyback or vibration, averaged at the true shifts) and perfect rigid alignment
+/// (the real frames averaged at the true shifts). The run is re-simulated from the preset,
+/// seed and size in its `ground_truth.json`.
+struct Floors: ParsableCommand {
+    @Argument var runDir: String
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: runDir)
+        let truth = try JSONDecoder().decode(RunTruth.self, from: Data(contentsOf: dir.appendingPathComponent("ground_truth.json")))
+        guard let preset = SimulationPreset(cliName: truth.preset) else { throw ValidationError("unknown preset \(truth.preset)") }
+        let sim = HeatingRunSimulator(SimulationOptions(preset: preset, seed: truth.seed, size: truth.width))
+        guard sim.truth.tmLattice == truth.tmLattice, sim.frameCount == truth.frameCount else {
+            throw ValidationError("the run is not the preset's default at this seed and size")
+        }
+        for step in truth.steps {
+            let members = (0..<sim.frameCount).filter { sim.frameTruth($0).stepIndex == step.stepIndex && sim.frameTruth($0).expectedStatus == "ok" }
+            let trueShifts = members.map { FrameShift(dx: sim.frameTruth($0).shiftXPx, dy: sim.frameTruth($0).shiftYPx, score: 1, rejection: nil) }
+            let idealShifts = members.map { k -> FrameShift in
+                let s = sim.idealShiftPx(frame: k)
+                return FrameShift(dx: s.x, dy: s.y, score: 1, rejection: nil)
+            }
+            func precision(_ images: [Image], _ shifts: [FrameShift]) throws -> Double? {
+                let average = try StackAverage.average(ImageArray(images), indices: Array(images.indices), shifts: shifts,
+                                                       interpolation: .bicubic)
+                let sites = AverageColumns.tmSites(of: average, layerSpacingNm: truth.layerSpacingNm, pixelSizeNm: truth.pixelSizeNm)
+                return LatticeFit.rmsDeviation(sites, lattice: truth.tmLattice).map { $0 * truth.pixelSizeNm * 1000 }
+            }
+            let ideal = try precision(members.map { sim.renderIdeal(frame: $0) }, idealShifts)
+            let rigid = try precision(members.map { sim.render(frame: $0) }, trueShifts)
+            print(String(format: "step %d: ideal acquisition %.3f pm, perfect rigid alignment %.3f pm (%d frames)",
+                         step.stepIndex, ideal ?? .nan, rigid ?? .nan, members.count))
+        }
+    }
+}
+
 /// The layered lattice found in an image and whether the Li/TM model applies to it
 /// (`LayeredProjectionCheck`), and the correlation band it would give registration
 /// (`CorrelationBand`): two lines per image (`scripts/lattice-check.sh`).
@@ -248,4 +288,3 @@ struct LatticeCheck: ParsableCommand {
         }
     }
 }
-

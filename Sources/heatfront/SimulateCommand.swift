@@ -16,11 +16,11 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Preset: boundary-front, gradual-onset, registration-stress, scan-distortion.")
+    @Option(name: .long, help: "Preset: \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", ")).")
     var preset: String = SimulationPreset.boundaryFront.cliName
 
-    @Option(name: .long, help: "Frame width and height in pixels (the field of view stays the same; the pixel size follows).")
-    var size: Int = 512
+    @Option(name: .long, help: "Frame width and height in pixels (the field of view stays the same; the pixel size follows). Default: 1024 for dose-floor, 512 otherwise.")
+    var size: Int?
 
     @Option(name: .long, help: "Frames per temperature hold (preset default when absent).")
     var framesPerStep: Int?
@@ -40,6 +40,7 @@ struct Simulate: ParsableCommand {
         guard let p = SimulationPreset(cliName: preset) else {
             throw ValidationError("unknown preset '\(preset)'; expected one of \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", "))")
         }
+        let size = self.size ?? p.defaultSize
         var options = SimulationOptions(preset: p, seed: seed, size: size)
         if let n = framesPerStep { options.framesPerStep = n }
         if invertedContrast { options.invertedContrastLevel = 1.5 }

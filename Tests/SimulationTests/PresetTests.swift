@@ -76,7 +76,8 @@ import Simulation
         // The config holds what a user writes, never the truth.
         let yaml = sim.heatfrontYAML()
         #expect(yaml.contains("layer_spacing_nm: \(String(format: "%.3f", o.layerSpacingNm))"))
-        #expect(yaml.contains("mode: \(preset == .scanDistortion ? "nonrigid" : "rigid")"))
+        #expect(yaml.contains("mode: \(o.registrationMode)"))
+        #expect(o.registrationMode == ([.scanDistortion, .strongDistortion].contains(preset) ? "nonrigid" : "rigid"))
         #expect(!yaml.contains("pixel_size") && !yaml.contains("activation") && !yaml.contains("onset_temperature"))
         // The front stays inside the analysed crystal.
         #expect(sim.frameTruth(sim.frameCount - 1).rocksaltFraction < 0.9)
