@@ -88,6 +88,8 @@ public enum RunPipeline {
                            progress: ProgressReporter, cancel: Cancellation) throws -> RunSummary {
         let started = Date()
         var clock = StageClock()
+        // A batch shares one reporter: this run's warnings are those after this point.
+        let earlierWarnings = progress.warnings.count
         if OutputFolder.isRunFolder(outDir, runDir: runDir) {
             throw PipelineError.usage("--out \(outDir.path) is the run folder itself: its outputs would be read as frames by the next run; choose another folder (a sub-folder is fine)")
         }
@@ -242,7 +244,7 @@ public enum RunPipeline {
         if summary.registration.columnPrecisionRigidPm == nil, config.registrationMode == .nonrigid {
             progress.warn("non-rigid registration: column precision could not be compared (no lattice found)")
         }
-        summary.warnings = table.warnings + progress.warnings.filter { !table.warnings.contains($0) }
+        summary.warnings = table.warnings + progress.warnings.dropFirst(earlierWarnings).filter { !table.warnings.contains($0) }
         guard let folder else { return summary }
         let outputs = RunOutputs(folder: folder, table: table)
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)

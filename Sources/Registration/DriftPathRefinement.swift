@@ -69,13 +69,12 @@ public enum DriftPathRefinement {
                 return measure(try frames.image(at: i), shift: frozen[i], reference: reference, options: options)
             }
             let q = stepVariance(bands.compactMap { $0 })
-            var corrections: [Int: SIMD2<Double>] = [:]
-            for (k, i) in used.enumerated() {
-                guard let b = bands[k] else { continue }
-                corrections[i] = smoothedMean(b, stepVariance: q)
+            // In frame order: the mean is summed in one fixed order, so runs are reproducible.
+            let corrections: [(frame: Int, shift: SIMD2<Double>)] = used.indices.compactMap { k in
+                bands[k].map { (used[k], smoothedMean($0, stepVariance: q)) }
             }
             guard !corrections.isEmpty else { return current }
-            let mean = corrections.values.reduce(SIMD2<Double>.zero, +) / Double(corrections.count)
+            let mean = corrections.map(\.shift).reduce(SIMD2<Double>.zero, +) / Double(corrections.count)
             for (i, c) in corrections {
                 current[i].dx += c.x - mean.x
                 current[i].dy += c.y - mean.y

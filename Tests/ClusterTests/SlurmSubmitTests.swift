@@ -107,19 +107,23 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         for path in left.intersection(right).sorted() {
             let x = try Data(contentsOf: a.appendingPathComponent(path)), y = try Data(contentsOf: b.appendingPathComponent(path))
             if path.hasSuffix(".heatfront-output") { continue }
-            if path.hasSuffix("summary.json") ? !sameSummary(x, y) : x != y { diff.append(path) }
+            if path.hasSuffix("summary.json") {
+                let keys = summaryDifferences(x, y)
+                if !keys.isEmpty { diff.append("\(path) (\(keys.joined(separator: ", ")))") }
+            } else if x != y { diff.append(path) }
         }
         return diff
     }
 
-    static func sameSummary(_ x: Data, _ y: Data) -> Bool {
-        func content(_ d: Data) -> NSDictionary? {
-            guard var json = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return nil }
-            for key in ["timings_s", "peak_memory_mb", "started_at"] { json[key] = nil }
-            return json as NSDictionary
-        }
-        guard let cx = content(x), let cy = content(y) else { return false }
-        return cx.isEqual(cy)
+    /// The top-level keys of two summary.json files that differ, wall-clock fields left out.
+    static func summaryDifferences(_ x: Data, _ y: Data) -> [String] {
+        guard let cx = try? JSONSerialization.jsonObject(with: x) as? [String: Any],
+              let cy = try? JSONSerialization.jsonObject(with: y) as? [String: Any] else { return ["unreadable"] }
+        let wallClock: Set = ["timings_s", "peak_memory_mb", "started_at"]
+        return Set(cx.keys).union(cy.keys).subtracting(wallClock).sorted().filter { key in
+            guard let a = cx[key], let b = cy[key] else { return true }
+            return !(([key: a] as NSDictionary).isEqual(to: [key: b]))
+        }.map { key in "\(key): \(cx[key].map { "\($0)" }?.prefix(300) ?? "absent") vs \(cy[key].map { "\($0)" }?.prefix(300) ?? "absent")" }
     }
 
     /// Every regular file below `dir`, hidden ones too, as relative paths.

@@ -129,26 +129,6 @@ struct SiteIntensityEstimatorTests {
         #expect(abs(clean.ratio - r) < 0.02)
     }
 
-    @Test("fixed-width estimator is at least 10× faster per frame than measure")
-    func fasterThanMeasure() throws {
-        var model = SyntheticLattice()
-        model.liRatio = { _, _ in 0.2 }
-        let (sites, sigma, average) = try stepSites(model)
-        let estimator = try #require(SiteIntensityEstimator(sites: sites, width: average.width, height: average.height,
-                                                            columnSigmaPx: sigma))
-        let frames = (UInt64(1)...4).map { average.withPoissonNoise(dose: 0.3, seed: $0) }
-        func time(_ body: () -> Void) -> Double {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            body()
-            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        }
-        var sink = 0.0
-        let direct = time { for f in frames { sink += SiteIntensity.measure(f, sites: sites, region: nil).aggregate.tm } }
-        let fast = time { for f in frames { sink += estimator.measure(f, region: nil).tm } }
-        #expect(sink.isFinite)
-        #expect(fast * 10 < direct)
-    }
-
     @Test("bad input: no sites, zero width, wrong image size")
     func badInput() throws {
         var model = SyntheticLattice()
