@@ -66,7 +66,7 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
         self.url = url
         let opened: (hid_t, [SignalInfo], [Entry], [String: String]) = try HDF5Access.serialized {
             let (f, bytes) = try HDF5.openFile(url)
-            do {
+            return try HDF5.listing(f, url: url) {
                 let (infos, entries) = try Self.listSignals(file: f, url: url, fileBytes: bytes)
                 var md: [String: String] = [:]
                 for g in ["/", "/microscope", "/sample", "/user", "/comments"] {
@@ -78,10 +78,6 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
                 }
                 _ = HDF5Access.errorText()
                 return (f, infos, entries, md)
-            } catch {
-                H5Fclose(f)
-                _ = HDF5Access.errorText()
-                throw error
             }
         }
         (file, signals, entries, fileMetadata) = opened
