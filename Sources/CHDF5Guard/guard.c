@@ -66,8 +66,8 @@ static uint64_t le(const unsigned char *p, int n) {
 
 /// Whether the collection image `p` of `len` bytes (starting "GCOL") walks cleanly: every
 /// object advances the cursor and ends inside the collection. Sizes are 8 bytes (the
-/// superblock default); a collection that claims more than `len` is left to HDF5's own
-/// checks (it reads the full collection before decoding it).
+/// superblock default). A collection that claims more than `len` is walked from the file
+/// (`index_collection`).
 static int chdf5_gheap_ok(const unsigned char *p, size_t len) {
     if (len < 16) return 1;
     uint64_t size = le(p + 8, 8);
@@ -147,6 +147,9 @@ static herr_t chdf5_guard_get_handle(H5FD_t *file, hid_t fapl, void **handle) {
     return 0;
 }
 
+static int index_collection(chdf5_guard_file_t *f, haddr_t rel_addr, int ls, chdf5_heap_index_t *h,
+                            unsigned want, uint64_t *want_size);
+
 /// Reads `size` bytes at `at`; bytes past the end of the file read as zeros (as sec2).
 static int pread_full(int fd, void *buf, size_t size, off_t at) {
     unsigned char *p = (unsigned char *)buf;
@@ -167,11 +170,19 @@ static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_
     if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) return -1;
     if (pread_full(f->fd, buf, size, (off_t)addr) != 0) return -1;
     // HDF5 reads a collection as raw data (H5F_block_read maps GHEAP to DRAW): first 4096
-    // bytes, then the whole collection when it is larger.
+    // bytes, then, when the collection is larger, only the rest. A larger collection is
+    // walked here from the file, whole.
     const unsigned char *b = (const unsigned char *)buf;
-    if ((type == H5FD_MEM_GHEAP || type == H5FD_MEM_DRAW) && size >= 16 && memcmp(b, "GCOL", 4) == 0 && b[4] == 1
-        && !chdf5_gheap_ok(b, size)) {
-        memset(buf, 0, 4);                                 // HDF5 then refuses the collection
+    if ((type == H5FD_MEM_GHEAP || type == H5FD_MEM_DRAW) && size >= 16 && memcmp(b, "GCOL", 4) == 0 && b[4] == 1) {
+        int ok = 1;
+        if (le(b + 8, 8) <= size) {
+            ok = chdf5_gheap_ok(b, size);
+        } else if (addr >= f->pub.base_addr) {
+            chdf5_heap_index_t *h = (chdf5_heap_index_t *)malloc(sizeof *h);
+            ok = !h || index_collection(f, addr - f->pub.base_addr, 8, h, 0, NULL) >= 0;
+            free(h);
+        }
+        if (!ok) memset(buf, 0, 4);                        // HDF5 then refuses the collection
     }
     return 0;
 }
@@ -280,6 +291,8 @@ herr_t H5HG_get_obj_size(void *f, chdf5_heap_id_t *hobj, size_t *obj_size);
 herr_t H5A__compact_build_table(void *f, void *oh, int idx_type, int order, void *atable);
 void *H5FL_blk_realloc(void *head, void *block, size_t size);
 void *H5FL_blk_calloc(void *head, size_t size);
+void *H5FL_blk_free(void *head, void *block);
+static int vlen_conversion_located(void);
 
 int chdf5_heap_guard_active(void) {
     resolve_real();
@@ -288,7 +301,9 @@ int chdf5_heap_guard_active(void) {
         && dlsym(RTLD_DEFAULT, "H5HG_get_obj_size") == (void *)H5HG_get_obj_size
         && dlsym(RTLD_DEFAULT, "H5A__compact_build_table") == (void *)H5A__compact_build_table
         && dlsym(RTLD_DEFAULT, "H5FL_blk_realloc") == (void *)H5FL_blk_realloc
-        && dlsym(RTLD_DEFAULT, "H5FL_blk_calloc") == (void *)H5FL_blk_calloc;
+        && dlsym(RTLD_DEFAULT, "H5FL_blk_calloc") == (void *)H5FL_blk_calloc
+        && dlsym(RTLD_DEFAULT, "H5FL_blk_free") == (void *)H5FL_blk_free
+        && vlen_conversion_located();
 }
 
 unsigned long chdf5_heap_guard_refusals(void) { return refusals; }
@@ -307,18 +322,25 @@ static void note_damage(chdf5_guard_file_t *f, const char *what) {
 
 /// Indexes the collection at `addr` the way HDF5 1.10 decodes it (H5HGcache.c): objects
 /// follow a 16-byte header, each with a 2-byte index and a length of `ls` bytes; index 0 is
-/// free space. Returns 0 when there is no well-formed collection there (HDF5 then refuses
-/// it itself, so nothing is recorded), 1 when `h` now holds its indices.
-static int index_collection(chdf5_guard_file_t *f, haddr_t addr, int ls, chdf5_heap_index_t *h) {
+/// free space. Returns 1 when `h` now holds its indices, -1 when the collection is damaged
+/// (an object that does not advance the walk or runs past the collection's end), 0 when
+/// there is no collection there to check (HDF5 then refuses it itself).
+/// Heap addresses are relative to the file's base address (the superblock's), as HDF5 reads
+/// them. When `want_size` is given, it receives the size of object `want` (0 when absent;
+/// of the last one, as HDF5 keeps, when the index repeats).
+static int index_collection(chdf5_guard_file_t *f, haddr_t rel_addr, int ls, chdf5_heap_index_t *h,
+                            unsigned want, uint64_t *want_size) {
     enum { WINDOW = 1 << 16 };
     unsigned char head[16 + 8];
     int hdr = 8 + ls, objhdr = 8 + ls;
-    if (addr == HADDR_UNDEF || addr >= f->eof || pread_full(f->fd, head, (size_t)hdr, (off_t)addr) != 0) return 0;
+    haddr_t addr = rel_addr + f->pub.base_addr;
+    if (want_size) *want_size = 0;
+    if (rel_addr == HADDR_UNDEF || addr < rel_addr || addr >= f->eof || pread_full(f->fd, head, (size_t)hdr, (off_t)addr) != 0) return 0;
     if (memcmp(head, "GCOL", 4) != 0 || head[4] != 1) return 0;
     uint64_t size = le(head + 8, ls);
     if (size < (uint64_t)hdr || size > f->eof - addr) return 0;
     memset(h->present, 0, sizeof h->present);
-    h->addr = addr;
+    h->addr = rel_addr;
     // The objects, read through a window that slides with the cursor.
     unsigned char *w = (unsigned char *)malloc(WINDOW);
     if (!w) return 0;
@@ -329,23 +351,24 @@ static int index_collection(chdf5_guard_file_t *f, haddr_t addr, int ls, chdf5_h
         if (at < wstart || at + (uint64_t)objhdr > wstart + wlen) {
             wstart = at;
             wlen = size - at < WINDOW ? size - at : WINDOW;
-            if (pread_full(f->fd, w, (size_t)wlen, (off_t)(addr + at)) != 0) { ok = 0; break; }
+            if (pread_full(f->fd, w, (size_t)wlen, (off_t)(addr + at)) != 0) { ok = 0; break; }   // unknown
         }
         const unsigned char *p = w + (at - wstart);
         unsigned idx = (unsigned)le(p, 2);
         uint64_t len = le(p + 8, ls), need;
         if (idx > 0) {
-            if (len > size) { ok = 0; break; }
+            if (len > size) { ok = -1; break; }
             need = (uint64_t)objhdr + ((len + 7) & ~(uint64_t)7);
             h->present[idx / 8] |= (unsigned char)(1u << (idx % 8));
+            if (want_size && idx == want) *want_size = len;
         } else {
             need = len;
         }
-        if (need == 0 || need > size - at) { ok = 0; break; }          // the driver refuses such a collection
+        if (need == 0 || need > size - at) { ok = -1; break; }         // no progress, or past the end
         at += need;
     }
     free(w);
-    h->used = ok;
+    h->used = ok > 0;
     return ok;
 }
 
@@ -366,7 +389,16 @@ static int heap_object_ok(void *hf, const chdf5_heap_id_t *hobj) {
     if (!h) {
         h = &f->heaps[f->next_heap++ % CHDF5_HEAP_CACHE];
         h->used = 0;
-        if (!index_collection(f, hobj->addr, ls, h)) return 1;
+        int found = index_collection(f, hobj->addr, ls, h, 0, NULL);
+        if (found == 0) return 1;
+        if (found < 0) {
+            refusals++;
+            char what[160];
+            snprintf(what, sizeof what, "the global heap collection at byte %llu is damaged (an object runs past its end)",
+                     (unsigned long long)hobj->addr);
+            note_damage(f, what);
+            return 0;
+        }
     }
     if (hobj->idx > 0 && hobj->idx < 65536 && (h->present[hobj->idx / 8] & (1u << (hobj->idx % 8)))) return 1;
     refusals++;
@@ -378,9 +410,34 @@ static int heap_object_ok(void *hf, const chdf5_heap_id_t *hobj) {
     return 0;
 }
 
+/// The buffer the variable-length conversion last allocated (see below) and its size.
+static void *vlen_buffer = NULL;
+static size_t vlen_buffer_size = 0;
+
+/// 1 when the object `hobj` fits `object`, the buffer HDF5 copies it into, as far as it is
+/// known: HDF5 copies the object's stored size whatever the buffer's, and the variable-length
+/// conversion sizes its buffer from the length stored beside the heap ID.
+static int heap_object_fits(void *hf, const chdf5_heap_id_t *hobj, const void *object) {
+    if (!object || object != vlen_buffer || hobj->idx == 0 || hobj->idx >= 65536) return 1;
+    chdf5_guard_file_t *f = guard_file_of(hf);
+    int ls = real.sizeof_size ? real.sizeof_size(hf) : 8;
+    if (!f || (ls != 2 && ls != 4 && ls != 8)) return 1;
+    chdf5_heap_index_t *h = (chdf5_heap_index_t *)malloc(sizeof *h);
+    uint64_t size = 0;
+    int known = h && index_collection(f, hobj->addr, ls, h, (unsigned)hobj->idx, &size) > 0;
+    free(h);
+    if (!known || size <= vlen_buffer_size) return 1;
+    refusals++;
+    char what[200];
+    snprintf(what, sizeof what, "variable-length data of %llu bytes (object %zu of the global heap collection at byte %llu) exceed the length stored with them",
+             (unsigned long long)size, hobj->idx, (unsigned long long)hobj->addr);
+    note_damage(f, what);
+    return 0;
+}
+
 void *H5HG_read(void *f, chdf5_heap_id_t *hobj, void *object, size_t *buf_size) {
     resolve_real();
-    if (!real.read || !hobj || !heap_object_ok(f, hobj)) return NULL;   // HDF5: "Unable to read VL information"
+    if (!real.read || !hobj || !heap_object_ok(f, hobj) || !heap_object_fits(f, hobj, object)) return NULL;   // HDF5: "Unable to read VL information"
     return real.read(f, hobj, object, buf_size);
 }
 
@@ -435,18 +492,45 @@ herr_t H5A__compact_build_table(void *f, void *oh, int idx_type, int order, void
 
 typedef void *(*blk_realloc_fn)(void *, void *, size_t);
 typedef void *(*blk_alloc_fn)(void *, size_t);
-static blk_realloc_fn real_blk_realloc;
-static blk_alloc_fn real_blk_malloc, real_blk_calloc;
+typedef void *(*blk_free_fn)(void *, void *);
+static struct {
+    int resolved;
+    blk_realloc_fn realloc;
+    blk_alloc_fn malloc, calloc;
+    blk_free_fn free;
+    uintptr_t conv_lo, conv_hi;     // H5T__conv_vlen's code
+} blk;
 static unsigned long vlen_refusals = 0;
 
-/// Whether a block of `size` bytes requested from `caller` is a variable-length value too
-/// large to be real (and records the damage).
-static int vlen_block_refused(size_t size, void *caller) {
-    if (size <= CHDF5_MAX_VLEN_BYTES) return 0;
+static void resolve_blk(void) {
+    if (blk.resolved) return;
+    blk.realloc = (blk_realloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_realloc");
+    blk.malloc = (blk_alloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_malloc");
+    blk.calloc = (blk_alloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_calloc");
+    blk.free = (blk_free_fn)dlsym(RTLD_NEXT, "H5FL_blk_free");
+    void *conv = dlsym(RTLD_DEFAULT, "H5T__conv_vlen");
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
-    if (!dladdr1(caller, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname
-        || strcmp(info.dli_sname, "H5T__conv_vlen") != 0) return 0;
+    if (conv && dladdr1(conv, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size > 0) {
+        blk.conv_lo = (uintptr_t)conv;
+        blk.conv_hi = (uintptr_t)conv + sym->st_size;
+    }
+    blk.resolved = 1;
+}
+
+static int vlen_conversion_located(void) {
+    resolve_blk();
+    return blk.conv_hi > blk.conv_lo;
+}
+
+static int from_vlen_conversion(void *caller) {
+    return (uintptr_t)caller >= blk.conv_lo && (uintptr_t)caller < blk.conv_hi;
+}
+
+/// Whether a block of `size` bytes for the variable-length conversion is too large to be
+/// real (and records the damage).
+static int vlen_block_refused(size_t size) {
+    if (size <= CHDF5_MAX_VLEN_BYTES) return 0;
     vlen_refusals++;
     char what[160];
     snprintf(what, sizeof what, "a variable-length value claims %zu bytes, more than the %zu MB allowed for metadata",
@@ -457,22 +541,39 @@ static int vlen_block_refused(size_t size, void *caller) {
     return 1;
 }
 
+/// A block HDF5 gave out: when the variable-length conversion asked for it, it is the
+/// buffer the next heap object is copied into.
+static void *given(void *block, size_t size, int vlen) {
+    if (vlen && block) { vlen_buffer = block; vlen_buffer_size = size; }
+    return block;
+}
+
 void *H5FL_blk_realloc(void *head, void *block, size_t size) {
-    if (!real_blk_realloc) real_blk_realloc = (blk_realloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_realloc");
-    if (!real_blk_realloc || vlen_block_refused(size, __builtin_return_address(0))) return NULL;
-    return real_blk_realloc(head, block, size);
+    resolve_blk();
+    int vlen = from_vlen_conversion(__builtin_return_address(0));
+    if (!blk.realloc || (vlen && vlen_block_refused(size))) return NULL;
+    if (block && block == vlen_buffer) vlen_buffer = NULL;
+    return given(blk.realloc(head, block, size), size, vlen);
 }
 
 void *H5FL_blk_malloc(void *head, size_t size) {
-    if (!real_blk_malloc) real_blk_malloc = (blk_alloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_malloc");
-    if (!real_blk_malloc || vlen_block_refused(size, __builtin_return_address(0))) return NULL;
-    return real_blk_malloc(head, size);
+    resolve_blk();
+    int vlen = from_vlen_conversion(__builtin_return_address(0));
+    if (!blk.malloc || (vlen && vlen_block_refused(size))) return NULL;
+    return given(blk.malloc(head, size), size, vlen);
 }
 
 void *H5FL_blk_calloc(void *head, size_t size) {
-    if (!real_blk_calloc) real_blk_calloc = (blk_alloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_calloc");
-    if (!real_blk_calloc || vlen_block_refused(size, __builtin_return_address(0))) return NULL;
-    return real_blk_calloc(head, size);
+    resolve_blk();
+    int vlen = from_vlen_conversion(__builtin_return_address(0));
+    if (!blk.calloc || (vlen && vlen_block_refused(size))) return NULL;
+    return given(blk.calloc(head, size), size, vlen);
+}
+
+void *H5FL_blk_free(void *head, void *block) {
+    resolve_blk();
+    if (block && block == vlen_buffer) vlen_buffer = NULL;
+    return blk.free ? blk.free(head, block) : NULL;
 }
 
 unsigned long chdf5_vlen_refusals(void) { return vlen_refusals; }
