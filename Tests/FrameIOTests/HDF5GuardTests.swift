@@ -17,7 +17,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
 /// impossible memory; each must end in one error line naming the file.
 @Suite struct HDF5GuardTests {
     static let known = ["hdf5-attribute-close-segv.hspy", "hdf5-attribute-overread.hspy", "hdf5-global-heap-index-segv.hspy",
-                        "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy"]
+                        "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy",
+                        "hdf5-global-heap-large-collection-segv.emd"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -112,6 +113,32 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         #expect(chdf5_vlen_refusals() == refused)
     }
 
+    /// A HyperSpy file whose `file_format` string is "HyperSpy" and 9000 spaces (a heap object
+    /// of 9008 bytes in a collection of its own) but whose stored length says 8: HDF5 1.10.8
+    /// sizes its buffer from the length (4096 bytes at least) and copies the object's 9008
+    /// bytes into it, a heap overflow; the check refuses the object.
+    @Test func heapObjectLargerThanItsStoredLengthIsOneErrorLine() throws {
+        let dir = ScratchFolder("hdf5-guard")
+        let url = dir.file("overlong-object.hspy")
+        do {
+            let w = try HDF5Writer(url)
+            defer { w.close() }
+            w.string("/", "file_format", "HyperSpy" + String(repeating: " ", count: 9000))
+            w.string("/", "file_format_version", "3.3")
+        }
+        var bytes = [UInt8](try Data(contentsOf: url))
+        var collections: [Int] = []
+        var from = 0
+        while let at = Self.find(Array("GCOL".utf8), in: Array(bytes[from...])) { collections.append(from + at); from += at + 4 }
+        let descriptor = try #require(collections.lazy.compactMap { gcol in
+            Self.find([0x30, 0x23, 0, 0] + withUnsafeBytes(of: UInt64(gcol).littleEndian, Array.init), in: bytes).map { ($0, gcol) }
+        }.first)
+        bytes.replaceSubrange(descriptor.0..<(descriptor.0 + 4), with: [8, 0, 0, 0])
+        try Data(bytes).write(to: url)
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.detail == "variable-length data of 9008 bytes (object 1 of the global heap collection at byte \(descriptor.1)) exceed the length stored with them")
+    }
+
     static func gcolOffset(_ url: URL) throws -> Int {
         try #require(find(Array("GCOL".utf8), in: [UInt8](try Data(contentsOf: url))))
     }
@@ -141,7 +168,9 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// Every known HDF5 crasher, opened and its first frames read in this process: one error
     /// naming the file. Before CHDF5Guard, hdf5-global-heap-index-segv.hspy crashed the test
     /// runner, and hdf5-attribute-close-segv.hspy and hdf5-vlen-length-oom.hspy (after 4 GB)
-    /// opened and read as if intact.
+    /// opened and read as if intact; hdf5-global-heap-large-collection-segv.emd (a 4352-byte
+    /// collection, which HDF5 reads as 4096 bytes and then the rest) got past the driver's
+    /// check of the first read and crashed in H5HG_read.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
@@ -162,6 +191,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
             "hdf5-attribute-close-segv.hspy": "an object's attribute messages are damaged (HDF5 cannot decode them)",
             "hdf5-global-heap-index-segv.hspy": "variable-length data refer to object 536870945 of the global heap collection at byte 2144, which holds no such object",
             "hdf5-vlen-length-oom.hspy": "a variable-length value claims 4278194176 bytes, more than the 16 MB allowed for metadata",
+            "hdf5-global-heap-large-collection-segv.emd": "the global heap collection at byte 2144 is damaged (an object runs past its end)",
         ]
         for (name, detail) in expected {
             let url = repository.appendingPathComponent("Fuzz/known/" + name)
