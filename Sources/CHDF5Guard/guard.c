@@ -483,8 +483,10 @@ herr_t H5A__compact_build_table(void *f, void *oh, int idx_type, int order, void
 // heap object: a length of 4 GB in a 37 kB file costs 4 GB of memory and half a minute. The
 // buffer comes from HDF5's block free lists; this executable defines their allocation calls
 // too, and refuses a block larger than `CHDF5_MAX_VLEN_BYTES` when the caller is the
-// variable-length conversion (looked up only for such large blocks), so HDF5 reports an
-// allocation failure and the damage is recorded on the file being read.
+// variable-length conversion (its return address lies in `H5T__conv_vlen`'s code), so HDF5
+// reports an allocation failure and the damage is recorded on the file being read. The
+// conversion's latest block and its size are remembered: `H5HG_read` copies a heap object
+// into it (see `heap_object_fits`).
 
 /// The largest variable-length value HDF5 may allocate: HeatFront's cap on a frame file's
 /// metadata (`FrameLimits.maxMetadataBytes`).
