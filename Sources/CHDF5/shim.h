@@ -104,6 +104,17 @@ static inline long chdf5_attr_string(hid_t obj, const char *name, char *buf, siz
     return result;
 }
 
+/// Whether the enumeration type `t` of `size` bytes has an integer base of that same size.
+/// HDF5 1.10 does not check this when it decodes a file's enumeration, and converting one
+/// whose base is larger (`H5Tget_native_type`) writes past its buffers.
+static inline int chdf5_enum_base_ok(hid_t t, size_t size) {
+    hid_t b = H5Tget_super(t);
+    if (b < 0) return 0;
+    int ok = H5Tget_class(b) == H5T_INTEGER && H5Tget_size(b) == size;
+    H5Tclose(b);
+    return ok;
+}
+
 /// The attribute `name` of `obj` as a number: the first element of an integer, float or
 /// enumeration (numpy's bool is an 8-bit enum FALSE = 0, TRUE = 1) attribute. Returns 0 and
 /// sets `*out`, or -1.
@@ -121,7 +132,7 @@ static inline int chdf5_attr_double(hid_t obj, const char *name, double *out) {
             double *v = (double *)calloc((size_t)n, sizeof(double));
             if (v && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) { *out = v[0]; result = 0; }
             free(v);
-        } else if (n >= 1 && n <= 65536 && c == H5T_ENUM && size >= 1 && size <= 8) {
+        } else if (n >= 1 && n <= 65536 && c == H5T_ENUM && size >= 1 && size <= 8 && chdf5_enum_base_ok(t, size)) {
             // The enum's stored integer: read with the enum's own (native) type, then widen.
             hid_t m = H5Tget_native_type(t, H5T_DIR_ASCEND);
             unsigned char *raw = m >= 0 ? (unsigned char *)calloc((size_t)n, size) : NULL;
