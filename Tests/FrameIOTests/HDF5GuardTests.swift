@@ -18,7 +18,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
 @Suite struct HDF5GuardTests {
     static let known = ["hdf5-attribute-close-segv.hspy", "hdf5-attribute-overread.hspy", "hdf5-global-heap-index-segv.hspy",
                         "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy",
-                        "hdf5-global-heap-large-collection-segv.emd"]
+                        "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -170,7 +170,9 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// runner, and hdf5-attribute-close-segv.hspy and hdf5-vlen-length-oom.hspy (after 4 GB)
     /// opened and read as if intact; hdf5-global-heap-large-collection-segv.emd (a 4352-byte
     /// collection, which HDF5 reads as 4096 bytes and then the rest) got past the driver's
-    /// check of the first read and crashed in H5HG_read.
+    /// check of the first read and crashed in H5HG_read; hdf5-enum-base-size-segv.hspy (a
+    /// boolean attribute whose 1-byte enumeration has a 21315-byte base) crashed in
+    /// H5Tget_native_type.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
