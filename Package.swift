@@ -27,10 +27,16 @@ let package = Package(
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "CZarrCodecs", pkgConfig: "blosc", providers: [.apt(["libblosc-dev", "libzstd-dev", "zlib1g-dev"])]),
 
+        // HeatFront's defences around HDF5: its read-only driver, the check of global heap
+        // objects and the repair of HDF5's attribute table (it defines H5HG_read,
+        // H5HG_get_obj_size and H5A__compact_build_table, so it must be linked into each
+        // executable).
+        .target(name: "CHDF5Guard", dependencies: ["CHDF5"]),
+
         // Pixels, FFTs and checksums every stage shares.
         .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto", "CMalloc"]),
         // Stage 1: decoders, writers, the run-folder reader.
-        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CZip", "CZarrCodecs",
+        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CHDF5Guard", "CZip", "CZarrCodecs",
                                                 .product(name: "Yams", package: "Yams")]),
         // Stage 2: rigid and non-rigid registration, resampling, averaging.
         .target(name: "Registration", dependencies: ["FrameCore"]),
@@ -57,7 +63,7 @@ let package = Package(
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
-        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CZarrCodecs"]),
+        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CHDF5Guard", "CZarrCodecs"]),
         .testTarget(name: "RegistrationTests", dependencies: ["TestSupport", "Registration", "FrameCore", "Simulation"]),
         .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "FrameIO", "Simulation"]),
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),

@@ -104,6 +104,17 @@ static inline long chdf5_attr_string(hid_t obj, const char *name, char *buf, siz
     return result;
 }
 
+/// Whether the enumeration type `t` of `size` bytes has an integer base of that same size.
+/// HDF5 1.10 does not check this when it decodes a file's enumeration, and converting one
+/// whose base is larger (`H5Tget_native_type`) writes past its buffers.
+static inline int chdf5_enum_base_ok(hid_t t, size_t size) {
+    hid_t b = H5Tget_super(t);
+    if (b < 0) return 0;
+    int ok = H5Tget_class(b) == H5T_INTEGER && H5Tget_size(b) == size;
+    H5Tclose(b);
+    return ok;
+}
+
 /// The attribute `name` of `obj` as a number: the first element of an integer, float or
 /// enumeration (numpy's bool is an 8-bit enum FALSE = 0, TRUE = 1) attribute. Returns 0 and
 /// sets `*out`, or -1.
@@ -121,7 +132,7 @@ static inline int chdf5_attr_double(hid_t obj, const char *name, double *out) {
             double *v = (double *)calloc((size_t)n, sizeof(double));
             if (v && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) { *out = v[0]; result = 0; }
             free(v);
-        } else if (n >= 1 && n <= 65536 && c == H5T_ENUM && size >= 1 && size <= 8) {
+        } else if (n >= 1 && n <= 65536 && c == H5T_ENUM && size >= 1 && size <= 8 && chdf5_enum_base_ok(t, size)) {
             // The enum's stored integer: read with the enum's own (native) type, then widen.
             hid_t m = H5Tget_native_type(t, H5T_DIR_ASCEND);
             unsigned char *raw = m >= 0 ? (unsigned char *)calloc((size_t)n, size) : NULL;
@@ -165,157 +176,5 @@ static inline size_t chdf5_attr_names(hid_t obj, char *buf, size_t cap) {
     return t.len;
 }
 
-// ---------------------------------------------------------------------------------------
-// A read-only file driver (HDF5 virtual file layer, H5FDpublic.h) that reads with pread and
-// checks every global heap collection HDF5 loads before HDF5 decodes it.
-//
-// HDF5 1.10 decodes a global heap collection (where variable-length strings, such as
-// HyperSpy's and h5py's text attributes, live) in a loop that advances by each object's
-// stored size: an object of index 0 and size 0 makes it loop forever, and a size that runs
-// past the collection makes it read outside its buffer. Such a collection is refused here:
-// its signature is blanked in the bytes handed back, so HDF5 reports "bad global heap
-// collection signature" and the read fails cleanly. Nothing else differs from HDF5's own
-// sec2 driver, except that small metadata reads are not gathered into larger ones.
-
-#include <fcntl.h>
-#include <unistd.h>
-#include <sys/stat.h>
-#include <errno.h>
-
-typedef struct {
-    H5FD_t pub;          // must be first
-    int fd;
-    haddr_t eoa, eof;
-    dev_t dev;
-    ino_t ino;
-} chdf5_guard_file_t;
-
-/// Whether the collection image `p` of `len` bytes (starting "GCOL") walks cleanly: every
-/// object advances the cursor and ends inside the collection. Sizes are 8 bytes (the
-/// superblock default); a collection that claims more than `len` is left to HDF5's own
-/// checks (it reads the full collection before decoding it).
-static int chdf5_gheap_ok(const unsigned char *p, size_t len) {
-    if (len < 16) return 1;
-    uint64_t size = 0;
-    for (int i = 0; i < 8; i++) size |= (uint64_t)p[8 + i] << (8 * i);
-    if (size > len) return 1;
-    uint64_t at = 16;
-    while (at < size) {
-        if (at + 16 > size) break;                       // tail too small: free space
-        unsigned idx = (unsigned)p[at] | ((unsigned)p[at + 1] << 8);
-        uint64_t obj = 0;
-        for (int i = 0; i < 8; i++) obj |= (uint64_t)p[at + 8 + i] << (8 * i);
-        uint64_t need;
-        if (idx > 0) {
-            if (obj > size) return 0;
-            need = 16 + ((obj + 7) & ~(uint64_t)7);
-        } else {
-            need = obj;
-        }
-        if (need == 0 || need > size - at) return 0;     // no progress, or past the end
-        at += need;
-    }
-    return 1;
-}
-
-static H5FD_t *chdf5_guard_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr) {
-    (void)fapl; (void)maxaddr;
-    if (flags & (H5F_ACC_RDWR | H5F_ACC_TRUNC | H5F_ACC_CREAT)) return NULL;   // read-only
-    int fd = open(name, O_RDONLY);
-    if (fd < 0) return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return NULL; }
-    chdf5_guard_file_t *f = (chdf5_guard_file_t *)calloc(1, sizeof *f);
-    if (!f) { close(fd); return NULL; }
-    f->fd = fd;
-    f->eof = (haddr_t)st.st_size;
-    f->dev = st.st_dev;
-    f->ino = st.st_ino;
-    return &f->pub;
-}
-
-static herr_t chdf5_guard_close(H5FD_t *file) {
-    chdf5_guard_file_t *f = (chdf5_guard_file_t *)file;
-    int r = close(f->fd);
-    free(f);
-    return r == 0 ? 0 : -1;
-}
-
-static int chdf5_guard_cmp(const H5FD_t *a, const H5FD_t *b) {
-    const chdf5_guard_file_t *x = (const chdf5_guard_file_t *)a, *y = (const chdf5_guard_file_t *)b;
-    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
-    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
-    return 0;
-}
-
-static herr_t chdf5_guard_query(const H5FD_t *f, unsigned long *flags) {
-    (void)f;
-    *flags = H5FD_FEAT_DATA_SIEVE | H5FD_FEAT_POSIX_COMPAT_HANDLE;
-    return 0;
-}
-
-static haddr_t chdf5_guard_get_eoa(const H5FD_t *file, H5FD_mem_t type) { (void)type; return ((const chdf5_guard_file_t *)file)->eoa; }
-static herr_t chdf5_guard_set_eoa(H5FD_t *file, H5FD_mem_t type, haddr_t addr) { (void)type; ((chdf5_guard_file_t *)file)->eoa = addr; return 0; }
-static haddr_t chdf5_guard_get_eof(const H5FD_t *file, H5FD_mem_t type) { (void)type; return ((const chdf5_guard_file_t *)file)->eof; }
-static herr_t chdf5_guard_get_handle(H5FD_t *file, hid_t fapl, void **handle) {
-    (void)fapl;
-    *handle = &((chdf5_guard_file_t *)file)->fd;
-    return 0;
-}
-
-static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf) {
-    (void)dxpl;
-    chdf5_guard_file_t *f = (chdf5_guard_file_t *)file;
-    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) return -1;
-    unsigned char *p = (unsigned char *)buf;
-    size_t left = size;
-    off_t at = (off_t)addr;
-    while (left > 0) {
-        ssize_t n = pread(f->fd, p, left, at);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        if (n == 0) { memset(p, 0, left); break; }       // past the end of the file: zeros, as sec2
-        p += n; at += n; left -= (size_t)n;
-    }
-    // HDF5 reads a collection as raw data (H5F_block_read maps GHEAP to DRAW): first 4096
-    // bytes, then the whole collection when it is larger.
-    const unsigned char *b = (const unsigned char *)buf;
-    if ((type == H5FD_MEM_GHEAP || type == H5FD_MEM_DRAW) && size >= 16 && memcmp(b, "GCOL", 4) == 0 && b[4] == 1
-        && !chdf5_gheap_ok(b, size)) {
-        memset(buf, 0, 4);                                 // HDF5 then refuses the collection
-    }
-    return 0;
-}
-
-static herr_t chdf5_guard_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, const void *buf) {
-    (void)file; (void)type; (void)dxpl; (void)addr; (void)size; (void)buf;
-    return -1;
-}
-
-static herr_t chdf5_guard_lock(H5FD_t *file, hbool_t rw) { (void)file; (void)rw; return 0; }
-static herr_t chdf5_guard_unlock(H5FD_t *file) { (void)file; return 0; }
-
-/// The guarded read-only driver's identifier (registered once; call with the HDF5 lock held).
-static inline hid_t chdf5_guard_driver(void) {
-    static hid_t id = -1;
-    if (id >= 0) return id;
-    static const H5FD_class_t cls = {
-        "heatfront-guard", (haddr_t)INT64_MAX, H5F_CLOSE_WEAK,
-        NULL, NULL, NULL, NULL,
-        0, NULL, NULL, NULL,
-        0, NULL, NULL,
-        chdf5_guard_open, chdf5_guard_close, chdf5_guard_cmp, chdf5_guard_query, NULL,
-        NULL, NULL,
-        chdf5_guard_get_eoa, chdf5_guard_set_eoa, chdf5_guard_get_eof, chdf5_guard_get_handle,
-        chdf5_guard_read, chdf5_guard_write, NULL, NULL, chdf5_guard_lock, chdf5_guard_unlock,
-        H5FD_FLMAP_DICHOTOMY
-    };
-    id = H5FDregister(&cls);
-    return id;
-}
-
-/// Sets the guarded driver on a file-access property list; 0 on success.
-static inline int chdf5_use_guard_driver(hid_t fapl) {
-    hid_t id = chdf5_guard_driver();
-    return (id >= 0 && H5Pset_driver(fapl, id, NULL) >= 0) ? 0 : -1;
-}
+// HeatFront's read-only file driver, its check of global heap objects and the isolated
+// probe live in the CHDF5Guard target (Sources/CHDF5Guard).

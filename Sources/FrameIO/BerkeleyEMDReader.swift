@@ -51,14 +51,17 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
     private let entries: [Entry]
 
     /// Whether `url` is an HDF5 file in the Berkeley layout rather than Velox's: its root
-    /// carries `version_major` or holds a Prismatic/py4DSTEM group, and it has no `/Data`.
+    /// carries `version_major` (or attributes too damaged to tell) or holds a Prismatic/py4DSTEM
+    /// group, and it has no `/Data`.
     public static func isBerkeleyLayout(_ url: URL) -> Bool {
         HDF5Access.serialized {
             guard let (f, _) = try? HDF5.openFile(url) else { _ = HDF5Access.errorText(); return false }
             defer { H5Fclose(f); _ = HDF5Access.errorText() }
             if HDF5.exists(f, "/Data") { return false }
             if HDF5.exists(f, "/4DSTEM_simulation") || HDF5.exists(f, "/4DSTEM_experiment") { return true }
-            return HDF5.attribute(f, "/", "version_major") { o, n in HDF5.string(o, n) ?? HDF5.number(o, n).map { String($0) } } != nil
+            let version = HDF5.attribute(f, "/", "version_major") { o, n in HDF5.string(o, n) ?? HDF5.number(o, n).map { String($0) } }
+            // Root attributes CHDF5Guard refused: the Berkeley reader names the damage.
+            return version != nil || HDF5.heapDamage(f) != nil
         }
     }
 
@@ -66,7 +69,7 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
         self.url = url
         let opened: (hid_t, [SignalInfo], [Entry], [String: String]) = try HDF5Access.serialized {
             let (f, bytes) = try HDF5.openFile(url)
-            do {
+            return try HDF5.listing(f, url: url) {
                 let (infos, entries) = try Self.listSignals(file: f, url: url, fileBytes: bytes)
                 var md: [String: String] = [:]
                 for g in ["/", "/microscope", "/sample", "/user", "/comments"] {
@@ -78,10 +81,6 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
                 }
                 _ = HDF5Access.errorText()
                 return (f, infos, entries, md)
-            } catch {
-                H5Fclose(f)
-                _ = HDF5Access.errorText()
-                throw error
             }
         }
         (file, signals, entries, fileMetadata) = opened

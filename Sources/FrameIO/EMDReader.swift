@@ -39,13 +39,9 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         self.url = url
         let opened: (hid_t, [SignalInfo], [Entry]) = try HDF5Access.serialized {
             let (f, bytes) = try HDF5.openFile(url)
-            do {
+            return try HDF5.listing(f, url: url) {
                 let (infos, entries) = try Self.listSignals(file: f, url: url, fileBytes: bytes)
                 return (f, infos, entries)
-            } catch {
-                H5Fclose(f)
-                _ = HDF5Access.errorText()
-                throw error
             }
         }
         (file, signals, entries) = opened

@@ -1,5 +1,6 @@
 import Foundation
 import CHDF5
+import CHDF5Guard
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,8 +60,9 @@ enum HDF5 {
         let isHDF5 = H5Fis_hdf5(url.path)
         if isHDF5 == 0 { throw FrameIOError(.badMagic, url: url, "not an HDF5 file (no HDF5 signature)") }
         guard isHDF5 > 0 else { throw openError(url, HDF5Access.errorText()) }
-        // Through HeatFront's read-only driver (CHDF5/shim.h), which refuses the global heap
-        // collections HDF5 1.10 would loop on forever before HDF5 decodes them. Read-only
+        // Through HeatFront's read-only driver (CHDF5Guard), which refuses the global heap
+        // collections HDF5 1.10 would loop on forever before HDF5 decodes them, and records
+        // the damage its checks of heap objects and attribute tables find (`listing`). Read-only
         // opens take a shared file lock; on file systems without locks (some network
         // shares) HDF5 would refuse the file, so carry on there without one.
         let fapl = H5Pcreate(chdf5_p_file_access())
@@ -72,6 +74,32 @@ enum HDF5 {
         let f = H5Fopen(url.path, chdf5_f_acc_rdonly(), fapl)
         guard f >= 0 else { throw openError(url, HDF5Access.errorText()) }
         return (f, size)
+    }
+
+    /// Runs `list` on the file `f` just opened, and closes `f` when it throws. When the checks
+    /// of CHDF5Guard found damage while listing (a heap object refused, attribute messages
+    /// HDF5 cannot decode: attributes that then read as absent), that damage is the error,
+    /// whatever `list` concluded.
+    static func listing<T>(_ f: hid_t, url: URL, _ list: () throws -> T) throws -> T {
+        do {
+            let result = try list()
+            if let damage = heapDamage(f) { throw FrameIOError(.corrupt, url: url, damage) }
+            return result
+        } catch {
+            let damage = heapDamage(f)
+            H5Fclose(f)
+            _ = HDF5Access.errorText()
+            if let damage, (error as? FrameIOError)?.detail != damage { throw FrameIOError(.corrupt, url: url, damage) }
+            throw error
+        }
+    }
+
+    /// The damage CHDF5Guard's checks found in `f`, if any.
+    static func heapDamage(_ f: hid_t) -> String? {
+        var buf = [CChar](repeating: 0, count: 512)
+        let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_damage(f, $0.baseAddress, $0.count) }
+        _ = HDF5Access.errorText()
+        return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
     static func openError(_ url: URL, _ cause: String) -> FrameIOError {

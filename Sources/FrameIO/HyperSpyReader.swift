@@ -48,13 +48,9 @@ public final class HyperSpyReader: FrameFileReader, @unchecked Sendable {
         self.url = url
         let opened: (hid_t, [SignalInfo], [Entry], [String: String]) = try HDF5Access.serialized {
             let (f, bytes) = try HDF5.openFile(url)
-            do {
+            return try HDF5.listing(f, url: url) {
                 let (infos, entries, md) = try Self.listSignals(file: f, url: url, fileBytes: bytes)
                 return (f, infos, entries, md)
-            } catch {
-                H5Fclose(f)
-                _ = HDF5Access.errorText()
-                throw error
             }
         }
         (file, signals, entries, fileMetadata) = opened

@@ -1,0 +1,581 @@
+// HeatFront's read-only HDF5 file driver, its check of global heap objects and the repair
+// of HDF5's attribute table.
+// See include/chdf5_guard.h.
+#define _GNU_SOURCE
+#include "chdf5_guard.h"
+#include <dlfcn.h>
+#include <link.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------------------------------
+// A read-only file driver (HDF5 virtual file layer, H5FDpublic.h) that reads with pread and
+// checks every global heap collection HDF5 loads before HDF5 decodes it.
+//
+// HDF5 1.10 decodes a global heap collection (where variable-length strings, such as
+// HyperSpy's and h5py's text attributes, live) in a loop that advances by each object's
+// stored size: an object of index 0 and size 0 makes it loop forever, and a size that runs
+// past the collection makes it read outside its buffer. Such a collection is refused here:
+// its signature is blanked in the bytes handed back, so HDF5 reports "bad global heap
+// collection signature" and the read fails cleanly. Nothing else differs from HDF5's own
+// sec2 driver, except that small metadata reads are not gathered into larger ones.
+
+/// Which object indices one global heap collection holds (a bit per index, 1 … 65535).
+typedef struct {
+    haddr_t addr;
+    int used;
+    unsigned char present[65536 / 8];
+} chdf5_heap_index_t;
+
+enum { CHDF5_HEAP_CACHE = 8 };
+
+typedef struct chdf5_guard_file {
+    H5FD_t pub;          // must be first
+    int fd;
+    haddr_t eoa, eof;
+    dev_t dev;
+    ino_t ino;
+    /// Collections already indexed (a small ring), allocated on first use.
+    chdf5_heap_index_t *heaps;
+    unsigned next_heap;
+    /// The first damage found by the heap check (a C string; empty when none).
+    char damage[256];
+    struct chdf5_guard_file *next_open;
+} chdf5_guard_file_t;
+
+// The files open through this driver, so that a handle HDF5 gives back can be recognised as
+// one of ours before anything is read through it.
+static pthread_mutex_t open_files_lock = PTHREAD_MUTEX_INITIALIZER;
+static chdf5_guard_file_t *open_files = NULL;
+/// The file opened last (damage found where HDF5 gives no file is recorded on it: the
+/// readers list a file right after opening it, under one hold of HeatFront's HDF5 lock).
+static chdf5_guard_file_t *last_opened = NULL;
+
+static uint64_t le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/// Whether the collection image `p` of `len` bytes (starting "GCOL") walks cleanly: every
+/// object advances the cursor and ends inside the collection. Sizes are 8 bytes (the
+/// superblock default). A collection that claims more than `len` is walked from the file
+/// (`index_collection`).
+static int chdf5_gheap_ok(const unsigned char *p, size_t len) {
+    if (len < 16) return 1;
+    uint64_t size = le(p + 8, 8);
+    if (size > len) return 1;
+    uint64_t at = 16;
+    while (at < size) {
+        if (at + 16 > size) break;                       // tail too small: free space
+        unsigned idx = (unsigned)le(p + at, 2);
+        uint64_t obj = le(p + at + 8, 8);
+        uint64_t need;
+        if (idx > 0) {
+            if (obj > size) return 0;
+            need = 16 + ((obj + 7) & ~(uint64_t)7);
+        } else {
+            need = obj;
+        }
+        if (need == 0 || need > size - at) return 0;     // no progress, or past the end
+        at += need;
+    }
+    return 1;
+}
+
+static H5FD_t *chdf5_guard_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr) {
+    (void)fapl; (void)maxaddr;
+    if (flags & (H5F_ACC_RDWR | H5F_ACC_TRUNC | H5F_ACC_CREAT)) return NULL;   // read-only
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return NULL; }
+    chdf5_guard_file_t *f = (chdf5_guard_file_t *)calloc(1, sizeof *f);
+    if (!f) { close(fd); return NULL; }
+    f->fd = fd;
+    f->eof = (haddr_t)st.st_size;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    pthread_mutex_lock(&open_files_lock);
+    f->next_open = open_files;
+    open_files = f;
+    last_opened = f;
+    pthread_mutex_unlock(&open_files_lock);
+    return &f->pub;
+}
+
+static herr_t chdf5_guard_close(H5FD_t *file) {
+    chdf5_guard_file_t *f = (chdf5_guard_file_t *)file;
+    pthread_mutex_lock(&open_files_lock);
+    for (chdf5_guard_file_t **p = &open_files; *p; p = &(*p)->next_open) {
+        if (*p == f) { *p = f->next_open; break; }
+    }
+    if (last_opened == f) last_opened = NULL;
+    pthread_mutex_unlock(&open_files_lock);
+    int r = close(f->fd);
+    free(f->heaps);
+    free(f);
+    return r == 0 ? 0 : -1;
+}
+
+static int chdf5_guard_cmp(const H5FD_t *a, const H5FD_t *b) {
+    const chdf5_guard_file_t *x = (const chdf5_guard_file_t *)a, *y = (const chdf5_guard_file_t *)b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return 0;
+}
+
+static herr_t chdf5_guard_query(const H5FD_t *f, unsigned long *flags) {
+    (void)f;
+    *flags = H5FD_FEAT_DATA_SIEVE | H5FD_FEAT_POSIX_COMPAT_HANDLE;
+    return 0;
+}
+
+static haddr_t chdf5_guard_get_eoa(const H5FD_t *file, H5FD_mem_t type) { (void)type; return ((const chdf5_guard_file_t *)file)->eoa; }
+static herr_t chdf5_guard_set_eoa(H5FD_t *file, H5FD_mem_t type, haddr_t addr) { (void)type; ((chdf5_guard_file_t *)file)->eoa = addr; return 0; }
+static haddr_t chdf5_guard_get_eof(const H5FD_t *file, H5FD_mem_t type) { (void)type; return ((const chdf5_guard_file_t *)file)->eof; }
+static herr_t chdf5_guard_get_handle(H5FD_t *file, hid_t fapl, void **handle) {
+    (void)fapl;
+    *handle = &((chdf5_guard_file_t *)file)->fd;
+    return 0;
+}
+
+static int index_collection(chdf5_guard_file_t *f, haddr_t rel_addr, int ls, chdf5_heap_index_t *h,
+                            unsigned want, uint64_t *want_size);
+
+/// Reads `size` bytes at `at`; bytes past the end of the file read as zeros (as sec2).
+static int pread_full(int fd, void *buf, size_t size, off_t at) {
+    unsigned char *p = (unsigned char *)buf;
+    size_t left = size;
+    while (left > 0) {
+        ssize_t n = pread(fd, p, left, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) { memset(p, 0, left); break; }
+        p += n; at += n; left -= (size_t)n;
+    }
+    return 0;
+}
+
+static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf) {
+    (void)dxpl;
+    chdf5_guard_file_t *f = (chdf5_guard_file_t *)file;
+    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) return -1;
+    if (pread_full(f->fd, buf, size, (off_t)addr) != 0) return -1;
+    // HDF5 reads a collection as raw data (H5F_block_read maps GHEAP to DRAW): first 4096
+    // bytes, then, when the collection is larger, only the rest. A larger collection is
+    // walked here from the file, whole.
+    const unsigned char *b = (const unsigned char *)buf;
+    if ((type == H5FD_MEM_GHEAP || type == H5FD_MEM_DRAW) && size >= 16 && memcmp(b, "GCOL", 4) == 0 && b[4] == 1) {
+        int ok = 1;
+        if (le(b + 8, 8) <= size) {
+            ok = chdf5_gheap_ok(b, size);
+        } else if (addr >= f->pub.base_addr) {
+            chdf5_heap_index_t *h = (chdf5_heap_index_t *)malloc(sizeof *h);
+            ok = !h || index_collection(f, addr - f->pub.base_addr, 8, h, 0, NULL) >= 0;
+            free(h);
+        }
+        if (!ok) memset(buf, 0, 4);                        // HDF5 then refuses the collection
+    }
+    return 0;
+}
+
+static herr_t chdf5_guard_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, const void *buf) {
+    (void)file; (void)type; (void)dxpl; (void)addr; (void)size; (void)buf;
+    return -1;
+}
+
+static herr_t chdf5_guard_lock(H5FD_t *file, hbool_t rw) { (void)file; (void)rw; return 0; }
+static herr_t chdf5_guard_unlock(H5FD_t *file) { (void)file; return 0; }
+
+static hid_t chdf5_guard_driver(void) {
+    static hid_t id = -1;
+    if (id >= 0) return id;
+    static const H5FD_class_t cls = {
+        "heatfront-guard", (haddr_t)INT64_MAX, H5F_CLOSE_WEAK,
+        NULL, NULL, NULL, NULL,
+        0, NULL, NULL, NULL,
+        0, NULL, NULL,
+        chdf5_guard_open, chdf5_guard_close, chdf5_guard_cmp, chdf5_guard_query, NULL,
+        NULL, NULL,
+        chdf5_guard_get_eoa, chdf5_guard_set_eoa, chdf5_guard_get_eof, chdf5_guard_get_handle,
+        chdf5_guard_read, chdf5_guard_write, NULL, NULL, chdf5_guard_lock, chdf5_guard_unlock,
+        H5FD_FLMAP_DICHOTOMY
+    };
+    id = H5FDregister(&cls);
+    return id;
+}
+
+int chdf5_use_guard_driver(hid_t fapl) {
+    hid_t id = chdf5_guard_driver();
+    return (id >= 0 && H5Pset_driver(fapl, id, NULL) >= 0) ? 0 : -1;
+}
+
+/// The open guarded file whose driver handle (`&fd`) is `handle`, or NULL.
+static chdf5_guard_file_t *guard_file_for_handle(const void *handle) {
+    chdf5_guard_file_t *found = NULL;
+    pthread_mutex_lock(&open_files_lock);
+    for (chdf5_guard_file_t *f = open_files; f; f = f->next_open) {
+        if ((const void *)&f->fd == handle) { found = f; break; }
+    }
+    pthread_mutex_unlock(&open_files_lock);
+    return found;
+}
+
+size_t chdf5_guard_damage(hid_t file, char *buf, size_t cap) {
+    void *handle = NULL;
+    if (cap == 0) return 0;
+    buf[0] = 0;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || !handle) { H5Eclear2(H5E_DEFAULT); return 0; }
+    chdf5_guard_file_t *f = guard_file_for_handle(handle);
+    if (!f || !f->damage[0]) return 0;
+    size_t n = strnlen(f->damage, cap - 1);
+    memcpy(buf, f->damage, n);
+    buf[n] = 0;
+    return n;
+}
+
+// ---------------------------------------------------------------------------------------
+// The check of global heap objects.
+//
+// A variable-length string or sequence is stored as its length and a heap ID: the address
+// of a global heap collection and an object index in it. HDF5 1.10's `H5HG_read` and
+// `H5HG_get_obj_size` only assert that the index names an object of the collection (asserts
+// are compiled out of release builds), then read `heap->obj[index]`: an index the
+// collection does not hold reads through a stray pointer (a crash, or bytes from elsewhere
+// in memory). The heap ID lives in the attribute's or dataset's data, which the driver
+// above never inspects, so the check sits on the call itself: this executable defines both
+// functions, the dynamic linker binds HDF5's own calls (made through its procedure linkage
+// table) to these definitions, and each looks the index up in the collection as the file
+// stores it, read through the driver's descriptor, before calling HDF5's function
+// (`dlsym(RTLD_NEXT, …)`). Files not opened through the guarded driver pass unchecked.
+
+/// HDF5's heap ID (H5HGprivate.h, unchanged since 1.8).
+typedef struct { haddr_t addr; size_t idx; } chdf5_heap_id_t;
+
+typedef void *(*heap_read_fn)(void *, chdf5_heap_id_t *, void *, size_t *);
+typedef herr_t (*heap_size_fn)(void *, chdf5_heap_id_t *, size_t *);
+typedef herr_t (*vfd_handle_fn)(const void *, hid_t, void **);
+typedef uint8_t (*sizeof_fn)(const void *);
+typedef herr_t (*attr_table_fn)(void *, void *, int, int, void *);
+
+static struct {
+    int resolved;
+    heap_read_fn read;
+    heap_size_fn size;
+    vfd_handle_fn handle;
+    sizeof_fn sizeof_size;
+    attr_table_fn attr_table;
+} real;
+static unsigned long refusals = 0;
+
+static void resolve_real(void) {
+    if (real.resolved) return;
+    real.read = (heap_read_fn)dlsym(RTLD_NEXT, "H5HG_read");
+    real.size = (heap_size_fn)dlsym(RTLD_NEXT, "H5HG_get_obj_size");
+    real.handle = (vfd_handle_fn)dlsym(RTLD_DEFAULT, "H5F_get_vfd_handle");
+    real.sizeof_size = (sizeof_fn)dlsym(RTLD_DEFAULT, "H5F_sizeof_size");
+    real.attr_table = (attr_table_fn)dlsym(RTLD_NEXT, "H5A__compact_build_table");
+    real.resolved = 1;
+}
+
+void *H5HG_read(void *f, chdf5_heap_id_t *hobj, void *object, size_t *buf_size);
+herr_t H5HG_get_obj_size(void *f, chdf5_heap_id_t *hobj, size_t *obj_size);
+herr_t H5A__compact_build_table(void *f, void *oh, int idx_type, int order, void *atable);
+void *H5FL_blk_realloc(void *head, void *block, size_t size);
+void *H5FL_blk_calloc(void *head, size_t size);
+void *H5FL_blk_free(void *head, void *block);
+static int vlen_conversion_located(void);
+
+int chdf5_heap_guard_active(void) {
+    resolve_real();
+    return real.read && real.size && real.handle && real.attr_table
+        && dlsym(RTLD_DEFAULT, "H5HG_read") == (void *)H5HG_read
+        && dlsym(RTLD_DEFAULT, "H5HG_get_obj_size") == (void *)H5HG_get_obj_size
+        && dlsym(RTLD_DEFAULT, "H5A__compact_build_table") == (void *)H5A__compact_build_table
+        && dlsym(RTLD_DEFAULT, "H5FL_blk_realloc") == (void *)H5FL_blk_realloc
+        && dlsym(RTLD_DEFAULT, "H5FL_blk_calloc") == (void *)H5FL_blk_calloc
+        && dlsym(RTLD_DEFAULT, "H5FL_blk_free") == (void *)H5FL_blk_free
+        && vlen_conversion_located();
+}
+
+unsigned long chdf5_heap_guard_refusals(void) { return refusals; }
+
+/// The open guarded file behind HDF5's file `hf` (an `H5F_t *`), or NULL.
+static chdf5_guard_file_t *guard_file_of(void *hf) {
+    void *handle = NULL;
+    if (!real.handle || real.handle(hf, H5P_DEFAULT, &handle) < 0 || !handle) return NULL;
+    return guard_file_for_handle(handle);
+}
+
+/// Records the first damage found in `f`.
+static void note_damage(chdf5_guard_file_t *f, const char *what) {
+    if (f && !f->damage[0]) snprintf(f->damage, sizeof f->damage, "%s", what);
+}
+
+/// Indexes the collection at `addr` the way HDF5 1.10 decodes it (H5HGcache.c): objects
+/// follow a 16-byte header, each with a 2-byte index and a length of `ls` bytes; index 0 is
+/// free space. Returns 1 when `h` now holds its indices, -1 when the collection is damaged
+/// (an object that does not advance the walk or runs past the collection's end), 0 when
+/// there is no collection there to check (HDF5 then refuses it itself).
+/// Heap addresses are relative to the file's base address (the superblock's), as HDF5 reads
+/// them. When `want_size` is given, it receives the size of object `want` (0 when absent;
+/// of the last one, as HDF5 keeps, when the index repeats).
+static int index_collection(chdf5_guard_file_t *f, haddr_t rel_addr, int ls, chdf5_heap_index_t *h,
+                            unsigned want, uint64_t *want_size) {
+    enum { WINDOW = 1 << 16 };
+    unsigned char head[16 + 8];
+    int hdr = 8 + ls, objhdr = 8 + ls;
+    haddr_t addr = rel_addr + f->pub.base_addr;
+    if (want_size) *want_size = 0;
+    if (rel_addr == HADDR_UNDEF || addr < rel_addr || addr >= f->eof || pread_full(f->fd, head, (size_t)hdr, (off_t)addr) != 0) return 0;
+    if (memcmp(head, "GCOL", 4) != 0 || head[4] != 1) return 0;
+    uint64_t size = le(head + 8, ls);
+    if (size < (uint64_t)hdr || size > f->eof - addr) return 0;
+    memset(h->present, 0, sizeof h->present);
+    h->addr = rel_addr;
+    // The objects, read through a window that slides with the cursor.
+    unsigned char *w = (unsigned char *)malloc(WINDOW);
+    if (!w) return 0;
+    uint64_t wstart = 0, wlen = 0, at = (uint64_t)hdr;
+    int ok = 1;
+    while (at < size) {
+        if (at + (uint64_t)objhdr > size) break;                     // free space too small for a header
+        if (at < wstart || at + (uint64_t)objhdr > wstart + wlen) {
+            wstart = at;
+            wlen = size - at < WINDOW ? size - at : WINDOW;
+            if (pread_full(f->fd, w, (size_t)wlen, (off_t)(addr + at)) != 0) { ok = 0; break; }   // unknown
+        }
+        const unsigned char *p = w + (at - wstart);
+        unsigned idx = (unsigned)le(p, 2);
+        uint64_t len = le(p + 8, ls), need;
+        if (idx > 0) {
+            if (len > size) { ok = -1; break; }
+            need = (uint64_t)objhdr + ((len + 7) & ~(uint64_t)7);
+            h->present[idx / 8] |= (unsigned char)(1u << (idx % 8));
+            if (want_size && idx == want) *want_size = len;
+        } else {
+            need = len;
+        }
+        if (need == 0 || need > size - at) { ok = -1; break; }         // no progress, or past the end
+        at += need;
+    }
+    free(w);
+    h->used = ok > 0;
+    return ok;
+}
+
+/// 1 when `hobj` names an object its collection holds, or when it cannot be checked (a
+/// file not opened through the guarded driver, a collection HDF5 will refuse itself);
+/// 0 when the collection holds no such object.
+static int heap_object_ok(void *hf, const chdf5_heap_id_t *hobj) {
+    resolve_real();
+    chdf5_guard_file_t *f = guard_file_of(hf);
+    if (!f) return 1;
+    int ls = real.sizeof_size ? real.sizeof_size(hf) : 8;
+    if (ls != 2 && ls != 4 && ls != 8) return 1;
+    if (!f->heaps && !(f->heaps = (chdf5_heap_index_t *)calloc(CHDF5_HEAP_CACHE, sizeof *f->heaps))) return 1;
+    chdf5_heap_index_t *h = NULL;
+    for (int i = 0; i < CHDF5_HEAP_CACHE; i++) {
+        if (f->heaps[i].used && f->heaps[i].addr == hobj->addr) { h = &f->heaps[i]; break; }
+    }
+    if (!h) {
+        h = &f->heaps[f->next_heap++ % CHDF5_HEAP_CACHE];
+        h->used = 0;
+        int found = index_collection(f, hobj->addr, ls, h, 0, NULL);
+        if (found == 0) return 1;
+        if (found < 0) {
+            refusals++;
+            char what[160];
+            snprintf(what, sizeof what, "the global heap collection at byte %llu is damaged (an object runs past its end)",
+                     (unsigned long long)hobj->addr);
+            note_damage(f, what);
+            return 0;
+        }
+    }
+    if (hobj->idx > 0 && hobj->idx < 65536 && (h->present[hobj->idx / 8] & (1u << (hobj->idx % 8)))) return 1;
+    refusals++;
+    if (!f->damage[0]) {
+        snprintf(f->damage, sizeof f->damage,
+                 "variable-length data refer to object %zu of the global heap collection at byte %llu, which holds no such object",
+                 hobj->idx, (unsigned long long)hobj->addr);
+    }
+    return 0;
+}
+
+/// The buffer the variable-length conversion last allocated (see below) and its size.
+static void *vlen_buffer = NULL;
+static size_t vlen_buffer_size = 0;
+
+/// 1 when the object `hobj` fits `object`, the buffer HDF5 copies it into, as far as it is
+/// known: HDF5 copies the object's stored size whatever the buffer's, and the variable-length
+/// conversion sizes its buffer from the length stored beside the heap ID.
+static int heap_object_fits(void *hf, const chdf5_heap_id_t *hobj, const void *object) {
+    if (!object || object != vlen_buffer || hobj->idx == 0 || hobj->idx >= 65536) return 1;
+    chdf5_guard_file_t *f = guard_file_of(hf);
+    int ls = real.sizeof_size ? real.sizeof_size(hf) : 8;
+    if (!f || (ls != 2 && ls != 4 && ls != 8)) return 1;
+    chdf5_heap_index_t *h = (chdf5_heap_index_t *)malloc(sizeof *h);
+    uint64_t size = 0;
+    int known = h && index_collection(f, hobj->addr, ls, h, (unsigned)hobj->idx, &size) > 0;
+    free(h);
+    if (!known || size <= vlen_buffer_size) return 1;
+    refusals++;
+    char what[200];
+    snprintf(what, sizeof what, "variable-length data of %llu bytes (object %zu of the global heap collection at byte %llu) exceed the length stored with them",
+             (unsigned long long)size, hobj->idx, (unsigned long long)hobj->addr);
+    note_damage(f, what);
+    return 0;
+}
+
+void *H5HG_read(void *f, chdf5_heap_id_t *hobj, void *object, size_t *buf_size) {
+    resolve_real();
+    if (!real.read || !hobj || !heap_object_ok(f, hobj) || !heap_object_fits(f, hobj, object)) return NULL;   // HDF5: "Unable to read VL information"
+    return real.read(f, hobj, object, buf_size);
+}
+
+herr_t H5HG_get_obj_size(void *f, chdf5_heap_id_t *hobj, size_t *obj_size) {
+    resolve_real();
+    if (!real.size || !hobj || !heap_object_ok(f, hobj)) return -1;
+    return real.size(f, hobj, obj_size);
+}
+
+// ---------------------------------------------------------------------------------------
+// The attribute table of an object whose attribute messages cannot all be decoded.
+//
+// To list or iterate over an object's attributes in a given order (H5Aiterate2, the
+// by-index calls), HDF5 1.10 copies them into a table that it grows by doubling
+// (`H5A__compact_build_table`, H5Aint.c). When a message fails to decode part-way, the table
+// keeps its allocated length rather than the number of attributes copied, and the caller
+// then closes every entry (`H5A__attr_release_table`): the entries past the last copy are
+// uninitialised, so HDF5 closes whatever pointers the heap held there (a crash or heap
+// corruption, depending on what was in memory before). This executable defines the function
+// too (bound as above): after a failure it sets the table's length to 0, so only the table
+// itself is freed. The attributes already copied leak (a few hundred bytes per damaged
+// object), and the damage is recorded on the file so the reader reports it.
+
+/// HDF5 1.10's attribute table (H5Apkg.h): its length, then the entries.
+typedef struct { size_t nattrs; void **attrs; } chdf5_attr_table_t;
+
+herr_t H5A__compact_build_table(void *f, void *oh, int idx_type, int order, void *atable) {
+    resolve_real();
+    if (!real.attr_table) return -1;
+    herr_t r = real.attr_table(f, oh, idx_type, order, atable);
+    if (r < 0 && atable) {
+        ((chdf5_attr_table_t *)atable)->nattrs = 0;
+        note_damage(guard_file_of(f), "an object's attribute messages are damaged (HDF5 cannot decode them)");
+    }
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// The buffer HDF5 allocates for one variable-length value.
+//
+// A variable-length string or sequence stores its length beside its heap ID, and HDF5 1.10
+// (`H5T__conv_vlen`) allocates and zero-fills a buffer of that length before it reads the
+// heap object: a length of 4 GB in a 37 kB file costs 4 GB of memory and half a minute. The
+// buffer comes from HDF5's block free lists; this executable defines their allocation calls
+// too, and refuses a block larger than `CHDF5_MAX_VLEN_BYTES` when the caller is the
+// variable-length conversion (its return address lies in `H5T__conv_vlen`'s code), so HDF5
+// reports an allocation failure and the damage is recorded on the file being read. The
+// conversion's latest block and its size are remembered: `H5HG_read` copies a heap object
+// into it (see `heap_object_fits`).
+
+/// The largest variable-length value HDF5 may allocate: HeatFront's cap on a frame file's
+/// metadata (`FrameLimits.maxMetadataBytes`).
+#define CHDF5_MAX_VLEN_BYTES ((size_t)1 << 24)
+
+typedef void *(*blk_realloc_fn)(void *, void *, size_t);
+typedef void *(*blk_alloc_fn)(void *, size_t);
+typedef void *(*blk_free_fn)(void *, void *);
+static struct {
+    int resolved;
+    blk_realloc_fn realloc;
+    blk_alloc_fn malloc, calloc;
+    blk_free_fn free;
+    uintptr_t conv_lo, conv_hi;     // H5T__conv_vlen's code
+} blk;
+static unsigned long vlen_refusals = 0;
+
+static void resolve_blk(void) {
+    if (blk.resolved) return;
+    blk.realloc = (blk_realloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_realloc");
+    blk.malloc = (blk_alloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_malloc");
+    blk.calloc = (blk_alloc_fn)dlsym(RTLD_NEXT, "H5FL_blk_calloc");
+    blk.free = (blk_free_fn)dlsym(RTLD_NEXT, "H5FL_blk_free");
+    void *conv = dlsym(RTLD_DEFAULT, "H5T__conv_vlen");
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (conv && dladdr1(conv, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size > 0) {
+        blk.conv_lo = (uintptr_t)conv;
+        blk.conv_hi = (uintptr_t)conv + sym->st_size;
+    }
+    blk.resolved = 1;
+}
+
+static int vlen_conversion_located(void) {
+    resolve_blk();
+    return blk.conv_hi > blk.conv_lo;
+}
+
+static int from_vlen_conversion(void *caller) {
+    return (uintptr_t)caller >= blk.conv_lo && (uintptr_t)caller < blk.conv_hi;
+}
+
+/// Whether a block of `size` bytes for the variable-length conversion is too large to be
+/// real (and records the damage).
+static int vlen_block_refused(size_t size) {
+    if (size <= CHDF5_MAX_VLEN_BYTES) return 0;
+    vlen_refusals++;
+    char what[160];
+    snprintf(what, sizeof what, "a variable-length value claims %zu bytes, more than the %zu MB allowed for metadata",
+             size, CHDF5_MAX_VLEN_BYTES >> 20);
+    pthread_mutex_lock(&open_files_lock);
+    note_damage(last_opened, what);
+    pthread_mutex_unlock(&open_files_lock);
+    return 1;
+}
+
+/// A block HDF5 gave out: when the variable-length conversion asked for it, it is the
+/// buffer the next heap object is copied into.
+static void *given(void *block, size_t size, int vlen) {
+    if (vlen && block) { vlen_buffer = block; vlen_buffer_size = size; }
+    return block;
+}
+
+void *H5FL_blk_realloc(void *head, void *block, size_t size) {
+    resolve_blk();
+    int vlen = from_vlen_conversion(__builtin_return_address(0));
+    if (!blk.realloc || (vlen && vlen_block_refused(size))) return NULL;
+    if (block && block == vlen_buffer) vlen_buffer = NULL;
+    return given(blk.realloc(head, block, size), size, vlen);
+}
+
+void *H5FL_blk_malloc(void *head, size_t size) {
+    resolve_blk();
+    int vlen = from_vlen_conversion(__builtin_return_address(0));
+    if (!blk.malloc || (vlen && vlen_block_refused(size))) return NULL;
+    return given(blk.malloc(head, size), size, vlen);
+}
+
+void *H5FL_blk_calloc(void *head, size_t size) {
+    resolve_blk();
+    int vlen = from_vlen_conversion(__builtin_return_address(0));
+    if (!blk.calloc || (vlen && vlen_block_refused(size))) return NULL;
+    return given(blk.calloc(head, size), size, vlen);
+}
+
+void *H5FL_blk_free(void *head, void *block) {
+    resolve_blk();
+    if (block && block == vlen_buffer) vlen_buffer = NULL;
+    return blk.free ? blk.free(head, block) : NULL;
+}
+
+unsigned long chdf5_vlen_refusals(void) { return vlen_refusals; }
