@@ -15,11 +15,11 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Preset: boundary-front, gradual-onset, registration-stress, scan-distortion.")
+    @Option(name: .long, help: "Preset: \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", ")).")
     var preset: String = SimulationPreset.boundaryFront.cliName
 
-    @Option(name: .long, help: "Frame width and height in pixels (the field of view stays the same; the pixel size follows).")
-    var size: Int = 512
+    @Option(name: .long, help: "Frame width in pixels; the height keeps the preset's aspect ratio (1:1, slow-front 2:1) and the field of view stays the same, so the pixel size follows (preset default when absent: 512, slow-front 1024).")
+    var size: Int?
 
     @Option(name: .long, help: "Frames per temperature hold (preset default when absent).")
     var framesPerStep: Int?
@@ -41,6 +41,6 @@ struct Simulate: ParsableCommand {
         let sim = HeatingRunSimulator(options)
         let dir = URL(fileURLWithPath: out, isDirectory: true)
         try sim.write(to: dir)
-        print("wrote \(sim.frameCount) frames of \(size)×\(size) px (\(p.cliName), seed \(seed)) to \(dir.path)")
+        print("wrote \(sim.frameCount) frames of \(options.size)×\(options.height) px (\(p.cliName), seed \(seed)) to \(dir.path)")
     }
 }
