@@ -145,7 +145,7 @@ public enum RunPipeline {
 
             // 5. Per frame, streamed step by step: aligned frame → intensities → front.
             progress.begin("measure", total: ok.count)
-            var profilesByStep: [[FrontProfile]] = Array(repeating: [], count: table.steps.count)
+            var fronts = [StoredFront?](repeating: nil, count: table.steps.count)
             for k in table.steps.indices {
                 try cancel.throwIfCancelled()
                 let members = table.steps[k].frameIndices.filter { results[$0].status == "ok" }
@@ -161,14 +161,14 @@ public enum RunPipeline {
                     try cache.store(measured, "step_\(k)_frames")
                 }
                 for m in measured.frames { results[m.frameIndex].merge(m) }
-                profilesByStep[k] = measured.profiles.map(\.profile)
+                fronts[k] = measured.front
                 progress.advance(by: members.count)
             }
             // Ramp frames (step -1): measured with the sites of the nearest step in time.
             let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status == "ok" }.map(\.frameIndex)
             if !ramp.isEmpty {
                 let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
-                    var all = StepFrames(frames: [], profiles: [])
+                    var all = StepFrames(frames: [])
                     for f in ramp {
                         let k = nearestStep(to: f, table: table)
                         let m = try FrameMeasurement.measure([f], times: [table.records[f].timeS], frames: frames,
@@ -187,9 +187,16 @@ public enum RunPipeline {
 
             // 6. Kinetics per step and over the run.
             steps = table.steps.indices.map { k in
-                StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], profiles: profilesByStep[k])
+                StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], front: fronts[k])
             }
-            summary.addKinetics(steps: steps)
+            let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status == "ok" }.compactMap { results[$0].liTmRatio } }
+            for w in summary.addKinetics(steps: steps, ratios: ratios, hasFront: analyses.map { $0?.front?.positionPx != nil }) {
+                progress.warn(w)
+            }
+            if let boundary, analyses.contains(where: { $0?.front?.positionPx != nil }) {
+                summary.frontBoundary = boundary
+                summary.frontDirection = analyses.lazy.compactMap { $0?.front }.first { $0.positionPx != nil }?.direction
+            }
             clock.lap("kinetics")
         }
 
