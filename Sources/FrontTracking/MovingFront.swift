@@ -82,11 +82,11 @@ public struct MovingFrontFit: Sendable {
     public var positionPx: Double
     /// Velocity of the midpoint (px/s); 0 and not fitted with fewer than 3 frames.
     public var velocityPxPerS: Double
-    /// Its standard error (px/s), cluster-robust over frames; nil when not fitted.
+    /// Its delete-one-frame jackknife standard error (px/s); nil when not fitted.
     public var velocitySEMPxPerS: Double?
     /// 10–90 % width of the occupancy profile (px), the window's blur removed.
     public var widthPx: Double
-    /// Its standard error (px), cluster-robust over frames.
+    /// Its delete-one-frame jackknife standard error (px).
     public var widthSEMPx: Double?
     /// Frames the jackknife refitted without: the standard errors have `frameCount − 1`
     /// degrees of freedom.
@@ -115,8 +115,8 @@ public struct MovingFrontFit: Sendable {
 /// residuals show it (see `fit(_:timesS:startPositionPx:startWidthPx:layeredLevelPrior:neighbours:)`);
 /// for the order parameter K is held near the frames' layered level as in `FrontLocator`. Then every frame's own midpoint is
 /// refitted with the shape held fixed (one parameter each): those positions go to
-/// `frames.csv`, and the step's velocity is their least-squares slope (run contract §4),
-/// which equals v up to the frames' noise.
+/// `frames.csv`. The step's velocity is v, the width W = 2·atanh(0.8)·w, both with their
+/// delete-one-frame jackknife standard errors (see the code).
 ///
 /// Why: low-dose frames fitted one at a time each trade their plateaus, β and w against
 /// their position, and which trade they make depends on how far out the front is (near the
@@ -263,11 +263,16 @@ public enum MovingFront {
             var start = [startPositionPx, log(max(0.5, startWidthPx / FrontLocator.tanhWidthFactor))]
             if fitVelocity { start.append(0) }
             var layout = [(a: Int, depth: Int, beta: Int)]()
+            // With an order-parameter channel to pin the plateau (q → 0 in full mixing), the
+            // site channel keeps its levels free: its measured ratio in rock salt need not be
+            // exactly 1 (background and deblending errors of the column intensities).
+            let pinned = chans.indices.contains { !isSites[$0] }
             for k in chans.indices {
                 let a = start.count; start.append(k0s[k])
                 var depth = -1, beta = -1
-                if !fullMixing { depth = start.count; start.append(isSites[k] ? 0.5 : 0.9) }
-                if isSites[k] && !fullMixing { beta = start.count; start.append(-0.3) }
+                let free = !fullMixing || (isSites[k] && pinned)
+                if free { depth = start.count; start.append(isSites[k] ? 0.5 : 0.9) }
+                if isSites[k] && free { beta = start.count; start.append(-0.3) }
                 layout.append((a, depth, beta))
             }
             func shape(_ p: [Double]) -> Shape {

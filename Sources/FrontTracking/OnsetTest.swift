@@ -14,12 +14,13 @@ import Foundation
 /// freedom per hold (Welch–Satterthwaite for the pair). ρ is the lag-1 autocorrelation of
 /// the frames about their own hold's mean, pooled over the baseline and every hold up to
 /// the one tested — those the null hypothesis (no onset yet) says are alike, so a later
-/// hold's transformation trend cannot inflate it — corrected for its small-sample bias
-/// (E[r₁] ≈ ρ − (1 + 4ρ)/n; Kendall, Biometrika 41, 403, 1954; Marriott & Pope, Biometrika
-/// 41, 390, 1954) and kept in [0, 0.9]. A hold counts when its one-sided p-value is below
-/// α/(H − 1): the false-alarm rate α holds for the whole run of H holds (Bonferroni), so a
-/// run without any onset reports one falsely with probability ≤ α (2 % at α = 5 % over
-/// simulated AR(1) runs of 6 holds × 12 frames with ρ up to 0.7; `KineticsTests`).
+/// hold's transformation trend cannot inflate it — corrected to first order for its
+/// small-sample bias (E[r₁] ≈ ρ − (1 + 4ρ)/n; Kendall, Biometrika 41, 403, 1954; Marriott &
+/// Pope, Biometrika 41, 390, 1954) and kept in [0, 0.9]. A hold counts when its one-sided
+/// p-value is below α/(H − 1): the false-alarm rate α holds for the whole run of H holds
+/// (Bonferroni). Over simulated AR(1) runs stated at α = 5 % (800 each): 6 holds × 12 frames
+/// 3.5, 5.8 and 6.5 % false alarms at ρ = 0, 0.3, 0.6; 12 holds × 6 frames 2.0, 6.1, 9.9 %.
+/// Taking the frames as independent gives 26 % at ρ = 0.5 (`KineticsTests`).
 public enum OnsetTest {
     /// What the test is asked: the family-wise false-alarm rate over a run's holds.
     public struct Configuration: Sendable, Equatable {
@@ -119,8 +120,10 @@ public enum OnsetTest {
     }
 
     /// Lag-1 autocorrelation of several series about their own means, pooled, with Kendall's
-    /// bias correction (E[r] ≈ ρ − (1 + 4ρ)/n inverted: ρ = (n r + 1)/(n − 4), n the mean
-    /// series length), kept in [0, `limit`].
+    /// first-order bias correction r + (1 + 4r)/n (from E[r] ≈ ρ − (1 + 4ρ)/n, n the mean
+    /// series length), kept in [0, `limit`]. (Inverting the bias exactly, (n r + 1)/(n − 4),
+    /// amplifies the estimate's noise n/(n − 4)-fold: with holds of 6 frames the onset was
+    /// found at its hold on 9 of gradual-onset seeds 1–16, against 16 of 16 with this.)
     public static func pooledAutocorrelation(_ series: [[Double]], limit: Double) -> Double {
         var lag = 0.0, zero = 0.0, count = 0
         for x in series where x.count >= 3 {
@@ -134,8 +137,7 @@ public enum OnsetTest {
         let used = series.filter { $0.count >= 3 }.count
         guard zero > 0, used > 0 else { return 0 }
         let r = lag / zero, length = Double(count) / Double(used)
-        guard length > 4 else { return min(limit, max(0, r)) }
-        return min(limit, max(0, (length * r + 1) / (length - 4)))
+        return min(limit, max(0, r + (1 + 4 * r) / length))
     }
 
     static func meanVariance(_ x: [Double]) -> (Double, Double) {

@@ -18,7 +18,7 @@ struct MeasuredFrame: Codable, Sendable {
 struct StoredFront: Codable, Sendable {
     var referenceTimeS: Double
     var positionPx: Double
-    /// Velocity and its cluster-robust standard error with `frameCount − 1` degrees of freedom.
+    /// Velocity and its jackknife standard error with `frameCount − 1` degrees of freedom.
     var velocityPxPerS: Double?
     var velocitySEMPxPerS: Double?
     var widthPx: Double
@@ -56,9 +56,8 @@ extension FrameResult {
 ///   velocity error on the registration-stress preset). Velocity errors on the presets at
 ///   512 px (registration-stress seeds 1/3/5, boundary-front, scan-distortion): order
 ///   parameter alone 17.5/10.3/5.0/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
-///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The width comes
-///   from the order-parameter profiles (whose window blur is modelled), each placed by a
-///   motion-compensated window of ±2 frames, which sharpens the aligned profile.
+///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The step's
+///   velocity and width, with their jackknife SEs, are the same fit's (`StoredFront`).
 enum FrameMeasurement {
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int,

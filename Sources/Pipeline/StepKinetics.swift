@@ -4,8 +4,9 @@ import FrontTracking
 
 /// Assembles a step's row of `steps.csv` from its frames: Li/TM statistics over the used
 /// frames, and the front's velocity and width from the step's moving-front fit over all its
-/// frames (`MovingFront`): its velocity with the cluster-robust standard error
-/// (frames − 1 degrees of freedom), the motion test and upper bound, and its 10–90 % width.
+/// frames (`MovingFront`): the velocity with the larger of the fit's jackknife SEM and the
+/// frames' positions' autocorrelation-corrected one, the motion test and upper bound, and
+/// the 10–90 % width with its jackknife SEM.
 enum StepKinetics {
     static func assemble(_ k: Int, table: FrameTable, results: [FrameResult], analysis: StepAnalysis?,
                          front: StoredFront?) -> StepResult {
