@@ -36,9 +36,10 @@ public enum OnsetTest {
     /// One hold against the baseline.
     public struct Hold: Sendable, Equatable {
         public var stepIndex: Int
-        /// Frames with a ratio, and their effective number.
+        /// Frames with a ratio, and their effective number; the baseline's in this comparison.
         public var frames: Int
         public var effectiveFrames: Double
+        public var baselineEffectiveFrames: Double
         public var mean: Double
         /// Rise over the baseline, its standard error (correlation included), the Welch t,
         /// its degrees of freedom and one-sided p-value.
@@ -59,8 +60,7 @@ public enum OnsetTest {
         public var baselineTransformed: Bool
         /// α/(H − 1): the level each hold is tested at.
         public var perHoldLevel: Double
-        /// The baseline's effective frames and every later hold's test.
-        public var baselineEffectiveFrames: Double?
+        /// Every later hold's test against the baseline.
         public var holds: [Hold]
     }
 
@@ -73,13 +73,12 @@ public enum OnsetTest {
         func front(_ k: Int) -> Bool { k < hasFront.count && hasFront[k] }
         func series(_ k: Int) -> [Double] { k < ratios.count ? ratios[k].filter(\.isFinite) : [] }
         let level = configuration.falseAlarmRate / Double(max(1, n - 1))
-        var result = Result(onsetStep: nil, baselineTransformed: front(0), perHoldLevel: level,
-                            baselineEffectiveFrames: nil, holds: [])
+        var result = Result(onsetStep: nil, baselineTransformed: front(0), perHoldLevel: level, holds: [])
         guard n > 1 else { return result }
         let base = series(0)
         for k in 1..<n {
             let known = k < temperaturesC.count && temperaturesC[k]?.isFinite == true
-            var hold = Hold(stepIndex: k, frames: 0, effectiveFrames: 0, mean: .nan, rise: .nan, riseSE: .nan, t: .nan,
+            var hold = Hold(stepIndex: k, frames: 0, effectiveFrames: 0, baselineEffectiveFrames: 0, mean: .nan, rise: .nan, riseSE: .nan, t: .nan,
                             dof: .nan, pValue: .nan, significant: front(k), hasFront: front(k))
             let x = series(k)
             if base.count >= 2, x.count >= 2 {
@@ -90,7 +89,7 @@ public enum OnsetTest {
                 let se = (se0 + sek).squareRoot()
                 hold.frames = x.count; hold.effectiveFrames = nk; hold.mean = mk
                 hold.rise = mk - m0; hold.riseSE = se
-                result.baselineEffectiveFrames = n0
+                hold.baselineEffectiveFrames = n0
                 if se > 0, se.isFinite {
                     let dof = (se0 + sek) * (se0 + sek) / (se0 * se0 / (n0 - 1) + sek * sek / (nk - 1))
                     hold.t = hold.rise / se; hold.dof = dof

@@ -68,7 +68,7 @@ public struct RunSummary: Sendable, Encodable {
     static let onsetConfiguration = OnsetTest.Configuration()
     static let onsetRule = "first step whose frames' Li/TM ratio rises above the first (pre-heating) step's by a one-sided Welch t test with each step's effective number of frames from the pooled lag-1 autocorrelation (Bayley & Hammersley 1946), at a false-alarm rate of false_alarm_rate for the whole run (Bonferroni: each step at false_alarm_rate/(steps - 1)), or that shows a front; null when the first step already shows a front or no step qualifies; statistics per step in onset_test"
     static let activationRule = "maximum-likelihood Arrhenius fit v = v0 exp(-Ea/(kB T)) of every step's front velocity weighted by its SEM (weighted least squares of ln v with sigma(ln v) = SEM/v at the fitted v), at least 3 steps; SEM from the curvature of chi-square, 95 % interval from the profile likelihood (delta chi-square 3.84)"
-    static let originRule = "front_boundary_px: the line the front leaves, on the run's reference frame (x0, y0, x1, y1 in px); positions are distances from it along front_direction: the 50 % crossing of the fully mixed occupancy profile measured from the 50 % edge of the grain's lattice-fringe (2g) amplitude across the boundary"
+    static let originRule = "front_boundary_px: the line the front leaves, on the run's reference frame (x0, y0, x1, y1 in px); positions are distances from it along front_direction to the front's midpoint (half the cation mixing of rock salt); the line is the total-least-squares fit through the edge of the grain's crystal mask (the 50 % level of its local lattice-fringe amplitude) where rock salt meets the boundary, on the aligned average of the last step with rock salt on the boundary, moved half a pixel out; front.boundary in the config replaces it"
 
     init(table: FrameTable, runDir: URL, config: RunConfig, inputs: [InputFile]) {
         self.runDir = runDir.path
@@ -199,27 +199,28 @@ struct ActivationFitSummary: Encodable {
 /// `onset_test` in summary.json: the test's configuration and every step's statistic.
 struct OnsetSummary: Encodable {
     struct Step: Encodable {
-        var step: Int, frames: Int, effectiveFrames: Double?, rise: Double?, riseSE: Double?
+        var step: Int, frames: Int, effectiveFrames: Double?, baselineEffectiveFrames: Double?, rise: Double?, riseSE: Double?
         var t: Double?, dof: Double?, pValue: Double?, hasFront: Bool, significant: Bool
         enum CodingKeys: String, CodingKey {
-            case step = "step_index", frames = "n_frames", effectiveFrames = "n_effective", rise = "li_tm_rise"
+            case step = "step_index", frames = "n_frames", effectiveFrames = "n_effective"
+            case baselineEffectiveFrames = "baseline_n_effective", rise = "li_tm_rise"
             case riseSE = "li_tm_rise_se", t, dof, pValue = "p_value", hasFront = "front", significant
         }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(step, forKey: .step); try c.encode(frames, forKey: .frames)
-            try c.encode(effectiveFrames, forKey: .effectiveFrames); try c.encode(rise, forKey: .rise)
+            try c.encode(effectiveFrames, forKey: .effectiveFrames); try c.encode(baselineEffectiveFrames, forKey: .baselineEffectiveFrames)
+            try c.encode(rise, forKey: .rise)
             try c.encode(riseSE, forKey: .riseSE); try c.encode(t, forKey: .t); try c.encode(dof, forKey: .dof)
             try c.encode(pValue, forKey: .pValue); try c.encode(hasFront, forKey: .hasFront)
             try c.encode(significant, forKey: .significant)
         }
     }
-    var statistic = "one-sided Welch t of the step's mean Li/TM ratio over the first step's, standard errors s/sqrt(n_effective)"
+    var statistic = "one-sided Welch t of the step's mean Li/TM ratio over the first step's; each mean's squared standard error s^2 (n - 1) / (n (n_effective - 1)), n_effective = n / (1 + 2 sum_l (1 - l/n) rho^l) from the lag-1 autocorrelation rho pooled over the first step and every step up to the one tested; Welch-Satterthwaite degrees of freedom"
     var falseAlarmRate: Double
     var perStepLevel: Double
     var maximumAutocorrelation: Double
     var baselineStep = 0
-    var baselineEffectiveFrames: Double?
     var baselineHasFront: Bool
     var steps: [Step]
 
@@ -228,10 +229,10 @@ struct OnsetSummary: Encodable {
         falseAlarmRate = configuration.falseAlarmRate
         maximumAutocorrelation = configuration.maximumAutocorrelation
         perStepLevel = r.perHoldLevel
-        baselineEffectiveFrames = r.baselineEffectiveFrames
         baselineHasFront = r.baselineTransformed
         steps = r.holds.map {
             Step(step: $0.stepIndex, frames: $0.frames, effectiveFrames: $0.frames > 0 ? $0.effectiveFrames : nil,
+                 baselineEffectiveFrames: $0.frames > 0 ? $0.baselineEffectiveFrames : nil,
                  rise: finite($0.rise), riseSE: finite($0.riseSE), t: finite($0.t), dof: finite($0.dof),
                  pValue: finite($0.pValue), hasFront: $0.hasFront, significant: $0.significant)
         }
@@ -240,14 +241,14 @@ struct OnsetSummary: Encodable {
     enum CodingKeys: String, CodingKey {
         case statistic, falseAlarmRate = "false_alarm_rate", perStepLevel = "per_step_level"
         case maximumAutocorrelation = "maximum_autocorrelation", baselineStep = "baseline_step_index"
-        case baselineEffectiveFrames = "baseline_n_effective", baselineHasFront = "baseline_front", steps
+        case baselineHasFront = "baseline_front", steps
     }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(statistic, forKey: .statistic); try c.encode(falseAlarmRate, forKey: .falseAlarmRate)
         try c.encode(perStepLevel, forKey: .perStepLevel); try c.encode(maximumAutocorrelation, forKey: .maximumAutocorrelation)
-        try c.encode(baselineStep, forKey: .baselineStep); try c.encode(baselineEffectiveFrames, forKey: .baselineEffectiveFrames)
+        try c.encode(baselineStep, forKey: .baselineStep)
         try c.encode(baselineHasFront, forKey: .baselineHasFront); try c.encode(steps, forKey: .steps)
     }
 }
