@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "heatfront", targets: ["heatfront"]),
         .library(name: "HeatFrontKit", targets: ["FrameIO", "Registration", "ColumnIntensities",
                                                  "FrontTracking", "Simulation", "Pipeline"]),
+        // The decoders and input parsers alone, for the fuzzing harness in Fuzz/.
+        .library(name: "HeatFrontFrameIO", targets: ["FrameIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,11 +23,14 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMalloc"),   // glibc's malloc.h (mallopt)
+        // HyperSpy ZSpy files: zip archives (libzip) of zarr chunks (Blosc, Zstandard, zlib).
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CZarrCodecs", pkgConfig: "blosc", providers: [.apt(["libblosc-dev", "libzstd-dev", "zlib1g-dev"])]),
 
         // Pixels, FFTs and checksums every stage shares.
         .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto", "CMalloc"]),
         // Stage 1: decoders, writers, the run-folder reader.
-        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5",
+        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CZip", "CZarrCodecs",
                                                 .product(name: "Yams", package: "Yams")]),
         // Stage 2: rigid and non-rigid registration, resampling, averaging.
         .target(name: "Registration", dependencies: ["FrameCore", "CFFTW"]),
@@ -44,15 +49,15 @@ let package = Package(
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
         .executableTarget(name: "heatfront-bench", dependencies: [
-            "FrameCore", "FrameIO", "ColumnIntensities", "Pipeline",
+            "FrameCore", "FrameIO", "Registration", "ColumnIntensities", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
-        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5"]),
+        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CZarrCodecs"]),
         .testTarget(name: "RegistrationTests", dependencies: ["TestSupport", "Registration", "FrameCore", "Simulation"]),
-        .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "Simulation"]),
+        .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "FrameIO", "Simulation"]),
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "FrameCore"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "Simulation"]),

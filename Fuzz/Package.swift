@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
-// libFuzzer harness for HeatFront's frame decoders (DM3/DM4, SER, MRC, TIFF).
-// Build and run it with `scripts/fuzz.sh [seconds]` from the repository root; the script
-// passes `-sanitize=fuzzer,address` to every Swift module so the decoders are instrumented.
+// libFuzzer harness for HeatFront's inputs: every frame decoder, the heating-log and config
+// parsers and the run-folder scan, one fuzz target per input kind (see README.md).
+// Build and run it with `scripts/fuzz.sh` from the repository root; the script passes
+// `-sanitize=fuzzer,address` to every Swift module so the decoders are instrumented.
 import PackageDescription
 import Foundation
 
@@ -17,7 +18,7 @@ let package = Package(
         // executable's entry point, so libFuzzer's own `main` cannot be used).
         .executableTarget(
             name: "FrameFuzzer",
-            dependencies: ["CFuzzerDriver", .product(name: "HeatFrontKit", package: root.lastPathComponent)]
+            dependencies: ["CFuzzerDriver", .product(name: "HeatFrontFrameIO", package: root.lastPathComponent)]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -2,7 +2,8 @@
 # Installs the system libraries HeatFront links against (Debian/Ubuntu).
 # Idempotent: does nothing when every package is already present.
 set -euo pipefail
-pkgs=(pkg-config zlib1g-dev libpng-dev libtiff-dev libfftw3-dev libhdf5-dev)
+# libzip and libblosc (with libzstd) read HyperSpy's ZSpy files: a zip of zarr chunks.
+pkgs=(pkg-config zlib1g-dev libpng-dev libtiff-dev libfftw3-dev libhdf5-dev libzip-dev libblosc-dev libzstd-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

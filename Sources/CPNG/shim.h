@@ -23,6 +23,11 @@ typedef struct {
 
 typedef struct { char *err; } cpng_errctx;
 
+// Largest ancillary chunk (text, ICC profile) libpng may allocate: 16 MiB, the metadata cap
+// of every decoder (FrameLimits.maxMetadataBytes); and most ancillary chunks per file.
+#define CPNG_MAX_CHUNK_BYTES ((size_t)1 << 24)
+#define CPNG_MAX_ANCILLARY_CHUNKS 1000
+
 static void cpng_error_fn(png_structp png, png_const_charp msg) {
     cpng_errctx *ctx = (cpng_errctx *)png_get_error_ptr(png);
     if (ctx && ctx->err) snprintf(ctx->err, 256, "%s", msg);
@@ -51,38 +56,65 @@ static void cpng_collect_text(png_structp png, png_infop info, cpng_image *out) 
 /// Checks a PNG's chunk structure without inflating the image: signature, IHDR first, every
 /// chunk inside the file with a matching CRC-32, at least one IDAT, and IEND. Sets
 /// `*text_after_image` when a text chunk (tEXt/zTXt/iTXt) follows the image data, which a
-/// header-only read would miss. Returns 0 when the structure is sound, 1 otherwise (the
-/// caller then decodes the whole file, so libpng names the problem).
-static int cpng_probe(const char *path, int *text_after_image) {
+/// header-only read would miss. Returns 0 when the structure is sound; otherwise 1 when the
+/// file ends early, 2 when a chunk is damaged or claims more than the file holds, 3 when it
+/// is not a PNG, 4 when it cannot be read, with the reason in `err`. libpng never sees a file
+/// that fails here: it takes chunk lengths on trust and allocates (and zero-fills) a text
+/// chunk's claimed length before reading it, so a 4 KB file claiming a 2 GB text chunk
+/// would cost 2 GB.
+static int cpng_probe(const char *path, int *text_after_image, char err[256]) {
     *text_after_image = 0;
+    err[0] = 0;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return 1;
+    if (!fp) { snprintf(err, 256, "cannot open file"); return 4; }
     static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
     unsigned char head[8], block[1 << 16];
     int status = 1, chunks = 0, seen_idat = 0;
-    if (fread(head, 1, 8, fp) != 8 || memcmp(head, signature, 8) != 0) goto done;
+    fseek(fp, 0, SEEK_END);
+    long file_size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    if (fread(head, 1, 8, fp) != 8) { snprintf(err, 256, "shorter than a PNG signature"); goto done; }
+    if (memcmp(head, signature, 8) != 0) { snprintf(err, 256, "not a PNG file (bad signature)"); status = 3; goto done; }
     for (;;) {
-        if (fread(head, 1, 8, fp) != 8) goto done;
+        long at = ftell(fp);
+        if (fread(head, 1, 8, fp) != 8) { snprintf(err, 256, "the file ends at byte %ld before IEND", at); goto done; }
         uint32_t len = ((uint32_t)head[0] << 24) | ((uint32_t)head[1] << 16) | ((uint32_t)head[2] << 8) | head[3];
         const unsigned char *type = head + 4;
-        if (len > 0x7FFFFFFFu || (chunks++ == 0 && memcmp(type, "IHDR", 4) != 0)) goto done;
+        char name[5] = {0};
+        for (int k = 0; k < 4; k++) name[k] = (type[k] >= 32 && type[k] < 127) ? (char)type[k] : '?';
+        if (chunks++ == 0 && memcmp(type, "IHDR", 4) != 0) {
+            snprintf(err, 256, "first chunk is '%s', not IHDR", name); status = 2; goto done;
+        }
+        long remaining = file_size - at - 12;
+        if ((long)len > remaining) {
+            // A claim far beyond the file is a damaged or hostile header; a short one, a cut file.
+            status = ((double)len > 2.0 * (double)file_size + 65536.0) ? 2 : 1;
+            snprintf(err, 256, "chunk %s at byte %ld claims %u bytes but the file has %ld after it",
+                     name, at, len, remaining < 0 ? 0 : remaining);
+            goto done;
+        }
         // CRC over type and data, streamed through a fixed block: no allocation follows
-        // from a length field, and a length beyond the file's end is a short read.
+        // from a length field.
         uLong crc = crc32(crc32(0L, Z_NULL, 0), type, 4);
         for (uint32_t left = len; left > 0;) {
             size_t n = left < sizeof block ? left : sizeof block;
-            if (fread(block, 1, n, fp) != n) goto done;
+            if (fread(block, 1, n, fp) != n) { snprintf(err, 256, "chunk %s at byte %ld is cut short", name, at); goto done; }
             crc = crc32(crc, block, (uInt)n);
             left -= (uint32_t)n;
         }
         unsigned char stored[4];
-        if (fread(stored, 1, 4, fp) != 4) goto done;
-        if ((uint32_t)crc != (((uint32_t)stored[0] << 24) | ((uint32_t)stored[1] << 16) | ((uint32_t)stored[2] << 8) | stored[3]))
-            goto done;
+        if (fread(stored, 1, 4, fp) != 4) { snprintf(err, 256, "chunk %s at byte %ld is cut short", name, at); goto done; }
+        if ((uint32_t)crc != (((uint32_t)stored[0] << 24) | ((uint32_t)stored[1] << 16) | ((uint32_t)stored[2] << 8) | stored[3])) {
+            snprintf(err, 256, "chunk %s at byte %ld fails its CRC check", name, at); status = 2; goto done;
+        }
         if (memcmp(type, "IDAT", 4) == 0) seen_idat = 1;
         else if (seen_idat && (!memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4)))
             *text_after_image = 1;
-        else if (memcmp(type, "IEND", 4) == 0) { status = seen_idat ? 0 : 1; goto done; }
+        else if (memcmp(type, "IEND", 4) == 0) {
+            if (seen_idat) status = 0;
+            else { snprintf(err, 256, "no image data (IDAT) before IEND"); status = 2; }
+            goto done;
+        }
     }
 done:
     fclose(fp);
@@ -122,6 +154,12 @@ static int cpng_read(const char *path, size_t max_bytes, int with_pixels, cpng_i
     png_set_sig_bytes(png, 8);
     // Keep libpng's own dimension limits sane; the byte bound below is the real guard.
     png_set_user_limits(png, 1u << 20, 1u << 20);
+    // Ancillary chunks (text, ICC profiles, sPLT) are read whole into memory, and libpng
+    // takes their length from the file: without a cap, a 4 KB file whose text chunk claims
+    // 2 GB has libpng allocate 2 GB before its read fails. No chunk may hold, or inflate to,
+    // more than the metadata cap or the file's size times deflate's ratio.
+    png_set_chunk_malloc_max(png, max_bytes < CPNG_MAX_CHUNK_BYTES ? max_bytes : CPNG_MAX_CHUNK_BYTES);
+    png_set_chunk_cache_max(png, CPNG_MAX_ANCILLARY_CHUNKS);
     png_read_info(png, info);
     {
         png_uint_32 w = 0, h = 0;

@@ -71,7 +71,7 @@ public enum LatticeFinder {
         }
         let w = image.width, h = image.height
         let windowed = WindowedSpectrum(image)
-        let power = PowerSpectrum(windowed)
+        let power = PowerSpectrum(windowed: windowed.values, width: windowed.width, height: windowed.height)
         let fNyquist = 0.5
         let minSpacingPx = 4.0, maxSpacingPx = Double(min(w, h)) / 4
 
@@ -114,7 +114,10 @@ public enum LatticeFinder {
                 throw LatticeFinderError.noLayerReflection("no lattice reflection stands out of the noise")
             }
             let strong = peaks.filter { $0.power >= 0.01 * strongest.power && $0.power > 50 * floor }
-            coarseLayer = strong.min(by: { norm($0.f) < norm($1.f) })!.f
+            guard let longest = strong.min(by: { norm($0.f) < norm($1.f) }) else {
+                throw LatticeFinderError.noLayerReflection("no lattice reflection stands 50× above the noise")
+            }
+            coarseLayer = longest.f
         }
 
         // 2. Sub-bin refinement; orient the normal downwards (y ≥ 0) for a stable convention.
@@ -190,71 +193,5 @@ extension Lattice {
         let d = p - origin
         let det = a1.x * a2.y - a1.y * a2.x
         return ((d.x * a2.y - d.y * a2.x) / det, (a1.x * d.y - a1.y * d.x) / det)
-    }
-}
-
-/// |FFT|² of a windowed image on FFTW's half plane, with frequencies in cycles/px.
-struct PowerSpectrum {
-    let width: Int, height: Int, spectrumWidth: Int
-    let power: [Double]
-
-    init(_ windowed: WindowedSpectrum) {
-        width = windowed.width; height = windowed.height
-        let ws = FFTWorkspace(width: width, height: height)
-        for k in 0..<windowed.values.count { ws.real[k] = Float(windowed.values[k]) }
-        ws.forward()
-        spectrumWidth = ws.spectrumWidth
-        power = ws.spectrum.map { c in Double(c.x) * Double(c.x) + Double(c.y) * Double(c.y) }
-    }
-
-    @inline(__always) func frequency(_ kx: Int, _ ky: Int) -> SIMD2<Double> {
-        let fy = ky <= height / 2 ? ky : ky - height
-        return SIMD2(Double(kx) / Double(width), Double(fy) / Double(height))
-    }
-
-    func strongest(where band: (SIMD2<Double>) -> Bool) -> (f: SIMD2<Double>, power: Double)? {
-        var best: (SIMD2<Double>, Double)? = nil
-        for ky in 0..<height {
-            for kx in 0..<spectrumWidth {
-                let f = frequency(kx, ky)
-                guard band(f) else { continue }
-                let p = power[ky * spectrumWidth + kx]
-                if best == nil || p > best!.1 { best = (f, p) }
-            }
-        }
-        return best.map { (f: $0.0, power: $0.1) }
-    }
-
-    func median(where band: (SIMD2<Double>) -> Bool) -> Double {
-        var values = [Double]()
-        for ky in 0..<height {
-            for kx in 0..<spectrumWidth where band(frequency(kx, ky)) {
-                values.append(power[ky * spectrumWidth + kx])
-            }
-        }
-        guard !values.isEmpty else { return 0 }
-        values.sort()
-        return values[values.count / 2]
-    }
-
-    /// Bins in the band that exceed their 8 neighbours (wrapping in y; kx = 0 compares with itself).
-    func localMaxima(where band: (SIMD2<Double>) -> Bool) -> [(f: SIMD2<Double>, power: Double)] {
-        var out = [(f: SIMD2<Double>, power: Double)]()
-        for ky in 0..<height {
-            for kx in 1..<(spectrumWidth - 1) {
-                let f = frequency(kx, ky)
-                guard band(f) else { continue }
-                let p = power[ky * spectrumWidth + kx]
-                var isMax = true
-                for dy in -1...1 {
-                    for dx in -1...1 where dx != 0 || dy != 0 {
-                        let yy = (ky + dy + height) % height
-                        if power[yy * spectrumWidth + kx + dx] > p { isMax = false }
-                    }
-                }
-                if isMax { out.append((f, p)) }
-            }
-        }
-        return out
     }
 }

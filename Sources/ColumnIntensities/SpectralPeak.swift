@@ -19,20 +19,7 @@ struct WindowedSpectrum {
     init(_ image: Image) {
         width = image.width
         height = image.height
-        let mean = image.mean
-        let wx = WindowedSpectrum.hann(width), wy = WindowedSpectrum.hann(height)
-        var v = [Double](repeating: 0, count: width * height)
-        for y in 0..<height {
-            for x in 0..<width {
-                v[y * width + x] = (Double(image.pixels[y * width + x]) - mean) * wx[x] * wy[y]
-            }
-        }
-        values = v
-    }
-
-    static func hann(_ n: Int) -> [Double] {
-        guard n > 1 else { return [Double](repeating: 1, count: n) }
-        return (0..<n).map { 0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(n - 1)) }
+        values = PowerSpectrum.hannWindowed(image)
     }
 
     /// F(f) = Σ v(r) exp(−2πi f·r) on the grid f = centre + (i − n/2, j − n/2) · step.

@@ -49,6 +49,9 @@ public struct Image: Sendable, Equatable {
         return (lo, hi)
     }
 
+    /// The image with every pixel's sign flipped: dark columns become bright ones.
+    public var negated: Image { Image(width: width, height: height, pixels: pixels.map { -$0 }) }
+
     /// Bilinear sample at a fractional position; `nil` outside the image.
     @inlinable
     public func bilinear(_ x: Double, _ y: Double) -> Float? {

@@ -1,4 +1,30 @@
 import Foundation
+import FrameCore
+
+/// The length of `url`, a regular file. A FIFO, socket or device would block a reader's
+/// `open` or never end, and a folder is no frame: all are refused before any decoder opens
+/// the path. A missing or unreadable file is `.io`.
+func regularFileSize(_ url: URL) throws -> Int {
+    var st = stat()
+    guard stat(url.path, &st) == 0 else { throw FrameIOError(.io, url: url, "cannot read the file (no such file or no permission)") }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        throw FrameIOError(.io, url: url, "not a regular file (a folder, FIFO, socket or device)")
+    }
+    return Int(st.st_size)
+}
+
+/// The whole of a small text file (a heating log, a config), its length checked against
+/// `limit` before anything is read. An empty file is answered without Foundation's read
+/// path, which leaks its buffer for zero-byte files (found by the fuzzer).
+func readWholeFile(_ url: URL, limit: Int) throws -> Data {
+    let size = try regularFileSize(url)
+    guard size <= limit else {
+        throw FrameIOError(.corrupt, url: url, "\(size) bytes, more than the \(limit) HeatFront reads from such a file")
+    }
+    guard size > 0 else { return Data() }
+    do { return try Data(contentsOf: url) }
+    catch { throw FrameIOError(.io, url: url, "cannot read the file (\(error.localizedDescription))") }
+}
 
 /// A whole file, memory-mapped, with bounds-checked access.
 ///
@@ -13,15 +39,17 @@ public struct MappedFile: @unchecked Sendable {
     /// Maps `url`; a missing or unreadable file is a `FrameIOError(.io)`.
     public init(url: URL) throws {
         self.url = url
+        if let why = RegularFile.problem(url.path) { throw FrameIOError(.io, url: url, why) }
         do {
             // An empty file is answered without mapping: Foundation's read path leaks a
             // buffer for zero-byte files (found by the fuzzer).
-            var st = stat()
-            if stat(url.path, &st) == 0, st.st_size == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            if try regularFileSize(url) == 0 {
                 data = Data()
             } else {
                 data = try Data(contentsOf: url, options: .alwaysMapped)
             }
+        } catch let e as FrameIOError {
+            throw e
         } catch {
             throw FrameIOError(.io, url: url, "cannot read the file (\(error.localizedDescription))")
         }

@@ -119,6 +119,7 @@ public final class DMReader: FrameFileReader, Sendable {
             throw FrameIOError(.corrupt, url: url, "DM image \(index) has dimensions \(shape)")
         }
         let width = shape[0], height = shape[1], frames = shape.count == 3 ? shape[2] : 1
+        try FrameLimits.checkShape(frames: frames, height: height, width: width, url: url, "DM image \(index)")
         var total = 1
         for d in shape {
             let (r, o) = total.multipliedReportingOverflow(by: d)

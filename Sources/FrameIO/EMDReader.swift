@@ -1,41 +1,6 @@
 import Foundation
 import CHDF5
 
-/// Serialises every call into the HDF5 C library.
-///
-/// HDF5 is only safe to call from several threads when built with `--enable-threadsafe`.
-/// Default source builds (and several distributions' and Homebrew's) are not: their error
-/// stack, identifier tables, metadata cache and free lists are process-wide and unprotected,
-/// so two threads inside HDF5 at once can corrupt memory. (This machine's Debian package
-/// reports `H5is_library_threadsafe` = yes, but HeatFront must not depend on how HDF5 was
-/// built; a threadsafe build takes one global lock internally anyway, so nothing is lost.)
-/// Every HDF5 call in HeatFront, and in its tests, which write files with the C API, goes
-/// through `serialized`. The lock is recursive so a helper may call another that takes it.
-///
-/// Each entry also switches off HDF5's automatic error printing for the calling thread (a
-/// threadsafe build keeps one error stack per thread): failures come back as `FrameIOError`s
-/// that name their cause (`chdf5_error_text`), never as a stack dump on stderr.
-public enum HDF5Access {
-    private static let lock = NSRecursiveLock()
-    private static let ready: Bool = { H5open() >= 0 }()
-
-    public static func serialized<T>(_ body: () throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        _ = ready
-        _ = H5Eset_auto2(chdf5_e_default(), nil, nil)
-        return try body()
-    }
-
-    /// The pending HDF5 error stack as one line, innermost cause first (clears the stack).
-    /// Call only inside `serialized`.
-    static func errorText() -> String {
-        var buf = [CChar](repeating: 0, count: 1024)
-        buf.withUnsafeMutableBufferPointer { chdf5_error_text($0.baseAddress, $0.count) }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
 /// Thermo Fisher Velox EMD files (HDF5), read through the HDF5 C library.
 ///
 /// Layout (Velox "EMD" v8–v11; RosettaSciIO `rsciio/emd/_emd_velox.py`, ncempy
@@ -56,12 +21,8 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
     public let primarySignal: Int
     public let fileMetadata: [String: String]
 
-    /// Largest frame side and frame count accepted, and largest pixel count of one frame.
-    public static let maxSide = 1 << 16
-    public static let maxFrames = 1 << 24
-    public static let maxFramePixels = 1 << 28
     /// Largest per-frame metadata text accepted (Velox writes 60,000 bytes).
-    static let maxMetadataBytes = 1 << 24
+    static let maxMetadataBytes = FrameLimits.maxMetadataBytes
 
     private struct Entry {
         var group: String          // "/Data/Image/<uuid>"
@@ -76,25 +37,10 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
 
     public init(url: URL) throws {
         self.url = url
-        let path = url.path
-        let attrs: [FileAttributeKey: Any]
-        do { attrs = try FileManager.default.attributesOfItem(atPath: path) }
-        catch { throw FrameIOError(.io, url: url, "cannot read the file") }
-        if (attrs[.size] as? NSNumber)?.intValue == 0 { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
-
         let opened: (hid_t, [SignalInfo], [Entry]) = try HDF5Access.serialized {
-            let isHDF5 = H5Fis_hdf5(path)
-            if isHDF5 == 0 { throw FrameIOError(.badMagic, url: url, "not an HDF5 file (no HDF5 signature)") }
-            guard isHDF5 > 0 else { throw Self.openError(url, HDF5Access.errorText()) }
-            // Read-only opens take a shared file lock; on file systems without locks (some
-            // network shares) HDF5 would refuse the file, so carry on there without one.
-            let fapl = H5Pcreate(chdf5_p_file_access())
-            defer { H5Pclose(fapl) }
-            _ = H5Pset_file_locking(fapl, true, true)
-            let f = H5Fopen(path, chdf5_f_acc_rdonly(), fapl)
-            guard f >= 0 else { throw Self.openError(url, HDF5Access.errorText()) }
+            let (f, bytes) = try HDF5.openFile(url)
             do {
-                let (infos, entries) = try Self.listSignals(file: f, url: url)
+                let (infos, entries) = try Self.listSignals(file: f, url: url, fileBytes: bytes)
                 return (f, infos, entries)
             } catch {
                 H5Fclose(f)
@@ -112,17 +58,10 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         HDF5Access.serialized { _ = H5Fclose(f) }
     }
 
-    private static func openError(_ url: URL, _ cause: String) -> FrameIOError {
-        let truncated = cause.localizedCaseInsensitiveContains("truncated")
-            || cause.localizedCaseInsensitiveContains("end of file") || cause.localizedCaseInsensitiveContains("eof")
-        let detail = "HDF5 cannot open the file" + (truncated ? " (truncated)" : "") + (cause.isEmpty ? "" : ": \(cause)")
-        return FrameIOError(truncated ? .truncated : .corrupt, url: url, detail)
-    }
-
     // MARK: Listing
 
     /// Walks `/Data/Image` in name order; lists the integer and float image datasets.
-    private static func listSignals(file f: hid_t, url: URL) throws -> ([SignalInfo], [Entry]) {
+    private static func listSignals(file f: hid_t, url: URL, fileBytes: Int) throws -> ([SignalInfo], [Entry]) {
         guard H5Lexists(f, "/Data", chdf5_p_default()) > 0, H5Lexists(f, "/Data/Image", chdf5_p_default()) > 0 else {
             throw FrameIOError(.unsupported, url: url, "no /Data/Image group: not a Velox EMD image file")
         }
@@ -141,7 +80,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
             H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), &buf, n + 1, chdf5_p_default())
             let name = String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let group = "/Data/Image/" + name
-            guard let (signal, entry) = try describe(file: f, group: group, index: i, url: url) else { continue }
+            guard let (signal, entry) = try describe(file: f, group: group, index: i, url: url, fileBytes: fileBytes) else { continue }
             infos.append(signal)
             entries.append(entry)
         }
@@ -151,52 +90,27 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
 
     /// One `/Data/Image/<uuid>` group as a signal, or nil when it holds no integer or float
     /// image (complex FFT, DPC vector data, a stray dataset).
-    private static func describe(file f: hid_t, group: String, index: Int, url: URL) throws -> (SignalInfo, Entry)? {
+    private static func describe(file f: hid_t, group: String, index: Int, url: URL, fileBytes: Int) throws -> (SignalInfo, Entry)? {
         let dataPath = group + "/Data"
         guard isLocalLink(f, group), H5Oexists_by_name(f, group, chdf5_p_default()) > 0,
               isLocalLink(f, dataPath) else { _ = HDF5Access.errorText(); return nil }
         let d = H5Dopen2(f, dataPath, chdf5_p_default())
-        guard d >= 0 else { _ = HDF5Access.errorText(); return nil }
+        guard d >= 0 else { throw FrameIOError(.corrupt, url: url, "\(dataPath) cannot be opened: \(HDF5Access.errorText())") }
         defer { H5Dclose(d) }
-        let t = H5Dget_type(d)
-        guard t >= 0 else { throw FrameIOError(.corrupt, url: url, "\(dataPath): unreadable data type") }
-        defer { H5Tclose(t) }
-        guard let type = sampleType(t) else { return nil }
-
-        let space = H5Dget_space(d)
-        guard space >= 0 else { throw FrameIOError(.corrupt, url: url, "\(dataPath): unreadable dataspace") }
-        defer { H5Sclose(space) }
-        let rank = Int(H5Sget_simple_extent_ndims(space))
-        guard rank == 2 || rank == 3 else { return nil }
-        var dims = [hsize_t](repeating: 0, count: 3)
-        H5Sget_simple_extent_dims(space, &dims, nil)
-        let height = dims[0], width = dims[1], frames = rank == 3 ? dims[2] : 1
-        guard height >= 1, width >= 1, frames >= 1,
-              height <= hsize_t(maxSide), width <= hsize_t(maxSide), frames <= hsize_t(maxFrames),
-              height * width <= hsize_t(maxFramePixels) else {
-            throw FrameIOError(.corrupt, url: url, "\(dataPath): implausible size \(height)×\(width)×\(frames) (height×width×frames)")
-        }
-        // A dataset that declares pixels but stores none (unwritten chunks) or, stored without
-        // compression, fewer bytes than it declares, is damaged; checking it here also keeps a
-        // tiny file from making HeatFront allocate frames it cannot hold.
-        let raw = height * width * frames * hsize_t(type.byteCount)
-        let stored = H5Dget_storage_size(d)
-        if stored == 0 {
-            throw FrameIOError(.truncated, url: url, "\(dataPath): declares \(height)×\(width)×\(frames) pixels but stores no data")
-        }
-        let dcpl = H5Dget_create_plist(d)
-        if dcpl >= 0 {
-            if H5Pget_nfilters(dcpl) == 0, stored < raw {
-                H5Pclose(dcpl)
-                throw FrameIOError(.truncated, url: url, "\(dataPath): stores \(stored) of \(raw) bytes")
-            }
-            H5Pclose(dcpl)
-        }
+        let info = try HDF5.describe(d, path: dataPath, url: url)
+        guard let type = info.sampleType, info.dims.count == 2 || info.dims.count == 3 else { return nil }
+        let rank = info.dims.count
+        let height = info.dims[0], width = info.dims[1], frames = rank == 3 ? info.dims[2] : 1
+        try FrameLimits.checkShape(frames: frames, height: height, width: width, url: url, dataPath)
+        // A dataset that declares pixels but stores none (unwritten chunks) or fewer bytes
+        // than it declares is damaged; checking it here also keeps a tiny file from making
+        // HeatFront allocate frames it cannot hold.
+        try HDF5.checkDataset(info, type: type, path: dataPath, url: url, fileBytes: fileBytes)
 
         // Per-frame metadata: lenient, a signal without readable metadata is still pixels.
         var columns = 0, bytes = 0
         var first = VeloxFrameMetadata(flat: [:])
-        if let (b, c) = metadataShape(file: f, group: group) {
+        if let (b, c) = metadataShape(file: f, group: group, fileBytes: fileBytes) {
             bytes = b; columns = c
             if let text = try? readMetadataBytes(file: f, group: group, column: 0, bytes: b, columns: c, url: url),
                let md = try? VeloxFrameMetadata(jsonBytes: text) {
@@ -206,7 +120,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         _ = HDF5Access.errorText()
         let px = first.pixelSizeNm
         let signal = SignalInfo(index: index, name: first.detectorName ?? String(group.split(separator: "/").last ?? ""),
-                                frameCount: Int(frames), height: Int(height), width: Int(width), sampleType: type,
+                                frameCount: frames, height: height, width: width, sampleType: type,
                                 pixelSizeXNm: px.x, pixelSizeYNm: px.y)
         return (signal, Entry(group: group, rank: rank, metadataColumns: columns, metadataBytes: bytes, first: first))
     }
@@ -219,61 +133,20 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         return H5Lget_info(f, path, &info, chdf5_p_default()) >= 0 && info.type != H5L_TYPE_EXTERNAL
     }
 
-    /// The native sample type of an HDF5 integer or float type; nil for anything else.
-    private static func sampleType(_ t: hid_t) -> SampleType? {
-        let size = H5Tget_size(t)
-        switch H5Tget_class(t) {
-        case H5T_INTEGER:
-            let signed = H5Tget_sign(t) == H5T_SGN_2
-            switch size {
-            case 1: return signed ? .int8 : .uint8
-            case 2: return signed ? .int16 : .uint16
-            case 4: return signed ? .int32 : .uint32
-            case 8: return signed ? .int64 : .uint64
-            default: return nil
-            }
-        case H5T_FLOAT:
-            switch size {
-            case 4: return .float32
-            case 8: return .float64
-            default: return nil
-            }
-        default: return nil
-        }
-    }
-
-    private static func nativeType(_ t: SampleType) -> hid_t {
-        switch t {
-        case .uint8: chdf5_native_uint8()
-        case .int8: chdf5_native_int8()
-        case .uint16: chdf5_native_uint16()
-        case .int16: chdf5_native_int16()
-        case .uint32: chdf5_native_uint32()
-        case .int32: chdf5_native_int32()
-        case .uint64: chdf5_native_uint64()
-        case .int64: chdf5_native_int64()
-        case .float32: chdf5_native_float()
-        case .float64: chdf5_native_double()
-        }
-    }
-
     /// (bytes per text, number of texts) of a group's `Metadata` dataset, or nil.
-    private static func metadataShape(file f: hid_t, group: String) -> (Int, Int)? {
+    private static func metadataShape(file f: hid_t, group: String, fileBytes: Int) -> (Int, Int)? {
         let path = group + "/Metadata"
         guard isLocalLink(f, path) else { return nil }
         let d = H5Dopen2(f, path, chdf5_p_default())
         guard d >= 0 else { return nil }
         defer { H5Dclose(d) }
-        let space = H5Dget_space(d)
-        guard space >= 0 else { return nil }
-        defer { H5Sclose(space) }
-        let rank = Int(H5Sget_simple_extent_ndims(space))
-        guard rank == 1 || rank == 2 else { return nil }
-        var dims = [hsize_t](repeating: 0, count: 2)
-        H5Sget_simple_extent_dims(space, &dims, nil)
-        let columns = rank == 2 ? dims[1] : 1
-        guard dims[0] >= 1, dims[0] <= hsize_t(maxMetadataBytes), columns >= 1, columns <= hsize_t(maxFrames) else { return nil }
-        return (Int(dims[0]), Int(columns))
+        guard let info = try? HDF5.describe(d, path: path, url: URL(fileURLWithPath: path)),
+              info.dims.count == 1 || info.dims.count == 2 else { return nil }
+        let bytes = info.dims[0], columns = info.dims.count == 2 ? info.dims[1] : 1
+        guard bytes >= 1, bytes <= maxMetadataBytes, columns >= 1, columns <= FrameLimits.maxFrames,
+              (try? HDF5.checkDataset(info, type: .uint8, path: path, url: URL(fileURLWithPath: path), fileBytes: fileBytes)) != nil
+        else { return nil }
+        return (bytes, columns)
     }
 
     /// The raw text bytes of metadata column `column`, read with a one-column hyperslab.
@@ -323,42 +196,10 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
             let d = H5Dopen2(file, path, chdf5_p_default())
             guard d >= 0 else { throw FrameIOError(.corrupt, url: url, "\(path): \(HDF5Access.errorText())") }
             defer { H5Dclose(d) }
-            let fspace = H5Dget_space(d)
-            defer { H5Sclose(fspace) }
-            if entry.rank == 3 {
-                // One frame of the (height, width, frames) dataset: a height×width×1 block.
-                var start: [hsize_t] = [0, 0, hsize_t(frame)]
-                var count: [hsize_t] = [hsize_t(s.height), hsize_t(s.width), 1]
-                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nil, &count, nil)
-            }
-            let n = s.height * s.width
-            var memDims: [hsize_t] = [hsize_t(n)]
-            let mspace = H5Screate_simple(1, &memDims, nil)
-            defer { H5Sclose(mspace) }
-            let memType = Self.nativeType(s.sampleType)
-            func read<T: Numeric>(_: T.Type) throws -> [T] {
-                var out = [T](repeating: 0, count: n)
-                let status = out.withUnsafeMutableBytes {
-                    H5Dread(d, memType, mspace, fspace, chdf5_p_default(), $0.baseAddress)
-                }
-                guard status >= 0 else {
-                    throw FrameIOError(.corrupt, url: url, "\(path): frame \(frame): \(HDF5Access.errorText())")
-                }
-                return out
-            }
-            let values: PixelPlane.Values
-            switch s.sampleType {
-            case .uint8: values = .uint8(try read(UInt8.self))
-            case .int8: values = .int8(try read(Int8.self))
-            case .uint16: values = .uint16(try read(UInt16.self))
-            case .int16: values = .int16(try read(Int16.self))
-            case .uint32: values = .uint32(try read(UInt32.self))
-            case .int32: values = .int32(try read(Int32.self))
-            case .uint64: values = .uint64(try read(UInt64.self))
-            case .int64: values = .int64(try read(Int64.self))
-            case .float32: values = .float32(try read(Float.self))
-            case .float64: values = .float64(try read(Double.self))
-            }
+            // One frame of the (height, width, frames) dataset: a height×width×1 block.
+            let values = entry.rank == 3
+                ? try HDF5.read(d, start: [0, 0, frame], count: [s.height, s.width, 1], type: s.sampleType, path: path, url: url)
+                : try HDF5.read(d, start: [0, 0], count: [s.height, s.width], type: s.sampleType, path: path, url: url)
             return PixelPlane(width: s.width, height: s.height, values: values)
         }
     }

@@ -2,13 +2,15 @@ import Foundation
 import FrameCore
 
 /// The numeric type of the pixels as stored in the source file.
+/// `float16` (IEEE 754 half precision, as HyperSpy and MRC mode 12 store it) is widened
+/// exactly to `Float` when decoded.
 public enum SampleType: String, Sendable, CaseIterable, Codable {
-    case uint8, int8, uint16, int16, uint32, int32, uint64, int64, float32, float64
+    case uint8, int8, uint16, int16, uint32, int32, uint64, int64, float16, float32, float64
 
     public var byteCount: Int {
         switch self {
         case .uint8, .int8: 1
-        case .uint16, .int16: 2
+        case .uint16, .int16, .float16: 2
         case .uint32, .int32, .float32: 4
         case .uint64, .int64, .float64: 8
         }

@@ -4,8 +4,15 @@ import FrameCore
 /// The file formats HeatFront decodes.
 public enum FrameFormat: String, Sendable, CaseIterable {
     case tiff, png, dm3, dm4, emd, ser, emi, mrc
+    /// HyperSpy's HDF5 format (`.hspy`, and `.hdf5` as HyperSpy 1.x named it).
+    case hspy
+    /// HyperSpy's Zarr format in a zip store (`.zspy`).
+    case zspy
+    /// Berkeley EMD 0.2 (NCEM, Prismatic): `.emd` like Velox's, told apart by its layout.
+    case emdBerkeley = "emd-berkeley"
 
-    /// The format a file name's extension names, or nil for other files.
+    /// The format a file name's extension names, or nil for other files. `.emd` is Velox
+    /// here; `FrameFiles.open` looks inside to tell Berkeley EMD from it.
     public init?(fileExtension ext: String) {
         switch ext.lowercased() {
         case "tif", "tiff": self = .tiff
@@ -16,6 +23,8 @@ public enum FrameFormat: String, Sendable, CaseIterable {
         case "ser": self = .ser
         case "emi": self = .emi
         case "mrc": self = .mrc
+        case "hspy", "hdf5": self = .hspy
+        case "zspy": self = .zspy
         default: return nil
         }
     }
@@ -97,7 +106,8 @@ extension FrameFileReader {
 
 /// Opens frame files by format.
 public enum FrameFiles {
-    /// Opens `url` with the decoder its extension names.
+    /// Opens `url` with the decoder its extension names (`.emd`: Velox or Berkeley EMD,
+    /// whichever layout the file has).
     public static func open(_ url: URL) throws -> any FrameFileReader {
         guard let format = FrameFormat(fileExtension: url.pathExtension) else {
             throw FrameIOError(.unsupported, url: url, "not a frame file type HeatFront reads")
@@ -105,15 +115,44 @@ public enum FrameFiles {
         return try open(url, as: format)
     }
 
+    /// Only regular files are opened: a named pipe, socket or device in a run folder would
+    /// otherwise block the decoder in `open()` or feed it endless bytes.
     public static func open(_ url: URL, as format: FrameFormat) throws -> any FrameFileReader {
+        if let why = RegularFile.problem(url.path) { throw FrameIOError(.io, url: url, why) }
         switch format {
         case .tiff: return try TIFFReader(url: url)
         case .png: return try PNGReader(url: url)
         case .dm3, .dm4: return try DMReader(url: url)
-        case .emd: return try EMDReader(url: url)
+        case .emd:
+            return try BerkeleyEMDReader.isBerkeleyLayout(url) ? BerkeleyEMDReader(url: url) : EMDReader(url: url)
+        case .emdBerkeley: return try BerkeleyEMDReader(url: url)
         case .ser: return try SERReader(url: url)
         case .emi: return try EMIReader(url: url)
         case .mrc: return try MRCReader(url: url)
+        case .hspy: return try HyperSpyReader(url: url)
+        case .zspy: return try ZSpyReader(url: url)
         }
+    }
+}
+
+extension FrameFileReader {
+    /// The position in `signals` of the signal called `name`, for files that hold several
+    /// (Velox: one per detector, `HAADF`, `ABF`, `DF2`, `DF4`, `BF`, `iDPC`, …; HyperSpy and
+    /// Berkeley EMD: one per dataset title).
+    ///
+    /// Names match case-insensitively. A name that matches no signal but is a whole number
+    /// selects the signal with that `SignalInfo.index` (the file's own numbering). Throws
+    /// `.unsupported` with one line listing the file's signals when no signal, or more than
+    /// one, has that name.
+    public func signalIndex(named name: String) throws -> Int {
+        let wanted = name.trimmingCharacters(in: .whitespaces)
+        let matches = signals.indices.filter { signals[$0].name.caseInsensitiveCompare(wanted) == .orderedSame }
+        if matches.count == 1 { return matches[0] }
+        let listing = signals.map { "\($0.name.isEmpty ? "(unnamed)" : $0.name) (signal \($0.index))" }.joined(separator: ", ")
+        if matches.count > 1 {
+            throw FrameIOError(.unsupported, url: url, "\(matches.count) signals are named '\(wanted)'; name one by its number: \(listing)")
+        }
+        if let number = Int(wanted), let position = signals.firstIndex(where: { $0.index == number }) { return position }
+        throw FrameIOError(.unsupported, url: url, "no signal named '\(wanted)'; this file has \(listing)")
     }
 }

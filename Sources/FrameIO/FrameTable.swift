@@ -131,6 +131,13 @@ public struct FrameTable: Sendable, Equatable {
     public var holds: [TemperatureHold]
     /// Files skipped because they are not frame files, relative to RUN_DIR, sorted.
     public var ignored: [String]
+    /// Paths that could not be used (special files, unreadable folders, names that are not
+    /// UTF-8, dangling links, …), each with its reason.
+    public var skipped: [SkippedPath] = []
+    /// How the heating log's clock was matched to the frames', when a log was used.
+    public var logClock: LogClock?
+    /// The heating log over the run on the frames' clock, thinned for plotting.
+    public var logTrace = LogTrace()
     public var warnings: [String]
 
     public init(runDir: URL, records: [FrameRecord], steps: [TemperatureStep], frameWidth: Int, frameHeight: Int,
@@ -177,7 +184,8 @@ private struct InspectView: Encodable {
         case frameHeight = "frame_height", pixelSizeNm = "pixel_size_nm", pixelSizeSource = "pixel_size_source"
         case timeSource = "time_source", temperatureSource = "temperature_source", heatingLog = "heating_log"
         case heatingLogFormat = "heating_log_format", metadataPixelSizeNm = "metadata_pixel_size_nm"
-        case holds, steps, frames, ignored, warnings
+        case holds, steps, frames, ignored, skipped, warnings
+        case heatingLogOffsetS = "heating_log_offset_s", heatingLogClock = "heating_log_clock"
         // frames
         case frameIndex = "frame_index", file, page, signal, timeS = "time_s", temperatureC = "temperature_C"
         case stepIndex = "step_index", width, height, status
@@ -200,6 +208,9 @@ private struct InspectView: Encodable {
         try c.encode(t.heatingLog, forKey: .heatingLog)
         try c.encode(t.heatingLogFormat, forKey: .heatingLogFormat)
         try c.encode(t.ignored, forKey: .ignored)
+        try c.encode(t.skipped, forKey: .skipped)
+        try c.encode(t.logClock?.offsetS, forKey: .heatingLogOffsetS)
+        try c.encode(t.logClock?.basis.rawValue, forKey: .heatingLogClock)
         try c.encode(t.warnings, forKey: .warnings)
         var hs = c.nestedUnkeyedContainer(forKey: .holds)
         for h in t.holds {

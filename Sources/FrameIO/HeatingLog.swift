@@ -1,4 +1,5 @@
 import Foundation
+import FrameCore
 
 /// A heating log that cannot be used: names the file, the line when there is one, and the problem.
 public struct HeatingLogError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -77,149 +78,71 @@ public struct HeatingLog: Sendable, Equatable {
             self.times_s = times_s
             self.temperaturesC = temperaturesC
         }
-        let d = zip(self.times_s.dropFirst(), self.times_s).map { $0 - $1 }.sorted()
-        sampleSpacing_s = d.isEmpty ? 0 : d[d.count / 2]
+        sampleSpacing_s = Self.medianSpacing(self.times_s)
     }
 
-    /// Reads a heating log, recognising its format from the header.
+    /// The median spacing of sorted sample times: over every spacing up to 100,000 of them,
+    /// else over 100,000 spread evenly through the log (a 10-million-sample log then costs
+    /// 1 MB here, not 80).
+    static func medianSpacing(_ t: [Double]) -> Double {
+        let n = t.count - 1
+        guard n > 0 else { return 0 }
+        let k = min(n, 100_000)
+        let d = (0..<k).map { i -> Double in
+            let j = k == n ? i : Int((Double(i) * Double(n) / Double(k)).rounded(.down))
+            return t[j + 1] - t[j]
+        }.sorted()
+        return d[d.count / 2]
+    }
+
+    /// The most samples a log may hold (10 million: 160 MB in memory). A longer log is an
+    /// error that says to decimate it; no holder's log of one experiment comes near.
+    public static let maxSamples = 10_000_000
+    /// Temperatures a heating holder can report, °C; others are errors naming the row.
+    public static let plausibleC: ClosedRange<Double> = -273.15...3000
+
+    /// Reads a heating log, recognising its format from the header. The file is streamed in
+    /// blocks of 1 MiB, so memory is the samples' (16 bytes each), not the text's.
     public static func load(_ url: URL) throws -> HeatingLog {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw HeatingLogError(file: url.path, "cannot read: \(error.localizedDescription)")
-        }
-        guard data.count <= 1 << 30 else { throw HeatingLogError(file: url.path, "larger than 1 GiB") }
-        guard let text = String(data: data, encoding: .utf8) ?? String(data: data, encoding: .isoLatin1) else {
-            throw HeatingLogError(file: url.path, "not text")
-        }
-        return try parse(text: text, file: url.path)
+        if let why = RegularFile.problem(url.path) { throw HeatingLogError(file: url.path, "cannot read: \(why)") }
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HeatingLogError(file: url.path, "cannot read: \(RegularFile.reading(errno))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw HeatingLogError(file: url.path, "cannot read: \(RegularFile.reading(errno))") }
+        guard st.st_size <= 1 << 30 else { throw HeatingLogError(file: url.path, "larger than 1 GiB") }
+        var lines = LogLines(fd: fd, file: url.path)
+        return try parse(&lines, file: url.path, sizeHint: Int(st.st_size))
     }
 
     public static func parse(text: String, file: String) throws -> HeatingLog {
-        var lines: [(number: Int, text: Substring)] = []
-        for (i, l) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).enumerated() {
-            var s = l
-            if i == 0, s.first == "\u{FEFF}" { s = s.dropFirst() }
-            if s.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            lines.append((i + 1, s))
+        var lines = LogLines(text: text, file: file)
+        return try parse(&lines, file: file, sizeHint: text.utf8.count)
+    }
+
+    /// `sizeHint`: the text's length in bytes, which bounds the number of samples (a row
+    /// takes at least 4 bytes), so the sample arrays are reserved once and touched only as used.
+    static func parse(_ lines: inout LogLines, file: String, sizeHint: Int) throws -> HeatingLog {
+        var header: (number: Int, text: Substring)?
+        while let l = try lines.next() {
+            if !l.text.allSatisfy({ $0 == " " || $0 == "\t" }) { header = l; break }
         }
-        guard let header = lines.first else { throw HeatingLogError(file: file, "empty file") }
+        guard let header else { throw HeatingLogError(file: file, "empty file") }
         let names = splitCSV(header.text).map { $0.trimmingCharacters(in: .whitespaces) }
         let lower = names.map { $0.lowercased() }
-        let body = lines.dropFirst()
+        var samples = LogSamples(file: file, capacity: min(maxSamples, sizeHint / 4 + 2))
         let log: HeatingLog
         if lower.contains("time"), lower.contains("notes") {
-            log = try parseProtochips(names: names, body: body, file: file)
+            log = try parseProtochips(names: names, lines: &lines, into: &samples)
         } else if lower.contains("experiment time") {
-            log = try parseImpulse(names: names, body: body, file: file)
+            log = try parseImpulse(names: names, lines: &lines, into: &samples)
         } else {
-            log = try parsePlain(names: lower, body: body, file: file)
+            log = try parsePlain(names: lower, lines: &lines, into: &samples)
         }
         guard log.times_s.count >= 2 else {
             throw HeatingLogError(file: file, "fewer than 2 temperature samples")
         }
         return log
-    }
-
-    // MARK: Formats
-
-    private static func parsePlain(names: [String], body: ArraySlice<(number: Int, text: Substring)>, file: String) throws -> HeatingLog {
-        guard let tc = names.firstIndex(of: "temperature_c") else {
-            throw HeatingLogError(file: file, line: 1, "no temperature_C column (columns: \(names.joined(separator: ", ")))")
-        }
-        let ts = names.firstIndex(of: "timestamp"), tsec = names.firstIndex(of: "time_s")
-        guard ts != nil || tsec != nil else {
-            throw HeatingLogError(file: file, line: 1, "no time column: expected time_s or timestamp")
-        }
-        var times: [Double] = [], temps: [Double] = []
-        var dates: [Date] = []
-        for (n, text) in body {
-            if text.hasPrefix("#") { continue }
-            let f = splitCSV(text)
-            guard let tString = field(f, tc), !tString.isEmpty else { continue }   // no reading in this row
-            guard let t = number(tString) else {
-                throw HeatingLogError(file: file, line: n, "temperature_C: not a number: '\(tString)'")
-            }
-            if let ts {
-                let s = field(f, ts) ?? ""
-                guard let d = ISO8601Time.parse(s) else {
-                    throw HeatingLogError(file: file, line: n, "timestamp: not an ISO-8601 time: '\(s)'")
-                }
-                dates.append(d)
-            } else {
-                let s = field(f, tsec!) ?? ""
-                guard let x = number(s) else { throw HeatingLogError(file: file, line: n, "time_s: not a number: '\(s)'") }
-                times.append(x)
-            }
-            temps.append(t)
-        }
-        if ts != nil {
-            guard let origin = dates.min() else { throw HeatingLogError(file: file, "no temperature samples") }
-            return HeatingLog(format: .plain, file: file, times_s: dates.map { $0.timeIntervalSince(origin) },
-                              temperaturesC: temps, startDate: origin)
-        }
-        return HeatingLog(format: .plain, file: file, times_s: times, temperaturesC: temps)
-    }
-
-    private static func parseProtochips(names: [String], body: ArraySlice<(number: Int, text: Substring)>, file: String) throws -> HeatingLog {
-        let lower = names.map { $0.lowercased() }
-        let timeCol = lower.firstIndex(of: "time")!, notesCol = lower.firstIndex(of: "notes")!
-        guard let tc = lower.firstIndex(where: { $0.hasSuffix("temperature") }) else {
-            throw HeatingLogError(file: file, line: 1, "Protochips log without a '… Temperature' column")
-        }
-        var meta: [String: String] = [:]
-        var times: [Double] = [], temps: [Double] = []
-        for (n, text) in body {
-            let f = splitCSV(text).map { $0.trimmingCharacters(in: .whitespaces) }
-            let timeValue = field(f, timeCol).flatMap(number)
-            if times.isEmpty, let note = field(f, notesCol), let eq = note.range(of: " = ") {
-                meta[String(note[..<eq.lowerBound]).lowercased()] = String(note[eq.upperBound...])
-                continue
-            }
-            guard let tm = timeValue else {
-                if times.isEmpty { continue }   // other header rows
-                throw HeatingLogError(file: file, line: n, "Time: not a number: '\(field(f, timeCol) ?? "")'")
-            }
-            guard let s = field(f, tc), !s.isEmpty else { continue }
-            guard let t = number(s) else {
-                throw HeatingLogError(file: file, line: n, "\(names[tc]): not a number: '\(s)'")
-            }
-            times.append(tm); temps.append(t)
-        }
-        let units = meta["time units"]?.lowercased() ?? "milliseconds"
-        let scale: Double = units.hasPrefix("milli") ? 1e-3 : units.hasPrefix("sec") ? 1 : 1e-3
-        if let u = meta["temperature units"], !u.lowercased().contains("c") {
-            throw HeatingLogError(file: file, "temperature units '\(u)' are not degrees C")
-        }
-        var start: Date?
-        if let d = meta["date (yyyy.mm.dd)"], let t = meta["time (hh:mm:ss.ms)"] {
-            start = ISO8601Time.parse(d.replacingOccurrences(of: ".", with: "-") + "T" + t)
-        }
-        return HeatingLog(format: .protochips, file: file, times_s: times.map { $0 * scale },
-                          temperaturesC: temps, startDate: start)
-    }
-
-    private static func parseImpulse(names: [String], body: ArraySlice<(number: Int, text: Substring)>, file: String) throws -> HeatingLog {
-        let lower = names.map { $0.lowercased() }
-        let timeCol = lower.firstIndex(of: "experiment time")!
-        guard let tc = lower.firstIndex(where: { $0.hasPrefix("temperature measured") }) else {
-            throw HeatingLogError(file: file, line: 1, "Impulse log without a 'Temperature Measured' column")
-        }
-        var times: [Double] = [], temps: [Double] = []
-        for (n, text) in body {
-            let f = splitCSV(text).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let s = field(f, tc), !s.isEmpty else { continue }
-            let ts = field(f, timeCol) ?? ""
-            guard let tm = number(ts) ?? clockSeconds(ts) else {
-                throw HeatingLogError(file: file, line: n, "Experiment time: not a time: '\(ts)'")
-            }
-            guard let t = number(s) else {
-                throw HeatingLogError(file: file, line: n, "\(names[tc]): not a number: '\(s)'")
-            }
-            times.append(tm); temps.append(t)
-        }
-        return HeatingLog(format: .densImpulse, file: file, times_s: times, temperaturesC: temps)
     }
 
     // MARK: Use
@@ -251,34 +174,116 @@ public struct HeatingLog: Sendable, Equatable {
     /// sample on (a ramp). Neighbouring holds whose levels (sample medians) differ by less
     /// than `toleranceC` are then merged into one, gap included, so a brief controller
     /// excursion does not split a hold. Holds are returned in time order.
+    ///
+    /// The stretches come from one pass with a sliding window whose minimum and maximum are
+    /// kept in monotonic queues (the end of the stretch never moves back when its start moves
+    /// on), and merged levels from a running median, so a log of millions of samples costs
+    /// O(n log n) rather than the stretch length times n.
     public func holds(toleranceC: Double, minHoldS: Double) -> [TemperatureHold] {
-        let n = times_s.count
+        var merged: [(span: (Int, Int), level: RunningMedian)] = []
+        for s in stretches(toleranceC: toleranceC, minHoldS: minHoldS) {
+            let own = RunningMedian(temperaturesC[s.0...s.1])
+            if let last = merged.last, abs(last.level.median - own.median) < toleranceC {
+                // The merged hold's level is the median over all its samples, gap included.
+                merged[merged.count - 1].level.insert(temperaturesC[(last.span.1 + 1)...s.1])
+                merged[merged.count - 1].span.1 = s.1
+            } else {
+                merged.append((s, own))
+            }
+        }
+        return merged.map { TemperatureHold(start_s: times_s[$0.span.0], end_s: times_s[$0.span.1], levelC: $0.level.median) }
+    }
+
+    /// The greedy stretches of `holds`, as index ranges, before merging.
+    private func stretches(toleranceC: Double, minHoldS: Double) -> [(Int, Int)] {
+        let n = times_s.count, T = temperaturesC
         var spans: [(Int, Int)] = []
-        var i = 0
+        var lows = IndexQueue(), highs = IndexQueue()      // indices of increasing / decreasing T
+        var i = 0, j = -1                                  // the window is i...j
         while i < n {
-            var lo = temperaturesC[i], hi = lo, j = i
+            if j < i {
+                j = i; lows.reset(i); highs.reset(i)
+            }
             while j + 1 < n {
-                let x = temperaturesC[j + 1]
-                if max(hi, x) - min(lo, x) >= toleranceC { break }
-                lo = min(lo, x); hi = max(hi, x); j += 1
+                let x = T[j + 1]
+                if max(T[highs.first], x) - min(T[lows.first], x) >= toleranceC { break }
+                j += 1
+                lows.push(j) { T[$0] >= T[j] }
+                highs.push(j) { T[$0] <= T[j] }
             }
             if times_s[j] - times_s[i] >= minHoldS {
                 spans.append((i, j))
                 i = j + 1
             } else {
                 i += 1
+                lows.dropFront(before: i); highs.dropFront(before: i)
             }
         }
-        func level(_ s: (Int, Int)) -> Double { median(Array(temperaturesC[s.0...s.1])) }
-        var merged: [(Int, Int)] = []
-        for s in spans {
-            if let last = merged.last, abs(level(last) - level(s)) < toleranceC {
-                merged[merged.count - 1] = (last.0, s.1)
-            } else {
-                merged.append(s)
+        return spans
+    }
+}
+
+/// A queue of sample indices kept monotonic in value, for a sliding-window minimum or maximum.
+private struct IndexQueue {
+    private var items: [Int] = []
+    private var head = 0
+    var first: Int { items[head] }
+    mutating func reset(_ i: Int) { items.removeAll(keepingCapacity: true); items.append(i); head = 0 }
+    /// Appends `i` after dropping the tail entries `dominated` says it replaces.
+    mutating func push(_ i: Int, dominated: (Int) -> Bool) {
+        while items.count > head, dominated(items[items.count - 1]) { items.removeLast() }
+        items.append(i)
+        if head > 4096, head * 2 > items.count { items.removeFirst(head); head = 0 }
+    }
+    mutating func dropFront(before i: Int) {
+        while head < items.count, items[head] < i { head += 1 }
+    }
+}
+
+/// The median of a growing multiset: the lower half in a max-heap, the upper half in a
+/// min-heap. Gives the same value as sorting (the mean of the two middle values for an even count).
+struct RunningMedian {
+    private var low = Heap(above: { $0 > $1 })     // max-heap
+    private var high = Heap(above: { $0 < $1 })    // min-heap
+
+    init<S: Sequence>(_ values: S) where S.Element == Double { insert(values) }
+
+    mutating func insert<S: Sequence>(_ values: S) where S.Element == Double {
+        for x in values {
+            if let top = low.top, x > top { high.push(x) } else { low.push(x) }
+            if low.count > high.count + 1 { high.push(low.pop()) }
+            if high.count > low.count { low.push(high.pop()) }
+        }
+    }
+
+    var median: Double {
+        low.count > high.count ? low.top! : (low.top! + high.top!) / 2
+    }
+
+    private struct Heap {
+        var items: [Double] = []
+        let above: (Double, Double) -> Bool
+        var count: Int { items.count }
+        var top: Double? { items.first }
+        mutating func push(_ x: Double) {
+            items.append(x)
+            var c = items.count - 1
+            while c > 0, above(items[c], items[(c - 1) / 2]) { items.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
+        }
+        mutating func pop() -> Double {
+            let t = items[0]
+            items[0] = items[items.count - 1]
+            items.removeLast()
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var best = p
+                if l < items.count, above(items[l], items[best]) { best = l }
+                if r < items.count, above(items[r], items[best]) { best = r }
+                if best == p { return t }
+                items.swapAt(p, best); p = best
             }
         }
-        return merged.map { TemperatureHold(start_s: times_s[$0.0], end_s: times_s[$0.1], levelC: level($0)) }
     }
 }
 
@@ -286,28 +291,6 @@ func median(_ v: [Double]) -> Double {
     precondition(!v.isEmpty)
     let s = v.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
-private func field(_ f: [String], _ i: Int) -> String? {
-    i < f.count ? f[i].trimmingCharacters(in: .whitespaces) : nil
-}
-
-private func number(_ s: String) -> Double? {
-    let t = s.trimmingCharacters(in: .whitespaces)
-    guard !t.isEmpty, let x = Double(t), x.isFinite else { return nil }
-    return x
-}
-
-/// `hh:mm:ss(.fff)` or `mm:ss(.fff)` → seconds.
-private func clockSeconds(_ s: String) -> Double? {
-    let p = s.split(separator: ":")
-    guard (2...3).contains(p.count) else { return nil }
-    var total = 0.0
-    for part in p {
-        guard let x = Double(part), x >= 0 else { return nil }
-        total = total * 60 + x
-    }
-    return total
 }
 
 /// One CSV line split into fields (RFC 4180 quoting, no line breaks inside fields).
@@ -340,6 +323,13 @@ func splitCSV(_ line: Substring) -> [String] {
 /// ISO-8601 date-times as loggers write them: `2024-05-01T12:00:00Z`,
 /// `2024-05-01 12:00:00.250+02:00`, or without a zone (read as UTC).
 public enum ISO8601Time {
+    /// `2024-05-01T12:00:00.250Z`: UTC, with milliseconds.
+    public static func format(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
+
     public static func parse(_ text: String) -> Date? {
         let s = Array(text.trimmingCharacters(in: .whitespaces).utf8)
         var i = 0

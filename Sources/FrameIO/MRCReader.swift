@@ -13,7 +13,7 @@ import Foundation
 /// and are read per frame, rows in file order (row 0 first, as mrcfile and RosettaSciIO).
 ///
 /// Modes: 0 int8 (uint8 when IMOD's flags say bytes are unsigned), 1 int16, 2 float32,
-/// 6 uint16, 12 float16 (widened to float32). Complex modes 3/4 and packed 4-bit mode 101
+/// 6 uint16, 12 float16 (widened exactly to Float when decoded). Complex modes 3/4 and packed 4-bit mode 101
 /// are `.unsupported`.
 public final class MRCReader: FrameFileReader, Sendable {
     public let url: URL
@@ -69,7 +69,8 @@ public final class MRCReader: FrameFileReader, Sendable {
         switch mode {
         case 0: type = (imodStamp == 1_146_047_817 && imodFlags & 1 == 0) ? .uint8 : .int8
         case 1: type = .int16
-        case 2, 12: type = .float32
+        case 2: type = .float32
+        case 12: type = .float16
         case 6: type = .uint16
         default:
             throw FrameIOError(.unsupported, url: url, "MRC mode \(mode) (HeatFront reads modes 0, 1, 2, 6 and 12)")
@@ -77,7 +78,10 @@ public final class MRCReader: FrameFileReader, Sendable {
         guard nsymbt >= 0 else { throw FrameIOError(.corrupt, url: url, "MRC extended header length \(nsymbt)") }
         extendedHeaderBytes = nsymbt
         dataOffset = 1024 + nsymbt
-        let storedBytes = mode == 12 ? 2 : type.byteCount
+        // The claim is checked against the caps before anything is sized by it: a sparse
+        // file can match any page count with its length while holding nothing.
+        try FrameLimits.checkShape(frames: nz, height: ny, width: nx, url: url, "MRC header")
+        let storedBytes = type.byteCount
         let (plane, o1) = nx.multipliedReportingOverflow(by: ny)
         let (fb, o2) = plane.multipliedReportingOverflow(by: storedBytes)
         let (all, o3) = fb.multipliedReportingOverflow(by: nz)
@@ -114,12 +118,6 @@ public final class MRCReader: FrameFileReader, Sendable {
     public func plane(signal: Int, frame: Int) throws -> PixelPlane {
         let s = try check(signal, frame)
         let offset = dataOffset + frame * frameBytes
-        if mode == 12 {
-            // float16 → float32.
-            let p = try file.plane(at: offset, type: .uint16, littleEndian: littleEndian, width: s.width, height: s.height, "MRC frame \(frame)")
-            guard case .uint16(let bits) = p.values else { fatalError("unreachable") }
-            return PixelPlane(width: s.width, height: s.height, values: .float32(bits.map { Self.halfToFloat($0) }))
-        }
         return try file.plane(at: offset, type: s.sampleType, littleEndian: littleEndian, width: s.width, height: s.height, "MRC frame \(frame)")
     }
 
@@ -155,17 +153,5 @@ public final class MRCReader: FrameFileReader, Sendable {
             throw FrameIOError(.corrupt, url: url, "no signal \(signal) frame \(frame) in this file")
         }
         return signals[0]
-    }
-
-    /// IEEE 754 binary16 → binary32 (subnormals, infinities and NaN included).
-    static func halfToFloat(_ h: UInt16) -> Float {
-        let sign = UInt32(h & 0x8000) << 16
-        let exp = Int((h >> 10) & 0x1F), frac = UInt32(h & 0x3FF)
-        if exp == 0 {
-            let v = Float(frac) * Float(sign: .plus, exponent: -24, significand: 1)
-            return sign != 0 ? -v : v
-        }
-        if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (frac << 13)) }
-        return Float(bitPattern: sign | (UInt32(exp - 15 + 127) << 23) | (frac << 13))
     }
 }

@@ -18,11 +18,12 @@ import CPNG
 /// before any allocation, and all libpng calls run in C (`CPNG/shim.h`) so libpng's
 /// longjmp error handling never crosses Swift frames.
 ///
-/// Opening reads the header and metadata only, once the chunk structure has checked out
-/// (every chunk inside the file, CRCs matching, IEND present, so a cut or damaged file is
-/// reported at open); the pixels are inflated on first use. A run folder's scan then costs
-/// a read and a CRC per file instead of a decode. Files with text after the image data, or
-/// whose structure does not check out, are decoded whole at open, as libpng reports them.
+/// Opening checks the chunk structure first (every chunk inside the file, CRCs matching, IEND
+/// present), so a cut, damaged or hostile file is reported at open without libpng allocating
+/// anything a chunk length claims; libpng's own per-chunk allocation cap (16 MiB, and what
+/// the file's size allows) bounds inflated text. Then the header and metadata are read and
+/// the pixels inflated on first use, so a run folder's scan costs a read and a CRC per file
+/// instead of a decode. Files with text after the image data are decoded whole at open.
 public final class PNGReader: FrameFileReader, @unchecked Sendable {
     public let url: URL
     public var format: FrameFormat { .png }
@@ -36,15 +37,18 @@ public final class PNGReader: FrameFileReader, @unchecked Sendable {
 
     public init(url: URL) throws {
         self.url = url
-        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
-        guard let size = (attrs?[.size] as? NSNumber)?.intValue else {
-            throw FrameIOError(.io, url: url, "cannot open file")
-        }
+        let size = try regularFileSize(url)
         guard size > 0 else { throw FrameIOError(.truncated, url: url, "empty file (0 bytes)") }
         maxBytes = size.multipliedReportingOverflow(by: 1100).partialValue + (1 << 16)
         var textAfterImage: Int32 = 0
-        let headerOnly = cpng_probe(url.path, &textAfterImage) == 0 && textAfterImage == 0
-        let decoded = try Self.decode(url, maxBytes: maxBytes, withPixels: !headerOnly)
+        var err = [CChar](repeating: 0, count: 256)
+        let probe = err.withUnsafeMutableBufferPointer { cpng_probe(url.path, &textAfterImage, $0.baseAddress) }
+        if probe != 0 {
+            let message = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let kind: FrameIOError.Kind = [1: .truncated, 2: .corrupt, 3: .badMagic][probe] ?? .io
+            throw FrameIOError(kind, url: url, message)
+        }
+        let decoded = try Self.decode(url, maxBytes: maxBytes, withPixels: textAfterImage != 0)
         pixels = decoded.pixels
 
         var m = FrameMetadata()

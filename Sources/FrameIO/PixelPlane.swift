@@ -9,6 +9,8 @@ public struct PixelPlane: Sendable {
     public enum Values: Sendable {
         case uint8([UInt8]), int8([Int8]), uint16([UInt16]), int16([Int16])
         case uint32([UInt32]), int32([Int32]), uint64([UInt64]), int64([Int64])
+        /// Half-precision samples, widened exactly to `Float` (every binary16 value is a binary32 one).
+        case float16([Float])
         case float32([Float]), float64([Double])
     }
 
@@ -32,6 +34,7 @@ public struct PixelPlane: Sendable {
         case .int32: .int32
         case .uint64: .uint64
         case .int64: .int64
+        case .float16: .float16
         case .float32: .float32
         case .float64: .float64
         }
@@ -47,6 +50,7 @@ public struct PixelPlane: Sendable {
         case .int32(let v): Self.convert(v)
         case .uint64(let v): v.map { Float($0) }
         case .int64(let v): v.map { Float($0) }
+        case .float16(let v): v
         case .float32(let v): v
         case .float64(let v): v.map { Float($0) }
         }
@@ -79,6 +83,7 @@ public struct PixelPlane: Sendable {
         case .int32(let v): v.map { Double($0) }
         case .uint64(let v): v.map { Double($0) }
         case .int64(let v): v.map { Double($0) }
+        case .float16(let v): v.map { Double($0) }
         case .float32(let v): v.map { Double($0) }
         case .float64(let v): v
         }
@@ -112,9 +117,22 @@ public struct PixelPlane: Sendable {
         case .int32: values = .int32(read(Int32.self))
         case .uint64: values = .uint64(read(UInt64.self))
         case .int64: values = .int64(read(Int64.self))
+        case .float16: values = .float16(read(UInt16.self).map(halfToFloat))
         case .float32: values = .float32(read(UInt32.self).map { Float(bitPattern: $0) })
         case .float64: values = .float64(read(UInt64.self).map { Double(bitPattern: $0) })
         }
         return PixelPlane(width: width, height: height, values: values)
     }
+}
+
+/// IEEE 754 binary16 → binary32, exactly (subnormals, infinities and NaN included).
+func halfToFloat(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16
+    let exp = Int((h >> 10) & 0x1F), frac = UInt32(h & 0x3FF)
+    if exp == 0 {
+        let v = Float(frac) * Float(sign: .plus, exponent: -24, significand: 1)
+        return sign != 0 ? -v : v
+    }
+    if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (frac << 13)) }
+    return Float(bitPattern: sign | (UInt32(exp - 15 + 127) << 23) | (frac << 13))
 }

@@ -7,6 +7,29 @@ public enum RegistrationMode: String, Sendable, Codable, CaseIterable {
     case rigid, nonrigid
 }
 
+/// How atomic columns appear in the frames (`contrast:` in heatfront.yaml).
+public enum ColumnContrast: String, Sendable, Codable, CaseIterable {
+    /// Decided from the images: bright columns are measured, dark columns get no intensities.
+    case auto
+    /// Bright columns on a dark background (HAADF, ADF).
+    case brightColumns = "bright_columns"
+    /// Dark columns on a bright background (ABF, BF): intensities are measured on the
+    /// inverted image, as dip depths.
+    case darkColumns = "dark_columns"
+}
+
+/// Frequencies registration correlates, cycles/px (`registration.band: [low, high]`): the
+/// high-pass σ and the cut-off.
+public struct FrequencyBand: Sendable, Equatable, Encodable {
+    public var low: Double
+    public var high: Double
+    public init(low: Double, high: Double) { self.low = low; self.high = high }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode([low, high])
+    }
+}
+
 /// An explicit temperature for the frames a rule selects (`steps:` in heatfront.yaml).
 /// Exactly one of `glob` (matched against the path relative to RUN_DIR) or `frames`
 /// (an inclusive `frame_index` range) is set.
@@ -53,10 +76,15 @@ public struct RunConfigError: Error, CustomStringConvertible, Equatable, Sendabl
     public let message: String
     public let line: Int?
 
+    /// Messages longer than `maxMessage` characters (a parser's error quoting a huge or
+    /// deeply nested document) are cut there.
+    public static let maxMessage = 300
+
     public init(file: String, key: String, _ message: String, line: Int? = nil) {
         self.file = file
         self.key = key
-        self.message = message
+        let flat = message.replacingOccurrences(of: "\n", with: " ")
+        self.message = flat.count > Self.maxMessage ? String(flat.prefix(Self.maxMessage)) + " …" : flat
         self.line = line
     }
 
@@ -73,12 +101,23 @@ public struct RunConfig: Sendable, Equatable, Encodable {
     public var pixelSizeNm: Double?
     public var frameIntervalS: Double?
     public var heatingLog: String?
+    /// The log time at the first frame, s (`heating_log_offset_s`): 600 when logging
+    /// started 10 minutes before the first frame.
+    public var heatingLogOffsetS: Double?
+    /// The absolute time of the log's time 0 (`heating_log_start`), for frames with absolute times.
+    public var heatingLogStart: Date?
+    /// The image signal to analyse in files with several (`signal:`): a name such as `HAADF`,
+    /// `ABF`, `DF4` or `iDPC`, or a position in the file's signals.
+    public var signal: String?
     public var roi: PixelRect?
     public var stepToleranceC: Double = 3
     public var minHoldS: Double = 30
     public var layerSpacingNm: Double = 0.468
+    public var contrast: ColumnContrast = .auto
     public var registrationMode: RegistrationMode = .rigid
     public var maxShiftPx: Double = 200
+    /// nil: chosen from the first frame's lattice (`CorrelationBand`).
+    public var registrationBand: FrequencyBand?
     public var profileLine: LineSegment?
     public var profileWidthPx: Double = 16
     public var frontBoundary: LineSegment?
@@ -100,11 +139,17 @@ public struct RunConfig: Sendable, Equatable, Encodable {
     /// Reads and validates a heatfront.yaml. Unknown keys, wrong types and impossible
     /// values throw a `RunConfigError` naming the file and the key.
     public static func load(_ url: URL) throws -> RunConfig {
+        if let why = RegularFile.problem(url.path) { throw RunConfigError(file: url.path, key: "", "cannot read: \(why)") }
+        var st = stat()
+        if stat(url.path, &st) == 0, st.st_size > 1 << 20 {
+            throw RunConfigError(file: url.path, key: "", "config file larger than 1 MiB")
+        }
         let text: String
         do {
-            let data = try Data(contentsOf: url)
-            guard data.count <= 1 << 20 else {
-                throw RunConfigError(file: url.path, key: "", "config file larger than 1 MiB")
+            let data: Data
+            do { data = try readWholeFile(url, limit: 1 << 20) }
+            catch let e as FrameIOError {
+                throw RunConfigError(file: url.path, key: "", e.kind == .corrupt ? "config file larger than 1 MiB" : "cannot read: \(e.detail)")
             }
             guard let s = String(data: data, encoding: .utf8) else {
                 throw RunConfigError(file: url.path, key: "", "not UTF-8 text")
@@ -146,6 +191,15 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                 guard r.x0 >= 0, r.y0 >= 0 else { throw p.error(k, "corners must not be negative, got \(fmt(q))", v) }
                 guard r.x1 > r.x0, r.y1 > r.y0 else { throw p.error(k, "expected [x0, y0, x1, y1] with x1 > x0 and y1 > y0, got \(fmt(q))", v) }
                 config.roi = r
+            case "contrast":
+                let s = try p.string(v, key: k)
+                guard let c = ColumnContrast(rawValue: s) else {
+                    throw p.error(k, "expected auto, bright_columns or dark_columns, got '\(s)'", v)
+                }
+                config.contrast = c
+            case "heating_log_offset_s": config.heatingLogOffsetS = try p.number(v, key: k)
+            case "heating_log_start": config.heatingLogStart = try p.time(v, key: k)
+            case "signal": config.signal = try p.signal(v, key: k)
             case "step_tolerance_C": config.stepToleranceC = try p.number(v, key: k, positive: true)
             case "min_hold_s": config.minHoldS = try p.number(v, key: k, nonNegative: true)
             case "material":
@@ -173,6 +227,12 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                         }
                         config.registrationMode = m
                     case "max_shift_px": config.maxShiftPx = try p.number(v2, key: key, positive: true)
+                    case "band":
+                        let q = try p.numbers(v2, key: key, count: 2)
+                        guard q[0] >= 0, q[1] > q[0], q[1] <= 0.5 else {
+                            throw p.error(key, "expected [low, high] in cycles/px with 0 <= low < high <= 0.5, got [\(fmt(q))]", v2)
+                        }
+                        config.registrationBand = FrequencyBand(low: q[0], high: q[1])
                     default: throw p.unknown(key, v2)
                     }
                 }
@@ -204,6 +264,10 @@ public struct RunConfig: Sendable, Equatable, Encodable {
                 throw p.unknown(k, v)
             }
         }
+        if config.heatingLogOffsetS != nil, config.heatingLogStart != nil {
+            throw RunConfigError(file: file.path, key: "heating_log_offset_s",
+                                 "give heating_log_offset_s or heating_log_start, not both")
+        }
         return config
     }
 
@@ -228,9 +292,10 @@ public struct RunConfig: Sendable, Equatable, Encodable {
 
     private enum Keys: String, CodingKey {
         case pixelSizeNm = "pixel_size_nm", frameIntervalS = "frame_interval_s", heatingLog = "heating_log"
+        case heatingLogOffsetS = "heating_log_offset_s", heatingLogStart = "heating_log_start", signal
         case roi, stepToleranceC = "step_tolerance_C", minHoldS = "min_hold_s"
         case material, registration, profile, front, steps
-        case layerSpacingNm = "layer_spacing_nm", mode, maxShiftPx = "max_shift_px"
+        case layerSpacingNm = "layer_spacing_nm", mode, maxShiftPx = "max_shift_px", contrast, band
         case line, widthPx = "width_px", boundary
     }
 
@@ -239,14 +304,19 @@ public struct RunConfig: Sendable, Equatable, Encodable {
         try c.encode(pixelSizeNm, forKey: .pixelSizeNm)
         try c.encode(frameIntervalS, forKey: .frameIntervalS)
         try c.encode(heatingLog, forKey: .heatingLog)
+        try c.encode(heatingLogOffsetS, forKey: .heatingLogOffsetS)
+        try c.encode(heatingLogStart.map(ISO8601Time.format), forKey: .heatingLogStart)
+        try c.encode(signal, forKey: .signal)
         try c.encode(roi, forKey: .roi)
         try c.encode(stepToleranceC, forKey: .stepToleranceC)
         try c.encode(minHoldS, forKey: .minHoldS)
         var m = c.nestedContainer(keyedBy: Keys.self, forKey: .material)
         try m.encode(layerSpacingNm, forKey: .layerSpacingNm)
+        try c.encode(contrast, forKey: .contrast)
         var r = c.nestedContainer(keyedBy: Keys.self, forKey: .registration)
         try r.encode(registrationMode, forKey: .mode)
         try r.encode(maxShiftPx, forKey: .maxShiftPx)
+        try r.encode(registrationBand, forKey: .band)
         var p = c.nestedContainer(keyedBy: Keys.self, forKey: .profile)
         try p.encode(profileLine.map { [$0.x0, $0.y0, $0.x1, $0.y1] }, forKey: .line)
         try p.encode(profileWidthPx, forKey: .widthPx)
@@ -328,6 +398,23 @@ private struct Parser {
         return s.string
     }
 
+    /// An ISO-8601 date and time, quoted or not (`2024-05-01T12:00:00Z`; no zone: UTC).
+    func time(_ node: Node, key: String) throws -> Date {
+        guard case .scalar(let s) = node, let d = ISO8601Time.parse(s.string) else {
+            throw error(key, "expected an ISO-8601 date and time such as 2024-05-01T12:00:00Z, got \(describe(node))", node)
+        }
+        return d
+    }
+
+    /// A signal name, or a position in a file's signals.
+    func signal(_ node: Node, key: String) throws -> String {
+        guard case .scalar(let s) = node, hasTag(node, .str) || hasTag(node, .int), !s.string.isEmpty else {
+            throw error(key, "expected a signal name such as HAADF, ABF, DF4 or iDPC, or its position, got \(describe(node))", node)
+        }
+        if hasTag(node, .int), (Int(s.string) ?? -1) < 0 { throw error(key, "a signal position must not be negative", node) }
+        return s.string
+    }
+
     func numbers(_ node: Node, key: String, count: Int, integral: Bool = false) throws -> [Double] {
         guard case .sequence(let seq) = node, seq.count == count else {
             throw error(key, "expected a list of \(count) numbers, got \(describe(node))", node)
@@ -365,6 +452,7 @@ private struct Parser {
             case "temperature_C":
                 let t = try number(v, key: full)
                 guard t > -273.15 else { throw error(full, "below absolute zero: \(t)", v) }
+                guard t <= HeatingLog.plausibleC.upperBound else { throw error(full, "\(t) °C is not a temperature a heating holder reaches", v) }
                 temperature = t
             default:
                 throw unknown(full, v)

@@ -72,6 +72,9 @@ public final class SERReader: FrameFileReader, Sendable {
         guard valid > 0 || allowEmpty else {
             throw FrameIOError(.truncated, url: url, "the series holds no acquired element (0 of \(total) valid)")
         }
+        guard valid <= FrameLimits.maxFrames else {
+            throw FrameIOError(.corrupt, url: url, "SER header claims \(valid) elements, more than HeatFront reads from one file (\(FrameLimits.maxFrames)); split the series into several files")
+        }
         var dimSizes: [Int] = []
         for d in 1...max(1, ndim) where d <= ndim {
             let size = Int(try r.u32("SER dimension size"))
@@ -161,6 +164,7 @@ public final class SERReader: FrameFileReader, Sendable {
         guard w > 0, h > 0, w <= e.remaining / h else {
             throw FrameIOError(.corrupt, url: e.url, "SER element claims \(w)×\(h) pixels")
         }
+        try FrameLimits.checkShape(frames: 1, height: h, width: w, url: e.url, "SER element")
         return ((dx, dy), sampleType(serDataType: t), w, h)
     }
 
@@ -223,6 +227,7 @@ extension PixelPlane {
         case .int32(let v): values = .int32(flip(v))
         case .uint64(let v): values = .uint64(flip(v))
         case .int64(let v): values = .int64(flip(v))
+        case .float16(let v): values = .float16(flip(v))
         case .float32(let v): values = .float32(flip(v))
         case .float64(let v): values = .float64(flip(v))
         }

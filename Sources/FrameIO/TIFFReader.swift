@@ -13,8 +13,10 @@ import CTIFF
 ///
 /// Calibration (nm) comes from the vendor tags listed in `TIFFMetadata` (FEI, Zeiss, DM,
 /// ImageJ, OME, TVIPS, Olympus SIS), first match wins; every frame of a signal carries its
-/// first page's. Bare X/YResolution with ResolutionUnit inch/cm is not used, as RosettaSciIO
-/// does not use it unless forced (most software writes screen dpi there).
+/// first page's. A file no vendor block describes is calibrated by TIFF 6.0's XResolution
+/// and YResolution with ResolutionUnit inch or centimetre (as RosettaSciIO with
+/// `force_read_resolution`), except the screen defaults 72 and 96 per inch; with a vendor
+/// block those tags are ignored (DigitalMicrograph exports write 72 per inch there).
 /// Times: DateTime (306) + EXIF SubSecTime (37520) → `acquisitionTime` (read as UTC; the
 /// format has no zone), else FEI `[User] Date/Time`, Zeiss `AP_DATE/AP_TIME` or the SIS
 /// header; ImageJ `finterval` → `relativeTime_s = frame × finterval`; OME `Plane DeltaT`.
@@ -56,6 +58,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         self.url = url
         let path = url.path
         // Header checks before libtiff sees the file, so each failure gets the right kind.
+        _ = try regularFileSize(url)
         guard let fh = FileHandle(forReadingAtPath: path) else {
             throw FrameIOError(.io, url: url, "cannot open file")
         }
@@ -109,6 +112,9 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         var pages: [Page] = []
         let nDirs = Int(TIFFNumberOfDirectories(t))
         guard nDirs > 0 else { throw FrameIOError(.corrupt, url: url, "no image directory") }
+        guard nDirs <= FrameLimits.maxFrames else {
+            throw FrameIOError(.corrupt, url: url, "\(nDirs) image directories, more than HeatFront reads from one file (\(FrameLimits.maxFrames)); split the stack into several files")
+        }
         // Walk the chain once, in order (TIFFSetDirectory(n) would re-walk it from the start
         // for every page); each page is later revisited by its directory's file offset.
         for d in 0..<nDirs {
@@ -201,6 +207,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         case .int32: values = .int32(try decode(Int32.self))
         case .uint64: values = .uint64(try decode(UInt64.self))
         case .int64: values = .int64(try decode(Int64.self))
+        case .float16: values = .float16(try decode(UInt16.self).map(halfToFloat))
         case .float32: values = .float32(try decode(Float.self))
         case .float64: values = .float64(try decode(Double.self))
         }
@@ -293,6 +300,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         case (2, 16): type = .int16
         case (2, 32): type = .int32
         case (2, 64): type = .int64
+        case (3, 16): type = .float16
         case (3, 32): type = .float32
         case (3, 64): type = .float64
         default: reason = "\(bits)-bit samples of format \(fmt)"
@@ -424,6 +432,15 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
             setSize(sis.x, sis.y, "Olympus SIS")
             if meta.acquisitionTime == nil, original["DateTime"] == nil { meta.acquisitionTime = sis.date }
         }
+        // TIFF 6.0's own XResolution/YResolution (pixels per ResolutionUnit), only for files
+        // no vendor block describes: vendor software writes screen dpi there (DM exports say
+        // 72 per inch) while its own tags hold the calibration, or say there is none.
+        let vendor = string(34682) ?? string(34680) ?? string(34118) ?? string(65003) ?? string(65004)
+        let vendorBlock = vendor != nil || scalar(65009) != nil || imageJ != nil || scalar(37706) != nil || scalar(33560) != nil
+            || (original["ImageDescription"].map { $0.contains("<OME") || $0.contains(":OME") } ?? false)
+        if !calibrated, !vendorBlock, let r = resolutionPixelSizeNm(t) {
+            setSize(r.x, r.y, r.source)
+        }
         // Times: DateTime + EXIF SubSecTime.
         if let dt = original["DateTime"] {
             var subSec: String? = nil
@@ -437,6 +454,28 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         meta.original = original
         return Page(directory: d, offset: TIFFCurrentDirOffset(t), width: Int(w), height: Int(h), sampleType: type,
                     listed: listed, tiled: tiled, metadata: meta, imageJ: imageJ)
+    }
+
+    /// Pixel size from the baseline TIFF 6.0 tags XResolution and YResolution (pixels per
+    /// ResolutionUnit: 2 inch, the default, or 3 centimetre), in nm; nil for ResolutionUnit 1
+    /// (none: an aspect ratio only), a missing or non-positive resolution, or 72 or 96 pixels
+    /// per inch, the screen resolutions image programs write when they know no calibration.
+    static func resolutionPixelSizeNm(_ t: OpaquePointer) -> (x: Double, y: Double, source: String)? {
+        var xr: Float = 0, yr: Float = 0, unit: UInt16 = 2
+        guard ctiff_get_float(t, UInt32(TIFFTAG_XRESOLUTION), &xr) == 1, xr > 0, xr.isFinite else { return nil }
+        if ctiff_get_float(t, UInt32(TIFFTAG_YRESOLUTION), &yr) != 1 || !(yr > 0) || !yr.isFinite { yr = xr }
+        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_RESOLUTIONUNIT), &unit)
+        let nmPerUnit: Double
+        switch Int32(unit) {
+        case RESUNIT_INCH:
+            if [72, 96].contains(xr), yr == xr { return nil }
+            nmPerUnit = 25.4e6
+        case RESUNIT_CENTIMETER: nmPerUnit = 1e7
+        default: return nil
+        }
+        // libtiff holds the rationals as float: ~6e-8 relative, far below any calibration's accuracy.
+        return (nmPerUnit / Double(xr), nmPerUnit / Double(yr),
+                "TIFF XResolution \(xr) per \(unit == 3 ? "cm" : "inch")")
     }
 
     /// SubSecTime (37520) from the EXIF sub-IFD at `offset`.

@@ -38,6 +38,9 @@ public struct PhaseMap: Sendable {
     }
 
     public subscript(x: Int, y: Int) -> UInt8 { labels[y * width + x] }
+
+    /// The pixels labelled `label`.
+    public func mask(_ label: UInt8) -> Mask { Mask(width: width, height: height, bits: labels.map { $0 == label }) }
 }
 
 /// Two-phase segmentation of the crystal by its layered order parameter q = A(g)/A(2g).

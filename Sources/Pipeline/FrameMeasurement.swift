@@ -97,8 +97,9 @@ enum FrameMeasurement {
                 let p = position[members[i]]!
                 let raw = try frames.image(at: p)
                 let s = shifts[p]
-                let (img, valid) = fields[p].map { NonrigidRegistration.apply($0, shift: (s.dx, s.dy), to: raw, interpolation: .bicubic) }
+                let (aligned, valid) = fields[p].map { NonrigidRegistration.apply($0, shift: (s.dx, s.dy), to: raw, interpolation: .bicubic) }
                     ?? Resampling.shifted(raw, by: -s.dx, -s.dy, interpolation: .bicubic)
+                let img = a.invertsContrast ? aligned.negated : aligned
                 var m = MeasuredFrame(frameIndex: members[i])
                 var region = a.region
                 for q in region.bits.indices { region.bits[q] = region.bits[q] && valid.bits[q] }

@@ -1,4 +1,5 @@
 import Foundation
+import FrameCore
 
 /// Progress of the run's stages: a live bar with frames/s and ETA on a terminal, plain log
 /// lines otherwise, nothing with `--quiet`. Warnings are collected and printed once at the end.
@@ -44,7 +45,7 @@ public final class ProgressReporter: @unchecked Sendable {
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
             let label = stage.padding(toLength: 14, withPad: " ", startingAt: 0)
             let line = "\r\(label) \(bar) \(done)/\(total)  " + String(format: "%.1f frames/s  ETA %.0f s ", rate, eta)
-            FileHandle.standardError.write(Data(line.utf8))
+            Terminal.err(line)
         case .lines:
             let decile = total > 0 ? 10 * done / total : 10
             if decile != lastDecile && (decile % 5 == 0 || done == total) {
@@ -76,8 +77,8 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 
     private func finishLine() {
-        if style == .bar && !stage.isEmpty { FileHandle.standardError.write(Data("\n".utf8)); stage = "" }
+        if style == .bar && !stage.isEmpty { Terminal.err("\n"); stage = "" }
     }
 
-    private func emit(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    private func emit(_ s: String) { Terminal.err(s + "\n") }
 }

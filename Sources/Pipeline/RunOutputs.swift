@@ -6,12 +6,16 @@ import ColumnIntensities
 import FrontTracking
 
 /// Writes OUT_DIR (run contract §2). The only place that knows the output folder's layout;
-/// every file goes through `AtomicFile`, so an interrupted run never leaves a partial one.
+/// every file goes through `AtomicFile` (the TIFF and PNG writers use it themselves), so an
+/// interrupted run never leaves a partial one, and through `OutputFolder`, which records it
+/// as this run's.
 struct RunOutputs {
-    let outDir: URL
+    let folder: OutputFolder
     let table: FrameTable
 
-    private func url(_ path: String) -> URL { outDir.appendingPathComponent(path) }
+    var outDir: URL { folder.url }
+
+    func url(_ path: String) -> URL { folder.file(path) }
 
     func writeFrames(_ results: [FrameResult], registrationOnly: Bool) throws {
         try AtomicFile.write(RunTables.frames(table, results, registrationOnly: registrationOnly).text, to: url("frames.csv"))
@@ -37,9 +41,7 @@ struct RunOutputs {
             let ux = Image(width: f.width, height: f.height) { x, y in Float(s.dx) + f.displacement(x: x, y: y).ux }
             let uy = Image(width: f.width, height: f.height) { x, y in Float(s.dy) + f.displacement(x: x, y: y).uy }
             for (name, u) in [("ux", ux), ("uy", uy)] {
-                try AtomicFile.write(to: url("fields/frame_\(frameIndices[p])_\(name).tif")) { tmp in
-                    try TIFFWriter.write([Frame(image: u)], as: .float32, to: tmp)
-                }
+                try TIFFWriter.write([Frame(image: u)], as: .float32, to: url("fields/frame_\(frameIndices[p])_\(name).tif"))
             }
         }
     }
@@ -49,9 +51,7 @@ struct RunOutputs {
         _ = try ResultSlots<Void>.map(averages.count) { k in
             let frame = Frame(image: averages[k].image,
                               metadata: FrameMetadata(pixelSizeXNm: pixelSizeNm, pixelSizeYNm: pixelSizeNm))
-            try AtomicFile.write(to: url("aligned/step_\(k)_average.tif")) { tmp in
-                try TIFFWriter.write([frame], as: .float32, to: tmp)
-            }
+            try TIFFWriter.write([frame], as: .float32, to: url("aligned/step_\(k)_average.tif"))
         }
     }
 
@@ -78,10 +78,8 @@ struct RunOutputs {
 
             let front = boundary.map { FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: $0) }
             let rgba = PhaseMapRendering.rgba(average: averages[k].image, phase: a.phase, front: front)
-            try AtomicFile.write(to: url("maps/step_\(k)_phase.png")) { tmp in
-                try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba,
-                                        compression: 1, to: tmp)
-            }
+            try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba,
+                                    compression: 1, to: url("maps/step_\(k)_phase.png"))
         }
     }
 }

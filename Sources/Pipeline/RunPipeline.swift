@@ -22,15 +22,23 @@ public struct RunOptions: Sendable {
 }
 
 /// Why a run could not be analysed at all (run contract: one clear line, non-zero exit).
+/// The exit codes are documented in docs/user-guide.md and `heatfront run --help`.
 public enum PipelineError: Error, CustomStringConvertible {
     /// The config (or a command-line override) is invalid: exit code 2.
     case invalidConfig(String)
-    /// Nothing could be analysed (empty folder, no readable frame): exit code 1.
+    /// Nothing could be analysed (no such folder, no frame file, no readable frame, every
+    /// frame rejected): exit code 1.
     case nothingToAnalyse(String)
+    /// The command line asks for something impossible (`--out` is the run folder): exit code 64.
+    case usage(String)
+    /// OUT_DIR cannot be written (full disk, read-only, no permission): exit code 74.
+    case cannotWrite(String)
+    /// Another run is writing OUT_DIR: exit code 75 (try again later).
+    case outputInUse(String)
 
     public var description: String {
         switch self {
-        case .invalidConfig(let s), .nothingToAnalyse(let s): s
+        case .invalidConfig(let s), .nothingToAnalyse(let s), .usage(let s), .cannotWrite(let s), .outputInUse(let s): s
         }
     }
 
@@ -38,6 +46,9 @@ public enum PipelineError: Error, CustomStringConvertible {
         switch self {
         case .invalidConfig: 2
         case .nothingToAnalyse: 1
+        case .usage: 64
+        case .cannotWrite: 74
+        case .outputInUse: 75
         }
     }
 }
@@ -53,6 +64,9 @@ public enum RunPipeline {
                            progress: ProgressReporter, cancel: Cancellation) throws -> RunSummary {
         let started = Date()
         var clock = StageClock()
+        if OutputFolder.isRunFolder(outDir, runDir: runDir) {
+            throw PipelineError.usage("--out \(outDir.path) is the run folder itself: its outputs would be read as frames by the next run; choose another folder (a sub-folder is fine)")
+        }
         // The build digest (part of the cache key) is read meanwhile, off the critical path.
         DispatchQueue.global().async { _ = StageCache.build }
 
@@ -77,9 +91,10 @@ public enum RunPipeline {
             throw PipelineError.nothingToAnalyse("\(runDir.path): \(why)")
         }
         for w in table.warnings { progress.warn(w) }
+        let folder = try OutputFolder(claiming: outDir)
 
         // 2. Inputs and the cache key.
-        let inputs = InputFile.checksums(inputPaths(table, runDir: runDir, options: options), in: runDir)
+        let inputs = InputFile.checksums(inputPaths(table, runDir: table.runDir, options: options), in: table.runDir)
         let cache = try StageCache(outDir: outDir, key: StageCache.key(
             version: HeatFrontVersion.string, config: try config.canonicalJSON() + "\(options.registrationOnly)",
             inputs: inputs), force: options.force)
@@ -95,18 +110,26 @@ public enum RunPipeline {
         try cancel.throwIfCancelled()
 
         var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status.text) }
+        var rejected = 0
         for (p, f) in ok.enumerated() {
             let s = registered.shifts[p]
-            results[f].shiftX = s.dx
-            results[f].shiftY = s.dy
+            // A rejected frame's shift was not measured: its cells stay empty.
+            results[f].shiftX = s.rejection == nil ? s.dx : nil
+            results[f].shiftY = s.rejection == nil ? s.dy : nil
             results[f].score = s.score
-            if let why = s.rejection { results[f].status = "rejected:\(why)"; progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+            if let why = s.rejection {
+                results[f].status = "rejected:\(why)"
+                rejected += 1
+                // Each rejected frame named, ten at most (frames.csv lists them all).
+                if rejected <= 10 { progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
+            }
         }
+        if rejected > 10 { progress.warn("… and \(rejected - 10) more frames rejected by registration, listed in frames.csv") }
 
         var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
         summary.startedAt = ISO8601DateFormatter().string(from: started)
         summary.nUsed = results.filter { $0.status == "ok" }.count
-        let outputs = RunOutputs(outDir: outDir, table: table)
+        let outputs = RunOutputs(folder: folder, table: table)
 
         // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
         var steps: [StepResult] = []
@@ -116,18 +139,26 @@ public enum RunPipeline {
             // Steps in parallel; a step without a lattice of its own (fully rock salt) then
             // borrows the previous step's, in order.
             let averages = registered.averages, pixelSize = table.pixelSizeNm, stepConfig = config
-            analyses = try ResultSlots<StepAnalysis?>.map(table.steps.count) { k in
-                StepAnalysis.analyse(average: averages[k], config: stepConfig, pixelSizeNm: pixelSize, previous: nil)
-            }
-            for k in analyses.indices where analyses[k] == nil {
-                if let previous = analyses[..<k].last(where: { $0 != nil })??.lattice {
-                    analyses[k] = StepAnalysis.analyse(average: averages[k], config: config, pixelSizeNm: pixelSize,
-                                                       previous: previous)
+            var outcomes = try ResultSlots<Result<StepAnalysis, StepSkipped>>.map(table.steps.count) { k in
+                Result { () throws(StepSkipped) in
+                    try StepAnalysis.analyse(average: averages[k], config: stepConfig, pixelSizeNm: pixelSize, previous: nil)
                 }
             }
-            for (k, a) in analyses.enumerated() where a == nil {
-                progress.warn("step \(k): no layered lattice found in the aligned average; intensities and front not measured")
+            // A step without a lattice of its own (fully rock salt) borrows the previous step's, in order.
+            for k in outcomes.indices {
+                guard case .failure(let skipped) = outcomes[k], skipped.lattice == nil,
+                      let previous = outcomes[..<k].lazy.compactMap({ try? $0.get() }).last?.lattice else { continue }
+                outcomes[k] = Result { () throws(StepSkipped) in
+                    try StepAnalysis.analyse(average: averages[k], config: config, pixelSizeNm: pixelSize, previous: previous)
+                }
             }
+            analyses = outcomes.map { try? $0.get() }
+            for (k, outcome) in outcomes.enumerated() {
+                if case .failure(let skipped) = outcome {
+                    progress.warn("step \(k): \(skipped.reason); intensities and front not measured")
+                }
+            }
+            summary.lattice = LatticeSummary(outcomes, pixelSizeNm: pixelSize, contrast: config.contrast)
             clock.lap("step analysis")
 
             // The front's boundary: from the config, else detected once, on the last step with
@@ -170,10 +201,11 @@ public enum RunPipeline {
                 let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
                     var all = StepFrames(frames: [])
                     for f in ramp {
-                        let k = nearestStep(to: f, table: table)
+                        // Without any step (no hold in the log) there are no sites to measure at.
+                        let analysis = nearestStep(to: f, table: table).flatMap { analyses[$0] }
                         let m = try FrameMeasurement.measure([f], times: [table.records[f].timeS], frames: frames,
                                                              okIndices: ok, shifts: registered.shifts,
-                                                             fields: registered.fields, analysis: analyses[k], boundary: boundary, jobs: 1,
+                                                             fields: registered.fields, analysis: analysis, boundary: boundary, jobs: 1,
                                                              cancel: cancel)
                         all.frames += m.frames
                     }
@@ -218,15 +250,19 @@ public enum RunPipeline {
             try outputs.writePlotsAndReport(results: results, steps: steps, averages: registered.averages, summary: summary)
         }
         clock.lap("outputs")
+        folder.removeStale()
         summary.timings = clock.laps
         summary.peakMemoryMB = ResourceUsage.peakMemoryMB()
         try outputs.writeSummary(summary)
         return summary
     }
 
-    /// Every file the run read: frame files, the config and the heating log.
+    /// Every file the run's results come from: frame files with a frame of the run's size,
+    /// the config and the heating log. Unreadable and size-rejected files are not hashed:
+    /// they add nothing to the results, and one may be a sparse file that only claims
+    /// terabytes (frames.csv lists them).
     static func inputPaths(_ table: FrameTable, runDir: URL, options: RunOptions) -> [String] {
-        var paths = Set(table.records.map(\.file))
+        var paths = Set(table.records.filter { $0.status.isOK }.map(\.file))
         let root = runDir.standardizedFileURL.path + "/"
         for absolute in [table.heatingLog, options.configURL?.standardizedFileURL.path].compactMap({ $0 }) {
             paths.insert(absolute.hasPrefix(root) ? String(absolute.dropFirst(root.count)) : absolute)
@@ -243,11 +279,12 @@ public enum RunPipeline {
         return table.steps.map { $0.frameIndices.compactMap { position[$0] } }
     }
 
-    static func nearestStep(to frame: Int, table: FrameTable) -> Int {
+    /// The step nearest in time to a frame; nil when the run has no step at all.
+    static func nearestStep(to frame: Int, table: FrameTable) -> Int? {
         let t = table.records[frame].timeS
         return table.steps.indices.min { a, b in
             stepDistance(table.steps[a], t, table) < stepDistance(table.steps[b], t, table)
-        } ?? 0
+        }
     }
 
     private static func stepDistance(_ s: TemperatureStep, _ t: Double, _ table: FrameTable) -> Double {
@@ -261,40 +298,39 @@ public enum RunPipeline {
         let config = try RunFolder.loadConfig(runDir: runDir, configURL: nil)
         let table = try RunFolder.scan(runDir, config: config)
         let ok = table.records.filter { $0.status == .ok }.map(\.frameIndex)
-        return try alignRigid(RunFrames(table: table, indices: ok), groups: stepGroups(table, ok: ok),
-                              table: table, config: config)
+        let frames = RunFrames(table: table, indices: ok)
+        return try alignRigid(frames, groups: stepGroups(table, ok: ok),
+                              band: correlationBand(frames, table: table, config: config), config: config)
     }
 
     /// Rigid registration of the run's frames as one time-ordered sequence, then each step's
     /// average on the run reference.
-    static func alignRigid(_ frames: RunFrames, groups: [[Int]], table: FrameTable,
+    static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand,
                            config: RunConfig) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
-        // Band-pass up to 2.5× the highest strong lattice reflection (half-spacing or column):
-        // finer sampling than that only adds shot noise to the correlation. On coarsely
-        // sampled frames the default cut-off would attenuate or remove the reflections
-        // themselves (columns 3.6 px apart sit at 0.27 cycles/px), leaving the shift along
-        // the layers to the non-periodic content alone: the band always reaches 1.5× the
-        // highest reflection, past the start of its roll-off (0.7 of the cut-off).
-        // The reflections are read from the first frame's central 256² (a sixteenth of the
-        // work at 1024², still a dozen periods: the band edge moves by 0.3 %), from the
-        // whole frame if the centre has none.
-        func lattice(_ image: Image) -> Lattice? {
-            try? LatticeFinder.find(in: image, pixelSizeNm: table.pixelSizeNm, layerSpacingNm: config.layerSpacingNm)
-        }
-        if let first = try? frames.image(at: 0),
-           let lattice = lattice(first.cropped(x0: (first.width - 256) / 2, y0: (first.height - 256) / 2,
-                                               x1: (first.width + 256) / 2, y1: (first.height + 256) / 2)) ?? lattice(first) {
-            let g = max(2 * (lattice.gLayer * lattice.gLayer).sum().squareRoot(),
-                        lattice.gColumn.map { ($0 * $0).sum().squareRoot() } ?? 0)
-            options.bandPassHigh = min(0.5, max(min(options.bandPassHigh, max(0.05, 2.5 * g)), 1.5 * g))
-        }
+        options.bandPassLow = band.low
+        options.bandPassHigh = band.high
+        options.notches = band.notches
+        options.notchWidth = band.notchWidth
         let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         let averages = try groups.map { members in
             try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
         }
         return (shifts, averages)
+    }
+
+    /// The band registration correlates: the config's, else chosen from the run's first frame
+    /// (`CorrelationBand`), from the layered lattice where the frame shows one.
+    static func correlationBand(_ frames: RunFrames, table: FrameTable, config: RunConfig) -> CorrelationBand {
+        var band = CorrelationBand(low: 0.01, high: 0.25)
+        if let first = try? frames.image(at: 0) {
+            let layered = LayeredProjectionCheck.highestLayeredReflection(in: first, pixelSizeNm: table.pixelSizeNm,
+                                                                          layerSpacingNm: config.layerSpacingNm)
+            band = CorrelationBand.choose(for: first, layeredReflection: layered)
+        }
+        if let user = config.registrationBand { band.low = user.low; band.high = user.high; band.source = .config }
+        return band
     }
 
     struct Registered {
@@ -319,6 +355,7 @@ public enum RunPipeline {
             var fields: [Int: ScanDistortionField]
             /// Warnings the stage raised, replayed when it is reused so summary.json is the same.
             var warnings: [String]
+            var band: CorrelationBand
         }
         if let c = cache.load(Cached.self, "registration"),
            let avgs = try? groups.indices.map({ k -> AlignedAverage in
@@ -330,12 +367,13 @@ public enum RunPipeline {
             progress.log("registration: reused from cache")
             for w in c.warnings { progress.warn(w) }
             return Registered(shifts: shifts, averages: avgs, fields: c.fields,
-                              summary: registrationSummary(config: config, fields: c.fields,
+                              summary: registrationSummary(config: config, band: c.band, fields: c.fields,
                                                            precision: cache.load([Double].self, "registration_precision") ?? [],
                                                            pixelSizeNm: table.pixelSizeNm))
         }
         progress.begin("registration", total: frames.count)
-        let aligned = try alignRigid(frames, groups: groups, table: table, config: config)
+        let band = correlationBand(frames, table: table, config: config)
+        let aligned = try alignRigid(frames, groups: groups, band: band, config: config)
         let shifts = aligned.shifts
         var averages = aligned.averages
         progress.advance(by: frames.count)
@@ -414,7 +452,7 @@ public enum RunPipeline {
         }
         try cache.store(Cached(dx: shifts.map(\.dx), dy: shifts.map(\.dy), score: shifts.map(\.score),
                                rejection: shifts.map(\.rejection), counts: averages.map(\.frameCount), fields: fields,
-                               warnings: warnings), "registration")
+                               warnings: warnings, band: band), "registration")
         for w in warnings { progress.warn(w) }
         try cache.store(precision.rigid + precision.nonrigid, "registration_precision")
         let stored = averages
@@ -423,16 +461,16 @@ public enum RunPipeline {
             try i % 2 == 0 ? cache.storeImage(a.image, "step_\(k)_average") : cache.storeImage(a.weight, "step_\(k)_weight")
         }
         return Registered(shifts: shifts, averages: averages, fields: fields,
-                          summary: registrationSummary(config: config, fields: fields,
+                          summary: registrationSummary(config: config, band: band, fields: fields,
                                                        precision: precision.rigid + precision.nonrigid, pixelSizeNm: table.pixelSizeNm))
     }
 
     /// Registration facts for `summary.json`: per-frame field statistics and, in non-rigid
     /// mode, the TM column precision of the step averages before and after (median over steps).
     /// `precision`: the steps' rigid precisions followed by their non-rigid ones (px).
-    static func registrationSummary(config: RunConfig, fields: [Int: ScanDistortionField], precision p: [Double],
-                                    pixelSizeNm: Double?) -> RegistrationSummary {
-        var s = RegistrationSummary(mode: config.registrationMode)
+    static func registrationSummary(config: RunConfig, band: CorrelationBand, fields: [Int: ScanDistortionField],
+                                    precision p: [Double], pixelSizeNm: Double?) -> RegistrationSummary {
+        var s = RegistrationSummary(mode: config.registrationMode, band: band)
         guard config.registrationMode == .nonrigid else { return s }
         let stats = fields.keys.sorted().map { fields[$0]!.statistics }
         s.displacementRMSPx = stats.map(\.rms)

@@ -9,7 +9,7 @@ extension RunOutputs {
                              summary: RunSummary) throws {
         let plots = RunPlots.all(table: table, results: results, steps: steps, summary: summary)
         for (name, plot) in plots {
-            try AtomicFile.write(plot.svg(), to: outDir.appendingPathComponent("plots/\(name).svg"))
+            try AtomicFile.write(plot.svg(), to: url("plots/\(name).svg"))
         }
         var html = RunReport.header(summary: summary)
         html += "<h2>Plots</h2>\n<div class=\"plots\">\n"
@@ -34,7 +34,7 @@ extension RunOutputs {
         html += "</div>\n<h2>Frames</h2>\n<details><summary>\(results.count) frames</summary>\n"
         html += RunReport.table(RunTables.frames(table, results, registrationOnly: false))
         html += "</details>\n</body>\n</html>\n"
-        try AtomicFile.write(html, to: outDir.appendingPathComponent("report.html"))
+        try AtomicFile.write(html, to: url("report.html"))
     }
 }
 
@@ -170,7 +170,40 @@ enum RunPlots {
                                   color: colors[0], line: true))
         drift.series.append(.init(name: "shift y", points: ok.map { (table.records[$0.frameIndex].timeS, $0.shiftY!) },
                                   color: colors[1], line: true))
-        return [("front_position_vs_time", front), ("front_velocity_vs_temperature", velocity),
+        return [("temperature_vs_time", temperature(table: table, results: results)),
+                ("front_position_vs_time", front), ("front_velocity_vs_temperature", velocity),
                 ("li_tm_ratio_vs_temperature", ratio), ("drift", drift)]
+    }
+
+    /// Temperature against time: the heating log on the frames' clock, every frame marked
+    /// (coloured by step, ramp frames grey, unused frames as rings) and each step shaded, so
+    /// a log whose clock is not the frames' shows at a glance.
+    static func temperature(table: FrameTable, results: [FrameResult]) -> SVGPlot {
+        let colors = SVGPlot.palette
+        var plot = SVGPlot(title: "Temperature vs time", xLabel: "time (s)", yLabel: "temperature (°C)")
+        if !table.logTrace.times_s.isEmpty {
+            plot.series.append(.init(name: "heating log", points: Array(zip(table.logTrace.times_s, table.logTrace.temperaturesC)),
+                                     color: "#999999", line: true, markers: false))
+        }
+        func points(_ frames: [Int]) -> [(x: Double, y: Double)] {
+            frames.compactMap { f in table.records[f].temperatureC.map { (table.records[f].timeS, $0) } }
+        }
+        let used = table.records.indices.filter { results[$0].status == "ok" }
+        for (k, s) in table.steps.enumerated() {
+            let members = s.frameIndices.filter { results[$0].status == "ok" }
+            let times = s.frameIndices.map { table.records[$0].timeS }
+            if let a = times.min(), let b = times.max() { plot.bands.append(.init(x0: a, x1: b, color: colors[k % colors.count])) }
+            if !members.isEmpty {
+                plot.series.append(.init(name: "step \(k)" + (s.temperatureC.map { String(format: " (%.0f °C)", $0) } ?? ""),
+                                         points: points(members), color: colors[k % colors.count]))
+            }
+        }
+        let ramp = used.filter { table.records[$0].stepIndex < 0 }
+        if !ramp.isEmpty { plot.series.append(.init(name: "ramp frames", points: points(ramp), color: "#555555")) }
+        let unused = table.records.indices.filter { results[$0].status != "ok" }
+        if !unused.isEmpty {
+            plot.series.append(.init(name: "rejected or unreadable", points: points(unused), color: "#000000", hollow: true))
+        }
+        return plot
     }
 }

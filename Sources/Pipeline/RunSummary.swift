@@ -1,7 +1,9 @@
 import Foundation
 import FrameCore
 import FrameIO
+import ColumnIntensities
 import FrontTracking
+import Registration
 
 /// Registration facts for `summary.json`.
 public struct RegistrationSummary: Sendable, Encodable {
@@ -12,10 +14,13 @@ public struct RegistrationSummary: Sendable, Encodable {
     /// TM column precision of the step averages, rigid only vs with non-rigid correction, pm.
     public var columnPrecisionRigidPm: Double? = nil
     public var columnPrecisionNonrigidPm: Double? = nil
+    /// The correlated band, [low, high] cycles/px, where it came from and the notched frequencies.
+    var band: CorrelationBand
 
-    init(mode: RegistrationMode) { self.mode = mode.rawValue }
+    init(mode: RegistrationMode, band: CorrelationBand) { self.mode = mode.rawValue; self.band = band }
 
     enum CodingKeys: String, CodingKey {
+        case bandCyclesPerPx = "band_cycles_per_px", bandSource = "band_source", notches = "notches_cycles_per_px"
         case mode, displacementRMSPx = "displacement_rms_px", displacementMaxPx = "displacement_max_px"
         case columnPrecisionRigidPm = "column_precision_rigid_pm", columnPrecisionNonrigidPm = "column_precision_nonrigid_pm"
     }
@@ -23,10 +28,86 @@ public struct RegistrationSummary: Sendable, Encodable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(mode, forKey: .mode)
+        try c.encode([band.low, band.high], forKey: .bandCyclesPerPx)
+        try c.encode(band.source.rawValue, forKey: .bandSource)
+        try c.encode(band.notches.map { [$0.x, $0.y] }, forKey: .notches)
         if let displacementRMSPx { try c.encode(displacementRMSPx, forKey: .displacementRMSPx) }
         if let displacementMaxPx { try c.encode(displacementMaxPx, forKey: .displacementMaxPx) }
         if let columnPrecisionRigidPm { try c.encode(columnPrecisionRigidPm, forKey: .columnPrecisionRigidPm) }
         if let columnPrecisionNonrigidPm { try c.encode(columnPrecisionNonrigidPm, forKey: .columnPrecisionNonrigidPm) }
+    }
+}
+
+/// The layered lattice found in the run's first step that shows a lattice, and whether the
+/// Li/TM model applies to it (`LayeredProjectionCheck`), for `summary.json`'s `lattice`.
+struct LatticeSummary: Sendable, Encodable {
+    var stepIndex: Int
+    var layerSpacingPx: Double
+    var layerSpacingNm: Double?
+    /// In-plane column spacing; nil when the columns along the layers were not resolved.
+    var columnSpacingPx: Double?
+    var columnSpacingNm: Double?
+    var layerAngleDeg: Double
+    var stackingOffset: Double?
+    var contrastSetting: String
+    var contrast: String?
+    var cellSkewness: Double?
+    var tmSitesOnColumns: Double?
+    var layeredLiTmRatio: Double?
+    var layeredModelApplies: Bool
+    var reason: String?
+
+    init?(_ outcomes: [Result<StepAnalysis, StepSkipped>], pixelSizeNm: Double?, contrast setting: ColumnContrast) {
+        var found: (Int, Lattice, LayeredProjectionCheck?, String?)? = nil
+        for (k, o) in outcomes.enumerated() {
+            switch o {
+            case .success(let a): found = (k, a.lattice, a.check, nil)
+            case .failure(let s): if let l = s.lattice { found = (k, l, s.check, s.reason) }
+            }
+            if found != nil { break }
+        }
+        guard let (k, lattice, check, reason) = found else { return nil }
+        stepIndex = k
+        layerSpacingPx = lattice.layerSpacingPx
+        layerSpacingNm = pixelSizeNm.map { $0 * lattice.layerSpacingPx }
+        columnSpacingPx = lattice.gColumn == nil ? nil : lattice.columnSpacingPx
+        columnSpacingNm = columnSpacingPx.flatMap { c in pixelSizeNm.map { $0 * c } }
+        layerAngleDeg = lattice.layerAngleDegrees
+        stackingOffset = lattice.stackingOffset
+        contrastSetting = setting.rawValue
+        self.contrast = check?.contrast.rawValue
+        cellSkewness = check?.cellSkewness
+        tmSitesOnColumns = check?.tmSitesOnColumns
+        layeredLiTmRatio = check?.layeredLiTmRatio
+        layeredModelApplies = reason == nil
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case stepIndex = "step_index", layerSpacingPx = "layer_spacing_px", layerSpacingNm = "layer_spacing_nm"
+        case columnSpacingPx = "column_spacing_px", columnSpacingNm = "column_spacing_nm"
+        case layerAngleDeg = "layer_angle_deg", stackingOffset = "stacking_offset"
+        case contrastSetting = "contrast_setting", contrast, cellSkewness = "cell_skewness"
+        case tmSitesOnColumns = "tm_sites_on_columns", layeredLiTmRatio = "layered_li_tm_ratio"
+        case layeredModelApplies = "layered_model_applies", reason
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stepIndex, forKey: .stepIndex)
+        try c.encode(layerSpacingPx, forKey: .layerSpacingPx)
+        try c.encode(layerSpacingNm, forKey: .layerSpacingNm)
+        try c.encode(columnSpacingPx, forKey: .columnSpacingPx)
+        try c.encode(columnSpacingNm, forKey: .columnSpacingNm)
+        try c.encode(layerAngleDeg, forKey: .layerAngleDeg)
+        try c.encode(stackingOffset, forKey: .stackingOffset)
+        try c.encode(contrastSetting, forKey: .contrastSetting)
+        try c.encode(contrast, forKey: .contrast)
+        try c.encode(cellSkewness, forKey: .cellSkewness)
+        try c.encode(tmSitesOnColumns, forKey: .tmSitesOnColumns)
+        try c.encode(layeredLiTmRatio, forKey: .layeredLiTmRatio)
+        try c.encode(layeredModelApplies, forKey: .layeredModelApplies)
+        try c.encode(reason, forKey: .reason)
     }
 }
 
@@ -58,12 +139,18 @@ public struct RunSummary: Sendable, Encodable {
     public var frontDirection: SIMD2<Double>? = nil
     public var warnings: [String] = []
     public var ignored: [String]
+    /// Paths the scan could not use, with the reason.
+    public var skipped: [SkippedPath]
+    /// The heating log's clock: the log time at the first frame, and where it came from.
+    public var heatingLogOffsetS: Double?
+    public var heatingLogClock: String?
     var inputs: [InputFile]
     public var timings: [String: Double] = [:]
     public var peakMemoryMB: Double? = nil
     public var startedAt = ""
     var config: RunConfig
     public var registration: RegistrationSummary
+    var lattice: LatticeSummary? = nil
 
     static let onsetConfiguration = OnsetTest.Configuration()
     static let onsetRule = "first step whose frames' Li/TM ratio rises above the first (pre-heating) step's by a one-sided Welch t test with each step's effective number of frames from the pooled lag-1 autocorrelation (Bayley & Hammersley 1946), at a false-alarm rate of false_alarm_rate for the whole run (Bonferroni: each step at false_alarm_rate/(steps - 1)), or that shows a front; null when the first step already shows a front or no step qualifies; statistics per step in onset_test"
@@ -81,9 +168,12 @@ public struct RunSummary: Sendable, Encodable {
         frameHeight = table.frameHeight
         nSteps = table.steps.count
         ignored = table.ignored
+        skipped = table.skipped
+        heatingLogOffsetS = table.logClock?.offsetS
+        heatingLogClock = table.logClock?.basis.rawValue
         self.inputs = inputs
         self.config = config
-        registration = RegistrationSummary(mode: config.registrationMode)
+        registration = RegistrationSummary(mode: config.registrationMode, band: CorrelationBand(low: 0, high: 0))
     }
 
     /// Onset and activation energy from the steps: `ratios[k]` are step k's per-frame Li/TM
@@ -121,7 +211,8 @@ public struct RunSummary: Sendable, Encodable {
         case activationRule = "activation_energy_rule", activationCI = "activation_energy_ci95_eV"
         case activationFit = "activation_energy_fit", onsetTest = "onset_test"
         case frontBoundary = "front_boundary_px", frontDirection = "front_direction", originRule = "front_origin_rule"
-        case warnings, ignored, inputs, config, registration
+        case warnings, ignored, skipped, inputs, config, registration, lattice
+        case heatingLogOffsetS = "heating_log_offset_s", heatingLogClock = "heating_log_clock"
         case timings = "timings_s", peakMemoryMB = "peak_memory_mb", startedAt = "started_at"
     }
 
@@ -153,9 +244,13 @@ public struct RunSummary: Sendable, Encodable {
         try c.encode(Self.originRule, forKey: .originRule)
         try c.encode(warnings, forKey: .warnings)
         try c.encode(ignored, forKey: .ignored)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(heatingLogOffsetS, forKey: .heatingLogOffsetS)
+        try c.encode(heatingLogClock, forKey: .heatingLogClock)
         try c.encode(inputs, forKey: .inputs)
         try c.encode(config, forKey: .config)
         try c.encode(registration, forKey: .registration)
+        try c.encode(lattice, forKey: .lattice)
         try c.encode(timings, forKey: .timings)
         try c.encode(peakMemoryMB, forKey: .peakMemoryMB)
         try c.encode(startedAt, forKey: .startedAt)

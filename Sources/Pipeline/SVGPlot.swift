@@ -11,12 +11,22 @@ struct SVGPlot {
         var color: String
         var line = false
         var markers = true
+        /// Markers drawn as rings (frames that were not used).
+        var hollow = false
+    }
+
+    /// A shaded stretch of x (a temperature step), drawn under the series.
+    struct Band {
+        var x0: Double
+        var x1: Double
+        var color: String
     }
 
     var title: String
     var xLabel: String
     var yLabel: String
     var series: [Series] = []
+    var bands: [Band] = []
     var note: String? = nil
     var width = 640.0
     var height = 400.0
@@ -54,6 +64,10 @@ struct SVGPlot {
             out += "<line x1=\"\(f(left))\" y1=\"\(f(py(t)))\" x2=\"\(f(left + pw))\" y2=\"\(f(py(t)))\" stroke=\"#eee\"/>"
             out += "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\">\(Self.label(t))</text>\n"
         }
+        for b in bands where b.x1 > xa && b.x0 < xb {
+            let a = px(max(b.x0, xa)), z = px(min(b.x1, xb))
+            out += "<rect x=\"\(f(a))\" y=\"\(f(top))\" width=\"\(f(max(z - a, 1)))\" height=\"\(f(ph))\" fill=\"\(b.color)\" fill-opacity=\"0.15\"/>\n"
+        }
         out += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(esc(xLabel))</text>\n"
         out += "<text transform=\"translate(16 \(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
         for s in series {
@@ -66,7 +80,9 @@ struct SVGPlot {
                 if i < s.errors.count, let e = s.errors[i], e.isFinite, e > 0 {
                     out += "<line x1=\"\(f(px(p.x)))\" y1=\"\(f(py(p.y - e)))\" x2=\"\(f(px(p.x)))\" y2=\"\(f(py(p.y + e)))\" stroke=\"\(s.color)\"/>"
                 }
-                if s.markers {
+                if s.markers && s.hollow {
+                    out += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3.5\" fill=\"none\" stroke=\"\(s.color)\"/>"
+                } else if s.markers {
                     out += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(s.color)\"/>"
                 }
             }

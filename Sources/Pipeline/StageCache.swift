@@ -89,7 +89,7 @@ struct InputFile: Codable, Sendable, Equatable {
         let results = (try? ResultSlots<InputFile?>.map(relativePaths.count) { i -> InputFile? in
             let path = relativePaths[i]
             let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : dir.appendingPathComponent(path)
-            let fd = open(url.path, O_RDONLY)
+            let fd = open(url.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { return nil }
             defer { close(fd) }
             // One block reused for the whole file: a fresh buffer per read costs page faults.

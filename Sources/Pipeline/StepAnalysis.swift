@@ -29,31 +29,41 @@ struct StepAnalysis: Sendable {
     /// refitting it on every noisy frame only adds noise (and costs 15× the fixed-width sum).
     var columnSigmaPx: Double?
 
+    /// The model check of this step's average (`LayeredProjectionCheck`).
+    var check: LayeredProjectionCheck
+    /// Whether intensities are measured on the inverted image (`contrast: dark_columns`).
+    var invertsContrast: Bool
+
     /// `previous`: the lattice of an earlier step, used when this one shows none (a fully
     /// rock-salt grain has lost the layer reflection but keeps its columns in place).
+    /// Throws `StepSkipped` when the average shows no layered lattice, or one the Li/TM model
+    /// does not apply to.
     static func analyse(average: AlignedAverage, config: RunConfig, pixelSizeNm: Double?,
-                        previous: Lattice?) -> StepAnalysis? {
-        let image = average.image
+                        previous: Lattice?) throws(StepSkipped) -> StepAnalysis {
+        let inverts = config.contrast == .darkColumns
+        let image = inverts ? average.image.negated : average.image
         guard let lattice = (try? LatticeFinder.find(in: image, pixelSizeNm: pixelSizeNm,
-                                                     layerSpacingNm: config.layerSpacingNm)) ?? previous else { return nil }
-        // Only pixels every used frame covers, inside the user's roi.
-        var covered = Mask(width: image.width, height: image.height,
-                           bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 && $0 > 0 })
-        if let roi = config.roi {
-            for y in 0..<image.height { for x in 0..<image.width where !(x >= roi.x0 && x < roi.x1 && y >= roi.y0 && y < roi.y1) {
-                covered[x, y] = false
-            } }
+                                                     layerSpacingNm: config.layerSpacingNm)) ?? previous else {
+            throw StepSkipped(reason: "no layered lattice found in the aligned average")
         }
+        let covered = coveredRegion(average, roi: config.roi)
         // One layer spacing: narrow enough to keep a 2–6 nm front sharp (the front fit removes
         // the window's own blur), wide enough to average a few columns' noise.
         let windowPx = lattice.layerSpacingPx
         let op = OrderParameter.map(image, gLayer: lattice.gLayer, windowPx: windowPx, region: covered)
         var region = op.crystal
         for i in region.bits.indices { region.bits[i] = region.bits[i] && covered.bits[i] }
-        guard region.setCount > 0 else { return nil }
+        guard region.setCount > 0 else {
+            throw StepSkipped(reason: "no crystal covered by every frame", lattice: lattice)
+        }
         let found = ColumnFinder.sites(in: image, lattice: lattice, region: region)
         let measured = SiteIntensity.measureWithWidth(image, sites: found, region: region)
         var phase = PhaseSegmentation.segment(op)
+        let check = LayeredProjectionCheck(image: image, sites: measured.sites, region: region,
+                                           layered: phase.mask(PhaseMap.layered), contrastStated: config.contrast != .auto)
+        if let why = check.failure {
+            throw StepSkipped(reason: "the Li/TM model does not apply: " + why, lattice: lattice, check: check)
+        }
         let front = FrontLocator.locate(op, phase: phase, boundary: config.frontBoundary, analysed: covered)
         // With a front, the fitted midpoint defines the rock-salt area (boundary to midpoint).
         if front.positionPx != nil { phase.rocksaltFraction = front.rocksaltFraction }
@@ -62,8 +72,28 @@ struct StepAnalysis: Sendable {
                             detectedBoundary: front.positionPx != nil ? front.boundary : nil,
                             columnPrecisionPx: LatticePrecision.rms(measured.sites.sites.filter { $0.sublattice == .tm },
                                                                     lattice: lattice),
-                            columnSigmaPx: measured.columnSigmaPx)
+                            columnSigmaPx: measured.columnSigmaPx, check: check, invertsContrast: inverts)
     }
+
+    /// Pixels every used frame covers, inside the user's roi.
+    static func coveredRegion(_ average: AlignedAverage, roi: PixelRect?) -> Mask {
+        let w = average.image.width, h = average.image.height
+        var covered = Mask(width: w, height: h,
+                           bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 && $0 > 0 })
+        if let roi {
+            for y in 0..<h { for x in 0..<w where !(x >= roi.x0 && x < roi.x1 && y >= roi.y0 && y < roi.y1) {
+                covered[x, y] = false
+            } }
+        }
+        return covered
+    }
+}
+
+/// Why a step's average was not analysed, with what was found of it.
+struct StepSkipped: Error {
+    var reason: String
+    var lattice: Lattice? = nil
+    var check: LayeredProjectionCheck? = nil
 }
 
 extension StepAnalysis {

@@ -162,6 +162,20 @@ struct CorrelationGeometry: Sendable {
         let fx = Double(c) / Double(width), fy = Double(ky) / Double(height)
         return (fx * fx + fy * fy).squareRoot()
     }
+
+    /// 1 except near `options.notches` (and their mirrors), where Gaussian notches take the bin out.
+    func notchFactor(row r: Int, column c: Int, options: RigidOptions) -> Double {
+        guard !options.notches.isEmpty else { return 1 }
+        let ky = r <= gridHeight / 2 ? r : r - gridHeight
+        let f = SIMD2(Double(c) / Double(width), Double(ky) / Double(height))
+        var factor = 1.0
+        for q in options.notches {
+            for d in [f - q, f + q] {
+                factor *= 1 - exp(-(d * d).sum() / (2 * options.notchWidth * options.notchWidth))
+            }
+        }
+        return factor
+    }
 }
 
 /// The spectral weights of the fine and coarse correlations and the aliasing guard.
@@ -202,7 +216,7 @@ struct CorrelationFilters: Sendable {
                 if f >= fh { lp = 0 } else if f > 0.7 * fh {
                     lp = 0.5 + 0.5 * cos(Double.pi * (f - 0.7 * fh) / (0.3 * fh))
                 }
-                fine[r * hw + c] = Float(hp * hp * lp * lp)
+                fine[r * hw + c] = Float(hp * hp * lp * lp * g.notchFactor(row: r, column: c, options: options))
             }
         }
         self.fine = fine
@@ -267,7 +281,7 @@ struct LatticeEstimate: Sendable {
         for r in 0..<g.gridHeight {
             for c in 0..<hw {
                 let f = g.frequency(row: r, column: c, gridHeight: g.gridHeight)
-                let inBand = f >= fmin && f <= fmax
+                let inBand = f >= fmin && f <= fmax && g.notchFactor(row: r, column: c, options: options) > 0.5
                 if inBand { band.append((f, power[r * hw + c])) }
                 ws.spectrum[r * hw + c] = Complex(inBand ? Float(power[r * hw + c]) : 0, 0)
             }

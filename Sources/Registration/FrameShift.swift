@@ -52,6 +52,11 @@ public struct RigidOptions: Sendable {
     /// Band-pass high cut-off (cosine roll-off from 0.7× to 1×, zero above): removes shot
     /// noise beyond the information limit. At most 0.5.
     public var bandPassHigh: Double = 0.25
+    /// Frequencies (cycles/px) taken out of the correlation with their mirror images, each by a
+    /// Gaussian notch of σ `notchWidth`: scan interference that stays fixed in the frame
+    /// (`CorrelationBand`).
+    public var notches: [SIMD2<Double>] = []
+    public var notchWidth: Double = 1.0 / 256
     /// Exponent p of the |F_a F_b|^−p spectral whitening: 0 = plain cross-correlation,
     /// 1 = full phase correlation (fails on low-dose lattice images: it whitens the noise).
     public var phaseCorrelationWeight: Double = 0

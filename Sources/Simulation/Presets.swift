@@ -203,6 +203,12 @@ public struct SimulationOptions: Sendable {
     public var gainADUPerElectron: Double = 12
     public var offsetADU: Double = 200
     public var readNoiseADU: Double = 4
+    /// When set, the detector records this level minus the model intensity (in units of a TM
+    /// column peak): dark columns on a bright background, as ABF shows them or an inverted
+    /// export stores them. A test of contrast handling, not a model of ABF image formation.
+    public var invertedContrastLevel: Double? = nil
+    /// Scan interference added to every frame's recorded signal.
+    public var interference: ScanInterference? = nil
 
     // Run conventions.
     /// Pure-noise frames (beam blanked / lost lock), as (hold index, frame within the hold).

@@ -4,13 +4,14 @@ import Foundation
 import FrameCore
 import FrameIO
 import Pipeline
+import Registration
 
 /// Timing and comparison helpers the benchmark scripts call; they print one result line each.
 @main
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self])
+        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, LatticeCheck.self])
 
     static func main() {
         FrameMemory.reuseFrameBuffers()
@@ -206,3 +207,45 @@ func averageSites(_ path: String, layerSpacingNm: Double) throws -> (Frame, Latt
     let region = CrystalRegion.detect(in: frame.image, lattice: lattice)
     return (frame, lattice, region, ColumnFinder.sites(in: frame.image, lattice: lattice, region: region))
 }
+
+/// The layered lattice found in an image and whether the Li/TM model applies to it
+/// (`LayeredProjectionCheck`), and the correlation band it would give registration
+/// (`CorrelationBand`): two lines per image (`scripts/lattice-check.sh`).
+struct LatticeCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lattice")
+    @Argument var images: [String]
+    @Option(name: .customLong("layer-spacing-nm")) var layerSpacingNm = 0.468
+    @Flag var invert = false
+    @Flag(name: .customLong("no-pixel-size")) var noPixelSize = false
+
+    func run() throws {
+        for path in images {
+            let reader = try FrameFiles.open(URL(fileURLWithPath: path))
+            let frame = try reader.frame(signal: reader.primarySignal, frame: 0)
+            var image = frame.image
+            if invert { image = image.negated }
+            let px = noPixelSize ? nil : frame.metadata.pixelSizeNm
+            let band = CorrelationBand.choose(for: image)
+            print(String(format: "  band: high %.4f g %@ basis %@ notches %@", band.high,
+                         band.highestReflection.map { String(format: "%.4f", $0) } ?? "-",
+                         band.basis.map { String(format: "(%.4f,%.4f)", $0.x, $0.y) }.joined(separator: " "),
+                         band.notches.map { String(format: "(%.4f,%.4f)", $0.x, $0.y) }.joined(separator: " ")))
+            do {
+                let lattice = try LatticeFinder.find(in: image, pixelSizeNm: px, layerSpacingNm: layerSpacingNm)
+                var region = CrystalRegion.detect(in: image, lattice: lattice)
+                for k in region.bits.indices where image.pixels[k] == 0 { region.bits[k] = false }
+                let found = ColumnFinder.sites(in: image, lattice: lattice, region: region, refine: true)
+                let measured = SiteIntensity.measure(image, sites: found, region: region)
+                let c = LayeredProjectionCheck(image: image, sites: measured.sites, region: region, layered: nil)
+                print(String(format: "%@: layer %.2f px, column %.2f px, stacking %@, skewness %.3f, on columns %.3f, Li/TM %.4f: %@",
+                             (path as NSString).lastPathComponent, lattice.layerSpacingPx, lattice.columnSpacingPx,
+                             c.stackingOffset.map { String(format: "%.3f", $0) } ?? "-", c.cellSkewness, c.tmSitesOnColumns,
+                             measured.aggregate.ratio,
+                             c.failure ?? "applies"))
+            } catch {
+                print("\((path as NSString).lastPathComponent): \(error)")
+            }
+        }
+    }
+}
+

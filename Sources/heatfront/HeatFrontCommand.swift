@@ -12,6 +12,7 @@ struct HeatFrontCommand: ParsableCommand {
 
     static func main() {
         FrameMemory.reuseFrameBuffers()
+        Terminal.ignoreBrokenPipes()
         main(nil)
     }
 }

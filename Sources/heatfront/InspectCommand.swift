@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FrameIO
+import FrameCore
 
 /// `heatfront inspect PATH`: a frame file's signals, calibration, pixel fingerprints and
 /// metadata as JSON (`FileInspection`), or for a folder the frame table a run would use.
@@ -19,7 +20,7 @@ struct Inspect: ParsableCommand {
             throw ValidationError("\(path): no such file or folder")
         }
         if isDirectory.boolValue {
-            FileHandle.standardOutput.write(Data(try inspectFolder(url).utf8))
+            Terminal.out(try inspectFolder(url))
             return
         }
         let json: String
@@ -27,9 +28,9 @@ struct Inspect: ParsableCommand {
             json = try FileInspection.inspect(url).jsonString()
         } catch let error as FrameIOError {
             // One line a shell script can grep: which file, what is wrong.
-            FileHandle.standardError.write(Data("heatfront: \(error.file): \(error.detail)\n".utf8))
+            Terminal.err("heatfront: \(error.file): \(error.detail)\n")
             throw ExitCode(1)
         }
-        FileHandle.standardOutput.write(Data(json.utf8))
+        Terminal.out(json)
     }
 }

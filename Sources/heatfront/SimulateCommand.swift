@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Simulation
+import FrameCore
 
 /// `heatfront simulate`: a synthetic heating run with ground truth (run contract §7).
 struct Simulate: ParsableCommand {
@@ -27,12 +28,28 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Frame format: tiff, png or dm4 (preset default when absent).")
     var format: String?
 
+    @Flag(name: .customLong("inverted-contrast"),
+          help: "Dark columns on a bright background (as ABF shows them): the detector records 1.5 TM column peaks minus the model intensity.")
+    var invertedContrast = false
+
+    @Option(name: .customLong("interference"),
+            help: "Scan interference: AMPLITUDE,CYCLES_PER_LINE (detector counts; stripes fixed in the scan, e.g. 40,0.113).")
+    var interference: String?
+
     func run() throws {
         guard let p = SimulationPreset(cliName: preset) else {
             throw ValidationError("unknown preset '\(preset)'; expected one of \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", "))")
         }
         var options = SimulationOptions(preset: p, seed: seed, size: size)
         if let n = framesPerStep { options.framesPerStep = n }
+        if invertedContrast { options.invertedContrastLevel = 1.5 }
+        if let interference {
+            let q = interference.split(separator: ",").compactMap { Double($0) }
+            guard q.count == 2, q[0] > 0, q[1] > 0, q[1] < 0.5 else {
+                throw ValidationError("--interference expects AMPLITUDE,CYCLES_PER_LINE with 0 < cycles < 0.5, got '\(interference)'")
+            }
+            options.interference = ScanInterference(amplitudeADU: q[0], cyclesPerLine: q[1])
+        }
         if let f = format {
             guard let fmt = SimulatedFormat(rawValue: f.lowercased()) else { throw ValidationError("unknown format '\(f)'; expected tiff, png or dm4") }
             options.format = fmt
@@ -41,6 +58,6 @@ struct Simulate: ParsableCommand {
         let sim = HeatingRunSimulator(options)
         let dir = URL(fileURLWithPath: out, isDirectory: true)
         try sim.write(to: dir)
-        print("wrote \(sim.frameCount) frames of \(options.size)×\(options.height) px (\(p.cliName), seed \(seed)) to \(dir.path)")
+        Terminal.out("wrote \(sim.frameCount) frames of \(options.size)×\(options.height) px (\(p.cliName), seed \(seed)) to \(dir.path)\n")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Simulation
+import FrameCore
 
 /// `heatfront validate`: compares a run's outputs with a simulated run's ground truth.
 struct Validate: ParsableCommand {
@@ -17,7 +18,7 @@ struct Validate: ParsableCommand {
     func run() throws {
         let report = RunValidation.validate(outDir: URL(fileURLWithPath: outDir, isDirectory: true),
                                             truthDir: URL(fileURLWithPath: truth, isDirectory: true))
-        print(report.text(), terminator: "")
+        Terminal.out(report.text())
         if !report.allPassed { throw ExitCode(1) }
     }
 }

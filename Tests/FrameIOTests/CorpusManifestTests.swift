@@ -3,7 +3,8 @@ import Testing
 import FrameIO
 
 /// Conformance with real files: every row of `../shared/corpus/formats/MANIFEST.csv`
-/// (reference values from RosettaSciIO) must be matched exactly by HeatFront's decoders.
+/// (reference values from RosettaSciIO) must be matched exactly by HeatFront's decoders,
+/// opened as a run opens them (`FrameFiles.open`, by extension).
 /// The corpus lives beside the checkout in `../shared/`, not in a user's clone: these
 /// tests skip when it is absent.
 enum Corpus {
@@ -42,13 +43,14 @@ enum Corpus {
         return rows
     }
 
-    static func rows(format: String) -> [Row] {
+    /// The manifest's rows of one `format` column value (every row for nil).
+    static func rows(format: String?) -> [Row] {
         guard available, let text = try? String(contentsOf: root.appendingPathComponent("MANIFEST.csv"), encoding: .utf8)
         else { return [] }
         let table = parseCSV(text)
         guard let header = table.first else { return [] }
         return table.dropFirst().map { Row(fields: Dictionary(uniqueKeysWithValues: zip(header, $0))) }
-            .filter { $0["format"] == format }
+            .filter { format == nil || $0["format"] == format }
     }
 
     /// Length in nm of one `unit`, or nil for an uncalibrated (empty) unit.
@@ -56,8 +58,8 @@ enum Corpus {
         switch unit {
         case "m": 1e9
         case "mm": 1e6
-        case "µm", "um": 1e3
-        case "nm": 1
+        case "µm", "um", "micron", "microns": 1e3   // "microns": Atomap's HyperSpy files
+        case "nm", "n_m": 1                         // "n_m": nm in NCEM's EMD notation
         case "A", "Å": 0.1
         case "pm": 1e-3
         default: nil
@@ -106,9 +108,26 @@ struct CorpusManifestTests {
     @Test(arguments: Corpus.rows(format: "ser")) func ser(_ row: Corpus.Row) throws { try Corpus.check(row) }
     @Test(arguments: Corpus.rows(format: "emi")) func emi(_ row: Corpus.Row) throws { try Corpus.check(row) }
     @Test(arguments: Corpus.rows(format: "mrc")) func mrc(_ row: Corpus.Row) throws { try Corpus.check(row) }
+    @Test(arguments: Corpus.rows(format: "hspy")) func hspy(_ row: Corpus.Row) throws { try Corpus.check(row) }
+    @Test(arguments: Corpus.rows(format: "zspy")) func zspy(_ row: Corpus.Row) throws { try Corpus.check(row) }
+    @Test(arguments: Corpus.rows(format: "emd-berkeley")) func emdBerkeley(_ row: Corpus.Row) throws { try Corpus.check(row) }
+    @Test(arguments: Corpus.rows(format: "tiff-resolution")) func tiffResolution(_ row: Corpus.Row) throws { try Corpus.check(row) }
+
+    /// Every row of the manifest belongs to a format tested above.
+    static let formats = ["tiff", "dm3", "dm4", "emd", "ser", "emi", "mrc", "hspy", "zspy", "emd-berkeley", "tiff-resolution"]
 
     @Test func manifestHasEveryRow() {
-        let n = ["tiff", "dm3", "dm4", "emd", "ser", "emi", "mrc"].map { Corpus.rows(format: $0).count }.reduce(0, +)
-        #expect(n == 57)
+        let n = Self.formats.map { Corpus.rows(format: $0).count }.reduce(0, +)
+        #expect(n == 72)
+        #expect(Corpus.rows(format: nil).count == 72)
+    }
+
+    /// Each corpus file's extension names a run-frame format, so a run folder reads it.
+    @Test func everyCorpusFileIsARunFrame() {
+        for row in Corpus.rows(format: nil) {
+            let ext = URL(fileURLWithPath: row["file"]).pathExtension
+            let f = FrameFormat(fileExtension: ext)
+            #expect(f != nil && (f!.isRunFrameFormat || f == .emi), "\(row["file"])")
+        }
     }
 }

@@ -192,7 +192,9 @@ struct DMBadInputTests {
             try? Data(b).write(to: url)
             return failure(url)
         }
-        #expect(attempt { patch(&$0, at: 0, Int32.max, bigEndian: false) }?.kind == .truncated)
+        // A frame 2³¹ − 1 pixels wide is over FrameLimits.maxSide: a corrupt header.
+        #expect(attempt { patch(&$0, at: 0, Int32.max, bigEndian: false) }?.kind == .corrupt)
+        #expect(attempt { patch(&$0, at: 0, Int32(1000), bigEndian: false) }?.kind == .truncated)
         #expect(attempt { patch(&$0, at: 0, Int32.max, bigEndian: false); patch(&$0, at: 4, Int32.max, bigEndian: false); patch(&$0, at: 8, Int32.max, bigEndian: false) } != nil)
         #expect(attempt { patch(&$0, at: 92, Int32.max, bigEndian: false) }?.kind == .truncated)
         #expect(attempt { patch(&$0, at: 92, Int32(-4), bigEndian: false) }?.kind == .corrupt)

@@ -147,4 +147,16 @@ struct HeatingLogTests {
         let log = try HeatingLog.parse(text: "time_s,temperature_C\n10,30\n0,20\n5,25\n", file: "h.csv")
         #expect(log.times_s == [0, 5, 10] && log.temperaturesC == [20, 25, 30])
     }
+
+    @Test("an empty or non-regular log file is one error naming it")
+    func emptyOrFolder() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-log-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let empty = dir.appendingPathComponent("heating_log.csv")
+        try Data().write(to: empty)
+        #expect(throws: HeatingLogError.self) { try HeatingLog.load(empty) }
+        let e = #expect(throws: HeatingLogError.self) { try HeatingLog.load(dir) }
+        #expect(e.map { "\($0)".contains(dir.path) } == true)
+    }
 }

@@ -39,7 +39,7 @@ struct MRCBuilder {
 
 @Suite("MRC reader")
 struct MRCTests {
-    @Test(arguments: [(Int32(0), "int8"), (1, "int16"), (2, "float32"), (6, "uint16"), (12, "float32")])
+    @Test(arguments: [(Int32(0), "int8"), (1, "int16"), (2, "float32"), (6, "uint16"), (12, "float16")])
     func modesStacksAndByteOrder(_ mode: Int32, _ type: String) throws {
         let dir = ScratchFolder("mrc")
         for little in [true, false] {
@@ -108,7 +108,7 @@ enum MRCReaderHalf {
         let dir = ScratchFolder("half")
         let url = dir.file("h.mrc")
         guard (try? Data(b).write(to: url)) != nil, let r = try? MRCReader(url: url),
-              let p = try? r.plane(signal: 0, frame: 0), case .float32(let v) = p.values else { return .nan }
+              let p = try? r.plane(signal: 0, frame: 0), case .float16(let v) = p.values else { return .nan }
         return v[0]
     }
 }

@@ -46,6 +46,17 @@ struct RunConfigTests {
         #expect(c.sourceFile == file)
     }
 
+    @Test("contrast and the registration band are read, and impossible values named")
+    func contrastAndBand() throws {
+        let c = try parse("contrast: dark_columns\nregistration:\n  band: [0.02, 0.18]\n")
+        #expect(c.contrast == .darkColumns)
+        #expect(c.registrationBand == FrequencyBand(low: 0.02, high: 0.18))
+        #expect(RunConfig().contrast == .auto && RunConfig().registrationBand == nil)
+        #expect(try failure("contrast: abf\n").description.contains("contrast: expected auto, bright_columns or dark_columns"))
+        #expect(try failure("registration:\n  band: [0.3, 0.2]\n").key == "registration.band")
+        #expect(try failure("registration:\n  band: [0.01, 0.7]\n").key == "registration.band")
+    }
+
     @Test("an empty file, comments only, or null values give the defaults")
     func defaults() throws {
         var d = RunConfig()
@@ -151,7 +162,8 @@ struct RunConfigTests {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let json = String(decoding: try enc.encode(c.effective), as: UTF8.self)
-        #expect(json.contains("\"registration\":{\"max_shift_px\":200,\"mode\":\"nonrigid\"}"))
+        #expect(json.contains("\"registration\":{\"band\":null,\"max_shift_px\":200,\"mode\":\"nonrigid\"}"))
+        #expect(json.contains("\"contrast\":\"auto\""))
         #expect(json.contains("\"pixel_size_nm\":null"))
         #expect(json.contains("\"steps\":[{\"frames\":[0,3],\"temperature_C\":25}]"))
         #expect(json.contains("\"material\":{\"layer_spacing_nm\":0.468}"))
