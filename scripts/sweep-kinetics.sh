@@ -8,13 +8,17 @@
 # usage: scripts/sweep-kinetics.sh PRESET SEED... (e.g. slow-front $(seq 1 20))
 # env:   SIZE=px (frame width; the preset's own when unset), WORK=dir (default
 #        /tmp/heatfront-sweep), REUSE_SIMS=1 keeps simulated runs already in WORK,
-#        BIN=path to a built heatfront (default: builds .build/release/heatfront)
+#        BIN=path to a built heatfront (default: builds .build/release/heatfront),
+#        SUMMARY_ONLY=1 only summarises the validations already in WORK (e.g. seeds swept
+#        in several parts)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: $0 PRESET SEED..." >&2; exit 64; }
 preset=$1; shift
 work=${WORK:-/tmp/heatfront-sweep}
-if [ -z "${BIN:-}" ]; then
+if [ "${SUMMARY_ONLY:-0}" = 1 ]; then
+  :
+elif [ -z "${BIN:-}" ]; then
   swift build -c release --product heatfront >/dev/null || exit 1
   BIN=.build/release/heatfront
 fi
@@ -22,6 +26,7 @@ mkdir -p "$work"
 sizearg=(); [ -n "${SIZE:-}" ] && sizearg=(--size "$SIZE")
 tag="$preset${SIZE:+-$SIZE}"
 for seed in "$@"; do
+  [ "${SUMMARY_ONLY:-0}" = 1 ] && break
   run="$work/$tag-$seed"
   if [ "${REUSE_SIMS:-0}" != 1 ] || [ ! -f "$run/ground_truth.json" ]; then
     rm -rf "$run"
