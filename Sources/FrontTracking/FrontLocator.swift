@@ -181,11 +181,13 @@ public enum FrontLocator {
                                       crystal: CrystalExtent(distancesPx: crystalDistances),
                                       layeredLevel: phase.layeredRatio)
         if profileOnly { return result }
-        // A front exists only if rock salt sits on the boundary and layered crystal remains.
-        guard crystalNearBoundary > 0, 2 * rsNearBoundary >= crystalNearBoundary, layeredCount >= 16 else {
-            return result
-        }
-        guard ts.count >= 8 else { return result }
+        // A front needs crystal beside the boundary and layered crystal left ahead of it.
+        // Where rock salt covers the boundary the front is fitted as below; where it does
+        // not, a front may just have nucleated (its midpoint within a width of the
+        // boundary, no pixel clearly rock salt): only the fully mixed edge is fitted then,
+        // and it counts only if its midpoint lies inside the grain (see `nascentEdge`).
+        guard crystalNearBoundary > 0, layeredCount >= 16, ts.count >= 8 else { return result }
+        let rockSaltOnBoundary = 2 * rsNearBoundary >= crystalNearBoundary
         // Start: the area-equivalent position (rock-salt pixels over the mean bin population).
         let meanBin = ws.reduce(0, +) / Double(ws.count)
         let areaPosition = rsArea / meanBin
@@ -213,7 +215,11 @@ public enum FrontLocator {
         // First the ratio alone with the segmentation's β, from two starting widths (a
         // narrow and a wide front), keeping the better fit. Parameters: K, α, t₀, ln w.
         let tLast = ts.last ?? 0
-        for startWidth in [w0, log(max(3, tLast / 10))] {
+        if !rockSaltOnBoundary {
+            fitted = nascentEdge(ts: ts, ys: ys, sqrtW: sqrtW, edge: edge, sigma: sigma, beta: beta0, k0: k0,
+                                 startWidth: w0, kPrior: kPrior)
+        }
+        for startWidth in [w0, log(max(3, tLast / 10))] where rockSaltOnBoundary {
             guard let fit = LeastSquares.levenbergMarquardt(start: [k0, alpha0, areaPosition, startWidth], residuals: { p in
                 let wt = exp(p[3])
                 return ts.indices.map { i in
@@ -230,7 +236,7 @@ public enum FrontLocator {
         // A front still within ~w + 2σ of the boundary shows no rock-salt plateau: its depth
         // α and its position t₀ then trade off against each other. Rock salt proper is fully
         // cation-mixed (q → 0, α = 1 for any β), so α is fixed there.
-        if let first = fitted, first.t0 < first.w + 2 * sigma,
+        if rockSaltOnBoundary, let first = fitted, first.t0 < first.w + 2 * sigma,
            let fit = LeastSquares.levenbergMarquardt(start: [first.k, first.t0, log(first.w)], residuals: { p in
                let wt = exp(p[2])
                return ts.indices.map { i in
@@ -263,7 +269,8 @@ public enum FrontLocator {
         }
         let tMax = ts.last ?? 0
         if let (k, alpha, t0, wt, beta) = fitted {
-            if k > 0, alpha > 0.1, t0 > -sigma, t0 < tMax + sigma, wt < tMax, wt > 0.25 {
+            // A nascent front counts once its midpoint lies inside the grain.
+            if k > 0, alpha > 0.1, t0 > (rockSaltOnBoundary ? -sigma : 0), t0 < tMax + sigma, wt < tMax, wt > 0.25 {
                 result.positionPx = t0
                 result.widthPx = tanhWidthFactor * wt
                 result.halfSpacingContrast = beta
@@ -290,9 +297,33 @@ public enum FrontLocator {
             }
         }
         // The fit failed: the area-equivalent position is still an unbiased estimate for a
-        // straight front; no width.
-        result.positionPx = areaPosition
+        // straight front; no width. Without rock salt on the boundary there is no front.
+        if rockSaltOnBoundary { result.positionPx = areaPosition }
         return result
+    }
+
+    /// A front that has just nucleated: the fully cation-mixed edge (α = 1) fitted from
+    /// starting midpoints at −σ, 0, σ and 3σ (the best fit kept). No front leaves q
+    /// flat or raised at the boundary, and the best edge then lies beyond it (t₀ ≪ −σ, or a
+    /// width below a quarter pixel that fits one bin): `locate`'s checks (t₀ > −σ, w > ¼ px)
+    /// reject those, so only a dip in the order parameter that reaches from the boundary
+    /// into the grain, as deep as full mixing makes it, counts as a front.
+    static func nascentEdge(ts: [Double], ys: [Double], sqrtW: [Double], edge: BlurredTanhEdge, sigma: Double,
+                            beta: Double, k0: Double, startWidth: Double,
+                            kPrior: Double) -> (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)? {
+        var best: (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)?, bestCost = Double.infinity
+        for start in [-sigma, 0, sigma, 3 * sigma] {
+            guard let fit = LeastSquares.levenbergMarquardt(start: [k0, start, startWidth], residuals: { p in
+                let wt = exp(p[2])
+                return ts.indices.map { i in
+                    let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
+                    return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta * pr))
+                } + [kPrior * (p[0] - k0)]
+            }), fit.parameters.allSatisfy(\.isFinite), fit.cost < bestCost else { continue }
+            best = (fit.parameters[0], 1, fit.parameters[1], exp(fit.parameters[2]), beta)
+            bestCost = fit.cost
+        }
+        return best
     }
 
     /// 10–90 % width of the front from several frames' profiles, each shifted so its own

@@ -8,15 +8,29 @@ public struct VelocityFit: Sendable, Equatable {
     public var sem: Double
     /// Position at time 0.
     public var intercept: Double
+    /// Degrees of freedom of the SEM: points − 2.
+    public var dof: Int
 
-    public init(velocity: Double, sem: Double, intercept: Double) {
+    public init(velocity: Double, sem: Double, intercept: Double, dof: Int = 1) {
         self.velocity = velocity
         self.sem = sem
         self.intercept = intercept
+        self.dof = dof
+    }
+
+    /// Whether the data show motion, and how fast the front can be at most: the one-sided
+    /// t test of v > 0 (t = v/SEM against Student's t with `dof` degrees of freedom) at
+    /// `level`, and the one-sided upper confidence bound v + t₁₋ₗₑᵥₑₗ·SEM (e.g. Bevington &
+    /// Robinson, ch. 11). nil when the SEM is not positive and finite.
+    public func motion(level: Double = 0.05) -> (detected: Bool, upperBound: Double)? {
+        guard sem.isFinite, sem > 0, dof > 0, level > 0, level < 1 else { return nil }
+        let critical = Distributions.studentTQuantile(1 - level, dof: Double(dof))
+        return (velocity / sem > critical, velocity + critical * sem)
     }
 }
 
-/// Front kinetics: velocities per step, the Arrhenius activation energy and the onset step.
+/// Front kinetics: velocities per step (here), the Arrhenius activation energy
+/// (`arrheniusFit`, ArrheniusFit.swift); the onset is `OnsetTest`'s.
 public enum Kinetics {
     /// Boltzmann constant in eV/K (CODATA 2018).
     public static let boltzmannEV = 8.617333262e-5
@@ -27,51 +41,35 @@ public enum Kinetics {
     /// fewer than 3 pairs or all times equal.
     public static func velocity(times: [Double], positions: [Double]) -> VelocityFit? {
         guard let line = fitLine(times, positions) else { return nil }
-        return VelocityFit(velocity: line.slope, sem: line.slopeSEM, intercept: line.intercept)
+        return VelocityFit(velocity: line.slope, sem: line.slopeSEM, intercept: line.intercept, dof: line.count - 2)
     }
 
-    /// Apparent activation energy from ln v = ln v₀ − Eₐ/(k_B·T), T = temperature_C + 273.15,
-    /// by least squares of ln v on 1/(k_B T) (Arrhenius 1889; the science notes). Only pairs
-    /// with a positive, finite velocity and a temperature above absolute zero count; nil with
-    /// fewer than 3 of them or a single temperature. SEM as in `velocity`.
-    public static func arrhenius(temperaturesC: [Double], velocities: [Double]) -> (activationEnergyEV: Double, semEV: Double)? {
-        var x = [Double](), y = [Double]()
-        for (t, v) in zip(temperaturesC, velocities) where t.isFinite && v.isFinite && v > 0 && t > -273.15 {
-            x.append(1 / (boltzmannEV * (t + 273.15)))
-            y.append(log(v))
-        }
-        guard let line = fitLine(x, y) else { return nil }
-        return (-line.slope, line.slopeSEM)
+    /// The slope's standard error when the positions' errors are correlated in time: the OLS
+    /// SEM scaled by √((n − 2)/(n_eff − 2)), n_eff = n (1 − ρ)/(1 + ρ) from the lag-1
+    /// autocorrelation ρ of the residuals about the line (Santer et al., J. Geophys. Res. 105,
+    /// 7337, 2000), ρ corrected for its small-sample bias as in `OnsetTest`
+    /// (ρ = (n r₁ + 1)/(n − 4)) and kept in [0, 0.9]. Positions fitted with one shared profile
+    /// err together as the front moves over whatever every frame shares (the shape's own
+    /// error, fixed patterns along the profile): smooth in time, so neighbouring residuals
+    /// correlate, and the plain SEM, which takes them as independent, is too small. nil with
+    /// fewer than 5 points or n_eff ≤ 2.5; returns (SEM, degrees of freedom n_eff − 2).
+    public static func autocorrelatedSlopeSEM(times: [Double], positions: [Double]) -> (sem: Double, dof: Double)? {
+        var t = [Double](), x = [Double]()
+        for (a, b) in zip(times, positions) where a.isFinite && b.isFinite { t.append(a); x.append(b) }
+        guard t.count >= 5, let line = fitLine(t, x) else { return nil }
+        let order = t.indices.sorted { t[$0] < t[$1] }
+        let r = order.map { x[$0] - line.intercept - line.slope * t[$0] }
+        let zero = r.map { $0 * $0 }.reduce(0, +)
+        guard zero > 0 else { return nil }
+        let n = Double(r.count)
+        let r1 = zip(r.dropFirst(), r).map { $0 * $1 }.reduce(0, +) / zero
+        let rho = min(0.9, max(0, (n * r1 + 1) / (n - 4)))
+        let effective = n * (1 - rho) / (1 + rho)
+        guard effective > 2.5 else { return nil }
+        return (line.slopeSEM * ((n - 2) / (effective - 2)).squareRoot(), effective - 2)
     }
 
-    /// The onset step (contract §5): the first step whose Li/TM ratio exceeds the first
-    /// step's by more than three combined standard errors (√(SEM₀² + SEMₖ²)) and by at least
-    /// 0.02, or whose rock-salt fraction exceeds 0.02. nil when the first step already shows
-    /// rock salt (fraction > 0.02) or no step qualifies. Rules for missing values: without a
-    /// first-step ratio only the rock-salt test applies; a missing SEM counts as 0 (the
-    /// 0.02 margin still applies); a step of unknown temperature cannot be the onset (no
-    /// onset temperature could be reported for it).
-    public static func onsetStep(ratioMeans: [Double?], ratioSEMs: [Double?], rocksaltFractions: [Double?],
-                                 temperaturesC: [Double?]) -> Int? {
-        let n = max(ratioMeans.count, rocksaltFractions.count)
-        guard n > 0 else { return nil }
-        func at<T>(_ a: [T?], _ i: Int) -> T? { i < a.count ? a[i] : nil }
-        func finite(_ v: Double?) -> Double? { v.flatMap { $0.isFinite ? $0 : nil } }
-        if let f0 = finite(at(rocksaltFractions, 0)), f0 > 0.02 { return nil }
-        let r0 = finite(at(ratioMeans, 0)), s0 = finite(at(ratioSEMs, 0)) ?? 0
-        for k in 1..<max(n, 1) {
-            guard finite(at(temperaturesC, k)) != nil else { continue }
-            if let f = finite(at(rocksaltFractions, k)), f > 0.02 { return k }
-            if let r0, let r = finite(at(ratioMeans, k)) {
-                let s = finite(at(ratioSEMs, k)) ?? 0
-                let rise = r - r0
-                if rise >= 0.02, rise > 3 * (s0 * s0 + s * s).squareRoot() { return k }
-            }
-        }
-        return nil
-    }
-
-    struct Line { var slope: Double; var intercept: Double; var slopeSEM: Double }
+    struct Line { var slope: Double; var intercept: Double; var slopeSEM: Double; var count: Int }
 
     static func fitLine(_ xs: [Double], _ ys: [Double]) -> Line? {
         var x = [Double](), y = [Double]()
@@ -85,6 +83,6 @@ public enum Kinetics {
         let slope = sxy / sxx, intercept = my - slope * mx
         var rss = 0.0
         for i in x.indices { let r = y[i] - intercept - slope * x[i]; rss += r * r }
-        return Line(slope: slope, intercept: intercept, slopeSEM: (rss / (n - 2) / sxx).squareRoot())
+        return Line(slope: slope, intercept: intercept, slopeSEM: (rss / (n - 2) / sxx).squareRoot(), count: x.count)
     }
 }

@@ -82,8 +82,17 @@ public struct MovingFrontFit: Sendable {
     public var positionPx: Double
     /// Velocity of the midpoint (px/s); 0 and not fitted with fewer than 3 frames.
     public var velocityPxPerS: Double
+    /// Its delete-one-frame jackknife standard error (px/s); nil when not fitted.
+    public var velocitySEMPxPerS: Double?
     /// 10–90 % width of the occupancy profile (px), the window's blur removed.
     public var widthPx: Double
+    /// Its delete-one-frame jackknife standard error (px).
+    public var widthSEMPx: Double?
+    /// Frames the jackknife refitted without: the standard errors have `frameCount − 1`
+    /// degrees of freedom.
+    public var frameCount: Int
+    /// Whether full cation mixing behind the front was imposed (the front stayed near the boundary).
+    public var fullMixing: Bool
     /// K, α, β of q = K(1 − αP)/(1 + βP).
     public var layeredLevel: Double
     public var depth: Double
@@ -106,8 +115,8 @@ public struct MovingFrontFit: Sendable {
 /// residuals show it (see `fit(_:timesS:startPositionPx:startWidthPx:layeredLevelPrior:neighbours:)`);
 /// for the order parameter K is held near the frames' layered level as in `FrontLocator`. Then every frame's own midpoint is
 /// refitted with the shape held fixed (one parameter each): those positions go to
-/// `frames.csv`, and the step's velocity is their least-squares slope (run contract §4),
-/// which equals v up to the frames' noise.
+/// `frames.csv`. The step's velocity is v, the width W = 2·atanh(0.8)·w, both with their
+/// delete-one-frame jackknife standard errors (see the code).
 ///
 /// Why: low-dose frames fitted one at a time each trade their plateaus, β and w against
 /// their position, and which trade they make depends on how far out the front is (near the
@@ -190,6 +199,9 @@ public enum MovingFront {
         struct Bins { var frame = [Int](), dt = [Double](), t = [Double](), y = [Double](), count = [Double](), root = [Double]() }
         var edges = [BlurredTanhEdge](), sigmas = [Double](), k0s = [Double](), isSites = [Bool](), fixedBetas = [Double?]()
         var bins = [Bins]()
+        // Per order-parameter channel, each frame's layered level: the prior's centre is their
+        // median, recomputed without the frame a jackknife replicate leaves out.
+        var frameLevels = [[Int: Double]]()
         for c in chans {
             let frames = (0..<n).filter { usable(c.samples[$0], $0) }
             let sigma = frames.map { c.samples[$0]!.blurSigmaPx }.reduce(0, +) / Double(frames.count)
@@ -197,10 +209,15 @@ public enum MovingFront {
             let sites = c.channel == .siteRatio
             isSites.append(sites)
             if case .orderParameter(let b) = c.channel { fixedBetas.append(b) } else { fixedBetas.append(nil) }
-            let levels = frames.compactMap { c.samples[$0]!.layeredLevel }.filter { $0.isFinite && $0 > 0 }
+            var byFrame = [Int: Double]()
+            for f in frames { if let l = c.samples[f]!.layeredLevel, l.isFinite, l > 0 { byFrame[f] = l } }
+            frameLevels.append(sites ? [:] : byFrame)
+            let levels = frames.compactMap { byFrame[$0] }
             let far = frames.flatMap { f -> [Double] in
-                let v = c.samples[f]!.values
-                return Array(v.suffix(max(1, v.count / 5)))
+                // The farthest fifth of the bins (by distance; bins may come strip by strip).
+                let sample = c.samples[f]!
+                let cut = LeastSquares.quantile(sample.distancesPx, 0.8) ?? 0
+                return sample.distancesPx.indices.filter { sample.distancesPx[$0] >= cut }.map { sample.values[$0] }
             }
             k0s.append(sites ? (LeastSquares.median(far) ?? 0.1)
                 : (LeastSquares.median(levels) ?? frames.compactMap { c.samples[$0]!.values.max() }.max() ?? 1))
@@ -236,16 +253,26 @@ public enum MovingFront {
             return value(edges[k].value(bins[k].t[i], centre: c, w: sh.w, edge: 0), sh.levels[k])
         }
 
-        // Parameters: x₀, ln w, [v], then per channel A, [B or α], [β].
-        func solve(fullMixing: Bool) -> Shape? {
+        // Parameters: x₀, ln w, [v], then per channel A, [B or α], [β]. `solve` returns the
+        // fitted shape, the parameters and the weighted residuals as a function of them
+        // (bins in channel order, each channel's level prior after its bins).
+        // `from`: start there instead (the parameters' layout must match); `excluding`: leave
+        // that frame's bins out (the jackknife below).
+        func solve(fullMixing: Bool, from: [Double]? = nil, excluding: Int? = nil,
+                   maxIterations: Int = 200) -> (shape: Shape, parameters: [Double], residuals: ([Double]) -> [Double])? {
             var start = [startPositionPx, log(max(0.5, startWidthPx / FrontLocator.tanhWidthFactor))]
             if fitVelocity { start.append(0) }
             var layout = [(a: Int, depth: Int, beta: Int)]()
+            // With an order-parameter channel to pin the plateau (q → 0 in full mixing), the
+            // site channel keeps its levels free: its measured ratio in rock salt need not be
+            // exactly 1 (background and deblending errors of the column intensities).
+            let pinned = chans.indices.contains { !isSites[$0] }
             for k in chans.indices {
                 let a = start.count; start.append(k0s[k])
                 var depth = -1, beta = -1
-                if !fullMixing { depth = start.count; start.append(isSites[k] ? 0.5 : 0.9) }
-                if isSites[k] && !fullMixing { beta = start.count; start.append(-0.3) }
+                let free = !fullMixing || (isSites[k] && pinned)
+                if free { depth = start.count; start.append(isSites[k] ? 0.5 : 0.9) }
+                if isSites[k] && free { beta = start.count; start.append(-0.3) }
                 layout.append((a, depth, beta))
             }
             func shape(_ p: [Double]) -> Shape {
@@ -260,19 +287,29 @@ public enum MovingFront {
                 }
                 return (p[0], exp(p[1]), fitVelocity ? p[2] : 0, levels)
             }
-            guard let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
+            if let from, from.count == start.count { start = from }
+            let (weights, scales) = (bins, priorScale)
+            let centres = chans.indices.map { k -> Double in
+                guard let excluding, !isSites[k], frameLevels[k][excluding] != nil else { return k0s[k] }
+                return LeastSquares.median(frameLevels[k].filter { $0.key != excluding }.map(\.value)) ?? k0s[k]
+            }
+            let residuals = { (p: [Double]) -> [Double] in
                 let sh = shape(p)
                 var r = [Double]()
                 for k in chans.indices {
-                    for i in bins[k].t.indices { r.append(bins[k].root[i] * (bins[k].y[i] - model(k, i, sh))) }
+                    for i in weights[k].t.indices where weights[k].frame[i] != excluding {
+                        r.append(weights[k].root[i] * (weights[k].y[i] - model(k, i, sh)))
+                    }
                     if !isSites[k] {
-                        let prior = layeredLevelPrior * Double(Set(bins[k].frame).count).squareRoot()
-                        r.append(priorScale[k] * prior * (p[layout[k].a] - k0s[k]) / max(k0s[k], 1e-9))
+                        let prior = layeredLevelPrior * Double(Set(weights[k].frame).subtracting([excluding ?? -1]).count).squareRoot()
+                        r.append(scales[k] * prior * (p[layout[k].a] - centres[k]) / max(centres[k], 1e-9))
                     }
                 }
                 return r
-            }), fit.parameters.allSatisfy(\.isFinite) else { return nil }
-            return shape(fit.parameters)
+            }
+            guard let fit = LeastSquares.levenbergMarquardt(start: start, maxIterations: maxIterations, residuals: residuals),
+                  fit.parameters.allSatisfy(\.isFinite) else { return nil }
+            return (shape(fit.parameters), fit.parameters, residuals)
         }
         func plausible(_ sh: Shape) -> Bool {
             sh.w > 0.25 && sh.w < tMaxAll && sh.x0 > -sh.w && sh.x0 < tMaxAll + sh.w
@@ -281,15 +318,16 @@ public enum MovingFront {
         // A front that stays within w + 2σ of the boundary shows no rock-salt plateau: the
         // plateau and x₀ trade off, so full mixing is imposed for the whole step — also when
         // the free fit wanders off (a step edge outside the profiles, a negative width).
-        var shape: Shape, fullMixing = false
-        if let free = solve(fullMixing: false), plausible(free), free.x0 + free.v * tFirst >= free.w + 2 * sigma,
-           chans.indices.allSatisfy({ isSites[$0] || -free.levels[$0].b / free.levels[$0].a >= 0.1 }) {
-            shape = free
+        var solution: (shape: Shape, parameters: [Double], residuals: ([Double]) -> [Double]), fullMixing = false
+        if let free = solve(fullMixing: false), plausible(free.shape), free.shape.x0 + free.shape.v * tFirst >= free.shape.w + 2 * sigma,
+           chans.indices.allSatisfy({ isSites[$0] || -free.shape.levels[$0].b / free.shape.levels[$0].a >= 0.1 }) {
+            solution = free
         } else {
-            guard let full = solve(fullMixing: true), plausible(full) else { return nil }
-            shape = full
+            guard let full = solve(fullMixing: true), plausible(full.shape) else { return nil }
+            solution = full
             fullMixing = true
         }
+        var shape = solution.shape
         // Reweighting: each channel's variance as a quadratic in the fitted level.
         var variances = [((Double) -> Double)?](repeating: nil, count: chans.count)
         for _ in 0..<2 {
@@ -316,10 +354,34 @@ public enum MovingFront {
                 let after = bins[k].root.map { $0 * $0 }.reduce(0, +)
                 if before > 0, after > 0 { priorScale[k] *= (after / before).squareRoot() }
             }
-            guard let refit = solve(fullMixing: fullMixing), plausible(refit) else { bins = saved; priorScale = savedScale; break }
-            shape = refit
+            guard let refit = solve(fullMixing: fullMixing), plausible(refit.shape) else { bins = saved; priorScale = savedScale; break }
+            solution = refit
+            shape = refit.shape
             variances = models
         }
+
+        // Standard errors of v and w: the delete-one-frame jackknife of the whole fit
+        // (Quenouille 1956; Tukey 1958; Efron & Tibshirani, *An Introduction to the Bootstrap*,
+        // 1993, ch. 11): each frame left out in turn, shape, levels, x₀ and v refitted from the
+        // full solution with the final weights, SE² = (G − 1)/G Σ (θ₍₋ᵢ₎ − θ̄)², G − 1 degrees
+        // of freedom. It carries what each frame's noise does to the shared shape and thereby
+        // to v — the positions of frames fitted with one shape err together as the front moves
+        // through a hold, which the scatter of per-frame positions about their line does not
+        // show — and assumes nothing about the bins' noise or their correlation.
+        let solutionParameters = solution.parameters
+        let usedFrames = Array(Set(bins.flatMap(\.frame))).sorted()
+        let deleted = usedFrames.count >= 3 ? jackknife(usedFrames.count) { j in
+            solve(fullMixing: fullMixing, from: solutionParameters, excluding: usedFrames[j], maxIterations: 40)
+                .flatMap { plausible($0.shape) ? [$0.shape.v, $0.shape.w] : nil }
+        } : []
+        func standardError(_ j: Int) -> Double? {
+            guard deleted.count >= 3 else { return nil }
+            let values = deleted.map { $0[j] }, g = Double(values.count)
+            let mean = values.reduce(0, +) / g
+            let se = ((g - 1) / g * values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)).squareRoot()
+            return se.isFinite && se > 0 ? se : nil
+        }
+        let clusterCount = deleted.count
 
         // Each frame's own midpoint, the shape held fixed, from the frame and its `neighbours`
         // on each side in time, every one placed at the frame's midpoint moved by v·Δt — so a
@@ -343,7 +405,7 @@ public enum MovingFront {
                 }
             }
             guard let own = chans.firstIndex(where: { usable($0.samples[f], f) }), let s = chans[own].samples[f],
-                  let tMax = s.distancesPx.last, !terms.isEmpty,
+                  let tMax = s.distancesPx.max(), !terms.isEmpty,
                   let fit = LeastSquares.levenbergMarquardt(start: [guess], residuals: { p in
                       terms.map { $0.root * (bins[$0.k].y[$0.i] - model($0.k, $0.i, shape, centre: p[0] + $0.shift)) }
                   }), let c = fit.parameters.first, c.isFinite, c > -max(sigma, shape.w), c < tMax + sigma else { continue }
@@ -359,8 +421,16 @@ public enum MovingFront {
         }
         let first = shape.levels[0]
         return MovingFrontFit(referenceTimeS: tRef, positionPx: shape.x0, velocityPxPerS: shape.v,
-                              widthPx: FrontLocator.tanhWidthFactor * shape.w, layeredLevel: first.a,
+                              velocitySEMPxPerS: fitVelocity ? standardError(0) : nil,
+                              widthPx: FrontLocator.tanhWidthFactor * shape.w,
+                              widthSEMPx: standardError(1).map { FrontLocator.tanhWidthFactor * $0 },
+                              frameCount: clusterCount, fullMixing: fullMixing, layeredLevel: first.a,
                               depth: isSites[0] ? 1 - value(1, first) : -first.b / first.a,
                               halfSpacingContrast: first.beta, frames: frames)
+    }
+
+    /// The `count` delete-one refits; failed refits dropped.
+    static func jackknife(_ count: Int, refit: (Int) -> [Double]?) -> [[Double]] {
+        (0..<count).compactMap(refit)
     }
 }

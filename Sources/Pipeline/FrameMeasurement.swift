@@ -14,31 +14,22 @@ struct MeasuredFrame: Codable, Sendable {
     var frontPx: Double?
 }
 
-/// A front profile in a codable form, so a step's cached frames keep what the width needs.
-struct StoredProfile: Codable, Sendable {
-    var distancesPx: [Double]
-    var values: [Double]
-    var weights: [Double]
+/// The step's front fitted over all its frames as one moving edge (`MovingFront`).
+struct StoredFront: Codable, Sendable {
+    var referenceTimeS: Double
     var positionPx: Double
-    var blurSigmaPx: Double
-
-    init(_ p: FrontProfile) {
-        distancesPx = p.distancesPx
-        values = p.values
-        weights = p.weights
-        positionPx = p.positionPx
-        blurSigmaPx = p.blurSigmaPx
-    }
-
-    var profile: FrontProfile {
-        FrontProfile(distancesPx: distancesPx, values: values, weights: weights, positionPx: positionPx, blurSigmaPx: blurSigmaPx)
-    }
+    /// Velocity and its jackknife standard error with `frameCount − 1` degrees of freedom.
+    var velocityPxPerS: Double?
+    var velocitySEMPxPerS: Double?
+    var widthPx: Double
+    var widthSEMPx: Double?
+    var frameCount: Int
 }
 
 /// A step's measured frames: the unit the stage cache stores.
 struct StepFrames: Codable, Sendable {
     var frames: [MeasuredFrame]
-    var profiles: [StoredProfile]
+    var front: StoredFront? = nil
 }
 
 extension FrameResult {
@@ -65,15 +56,14 @@ extension FrameResult {
 ///   velocity error on the registration-stress preset). Velocity errors on the presets at
 ///   512 px (registration-stress seeds 1/3/5, boundary-front, scan-distortion): order
 ///   parameter alone 17.5/10.3/5.0/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
-///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The width comes
-///   from the order-parameter profiles (whose window blur is modelled), each placed by a
-///   motion-compensated window of ±2 frames, which sharpens the aligned profile.
+///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The step's
+///   velocity and width, with their jackknife SEs, are the same fit's (`StoredFront`).
 enum FrameMeasurement {
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int,
                         cancel: Cancellation) throws -> StepFrames {
         guard let a = analysis else {
-            return StepFrames(frames: members.map { MeasuredFrame(frameIndex: $0) }, profiles: [])
+            return StepFrames(frames: members.map { MeasuredFrame(frameIndex: $0) })
         }
         let position = Dictionary(uniqueKeysWithValues: okIndices.enumerated().map { ($1, $0) })
         let n = members.count
@@ -149,14 +139,12 @@ enum FrameMeasurement {
             b0 = b1
         }
         var measured = out.map { $0! }
-        var profiles = [StoredProfile]()
         guard let stepFront, let p0 = stepFront.positionPx, let w0 = stepFront.widthPx else {
-            return StepFrames(frames: measured, profiles: profiles)
+            return StepFrames(frames: measured)
         }
         let beta = stepFront.halfSpacingContrast ?? a.phase.halfSpacingContrast
         // Both channels in full-resolution pixels, fitted together (x₀, v, w shared; each
-        // channel weighted by its own noise); the order parameter alone, with ±2-frame
-        // motion-compensated windows, gives the profiles for the width.
+        // channel weighted by its own noise).
         let scale = Double(b)
         let map = MovingFront.ChannelSamples(mapSamples.map { $0.map {
             FrontSamples(distancesPx: $0.distancesPx.map { $0 * scale }, values: $0.values, weights: $0.weights,
@@ -166,21 +154,21 @@ enum FrameMeasurement {
                          layeredLevel: $0.layeredLevel)
         } }, channel: .orderParameter(halfSpacingContrast: beta))
         let sites = MovingFront.ChannelSamples(siteSamples, channel: .siteRatio)
-        let channels = siteSamples.contains(where: { $0 != nil }) ? [sites, map] : [map]
-        // The two fits are independent: one per core.
-        let fits = try ResultSlots<MovingFrontFit?>.map(2) { j in
-            j == 0 ? MovingFront.fit(channels, timesS: times, startPositionPx: p0, startWidthPx: w0)
-                : MovingFront.fit([map], timesS: times, startPositionPx: p0, startWidthPx: w0, neighbours: 2)
-        }
-        let fit = fits[0], widthFit = fits[1]
+        var channels = siteSamples.contains(where: { $0 != nil }) ? [sites, map] : [map]
+        let fit = MovingFront.fit(channels, timesS: times, startPositionPx: p0, startWidthPx: w0)
         for i in 0..<n {
             if let f = fit?.frames[i] {
                 measured[i].frontPx = f.positionPx
                 measured[i].rocksalt = f.rocksaltFraction
             }
-            if let p = widthFit?.frames[i]?.profile { profiles.append(StoredProfile(p)) }
         }
-        return StepFrames(frames: measured, profiles: profiles)
+        let front = fit.map {
+            StoredFront(referenceTimeS: $0.referenceTimeS, positionPx: $0.positionPx,
+                        velocityPxPerS: $0.velocitySEMPxPerS != nil ? $0.velocityPxPerS : nil,
+                        velocitySEMPxPerS: $0.velocitySEMPxPerS, widthPx: $0.widthPx, widthSEMPx: $0.widthSEMPx,
+                        frameCount: $0.frameCount)
+        }
+        return StepFrames(frames: measured, front: front)
     }
 
     /// b×b block means (edge blocks partial); b = 1 returns the image.

@@ -189,7 +189,7 @@ public enum RunPipeline {
 
             // 5. Per frame, streamed step by step: aligned frame → intensities → front.
             progress.begin("measure", total: ok.count)
-            var profilesByStep: [[FrontProfile]] = Array(repeating: [], count: table.steps.count)
+            var fronts = [StoredFront?](repeating: nil, count: table.steps.count)
             for k in table.steps.indices where options.part.measures(step: k) {
                 try cancel.throwIfCancelled()
                 let members = table.steps[k].frameIndices.filter { results[$0].status == "ok" }
@@ -205,7 +205,7 @@ public enum RunPipeline {
                     try cache.store(measured, "step_\(k)_frames")
                 }
                 for m in measured.frames { results[m.frameIndex].merge(m) }
-                profilesByStep[k] = measured.profiles.map(\.profile)
+                fronts[k] = measured.front
                 progress.advance(by: members.count)
             }
             if case .steps = options.part { return summary }
@@ -213,7 +213,7 @@ public enum RunPipeline {
             let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status == "ok" }.map(\.frameIndex)
             if !ramp.isEmpty {
                 let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
-                    var all = StepFrames(frames: [], profiles: [])
+                    var all = StepFrames(frames: [])
                     for f in ramp {
                         // Without any step (no hold in the log) there are no sites to measure at.
                         let analysis = nearestStep(to: f, table: table).flatMap { analyses[$0] }
@@ -233,9 +233,16 @@ public enum RunPipeline {
 
             // 6. Kinetics per step and over the run.
             steps = table.steps.indices.map { k in
-                StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], profiles: profilesByStep[k])
+                StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], front: fronts[k])
             }
-            summary.addKinetics(steps: steps)
+            let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status == "ok" }.compactMap { results[$0].liTmRatio } }
+            for w in summary.addKinetics(steps: steps, ratios: ratios, hasFront: analyses.map { $0?.front?.positionPx != nil }) {
+                progress.warn(w)
+            }
+            if let boundary, analyses.contains(where: { $0?.front?.positionPx != nil }) {
+                summary.frontBoundary = boundary
+                summary.frontDirection = analyses.lazy.compactMap { $0?.front }.first { $0.positionPx != nil }?.direction
+            }
             clock.lap("kinetics")
         }
 

@@ -43,7 +43,15 @@ public struct StepResult: Sendable, Codable, Equatable {
     public var frontEndPx: Double?
     public var velocityPxPerS: Double?
     public var velocitySEMPxPerS: Double?
+    /// Degrees of freedom of that SEM (frames with a front − 2).
+    public var velocityDOF: Int?
+    /// Whether the velocity is above zero by the one-sided t test at the 5 % level.
+    public var motionDetected: Bool?
+    /// One-sided 95 % upper confidence bound of the velocity, px/s.
+    public var velocityUpperPxPerS: Double?
     public var frontWidthPx: Double?
+    /// Standard error of the width, px.
+    public var frontWidthSEMPx: Double?
     /// TM column-position precision in the aligned average: RMS deviation from the best-fit
     /// ideal lattice, px.
     public var columnPrecisionPx: Double?

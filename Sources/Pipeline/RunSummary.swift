@@ -135,6 +135,14 @@ public struct RunSummary: Sendable, Encodable {
     public var onsetStep: Int? = nil
     public var activationEnergyEV: Double? = nil
     public var activationEnergySEMEV: Double? = nil
+    /// The Arrhenius fit behind them and the steps it used.
+    public var activation: ArrheniusFit? = nil
+    public var activationSteps: [Int] = []
+    public var onsetTest: OnsetTest.Result? = nil
+    /// The boundary the front positions are measured from, on the run's reference frame,
+    /// and the unit direction they are measured along (into the grain).
+    public var frontBoundary: LineSegment? = nil
+    public var frontDirection: SIMD2<Double>? = nil
     public var warnings: [String] = []
     public var ignored: [String]
     /// Paths the scan could not use, with the reason.
@@ -150,8 +158,10 @@ public struct RunSummary: Sendable, Encodable {
     public var registration: RegistrationSummary
     var lattice: LatticeSummary? = nil
 
-    static let onsetRule = "first step whose Li/TM ratio exceeds the first step's by more than 3 standard errors and by at least 0.02, or whose rock-salt fraction exceeds 0.02; null when the first step already shows rock salt or no step does"
-    static let activationRule = "Arrhenius fit ln v = ln v0 - Ea/(kB T) over steps with positive front velocity (at least 3)"
+    static let onsetConfiguration = OnsetTest.Configuration()
+    static let onsetRule = "first step whose frames' Li/TM ratio rises above the first (pre-heating) step's by a one-sided Welch t test with each step's effective number of frames from the pooled lag-1 autocorrelation (Bayley & Hammersley 1946), at a false-alarm rate of false_alarm_rate for the whole run (Bonferroni: each step at false_alarm_rate/(steps - 1)), or that shows a front; null when the first step already shows a front or no step qualifies; statistics per step in onset_test"
+    static let activationRule = "maximum-likelihood Arrhenius fit v = v0 exp(-Ea/(kB T)) of every step's front velocity weighted by its SEM (weighted least squares of ln v with sigma(ln v) = SEM/v at the fitted v), at least 3 steps; SEM from the curvature of chi-square, 95 % interval from the profile likelihood (delta chi-square 3.84)"
+    static let originRule = "front_boundary_px: the line the front leaves, on the run's reference frame (x0, y0, x1, y1 in px); positions are distances from it along front_direction to the front's midpoint (half the cation mixing of rock salt); the line is the total-least-squares fit through the edge of the grain's crystal mask (the 50 % level of its local lattice-fringe amplitude) where rock salt meets the boundary, on the aligned average of the last step with rock salt on the boundary, moved half a pixel out; front.boundary in the config replaces it"
 
     init(table: FrameTable, runDir: URL, config: RunConfig, inputs: [InputFile]) {
         self.runDir = runDir.path
@@ -172,21 +182,29 @@ public struct RunSummary: Sendable, Encodable {
         registration = RegistrationSummary(mode: config.registrationMode, band: CorrelationBand(low: 0, high: 0))
     }
 
-    /// Onset temperature and activation energy from the steps (contract §5 rules).
-    mutating func addKinetics(steps: [StepResult]) {
-        if let k = Kinetics.onsetStep(ratioMeans: steps.map(\.ratioMean), ratioSEMs: steps.map(\.ratioSEM),
-                                      rocksaltFractions: steps.map(\.rocksaltFraction),
-                                      temperaturesC: steps.map(\.temperatureC)) {
+    /// Onset and activation energy from the steps: `ratios[k]` are step k's per-frame Li/TM
+    /// ratios in time order, `hasFront[k]` whether step k shows a front. Returns warnings.
+    mutating func addKinetics(steps: [StepResult], ratios: [[Double]], hasFront: [Bool]) -> [String] {
+        let onset = OnsetTest.test(ratios: ratios, hasFront: hasFront, temperaturesC: steps.map(\.temperatureC),
+                                   configuration: Self.onsetConfiguration)
+        onsetTest = onset
+        if let k = onset.onsetStep {
             onsetStep = k
             onsetTemperatureC = steps[k].temperatureC
         }
-        let moving = steps.filter { ($0.velocityPxPerS ?? 0) > 0 && $0.temperatureC != nil }
-        if moving.count >= 3,
-           let fit = Kinetics.arrhenius(temperaturesC: moving.map { $0.temperatureC! },
-                                        velocities: moving.map { $0.velocityPxPerS! }) {
+        let measured = steps.filter { $0.velocityPxPerS != nil && $0.velocitySEMPxPerS != nil && $0.temperatureC != nil }
+        if let fit = Kinetics.arrheniusFit(temperaturesC: measured.map { $0.temperatureC! },
+                                           velocities: measured.map { $0.velocityPxPerS! },
+                                           sems: measured.map { $0.velocitySEMPxPerS! }, minimumHolds: 3) {
+            activation = fit
+            activationSteps = measured.map(\.stepIndex)
             activationEnergyEV = fit.activationEnergyEV
             activationEnergySEMEV = fit.semEV
+            if let p = fit.pValue, p < 0.01 {
+                return [String(format: "the Arrhenius fit does not describe the step velocities (chi-square %.1f for %d degrees of freedom, p = %.2g): check the velocities before using the activation energy", fit.chiSquare, fit.dof, p)]
+            }
         }
+        return []
     }
 
     enum Key: String, CodingKey {
@@ -196,7 +214,9 @@ public struct RunSummary: Sendable, Encodable {
         case timeSource = "time_source", temperatureSource = "temperature_source"
         case onsetTemperatureC = "onset_temperature_C", onsetStep = "onset_step_index", onsetRule = "onset_rule"
         case activationEnergyEV = "activation_energy_eV", activationEnergySEMEV = "activation_energy_sem_eV"
-        case activationRule = "activation_energy_rule"
+        case activationRule = "activation_energy_rule", activationCI = "activation_energy_ci95_eV"
+        case activationFit = "activation_energy_fit", onsetTest = "onset_test"
+        case frontBoundary = "front_boundary_px", frontDirection = "front_direction", originRule = "front_origin_rule"
         case warnings, ignored, skipped, inputs, config, registration, lattice
         case heatingLogOffsetS = "heating_log_offset_s", heatingLogClock = "heating_log_clock"
         case timings = "timings_s", peakMemoryMB = "peak_memory_mb", startedAt = "started_at"
@@ -221,6 +241,13 @@ public struct RunSummary: Sendable, Encodable {
         try c.encode(activationEnergyEV, forKey: .activationEnergyEV)
         try c.encode(activationEnergySEMEV, forKey: .activationEnergySEMEV)
         try c.encode(Self.activationRule, forKey: .activationRule)
+        try c.encode(activation.map { [$0.ci95EV.low, $0.ci95EV.high] }, forKey: .activationCI)
+        try c.encode(activation.map { ActivationFitSummary($0, steps: activationSteps, pixelSizeNm: pixelSizeNm) },
+                     forKey: .activationFit)
+        try c.encode(onsetTest.map { OnsetSummary($0, configuration: Self.onsetConfiguration) }, forKey: .onsetTest)
+        try c.encode(frontBoundary.map { [$0.x0, $0.y0, $0.x1, $0.y1] }, forKey: .frontBoundary)
+        try c.encode(frontDirection.map { [$0.x, $0.y] }, forKey: .frontDirection)
+        try c.encode(Self.originRule, forKey: .originRule)
         try c.encode(warnings, forKey: .warnings)
         try c.encode(ignored, forKey: .ignored)
         try c.encode(skipped, forKey: .skipped)
@@ -242,3 +269,87 @@ public struct RunSummary: Sendable, Encodable {
     }
 }
 
+
+/// `activation_energy_fit` in summary.json: the Arrhenius fit's details.
+struct ActivationFitSummary: Encodable {
+    var steps: [Int]
+    var chiSquare: Double
+    var dof: Int
+    var pValue: Double?
+    var v0PxPerS: Double
+    var v0NmPerS: Double?
+
+    init(_ f: ArrheniusFit, steps: [Int], pixelSizeNm: Double?) {
+        self.steps = steps
+        chiSquare = f.chiSquare; dof = f.dof; pValue = f.pValue
+        v0PxPerS = f.prefactor; v0NmPerS = pixelSizeNm.map { $0 * f.prefactor }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case steps = "step_indices", chiSquare = "chi_square", dof, pValue = "p_value"
+        case v0PxPerS = "v0_px_per_s", v0NmPerS = "v0_nm_per_s"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(steps, forKey: .steps); try c.encode(chiSquare, forKey: .chiSquare); try c.encode(dof, forKey: .dof)
+        try c.encode(pValue, forKey: .pValue); try c.encode(v0PxPerS, forKey: .v0PxPerS); try c.encode(v0NmPerS, forKey: .v0NmPerS)
+    }
+}
+
+/// `onset_test` in summary.json: the test's configuration and every step's statistic.
+struct OnsetSummary: Encodable {
+    struct Step: Encodable {
+        var step: Int, frames: Int, effectiveFrames: Double?, baselineEffectiveFrames: Double?, rise: Double?, riseSE: Double?
+        var t: Double?, dof: Double?, pValue: Double?, hasFront: Bool, significant: Bool
+        enum CodingKeys: String, CodingKey {
+            case step = "step_index", frames = "n_frames", effectiveFrames = "n_effective"
+            case baselineEffectiveFrames = "baseline_n_effective", rise = "li_tm_rise"
+            case riseSE = "li_tm_rise_se", t, dof, pValue = "p_value", hasFront = "front", significant
+        }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(step, forKey: .step); try c.encode(frames, forKey: .frames)
+            try c.encode(effectiveFrames, forKey: .effectiveFrames); try c.encode(baselineEffectiveFrames, forKey: .baselineEffectiveFrames)
+            try c.encode(rise, forKey: .rise)
+            try c.encode(riseSE, forKey: .riseSE); try c.encode(t, forKey: .t); try c.encode(dof, forKey: .dof)
+            try c.encode(pValue, forKey: .pValue); try c.encode(hasFront, forKey: .hasFront)
+            try c.encode(significant, forKey: .significant)
+        }
+    }
+    var statistic = "one-sided Welch t of the step's mean Li/TM ratio over the first step's; each mean's squared standard error s^2 (n - 1) / (n (n_effective - 1)), n_effective = n / (1 + 2 sum_l (1 - l/n) rho^l) from the lag-1 autocorrelation rho pooled over the first step and every step up to the one tested; Welch-Satterthwaite degrees of freedom"
+    var falseAlarmRate: Double
+    var perStepLevel: Double
+    var maximumAutocorrelation: Double
+    var baselineStep = 0
+    var baselineHasFront: Bool
+    var steps: [Step]
+
+    init(_ r: OnsetTest.Result, configuration: OnsetTest.Configuration) {
+        func finite(_ v: Double) -> Double? { v.isFinite ? v : nil }
+        falseAlarmRate = configuration.falseAlarmRate
+        maximumAutocorrelation = configuration.maximumAutocorrelation
+        perStepLevel = r.perHoldLevel
+        baselineHasFront = r.baselineTransformed
+        steps = r.holds.map {
+            Step(step: $0.stepIndex, frames: $0.frames, effectiveFrames: $0.frames > 0 ? $0.effectiveFrames : nil,
+                 baselineEffectiveFrames: $0.frames > 0 ? $0.baselineEffectiveFrames : nil,
+                 rise: finite($0.rise), riseSE: finite($0.riseSE), t: finite($0.t), dof: finite($0.dof),
+                 pValue: finite($0.pValue), hasFront: $0.hasFront, significant: $0.significant)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case statistic, falseAlarmRate = "false_alarm_rate", perStepLevel = "per_step_level"
+        case maximumAutocorrelation = "maximum_autocorrelation", baselineStep = "baseline_step_index"
+        case baselineHasFront = "baseline_front", steps
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(statistic, forKey: .statistic); try c.encode(falseAlarmRate, forKey: .falseAlarmRate)
+        try c.encode(perStepLevel, forKey: .perStepLevel); try c.encode(maximumAutocorrelation, forKey: .maximumAutocorrelation)
+        try c.encode(baselineStep, forKey: .baselineStep)
+        try c.encode(baselineHasFront, forKey: .baselineHasFront); try c.encode(steps, forKey: .steps)
+    }
+}

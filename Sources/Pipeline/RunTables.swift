@@ -16,7 +16,8 @@ enum RunTables {
                               "front_position_start_nm", "front_position_end_nm",
                               "front_velocity_nm_per_s", "front_velocity_sem_nm_per_s", "front_width_nm",
                               "li_tm_ratio_average", "front_velocity_px_per_s", "front_width_px",
-                              "column_precision_pm"]
+                              "column_precision_pm", "front_velocity_dof", "front_motion_detected",
+                              "front_velocity_upper_nm_per_s", "front_velocity_upper_px_per_s", "front_width_sem_nm", "front_width_sem_px"]
 
     static func frames(_ table: FrameTable, _ results: [FrameResult], registrationOnly: Bool) -> CSVTable {
         let nm = table.pixelSizeNm
@@ -48,6 +49,9 @@ enum RunTables {
                 Cell.fixed(toNm(s.frontWidthPx), 4), Cell.fixed(s.ratioOfAverage, 5),
                 Cell.significant(s.velocityPxPerS, 6), Cell.fixed(s.frontWidthPx, 3),
                 Cell.fixed(toNm(s.columnPrecisionPx).map { $0 * 1000 }, 3),
+                s.velocityDOF.map(String.init) ?? "", s.motionDetected.map { $0 ? "true" : "false" } ?? "",
+                Cell.significant(toNm(s.velocityUpperPxPerS), 6), Cell.significant(s.velocityUpperPxPerS, 6),
+                Cell.fixed(toNm(s.frontWidthSEMPx), 4), Cell.fixed(s.frontWidthSEMPx, 3),
             ])
         }
         return csv

@@ -3,11 +3,13 @@ import FrameIO
 import FrontTracking
 
 /// Assembles a step's row of `steps.csv` from its frames: Li/TM statistics over the used
-/// frames, the front's least-squares velocity against time (contract §4) and its width from
-/// the frames' profiles aligned on their fitted positions.
+/// frames, and the front's velocity and width from the step's moving-front fit over all its
+/// frames (`MovingFront`): the velocity with the larger of the fit's jackknife SEM and the
+/// frames' positions' autocorrelation-corrected one, the motion test and upper bound, and
+/// the 10–90 % width with its jackknife SEM.
 enum StepKinetics {
     static func assemble(_ k: Int, table: FrameTable, results: [FrameResult], analysis: StepAnalysis?,
-                         profiles: [FrontProfile]) -> StepResult {
+                         front: StoredFront?) -> StepResult {
         let step = table.steps[k]
         let times = step.frameIndices.map { table.records[$0].timeS }
         let used = step.frameIndices.filter { results[$0].status == "ok" }
@@ -26,15 +28,31 @@ enum StepKinetics {
         r.ratioOfAverage = analysis.aggregate.ratio
         r.rocksaltFraction = analysis.phase.rocksaltFraction
         r.columnPrecisionPx = analysis.columnPrecisionPx
+        guard let front else { return r }
         let withFront = used.filter { results[$0].frontPositionPx != nil }
-        if let fit = Kinetics.velocity(times: withFront.map { table.records[$0].timeS },
-                                       positions: withFront.map { results[$0].frontPositionPx! }) {
-            r.velocityPxPerS = fit.velocity
-            r.velocitySEMPxPerS = fit.sem
-            r.frontStartPx = fit.intercept + fit.velocity * r.tStart
-            r.frontEndPx = fit.intercept + fit.velocity * r.tEnd
+        if withFront.count >= 3, let v = front.velocityPxPerS, let jackknife = front.velocitySEMPxPerS {
+            // The larger of the jackknife's SEM and that of the frames' positions about their
+            // line with their correlation in time (see `Kinetics.autocorrelatedSlopeSEM`).
+            var sem = jackknife, dof = front.frameCount - 1
+            if let correlated = Kinetics.autocorrelatedSlopeSEM(times: withFront.map { table.records[$0].timeS },
+                                                                positions: withFront.map { results[$0].frontPositionPx! }),
+               correlated.sem > sem {
+                sem = correlated.sem
+                dof = max(1, Int(correlated.dof.rounded(.down)))
+            }
+            let fit = VelocityFit(velocity: v, sem: sem, intercept: front.positionPx - v * front.referenceTimeS, dof: dof)
+            r.velocityPxPerS = v
+            r.velocitySEMPxPerS = sem
+            r.velocityDOF = fit.dof
+            if let motion = fit.motion(level: 0.05) {
+                r.motionDetected = motion.detected
+                r.velocityUpperPxPerS = motion.upperBound
+            }
+            r.frontStartPx = fit.intercept + v * r.tStart
+            r.frontEndPx = fit.intercept + v * r.tEnd
         }
-        r.frontWidthPx = FrontLocator.width(profiles: profiles)
+        r.frontWidthPx = front.widthPx
+        r.frontWidthSEMPx = front.widthSEMPx
         return r
     }
 }

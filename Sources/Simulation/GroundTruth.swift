@@ -127,10 +127,11 @@ public struct RunTruth: Sendable, Codable, Equatable {
     /// Unit vector (x right, y down) the front moves along, into the grain.
     public var propagationDirection: [Double]
     public var neighbour: String
-    /// Onset as `summary.json` defines it, evaluated on the true step values; nil when the
-    /// first step already shows rock salt or no step does.
+    /// The first hold in which the transformation has begun (uniform cation mixing above
+    /// zero, or a front); nil when the first hold has already begun or no hold does.
     public var onsetTemperatureC: Double?
-    /// Allowed onset error: one step of the temperature programme.
+    /// Allowed onset error: half the smallest step of the temperature programme, so the
+    /// reported onset must be the right hold.
     public var onsetToleranceC: Double
     /// The model's own threshold (front onset, or start of uniform mixing).
     public var modelOnsetTemperatureC: Double?
@@ -192,7 +193,7 @@ public struct RunTruth: Sendable, Codable, Equatable {
         "step_rocksalt_fraction": "steps[].rocksalt_fraction: the mean over the step's frames of rocksalt_fraction, each over its own field of view; heatfront validate scores steps.csv against the fraction over the step average's own area instead (run contract: in the step's aligned average), placed by the reported shifts",
         "front_position_nm": "distance of the front midpoint (rock-salt fraction 1/2) from the boundary along the propagation direction; empty before the front exists",
         "front_width_nm": "10-90 % width of the tanh rock-salt profile across the front",
-        "onset_temperature_C": "summary.json definition evaluated on the true step values: first step whose Li/TM ratio exceeds the first step's by at least 0.02, or whose rock-salt fraction exceeds 0.02; null when the first step already shows rock salt or no step does",
+        "onset_temperature_C": "temperature of the first hold in which the transformation has begun (uniform cation mixing above zero at its temperature, or a front in any of its frames); null when the first hold has already begun or no hold does; onset_tolerance_C is half a programme step, so a reported onset must be the right hold",
         "activation_energy_eV": "Ea of the Arrhenius front velocity v = v0 exp(-Ea / kB T) used by the model",
         "tm_lattice": "ideal TM column positions of the analysed grain on frame 0: origin + i*along_basis + j*across_basis (pixels); Li sites at + li_offset",
         "status": "ok, or rejected:noise for injected pure-noise frames",

@@ -58,7 +58,8 @@ public struct HeatingRunSimulator: Sendable {
             let n = max(1, o.framesPerStep)
             let free = max(0, seg.endS - seg.startS - 2 * o.holdMarginS - dur)
             for j in 0..<n {
-                let t = n == 1 ? seg.startS + o.holdMarginS + free / 2 : seg.startS + o.holdMarginS + free * Double(j) / Double(n - 1)
+                let spread = n == 1 ? free / 2 : free * Double(j) / Double(n - 1)
+                let t = seg.startS + o.holdMarginS + (o.frameIntervalS.map { $0 * Double(j) } ?? spread)
                 // Noise frames keep their hold whatever the frames per step (index taken modulo n).
                 let noise = o.noiseFrames.contains { $0.hold == k && $0.frame % n == j }
                 slots.append(FrameSlot(startS: ms(t), hold: k, indexInHold: j, isNoise: noise))
@@ -72,7 +73,7 @@ public struct HeatingRunSimulator: Sendable {
 
         // Specimen geometry, centred on frame 0's field of view.
         var rng = SeededRandom.stream(o.seed, 0x5BEC1)
-        let w = o.size, h = o.size
+        let w = o.size, h = o.height
         let centre = SIMD2(Double(w - 1) / 2 * p, Double(h - 1) / 2 * p)
         let origin = centre + SIMD2(rng.uniform() - 0.5, rng.uniform() - 0.5) * o.inPlaneSpacingNm
         let lattice = LayeredLattice(originNm: origin, layerAngleDeg: o.layerAngleDeg,
@@ -230,9 +231,9 @@ public struct HeatingRunSimulator: Sendable {
     /// The analysed crystal (the grain under study) on frame 0's pixels (frame `i`'s
     /// `liTmRatio` and `rocksaltFraction` are defined over the same region in its own view).
     public func analysedCrystalMask() -> Mask {
-        let p = options.pixelSizeNm, w = options.size
-        var m = Mask(width: w, height: w, fill: false)
-        for y in 0..<w { for x in 0..<w where specimen.boundaryDistance(SIMD2(Double(x) * p, Double(y) * p)) >= 0 { m[x, y] = true } }
+        let p = options.pixelSizeNm, w = options.size, h = options.height
+        var m = Mask(width: w, height: h, fill: false)
+        for y in 0..<h { for x in 0..<w where specimen.boundaryDistance(SIMD2(Double(x) * p, Double(y) * p)) >= 0 { m[x, y] = true } }
         return m
     }
 
@@ -251,7 +252,7 @@ public struct HeatingRunSimulator: Sendable {
         if slots[i].isNoise {
             // A pure-noise frame (beam blanked or probe lost): the same mean signal, no structure.
             let mean = intensity(frame: i, distortions: false, jitter: nil, step: 8).mean
-            let flat = Image(width: options.size, height: options.size, fill: Float(mean))
+            let flat = Image(width: options.size, height: options.height, fill: Float(mean))
             return detector.record(flat, rng: &rng)
         }
         let jitter = scan.lineJitter(frameStartS: slots[i].startS, rng: &rng)
@@ -313,7 +314,7 @@ public struct HeatingRunSimulator: Sendable {
     /// `step > 1` samples every step-th pixel only (a cheap mean estimate).
     func intensity(frame i: Int, distortions: Bool, jitter: [Double]?, step: Int = 1) -> Image {
         let o = options, p = o.pixelSizeNm
-        let w = o.size, h = o.size
+        let w = o.size, h = o.height
         let start = slots[i].startS
         let mid = start + scan.frameDurationS / 2
         let state = Specimen.State(front: kinetics.position(at: mid),
@@ -375,14 +376,17 @@ public struct HeatingRunSimulator: Sendable {
                                    frontPositionEndNm: last.frontPositionNm.map { TextFormat.r($0, 6) },
                                    frontVelocityNmPerS: v.map { TextFormat.r($0, 9) }, moving: moving))
         }
-        // Onset as summary.json defines it, on the (noise-free) true step values.
-        var onset: Double?
-        if let s0 = steps.first, s0.rocksaltFraction <= 0.02 {
-            onset = steps.dropFirst().first { $0.liTmRatioMean - s0.liTmRatioMean >= 0.02 || $0.rocksaltFraction > 0.02 }?.temperatureC
+        // Onset: the first hold in which the transformation has begun (uniform cation mixing
+        // above zero at its temperature, or a front in any of its frames); nil when the first
+        // hold has already begun or no hold does.
+        func begun(_ st: StepTruth) -> Bool {
+            kinetics.uniformMixing(atC: st.temperatureC) > 0 || st.frontPositionStartNm != nil || st.frontPositionEndNm != nil
         }
+        var onset: Double?
+        if let s0 = steps.first, !begun(s0) { onset = steps.dropFirst().first(where: begun)?.temperatureC }
         let spacing = zip(o.holds.dropFirst(), o.holds).map { abs($0.temperatureC - $1.temperatureC) }.min() ?? 25
         // Boundary clipped to frame 0.
-        let w = Double(o.size - 1), hgt = Double(o.size - 1)
+        let w = Double(o.size - 1), hgt = Double(o.height - 1)
         let bPx = boundaryPoint / p
         let dir = SIMD2(-propagation.y, propagation.x)
         var ts: [Double] = []
@@ -413,11 +417,11 @@ public struct HeatingRunSimulator: Sendable {
         let iso = ISO8601DateFormatter()
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return RunTruth(
-            preset: o.preset.cliName, seed: o.seed, frameCount: frames.count, width: o.size, height: o.size,
+            preset: o.preset.cliName, seed: o.seed, frameCount: frames.count, width: o.size, height: o.height,
             format: o.format.rawValue, material: o.materialName, pixelSizeNm: TextFormat.r(p, 9),
             layerSpacingNm: o.layerSpacingNm, inPlaneSpacingNm: o.inPlaneSpacingNm, layerAngleDeg: o.layerAngleDeg,
             boundary: boundary, propagationDirection: [TextFormat.r(propagation.x, 9), TextFormat.r(propagation.y, 9)],
-            neighbour: neighbour, onsetTemperatureC: onset, onsetToleranceC: spacing,
+            neighbour: neighbour, onsetTemperatureC: onset, onsetToleranceC: spacing / 2,
             modelOnsetTemperatureC: hasFront ? o.frontOnsetTemperatureC : o.uniformMixingOnsetC,
             activationEnergyEV: hasFront ? o.activationEnergyEV : nil,
             v0NmPerS: hasFront ? kinetics.v0NmPerS.rounded() : nil, frontWidthNm: o.frontWidthNm,

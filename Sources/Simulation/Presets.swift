@@ -33,6 +33,13 @@ public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
     /// (0.3–0.5 px along the slow), an amorphous region at one edge; no front. Each seed draws
     /// its own parameters from those ranges.
     case strongDistortion
+    /// Pokle et al., ACS AMI 2021, the first holds after onset: NCM851005 held at 25, 150,
+    /// 175, 200, 225 and 250 °C, 12 frames 25 s apart per hold, 1024×512 px. Uniform cation
+    /// mixing from about 175 °C; a front nucleates at a grain boundary on the ramp to 200 °C
+    /// and creeps 0.6–1.1 nm during the 200 °C hold, 2.4–3.1 nm at 225 °C and about 8 nm at
+    /// 250 °C. Front width, activation energy, velocity scale and both onsets are drawn per
+    /// seed. 16-bit PNG frames in one folder, plain `time_s` heating log.
+    case slowFront
 
     /// The name used on the command line (`boundary-front`, …).
     public var cliName: String {
@@ -43,11 +50,12 @@ public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
         case .scanDistortion: "scan-distortion"
         case .doseFloor: "dose-floor"
         case .strongDistortion: "strong-distortion"
+        case .slowFront: "slow-front"
         }
     }
 
-    /// Frame size (px) the preset's numbers are stated for, and `heatfront simulate`'s default.
-    public var defaultSize: Int { self == .doseFloor ? 1024 : 512 }
+    /// Frame width in pixels (the size the preset's numbers are stated for) when none is asked for.
+    public var defaultSize: Int { self == .doseFloor || self == .slowFront ? 1024 : 512 }
 
     public init?(cliName: String) {
         guard let p = SimulationPreset.allCases.first(where: { $0.cliName == cliName || $0.rawValue == cliName }) else {
@@ -113,14 +121,18 @@ public struct HoldSpec: Sendable, Equatable {
 public struct SimulationOptions: Sendable {
     public var preset: SimulationPreset
     public var seed: UInt64 = 1
-    /// Frame width and height in pixels.
+    /// Frame width in pixels (the fast-scan direction).
     public var size: Int = 512
+    /// Frame height over width; the height is `size × aspectRatio`, rounded.
+    public var aspectRatio: Double = 1
+    /// Frame height in pixels (the slow-scan direction).
+    public var height: Int { max(1, Int((Double(size) * aspectRatio).rounded())) }
     public var framesPerStep: Int
     public var format: SimulatedFormat
 
     // Geometry and material.
-    /// Field of view (nm) the default pixel size is chosen for: the frame spans the same
-    /// specimen area whatever `size`, so the kinetics stay inside it.
+    /// Field of view along the frame's width (nm) the default pixel size is chosen for: the
+    /// frame spans the same specimen area whatever `size`, so the kinetics stay inside it.
     public var fieldOfViewNm: Double = 12.8
     /// Pixel size; `fieldOfViewNm / size` (0.025 nm at 512 px) unless set explicitly.
     public var pixelSizeNm: Double {
@@ -181,6 +193,9 @@ public struct SimulationOptions: Sendable {
     public var rampFrameHolds: Set<Int> = []
     /// Time kept free at each end of a hold, so the log's hold clearly contains every frame.
     public var holdMarginS: Double = 2
+    /// Time between the starts of consecutive frames of a hold, from the hold's start plus
+    /// `holdMarginS`; nil: the frames are spread evenly over the hold.
+    public var frameIntervalS: Double?
 
     // Scan.
     public var dwellTimeS: Double = 2e-6
@@ -238,10 +253,11 @@ public struct SimulationOptions: Sendable {
         public init(hold: Int, frame: Int) { self.hold = hold; self.frame = frame }
     }
 
-    public init(preset: SimulationPreset, seed: UInt64 = 1, size: Int = 512) {
+    /// `size`: frame width in pixels, `preset.defaultSize` when nil.
+    public init(preset: SimulationPreset, seed: UInt64 = 1, size: Int? = nil) {
         self.preset = preset
         self.seed = seed
-        self.size = size
+        self.size = size ?? preset.defaultSize
         switch preset {
         case .boundaryFront:
             framesPerStep = 10; format = .tiff
@@ -301,6 +317,28 @@ public struct SimulationOptions: Sendable {
             heatingLog = .plainRelative; layout = .temperatureFolders
             registrationMode = "nonrigid"
             drawStrongDistortion()
+        case .slowFront:
+            framesPerStep = 12; format = .png
+            fieldOfViewNm = 25.6; aspectRatio = 0.5
+            layerAngleDeg = 12; neighbour = .grain(layerAngleDeg: -35)
+            layerSpacingNm = 0.474; materialName = "NCM851005"
+            tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
+            boundaryOffsetNm = 9
+            dose = 1000; rampRateCPerS = 1; preHeatS = 0
+            holds = [25, 150, 175, 200, 225, 250].map { HoldSpec($0, 285) }
+            frameIntervalS = 25
+            heatingLog = .plainRelative; layout = .flat
+            driftNmPerS = 0.0004; driftRandomWalkNmPerRootS = 0.001
+            // Drawn per seed: the regime, not one run of it.
+            var rng = SeededRandom.stream(seed, 0x510F)
+            frontWidthNm = 2 + 4 * rng.uniform()
+            activationEnergyEV = 0.9 + 0.2 * rng.uniform()
+            // Travel during the 225 °C hold (its frames span 11 × 25 s): 2.4–3.1 nm.
+            referenceTemperatureC = 225
+            referenceVelocityNmPerS = (2.4 + 0.7 * rng.uniform()) / 275
+            frontOnsetTemperatureC = 182 + 12 * rng.uniform()   // on the ramp to 200 °C
+            uniformMixingOnsetC = 157 + 8 * rng.uniform()       // 0.010–0.018 mixing at 175 °C
+            uniformMixingPerC = 0.001
         }
     }
 
@@ -367,6 +405,7 @@ public struct SimulationOptions: Sendable {
     public func validate() throws {
         func bad(_ s: String) -> SimulationError { SimulationError.invalidOption(s) }
         guard size >= 32 && size <= 8192 else { throw bad("size must be 32…8192 px (got \(size))") }
+        guard height >= 32 && height <= 8192 else { throw bad("height must be 32…8192 px (got \(height))") }
         guard framesPerStep >= 1 && framesPerStep <= 1000 else { throw bad("frames per step must be 1…1000 (got \(framesPerStep))") }
         guard pixelSizeNm > 0, pixelSizeNm.isFinite else { throw bad("pixel size must be positive") }
         guard layerSpacingNm > 0, inPlaneSpacingNm > 0 else { throw bad("lattice spacings must be positive") }
@@ -382,7 +421,13 @@ public struct SimulationOptions: Sendable {
             throw bad("vibration amplitudes must be ≥ 0, with at least one mode above 0 Hz")
         }
         guard contaminationBlobs >= 0, contaminationBlobs <= 1000 else { throw bad("contamination blobs must be 0…1000") }
-        let frameDuration = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
+        let frameDuration = Double(height) * (Double(size) * dwellTimeS + flybackTimeS)
+        if let dt = frameIntervalS {
+            guard dt >= frameDuration else { throw bad("frame interval \(dt) s is shorter than a frame (\(String(format: "%.2f", frameDuration)) s)") }
+            for h in holds where Double(framesPerStep - 1) * dt + frameDuration > h.durationS - 2 * holdMarginS {
+                throw bad("\(framesPerStep) frames \(dt) s apart do not fit in the \(Int(h.durationS)) s hold at \(Int(h.temperatureC)) °C")
+            }
+        }
         for h in holds where frameDuration * Double(framesPerStep) > h.durationS - 2 * holdMarginS {
             throw bad("\(framesPerStep) frames of \(String(format: "%.2f", frameDuration)) s do not fit in the \(Int(h.durationS)) s hold at \(Int(h.temperatureC)) °C")
         }

@@ -212,14 +212,20 @@ public enum RunValidation {
                                   passed: rho.map { $0 >= 0.95 } ?? false, detail: "\(measuredLiTm.count) frames"))
             // Front position per frame.
             if hasFront {
-                var e: [Double] = []
-                for (i, t) in truthFrames where t.expectedStatus == "ok" {
-                    if let r = out[i], let tp = t.frontPositionNm, let op = f.double(r, "front_position_nm") { e.append(op - tp) }
+                var e: [Double] = [], unreported = 0
+                for (i, t) in truthFrames where t.expectedStatus == "ok" && usedFrames.contains(i) {
+                    guard let tp = t.frontPositionNm else { continue }
+                    if let r = out[i], let op = f.double(r, "front_position_nm") { e.append(op - tp) } else { unreported += 1 }
                 }
                 let rms = e.isEmpty ? nil : (e.map { $0 * $0 }.reduce(0, +) / Double(e.count)).squareRoot()
                 metrics.append(Metric(name: "front_position_rms_error", value: rms, unit: "nm", target: "≤ 0.5",
                                       passed: rms.map { $0 <= 0.5 } ?? false,
-                                      detail: e.isEmpty ? "no frame with both a true and a reported front" : "\(e.count) frames"))
+                                      detail: e.isEmpty ? "no frame with both a true and a reported front"
+                                          : "\(e.count) frames" + (unreported > 0 ? "; \(unreported) used frames with a true front report none" : "")))
+                // The part every frame shares: the origin's offset plus any common bias.
+                let mean = e.isEmpty ? nil : e.reduce(0, +) / Double(e.count)
+                metrics.append(Metric(name: "front_position_mean_error", value: mean, unit: "nm", target: "", passed: nil,
+                                      detail: "signed mean over the same frames (reported − true)"))
             } else {
                 let n = f.rows.filter { f.double($0, "front_position_nm") != nil }.count
                 metrics.append(Metric(name: "front_reported_without_truth", value: Double(n), unit: "frames", target: "= 0",
@@ -271,6 +277,7 @@ public enum RunValidation {
                 metrics.append(Metric(name: "front_velocity_rel_error", value: n > 0 ? worst * 100 : nil, unit: "%", target: "≤ 10",
                                       passed: n > 0 && lacking.isEmpty && worst <= 0.1,
                                       detail: "max over \(n) steps with ≥ 1 nm of motion" + (lacking.isEmpty ? "" : "; no velocity for steps " + list(lacking))))
+                metrics += velocityUncertaintyMetrics(truth: truth, steps: s, byIndex: byIndex)
                 var wWorst = 0.0, wn = 0
                 let wTrue = truth.frontWidthNm ?? 0
                 for st in truth.steps where st.frontPositionStartNm != nil {
@@ -300,16 +307,21 @@ public enum RunValidation {
             }
             let ea = sm["activation_energy_eV"] as? Double
             if let te = truth.activationEnergyEV {
-                let enough = truth.movingStepCount >= 4
+                // Scored with at least 3 holds in which the front exists throughout (each has a true velocity).
+                let withVelocity = truth.steps.filter { ($0.frontVelocityNmPerS ?? 0) > 0 && $0.frontPositionStartNm != nil }.count
+                let enough = withVelocity >= 3
                 let err = ea.map { abs($0 - te) }
                 metrics.append(Metric(name: "activation_energy_error", value: err, unit: "eV", target: enough ? "≤ 0.1" : "",
                                       passed: enough ? (err.map { $0 <= 0.1 } ?? false) : nil,
-                                      detail: "reported \(ea.map { String(format: "%.3f", $0) } ?? "null"), true \(te); \(truth.movingStepCount) moving steps"))
+                                      detail: "reported \(ea.map { String(format: "%.3f", $0) } ?? "null"), true \(te); \(withVelocity) holds with a front, \(truth.movingStepCount) moving ≥ 1 nm"))
+                metrics += activationUncertaintyMetrics(summary: sm, trueEV: te)
             } else {
                 metrics.append(Metric(name: "activation_energy_reported_without_truth", value: ea == nil ? 0 : 1, unit: "", target: "= 0",
                                       passed: ea == nil, detail: "the run has no front"))
             }
         }
+
+        if hasFront, let sm = summary { metrics += originMetrics(summary: sm, truth: truth, offset: registrationOffset) }
 
         // Column positions in the step averages.
         var precisions: [Double] = []

@@ -160,7 +160,7 @@ extension HeatingRunSimulator {
           mode: \(o.registrationMode)
 
         """
-        if o.preset == .registrationStress { s += "  max_shift_px: \(o.size / 2)\n" }
+        if o.preset == .registrationStress { s += "  max_shift_px: \(min(o.size, o.height) / 2)\n" }
         return s
     }
 

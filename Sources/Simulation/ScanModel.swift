@@ -66,7 +66,7 @@ public struct ScanModel: Sendable {
     public var frameDurationS: Double { Double(height) * lineTimeS }
 
     init(options o: SimulationOptions) {
-        width = o.size; height = o.size
+        width = o.size; height = o.height
         dwellS = o.dwellTimeS; flybackS = o.flybackTimeS
         // Distortion amplitudes are given for 0.025 nm pixels; they are physical beam
         // displacements, so they scale inversely with the pixel size.

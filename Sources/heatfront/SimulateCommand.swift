@@ -19,7 +19,7 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Preset: \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", ")).")
     var preset: String = SimulationPreset.boundaryFront.cliName
 
-    @Option(name: .long, help: "Frame width and height in pixels (the field of view stays the same; the pixel size follows). Default: 1024 for dose-floor, 512 otherwise.")
+    @Option(name: .long, help: "Frame width in pixels; the height keeps the preset's aspect ratio (1:1, slow-front 2:1) and the field of view stays the same, so the pixel size follows (preset default when absent: 1024 for dose-floor and slow-front, 512 otherwise).")
     var size: Int?
 
     @Option(name: .long, help: "Frames per temperature hold (preset default when absent).")
@@ -59,6 +59,6 @@ struct Simulate: ParsableCommand {
         let sim = HeatingRunSimulator(options)
         let dir = URL(fileURLWithPath: out, isDirectory: true)
         try sim.write(to: dir)
-        Terminal.out("wrote \(sim.frameCount) frames of \(size)×\(size) px (\(p.cliName), seed \(seed)) to \(dir.path)\n")
+        Terminal.out("wrote \(sim.frameCount) frames of \(options.size)×\(options.height) px (\(p.cliName), seed \(seed)) to \(dir.path)\n")
     }
 }

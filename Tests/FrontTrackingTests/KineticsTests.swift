@@ -45,51 +45,147 @@ struct KineticsTests {
         #expect(Kinetics.velocity(times: [0, 1, 2, .nan], positions: [0, 1, 2, 5])?.velocity == 1)
     }
 
-    @Test("Arrhenius recovers Ea from noise-free and noisy v(T)")
-    func arrhenius() throws {
-        let ea = 1.5, v0 = 1e13
-        let temps: [Double] = [450, 475, 500, 525, 550]
-        let v = temps.map { v0 * exp(-ea / (Kinetics.boltzmannEV * ($0 + 273.15))) }
-        let exact = try #require(Kinetics.arrhenius(temperaturesC: temps, velocities: v))
-        #expect(abs(exact.activationEnergyEV - ea) < 0.01)
-        #expect(exact.semEV < 1e-6)
-        // 5 % multiplicative noise: within 3 SEM, and the SEM is of the expected size.
-        var rng = SplitMix64(seed: 3)
-        let noisy = v.map { $0 * exp(0.05 * rng.gaussian()) }
-        let fit = try #require(Kinetics.arrhenius(temperaturesC: temps, velocities: noisy))
-        #expect(abs(fit.activationEnergyEV - ea) < 3 * fit.semEV + 1e-9)
-        #expect(fit.semEV > 0.005 && fit.semEV < 0.2)
-        // Non-positive velocities are left out; fewer than 3 left → nil.
-        let withStalls = try #require(Kinetics.arrhenius(temperaturesC: temps + [300, 325], velocities: v + [0, -0.01]))
-        #expect(abs(withStalls.activationEnergyEV - ea) < 0.01)
-        #expect(Kinetics.arrhenius(temperaturesC: [400, 500, 600], velocities: [1, 0, 2]) == nil)
+    @Test("Student t and chi-square: tabulated quantiles and CDF symmetry")
+    func distributions() {
+        // Tabulated values (e.g. Abramowitz & Stegun, tables 26.7 and 26.8).
+        #expect(abs(Distributions.studentTQuantile(0.975, dof: 10) - 2.228138852) < 1e-6)
+        #expect(abs(Distributions.studentTQuantile(0.95, dof: 5) - 2.015048373) < 1e-6)
+        #expect(abs(Distributions.studentTQuantile(0.995, dof: 2) - 9.924843201) < 1e-5)
+        #expect(abs(Distributions.studentTQuantile(0.975, dof: .infinity) - 1.959963985) < 1e-6)
+        #expect(abs(Distributions.studentTCDF(0, dof: 7) - 0.5) < 1e-12)
+        #expect(abs(Distributions.studentTCDF(1.3, dof: 4) + Distributions.studentTCDF(-1.3, dof: 4) - 1) < 1e-12)
+        #expect(abs(Distributions.chiSquareQuantile(0.95, dof: 1) - 3.841458821) < 1e-6)
+        #expect(abs(Distributions.chiSquareQuantile(0.95, dof: 3) - 7.814727903) < 1e-6)
+        #expect(abs(Distributions.chiSquareCDF(2, dof: 2) - (1 - exp(-1))) < 1e-12)
+        #expect(abs(Distributions.chiSquareCDF(60, dof: 40) - 0.9781265316) < 1e-8)
     }
 
-    @Test("onset step: ratio rise, rock salt, and the null cases")
-    func onset() {
-        let temps: [Double?] = [25, 50, 75, 100, 125]
-        // Ratio rises by 0.05 at step 3, SEMs 0.005 → 7 combined SEM.
-        #expect(Kinetics.onsetStep(ratioMeans: [0.10, 0.10, 0.11, 0.15, 0.2], ratioSEMs: [0.005, 0.005, 0.005, 0.005, 0.005],
-                                   rocksaltFractions: [0, 0, 0, 0, 0.1], temperaturesC: temps) == 3)
-        // Rock salt first (fraction 0.03 > 0.02 at step 2), ratio flat.
-        #expect(Kinetics.onsetStep(ratioMeans: [0.1, 0.1, 0.1, 0.1, 0.1], ratioSEMs: [0.01, 0.01, 0.01, 0.01, 0.01],
-                                   rocksaltFractions: [0, 0.01, 0.03, 0.2, 0.5], temperaturesC: temps) == 2)
-        // Rise of 0.03 but noisy (SEM 0.01 each → 3 SEM = 0.042): not yet; 0.05 at step 4 is.
-        #expect(Kinetics.onsetStep(ratioMeans: [0.1, 0.1, 0.13, 0.12, 0.15], ratioSEMs: [0.01, 0.01, 0.01, 0.01, 0.01],
-                                   rocksaltFractions: [0, 0, 0, 0, 0], temperaturesC: temps) == 4)
-        // Significant (many SEM) but below the 0.02 floor: no onset.
-        #expect(Kinetics.onsetStep(ratioMeans: [0.1, 0.11, 0.115, 0.118, 0.119], ratioSEMs: [0.0001, 0.0001, 0.0001, 0.0001, 0.0001],
-                                   rocksaltFractions: [0, 0, 0, 0, 0.02], temperaturesC: temps) == nil)
-        // First step already rock salt: nil even though later steps rise.
-        #expect(Kinetics.onsetStep(ratioMeans: [0.1, 0.3, 0.5], ratioSEMs: [0.01, 0.01, 0.01],
-                                   rocksaltFractions: [0.05, 0.3, 0.6], temperaturesC: [25, 50, 75]) == nil)
-        // Nothing happens.
-        #expect(Kinetics.onsetStep(ratioMeans: [0.1, 0.1], ratioSEMs: [0.01, 0.01], rocksaltFractions: [0, 0], temperaturesC: [25, 50]) == nil)
-        #expect(Kinetics.onsetStep(ratioMeans: [], ratioSEMs: [], rocksaltFractions: [], temperaturesC: []) == nil)
-        // Missing first-step ratio: only the rock-salt test; unknown temperature is skipped.
-        #expect(Kinetics.onsetStep(ratioMeans: [nil, 0.5, 0.5], ratioSEMs: [nil, 0.01, 0.01],
-                                   rocksaltFractions: [0, 0, 0.1], temperaturesC: [25, 50, 75]) == 2)
-        #expect(Kinetics.onsetStep(ratioMeans: [0.1, 0.3, 0.3], ratioSEMs: [0.01, 0.01, 0.01],
-                                   rocksaltFractions: [0, 0, 0], temperaturesC: [25, nil, 75]) == 2)
+    @Test("motion: stationary fronts are falsely detected 5 % of the time; the upper bound covers 95 %")
+    func motionTest() throws {
+        var rng = SplitMix64(seed: 11)
+        let t = (0..<12).map { Double($0) * 25 }
+        var detected = 0, covered = 0
+        let trials = 4000
+        for _ in 0..<trials {
+            let x = t.map { _ in 0.05 * rng.gaussian() }
+            let m = try #require(Kinetics.velocity(times: t, positions: x)?.motion(level: 0.05))
+            if m.detected { detected += 1 }
+            if m.upperBound >= 0 { covered += 1 }
+        }
+        let rate = Double(detected) / Double(trials), coverage = Double(covered) / Double(trials)
+        #expect(abs(rate - 0.05) < 0.012, "false detections \(rate)")
+        #expect(abs(coverage - 0.95) < 0.012, "upper-bound coverage \(coverage)")
+        // 0.6 nm in 275 s against 0.05 nm of noise per frame: detected every time.
+        var found = 0
+        for _ in 0..<200 {
+            let x = t.map { 0.6 * $0 / 275 + 0.05 * rng.gaussian() }
+            if try #require(Kinetics.velocity(times: t, positions: x)?.motion())?.detected == true { found += 1 }
+        }
+        #expect(found == 200)
+        #expect(VelocityFit(velocity: 1, sem: 0, intercept: 0, dof: 5).motion() == nil)
+    }
+
+    static let arrheniusTemps: [Double] = [200, 225, 250]
+    static func arrheniusVelocity(_ tC: Double, ea: Double = 1.0, v0: Double = 4e7) -> Double {
+        v0 * exp(-ea / (Kinetics.boltzmannEV * (tC + 273.15)))
+    }
+
+    @Test("Arrhenius fit: exact without noise, nil without enough holds")
+    func arrheniusExact() throws {
+        let v = Self.arrheniusTemps.map { Self.arrheniusVelocity($0) }
+        let fit = try #require(Kinetics.arrheniusFit(temperaturesC: Self.arrheniusTemps, velocities: v,
+                                                     sems: v.map { 0.03 * $0 }))
+        #expect(abs(fit.activationEnergyEV - 1) < 1e-6)
+        #expect(abs(fit.prefactor / 4e7 - 1) < 1e-4)
+        #expect(fit.chiSquare < 1e-8 && fit.dof == 1)
+        let lo = try #require(fit.ci95EV.low), hi = try #require(fit.ci95EV.high)
+        // Nearly linear here: the 95 % interval is about ±1.96 SEM.
+        #expect(abs((hi - lo) / (2 * 1.96 * fit.semEV) - 1) < 0.05, "CI [\(lo), \(hi)], SEM \(fit.semEV)")
+        #expect(Kinetics.arrheniusFit(temperaturesC: [200, 225], velocities: Array(v.prefix(2)), sems: [1, 1]) == nil)
+        #expect(Kinetics.arrheniusFit(temperaturesC: [200, 200, 200], velocities: v, sems: v) == nil)
+        #expect(Kinetics.arrheniusFit(temperaturesC: Self.arrheniusTemps, velocities: v, sems: [0, 0, 0]) == nil)
+    }
+
+    @Test("Arrhenius fit: SEM and 95 % interval cover the true Ea as often as they say, a noisy slow hold included")
+    func arrheniusCoverage() throws {
+        var rng = SplitMix64(seed: 5)
+        // Relative SEMs as on the slow-front preset: the 200 °C hold's velocity is barely
+        // 3 SEM above zero, the others 3 % and 1 %.
+        let relative = [0.3, 0.03, 0.01]
+        let truth = Self.arrheniusTemps.map { Self.arrheniusVelocity($0) }
+        var inSEM = 0, inCI = 0, estimates = [Double](), sems = [Double]()
+        let trials = 2000
+        for _ in 0..<trials {
+            let s = zip(truth, relative).map { $0 * $1 }
+            let v = zip(truth, s).map { $0 + $1 * rng.gaussian() }
+            let fit = try #require(Kinetics.arrheniusFit(temperaturesC: Self.arrheniusTemps, velocities: v, sems: s))
+            if abs(fit.activationEnergyEV - 1) <= fit.semEV { inSEM += 1 }
+            if let lo = fit.ci95EV.low, let hi = fit.ci95EV.high, lo <= 1, hi >= 1 { inCI += 1 }
+            estimates.append(fit.activationEnergyEV); sems.append(fit.semEV)
+        }
+        let mean = estimates.reduce(0, +) / Double(trials)
+        let sd = (estimates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(trials - 1)).squareRoot()
+        let meanSEM = sems.reduce(0, +) / Double(trials)
+        #expect(abs(mean - 1) < 3 * sd / Double(trials).squareRoot() + 0.002, "mean Ea \(mean)")
+        #expect(abs(meanSEM / sd - 1) < 0.1, "SEM \(meanSEM) vs scatter \(sd)")
+        #expect(abs(Double(inSEM) / Double(trials) - 0.683) < 0.035, "SEM coverage \(inSEM)/\(trials)")
+        #expect(abs(Double(inCI) / Double(trials) - 0.95) < 0.02, "95 % interval coverage \(inCI)/\(trials)")
+    }
+
+    /// A hold's frames as an AR(1) series: x_t = ρ x_{t−1} + √(1 − ρ²) σ ε_t.
+    static func ar1(_ n: Int, mean: Double, sigma: Double, rho: Double, rng: inout SplitMix64) -> [Double] {
+        var x = sigma * rng.gaussian(), out = [Double]()
+        for _ in 0..<n {
+            out.append(mean + x)
+            x = rho * x + (1 - rho * rho).squareRoot() * sigma * rng.gaussian()
+        }
+        return out
+    }
+
+    @Test("onset: the stated false-alarm rate holds with correlated frames; a rise of 6 noise SDs is found at its hold")
+    func onsetFalseAlarms() {
+        var rng = SplitMix64(seed: 9)
+        let temps: [Double?] = [25, 150, 175, 200, 225, 250]
+        let trials = 2000
+        var falseAlarms = 0, naiveAlarms = 0, found = 0
+        for _ in 0..<trials {
+            // No onset: six holds of 12 frames, AR(1) with ρ = 0.5.
+            let flat = (0..<6).map { _ in Self.ar1(12, mean: 0.03, sigma: 0.002, rho: 0.5, rng: &rng) }
+            let r = OnsetTest.test(ratios: flat, hasFront: Array(repeating: false, count: 6), temperaturesC: temps,
+                                   configuration: .init(falseAlarmRate: 0.05))
+            if r.onsetStep != nil { falseAlarms += 1 }
+            // The same test with the frames taken as independent.
+            let naive = OnsetTest.test(ratios: flat, hasFront: Array(repeating: false, count: 6), temperaturesC: temps,
+                                       configuration: .init(falseAlarmRate: 0.05, maximumAutocorrelation: 0))
+            if naive.onsetStep != nil { naiveAlarms += 1 }
+            // A rise of 0.012 (6 σ of one frame) from hold 2 on, frames less correlated (ρ = 0.3).
+            let rising = (0..<6).map { k in Self.ar1(12, mean: 0.03 + (k >= 2 ? 0.012 : 0), sigma: 0.002, rho: 0.3, rng: &rng) }
+            if OnsetTest.test(ratios: rising, hasFront: Array(repeating: false, count: 6), temperaturesC: temps).onsetStep == 2 {
+                found += 1
+            }
+        }
+        let rate = Double(falseAlarms) / Double(trials), naive = Double(naiveAlarms) / Double(trials)
+        #expect(rate <= 0.075, "false alarms \(rate) at a stated 5 %")
+        #expect(naive > 2 * rate, "independent frames assumed: \(naive) false alarms")
+        #expect(Double(found) / Double(trials) > 0.9, "rise found at its hold in \(found) of \(trials)")
+    }
+
+    @Test("onset: a front counts, a baseline with a front gives none, unknown temperatures are skipped")
+    func onsetRules() {
+        var flat = [[Double]]()
+        for k in 0..<4 {
+            var hold = [Double]()
+            for i in 0..<10 { hold.append(0.03 + 0.001 * Double((i * 7 + k) % 5)) }
+            flat.append(hold)
+        }
+        #expect(OnsetTest.test(ratios: flat, hasFront: [false, false, true, true], temperaturesC: [25, 50, 75, 100]).onsetStep == 2)
+        let r = OnsetTest.test(ratios: flat, hasFront: [true, true, true, true], temperaturesC: [25, 50, 75, 100])
+        #expect(r.onsetStep == nil && r.baselineTransformed)
+        var risen = flat
+        risen[1] = risen[1].map { $0 + 0.05 }; risen[2] = risen[2].map { $0 + 0.05 }
+        #expect(OnsetTest.test(ratios: risen, hasFront: [false, false, false, false], temperaturesC: [25, nil, 75, 100]).onsetStep == 2)
+        #expect(OnsetTest.test(ratios: [], hasFront: [], temperaturesC: []).onsetStep == nil)
+        #expect(OnsetTest.effectiveSize(12, 0) == 12)
+        #expect(abs(OnsetTest.effectiveSize(1000, 0.5) - 1000.0 / 3) < 2)
     }
 }

@@ -84,6 +84,35 @@ struct MovingFrontTests {
         #expect(jointWorst < windowWorst, "moving-edge fit \(jointWorst) vs per-window fits \(windowWorst)")
     }
 
+    /// The moving edge's velocity SEM against the scatter of its velocity over noise
+    /// realisations: the jackknife must neither hide nor inflate what the frames' noise does.
+    @Test("moving-edge velocity SEM matches its scatter over noise realisations")
+    func velocitySEMCoverage() throws {
+        var zs = [Double]()
+        for seed in 11...22 as ClosedRange<UInt64> {
+            let (images, grain) = Self.frames(seed: seed)
+            let window = grain.layerSpacingPx
+            let times = (0..<Self.frameCount).map { Double($0) * Self.intervalS }
+            let average = OrderParameter.map(Self.mean(images), gLayer: grain.gLayer, windowPx: window, region: nil)
+            let start = FrontLocator.locate(average, phase: PhaseSegmentation.segment(average), boundary: grain.boundary)
+            let p0 = try #require(start.positionPx), w0 = try #require(start.widthPx)
+            let samples = images.map { im -> FrontSamples? in
+                let op = OrderParameter.map(im, gLayer: grain.gLayer, windowPx: window, region: nil)
+                return FrontLocator.locate(op, phase: PhaseSegmentation.segment(op), boundary: grain.boundary,
+                                           profileOnly: true).samples
+            }
+            let fit = try #require(MovingFront.fit(samples, timesS: times, channel: .orderParameter(halfSpacingContrast: start.halfSpacingContrast ?? 0),
+                                                   startPositionPx: p0, startWidthPx: w0))
+            let sem = try #require(fit.velocitySEMPxPerS)
+            zs.append((fit.velocityPxPerS * grain.pixelNm - Self.velocityNmPerS) / (sem * grain.pixelNm))
+        }
+        let inside = Double(zs.filter { abs($0) <= 1 }.count) / Double(zs.count)
+        let rms = (zs.map { $0 * $0 }.reduce(0, +) / Double(zs.count)).squareRoot()
+        print("moving-edge velocity (v − v_true)/SEM over 12 noise realisations:", zs.map { String(format: "%+.2f", $0) }.joined(separator: " "),
+              String(format: "; within one SEM %.0f %%, RMS %.2f", 100 * inside, rms))
+        #expect(rms < 1.6 && rms > 0.6, "RMS of (v − v_true)/SEM \(rms)")
+    }
+
     @Test("crystal extent: fraction behind a position")
     func crystalExtent() {
         let extent = CrystalExtent(distancesPx: (0..<100).map { Double($0) + 0.5 })

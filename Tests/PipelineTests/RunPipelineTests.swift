@@ -109,6 +109,13 @@ import Simulation
         #expect(m.passed == true)
     }
 
+    /// Frames twice as wide as high (the slow-front preset's 2:1 raster at 512 × 256 px):
+    /// registration, whose transforms and bands are per axis, within its target.
+    @Test func nonSquareFramesRegister() throws {
+        let m = try Self.rigidRegistration(.slowFront, size: 512, framesPerStep: 2)
+        #expect(m.passed == true, "slow-front at 512 × 256 px: registration \(m.value ?? .nan) px")
+    }
+
     /// `heatfront register` (rigid) on a simulated run, scored by `validate`.
     static func rigidRegistration(_ preset: SimulationPreset, size: Int, framesPerStep: Int) throws -> Metric {
         let dir = scratch("\(preset.cliName)-\(size)"), out = scratch("\(preset.cliName)-\(size)-out")

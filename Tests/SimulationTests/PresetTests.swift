@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FrameCore
 import Simulation
+import FrameIO
 
 /// The presets' runs are consistent across every convention they use.
 @Suite struct PresetTests {
@@ -43,11 +44,12 @@ import Simulation
 
     @Test(arguments: SimulationPreset.allCases)
     func conventionsAgree(preset: SimulationPreset) throws {
-        let o = SimulationOptions(preset: preset, size: 512)
+        let o = SimulationOptions(preset: preset)
         try o.validate()
         let sim = HeatingRunSimulator(o)
         let t = sim.truth
         #expect(t.pixelSizeNm == 0.025)
+        #expect(t.width == o.size && t.height == o.height)
         #expect(sim.frameCount == o.holds.count * o.framesPerStep + o.rampFrameHolds.count)
         let log = logSamples(sim)
         let found = holds(log)
@@ -152,6 +154,62 @@ import Simulation
         #expect((0..<sim.frameCount).allSatisfy { sim.frameTruth($0).frontPositionNm == nil })
     }
 
+    /// The slow-front regime over seeds: a front that nucleates on the ramp to 200 °C and
+    /// creeps 0.6–1.1 nm at 200 °C, 2.4–3.1 nm at 225 °C and about 8 nm at 250 °C, with
+    /// uniform mixing from between 150 and 175 °C, and parameters that differ from seed to seed.
+    @Test func slowFrontRegimeOverSeeds() throws {
+        var widths = Set<Double>(), energies = Set<Double>()
+        for seed in 1...20 as ClosedRange<UInt64> {
+            let o = SimulationOptions(preset: .slowFront, seed: seed)
+            try o.validate()
+            #expect(o.size == 1024 && o.height == 512 && o.framesPerStep == 12 && o.format == .png)
+            #expect(o.holds.map(\.temperatureC) == [25, 150, 175, 200, 225, 250])
+            let sim = HeatingRunSimulator(o)
+            let t = sim.truth
+            let steps = t.steps
+            func travel(_ k: Int) -> Double { (steps[k].frontPositionEndNm ?? .nan) - (steps[k].frontPositionStartNm ?? .nan) }
+            #expect(steps[2].frontPositionEndNm == nil && steps[3].frontPositionStartNm != nil, "seed \(seed): nucleation on the ramp")
+            #expect(travel(3) >= 0.6 && travel(3) <= 1.1, "seed \(seed): 200 °C travel \(travel(3))")
+            #expect(travel(4) >= 2.4 && travel(4) <= 3.1, "seed \(seed): 225 °C travel \(travel(4))")
+            #expect(travel(5) >= 6 && travel(5) <= 11, "seed \(seed): 250 °C travel \(travel(5))")
+            let w = try #require(t.frontWidthNm)
+            #expect(w >= 2 && w <= 6)
+            #expect(t.onsetTemperatureC == 175 && t.onsetToleranceC == 12.5)
+            // Mixing has not started at 150 °C and is at least 0.009 at 175 °C.
+            #expect(steps[1].liTmRatioMean - steps[0].liTmRatioMean < 1e-3)
+            #expect(steps[2].liTmRatioMean - steps[0].liTmRatioMean > 0.009)
+            // Frames 25 s apart within a hold.
+            let hold = (0..<sim.frameCount).map(sim.frameTruth).filter { $0.stepIndex == 4 }
+            #expect(hold.count == 12 && zip(hold.dropFirst(), hold).allSatisfy { abs($0.timeS - $1.timeS - 25) < 1e-6 })
+            // The front stays in view with layered crystal ahead of it.
+            #expect(sim.frameTruth(sim.frameCount - 1).rocksaltFraction < 0.8)
+            widths.insert(w); energies.insert(try #require(t.activationEnergyEV))
+        }
+        #expect(widths.count == 20 && (widths.max()! - widths.min()!) > 2)
+        #expect(energies.count == 20)
+    }
+
+    /// Frames wider than high: the raster, the truth and the files follow width × height.
+    @Test func nonSquareFramesAreRenderedAndWritten() throws {
+        var o = SimulationOptions(preset: .slowFront, size: 128)
+        o.framesPerStep = 2
+        #expect(o.height == 64 && o.pixelSizeNm == 0.2)
+        let sim = HeatingRunSimulator(o)
+        let image = sim.render(frame: 0)
+        #expect(image.width == 128 && image.height == 64)
+        #expect(sim.analysedCrystalMask().width == 128 && sim.analysedCrystalMask().height == 64)
+        #expect(sim.truth.width == 128 && sim.truth.height == 64)
+        // The boundary is clipped to the frame: both ends on its edges, inside 128 × 64.
+        let b = sim.truth.boundary
+        for (x, y) in [(b.x0, b.y0), (b.x1, b.y1)] { #expect(x >= 0 && x <= 127 && y >= 0 && y <= 63) }
+        #expect(b.y0 == 0 || b.y1 == 63 || b.x0 == 0 || b.x1 == 127)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-nonsquare-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try sim.write(to: dir)
+        let signal = try #require(try PNGReader(url: dir.appendingPathComponent(sim.frameTruth(0).file)).signals.first)
+        #expect(signal.width == 128 && signal.height == 64)
+    }
+
     @Test func badOptionsAreRejectedWithAReason() {
         var o = SimulationOptions(preset: .boundaryFront, size: 16)
         #expect(throws: SimulationError.self) { try o.validate() }
@@ -171,5 +229,11 @@ import Simulation
         p.size = 512
         #expect(p.pixelSizeNm == 0.03)
         #expect(SimulationPreset(cliName: "nonsense") == nil)
+        #expect(SimulationPreset(cliName: "slow-front") == .slowFront)
+        var q = SimulationOptions(preset: .slowFront)
+        q.frameIntervalS = 40
+        #expect(throws: SimulationError.self) { try q.validate() }   // 12 frames 40 s apart exceed a 285 s hold
+        q.frameIntervalS = 0.5
+        #expect(throws: SimulationError.self) { try q.validate() }   // shorter than a frame
     }
 }

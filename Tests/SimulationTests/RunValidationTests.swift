@@ -18,6 +18,12 @@ struct FakePipelineOutput {
     /// Report each step's rock-salt fraction as the truth file's mean over the frames' own
     /// views instead of the one in the step average (what a correct pipeline reports).
     var ownViewRocksalt = false
+    /// Velocities reported × (1 + this), with SEMs of `velocitySEMFraction` × the true velocity.
+    var velocityDelta = 0.0
+    var velocitySEMFraction: Double? = nil
+    var eaSEM: Double? = nil
+    /// The reported boundary: the true one moved along the propagation direction by this (px).
+    var boundaryOffsetPx: Double? = nil
 
     func write(_ sim: HeatingRunSimulator, to out: URL) throws {
         try FileManager.default.createDirectory(at: out.appendingPathComponent("columns"), withIntermediateDirectories: true)
@@ -36,7 +42,7 @@ struct FakePipelineOutput {
                          : ",,,\(status),,,,,\n"
         }
         try frames.write(to: out.appendingPathComponent("frames.csv"), atomically: true, encoding: .utf8)
-        var steps = "step_index,temperature_C,t_start_s,t_end_s,n_frames,n_used,li_tm_ratio_mean,li_tm_ratio_sem,rocksalt_fraction,front_position_start_nm,front_position_end_nm,front_velocity_nm_per_s,front_velocity_sem_nm_per_s,front_width_nm\n"
+        var steps = "step_index,temperature_C,t_start_s,t_end_s,n_frames,n_used,li_tm_ratio_mean,li_tm_ratio_sem,rocksalt_fraction,front_position_start_nm,front_position_end_nm,front_velocity_nm_per_s,front_velocity_sem_nm_per_s,front_width_nm,front_motion_detected,front_velocity_upper_nm_per_s\n"
         if extraLeadingStep { steps += "0,25,0,1,2,2,0.02,0.001,0,,,,,\n" }
         // Where the reported shifts put the run's reference on frame 0 (their mean offset).
         let used = (0..<sim.frameCount).filter { (statusOverride[$0] ?? sim.frameTruth($0).expectedStatus) == "ok" }
@@ -47,12 +53,23 @@ struct FakePipelineOutput {
                 : RunValidation.rocksaltInAverage(truth: t, frames: members, offset: offset) ?? s.rocksaltFraction
             let width = s.frontPositionStartNm != nil ? t.frontWidthNm : (reportFrontWithoutTruth ? 3.0 : nil)
             steps += "\(s.stepIndex + (extraLeadingStep ? 1 : 0)),\(f(s.temperatureC)),\(f(s.tStartS)),\(f(s.tEndS)),\(s.nFrames),\(s.nUsed),\(f(s.liTmRatioMean)),0.001,\(f(rocksalt)),"
-            steps += "\(f(s.frontPositionStartNm.map { $0 + frontDeltaNm })),\(f(s.frontPositionEndNm.map { $0 + frontDeltaNm })),\(f(s.frontVelocityNmPerS)),,\(f(width))\n"
+            let v = s.frontVelocityNmPerS.map { $0 * (1 + velocityDelta) }
+            let sem = velocitySEMFraction.flatMap { q in s.frontVelocityNmPerS.map { $0 * q } }
+            let upper = v.flatMap { v in sem.map { v + 2 * $0 } }
+            steps += "\(f(s.frontPositionStartNm.map { $0 + frontDeltaNm })),\(f(s.frontPositionEndNm.map { $0 + frontDeltaNm })),\(f(v)),\(f(sem)),\(f(width)),"
+            steps += "\(v == nil ? "" : "true"),\(f(upper))\n"
         }
         try steps.write(to: out.appendingPathComponent("steps.csv"), atomically: true, encoding: .utf8)
         let onset: Double? = onsetOverride ?? t.onsetTemperatureC
         let ea = t.activationEnergyEV.map { $0 + eaDelta }
-        let summary = "{\"contract_version\": 1, \"onset_temperature_C\": \(onset.map { String(format: "%g", $0) } ?? "null"), \"activation_energy_eV\": \(ea.map { "\($0)" } ?? "null")}\n"
+        var extra = eaSEM.map { ", \"activation_energy_sem_eV\": \($0)" } ?? ""
+        if let d = boundaryOffsetPx {
+            let b = t.boundary, n = SIMD2(t.propagationDirection[0], t.propagationDirection[1]) * d
+            // On the run's reference frame: frame 0's pixels minus the registration offset.
+            let p = [b.x0 + n.x - offset.x, b.y0 + n.y - offset.y, b.x1 + n.x - offset.x, b.y1 + n.y - offset.y]
+            extra += ", \"front_boundary_px\": [\(p.map { "\($0)" }.joined(separator: ", "))]"
+        }
+        let summary = "{\"contract_version\": 1, \"onset_temperature_C\": \(onset.map { String(format: "%g", $0) } ?? "null"), \"activation_energy_eV\": \(ea.map { "\($0)" } ?? "null")\(extra)}\n"
         try summary.write(to: out.appendingPathComponent("summary.json"), atomically: true, encoding: .utf8)
         var rng = SeededRandom(seed: 5)
         for s in t.steps {
@@ -100,6 +117,33 @@ func tempDir(_ name: String) throws -> URL {
         }
         #expect(sim.truth.movingStepCount >= 4)
         #expect(r.metric("activation_energy_error")?.passed == true)
+    }
+
+    /// The uncertainty checks: SEM coverage of the velocities and of Eₐ, true velocities
+    /// above the reported upper bound, and the origin's offset along the propagation direction.
+    @Test func uncertaintyCoverageAndOriginAreReported() throws {
+        let (sim, truthDir) = try truthRun(.boundaryFront)
+        defer { try? FileManager.default.removeItem(at: truthDir) }
+        let out = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: out) }
+        // Velocities 3 % high: within an SEM of 5 %, outside one of 1 %; true values above
+        // v + 2 SEM only when that is below them.
+        try FakePipelineOutput(shiftDelta: { _ in SIMD2(4, 2) }, eaDelta: 0.02, velocityDelta: 0.03, velocitySEMFraction: 0.05,
+                               eaSEM: 0.03, boundaryOffsetPx: 8).write(sim, to: out)
+        var r = RunValidation.validate(outDir: out, truthDir: truthDir)
+        #expect(r.metric("front_velocity_sem_coverage")?.value == 1)
+        #expect(r.metric("front_velocity_sem_coverage")?.detail.hasPrefix("4 of 4 holds within one SEM") == true)
+        #expect(r.metric("front_velocity_above_upper_bound")?.value == 0)
+        #expect(r.metric("activation_energy_sem_coverage")?.value == 1)
+        let origin = try #require(r.metric("front_origin_error")?.value)
+        #expect(abs(origin - 8 * sim.truth.pixelSizeNm) < 1e-4, "origin \(origin)")   // truth boundary rounded to 1e-4 px
+        try FakePipelineOutput(shiftDelta: { _ in SIMD2(4, 2) }, eaDelta: 0.05, velocityDelta: -0.03, velocitySEMFraction: 0.01,
+                               eaSEM: 0.03, boundaryOffsetPx: -40).write(sim, to: out)
+        r = RunValidation.validate(outDir: out, truthDir: truthDir)
+        #expect(r.metric("front_velocity_sem_coverage")?.value == 0)
+        #expect(r.metric("front_velocity_above_upper_bound")?.value == 4)
+        #expect(r.metric("activation_energy_sem_coverage")?.value == 0)
+        #expect(r.metric("front_origin_error")?.passed == false)   // 1 nm off
     }
 
     /// A step's rock-salt fraction is the one in its aligned average (contract §4), whose area
@@ -180,10 +224,15 @@ func tempDir(_ name: String) throws -> URL {
         #expect(sim.truth.onsetTemperatureC == 175)
         let good = try tempDir("out")
         defer { try? FileManager.default.removeItem(at: good) }
-        try FakePipelineOutput(onsetOverride: .some(200)).write(sim, to: good)      // within one 25 °C step
+        try FakePipelineOutput(onsetOverride: .some(175.4)).write(sim, to: good)    // the right hold
         let r = RunValidation.validate(outDir: good, truthDir: truthDir)
         print(r.text())
         #expect(r.allPassed)
+        // One step late is wrong: the onset must be the right hold.
+        let late = try tempDir("out")
+        defer { try? FileManager.default.removeItem(at: late) }
+        try FakePipelineOutput(onsetOverride: .some(200)).write(sim, to: late)
+        #expect(RunValidation.validate(outDir: late, truthDir: truthDir).metric("onset_temperature_error")?.passed == false)
         #expect(r.metric("front_reported_without_truth")?.value == 0)
         let bad = try tempDir("out")
         defer { try? FileManager.default.removeItem(at: bad) }
