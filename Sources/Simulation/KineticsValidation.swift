@@ -1,4 +1,5 @@
 import Foundation
+import FrameCore
 
 /// The uncertainty checks of `RunValidation`: whether the reported standard errors, upper
 /// bounds and confidence intervals mean what they say. One run gives a handful of holds, so

@@ -348,9 +348,11 @@ public struct SimulationOptions: Sendable {
         set { dose = newValue / ((pixelSizeNm * 10) * (pixelSizeNm * 10) * detectorFraction) }
     }
 
-    /// Time between the starts of consecutive frames of a hold (frames spread evenly over it).
-    var frameIntervalS: Double {
-        let frame = Double(size) * (Double(size) * dwellTimeS + flybackTimeS)
+    /// Time between the starts of consecutive frames of a hold: `frameIntervalS`, else the
+    /// frames spread evenly over the first hold.
+    var effectiveFrameIntervalS: Double {
+        if let frameIntervalS { return frameIntervalS }
+        let frame = Double(height) * (Double(size) * dwellTimeS + flybackTimeS)
         guard framesPerStep > 1, let h = holds.first else { return frame }
         return (h.durationS - 2 * holdMarginS - frame) / Double(framesPerStep - 1)
     }
@@ -374,7 +376,7 @@ public struct SimulationOptions: Sendable {
         contaminationSigmaNm = 0.8...2.5; contaminationHeight = 0.08...0.25
         // Steady drift 1.4–1.9 px per frame in any direction, a random walk of 0.6–1.4 px per
         // √frame (Brownian within each frame too): 55–75 px steady over 40 frames, ≈ 80 px in all.
-        let interval = frameIntervalS
+        let interval = effectiveFrameIntervalS
         driftThermalGainPer100C = 0
         driftNmPerS = (1.4 + 0.5 * rng.uniform()) * nominal / interval
         driftAngleDeg = 360 * rng.uniform()

@@ -48,7 +48,7 @@ import FrameIO
         try o.validate()
         let sim = HeatingRunSimulator(o)
         let t = sim.truth
-        #expect(t.pixelSizeNm == 0.025)
+        #expect(t.pixelSizeNm == o.fieldOfViewNm / Double(o.size))
         #expect(t.width == o.size && t.height == o.height)
         #expect(sim.frameCount == o.holds.count * o.framesPerStep + o.rampFrameHolds.count)
         let log = logSamples(sim)
