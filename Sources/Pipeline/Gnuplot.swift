@@ -45,18 +45,17 @@ enum Gnuplot {
 
     /// SVG and PNG bytes of a plot.
     /// - Throws: `Failure` with gnuplot's message when it could not draw the figure.
-    static func render(_ plot: SVGPlot, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
-        try run(script(plot), width: Int(plot.width), height: Int(plot.height), scratch: scratch, name: name)
+    static func render(_ plot: SVGPlot, with exe: URL, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
+        try run(exe, script(plot), width: Int(plot.width), height: Int(plot.height), scratch: scratch, name: name)
     }
 
-    static func render(_ figure: ImageFigure, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
+    static func render(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
         let (w, h) = imageFigureSize(figure)
-        return try run(script(figure), width: w, height: h, scratch: scratch, name: name)
+        return try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name)
     }
 
     /// Runs a plot body once per terminal and returns both files' bytes.
-    private static func run(_ body: String, width: Int, height: Int, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
-        guard let exe = executable else { throw Failure(description: "gnuplot is not installed") }
+    private static func run(_ exe: URL, _ body: String, width: Int, height: Int, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
         let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let svgURL = dir.appendingPathComponent("\(name).svg"), pngURL = dir.appendingPathComponent("\(name).png")
@@ -85,7 +84,7 @@ enum Gnuplot {
         var env = ProcessInfo.processInfo.environment
         env["LC_ALL"] = "C.UTF-8"
         process.environment = env
-        try process.run()
+        do { try process.run() } catch { throw Failure(description: "gnuplot (\(exe.path)) could not be started: \(error.localizedDescription)") }
         input.fileHandleForWriting.write(Data(text.utf8))
         try? input.fileHandleForWriting.close()
         let message = errors.fileHandleForReading.readDataToEndOfFile()
@@ -143,7 +142,7 @@ enum Gnuplot {
         g += "set border 3 lc rgb \"#333333\"\nset tics nomirror out\nset grid lc rgb \"#e4e4e4\" lw 1\n"
         g += "set style fill transparent solid 0.1 noborder\n"
         g += p.legendOutside ? "set key outside right top vertical Left reverse samplen 2 spacing 1.1\n"
-                             : "set key inside top left Left reverse samplen 2 box lc rgb \"#cccccc\" opaque\n"
+                             : "set key inside \(p.legendBottom ? "bottom" : "top") left Left reverse samplen 2 box lc rgb \"#cccccc\" opaque\n"
         guard let (xr, yr) = ranges(p) else {
             g += "unset key\nunset tics\nunset border\nset xrange [0:1]\nset yrange [0:1]\n"
             g += "set label 1 \(quote(p.note ?? "no data")) at 0.5,0.5 center tc rgb \"#555555\"\n"

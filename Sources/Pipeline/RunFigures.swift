@@ -74,6 +74,7 @@ enum RunFigures {
         var p = SVGPlot(title: "Arrhenius plot of the front velocity", xLabel: "1000 / T (1/K)",
                         yLabel: "ln(v / (\(c.unit)/s))")
         p.topLabel = "temperature (°C)"
+        p.legendBottom = true
         let moving = c.steps.filter { ($0.velocityPxPerS ?? 0) > 0 && $0.temperatureC != nil }
         let x = moving.map { 1000 / ($0.temperatureC! + 273.15) }
         let y = moving.map { log(c.length($0.velocityPxPerS)!) }
@@ -205,6 +206,8 @@ enum RunFigures {
 
     static func driftVsTime(_ c: Context) -> SVGPlot {
         var p = SVGPlot(title: "Specimen drift vs time", xLabel: "time (s)", yLabel: "drift (\(c.unit))")
+        p.legendOutside = true
+        p.width = 820
         let d = drift(c)
         p.series.append(.init(name: "x", points: d.map { ($0.t, $0.x) }, color: "#1f77b4", line: true))
         p.series.append(.init(name: "y (down in the image)", points: d.map { ($0.t, $0.y) }, color: "#d62728", line: true))

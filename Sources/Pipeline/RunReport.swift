@@ -93,18 +93,20 @@ extension RunOutputs {
 struct FigurePainter {
     let outputs: RunOutputs
     private(set) var warnings: [String] = []
-    private var gnuplot = Gnuplot.executable != nil
+    private var gnuplot: URL?
 
-    init(outputs: RunOutputs) {
+    /// `gnuplot`: the executable to draw with; nil draws every figure with the built-in SVG code.
+    init(outputs: RunOutputs, gnuplot: URL? = Gnuplot.executable) {
         self.outputs = outputs
-        if !gnuplot {
+        self.gnuplot = gnuplot
+        if gnuplot == nil {
             warnings.append("gnuplot is not installed: figures in plots/ are SVG only, with no PNG and no phase-map figures; install gnuplot-nox (scripts/install-deps.sh)")
         }
     }
 
     mutating func draw(_ plot: SVGPlot, name: String) throws -> Data {
         let dir = outputs.outDir
-        if gnuplot, let drawn = attempt({ try Gnuplot.render(plot, scratch: dir, name: name) }) {
+        if let exe = gnuplot, let drawn = attempt({ try Gnuplot.render(plot, with: exe, scratch: dir, name: name) }) {
             try write(drawn, name)
             return drawn.svg
         }
@@ -116,14 +118,14 @@ struct FigurePainter {
     /// An image figure's SVG, or nil without gnuplot.
     mutating func draw(_ figure: ImageFigure, name: String) throws -> Data? {
         let dir = outputs.outDir
-        guard gnuplot, let drawn = attempt({ try Gnuplot.render(figure, scratch: dir, name: name) }) else { return nil }
+        guard let exe = gnuplot, let drawn = attempt({ try Gnuplot.render(figure, with: exe, scratch: dir, name: name) }) else { return nil }
         try write(drawn, name)
         return drawn.svg
     }
 
     private mutating func attempt(_ body: () throws -> (svg: Data, png: Data)) -> (svg: Data, png: Data)? {
         do { return try body() } catch {
-            gnuplot = false
+            gnuplot = nil
             warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
             return nil
         }

@@ -49,6 +49,8 @@ struct SVGPlot {
     var reverseY = false
     /// The legend beside the axes rather than inside (many entries).
     var legendOutside = false
+    /// The legend in the lower left corner (where a falling line leaves room).
+    var legendBottom = false
     var width = 640.0
     var height = 400.0
 
