@@ -107,6 +107,16 @@ enum Gnuplot {
         v == 0 ? "0" : String(format: "%.9g", v)
     }
 
+    /// Words in lines of at most `width` characters.
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width { lines.append(line); line = "" }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        return line.isEmpty ? lines : lines + [line]
+    }
+
     /// The plot's extent: its ranges, else the finite data (error bars included) with a 4 % margin.
     static func ranges(_ p: SVGPlot) -> (x: (Double, Double), y: (Double, Double))? {
         var xs: [Double] = [], ys: [Double] = []
@@ -144,8 +154,10 @@ enum Gnuplot {
         g += p.legendOutside ? "set key outside right top vertical Left reverse samplen 2 spacing 1.1\n"
                              : "set key inside \(p.legendBottom ? "bottom" : "top") left Left reverse samplen 2 box lc rgb \"#cccccc\" opaque\n"
         guard let (xr, yr) = ranges(p) else {
-            g += "unset key\nunset tics\nunset border\nset xrange [0:1]\nset yrange [0:1]\n"
-            g += "set label 1 \(quote(p.note ?? "no data")) at 0.5,0.5 center tc rgb \"#555555\"\n"
+            g += "unset key\nunset tics\nunset border\nunset xlabel\nunset ylabel\nset xrange [0:1]\nset yrange [0:1]\n"
+            for (i, line) in wrap(p.note ?? "no data", width: 60).enumerated() {
+                g += "set label \(i + 1) \(quote(line)) at 0.5, \(number(0.55 - 0.08 * Double(i))) center tc rgb \"#555555\"\n"
+            }
             return g + "plot NaN notitle\n"
         }
         g += "set xrange [\(number(xr.0)):\(number(xr.1))]\n"
@@ -162,12 +174,18 @@ enum Gnuplot {
         for (i, m) in p.markers.enumerated() where m.x >= xr.0 && m.x <= xr.1 {
             g += "set arrow \(i + 1) from \(number(m.x)), graph 0 to \(number(m.x)), graph 1 nohead lc rgb \(quote(m.color)) lw 1.2 \(m.dashed ? "dt 2" : "dt 1") back\n"
             if !m.label.isEmpty {
-                g += "set label \(i + 1) \(quote(m.label)) at \(number(m.x)), graph 0.04 left offset 0.4,0 tc rgb \(quote(m.color)) front\n"
+                // Neighbouring labels alternate in height, so close markers stay readable.
+                g += "set label \(i + 1) \(quote(m.label)) at \(number(m.x)), graph \(i % 2 == 0 ? "0.04" : "0.11") left offset 0.4,0 tc rgb \(quote(m.color)) front\n"
             }
         }
         // A note (why a value is missing) goes under the axes, clear of the data.
         if let note = p.note {
-            g += "set bmargin 5\nset label \(p.markers.count + 1) \(quote(note)) at screen 0.015, screen 0.03 left font \",10\" tc rgb \"#444444\" front\n"
+            let lines = wrap(note, width: Int(p.width / 6.5))
+            g += "set bmargin \(4 + lines.count)\n"
+            for (i, line) in lines.enumerated() {
+                let y = (Double(lines.count - i) * 15 - 8) / p.height
+                g += "set label \(p.markers.count + 1 + i) \(quote(line)) at screen 0.015, screen \(number(y)) left font \",10\" tc rgb \"#444444\" front\n"
+            }
         }
         var plots: [String] = []
         for (i, s) in p.series.enumerated() {
@@ -182,7 +200,7 @@ enum Gnuplot {
             g += "EOD\n"
             let title = s.name.isEmpty ? "notitle" : "title \(quote(s.name))"
             let color = "lc rgb \(quote(s.color))"
-            let point = s.hollow ? "pt 6 ps 0.9" : "pt 7 ps 0.8"
+            let point = s.hollow ? "pt 6 ps 1.3" : "pt 7 ps 0.8"
             if hasErrors && s.markers {
                 plots.append("$s\(i) using 1:2:3 with yerrorbars \(color) \(point) \(title)")
                 if s.line { plots.append("$s\(i) using 1:2 with lines \(color) lw 1.5 notitle") }

@@ -40,15 +40,15 @@ extension RunOutputs {
         var html = RunReport.header(summary: shown, context: context)
         html += "<h2>Figures</h2>\n<div class=\"plots\">\n"
         for f in figures {
-            html += "<figure>\(RunReport.svgImage(f.svg, alt: f.title))<figcaption>plots/\(f.name).svg, .png</figcaption></figure>\n"
+            html += "<figure id=\"\(f.name)\">\(RunReport.svgImage(f.svg, alt: f.title))<figcaption>plots/\(f.name).svg, .png</figcaption></figure>\n"
         }
-        html += "</div>\n<h2>Holds</h2>\n" + RunReport.stepsTable(steps, context: context)
+        html += "</div>\n<h2 id=\"holds\">Holds</h2>\n" + RunReport.stepsTable(steps, context: context)
         html += "<h2>Phase maps and aligned averages</h2>\n"
         html += "<p class=\"note\">One grey scale for every hold (0.5–99.5 % of all holds' covered pixels). "
             + "Areas no frame covers are flat grey.</p>\n<div class=\"maps\">\n"
         for (k, f) in stepFigures.enumerated() {
             if let phase = f.phase {
-                html += "<figure>\(RunReport.svgImage(phase, alt: "phase map, \(RunReport.stepTitle(k, steps: steps))"))</figure>\n"
+                html += "<figure id=\"phase_map_step_\(k)\">\(RunReport.svgImage(phase, alt: "phase map, \(RunReport.stepTitle(k, steps: steps))"))</figure>\n"
             } else if let png = try? Data(contentsOf: url("maps/step_\(k)_phase.png")) {
                 html += "<figure><img alt=\"phase map, step \(k)\" src=\"data:image/png;base64,\(png.base64EncodedString())\"></figure>\n"
             } else {
@@ -152,6 +152,7 @@ enum RunReport {
                 (hex(0.6 * grey + 0.4 * PhaseMapRendering.rocksaltTint), "rock salt"),
                 (hex(PhaseMapRendering.frontColour), "front"),
                 (hex(PhaseMapRendering.boundaryColour), "position origin line"),
+                ("#808080", "not analysed (grey)"),
                 (neutralHex, "no frame covers")]
     }
 
@@ -163,8 +164,16 @@ enum RunReport {
         "hold \(k)" + (temperatureC.map { String(format: " (%.0f °C)", $0) } ?? "")
     }
 
+    /// An `<img>` of an SVG, with the SVG's own size (from its `viewBox`), so the page lays out
+    /// before the pictures decode.
     static func svgImage(_ svg: Data, alt: String) -> String {
-        "<img class=\"figure\" alt=\"\(HTML.escape(alt))\" src=\"data:image/svg+xml;base64,\(svg.base64EncodedString())\">"
+        let head = String(decoding: svg.prefix(600), as: UTF8.self)
+        var size = ""
+        if let r = head.range(of: "viewBox=\"") {
+            let box = head[r.upperBound...].prefix { $0 != "\"" }.split(separator: " ")
+            if box.count == 4 { size = " width=\"\(box[2])\" height=\"\(box[3])\"" }
+        }
+        return "<img class=\"figure\"\(size) alt=\"\(HTML.escape(alt))\" src=\"data:image/svg+xml;base64,\(svg.base64EncodedString())\">"
     }
 
     /// Machine words of `summary.json` as a reader says them.
