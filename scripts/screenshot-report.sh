@@ -3,7 +3,8 @@
 # usage: scripts/screenshot-report.sh OUT_DIR/report.html docs/report-screenshot.png [height]
 set -euo pipefail
 html=$(realpath "$1"); png=$2; height=${3:-2400}
-command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+command -v chromium >/dev/null || bash "$(dirname "$0")/install-chromium.sh"
+command -v chromium >/dev/null || { echo "chromium is not installed" >&2; exit 1; }
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,"$height" \
   --screenshot="$(realpath -m "$png")" "file://$html" 2>/dev/null
 echo "wrote $png"

@@ -5,10 +5,12 @@
 # repository seeds (scripts/fuzz.sh --smoke; skipped, with a message, on a toolchain that
 # cannot build libFuzzer binaries). Tests that read ../shared/ skip when it is absent. SLURM
 # and munge are installed for the tests that start a single-node SLURM (they skip where it
-# cannot run).
+# cannot run). Chromium is installed for the test that renders report.html in a headless
+# browser (scripts/install-chromium.sh; that test skips where it cannot be installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/install-slurm.sh
+bash scripts/install-chromium.sh
 swift test -c release "$@"
 bash scripts/fuzz.sh --smoke

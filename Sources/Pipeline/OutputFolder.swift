@@ -20,7 +20,7 @@ import Darwin
 final class OutputFolder: @unchecked Sendable {
     static let marker = ".heatfront-output"
     /// Folders whose files all come from HeatFront (files of theirs not written by the run are stale).
-    static let ownedFolders = ["aligned", "maps", "columns", "profiles", "plots", "fields"]
+    static let ownedFolders = ["aligned", "maps", "columns", "profiles", "plots", "fields", "stacks"]
     /// Files at the top of OUT_DIR a run writes.
     static let ownedFiles = ["frames.csv", "steps.csv", "report.html", "summary.json"]
 
@@ -84,7 +84,8 @@ final class OutputFolder: @unchecked Sendable {
     /// Whether a file name is one HeatFront writes into that folder (other files are the user's and are kept).
     static func isOutputName(_ name: String, in folder: String) -> Bool {
         switch folder {
-        case "aligned": name.hasPrefix("step_") && name.hasSuffix("_average.tif")
+        case "aligned": name.hasPrefix("step_") && (name.hasSuffix("_average.tif") || name.hasSuffix("_coverage.tif"))
+        case "stacks": name.hasPrefix("step_") && name.hasSuffix(".hspy")
         case "maps": name.hasPrefix("step_") && name.hasSuffix("_phase.png")
         case "columns", "profiles": name.hasPrefix("step_") && name.hasSuffix(".csv")
         case "plots": name.hasSuffix(".svg") || name.hasSuffix(".png")

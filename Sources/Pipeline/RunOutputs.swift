@@ -46,24 +46,35 @@ struct RunOutputs {
         }
     }
 
-    /// `aligned/step_<k>_average.tif`: float32 on the run's reference frame, ImageJ calibration.
+    /// `aligned/step_<k>_average.tif`: float32 on the run's reference frame, ImageJ calibration,
+    /// NaN where no frame covers the pixel; `aligned/step_<k>_coverage.tif`: how many frames
+    /// cover each pixel (float32, same calibration).
     func writeAverages(_ averages: [AlignedAverage], pixelSizeNm: Double?) throws {
-        _ = try ResultSlots<Void>.map(averages.count) { k in
-            let frame = Frame(image: averages[k].image,
-                              metadata: FrameMetadata(pixelSizeXNm: pixelSizeNm, pixelSizeYNm: pixelSizeNm))
-            try TIFFWriter.write([frame], as: .float32, to: url("aligned/step_\(k)_average.tif"))
+        let calibration = FrameMetadata(pixelSizeXNm: pixelSizeNm, pixelSizeYNm: pixelSizeNm)
+        _ = try ResultSlots<Void>.map(2 * averages.count) { i in
+            let k = i / 2
+            let image = i % 2 == 0 ? Self.coveredImage(averages[k]) : averages[k].weight
+            try TIFFWriter.write([Frame(image: image, metadata: calibration)], as: .float32,
+                                 to: url("aligned/step_\(k)_\(i % 2 == 0 ? "average" : "coverage").tif"))
         }
     }
+
+    /// `columns/step_<k>.csv`: each site's centre in the average's pixels (x right, y down,
+    /// origin at the centre of the top-left pixel) and in nm (empty without a pixel size),
+    /// its sublattice (`tm`, `li`) and intensity (the frames' own units).
+    static let columnHeader = ["x_px", "y_px", "x_nm", "y_nm", "sublattice", "intensity"]
 
     /// Per step: `columns/step_<k>.csv` (every site of the aligned average), `profiles/step_<k>.csv`
     /// and `maps/step_<k>_phase.png`.
     func writeStepDetails(_ analyses: [StepAnalysis?], averages: [AlignedAverage], pixelSizeNm nm: Double?,
                           config: RunConfig, boundary: LineSegment?) throws {
+        let range = Self.displayRange(averages)
         _ = try ResultSlots<Void>.map(analyses.count) { k in
             guard let a = analyses[k] else { return }
-            var columns = CSVTable(header: ["x", "y", "sublattice", "intensity"])
+            var columns = CSVTable(header: Self.columnHeader)
             for s in a.sites.sites {
-                columns.append([Cell.fixed(s.x, 3), Cell.fixed(s.y, 3), s.sublattice.rawValue, Cell.significant(s.intensity)])
+                columns.append([Cell.fixed(s.x, 3), Cell.fixed(s.y, 3), Cell.fixed(nm.map { s.x * $0 }, 5),
+                                Cell.fixed(nm.map { s.y * $0 }, 5), s.sublattice.rawValue, Cell.significant(s.intensity)])
             }
             try AtomicFile.write(columns.text, to: url("columns/step_\(k).csv"))
 
@@ -77,7 +88,8 @@ struct RunOutputs {
             try AtomicFile.write(csv.text, to: url("profiles/step_\(k).csv"))
 
             let front = boundary.map { FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: $0) }
-            let rgba = PhaseMapRendering.rgba(average: averages[k].image, phase: a.phase, front: front)
+            let rgba = PhaseMapRendering.rgba(average: Self.coveredImage(averages[k]), phase: a.phase, front: front,
+                                              displayRange: range)
             try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba,
                                     compression: 1, to: url("maps/step_\(k)_phase.png"))
         }

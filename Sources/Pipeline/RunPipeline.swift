@@ -255,6 +255,8 @@ public enum RunPipeline {
         guard let folder else { return summary }
         let outputs = RunOutputs(folder: folder, table: table)
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
+        try outputs.writeStacks(frames, ok: ok, results: results, shifts: registered.shifts, fields: registered.fields,
+                                jobs: options.jobs, cancel: cancel)
         if options.exportFields {
             try outputs.writeFields(registered.fields, shifts: registered.shifts, frameIndices: ok)
         }
@@ -263,7 +265,10 @@ public enum RunPipeline {
             try outputs.writeSteps(steps)
             try outputs.writeStepDetails(analyses, averages: registered.averages, pixelSizeNm: table.pixelSizeNm,
                                          config: config, boundary: boundary)
-            try outputs.writePlotsAndReport(results: results, steps: steps, averages: registered.averages, summary: summary)
+            let figureWarnings = try outputs.writePlotsAndReport(results: results, steps: steps, averages: registered.averages,
+                                                                summary: summary)
+            for w in figureWarnings { progress.warn(w) }
+            summary.warnings += figureWarnings.filter { !summary.warnings.contains($0) }
         }
         clock.lap("outputs")
         folder.removeStale()

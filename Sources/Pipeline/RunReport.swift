@@ -2,185 +2,330 @@ import Foundation
 import FrameCore
 import FrameIO
 import Registration
+import FrontTracking
 
-/// The four plots of `plots/` and the self-contained `report.html`.
+/// `plots/`, every figure as SVG and 300-dpi PNG, and the self-contained `report.html`.
 extension RunOutputs {
+    /// Writes the figures and the report; returns the warnings it raised (gnuplot missing or
+    /// failing), each said once, for the terminal and `summary.json`.
     func writePlotsAndReport(results: [FrameResult], steps: [StepResult], averages: [AlignedAverage],
-                             summary: RunSummary) throws {
-        let plots = RunPlots.all(table: table, results: results, steps: steps, summary: summary)
-        for (name, plot) in plots {
-            try AtomicFile.write(plot.svg(), to: url("plots/\(name).svg"))
+                             summary: RunSummary) throws -> [String] {
+        var painter = FigurePainter(outputs: self)
+        var figures: [(name: String, title: String, svg: Data)] = []
+        for (name, plot) in RunFigures.all(table: table, results: results, steps: steps, summary: summary) {
+            figures.append((name, plot.title, try painter.draw(plot, name: name)))
         }
-        var html = RunReport.header(summary: summary)
-        html += "<h2>Plots</h2>\n<div class=\"plots\">\n"
-        for (_, plot) in plots { html += "<figure>\(plot.svg())</figure>\n" }
-        html += "</div>\n<h2>Steps</h2>\n"
-        html += RunReport.table(RunTables.steps(steps, pixelSizeNm: table.pixelSizeNm))
-        html += "<h2>Aligned averages and phase maps</h2>\n<div class=\"steps\">\n"
-        let previews = try ResultSlots<Data?>.map(averages.count) { k in
-            try? RunReport.pngData(greyscale: averages[k].image, scratch: outDir, name: "report-preview-\(k).png")
-        }
+        let range = Self.displayRange(averages)
+        var stepFigures: [(average: Data?, phase: Data?)] = []
         for k in averages.indices {
-            let t = steps.indices.contains(k) ? steps[k].temperatureC.map { String(format: "%.0f °C", $0) } ?? "" : ""
-            html += "<figure><figcaption>step \(k) \(t)</figcaption>"
-            if let png = previews[k] {
-                html += "<img alt=\"step \(k) average\" src=\"data:image/png;base64,\(png.base64EncodedString())\">"
+            let title = RunReport.stepTitle(k, steps: steps)
+            let grey = try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, scratch: outDir, name: "average-\(k).png")
+            defer { if let grey { try? FileManager.default.removeItem(at: grey) } }
+            let average = try grey.flatMap {
+                try painter.draw(ImageFigure(title: "Aligned average, \(title)", png: $0, widthPx: averages[k].image.width,
+                                             heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm,
+                                             legend: [(RunReport.neutralHex, "no frame covers")]),
+                                 name: "average_step_\(k)")
             }
-            if let map = try? Data(contentsOf: outDir.appendingPathComponent("maps/step_\(k)_phase.png")) {
-                html += "<img alt=\"step \(k) phase map\" src=\"data:image/png;base64,\(map.base64EncodedString())\">"
-            }
-            html += "</figure>\n"
+            let map = url("maps/step_\(k)_phase.png")
+            let phase = try FileManager.default.fileExists(atPath: map.path) ? painter.draw(
+                ImageFigure(title: "Phase map, \(title)", png: map, widthPx: averages[k].image.width,
+                            heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm, legend: RunReport.phaseLegend),
+                name: "phase_map_step_\(k)") : nil
+            stepFigures.append((average, phase))
         }
-        html += "</div>\n<h2>Frames</h2>\n<details><summary>\(results.count) frames</summary>\n"
-        html += RunReport.table(RunTables.frames(table, results, registrationOnly: false))
-        html += "</details>\n</body>\n</html>\n"
+        var shown = summary
+        shown.warnings += painter.warnings.filter { !shown.warnings.contains($0) }
+        let context = RunFigures.Context(table: table, results: results, steps: steps, summary: shown)
+        var html = RunReport.header(summary: shown, context: context)
+        html += "<h2>Figures</h2>\n<div class=\"plots\">\n"
+        for f in figures {
+            html += "<figure id=\"\(f.name)\">\(RunReport.svgImage(f.svg, alt: f.title))<figcaption>plots/\(f.name).svg, .png</figcaption></figure>\n"
+        }
+        html += "</div>\n<h2 id=\"holds\">Holds</h2>\n" + RunReport.stepsTable(steps, context: context)
+        html += "<h2>Phase maps and aligned averages</h2>\n"
+        html += "<p class=\"note\">One grey scale for every hold (0.5–99.5 % of all holds' covered pixels). "
+            + "Areas no frame covers are flat grey.</p>\n<div class=\"maps\">\n"
+        for (k, f) in stepFigures.enumerated() {
+            if let phase = f.phase {
+                html += "<figure id=\"phase_map_step_\(k)\">\(RunReport.svgImage(phase, alt: "phase map, \(RunReport.stepTitle(k, steps: steps))"))</figure>\n"
+            } else if let png = try? Data(contentsOf: url("maps/step_\(k)_phase.png")) {
+                html += "<figure><img alt=\"phase map, step \(k)\" src=\"data:image/png;base64,\(png.base64EncodedString())\"></figure>\n"
+            } else {
+                html += "<figure class=\"missing\">\(HTML.escape(RunReport.stepTitle(k, steps: steps))): no phase map (the hold was not analysed; see the warnings)</figure>\n"
+            }
+            if let average = f.average {
+                html += "<figure>\(RunReport.svgImage(average, alt: "aligned average, \(RunReport.stepTitle(k, steps: steps))"))</figure>\n"
+            }
+        }
+        html += "</div>\n<h2>Frames</h2>\n<details><summary>\(results.count) frames (frames.csv)</summary>\n<div class=\"scroll\">\n"
+        html += RunReport.table(RunTables.frames(table, results, registrationOnly: false), headers: RunReport.frameHeaders)
+        html += "</div>\n</details>\n</body>\n</html>\n"
         try AtomicFile.write(html, to: url("report.html"))
+        return painter.warnings
+    }
+
+    /// The average with NaN where no frame covers the pixel (the average holds 0 there).
+    static func coveredImage(_ a: AlignedAverage) -> Image {
+        var image = a.image
+        for i in image.pixels.indices where a.weight.pixels[i] <= 0 { image.pixels[i] = .nan }
+        return image
+    }
+
+    /// One display range for every hold's average: the 0.5 and 99.5 % quantiles of a sample of
+    /// all covered pixels, so a hold's brightness compares with another's.
+    static func displayRange(_ averages: [AlignedAverage]) -> (lo: Double, hi: Double) {
+        var sample: [Float] = []
+        for a in averages {
+            let stride = max(1, a.image.pixels.count / 65_536)
+            for i in Swift.stride(from: 0, to: a.image.pixels.count, by: stride)
+            where a.weight.pixels[i] > 0 && a.image.pixels[i].isFinite { sample.append(a.image.pixels[i]) }
+        }
+        sample.sort()
+        guard !sample.isEmpty else { return (0, 1) }
+        let lo = Double(sample[sample.count / 200]), hi = Double(sample[sample.count - 1 - sample.count / 200])
+        return (lo, hi > lo ? hi : lo + 1)
+    }
+}
+
+/// Draws figures with gnuplot and writes them to `plots/`; without gnuplot, or when it fails,
+/// the built-in SVG drawing, one warning saying so.
+struct FigurePainter {
+    let outputs: RunOutputs
+    private(set) var warnings: [String] = []
+    private var gnuplot: URL?
+
+    /// `gnuplot`: the executable to draw with; nil draws every figure with the built-in SVG code.
+    init(outputs: RunOutputs, gnuplot: URL? = Gnuplot.executable) {
+        self.outputs = outputs
+        self.gnuplot = gnuplot
+        if gnuplot == nil {
+            warnings.append("gnuplot is not installed: figures in plots/ are SVG only, with no PNG and no phase-map figures; install gnuplot-nox (scripts/install-deps.sh)")
+        }
+    }
+
+    mutating func draw(_ plot: SVGPlot, name: String) throws -> Data {
+        let dir = outputs.outDir
+        if let exe = gnuplot, let drawn = attempt({ try Gnuplot.render(plot, with: exe, scratch: dir, name: name) }) {
+            try write(drawn, name)
+            return drawn.svg
+        }
+        let svg = Data(plot.svg().utf8)
+        try AtomicFile.write(svg, to: outputs.url("plots/\(name).svg"))
+        return svg
+    }
+
+    /// An image figure's SVG, or nil without gnuplot.
+    mutating func draw(_ figure: ImageFigure, name: String) throws -> Data? {
+        let dir = outputs.outDir
+        guard let exe = gnuplot, let drawn = attempt({ try Gnuplot.render(figure, with: exe, scratch: dir, name: name) }) else { return nil }
+        try write(drawn, name)
+        return drawn.svg
+    }
+
+    private mutating func attempt(_ body: () throws -> (svg: Data, png: Data)) -> (svg: Data, png: Data)? {
+        do { return try body() } catch {
+            gnuplot = nil
+            warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
+            return nil
+        }
+    }
+
+    private func write(_ drawn: (svg: Data, png: Data), _ name: String) throws {
+        try AtomicFile.write(drawn.svg, to: outputs.url("plots/\(name).svg"))
+        try AtomicFile.write(drawn.png, to: outputs.url("plots/\(name).png"))
     }
 }
 
 enum RunReport {
-    static func header(summary s: RunSummary) -> String {
+    static let neutral: SIMD3<Double> = PhaseMapRendering.uncoveredColour
+    static var neutralHex: String { hex(neutral) }
+
+    static func hex(_ c: SIMD3<Double>) -> String {
+        String(format: "#%02x%02x%02x", Int(c.x.rounded()), Int(c.y.rounded()), Int(c.z.rounded()))
+    }
+
+    /// The phase map's colours as they appear over mid-grey.
+    static var phaseLegend: [(color: String, label: String)] {
+        let grey = SIMD3<Double>(128, 128, 128)
+        return [(hex(0.7 * grey + 0.3 * PhaseMapRendering.layeredTint), "layered"),
+                (hex(0.6 * grey + 0.4 * PhaseMapRendering.rocksaltTint), "rock salt"),
+                (hex(PhaseMapRendering.frontColour), "front"),
+                (hex(PhaseMapRendering.boundaryColour), "position origin line"),
+                ("#808080", "not analysed (grey)"),
+                (neutralHex, "no frame covers")]
+    }
+
+    static func stepTitle(_ k: Int, steps: [StepResult]) -> String {
+        stepTitle(k, temperatureC: steps.indices.contains(k) ? steps[k].temperatureC : nil)
+    }
+
+    static func stepTitle(_ k: Int, temperatureC: Double?) -> String {
+        "hold \(k)" + (temperatureC.map { String(format: " (%.0f °C)", $0) } ?? "")
+    }
+
+    /// An `<img>` of an SVG, with the SVG's own size (from its `viewBox`), so the page lays out
+    /// before the pictures decode.
+    static func svgImage(_ svg: Data, alt: String) -> String {
+        let head = String(decoding: svg.prefix(600), as: UTF8.self)
+        var size = ""
+        if let r = head.range(of: "viewBox=\"") {
+            let box = head[r.upperBound...].prefix { $0 != "\"" }.split(separator: " ")
+            if box.count == 4 { size = " width=\"\(box[2])\" height=\"\(box[3])\"" }
+        }
+        return "<img class=\"figure\"\(size) alt=\"\(HTML.escape(alt))\" src=\"data:image/svg+xml;base64,\(svg.base64EncodedString())\">"
+    }
+
+    /// Machine words of `summary.json` as a reader says them.
+    static func words(_ source: String) -> String {
+        let known = ["frame_metadata": "frame metadata", "heating_log": "heating log", "config_steps": "steps in the config",
+                     "folder_name": "folder names", "file_name": "file names", "gatan_folder_tree": "Gatan folder tree",
+                     "config_frame_interval_s": "frame interval in the config", "frame_index": "frame order (no times)",
+                     "config": "config", "metadata": "frame metadata", "none": "not known", "unknown": "not known",
+                     "rigid": "rigid", "nonrigid": "non-rigid (scan distortion corrected)"]
+        if let w = known[source] { return w }
+        return source.replacingOccurrences(of: "_", with: " ")
+    }
+
+    static func header(summary s: RunSummary, context c: RunFigures.Context) -> String {
         func v(_ x: Double?, _ fmt: String, _ unit: String = "") -> String {
             x.map { String(format: fmt, $0) + unit } ?? "—"
         }
+        let onset = s.onsetTemperatureC.map { String(format: "%.0f °C", $0) + (s.onsetStep.map { " (hold \($0))" } ?? "") }
+            ?? "— \(Reasons.onset(c))"
+        let ea = s.activationEnergyEV.map { String(format: "%.2f ± %.2f eV", $0, s.activationEnergySEMEV ?? .nan) + " (Arrhenius fit)" }
+            ?? "— \(Reasons.activation(c))"
         let rows: [(String, String)] = [
-            ("Run folder", s.runDir),
-            ("Frames (used / total)", "\(s.nUsed) / \(s.nFrames)"),
+            ("Run", s.runDir),
+            ("Frames used", "\(s.nUsed) of \(s.nFrames)"),
             ("Frame size", "\(s.frameWidth) × \(s.frameHeight) px"),
-            ("Pixel size", v(s.pixelSizeNm, "%.5f", " nm") + " (\(s.pixelSizeSource))"),
-            ("Time from", s.timeSource), ("Temperature from", s.temperatureSource),
-            ("Temperature steps", "\(s.nSteps)"),
-            ("Registration", s.registration.mode),
-            ("Onset temperature", v(s.onsetTemperatureC, "%.0f", " °C")),
-            ("Activation energy", s.activationEnergyEV.map { String(format: "%.2f ± %.2f eV", $0, s.activationEnergySEMEV ?? .nan) } ?? "—"),
+            ("Pixel size", s.pixelSizeNm.map { String(format: "%.5f nm, from the ", $0) + words(s.pixelSizeSource) }
+                ?? "— not known: lengths are in px (set pixel_size_nm in heatfront.yaml)"),
+            ("Frame times from", words(s.timeSource)), ("Temperatures from", words(s.temperatureSource)),
+            ("Temperature holds", "\(s.nSteps)"),
+            ("Registration", words(s.registration.mode)),
+            ("Onset temperature", onset),
+            ("Activation energy", ea),
         ]
+        let name = HTML.escape(URL(fileURLWithPath: s.runDir).lastPathComponent)
         var html = """
         <!DOCTYPE html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
-        <title>HeatFront report — \(HTML.escape(URL(fileURLWithPath: s.runDir).lastPathComponent))</title>
+        <title>HeatFront report — \(name)</title>
         <style>
-        body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
+        body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; padding: 0 16px; color: #222; max-width: 1400px; }
         table { border-collapse: collapse; font-size: 13px; margin-bottom: 16px; }
-        td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
-        th { background: #f3f3f3; }
-        table.summary td:first-child { text-align: left; font-weight: bold; }
+        td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
+        th { background: #f3f3f3; font-weight: 600; }
+        table.summary td:first-child { font-weight: bold; white-space: nowrap; }
         table.summary td { text-align: left; }
-        .plots, .steps { display: flex; flex-wrap: wrap; gap: 12px; }
+        td.missing { color: #777; text-align: left; font-size: 12px; }
+        .scroll { max-width: 100%; overflow-x: auto; }
+        .plots, .maps { display: flex; flex-wrap: wrap; gap: 16px; }
         figure { margin: 0; }
-        .steps img { width: 320px; height: auto; image-rendering: pixelated; margin-right: 4px; }
-        .warn { color: #a33; }
+        figcaption { font-size: 12px; color: #666; }
+        img.figure { max-width: 100%; height: auto; }
+        .warnings { border: 1px solid #d9a; background: #fff4f4; padding: 8px 16px; margin: 12px 0 20px; }
+        .warnings h2 { margin: 4px 0; font-size: 18px; color: #a33; }
+        .warnings li { margin: 2px 0; }
+        .note { color: #555; font-size: 13px; }
         </style>
         </head>
         <body>
-        <h1>HeatFront report — \(HTML.escape(URL(fileURLWithPath: s.runDir).lastPathComponent))</h1>
-        <p>HeatFront \(HeatFrontVersion.string), run contract \(HeatFrontVersion.contract).</p>
-        <table class="summary">
+        <h1>HeatFront report — \(name)</h1>
+        <p class="note">HeatFront \(HeatFrontVersion.string), run contract \(HeatFrontVersion.contract).</p>
 
         """
-        for (k, val) in rows { html += "<tr><td>\(HTML.escape(k))</td><td>\(HTML.escape(val))</td></tr>\n" }
-        html += "</table>\n"
         if !s.warnings.isEmpty {
-            html += "<h2>Warnings</h2>\n<ul class=\"warn\">\n"
+            html += "<div class=\"warnings\">\n<h2>Warnings (\(s.warnings.count))</h2>\n<ul>\n"
             for w in s.warnings { html += "<li>\(HTML.escape(w))</li>\n" }
-            html += "</ul>\n"
+            html += "</ul>\n</div>\n"
         }
-        return html
+        html += "<table class=\"summary\">\n"
+        for (k, val) in rows { html += "<tr><td>\(HTML.escape(k))</td><td>\(HTML.escape(val))</td></tr>\n" }
+        return html + "</table>\n"
     }
 
-    static func table(_ csv: CSVTable) -> String {
-        var html = "<table>\n<tr>" + csv.header.map { "<th>\(HTML.escape($0))</th>" }.joined() + "</tr>\n"
+    /// One row per hold, in words and units, with the reason where a value is missing.
+    static func stepsTable(_ steps: [StepResult], context c: RunFigures.Context) -> String {
+        let u = c.unit
+        var html = "<div class=\"scroll\"><table>\n<tr><th>Hold</th><th>Temperature (°C)</th><th>Time (s)</th><th>Frames used</th>"
+            + "<th>Li/TM (mean ± SEM)</th><th>Rock-salt fraction</th><th>Front start → end (\(u))</th>"
+            + "<th>Velocity (\(u)/s, ± SEM)</th><th>Front width (\(u))</th><th>Column precision (pm)</th></tr>\n"
+        func cell(_ text: String?, missing: String) -> String {
+            text.map { "<td>\(HTML.escape($0))</td>" } ?? "<td class=\"missing\">— \(HTML.escape(missing))</td>"
+        }
+        for s in steps {
+            let analysed = s.ratioOfAverage != nil || s.rocksaltFraction != nil
+            let notAnalysed = "hold not analysed (see the warnings)"
+            let noFront = analysed ? "no front in this hold" : notAnalysed
+            var row = "<tr><td>\(s.stepIndex)</td>"
+            row += cell(s.temperatureC.map { String(format: "%.1f", $0) }, missing: "not known")
+            row += "<td>\(String(format: "%.1f – %.1f", s.tStart, s.tEnd))</td><td>\(s.nUsed) of \(s.nFrames)</td>"
+            row += cell(s.ratioMean.map { String(format: "%.4f", $0) + (s.ratioSEM.map { String(format: " ± %.4f", $0) } ?? "") },
+                        missing: analysed ? "no columns measured" : notAnalysed)
+            row += cell(s.rocksaltFraction.map { String(format: "%.3f", $0) }, missing: notAnalysed)
+            row += cell(c.length(s.frontStartPx).flatMap { a in c.length(s.frontEndPx).map { String(format: "%.2f → %.2f", a, $0) } },
+                        missing: noFront)
+            row += cell(c.length(s.velocityPxPerS).map { String(format: "%.3g", $0) + (c.length(s.velocitySEMPxPerS).map { String(format: " ± %.2g", $0) } ?? "") },
+                        missing: noFront)
+            row += cell(c.length(s.frontWidthPx).map { String(format: "%.2f", $0) }, missing: noFront)
+            row += cell(c.nm.flatMap { n in s.columnPrecisionPx.map { String(format: "%.1f", $0 * n * 1000) } },
+                        missing: c.nm == nil ? "no pixel size" : notAnalysed)
+            html += row + "</tr>\n"
+        }
+        return html + "</table></div>\n"
+    }
+
+    /// `frames.csv`'s columns as the report names them; a column not listed keeps its name.
+    static let frameHeaders: [String: String] = [
+        "frame_index": "Frame", "file": "File", "page": "Page", "step_index": "Hold", "temperature_C": "Temperature (°C)",
+        "time_s": "Time (s)", "shift_x_px": "Shift x (px)", "shift_y_px": "Shift y (px)", "registration_score": "Registration score",
+        "status": "Status", "tm_intensity": "TM intensity", "li_intensity": "Li intensity", "li_tm_ratio": "Li/TM",
+        "rocksalt_fraction": "Rock-salt fraction", "front_position_nm": "Front position (nm)", "front_position_px": "Front position (px)",
+    ]
+
+    static func table(_ csv: CSVTable, headers: [String: String] = [:]) -> String {
+        var html = "<table>\n<tr>" + csv.header.map { "<th>\(HTML.escape(headers[$0] ?? words($0)))</th>" }.joined() + "</tr>\n"
         for r in csv.rows { html += "<tr>" + r.map { "<td>\(HTML.escape($0))</td>" }.joined() + "</tr>\n" }
         return html + "</table>\n"
     }
 
-    /// 8-bit greyscale PNG bytes of an image, contrast stretched between its 0.5 and 99.5 percentiles.
-    static func pngData(greyscale image: Image, scratch: URL, name: String) throws -> Data {
-        // Display range from a sample of the covered pixels (every 7th): the 0.5–99.5 % quantiles.
-        var sample: [Float] = []
-        sample.reserveCapacity(image.pixels.count / 7 + 1)
-        for i in stride(from: 0, to: image.pixels.count, by: 7) where image.pixels[i] != 0 { sample.append(image.pixels[i]) }
-        sample.sort()
-        guard !sample.isEmpty else { throw CocoaError(.featureUnsupported) }
-        let lo = sample[sample.count / 200], hi = sample[sample.count - 1 - sample.count / 200]
-        let scale = hi > lo ? 255 / (hi - lo) : 0
-        let grey = Image(width: image.width, height: image.height,
-                         pixels: image.pixels.map { max(0, min(255, (($0 - lo) * scale).rounded())) })
+    /// An RGBA PNG of an average on a given grey scale, uncovered (NaN) pixels neutral; in
+    /// the run's scratch folder, for gnuplot to read.
+    static func averagePNG(_ image: Image, range: (lo: Double, hi: Double), scratch: URL, name: String) throws -> URL {
+        let span = range.hi > range.lo ? range.hi - range.lo : 1
+        var rgba = [UInt8](repeating: 255, count: image.pixels.count * 4)
+        for (i, v) in image.pixels.enumerated() {
+            let c: SIMD3<Double>
+            if v.isFinite {
+                let g = min(1, max(0, (Double(v) - range.lo) / span)) * 255
+                c = SIMD3(g, g, g)
+            } else {
+                c = neutral
+            }
+            rgba[4 * i] = UInt8(c.x.rounded()); rgba[4 * i + 1] = UInt8(c.y.rounded()); rgba[4 * i + 2] = UInt8(c.z.rounded())
+        }
         let tmp = scratch.appendingPathComponent(".heatfront-cache/\(name)")
-        try PNGWriter.writeGray(Frame(image: grey), bitDepth: 8, compression: 1, to: tmp)
-        defer { try? FileManager.default.removeItem(at: tmp) }
-        return try Data(contentsOf: tmp)
+        try PNGWriter.writeRGBA(width: image.width, height: image.height, rgba: rgba, compression: 1, to: tmp)
+        return tmp
     }
 }
 
-/// The plots a person looks at first.
+/// The temperature-against-time plot (the other figures are `RunFigures`).
 enum RunPlots {
-    static func all(table: FrameTable, results: [FrameResult], steps: [StepResult], summary: RunSummary) -> [(String, SVGPlot)] {
-        let nm = table.pixelSizeNm
-        let lengthUnit = nm == nil ? "px" : "nm"
-        func len(_ px: Double?) -> Double? { px.map { $0 * (nm ?? 1) } }
-        let colors = SVGPlot.palette
-
-        var front = SVGPlot(title: "Front position vs time", xLabel: "time (s)", yLabel: "front position (\(lengthUnit))")
-        for (k, s) in table.steps.enumerated() {
-            let pts = s.frameIndices.compactMap { f -> (x: Double, y: Double)? in
-                guard let p = len(results[f].frontPositionPx) else { return nil }
-                return (table.records[f].timeS, p)
-            }
-            if !pts.isEmpty {
-                front.series.append(.init(name: "step \(k)" + (s.temperatureC.map { String(format: " (%.0f °C)", $0) } ?? ""),
-                                          points: pts, color: colors[k % colors.count]))
-            }
-        }
-
-        var velocity = SVGPlot(title: "Front velocity vs temperature", xLabel: "temperature (°C)",
-                               yLabel: "front velocity (\(lengthUnit)/s)")
-        let moving = steps.filter { $0.velocityPxPerS != nil && $0.temperatureC != nil }
-        velocity.series.append(.init(name: "steps (± SEM)", points: moving.map { ($0.temperatureC!, len($0.velocityPxPerS)!) },
-                                     errors: moving.map { len($0.velocitySEMPxPerS) }, color: colors[0]))
-        if let ea = summary.activationEnergyEV {
-            // ln v0 from the positive velocities, given Ea: the fitted Arrhenius curve.
-            let kB = 8.617333262e-5
-            let pos = moving.filter { $0.velocityPxPerS! > 0 }
-            let lnV0 = pos.map { log(len($0.velocityPxPerS)!) + ea / (kB * ($0.temperatureC! + 273.15)) }.reduce(0, +) / Double(pos.count)
-            let t0 = pos.map { $0.temperatureC! }.min()!, t1 = pos.map { $0.temperatureC! }.max()!
-            let curve = (0...40).map { i -> (x: Double, y: Double) in
-                let t = t0 + (t1 - t0) * Double(i) / 40
-                return (t, exp(lnV0 - ea / (kB * (t + 273.15))))
-            }
-            velocity.series.append(.init(name: String(format: "Arrhenius fit, Ea = %.2f ± %.2f eV", ea, summary.activationEnergySEMEV ?? .nan),
-                                         points: curve, color: colors[1], line: true, markers: false))
-        }
-
-        var ratio = SVGPlot(title: "Li/TM site intensity ratio vs temperature", xLabel: "temperature (°C)", yLabel: "Li/TM ratio")
-        let framePts = results.compactMap { r -> (x: Double, y: Double)? in
-            guard r.status == "ok", let t = table.records[r.frameIndex].temperatureC, let v = r.liTmRatio else { return nil }
-            return (t, v)
-        }
-        ratio.series.append(.init(name: "frames", points: framePts, color: "#bbbbbb"))
-        let stepPts = steps.filter { $0.temperatureC != nil && $0.ratioMean != nil }
-        ratio.series.append(.init(name: "step mean ± SEM", points: stepPts.map { ($0.temperatureC!, $0.ratioMean!) },
-                                  errors: stepPts.map(\.ratioSEM), color: colors[1], line: true))
-        if let onset = summary.onsetTemperatureC { ratio.note = String(format: "onset %.0f °C", onset) }
-
-        var drift = SVGPlot(title: "Drift (registration shifts)", xLabel: "time (s)", yLabel: "shift (px)")
-        let ok = results.filter { $0.shiftX != nil }
-        drift.series.append(.init(name: "shift x", points: ok.map { (table.records[$0.frameIndex].timeS, $0.shiftX!) },
-                                  color: colors[0], line: true))
-        drift.series.append(.init(name: "shift y", points: ok.map { (table.records[$0.frameIndex].timeS, $0.shiftY!) },
-                                  color: colors[1], line: true))
-        return [("temperature_vs_time", temperature(table: table, results: results)),
-                ("front_position_vs_time", front), ("front_velocity_vs_temperature", velocity),
-                ("li_tm_ratio_vs_temperature", ratio), ("drift", drift)]
-    }
-
     /// Temperature against time: the heating log on the frames' clock, every frame marked
     /// (coloured by step, ramp frames grey, unused frames as rings) and each step shaded, so
     /// a log whose clock is not the frames' shows at a glance.
     static func temperature(table: FrameTable, results: [FrameResult]) -> SVGPlot {
-        let colors = SVGPlot.palette
+        let temps = table.steps.compactMap(\.temperatureC)
+        let range = temps.min().map { ($0, temps.max()!) }
+        let colors = table.steps.map { TemperatureColors.color($0.temperatureC, in: range) }
         var plot = SVGPlot(title: "Temperature vs time", xLabel: "time (s)", yLabel: "temperature (°C)")
+        plot.legendOutside = true
+        plot.width = 820
         if !table.logTrace.times_s.isEmpty {
             plot.series.append(.init(name: "heating log", points: Array(zip(table.logTrace.times_s, table.logTrace.temperaturesC)),
                                      color: "#999999", line: true, markers: false))
@@ -192,10 +337,10 @@ enum RunPlots {
         for (k, s) in table.steps.enumerated() {
             let members = s.frameIndices.filter { results[$0].status == "ok" }
             let times = s.frameIndices.map { table.records[$0].timeS }
-            if let a = times.min(), let b = times.max() { plot.bands.append(.init(x0: a, x1: b, color: colors[k % colors.count])) }
+            if let a = times.min(), let b = times.max() { plot.bands.append(.init(x0: a, x1: b, color: colors[k])) }
             if !members.isEmpty {
-                plot.series.append(.init(name: "step \(k)" + (s.temperatureC.map { String(format: " (%.0f °C)", $0) } ?? ""),
-                                         points: points(members), color: colors[k % colors.count]))
+                plot.series.append(.init(name: s.temperatureC.map { String(format: "%.0f °C", $0) } ?? "step \(k)",
+                                         points: points(members), color: colors[k]))
             }
         }
         let ramp = used.filter { table.records[$0].stepIndex < 0 }

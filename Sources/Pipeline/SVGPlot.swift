@@ -1,8 +1,8 @@
 import Foundation
 
-/// A small scatter/line plot drawn as SVG: axes with "nice" ticks, labelled with units,
-/// series as markers, lines and error bars, and a legend. SVG keeps the plots exact,
-/// deterministic text that the report embeds inline.
+/// A scatter/line figure: axes labelled with units, series as markers, lines and error
+/// bars, shaded stretches of x, marked x values and a legend. `Gnuplot` draws it as SVG and
+/// 300-dpi PNG; `svg()` is the built-in drawing used when gnuplot is not installed.
 struct SVGPlot {
     struct Series {
         var name: String
@@ -22,12 +22,35 @@ struct SVGPlot {
         var color: String
     }
 
+    /// A marked x value (the onset, a step boundary), drawn as a vertical line.
+    struct Marker {
+        var x: Double
+        var label: String
+        var color: String
+        var dashed = true
+    }
+
     var title: String
     var xLabel: String
     var yLabel: String
     var series: [Series] = []
     var bands: [Band] = []
+    var markers: [Marker] = []
     var note: String? = nil
+    /// Labels of a second x axis along the top, at these x values (the Arrhenius plot's °C).
+    var topTicks: [(x: Double, label: String)] = []
+    var topLabel: String? = nil
+    /// Axis ranges; nil: the data's extent and a small margin, so no axis runs empty.
+    var xRange: (Double, Double)? = nil
+    var yRange: (Double, Double)? = nil
+    /// One nm on x as long as one on y (a drift path).
+    var equalAspect = false
+    /// y growing downwards, as image rows do.
+    var reverseY = false
+    /// The legend beside the axes rather than inside (many entries).
+    var legendOutside = false
+    /// The legend in the lower left corner (where a falling line leaves room).
+    var legendBottom = false
     var width = 640.0
     var height = 400.0
 
@@ -93,6 +116,10 @@ struct SVGPlot {
             let y = top + 14 + Double(i) * 16
             out += "<rect x=\"\(f(left + 8))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(s.color)\"/>"
             out += "<text x=\"\(f(left + 22))\" y=\"\(f(y))\">\(esc(s.name))</text>\n"
+        }
+        for m in markers where m.x >= xa && m.x <= xb {
+            out += "<line x1=\"\(f(px(m.x)))\" y1=\"\(f(top))\" x2=\"\(f(px(m.x)))\" y2=\"\(f(top + ph))\" stroke=\"\(m.color)\" stroke-dasharray=\"\(m.dashed ? "5 3" : "none")\"/>"
+            out += "<text x=\"\(f(px(m.x) + 3))\" y=\"\(f(top + ph - 6))\" fill=\"\(m.color)\">\(esc(m.label))</text>\n"
         }
         if let note {
             out += "<text x=\"\(f(left + pw - 6))\" y=\"\(f(top + 16))\" text-anchor=\"end\" fill=\"#333\">\(esc(note))</text>\n"

@@ -331,7 +331,7 @@ public enum RunValidation {
             guard let t = CSVTable.load(url) else { continue }
             columnFiles += 1
             let tm = t.rows.filter { (t.string($0, "sublattice") ?? "") == "tm" }.compactMap { r -> SIMD2<Double>? in
-                guard let x = t.double(r, "x"), let y = t.double(r, "y") else { return nil }
+                guard let x = t.double(r, "x_px") ?? t.double(r, "x"), let y = t.double(r, "y_px") ?? t.double(r, "y") else { return nil }
                 return SIMD2(x, y)
             }
             if let rms = LatticeFit.rmsDeviation(tm, lattice: truth.tmLattice) { precisions.append(rms * truth.pixelSizeNm * 1000) }

@@ -56,7 +56,7 @@ import Simulation
             }
         }
         #expect(try Self.header(out.appendingPathComponent("profiles/step_0.csv")).hasPrefix("distance_nm,intensity,site"))
-        #expect(try Self.header(out.appendingPathComponent("columns/step_0.csv")) == "x,y,sublattice,intensity")
+        #expect(try Self.header(out.appendingPathComponent("columns/step_0.csv")) == "x_px,y_px,x_nm,y_nm,sublattice,intensity")
         // The aligned average is a calibrated float32 TIFF of the frames' size.
         let avg = try FrameFiles.open(out.appendingPathComponent("aligned/step_0_average.tif"))
         #expect(avg.signals[0].sampleType == .float32 && avg.signals[0].width == 256)
@@ -233,7 +233,7 @@ import Simulation
         #expect(written.filter { $0.hasSuffix("_frames.json") }.count == 4 && written.contains { $0.hasSuffix("registration.json") })
         #expect(!written.contains { $0 == "summary.json" || $0 == "frames.csv" || $0.hasPrefix("aligned/") })
         _ = try Self.run(Self.sample, out: parts)
-        for path in ["frames.csv", "steps.csv", "report.html", "plots/drift.svg", "aligned/step_2_average.tif",
+        for path in ["frames.csv", "steps.csv", "report.html", "plots/drift_vs_time.svg", "plots/arrhenius.svg", "plots/arrhenius.png", "aligned/step_2_average.tif",
                      "maps/step_3_phase.png", "columns/step_1.csv", "profiles/step_0.csv"] {
             #expect(try Data(contentsOf: parts.appendingPathComponent(path)) == Data(contentsOf: whole.appendingPathComponent(path)), "\(path)")
         }

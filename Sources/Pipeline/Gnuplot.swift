@@ -1,0 +1,314 @@
+import Foundation
+import FrameCore
+
+/// A figure made of an image: a phase map or an aligned average (an RGBA or grey PNG),
+/// drawn at its pixel aspect with a scale bar in nm and a legend of its colours.
+struct ImageFigure {
+    var title: String
+    /// The picture, a PNG file gnuplot reads.
+    var png: URL
+    var widthPx: Int
+    var heightPx: Int
+    var pixelSizeNm: Double?
+    /// Legend entries: colour as `#rrggbb`, and what it marks.
+    var legend: [(color: String, label: String)] = []
+}
+
+/// Draws figures with gnuplot (Debian's `gnuplot-nox`, 5.4; Williams & Kelley, gnuplot.info),
+/// run as a subprocess on a script written here: the data inline as datablocks, every range,
+/// colour and label set explicitly, so the same figure gives the same bytes. Each figure is
+/// drawn twice from one script: SVG (`svg` terminal, which writes no date) and PNG through
+/// cairo at 3× the SVG's size, marked 300 dpi, so a 640 × 400 figure is 6.4 × 4 in on a slide.
+/// `HEATFRONT_GNUPLOT` names another executable (or one that does not exist, to run without).
+enum Gnuplot {
+    /// PNG pixels per SVG pixel: 300 dpi for a figure laid out at 100 px per inch.
+    static let pngScale = 3
+    static let pngDPI = 300.0
+
+    /// The gnuplot executable, or nil when none is installed.
+    static let executable: URL? = {
+        let fm = FileManager.default
+        if let given = ProcessInfo.processInfo.environment["HEATFRONT_GNUPLOT"] {
+            return fm.isExecutableFile(atPath: given) ? URL(fileURLWithPath: given) : nil
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":").map(String.init) + ["/usr/bin"] {
+            let candidate = URL(fileURLWithPath: dir).appendingPathComponent("gnuplot")
+            if fm.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return nil
+    }()
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// SVG and PNG bytes of a plot.
+    /// - Throws: `Failure` with gnuplot's message when it could not draw the figure.
+    static func render(_ plot: SVGPlot, with exe: URL, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
+        try run(exe, script(plot), width: Int(plot.width), height: Int(plot.height), scratch: scratch, name: name)
+    }
+
+    static func render(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
+        let (w, h) = imageFigureSize(figure)
+        return try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name)
+    }
+
+    /// Runs a plot body once per terminal and returns both files' bytes.
+    private static func run(_ exe: URL, _ body: String, width: Int, height: Int, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
+        let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let svgURL = dir.appendingPathComponent("\(name).svg"), pngURL = dir.appendingPathComponent("\(name).png")
+        defer { try? FileManager.default.removeItem(at: svgURL); try? FileManager.default.removeItem(at: pngURL) }
+        let s = pngScale
+        let text = """
+        reset
+        set encoding utf8
+        set terminal svg size \(width),\(height) fixed noenhanced font "Helvetica,12" background "#ffffff"
+        set output \(quote(svgURL.path))
+        \(body)
+        set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) background "#ffffff"
+        set output \(quote(pngURL.path))
+        replot
+        set output
+
+        """
+        let process = Process()
+        process.executableURL = exe
+        process.arguments = ["-"]
+        let input = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        // gnuplot's own locale would print decimal commas into the SVG.
+        var env = ProcessInfo.processInfo.environment
+        env["LC_ALL"] = "C.UTF-8"
+        process.environment = env
+        do { try process.run() } catch { throw Failure(description: "gnuplot (\(exe.path)) could not be started: \(error.localizedDescription)") }
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try? input.fileHandleForWriting.close()
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let svg = try? Data(contentsOf: svgURL), let png = try? Data(contentsOf: pngURL), !svg.isEmpty, !png.isEmpty else {
+            let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+            throw Failure(description: "gnuplot could not draw \(name): \(why)")
+        }
+        return (svg, PNGResolution.marked(png, dotsPerInch: pngDPI))
+    }
+
+    // MARK: Scripts
+
+    static func quote(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    static func number(_ v: Double) -> String {
+        v == 0 ? "0" : String(format: "%.9g", v)
+    }
+
+    /// Words in lines of at most `width` characters.
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width { lines.append(line); line = "" }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        return line.isEmpty ? lines : lines + [line]
+    }
+
+    /// The plot's extent: its ranges, else the finite data (error bars included) with a 4 % margin.
+    static func ranges(_ p: SVGPlot) -> (x: (Double, Double), y: (Double, Double))? {
+        var xs: [Double] = [], ys: [Double] = []
+        for s in p.series {
+            for (i, pt) in s.points.enumerated() where pt.x.isFinite && pt.y.isFinite {
+                xs.append(pt.x); ys.append(pt.y)
+                if i < s.errors.count, let e = s.errors[i], e.isFinite { ys.append(pt.y - e); ys.append(pt.y + e) }
+            }
+        }
+        func padded(_ v: [Double]) -> (Double, Double)? {
+            guard let lo = v.min(), let hi = v.max() else { return nil }
+            let span = hi - lo > 0 ? hi - lo : max(abs(hi) * 0.1, 1)
+            return (lo - 0.04 * span, hi + 0.04 * span)
+        }
+        guard var x = p.xRange ?? padded(xs), var y = p.yRange ?? padded(ys) else { return nil }
+        if p.equalAspect {
+            // Neither axis under half the other's span, so a path along one axis is not a sliver.
+            func widen(_ r: (Double, Double), to span: Double) -> (Double, Double) {
+                let c = (r.0 + r.1) / 2, half = max(r.1 - r.0, span) / 2
+                return (c - half, c + half)
+            }
+            let (sx, sy) = (x.1 - x.0, y.1 - y.0)
+            x = widen(x, to: sy / 2)
+            y = widen(y, to: sx / 2)
+        }
+        return (x, y)
+    }
+
+    /// The script body for a scatter/line plot (terminal and output are set by `run`).
+    static func script(_ p: SVGPlot) -> String {
+        var g = "set title \(quote(p.title)) font \",13\"\n"
+        g += "set xlabel \(quote(p.xLabel))\nset ylabel \(quote(p.yLabel))\n"
+        g += "set border 3 lc rgb \"#333333\"\nset tics nomirror out\nset grid lc rgb \"#e4e4e4\" lw 1\n"
+        g += "set style fill transparent solid 0.1 noborder\n"
+        g += p.legendOutside ? "set key outside right top vertical Left reverse samplen 2 spacing 1.1\n"
+                             : "set key inside \(p.legendBottom ? "bottom" : "top") left Left reverse samplen 2 box lc rgb \"#cccccc\" opaque\n"
+        guard let (xr, yr) = ranges(p) else {
+            g += "unset key\nunset tics\nunset border\nunset xlabel\nunset ylabel\nset xrange [0:1]\nset yrange [0:1]\n"
+            for (i, line) in wrap(p.note ?? "no data", width: 60).enumerated() {
+                g += "set label \(i + 1) \(quote(line)) at 0.5, \(number(0.55 - 0.08 * Double(i))) center tc rgb \"#555555\"\n"
+            }
+            return g + "plot NaN notitle\n"
+        }
+        g += "set xrange [\(number(xr.0)):\(number(xr.1))]\n"
+        g += p.reverseY ? "set yrange [\(number(yr.1)):\(number(yr.0))]\n" : "set yrange [\(number(yr.0)):\(number(yr.1))]\n"
+        if p.equalAspect { g += "set size ratio -1\n" }
+        if !p.topTicks.isEmpty {
+            g += "set x2range [\(number(xr.0)):\(number(xr.1))]\nset border 7 lc rgb \"#333333\"\n"
+            g += "set x2tics nomirror out (" + p.topTicks.map { "\(quote($0.label)) \(number($0.x))" }.joined(separator: ", ") + ")\n"
+            if let t = p.topLabel { g += "set x2label \(quote(t))\n" }
+        }
+        for (i, b) in p.bands.enumerated() where b.x1 > xr.0 && b.x0 < xr.1 {
+            g += "set object \(i + 1) rect from \(number(max(b.x0, xr.0))), graph 0 to \(number(min(b.x1, xr.1))), graph 1 behind fc rgb \(quote(b.color)) fs transparent solid 0.1 noborder\n"
+        }
+        for (i, m) in p.markers.enumerated() where m.x >= xr.0 && m.x <= xr.1 {
+            g += "set arrow \(i + 1) from \(number(m.x)), graph 0 to \(number(m.x)), graph 1 nohead lc rgb \(quote(m.color)) lw 1.2 \(m.dashed ? "dt 2" : "dt 1") back\n"
+            if !m.label.isEmpty {
+                // Neighbouring labels alternate in height, so close markers stay readable.
+                g += "set label \(i + 1) \(quote(m.label)) at \(number(m.x)), graph \(i % 2 == 0 ? "0.04" : "0.11") left offset 0.4,0 tc rgb \(quote(m.color)) front\n"
+            }
+        }
+        // A note (why a value is missing) goes under the axes, clear of the data.
+        if let note = p.note {
+            let lines = wrap(note, width: Int(p.width / 6.5))
+            g += "set bmargin \(4 + lines.count)\n"
+            for (i, line) in lines.enumerated() {
+                let y = (Double(lines.count - i) * 15 - 8) / p.height
+                g += "set label \(p.markers.count + 1 + i) \(quote(line)) at screen 0.015, screen \(number(y)) left font \",10\" tc rgb \"#444444\" front\n"
+            }
+        }
+        var plots: [String] = []
+        for (i, s) in p.series.enumerated() {
+            let pts = s.points.enumerated().filter { $0.element.x.isFinite && $0.element.y.isFinite }
+            guard !pts.isEmpty else { continue }
+            let hasErrors = !s.errors.isEmpty
+            g += "$s\(i) << EOD\n"
+            for (j, pt) in pts {
+                let e = j < s.errors.count ? (s.errors[j].flatMap { $0.isFinite ? $0 : nil } ?? 0) : 0
+                g += "\(number(pt.x)) \(number(pt.y))" + (hasErrors ? " \(number(e))" : "") + "\n"
+            }
+            g += "EOD\n"
+            let title = s.name.isEmpty ? "notitle" : "title \(quote(s.name))"
+            let color = "lc rgb \(quote(s.color))"
+            let point = s.hollow ? "pt 6 ps 1.3" : "pt 7 ps 0.8"
+            if hasErrors && s.markers {
+                plots.append("$s\(i) using 1:2:3 with yerrorbars \(color) \(point) \(title)")
+                if s.line { plots.append("$s\(i) using 1:2 with lines \(color) lw 1.5 notitle") }
+            } else if s.line && s.markers {
+                plots.append("$s\(i) using 1:2 with linespoints \(color) lw 1.5 \(point) \(title)")
+            } else if s.line {
+                plots.append("$s\(i) using 1:2 with lines \(color) lw 2 \(title)")
+            } else {
+                plots.append("$s\(i) using 1:2 with points \(color) \(point) \(title)")
+            }
+        }
+        if plots.isEmpty { plots = ["NaN notitle"] }
+        return g + "plot " + plots.joined(separator: ", \\\n     ") + "\n"
+    }
+
+    /// Figure size in SVG pixels: the image at most 520 px on its longer side, room for the
+    /// title, the scale bar below and the legend on the right.
+    static func imageFigureSize(_ f: ImageFigure) -> (Int, Int) {
+        let side = 520.0, longer = Double(max(f.widthPx, f.heightPx, 1))
+        let w = Double(f.widthPx) * side / longer, h = Double(f.heightPx) * side / longer
+        return (Int(w.rounded()) + (f.legend.isEmpty ? 40 : 220), Int(h.rounded()) + 60)
+    }
+
+    static func script(_ f: ImageFigure) -> String {
+        let w = Double(f.widthPx), h = Double(f.heightPx)
+        let (fw, fh) = imageFigureSize(f)
+        // The image's own box in screen fractions: margins fixed in pixels.
+        let left = 20.0 / Double(fw), right = 1 - (f.legend.isEmpty ? 20.0 : 200.0) / Double(fw)
+        let bottom = 20.0 / Double(fh), top = 1 - 40.0 / Double(fh)
+        var g = "unset title\nset label 10 \(quote(f.title)) at screen 0.5, screen \(number(1 - 20.0 / Double(fh))) center font \",13\"\n"
+        g += "unset tics\nunset border\nunset xlabel\nunset ylabel\n"
+        g += "set lmargin at screen \(number(left))\nset rmargin at screen \(number(right))\n"
+        g += "set bmargin at screen \(number(bottom))\nset tmargin at screen \(number(top))\n"
+        g += "set xrange [-0.5:\(number(w - 0.5))]\nset yrange [-0.5:\(number(h - 0.5))]\n"
+        // Scale bar: a round length near a fifth of the width, white on a dark backing in the
+        // image's lower left corner, as microscopists draw it (y runs up; row 0 at the top).
+        let bar = ScaleBar.choose(widthPx: w, pixelSizeNm: f.pixelSizeNm)
+        let x0 = w * 0.05, y0 = -0.5 + h * 0.05
+        g += "set object 1 rect from \(number(x0 - w * 0.02)), \(number(y0 - h * 0.025)) to \(number(x0 + bar.lengthPx + w * 0.02)), \(number(y0 + h * 0.085)) fc rgb \"#000000\" fs transparent solid 0.6 noborder front\n"
+        g += "set object 2 rect from \(number(x0)), \(number(y0)) to \(number(x0 + bar.lengthPx)), \(number(y0 + h * 0.014)) fc rgb \"#ffffff\" fs solid 1.0 noborder front\n"
+        g += "set label 1 \(quote(bar.label)) at \(number(x0 + bar.lengthPx / 2)), \(number(y0 + h * 0.05)) center tc rgb \"#ffffff\" front\n"
+        if f.legend.isEmpty {
+            g += "unset key\n"
+        } else {
+            g += "set key at screen \(number(right + 8.0 / Double(fw))), graph 1 left top Left reverse samplen 1.2 spacing 1.3 noopaque nobox\n"
+        }
+        // Image rows run top to bottom: the file's first row at the top.
+        var plots = ["\(quote(f.png.path)) binary filetype=png flipy with rgbimage notitle"]
+        for (color, label) in f.legend {
+            plots.append("NaN with boxes fc rgb \(quote(color)) fs solid 1.0 title \(quote(label))")
+        }
+        return g + "plot " + plots.joined(separator: ", \\\n     ") + "\n"
+    }
+}
+
+/// A scale bar's length: 1, 2 or 5 × 10ⁿ nm (px without calibration), the longest not above
+/// a fifth of the image's width.
+enum ScaleBar {
+    static func choose(widthPx: Double, pixelSizeNm: Double?) -> (lengthPx: Double, label: String) {
+        let perPx = pixelSizeNm ?? 1
+        let target = max(widthPx * perPx / 5, 1e-9)
+        let mag = pow(10, floor(log10(target)))
+        let length = [5.0, 2, 1].map { $0 * mag }.first { $0 <= target } ?? mag
+        let text = length >= 1 ? String(format: "%.0f", length) : Cell.significant(length, 3)
+        return (length / perPx, pixelSizeNm == nil ? "\(text) px" : "\(text) nm")
+    }
+}
+
+/// The PNG `pHYs` chunk (physical pixel density, PNG specification §11.3.5.3): cairo writes
+/// none, so slide and word-processing programs would place a 300-dpi figure at 72 or 96 dpi.
+enum PNGResolution {
+    static func marked(_ png: Data, dotsPerInch: Double) -> Data {
+        let bytes = [UInt8](png)
+        // Signature (8) + IHDR chunk (4 length + 4 type + 13 data + 4 CRC).
+        guard bytes.count > 33, Array(bytes[12..<16]) == Array("IHDR".utf8) else { return png }
+        var rest = bytes[33...]
+        // An existing pHYs is replaced.
+        if let at = chunkOffset(bytes, "pHYs") {
+            rest = bytes[33..<at] + bytes[(at + 21)...]
+        }
+        let perMetre = UInt32((dotsPerInch / 0.0254).rounded())
+        var data: [UInt8] = []
+        for _ in 0..<2 { data += withUnsafeBytes(of: perMetre.bigEndian, Array.init) }
+        data.append(1)   // unit: metre
+        var chunk = withUnsafeBytes(of: UInt32(data.count).bigEndian, Array.init)
+        let typed = Array("pHYs".utf8) + data
+        chunk += typed + withUnsafeBytes(of: crc32(typed).bigEndian, Array.init)
+        return Data(bytes[..<33] + chunk + rest)
+    }
+
+    private static func chunkOffset(_ b: [UInt8], _ type: String) -> Int? {
+        var at = 8
+        let t = Array(type.utf8)
+        while at + 12 <= b.count {
+            let len = Int(b[at]) << 24 | Int(b[at + 1]) << 16 | Int(b[at + 2]) << 8 | Int(b[at + 3])
+            if Array(b[(at + 4)..<(at + 8)]) == t { return len == 9 ? at : nil }
+            at += 12 + len
+        }
+        return nil
+    }
+
+    /// CRC-32 as PNG defines it (ISO 3309, polynomial 0xEDB88320).
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
+}
