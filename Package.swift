@@ -51,7 +51,7 @@ let package = Package(
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
         .executableTarget(name: "heatfront-bench", dependencies: [
-            "FrameCore", "FrameIO", "Registration", "ColumnIntensities", "Pipeline",
+            "FrameCore", "FrameIO", "Registration", "ColumnIntensities", "Pipeline", "Simulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -338,17 +338,23 @@ public enum RunPipeline {
     /// average on the run reference.
     static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand,
                            config: RunConfig) throws -> (shifts: [FrameShift], averages: [AlignedAverage]) {
+        let options = rigidOptions(config: config, band: band)
+        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
+        let averages = try groups.map { members in
+            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
+        }
+        return (shifts, averages)
+    }
+
+    /// Rigid registration's settings for a run: the config's, with the band it correlates.
+    static func rigidOptions(config: RunConfig, band: CorrelationBand) -> RigidOptions {
         var options = RigidOptions()
         options.maxShiftPx = config.maxShiftPx
         options.bandPassLow = band.low
         options.bandPassHigh = band.high
         options.notches = band.notches
         options.notchWidth = band.notchWidth
-        let shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
-        let averages = try groups.map { members in
-            try StackAverage.average(frames, indices: members, shifts: members.map { shifts[$0] }, interpolation: .bicubic)
-        }
-        return (shifts, averages)
+        return options
     }
 
     /// The band registration correlates: the config's, else chosen from the run's first frame

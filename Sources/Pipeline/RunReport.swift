@@ -11,7 +11,7 @@ extension RunOutputs {
         for (name, plot) in plots {
             try AtomicFile.write(plot.svg(), to: url("plots/\(name).svg"))
         }
-        var html = RunReport.header(summary: summary)
+        var html = RunReport.header(summary: summary, liveReloadSeconds: liveReloadSeconds)
         html += "<h2>Plots</h2>\n<div class=\"plots\">\n"
         for (_, plot) in plots { html += "<figure>\(plot.svg())</figure>\n" }
         html += "</div>\n<h2>Steps</h2>\n"
@@ -39,7 +39,7 @@ extension RunOutputs {
 }
 
 enum RunReport {
-    static func header(summary s: RunSummary) -> String {
+    static func header(summary s: RunSummary, liveReloadSeconds: Int? = nil) -> String {
         func v(_ x: Double?, _ fmt: String, _ unit: String = "") -> String {
             x.map { String(format: fmt, $0) + unit } ?? "—"
         }
@@ -81,6 +81,11 @@ enum RunReport {
         """
         for (k, val) in rows { html += "<tr><td>\(HTML.escape(k))</td><td>\(HTML.escape(val))</td></tr>\n" }
         html += "</table>\n"
+        if let liveReloadSeconds {
+            html = html.replacingOccurrences(of: "<meta charset=\"utf-8\">\n",
+                                             with: "<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"\(liveReloadSeconds)\">\n")
+            html += "<p class=\"warn\">Live analysis (heatfront watch): frames registered one by one against their step's running average; provisional numbers, replaced by the full analysis when the run ends.</p>\n"
+        }
         if !s.warnings.isEmpty {
             html += "<h2>Warnings</h2>\n<ul class=\"warn\">\n"
             for w in s.warnings { html += "<li>\(HTML.escape(w))</li>\n" }

@@ -11,7 +11,8 @@ import Registration
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, LatticeCheck.self])
+        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, LatticeCheck.self,
+                      WatchReplay.self])
 
     static func main() {
         FrameMemory.reuseFrameBuffers()
