@@ -29,6 +29,8 @@ final class LiveRun {
         var frozen: StepResult?
         /// A phase map to write at the next report.
         var mapChanged = false
+        /// A finished step's average, binned, for the live report.
+        var preview: Image?
 
         init(pixels: Int) {
             sum = [Float](repeating: 0, count: pixels)
@@ -60,6 +62,9 @@ final class LiveRun {
     private var boundary: LineSegment?
     private var recentShifts: [(t: Double, dx: Double, dy: Double)] = []
     private var lastScanProblem: String?
+    private let analysisQueue = DispatchQueue(label: "heatfront.watch.analysis")
+    private let analysisDone = Slot<(Int, Result<(StepAnalysis, LineSegment?), StepSkipped>)>()
+    private var analysisRunning = false
     private(set) var processed = 0
 
     init(runDir: URL, outDir: URL, options: RunOptions, cancel: Cancellation) {
@@ -131,7 +136,7 @@ final class LiveRun {
             registration = RunningRegistration(options: RunPipeline.rigidOptions(config: config, band: band))
         }
         if record.stepIndex != lastStep { segment += 1; lastStep = record.stepIndex }
-        let shift = try registration!.register(image, group: segment)
+        let shift = try WatchTrace.measure("register") { try registration!.register(image, group: segment) }
         r.shiftX = shift.isUsed ? shift.dx : nil
         r.shiftY = shift.isUsed ? shift.dy : nil
         r.score = shift.score
@@ -144,9 +149,9 @@ final class LiveRun {
         let k = record.stepIndex
         if k >= 0 { add(image, shift: shift, step: k, pixelSizeNm: table.pixelSizeNm) }
         if let analysis = (k >= 0 ? steps[k]?.analysis : nil) ?? latest {
-            let m = try FrameMeasurement.measure([record.frameIndex], times: [record.timeS], frames: frames,
+            let m = try WatchTrace.measure("measure") { try FrameMeasurement.measure([record.frameIndex], times: [record.timeS], frames: frames,
                                                  okIndices: [record.frameIndex], shifts: [shift], fields: [:],
-                                                 analysis: analysis, boundary: boundary, jobs: 1, cancel: cancel)
+                                                 analysis: analysis, boundary: boundary, jobs: 1, cancel: cancel) }
             if let first = m.frames.first { r.merge(first) }
         }
         return snapshot(record, r)
@@ -165,53 +170,93 @@ final class LiveRun {
         steps[k] = s
     }
 
-    /// Whether the step's average is due for a (new) analysis: at its 2nd, 4th, 8th, … frame
-    /// (the first too while no step has an analysis), so the work per frame stays bounded.
-    func analysisDue() -> Int? {
-        guard let k = currentStep, let s = steps[k], s.count > s.analysedAt else { return nil }
+    /// Starts an analysis of the current step's running average on a queue of its own when
+    /// one is due: at the step's 2nd, 4th, 8th, … frame (the first too while no step has an
+    /// analysis), one at a time, so the frames' rows never wait for it and the work per frame
+    /// stays bounded. Frames are measured with the latest analysis finished.
+    func startAnalysisIfDue() {
+        guard let k = currentStep, let s = steps[k], let table, !analysisRunning else { return }
         let n = s.count
-        return (n & (n - 1)) == 0 && (n >= 2 || latest == nil) ? k : nil
+        guard n >= 2 * max(1, s.analysedAt) || (s.analysedAt == 0 && latest == nil) else { return }
+        steps[k]!.analysedAt = n
+        analysisRunning = true
+        let average = s.average(width: table.frameWidth, height: table.frameHeight)
+        let (config, pixelSizeNm, previous, boundary) = (config, table.pixelSizeNm, latest?.lattice, boundary)
+        let finished = analysisDone
+        analysisQueue.async {
+            let outcome = Result { () throws(StepSkipped) in
+                try Self.analyse(average, config: config, pixelSizeNm: pixelSizeNm, previous: previous, boundary: boundary)
+            }
+            finished.set((k, outcome))
+        }
     }
 
-    /// Analyses the step's running average (lattice, sites, phase map, front), as the batch
-    /// run analyses a finished step's average.
-    func analyse(step k: Int) {
-        guard var s = steps[k], let table else { return }
-        s.analysedAt = s.count
-        let average = s.average(width: table.frameWidth, height: table.frameHeight)
-        do {
-            var a = try StepAnalysis.analyse(average: average, config: config, pixelSizeNm: table.pixelSizeNm,
-                                             previous: latest?.lattice)
-            if config.frontBoundary == nil, let detected = a.detectedBoundary { boundary = detected }
-            boundary = config.frontBoundary ?? boundary
-            if let boundary {
-                let front = FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: boundary)
-                a.front = front
-                if front.positionPx != nil { a.phase.rocksaltFraction = front.rocksaltFraction }
-            }
+    /// Installs an analysis that finished since the last call.
+    func installFinishedAnalysis() {
+        guard let done = analysisDone.take() else { return }
+        let (k, outcome) = done
+        analysisRunning = false
+        guard var s = steps[k] else { return }
+        switch outcome {
+        case .success(let (a, detected)):
+            if config.frontBoundary == nil, let detected { boundary = detected }
+            latest = a
+            // A step that ended meanwhile keeps its row as it was.
+            guard s.frozen == nil else { return }
             s.analysis = a
             s.skipped = nil
             s.mapChanged = true
-            latest = a
-        } catch {
-            s.skipped = error.reason
+        case .failure(let skipped):
+            s.skipped = skipped.reason
         }
         steps[k] = s
+    }
+
+    /// Waits for the analysis in flight, if any, and installs it.
+    func finishAnalysis() {
+        analysisQueue.sync {}
+        installFinishedAnalysis()
+    }
+
+    /// A step average's analysis (lattice, sites, phase map, front), as the batch run
+    /// analyses a finished step's average, with the front's boundary detected on it.
+    static func analyse(_ average: AlignedAverage, config: RunConfig, pixelSizeNm: Double?, previous: Lattice?,
+                        boundary known: LineSegment?) throws(StepSkipped) -> (StepAnalysis, LineSegment?) {
+        var a = try StepAnalysis.analyse(average: average, config: config, pixelSizeNm: pixelSizeNm, previous: previous)
+        let boundary = config.frontBoundary ?? a.detectedBoundary ?? known
+        if let boundary {
+            let front = FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: boundary)
+            a.front = front
+            if front.positionPx != nil { a.phase.rocksaltFraction = front.rocksaltFraction }
+        }
+        return (a, config.frontBoundary == nil ? boundary : nil)
     }
 
     /// A finished step keeps its row and its average image; its analysis and sums go.
     private func freeze(_ k: Int) {
         guard var s = steps[k], let table else { return }
         s.frozen = stepRow(k, table: table, analysis: s.analysis)
-        s.sum = s.average(width: table.frameWidth, height: table.frameHeight).image.pixels
+        // The live report's preview of a finished step: binned to about 256 px.
+        let full = s.average(width: table.frameWidth, height: table.frameHeight).image
+        s.preview = FrameMeasurement.bin(full, max(1, table.frameWidth / 256))
+        s.sum = []
         s.weight = []
-        if !s.mapChanged { s.analysis = nil }
+        s.analysis = nil
+        s.mapChanged = false
         steps[k] = s
     }
 
     // MARK: Rows
 
-    /// Results in table order (frames not processed yet, if any, are left out by `processedTable`).
+    /// The table of the frames processed so far and their results, for frames.csv: a frame
+    /// of the current scan still waiting in the queue has no row yet.
+    func processedRows(_ table: FrameTable) -> (FrameTable, [FrameResult]) {
+        var done = table
+        done.records = table.records.filter { results[Self.key($0)] != nil }
+        return (done, frameResults(done))
+    }
+
+    /// Results in table order (a frame not processed yet is `pending`).
     func frameResults(_ table: FrameTable) -> [FrameResult] {
         table.records.map { rec in
             var r = results[Self.key(rec)] ?? FrameResult(frameIndex: rec.frameIndex, status: "pending")
@@ -241,8 +286,8 @@ final class LiveRun {
             guard let s = steps[k], s.count > 0 else {
                 return AlignedAverage(image: Image(width: w, height: h), weight: Image(width: w, height: h), frameCount: 0)
             }
-            if s.frozen != nil {
-                return AlignedAverage(image: Image(width: w, height: h, pixels: s.sum), weight: Image(width: w, height: h), frameCount: s.count)
+            if let preview = s.preview {
+                return AlignedAverage(image: preview, weight: Image(width: preview.width, height: preview.height), frameCount: s.count)
             }
             return s.average(width: w, height: h)
         }
@@ -251,9 +296,8 @@ final class LiveRun {
     /// Analyses whose phase map has not been written yet (nil elsewhere); marks them written.
     func takeChangedAnalyses(_ table: FrameTable) -> [StepAnalysis?] {
         table.steps.indices.map { k in
-            guard var s = steps[k], s.mapChanged, let a = s.analysis else { return nil }
+            guard var s = steps[k], s.mapChanged, s.frozen == nil, let a = s.analysis else { return nil }
             s.mapChanged = false
-            if s.frozen != nil { s.analysis = nil }
             steps[k] = s
             return a
         }
@@ -284,4 +328,12 @@ final class LiveRun {
         }
         return s
     }
+}
+
+/// One value handed from a worker to the live loop.
+final class Slot<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T?
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+    func take() -> T? { lock.lock(); defer { lock.unlock() }; let v = value; value = nil; return v }
 }

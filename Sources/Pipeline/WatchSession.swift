@@ -72,31 +72,35 @@ public enum WatchSession {
             let waitS = dirty ? 0 : options.pollIntervalS
             let changes = watch.next(timeout: waitS)
             if !changes.isEmpty || watch.hasActivity { lastNews = Date() }
-            if !changes.isEmpty, let queue = try live.rescan(complete: watch.complete, pending: Array(watch.pending.keys),
-                                                              log: { status.log("heatfront: \($0)") }) {
+            if !changes.isEmpty, let queue = try WatchTrace.measure("scan", {
+                try live.rescan(complete: watch.complete, pending: Array(watch.pending.keys), log: { status.log("heatfront: \($0)") })
+            }) {
                 var lastWrite = Date.distantPast
                 for (i, record) in queue.enumerated() {
                     try cancel.throwIfCancelled()
+                    live.installFinishedAnalysis()
                     let snapshot = try live.process(record)
                     // A backlog (a restart on a long run) writes the tables twice a second, not per frame.
                     if queue.count - i <= 4 || Date().timeIntervalSince(lastWrite) > 0.5 {
-                        try writer.writeTables(live)
+                        try WatchTrace.measure("tables") { try writer.writeTables(live) }
                         lastWrite = Date()
                     }
                     status.update(snapshot)
-                    if let k = live.analysisDue() { live.analyse(step: k) }
+                    live.startAnalysisIfDue()
                     dirty = true
                 }
                 if !queue.isEmpty || live.table != nil { try writer.writeTables(live) }
             }
+            live.installFinishedAnalysis()
             if dirty, Date().timeIntervalSince(lastReport) >= options.reportIntervalS, writer.isIdle {
                 writer.refreshReport(live)
                 lastReport = Date()
                 dirty = false
             }
             if let idle = options.idleExitS, Date().timeIntervalSince(lastNews) >= idle {
+                // The final pass replaces every live output: nothing more is written.
+                live.finishAnalysis()
                 writer.wait()
-                if dirty { writer.refreshReport(live); writer.wait() }
                 return
             }
         }
@@ -125,9 +129,9 @@ final class LiveWriter: @unchecked Sendable {
         lock.lock(); let failed = lastError; lock.unlock()
         if let failed { throw failed }
         guard let table = live.table else { return }
-        let outputs = RunOutputs(folder: folder, table: table)
-        try outputs.writeFrames(live.frameResults(table), registrationOnly: false)
-        try outputs.writeSteps(live.stepRows(table))
+        let (done, rows) = live.processedRows(table)
+        try RunOutputs(folder: folder, table: done).writeFrames(rows, registrationOnly: false)
+        try RunOutputs(folder: folder, table: table).writeSteps(live.stepRows(table))
     }
 
     /// Plots, new phase maps and report.html from a snapshot of the live state.
