@@ -37,10 +37,7 @@ public enum WatchSession {
     ///   `PipelineError` for a run that cannot be followed (usage, output folder in use).
     public static func run(runDir: URL, outDir: URL, options: WatchOptions, status: WatchStatus,
                            progress: ProgressReporter, cancel: Cancellation) throws -> BatchRun.RunResult {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: runDir.path, isDirectory: &isDir), isDir.boolValue else {
-            throw PipelineError.usage("\(runDir.path): heatfront watch follows a run folder; this is not one")
-        }
+        try awaitRunFolder(runDir, status: status, cancel: cancel)
         if OutputFolder.isRunFolder(outDir, runDir: runDir) {
             throw PipelineError.usage("--out \(outDir.path) is the run folder itself: its outputs would be read as frames; choose another folder (a sub-folder is fine)")
         }
@@ -54,6 +51,28 @@ public enum WatchSession {
         status.finish()
         status.log("no new frame for \(Int(options.idleExitS ?? 0)) s: final pass (heatfront run)")
         return try BatchRun.runOne(runDir, outDir: outDir, options: options.run, progress: progress, cancel: cancel)
+    }
+
+    /// Returns once `runDir` is a folder: watch may be started before the acquisition
+    /// creates it (in an existing folder; a missing parent is taken for a typing error).
+    static func awaitRunFolder(_ runDir: URL, status: WatchStatus, cancel: Cancellation) throws {
+        var isDir: ObjCBool = false
+        let fm = FileManager.default
+        if fm.fileExists(atPath: runDir.path, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw PipelineError.usage("\(runDir.path): heatfront watch follows a run folder; this is a file")
+            }
+            return
+        }
+        let parent = runDir.standardizedFileURL.deletingLastPathComponent()
+        guard fm.fileExists(atPath: parent.path, isDirectory: &isDir), isDir.boolValue else {
+            throw PipelineError.nothingToAnalyse("\(runDir.path): no such folder, nor its parent \(parent.path)")
+        }
+        status.log("waiting for \(runDir.path) to be created")
+        while !(fm.fileExists(atPath: runDir.path, isDirectory: &isDir) && isDir.boolValue) {
+            try cancel.throwIfCancelled()
+            usleep(200_000)
+        }
     }
 
     /// The live phase: returns when the run has been idle for `idleExitS`, with OUT_DIR's lock released.

@@ -33,10 +33,11 @@ import Simulation
         let cancel = Cancellation()
 
         init(runDir: URL, outDir: URL, idleExitS: Double, status: WatchStatus) {
-            var options = WatchOptions()
-            options.idleExitS = idleExitS
-            options.pollIntervalS = 0.2
-            options.reportIntervalS = 1
+            var o = WatchOptions()
+            o.idleExitS = idleExitS
+            o.pollIntervalS = 0.2
+            o.reportIntervalS = 1
+            let options = o
             Thread.detachNewThread { [self] in
                 outcome = Result {
                     try WatchSession.run(runDir: runDir, outDir: outDir, options: options, status: status,
@@ -81,7 +82,8 @@ import Simulation
         let lines = Lines()
         let monitor = FramesTableMonitor(outDir: out)
         let live = LiveRows()
-        lines.onFinalPass = { live.set(monitor.snapshot()) }
+        let framesCSV = out.appendingPathComponent("frames.csv")
+        lines.onFinalPass = { live.set(monitor.snapshot(), table: try? String(contentsOf: framesCSV, encoding: .utf8)) }
         let session = Session(runDir: runDir, outDir: out, idleExitS: 3,
                               status: WatchStatus(style: .lines, sink: { lines.append($0) }))
         // Every third frame written in place in two halves, the others renamed into place.
@@ -96,6 +98,12 @@ import Simulation
         // No frame missed: each had its live row before the final pass; latency recorded, bound generous.
         let latencies = FramesTableMonitor.latencies(arrivals, seen: live.rows)
         #expect(latencies.allSatisfy { $0 != nil }, "frames without a live row: \(zip(arrivals, latencies).filter { $0.1 == nil }.map(\.0.file))")
+        // No partial file read: every live row is a used frame (the simulated run has no bad one).
+        let table = try #require(live.table)
+        let header = table.split(separator: "\n")[0].split(separator: ",").map(String.init)
+        let status = try #require(header.firstIndex(of: "status"))
+        let statuses = table.split(separator: "\n").dropFirst().map { String($0.split(separator: ",", omittingEmptySubsequences: false)[status]) }
+        #expect(statuses.count == replay.frames.count && statuses.allSatisfy { $0 == "ok" }, "live statuses: \(statuses)")
         let worst = latencies.compactMap { $0 }.max() ?? .infinity
         #expect(worst < 30, "latency up to \(worst) s")
         #expect(lines.all.contains { $0.contains("Li/TM") && $0.contains("step") }, "no status line")
@@ -109,7 +117,7 @@ import Simulation
         #expect(files == Self.outputFiles(batch))
         for f in files where f != "summary.json" {
             let same = FileManager.default.contentsEqual(atPath: out.appendingPathComponent(f).path,
-                                                         atPath: batch.appendingPathComponent(f).path)
+                                                         andPath: batch.appendingPathComponent(f).path)
             #expect(same, "\(f) differs from the batch run's")
         }
         #expect(try Self.summaryWithoutClock(out) == Self.summaryWithoutClock(batch))
@@ -148,10 +156,12 @@ import Simulation
     }
 }
 
-/// The rows frames.csv had when the final pass began.
+/// The rows frames.csv had when the final pass began, and its text.
 final class LiveRows: @unchecked Sendable {
     private let lock = NSLock()
     private var value: [String: Date] = [:]
-    func set(_ v: [String: Date]) { lock.lock(); value = v; lock.unlock() }
+    private var text: String?
+    func set(_ v: [String: Date], table: String?) { lock.lock(); value = v; text = table; lock.unlock() }
     var rows: [String: Date] { lock.lock(); defer { lock.unlock() }; return value }
+    var table: String? { lock.lock(); defer { lock.unlock() }; return text }
 }
