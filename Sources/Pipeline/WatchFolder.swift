@@ -56,12 +56,13 @@ final class FolderWatch {
     /// Whether a file still being written grew (or was touched) at the last poll.
     private(set) var hasActivity = false
 
-    init(root: URL, exclude: [URL], pollInterval: Double = 0.5, listInterval: Double = 5) {
+    /// `inotify: false`: polling only.
+    init(root: URL, exclude: [URL], pollInterval: Double = 0.5, listInterval: Double = 5, inotify: Bool = true) {
         self.root = root.standardizedFileURL
         self.pollInterval = pollInterval
         self.listInterval = listInterval
         excluded = Set(exclude.map { $0.standardizedFileURL.resolvingSymlinksInPath().path })
-        fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        fd = inotify ? inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) : -1
         inotifyWorks = fd >= 0
         addTree("")
         lastList = Date()

@@ -17,6 +17,9 @@ public struct WatchOptions: Sendable {
     public var reportIntervalS = 5.0
     /// The live report reloads itself in the browser this often.
     public var reloadS = 5
+    /// false: new files are found by polling only (file systems whose events do not reach
+    /// this machine); otherwise inotify, and polling where it proves silent.
+    public var inotify = true
 
     public init() {}
 }
@@ -83,13 +86,17 @@ public enum WatchSession {
         let live = LiveRun(runDir: runDir, outDir: outDir, options: options.run, cancel: cancel)
         let writer = LiveWriter(folder: folder, reloadS: options.reloadS)
         defer { writer.wait() }
-        let watch = FolderWatch(root: runDir, exclude: [outDir], pollInterval: options.pollIntervalS)
-        status.log("watching \(runDir.path) → \(outDir.path)" + (watch.inotifyWorks ? "" : " (polling: inotify unavailable)"))
-        var lastNews = Date(), lastReport = Date.distantPast, dirty = false
+        let watch = FolderWatch(root: runDir, exclude: [outDir], pollInterval: options.pollIntervalS, inotify: options.inotify)
+        status.log("watching \(runDir.path) → \(outDir.path)")
+        var lastNews = Date(), lastReport = Date.distantPast, dirty = false, toldPolling = !options.inotify
         while true {
             try cancel.throwIfCancelled()
             let waitS = dirty ? 0 : options.pollIntervalS
             let changes = watch.next(timeout: waitS)
+            if !watch.inotifyWorks && !toldPolling {
+                status.log("no file-system events from \(runDir.path) (a network file system?): polling every \(options.pollIntervalS) s")
+                toldPolling = true
+            }
             if !changes.isEmpty || watch.hasActivity { lastNews = Date() }
             if !changes.isEmpty, let queue = try WatchTrace.measure("scan", {
                 try live.rescan(complete: watch.complete, pending: Array(watch.pending.keys), log: { status.log("heatfront: \($0)") })

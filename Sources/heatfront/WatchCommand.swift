@@ -41,6 +41,9 @@ struct Watch: ParsableCommand {
     @Option(name: .long, help: "Seconds between two looks at files no file-system event reported.")
     var poll: Double = 0.5
 
+    @Flag(name: .customLong("poll-only"), help: "Find new files by polling only (a file system whose events do not reach this machine).")
+    var pollOnly = false
+
     @Option(name: .customLong("report-interval"), help: "Seconds between two rewrites of the plots and report.html.")
     var reportInterval: Double = 5
 
@@ -66,6 +69,7 @@ struct Watch: ParsableCommand {
         options.idleExitS = idleExit
         options.pollIntervalS = poll
         options.reportIntervalS = reportInterval
+        options.inotify = !pollOnly
         let status = WatchStatus.automatic(quiet: quiet)
         let progress = ProgressReporter.automatic(quiet: quiet)
         let cancel = Cancellation()

@@ -32,10 +32,11 @@ import Simulation
         private var outcome: Result<BatchRun.RunResult, Error>?
         let cancel = Cancellation()
 
-        init(runDir: URL, outDir: URL, idleExitS: Double, status: WatchStatus) {
+        init(runDir: URL, outDir: URL, idleExitS: Double, status: WatchStatus, pollOnly: Bool = false) {
             var o = WatchOptions()
             o.idleExitS = idleExitS
-            o.pollIntervalS = 0.2
+            o.inotify = !pollOnly
+            o.pollIntervalS = pollOnly ? 0.3 : 0.2
             o.reportIntervalS = 1
             let options = o
             Thread.detachNewThread { [self] in
@@ -79,6 +80,7 @@ import Simulation
         let replay = try RunReplay(source: source)
         #expect(replay.frames.count >= 16)
 
+        try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
         let lines = Lines()
         let monitor = FramesTableMonitor(outDir: out)
         let live = LiveRows()
@@ -123,6 +125,30 @@ import Simulation
         #expect(try Self.summaryWithoutClock(out) == Self.summaryWithoutClock(batch))
         let report = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
         #expect(!report.contains("http-equiv=\"refresh\""), "the final report must not reload itself")
+    }
+
+    /// Where no file-system events come: files are taken once their size holds still over
+    /// two polls (the halves of a file written in place come less than a poll apart).
+    @Test func pollingAloneFindsEveryFrameAndNoPartialOne() throws {
+        let source = Self.scratch("source3"), runDir = Self.scratch("run3"), out = Self.scratch("out3")
+        var o = SimulationOptions(preset: .boundaryFront, seed: 9, size: 256)
+        o.framesPerStep = 2
+        try HeatingRunSimulator(o).write(to: source)
+        let replay = try RunReplay(source: source)
+        try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
+        let framesCSV = out.appendingPathComponent("frames.csv")
+        let live = LiveRows()
+        let lines = Lines()
+        lines.onFinalPass = { live.set([:], table: try? String(contentsOf: framesCSV, encoding: .utf8)) }
+        let session = Session(runDir: runDir, outDir: out, idleExitS: 3,
+                              status: WatchStatus(style: .lines, sink: { lines.append($0) }), pollOnly: true)
+        _ = try replay.play(into: runDir, intervalS: 0.4, writing: { $0 % 2 == 1 ? .inPlace(pause: 0.1) : .atomicRename })
+        let outcome = try #require(session.result(timeoutS: 240))
+        guard case .finished = try outcome.get() else { Issue.record("the final pass failed"); return }
+        let table = try #require(live.table)
+        let rows = table.split(separator: "\n").dropFirst()
+        #expect(rows.count == replay.frames.count)
+        #expect(rows.allSatisfy { $0.contains(",ok,") }, "live rows: \(rows)")
     }
 
     @Test func interruptedSessionLeavesWholeLiveFilesAndNoSummary() throws {
