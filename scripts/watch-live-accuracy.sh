@@ -18,7 +18,7 @@ for seed in $(seq 1 "$seeds"); do
   d="$work/$seed"; mkdir -p "$d/run"
   $bin/heatfront simulate --out "$d/source" --preset boundary-front --seed "$seed" --size "$size" --frames-per-step "$fps" >/dev/null
   $bin/heatfront watch "$d/run" --out "$d/live" --quiet --report-interval 60 2>"$d/watch.err" & pid=$!
-  $bin/heatfront-bench watch-replay --from "$d/source" --to "$d/run" --out "$d/live" --interval "$interval" >"$d/replay.txt"
+  $bin/heatfront-bench watch-replay --from "$d/source" --to "$d/run" --out "$d/live" --interval "$interval" --settle 120 >"$d/replay.txt"
   sleep 1   # the last frame's step row follows its frames.csv row
   cp "$d/live/steps.csv" "$d/live-steps.csv"
   kill -INT "$pid"; wait "$pid" || true

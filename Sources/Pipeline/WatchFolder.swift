@@ -13,7 +13,7 @@ import Glibc
 /// the start, in a folder created before its watch was added, or on a file system where
 /// inotify is silent, such as NFS or SMB mounts written by another machine), once its size
 /// and modification time are the same at two polls `pollInterval` apart. The events come
-/// from Linux inotify (inotify(7)); the whole tree is also listed every
+/// from Linux inotify (inotify(7); elsewhere polling alone); the whole tree is also listed every
 /// `listInterval` as a safety net, and at every poll once a listing found a file inotify had
 /// not reported (or inotify cannot be used). Hidden files and folders (temporary names of
 /// atomic writers) and the excluded paths (the output folder) are never looked at.
@@ -62,7 +62,9 @@ final class FolderWatch {
         self.pollInterval = pollInterval
         self.listInterval = listInterval
         excluded = Set(exclude.map { $0.standardizedFileURL.resolvingSymlinksInPath().path })
+        #if os(Linux)
         fd = inotify ? inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) : -1
+        #endif
         inotifyWorks = fd >= 0
         addTree("")
         lastList = Date()
@@ -95,11 +97,13 @@ final class FolderWatch {
     private func addTree(_ rel: String) {
         let url = rel.isEmpty ? root : root.appendingPathComponent(rel)
         guard !excluded.contains(url.resolvingSymlinksInPath().path), watchedFolders.insert(rel).inserted else { return }
+        #if os(Linux)
         if fd >= 0 {
             let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ONLYDIR)
             let wd = inotify_add_watch(fd, url.path, mask)
             if wd >= 0 { directories[wd] = rel } else { inotifyWorks = false }   // e.g. the user's watch limit reached
         }
+        #endif
         // Files that were there before the watch: complete only once their size is stable.
         for (name, isDir) in Self.entries(url) {
             let child = rel.isEmpty ? name : "\(rel)/\(name)"
@@ -109,6 +113,7 @@ final class FolderWatch {
 
     private func readEvents(wait: Double) {
         guard fd >= 0 else { if wait > 0 { usleep(UInt32(wait * 1e6)) }; return }
+        #if os(Linux)
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard Glibc.poll(&p, 1, Int32(max(0, wait) * 1000)) > 0 else { return }
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -138,6 +143,7 @@ final class FolderWatch {
                 }
             }
         }
+        #endif
     }
 
     // MARK: Files

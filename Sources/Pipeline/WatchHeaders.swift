@@ -37,8 +37,10 @@ final class HeaderCache: @unchecked Sendable {
     }
 }
 
-/// One file's headers: signals, file metadata and every frame's metadata of the signals
-/// asked for (all frames of a signal read at the first question, with the file open once).
+/// One file's headers: signals and every frame's metadata of the signals asked for (all
+/// frames of a signal read at the first question, with the file open once). The scan reads
+/// neither the file's metadata nor a frame's `original` tags, which can be a DM file's whole
+/// tag tree: they are not kept, so the cache costs a few hundred bytes per frame.
 final class HeaderSnapshot: FrameFileReader, @unchecked Sendable {
     let url: URL
     let format: FrameFormat
@@ -53,13 +55,19 @@ final class HeaderSnapshot: FrameFileReader, @unchecked Sendable {
         format = reader.format
         signals = reader.signals
         primarySignal = reader.primarySignal
-        fileMetadata = reader.fileMetadata
+        fileMetadata = [:]
         if signals.indices.contains(primarySignal) { metadataBySignal[primarySignal] = Self.read(reader, primarySignal) }
     }
 
     private static func read(_ reader: any FrameFileReader, _ signal: Int) -> [Result<FrameMetadata, Error>] {
         // The scan reads at most this many frames from one file (`FrameHeaders`); a header that claims more is its problem.
-        (0..<min(reader.signals[signal].frameCount, 100_000)).map { f in Result { try reader.metadata(signal: signal, frame: f) } }
+        (0..<min(reader.signals[signal].frameCount, 100_000)).map { f in
+            Result {
+                var m = try reader.metadata(signal: signal, frame: f)
+                m.original = [:]
+                return m
+            }
+        }
     }
 
     func metadata(signal: Int, frame: Int) throws -> FrameMetadata {

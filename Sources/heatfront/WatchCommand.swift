@@ -16,8 +16,9 @@ struct Watch: ParsableCommand {
             temperature, step, frames, drift rate, Li/TM ratio and the front's position and velocity. The live \
             numbers are provisional: with --idle-exit S, once no frame has come for S seconds, a final pass \
             (exactly `heatfront run RUN_DIR --out OUT`, reusing its stage cache) replaces every output, and the \
-            exit code is that run's. Ctrl-C stops at once, leaving each live file whole and no summary.json; \
-            `heatfront run` or `watch` later finishes the run. \(RunArguments.exitCodes)
+            exit code is that run's. Ctrl-C stops after the frame in hand, leaving each live file whole and no summary.json; \
+            `heatfront run` or `watch` later finishes the run. Exit codes: those of `heatfront run` (see its \
+            --help), 130 when interrupted.
             """)
 
     @Argument(help: "The run folder the acquisition software writes into.")
