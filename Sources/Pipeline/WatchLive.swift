@@ -158,10 +158,17 @@ final class LiveRun {
     }
 
     /// The frame joins its step's running average; a new step freezes the one before.
+    /// A frame that completes after frames acquired later (its file was found by a listing,
+    /// theirs by events) still gets its row, but does not reopen a step that has ended.
     private func add(_ image: Image, shift: FrameShift, step k: Int, pixelSizeNm: Double?) {
-        if currentStep != k, let previous = currentStep { freeze(previous) }
+        guard steps[k]?.frozen == nil else { return }
+        if let previous = currentStep, previous != k {
+            guard k > previous else { return }
+            freeze(previous)
+        }
         currentStep = k
         var s = steps[k] ?? StepState(pixels: image.pixels.count)
+        guard s.sum.count == image.pixels.count else { return }
         let (moved, valid) = Resampling.shifted(image, by: -shift.dx, -shift.dy, interpolation: .bicubic)
         moved.pixels.withUnsafeBufferPointer { m in
             for i in 0..<m.count where valid.bits[i] { s.sum[i] += m[i]; s.weight[i] += 1 }
@@ -274,8 +281,14 @@ final class LiveRun {
     func stepRows(_ table: FrameTable) -> [StepResult] {
         let results = frameResults(table)
         return table.steps.indices.map { k in
-            if let frozen = steps[k]?.frozen, frozen.nFrames == table.steps[k].frameIndices.count { return frozen }
-            return StepKinetics.assemble(k, table: table, results: results, analysis: steps[k]?.analysis, profiles: [])
+            var row = StepKinetics.assemble(k, table: table, results: results, analysis: steps[k]?.analysis, profiles: [])
+            // An ended step's analysis is gone: what came from it is kept from its last row.
+            if let frozen = steps[k]?.frozen {
+                row.ratioOfAverage = frozen.ratioOfAverage
+                row.rocksaltFraction = frozen.rocksaltFraction
+                row.columnPrecisionPx = frozen.columnPrecisionPx
+            }
+            return row
         }
     }
 

@@ -48,16 +48,17 @@ public struct RunReplay: Sendable {
     }
 
     /// Writes the other files, then every frame `intervalS` after the one before (the
-    /// first `intervalS` after the others). `writing(i)` chooses how frame `i` is written;
-    /// `stop` ends the replay early. Returns each frame's arrival.
-    public func play(into destination: URL, intervalS: Double, writing: (Int) -> Writing = { _ in .atomicRename },
-                     stop: () -> Bool = { false }) throws -> [Arrival] {
+    /// first `intervalS` after the others). `order`: positions in `frames` in the order to
+    /// write them (default: acquisition order); `writing(i)` chooses how the i-th frame
+    /// written is written; `stop` ends the replay early. Returns each frame's arrival.
+    public func play(into destination: URL, intervalS: Double, order: [Int]? = nil,
+                     writing: (Int) -> Writing = { _ in .atomicRename }, stop: () -> Bool = { false }) throws -> [Arrival] {
         let fm = FileManager.default
         try fm.createDirectory(at: destination, withIntermediateDirectories: true)
         for rel in others { try put(rel, into: destination, how: .atomicRename) }
         var arrivals: [Arrival] = []
         var due = Date().addingTimeInterval(intervalS)
-        for (i, rel) in frames.enumerated() {
+        for (i, rel) in (order ?? Array(frames.indices)).map({ frames[$0] }).enumerated() {
             if stop() { break }
             let wait = due.timeIntervalSinceNow
             if wait > 0 { usleep(UInt32(wait * 1e6)) }
