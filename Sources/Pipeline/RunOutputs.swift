@@ -12,6 +12,9 @@ import FrontTracking
 struct RunOutputs {
     let folder: OutputFolder
     let table: FrameTable
+    /// Set while `heatfront watch` follows a run: the report reloads itself every so many
+    /// seconds and says that its numbers are provisional.
+    var liveReloadSeconds: Int? = nil
 
     var outDir: URL { folder.url }
 

@@ -355,12 +355,7 @@ public enum RunPipeline {
     /// of their neighbours is a lattice vector (`AliasContinuity`), with that vector.
     static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand, table: FrameTable, config: RunConfig) throws
         -> (shifts: [FrameShift], averages: [AlignedAverage], slips: [AliasContinuity.Slip]) {
-        var options = RigidOptions()
-        options.maxShiftPx = config.maxShiftPx
-        options.bandPassLow = band.low
-        options.bandPassHigh = band.high
-        options.notches = band.notches
-        options.notchWidth = band.notchWidth
+        let options = rigidOptions(config: config, band: band)
         var shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         // Frames whose drift wanders within them enough to bias a whole-frame correlation:
         // each shift as the mean over its scan lines, measured band by band (DriftPathRefinement).
@@ -386,6 +381,17 @@ public enum RunPipeline {
         let slips = AliasContinuity.slips(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil }, times: times,
                                           latticeVectors: aliasLatticeVectors(frames, table: table, config: config))
         return (shifts, stepAverages, slips)
+    }
+
+    /// Rigid registration's settings for a run: the config's, with the band it correlates.
+    static func rigidOptions(config: RunConfig, band: CorrelationBand) -> RigidOptions {
+        var options = RigidOptions()
+        options.maxShiftPx = config.maxShiftPx
+        options.bandPassLow = band.low
+        options.bandPassHigh = band.high
+        options.notches = band.notches
+        options.notchWidth = band.notchWidth
+        return options
     }
 
     /// The TM lattice's basis (px) in the run's first frame, for the alias-slip check: its

@@ -37,7 +37,7 @@ extension RunOutputs {
         var shown = summary
         shown.warnings += painter.warnings.filter { !shown.warnings.contains($0) }
         let context = RunFigures.Context(table: table, results: results, steps: steps, summary: shown)
-        var html = RunReport.header(summary: shown, context: context)
+        var html = RunReport.header(summary: shown, context: context, liveReloadSeconds: liveReloadSeconds)
         html += "<h2>Figures</h2>\n<div class=\"plots\">\n"
         for f in figures {
             html += "<figure id=\"\(f.name)\">\(RunReport.svgImage(f.svg, alt: f.title))<figcaption>plots/\(f.name).svg, .png</figcaption></figure>\n"
@@ -187,7 +187,7 @@ enum RunReport {
         return source.replacingOccurrences(of: "_", with: " ")
     }
 
-    static func header(summary s: RunSummary, context c: RunFigures.Context) -> String {
+    static func header(summary s: RunSummary, context c: RunFigures.Context, liveReloadSeconds: Int? = nil) -> String {
         func v(_ x: Double?, _ fmt: String, _ unit: String = "") -> String {
             x.map { String(format: fmt, $0) + unit } ?? "—"
         }
@@ -238,6 +238,11 @@ enum RunReport {
         <p class="note">HeatFront \(HeatFrontVersion.string), run contract \(HeatFrontVersion.contract).</p>
 
         """
+        if let liveReloadSeconds {
+            html = html.replacingOccurrences(of: "<meta charset=\"utf-8\">\n",
+                                             with: "<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"\(liveReloadSeconds)\">\n")
+            html += "<p class=\"note\">Live analysis (heatfront watch): frames registered one by one against their step's running average; provisional numbers, replaced by the full analysis when the run ends.</p>\n"
+        }
         if !s.warnings.isEmpty {
             html += "<div class=\"warnings\">\n<h2>Warnings (\(s.warnings.count))</h2>\n<ul>\n"
             for w in s.warnings { html += "<li>\(HTML.escape(w))</li>\n" }

@@ -13,7 +13,7 @@ struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
         subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self,
-                      LatticeCheck.self])
+                      LatticeCheck.self, WatchReplay.self])
 
     static func main() {
         FrameMemory.reuseFrameBuffers()

@@ -7,7 +7,7 @@ struct HeatFrontCommand: ParsableCommand {
         commandName: "heatfront",
         abstract: "In-situ STEM heating runs → aligned frames, column intensities, reaction-front kinetics.",
         version: HeatFrontVersion.string,
-        subcommands: [Run.self, Register.self, Submit.self, Inspect.self, Simulate.self, Validate.self, SlurmTask.self]
+        subcommands: [Run.self, Watch.self, Register.self, Submit.self, Inspect.self, Simulate.self, Validate.self, SlurmTask.self]
     )
 
     static func main() {

@@ -80,12 +80,15 @@ struct RunArguments: ParsableArguments {
 
     /// `report: OUT/report.html · onset 500 °C · Ea 1.21 ± 0.08 eV · 39 of 40 frames used`.
     static func finalLine(_ f: BatchRun.Finished, registrationOnly: Bool) -> String {
-        let s = f.summary
+        finalLine(outDir: f.outDir, summary: f.summary, registrationOnly: registrationOnly)
+    }
+
+    static func finalLine(outDir: URL, summary s: RunSummary, registrationOnly: Bool) -> String {
         let used = "\(s.nUsed) of \(s.nFrames) frames used"
-        if registrationOnly { return "registered: \(f.outDir.appendingPathComponent("frames.csv").path) · \(used)" }
+        if registrationOnly { return "registered: \(outDir.appendingPathComponent("frames.csv").path) · \(used)" }
         let onset = s.onsetTemperatureC.map { String(format: "onset %.0f °C", $0) } ?? "no onset"
         let ea = s.activationEnergyEV.map { String(format: "Ea %.2f ± %.2f eV", $0, s.activationEnergySEMEV ?? .nan) } ?? "no Ea"
-        return "report: \(f.outDir.appendingPathComponent("report.html").path) · \(onset) · \(ea) · \(used)"
+        return "report: \(outDir.appendingPathComponent("report.html").path) · \(onset) · \(ea) · \(used)"
     }
 
     static let exitCodes = """
