@@ -275,13 +275,27 @@ final class LiveRun {
     }
 
     private func stepRow(_ k: Int, table: FrameTable, analysis: StepAnalysis?) -> StepResult {
-        StepKinetics.assemble(k, table: table, results: frameResults(table), analysis: analysis, profiles: [])
+        StepKinetics.assemble(k, table: table, results: frameResults(table), analysis: analysis, front: nil)
+    }
+
+    /// A step's front velocity while it is acquired: the least-squares slope of its frames'
+    /// positions against time (the moving-edge fit over all its frames runs in the final pass).
+    static func liveVelocity(_ k: Int, table: FrameTable, results: [FrameResult]) -> Double? {
+        let points = table.steps[k].frameIndices.compactMap { i in
+            results[i].frontPositionPx.map { (t: table.records[i].timeS, x: $0) }
+        }
+        guard points.count >= 3 else { return nil }
+        let tMean = points.map(\.t).reduce(0, +) / Double(points.count), xMean = points.map(\.x).reduce(0, +) / Double(points.count)
+        let stt = points.map { ($0.t - tMean) * ($0.t - tMean) }.reduce(0, +)
+        guard stt > 0 else { return nil }
+        return points.map { ($0.t - tMean) * ($0.x - xMean) }.reduce(0, +) / stt
     }
 
     func stepRows(_ table: FrameTable) -> [StepResult] {
         let results = frameResults(table)
         return table.steps.indices.map { k in
-            var row = StepKinetics.assemble(k, table: table, results: results, analysis: steps[k]?.analysis, profiles: [])
+            var row = StepKinetics.assemble(k, table: table, results: results, analysis: steps[k]?.analysis, front: nil)
+            row.velocityPxPerS = Self.liveVelocity(k, table: table, results: results)
             // An ended step's analysis is gone: what came from it is kept from its last row.
             if let frozen = steps[k]?.frozen {
                 row.ratioOfAverage = frozen.ratioOfAverage
@@ -335,9 +349,9 @@ final class LiveRun {
             var results = frameResults(table)
             results[record.frameIndex] = r
             let row = StepKinetics.assemble(record.stepIndex, table: table, results: results,
-                                            analysis: steps[record.stepIndex]?.analysis, profiles: [])
+                                            analysis: steps[record.stepIndex]?.analysis, front: nil)
             s.liTmRatio = row.ratioMean
-            s.frontVelocity = row.velocityPxPerS.map { $0 * scale }
+            s.frontVelocity = Self.liveVelocity(record.stepIndex, table: table, results: results).map { $0 * scale }
         }
         return s
     }

@@ -167,7 +167,9 @@ final class LiveWriter: @unchecked Sendable {
         let analyses = live.takeChangedAnalyses(table), config = live.config, boundary = live.frontBoundary
         var s = RunSummary(table: table, runDir: live.runDir, config: config, inputs: [])
         s.nUsed = results.filter { $0.status == "ok" }.count
-        s.addKinetics(steps: steps)
+        let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status == "ok" }.compactMap { results[$0].liTmRatio } }
+        let hasFront = table.steps.map { st in st.frameIndices.contains { results[$0].frontPositionPx != nil } }
+        _ = s.addKinetics(steps: steps, ratios: ratios, hasFront: hasFront)
         s.warnings = table.warnings
         let summary = s
         let outputs = RunOutputs(folder: folder, table: table, liveReloadSeconds: reloadS)
