@@ -68,7 +68,8 @@ import Simulation
             #expect(json[key] != nil, "summary.json lacks \(key)")
         }
         let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
-        #expect(html.contains("<svg") && html.contains("data:image/png;base64,"))
+        // Figures inlined as SVG (drawn by gnuplot, or HeatFront's own SVG without it), maps as PNG.
+        #expect((html.contains("data:image/svg+xml;base64,") || html.contains("<svg")) && html.contains("data:image/png;base64,"))
         // No NaN text, ever.
         for table in ["frames.csv", "steps.csv"] {
             #expect(!(try String(contentsOf: out.appendingPathComponent(table), encoding: .utf8)).lowercased().contains("nan"))
