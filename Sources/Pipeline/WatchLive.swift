@@ -296,13 +296,16 @@ final class LiveRun {
         return table.steps.indices.map { k in
             var row = StepKinetics.assemble(k, table: table, results: results, analysis: steps[k]?.analysis, front: nil)
             row.velocityPxPerS = Self.liveVelocity(k, table: table, results: results)
-            // An ended step's analysis is gone: what came from it is kept from its last row.
-            if let frozen = steps[k]?.frozen {
-                row.ratioOfAverage = frozen.ratioOfAverage
-                row.rocksaltFraction = frozen.rocksaltFraction
-                row.columnPrecisionPx = frozen.columnPrecisionPx
-            }
-            return row
+            // An ended step's analysis is gone: its row is the one it had, with the frame
+            // counts and Li/TM statistics of late frames (the front is not refitted).
+            guard var frozen = steps[k]?.frozen else { return row }
+            frozen.nFrames = row.nFrames
+            frozen.nUsed = row.nUsed
+            frozen.ratioMean = row.ratioMean
+            frozen.ratioSEM = row.ratioSEM
+            frozen.tStart = row.tStart
+            frozen.tEnd = row.tEnd
+            return frozen
         }
     }
 
