@@ -190,23 +190,10 @@ public enum LatticeModelCorrection {
             iuu[y] = a11; iuv[y] = a12; ivv[y] = a22; bu[y] = r1; bv[y] = r2
         }
         let typU = median(iuu.filter { $0 > 0 }), typV = median(ivv.filter { $0 > 0 })
-        var du = [Double](repeating: 0, count: h), dv = du
-        guard typU > 0 else { return (du, dv) }
+        guard typU > 0 else { return ([Double](repeating: 0, count: h), [Double](repeating: 0, count: h)) }
         let penalty = options.rowYSmoothing * Swift.max(typV, 1e-12)
-        for _ in 0..<3 {
-            var d0 = [Double](repeating: 0, count: h), d1 = d0, d2 = d0, rhs = d0
-            for y in 0..<h { d0[y] = ivv[y] + 1e-6 * penalty; rhs[y] = bv[y] - iuv[y] * du[y] }
-            for y in 1..<(h - 1) {
-                let idx = [y - 1, y, y + 1], s = [1.0, -2.0, 1.0]
-                for p in 0..<3 {
-                    d0[idx[p]] += penalty * s[p] * s[p]
-                    if p + 1 < 3 { d1[idx[p]] += penalty * s[p] * s[p + 1] }
-                    if p + 2 < 3 { d2[idx[p]] += penalty * s[p] * s[p + 2] }
-                }
-            }
-            if let v = ScanLineCorrection.solvePentadiagonal(d0, d1, d2, rhs) { dv = v }
-            for y in 0..<h { du[y] = iuu[y] > 0 ? (bu[y] - iuv[y] * dv[y]) / (iuu[y] + 0.01 * typU) : 0 }
-        }
+        var (du, dv) = ScanLineCorrection.smoothLineOffsets(iuu: iuu, iuv: iuv, ivv: ivv, bu: bu, bv: bv, penalty: penalty,
+                                                             diagonalFloor: 1e-6, ridgeU: 0.01 * typU, unmeasuredAsZero: true)
         // Lines without crystal are not measured: no offset (the smoothness would extrapolate one).
         for y in 0..<h where iuu[y] == 0 { du[y] = 0; dv[y] = 0 }
         return (du.map { Swift.max(-1, Swift.min(1, $0)) }, dv.map { Swift.max(-1, Swift.min(1, $0)) })

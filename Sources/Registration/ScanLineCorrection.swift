@@ -143,6 +143,36 @@ public enum ScanLineCorrection {
         }
     }
 
+    /// Per-line offsets, δu along the fast scan and δv along the slow, from each line's normal
+    /// equations (I_uu, I_uv, I_vv; b_u, b_v) with a second-difference smoothness penalty on δv:
+    /// three alternations of v given u, (I_vv + penalty·D²ᵀD²) δv = b_v − I_uv δu (one
+    /// pentadiagonal solve), and u given v, line by line with the ridge `ridgeU`. Lines with
+    /// I_uu = 0 get δu = 0 with `unmeasuredAsZero`.
+    static func smoothLineOffsets(iuu: [Double], iuv: [Double], ivv: [Double], bu: [Double], bv: [Double],
+                                  penalty: Double, diagonalFloor: Double, ridgeU: Double,
+                                  unmeasuredAsZero: Bool) -> (du: [Double], dv: [Double]) {
+        let h = iuu.count
+        var du = [Double](repeating: 0, count: h), dv = du
+        for _ in 0..<3 {
+            var d0 = [Double](repeating: 0, count: h), d1 = d0, d2 = d0, rhs = d0
+            for y in 0..<h { d0[y] = ivv[y] + diagonalFloor * penalty; rhs[y] = bv[y] - iuv[y] * du[y] }
+            for y in 1..<Swift.max(1, h - 1) {
+                // (δv[y−1] − 2δv[y] + δv[y+1])² · penalty.
+                let idx = [y - 1, y, y + 1], s = [1.0, -2.0, 1.0]
+                for p in 0..<3 {
+                    d0[idx[p]] += penalty * s[p] * s[p]
+                    if p + 1 < 3 { d1[idx[p]] += penalty * s[p] * s[p + 1] }
+                    if p + 2 < 3 { d2[idx[p]] += penalty * s[p] * s[p + 2] }
+                }
+            }
+            if let v = solvePentadiagonal(d0, d1, d2, rhs) { dv = v }
+            for y in 0..<h {
+                du[y] = unmeasuredAsZero && !(iuu[y] > 0) ? 0 : (bu[y] - iuv[y] * dv[y]) / (iuu[y] + ridgeU)
+            }
+        }
+        return (du, dv)
+    }
+
     /// Solves the symmetric positive definite system with diagonal `d0`, first and second
     /// off-diagonals `d1`, `d2` by banded LDLᵀ; nil if it is not positive definite.
     static func solvePentadiagonal(_ d0: [Double], _ d1: [Double], _ d2: [Double], _ b: [Double]) -> [Double]? {

@@ -169,24 +169,9 @@ public enum ScanLineFit {
         let typicalU = median(iuu.filter { $0 > 0 }), typicalV = median(ivv.filter { $0 > 0 })
         guard typicalU > 0 else { return nil }
         let ridgeU = options.fastScanRidge * typicalU
-        var du = [Double](repeating: 0, count: h), dv = du
         let penalty = options.slowScanSmoothing * Swift.max(typicalV, 1e-12)
-        for _ in 0..<3 {
-            // v given u: (I_vv + penalty·D²ᵀD²) δv = b_v − I_uv δu.
-            var d0 = [Double](repeating: 0, count: h), d1 = d0, d2 = d0, rhs = d0
-            for y in 0..<h { d0[y] = ivv[y] + 1e-9 * penalty; rhs[y] = bv[y] - iuv[y] * du[y] }
-            for y in 1..<(h - 1) {
-                // (δv[y−1] − 2δv[y] + δv[y+1])² · penalty.
-                let idx = [y - 1, y, y + 1], s = [1.0, -2.0, 1.0]
-                for p in 0..<3 {
-                    d0[idx[p]] += penalty * s[p] * s[p]
-                    if p + 1 < 3 { d1[idx[p]] += penalty * s[p] * s[p + 1] }
-                    if p + 2 < 3 { d2[idx[p]] += penalty * s[p] * s[p + 2] }
-                }
-            }
-            if let v = ScanLineCorrection.solvePentadiagonal(d0, d1, d2, rhs) { dv = v }
-            for y in 0..<h { du[y] = (bu[y] - iuv[y] * dv[y]) / (iuu[y] + ridgeU) }
-        }
+        var (du, dv) = ScanLineCorrection.smoothLineOffsets(iuu: iuu, iuv: iuv, ivv: ivv, bu: bu, bv: bv, penalty: penalty,
+                                                             diagonalFloor: 1e-9, ridgeU: ridgeU, unmeasuredAsZero: false)
         let cap = options.maxStepPx
         for y in 0..<h { du[y] = Swift.max(-cap, Swift.min(cap, du[y])); dv[y] = Swift.max(-cap, Swift.min(cap, dv[y])) }
         // The frame's lines sample reference rows; its columns keep their frame index for F.
