@@ -68,7 +68,8 @@ import Simulation
             #expect(json[key] != nil, "summary.json lacks \(key)")
         }
         let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
-        #expect(html.contains("<svg") && html.contains("data:image/png;base64,"))
+        // One self-contained page: every figure embedded, nothing fetched.
+        #expect(html.contains("data:image/svg+xml;base64,") && !html.contains("src=\"http") && !html.contains("<link"))
         // No NaN text, ever.
         for table in ["frames.csv", "steps.csv"] {
             #expect(!(try String(contentsOf: out.appendingPathComponent(table), encoding: .utf8)).lowercased().contains("nan"))
