@@ -112,7 +112,7 @@ struct SVGPlot {
             out += "\n"
         }
         // Legend, top-left inside the axes.
-        for (i, s) in series.enumerated() where !s.name.isEmpty {
+        for (i, s) in series.filter({ !$0.name.isEmpty }).enumerated() {
             let y = top + 14 + Double(i) * 16
             out += "<rect x=\"\(f(left + 8))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(s.color)\"/>"
             out += "<text x=\"\(f(left + 22))\" y=\"\(f(y))\">\(esc(s.name))</text>\n"

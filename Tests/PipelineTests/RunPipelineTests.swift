@@ -68,16 +68,15 @@ import Simulation
             #expect(json[key] != nil, "summary.json lacks \(key)")
         }
         let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
-        // Figures inlined as SVG (drawn by gnuplot, or HeatFront's own SVG without it), maps as PNG.
-        #expect((html.contains("data:image/svg+xml;base64,") || html.contains("<svg")) && html.contains("data:image/png;base64,"))
+        // One self-contained page: every figure embedded, nothing fetched.
+        #expect(html.contains("data:image/svg+xml;base64,") && !html.contains("src=\"http") && !html.contains("<link"))
         // No NaN text, ever.
         for table in ["frames.csv", "steps.csv"] {
             #expect(!(try String(contentsOf: out.appendingPathComponent(table), encoding: .utf8)).lowercased().contains("nan"))
         }
     }
 
-    /// Measured against the simulator's truth: the registration, intensity and kinetics targets
-    /// (docs/benchmarks.md) on this small run.
+    /// Measured against the simulator's truth: every target of issues 5–7 on this small run.
     @Test func meetsRegistrationIntensityAndKineticsTargets() throws {
         let out = Self.scratch("validate")
         _ = try Self.run(Self.fullSample, out: out)
@@ -108,13 +107,6 @@ import Simulation
         let m = try Self.rigidRegistration(.scanDistortion, size: 256, framesPerStep: 4)
         print("scan-distortion at 256 px, 4 frames per step: registration \(m.value ?? .nan) px")
         #expect(m.passed == true)
-    }
-
-    /// Frames twice as wide as high (the slow-front preset's 2:1 raster at 512 × 256 px):
-    /// registration, whose transforms and bands are per axis, within its target.
-    @Test func nonSquareFramesRegister() throws {
-        let m = try Self.rigidRegistration(.slowFront, size: 512, framesPerStep: 2)
-        #expect(m.passed == true, "slow-front at 512 × 256 px: registration \(m.value ?? .nan) px")
     }
 
     /// `heatfront register` (rigid) on a simulated run, scored by `validate`.
