@@ -8,6 +8,8 @@
 # `heatfront run` on the same folder, file by file (summary.json without its wall-clock fields).
 # usage: scripts/bench-watch.sh [size] [interval-s] [frames-per-step] [work-dir]
 # (defaults 1024 px, 2 s, 16: the preset acquires a 1024² frame in 2.4 s; 16 frames fill its shortest hold)
+# With HEATFRONT_WATCH_TRACE=1 the watch writes the time of each part of a frame's path
+# (rescan, registration, measurement, tables) to WORK/watch-stderr.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1024}; interval=${2:-2}; fps=${3:-16}; work=${4:-/tmp/heatfront-bench-watch}
