@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium for the test that renders report.html in a headless browser
-# (Tests/PipelineTests/ReportBrowserTests) and for scripts/screenshot-report.sh. Idempotent.
+# (Tests/PipelineTests/FigureOutputTests, reportRendersInChromiumWithEveryImageLoaded) and for scripts/screenshot-report.sh. Idempotent.
 # Never fails the caller: without root or apt-get it says why, and that test then skips.
 set -uo pipefail
 dpkg -s chromium >/dev/null 2>&1 && exit 0
