@@ -222,15 +222,8 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
 
     // MARK: Frames
 
-    private func checked(_ signal: Int, _ frame: Int) throws -> SignalInfo {
-        guard signals.indices.contains(signal), (0..<signals[signal].frameCount).contains(frame) else {
-            throw FrameIOError(.corrupt, url: url, "no frame \(frame) in signal \(signal)")
-        }
-        return signals[signal]
-    }
-
     public func plane(signal: Int, frame: Int) throws -> PixelPlane {
-        let s = try checked(signal, frame)
+        let s = try checkedSignal(signal, frame)
         let e = entries[signal]
         let url = self.url, file = self.file
         let path = e.datasets.count > 1 ? e.datasets[frame] : e.datasets[0]
@@ -255,7 +248,7 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
     }
 
     public func metadata(signal: Int, frame: Int) throws -> FrameMetadata {
-        _ = try checked(signal, frame)
+        _ = try checkedSignal(signal, frame)
         return entries[signal].metadata
     }
 }

@@ -81,6 +81,15 @@ public protocol FrameFileReader: AnyObject {
 }
 
 extension FrameFileReader {
+    /// The signal that holds frame `frame` of signal `signal`.
+    /// - Throws: `FrameIOError.corrupt` when there is no such signal or frame.
+    func checkedSignal(_ signal: Int, _ frame: Int) throws -> SignalInfo {
+        guard signals.indices.contains(signal), (0..<signals[signal].frameCount).contains(frame) else {
+            throw FrameIOError(.corrupt, url: url, "no frame \(frame) in signal \(signal)")
+        }
+        return signals[signal]
+    }
+
     public var primarySignal: Int { 0 }
 
     /// One frame as float pixels with its metadata.

@@ -146,15 +146,8 @@ public final class HyperSpyReader: FrameFileReader, @unchecked Sendable {
 
     // MARK: Frames
 
-    private func checked(_ signal: Int, _ frame: Int) throws -> SignalInfo {
-        guard signals.indices.contains(signal), (0..<signals[signal].frameCount).contains(frame) else {
-            throw FrameIOError(.corrupt, url: url, "no frame \(frame) in signal \(signal)")
-        }
-        return signals[signal]
-    }
-
     public func plane(signal: Int, frame: Int) throws -> PixelPlane {
-        let s = try checked(signal, frame)
+        let s = try checkedSignal(signal, frame)
         let entry = entries[signal]
         let url = self.url, file = self.file
         return try HDF5Access.serialized {
@@ -170,7 +163,7 @@ public final class HyperSpyReader: FrameFileReader, @unchecked Sendable {
     }
 
     public func metadata(signal: Int, frame: Int) throws -> FrameMetadata {
-        _ = try checked(signal, frame)
+        _ = try checkedSignal(signal, frame)
         var md = entries[signal].metadata
         if let dt = entries[signal].frameInterval_s { md.relativeTime_s = Double(frame) * dt }
         return md

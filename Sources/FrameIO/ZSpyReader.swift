@@ -114,20 +114,13 @@ public final class ZSpyReader: FrameFileReader, @unchecked Sendable {
         return d.isFinite ? d : nil
     }
 
-    private func checked(_ signal: Int, _ frame: Int) throws -> SignalInfo {
-        guard signals.indices.contains(signal), (0..<signals[signal].frameCount).contains(frame) else {
-            throw FrameIOError(.corrupt, url: url, "no frame \(frame) in signal \(signal)")
-        }
-        return signals[signal]
-    }
-
     public func plane(signal: Int, frame: Int) throws -> PixelPlane {
-        let s = try checked(signal, frame)
+        let s = try checkedSignal(signal, frame)
         return try arrays[signal].frame(frame, height: s.height, width: s.width)
     }
 
     public func metadata(signal: Int, frame: Int) throws -> FrameMetadata {
-        _ = try checked(signal, frame)
+        _ = try checkedSignal(signal, frame)
         var md = metadata[signal]
         if let dt = intervals[signal] { md.relativeTime_s = Double(frame) * dt }
         return md
