@@ -221,7 +221,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// collection, which HDF5 reads as 4096 bytes and then the rest) got past the driver's
     /// check of the first read and crashed in H5HG_read; hdf5-enum-base-size-segv.hspy (a
     /// boolean attribute whose 1-byte enumeration has a 21315-byte base) crashed in
-    /// H5Tget_native_type.
+    /// H5Tget_native_type; hdf5-attribute-enum-values-segv.hspy (an enumeration whose values
+    /// run a megabyte past its attribute message) crashed in HDF5's datatype decoder.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
@@ -243,6 +244,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
             "hdf5-global-heap-index-segv.hspy": "variable-length data refer to object 536870945 of the global heap collection at byte 2144, which holds no such object",
             "hdf5-vlen-length-oom.hspy": "a variable-length value claims 4278194176 bytes, more than the 16 MB allowed for metadata",
             "hdf5-global-heap-large-collection-segv.emd": "the global heap collection at byte 2144 is damaged (an object runs past its end)",
+            "hdf5-attribute-enum-values-segv.hspy": "an attribute's datatype runs past its part of the attribute message",
+            "hdf5-attribute-overread.hspy": "an attribute's dataspace runs past its part of the attribute message",
         ]
         for (name, detail) in expected {
             let url = repository.appendingPathComponent("Fuzz/known/" + name)
