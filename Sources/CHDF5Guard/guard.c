@@ -1,5 +1,5 @@
-// HeatFront's read-only HDF5 file driver, its check of global heap objects and the repair
-// of HDF5's attribute table.
+// HeatFront's read-only HDF5 file driver, its check of global heap objects, the repair of
+// HDF5's attribute table and the check of attribute, datatype and dataspace messages.
 // See include/chdf5_guard.h.
 #define _GNU_SOURCE
 #include "chdf5_guard.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -214,6 +215,7 @@ static hid_t chdf5_guard_driver(void) {
 }
 
 int chdf5_use_guard_driver(hid_t fapl) {
+    chdf5_message_checks_active();
     hid_t id = chdf5_guard_driver();
     return (id >= 0 && H5Pset_driver(fapl, id, NULL) >= 0) ? 0 : -1;
 }
@@ -303,7 +305,8 @@ int chdf5_heap_guard_active(void) {
         && dlsym(RTLD_DEFAULT, "H5FL_blk_realloc") == (void *)H5FL_blk_realloc
         && dlsym(RTLD_DEFAULT, "H5FL_blk_calloc") == (void *)H5FL_blk_calloc
         && dlsym(RTLD_DEFAULT, "H5FL_blk_free") == (void *)H5FL_blk_free
-        && vlen_conversion_located();
+        && vlen_conversion_located()
+        && chdf5_message_checks_active();
 }
 
 unsigned long chdf5_heap_guard_refusals(void) { return refusals; }
@@ -579,3 +582,242 @@ void *H5FL_blk_free(void *head, void *block) {
 }
 
 unsigned long chdf5_vlen_refusals(void) { return vlen_refusals; }
+
+// ---------------------------------------------------------------------------------------
+// The object-header messages HDF5 decodes without checking them against their own size.
+//
+// An attribute message (H5Oattr.c) stores a name, a datatype, a dataspace and the data, with
+// the sizes of the first three; a datatype message (H5Odtype.c) and a dataspace message
+// (H5Osdspace.c) are read field by field. HDF5 1.10 is handed each message with its size as
+// the object-header chunk stores it, but decodes the parts by the counts and sizes written
+// inside them: an enumeration's values (members × its base type's size), a name without its
+// terminating zero, an array of more than 32 dimensions, an attribute's data (points ×
+// element size) are read or copied however far they reach past the message (a read of
+// unmapped memory: SIGSEGV; or of HDF5's neighbouring heap block). The three message classes
+// are tables of methods inside libhdf5 (`H5O_MSG_ATTR`, `H5O_MSG_DTYPE`, `H5O_MSG_SDSPACE`);
+// their decode method is replaced, once, by one that walks the encoding within the message's
+// size first, as HDF5 will read it, and refuses a message whose parts run past its end
+// (HDF5 then reports "unable to decode message" and the damage is recorded on the file).
+// Messages shared through the file's shared-message heap, and calls that pass no size, go to
+// HDF5 unchecked.
+
+/// HDF5 1.10's message class (H5Opkg.h) up to its decode method.
+typedef void *(*msg_decode_fn)(void *f, void *open_oh, unsigned mesg_flags, unsigned *ioflags, size_t p_size, const uint8_t *p);
+typedef struct { unsigned id; const char *name; size_t native_size; unsigned share_flags; msg_decode_fn decode; } chdf5_msg_class_t;
+
+enum { MSG_FLAG_SHARED = 0x02, MAX_RANK = 32, MAX_TYPE_DEPTH = 32 };
+
+static struct { msg_decode_fn attr, dtype, sdspace; int patched; } decode;
+static unsigned long message_refusals = 0;
+
+/// The bytes HDF5's datatype decoder (`H5O_dtype_decode_helper`) reads from the encoding at
+/// `p`, or -1 when it would read past `avail` bytes or the encoding is impossible (more
+/// dimensions than HDF5's arrays hold). `elem` receives the type's size. A version or class
+/// HDF5 refuses before reading further counts as its 8-byte header.
+static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64_t *elem) {
+    if (depth > MAX_TYPE_DEPTH || avail < 8) return -1;
+    unsigned word = (unsigned)le(p, 4), version = (word >> 4) & 0x0f, cls = word & 0x0f, flags = word >> 8;
+    uint64_t size = le(p + 4, 4), sub = 0;
+    *elem = size;
+    size_t at = 8;
+    if (version < 1 || version > 3) return 8;
+    switch (cls) {
+    case 0: case 4: at += 4; break;                     // integer, bitfield: offset, precision
+    case 1: at += 12; break;                            // float: offset … exponent bias
+    case 2: at += 2; break;                             // time: precision
+    case 3: case 7: break;                              // string, reference
+    case 5: at += flags & 0xff; break;                  // opaque: its tag
+    case 6: {                                           // compound: name, offset, [v1 dims], type
+        unsigned offset_bytes = 1;
+        for (uint64_t s = size; s >= 256; s >>= 8) offset_bytes++;
+        for (unsigned i = 0, n = flags & 0xffff; i < n; i++) {
+            const unsigned char *z = at < avail ? memchr(p + at, 0, avail - at) : NULL;
+            if (!z) return -1;
+            size_t len = (size_t)(z - (p + at));
+            at += version >= 3 ? len + 1 : (len + 8) / 8 * 8;
+            at += version >= 3 ? offset_bytes : 4;
+            if (version == 1) {
+                if (at >= avail || p[at] > 4) return -1;
+                at += 28;
+            }
+            if (at > avail) return -1;
+            long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+            if (m < 0) return -1;
+            at += (size_t)m;
+        }
+        break;
+    }
+    case 8: {                                           // enumeration: base type, names, values
+        long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+        if (m < 0) return -1;
+        at += (size_t)m;
+        unsigned n = flags & 0xffff;
+        for (unsigned i = 0; i < n; i++) {
+            const unsigned char *z = at < avail ? memchr(p + at, 0, avail - at) : NULL;
+            if (!z) return -1;
+            size_t len = (size_t)(z - (p + at));
+            at += version >= 3 ? len + 1 : (len + 8) / 8 * 8;
+        }
+        if (at > avail || (n > 0 && sub > (avail - at) / n)) return -1;
+        at += (size_t)(sub * n);
+        break;
+    }
+    case 9: {                                           // variable length: base type
+        long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+        if (m < 0) return -1;
+        at += (size_t)m;
+        break;
+    }
+    case 10: {                                          // array: rank, dims, [permutation], base
+        if (at >= avail || p[at] > MAX_RANK) return -1;
+        unsigned rank = p[at];
+        at += 1 + (version < 3 ? 3 : 0) + 4 * rank + (version < 3 ? 4 * rank : 0);
+        if (at > avail) return -1;
+        long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+        if (m < 0) return -1;
+        at += (size_t)m;
+        break;
+    }
+    default: return 8;                                  // HDF5 refuses an unknown class
+    }
+    return at <= avail ? (long)at : -1;
+}
+
+/// The bytes HDF5's dataspace decoder (`H5O_sdspace_decode`) reads from the encoding at `p`
+/// (sizes of `ls` bytes), or -1 past `avail`; `points` receives the number of elements
+/// (saturating at UINT64_MAX).
+static long dataspace_extent(const unsigned char *p, size_t avail, int ls, uint64_t *points) {
+    *points = 0;
+    if (avail < 4) return -1;
+    unsigned version = p[0], rank = p[1], flags = p[2];
+    if (version < 1 || version > 2) return 4;           // HDF5 refuses the version
+    if (rank > MAX_RANK) return -1;
+    unsigned kind = version >= 2 ? p[3] : (rank > 0 ? 1 : 0);   // scalar, simple, null
+    size_t at = version >= 2 ? 4 : 8;
+    size_t dims = (size_t)rank * (size_t)ls * ((flags & 1) ? 2 : 1);
+    if (at > avail || dims > avail - at) return -1;
+    uint64_t n = kind == 2 ? 0 : 1;
+    if (kind == 1) {
+        for (unsigned i = 0; i < rank; i++) {
+            uint64_t d = le(p + at + (size_t)i * (size_t)ls, ls);
+            n = (d != 0 && n > UINT64_MAX / d) ? UINT64_MAX : n * d;
+        }
+    }
+    *points = n;
+    return (long)(at + dims);
+}
+
+static int sizeof_size_of(void *f) {
+    resolve_real();
+    int ls = real.sizeof_size ? real.sizeof_size(f) : 8;
+    return (ls == 2 || ls == 4 || ls == 8) ? ls : 8;
+}
+
+/// Records a refused message on the file being decoded.
+static void refuse_message(void *f, const char *what) {
+    message_refusals++;
+    chdf5_guard_file_t *g = guard_file_of(f);
+    pthread_mutex_lock(&open_files_lock);
+    if (!g) g = last_opened;
+    note_damage(g, what);
+    pthread_mutex_unlock(&open_files_lock);
+}
+
+/// What is wrong with the attribute message `p` of `size` bytes (H5Oattr.c, versions 1–3:
+/// version, flags, the sizes of name, datatype and dataspace, [encoding], then the parts,
+/// each padded to 8 bytes in version 1), or NULL when HDF5 can decode it within its size.
+static const char *attribute_damage(void *f, const unsigned char *p, size_t size, char *what, size_t cap) {
+    if (size < 8) return "an attribute message is shorter than its header";
+    unsigned version = p[0], flags = version >= 2 ? p[1] : 0;
+    if (version < 1 || version > 3 || (flags & ~3u)) return NULL;    // HDF5 refuses these itself
+    size_t name_len = (size_t)le(p + 2, 2), dt_size = (size_t)le(p + 4, 2), ds_size = (size_t)le(p + 6, 2);
+#define PADDED(n) (version == 1 ? ((n) + 7) / 8 * 8 : (n))
+    size_t at = version >= 3 ? 9 : 8;
+    if (at > size || !memchr(p + at, 0, name_len < size - at ? name_len : size - at))
+        return "an attribute's name runs past its attribute message";
+    at += PADDED(name_len);
+    uint64_t elem = 0, points = 0;
+    if (at > size || dt_size > size - at || (!(flags & 1) && dtype_extent(p + at, dt_size, 0, &elem) < 0))
+        return "an attribute's datatype runs past its part of the attribute message";
+    at += PADDED(dt_size);
+    if (at > size || ds_size > size - at || (!(flags & 2) && dataspace_extent(p + at, ds_size, sizeof_size_of(f), &points) < 0))
+        return "an attribute's dataspace runs past its part of the attribute message";
+    at += PADDED(ds_size);
+#undef PADDED
+    if (at > size) return "an attribute's dataspace runs past its part of the attribute message";
+    if (!(flags & 3) && points > 0 && elem > 0 && (elem > (size - at) / points)) {
+        snprintf(what, cap, "an attribute's data (%llu × %llu bytes) run past its attribute message (%zu bytes)",
+                 (unsigned long long)points, (unsigned long long)elem, size);
+        return what;
+    }
+    return NULL;
+}
+
+static void *checked_attr_decode(void *f, void *oh, unsigned mesg_flags, unsigned *ioflags, size_t p_size, const uint8_t *p) {
+    char what[200];
+    const char *damage = (mesg_flags & MSG_FLAG_SHARED) || p_size == 0 ? NULL : attribute_damage(f, p, p_size, what, sizeof what);
+    if (damage) { refuse_message(f, damage); return NULL; }
+    return decode.attr(f, oh, mesg_flags, ioflags, p_size, p);
+}
+
+static void *checked_dtype_decode(void *f, void *oh, unsigned mesg_flags, unsigned *ioflags, size_t p_size, const uint8_t *p) {
+    uint64_t elem;
+    if (!(mesg_flags & MSG_FLAG_SHARED) && p_size > 0 && dtype_extent(p, p_size, 0, &elem) < 0) {
+        refuse_message(f, "a datatype message is damaged (its encoding runs past the message)");
+        return NULL;
+    }
+    return decode.dtype(f, oh, mesg_flags, ioflags, p_size, p);
+}
+
+static void *checked_sdspace_decode(void *f, void *oh, unsigned mesg_flags, unsigned *ioflags, size_t p_size, const uint8_t *p) {
+    uint64_t points;
+    if (!(mesg_flags & MSG_FLAG_SHARED) && p_size > 0 && dataspace_extent(p, p_size, sizeof_size_of(f), &points) < 0) {
+        refuse_message(f, "a dataspace message is damaged (its dimensions run past the message)");
+        return NULL;
+    }
+    return decode.sdspace(f, oh, mesg_flags, ioflags, p_size, p);
+}
+
+/// Replaces the decode method of HDF5's message class `symbol` (id `id`, named `name`) with
+/// `checked`, keeping HDF5's in `*saved`. The class lives in libhdf5's relocated read-only
+/// data: its page is made writable for the one store, then given back its protection.
+static int patch_decode(const char *symbol, unsigned id, const char *name, msg_decode_fn checked, msg_decode_fn *saved) {
+    chdf5_msg_class_t *cls = (chdf5_msg_class_t *)dlsym(RTLD_DEFAULT, symbol);
+    if (!cls || cls->id != id || !cls->name || strcmp(cls->name, name) != 0 || !cls->decode) return -1;
+    if (cls->decode == checked) return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t slot = (uintptr_t)&cls->decode, start = slot & ~(uintptr_t)(page - 1);
+    int prot = -1;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (maps && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && slot >= lo && slot < hi) {
+            prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
+            break;
+        }
+    }
+    if (maps) fclose(maps);
+    if (prot < 0) return -1;
+    if (!(prot & PROT_WRITE) && mprotect((void *)start, (size_t)page, prot | PROT_WRITE) != 0) return -1;
+    *saved = cls->decode;
+    __atomic_store_n(&cls->decode, checked, __ATOMIC_SEQ_CST);
+    if (!(prot & PROT_WRITE)) mprotect((void *)start, (size_t)page, prot);
+    return 0;
+}
+
+static pthread_once_t message_checks_once = PTHREAD_ONCE_INIT;
+
+static void install_message_checks(void) {
+    decode.patched = patch_decode("H5O_MSG_ATTR", 0x0c, "attribute", checked_attr_decode, &decode.attr) == 0
+                   && patch_decode("H5O_MSG_DTYPE", 0x03, "datatype", checked_dtype_decode, &decode.dtype) == 0
+                   && patch_decode("H5O_MSG_SDSPACE", 0x01, "dataspace", checked_sdspace_decode, &decode.sdspace) == 0;
+}
+
+int chdf5_message_checks_active(void) {
+    pthread_once(&message_checks_once, install_message_checks);
+    return decode.patched;
+}
+
+unsigned long chdf5_message_refusals(void) { return message_refusals; }

@@ -102,7 +102,7 @@ public struct HeatingLog: Sendable, Equatable {
     public static let plausibleC: ClosedRange<Double> = -273.15...3000
 
     /// Reads a heating log, recognising its format from the header. The file is streamed in
-    /// blocks of 1 MiB, so memory is the samples' (16 bytes each), not the text's.
+    /// blocks of at most 1 MiB, so memory is the samples' (16 bytes each), not the text's.
     public static func load(_ url: URL) throws -> HeatingLog {
         if let why = RegularFile.problem(url.path) { throw HeatingLogError(file: url.path, "cannot read: \(why)") }
         let fd = open(url.path, O_RDONLY | O_CLOEXEC)
@@ -111,7 +111,7 @@ public struct HeatingLog: Sendable, Equatable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw HeatingLogError(file: url.path, "cannot read: \(RegularFile.reading(errno))") }
         guard st.st_size <= 1 << 30 else { throw HeatingLogError(file: url.path, "larger than 1 GiB") }
-        var lines = LogLines(fd: fd, file: url.path)
+        var lines = LogLines(fd: fd, file: url.path, bytes: Int(st.st_size))
         return try parse(&lines, file: url.path, sizeHint: Int(st.st_size))
     }
 

@@ -135,7 +135,7 @@ struct LogSamples {
     }
 }
 
-/// The lines of a log, from text in memory or streamed from a file in blocks of 1 MiB.
+/// The lines of a log, from text in memory or streamed from a file in blocks of at most 1 MiB.
 /// Lines end at `\n`, `\r\n` or `\r` and are numbered from 1; a UTF-8 byte-order mark is
 /// dropped; a line that is not UTF-8 is read as Latin-1 (logs written on Windows locales).
 struct LogLines {
@@ -147,6 +147,8 @@ struct LogLines {
     private var fd: Int32 = -1
     private var eof: Bool
     private var number = 0
+    /// Bytes asked of one `read`: at most 1 MiB.
+    private var blockBytes = 1 << 20
 
     init(text: String, file: String) {
         self.file = file
@@ -155,11 +157,14 @@ struct LogLines {
         dropByteOrderMark()
     }
 
-    init(fd: Int32, file: String) {
+    /// `bytes`: the file's length when it was opened, which sizes the read blocks (a log
+    /// still being written is read on to its end all the same).
+    init(fd: Int32, file: String, bytes: Int) {
         self.file = file
         buffer = []
         self.fd = fd
         eof = false
+        blockBytes = min(Self.maxLineBytes, max(4096, bytes + 1))
     }
 
     mutating func next() throws -> (number: Int, text: Substring)? {
@@ -199,15 +204,16 @@ struct LogLines {
             scanned -= pos
             pos = 0
         }
-        let start = buffer.count
-        let atStart = number == 0 && start == 0
-        buffer.append(contentsOf: repeatElement(0, count: 1 << 20))
+        let atStart = number == 0 && buffer.isEmpty
+        // Read into a block of its own and append what came: the block is no larger than the
+        // file (a short log costs a few kB, not a zero-filled MiB on every read).
+        var block = [UInt8](repeating: 0, count: blockBytes)
         var n = -1
         repeat {
-            n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + start, 1 << 20) }
+            n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
         } while n < 0 && errno == EINTR
         guard n >= 0 else { throw HeatingLogError(file: file, "cannot read: \(RegularFile.reading(errno))") }
-        buffer.removeLast((1 << 20) - n)
+        buffer.append(contentsOf: block[..<n])
         if n == 0 { eof = true }
         if atStart { dropByteOrderMark() }
     }

@@ -18,7 +18,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
 @Suite struct HDF5GuardTests {
     static let known = ["hdf5-attribute-close-segv.hspy", "hdf5-attribute-overread.hspy", "hdf5-global-heap-index-segv.hspy",
                         "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy",
-                        "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy"]
+                        "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy",
+                        "hdf5-attribute-enum-values-segv.hspy"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -46,6 +47,23 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         try Data(bytes).write(to: url)
     }
 
+    /// A HyperSpy stack with one attribute message changed: at the first match of `pattern`,
+    /// the 4 bytes at `offset` become `value` (little-endian).
+    static func writeDamagedAttribute(_ url: URL, pattern: [UInt8], offset: Int, value: UInt32) throws {
+        try HyperSpyTests.writeStack(url, type: chdf5_std_i16le(), values: HyperSpyTests.ramp)
+        var bytes = [UInt8](try Data(contentsOf: url))
+        let at = try #require(find(pattern, in: bytes)) + offset
+        bytes.replaceSubrange(at..<(at + 4), with: withUnsafeBytes(of: value.littleEndian, Array.init))
+        try Data(bytes).write(to: url)
+    }
+
+    /// The base type of h5py's bool (a signed 1-byte integer, offset 0, precision 8), then the
+    /// enumeration's first name.
+    static let boolEnumBase: [UInt8] = [0x10, 0x08, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0] + Array("FALSE".utf8)
+    /// An IEEE little-endian double's datatype after its class bytes: size 8, offset 0,
+    /// precision 64, exponent at 52 of 11 bits, mantissa at 0 of 52 bits, bias 1023.
+    static let doubleType: [UInt8] = [8, 0, 0, 0, 0, 0, 64, 0, 52, 11, 0, 52, 0xFF, 3, 0, 0]
+
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard needle.count <= haystack.count else { return nil }
         return (0...(haystack.count - needle.count)).first { i in haystack[i..<(i + needle.count)].elementsEqual(needle) }
@@ -71,6 +89,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// `heatfront` and the fuzzer.
     @Test func heapCheckIsActiveInThisProcess() {
         #expect(chdf5_heap_guard_active() == 1)
+        #expect(chdf5_message_checks_active() == 1)
     }
 
     /// A heap index the collection does not hold, read in this process: HDF5 1.10.8 would read
@@ -139,6 +158,36 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         #expect(e?.detail == "variable-length data of 9008 bytes (object 1 of the global heap collection at byte \(descriptor.1)) exceed the length stored with them")
     }
 
+    /// A bool attribute (`navigate`) whose enumeration's base integer claims 524289 bytes:
+    /// HDF5 1.10.8 copies the enumeration's values (2 × 524289 bytes) from the attribute
+    /// message without checking them against it, reading a megabyte past the object header
+    /// (SIGSEGV). The check of attribute messages refuses it before HDF5 decodes it.
+    @Test func enumerationValuesPastTheAttributeMessageAreOneErrorLine() throws {
+        let dir = ScratchFolder("hdf5-guard")
+        let url = dir.file("enum-values.hspy")
+        try Self.writeDamagedAttribute(url, pattern: Self.boolEnumBase, offset: 4, value: 0x8_0001)
+        let refused = chdf5_message_refusals()
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.file == url.path && e?.kind == .corrupt)
+        #expect(e?.detail == "an attribute's datatype runs past its part of the attribute message")
+        #expect(chdf5_message_refusals() > refused)
+    }
+
+    /// A double attribute (`scale`) whose type claims 200 bytes: HDF5 1.10.8 copies 200 bytes
+    /// of data from a message that holds 8, reading past the message (and, at the end of a
+    /// header chunk, past HDF5's buffer). The check refuses the message.
+    @Test func attributeDataPastItsMessageAreOneErrorLine() throws {
+        let dir = ScratchFolder("hdf5-guard")
+        let url = dir.file("long-data.hspy")
+        try Self.writeDamagedAttribute(url, pattern: Self.doubleType, offset: 0, value: 200)
+        let refused = chdf5_message_refusals()
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.file == url.path && e?.kind == .corrupt)
+        #expect(e?.detail.hasPrefix("an attribute's data (1 × 200 bytes) run past its attribute message (") == true,
+                "\(e?.detail ?? "")")
+        #expect(chdf5_message_refusals() > refused)
+    }
+
     static func gcolOffset(_ url: URL) throws -> Int {
         try #require(find(Array("GCOL".utf8), in: [UInt8](try Data(contentsOf: url))))
     }
@@ -172,7 +221,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// collection, which HDF5 reads as 4096 bytes and then the rest) got past the driver's
     /// check of the first read and crashed in H5HG_read; hdf5-enum-base-size-segv.hspy (a
     /// boolean attribute whose 1-byte enumeration has a 21315-byte base) crashed in
-    /// H5Tget_native_type.
+    /// H5Tget_native_type; hdf5-attribute-enum-values-segv.hspy (an enumeration whose values
+    /// run a megabyte past its attribute message) crashed in HDF5's datatype decoder.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
@@ -194,6 +244,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
             "hdf5-global-heap-index-segv.hspy": "variable-length data refer to object 536870945 of the global heap collection at byte 2144, which holds no such object",
             "hdf5-vlen-length-oom.hspy": "a variable-length value claims 4278194176 bytes, more than the 16 MB allowed for metadata",
             "hdf5-global-heap-large-collection-segv.emd": "the global heap collection at byte 2144 is damaged (an object runs past its end)",
+            "hdf5-attribute-enum-values-segv.hspy": "an attribute's datatype runs past its part of the attribute message",
+            "hdf5-attribute-overread.hspy": "an attribute's dataspace runs past its part of the attribute message",
         ]
         for (name, detail) in expected {
             let url = repository.appendingPathComponent("Fuzz/known/" + name)

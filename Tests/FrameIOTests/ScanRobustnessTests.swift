@@ -117,6 +117,67 @@ struct ScanRobustnessTests {
         }
     }
 
+    /// The `heatfront` executable built beside the test bundle.
+    static let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("heatfront")
+
+    /// Runs `command` (as root, or as `nobody` through setpriv): (exit status, standard output).
+    static func run(_ command: [String], asNobody: Bool) throws -> (status: Int32, stdout: Data) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: asNobody ? "/usr/bin/setpriv" : command[0])
+        p.arguments = asNobody ? ["--reuid=65534", "--regid=65534", "--clear-groups", "--"] + command : Array(command.dropFirst())
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, data)
+    }
+
+    /// Whether this process can run `heatfront` as the ordinary user `nobody` (uid 65534): it
+    /// runs as root, setpriv is installed, and `nobody` can reach and run the executable.
+    static let canRunAsNobody: Bool = {
+        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+              let pw = getpwnam("nobody"), pw.pointee.pw_uid == 65534,
+              FileManager.default.isExecutableFile(atPath: heatfront.path) else { return false }
+        return (try? run([heatfront.path, "--help"], asNobody: true).status) == 0
+    }()
+
+    /// `heatfront inspect` on a simulated run as the ordinary user `nobody`, one of whose
+    /// temperature folders only root can read: the folder is named under `skipped` with
+    /// "permission denied" and its frames are missing from the table, while root, which reads
+    /// every folder, sees them all.
+    @Test("an unreadable sub-folder is named when run as an ordinary user (nobody, through setpriv)",
+          .enabled(if: canRunAsNobody, "needs root, /usr/bin/setpriv, the user nobody (65534) and heatfront built beside the tests"))
+    func unreadableFolderAsOrdinaryUser() throws {
+        let scratch = ScratchFolder("nobody")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.url.path)
+        let runDir = scratch.file("run")
+        let made = try Self.run([Self.heatfront.path, "simulate", "--out", runDir.path, "--size", "32", "--frames-per-step", "2", "--seed", "3"], asNobody: false)
+        try #require(made.status == 0)
+        let folders = try FileManager.default.contentsOfDirectory(atPath: runDir.path).filter { name in
+            var dir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: runDir.appendingPathComponent(name).path, isDirectory: &dir) && dir.boolValue
+        }.sorted()
+        let locked = try #require(folders.dropFirst().first, "the simulated run has fewer than two sub-folders: \(folders)")
+        let lockedURL = runDir.appendingPathComponent(locked)
+        let lockedFrames = try FileManager.default.contentsOfDirectory(atPath: lockedURL.path).count
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: lockedURL.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: lockedURL.path) }
+
+        struct Table: Decodable { let n_frames: Int; let skipped: [Skip]; struct Skip: Decodable { let path: String; let reason: String } }
+        let asRoot = try Self.run([Self.heatfront.path, "inspect", runDir.path], asNobody: false)
+        let asUser = try Self.run([Self.heatfront.path, "inspect", runDir.path], asNobody: true)
+        #expect(asRoot.status == 0 && asUser.status == 0)
+        let all = try JSONDecoder().decode(Table.self, from: asRoot.stdout)
+        let seen = try JSONDecoder().decode(Table.self, from: asUser.stdout)
+        #expect(all.skipped.isEmpty)
+        #expect(lockedFrames > 0 && seen.n_frames == all.n_frames - lockedFrames)
+        let skip = seen.skipped.first { $0.path == locked }
+        #expect(skip?.reason.contains("permission denied") == true, "\(seen.skipped)")
+    }
+
     @Test("a stray file of another size without a time leaves the run on its metadata times")
     func strayFileKeepsTheClock() throws {
         var files: [String: FakeFile] = [:]

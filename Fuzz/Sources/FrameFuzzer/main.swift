@@ -144,6 +144,7 @@ guard let target = Target(rawValue: targetName) else {
     exit(2)
 }
 nonisolated(unsafe) let selected = target
+if [.emdVelox, .emdBerkeley, .hspy, .runFolder].contains(target) { _ = fuzz_hdf5_keep_free_lists() }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func frameFuzzerTestOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {

@@ -10,7 +10,9 @@
 // - a repair of the attribute table HDF5 builds when an object's attribute messages cannot
 //   all be decoded (its unfilled entries would otherwise be closed as attributes);
 // - a cap on the buffer HDF5 allocates for one variable-length value, whose length the
-//   file states.
+//   file states;
+// - a check of every attribute, datatype and dataspace message against its own size before
+//   HDF5 decodes it (HDF5 reads their parts as far as the counts inside them reach).
 //
 // Every function here must be called with HeatFront's HDF5 lock held (HDF5Access).
 #include <hdf5.h>
@@ -21,8 +23,16 @@ int chdf5_use_guard_driver(hid_t fapl);
 
 /// Whether HDF5 goes through HeatFront's checks in this process (the dynamic linker bound
 /// HDF5's calls of `H5HG_read`, `H5HG_get_obj_size`, `H5A__compact_build_table` and of its
-/// block allocator to the executable's checked versions): 1 or 0.
+/// block allocator to the executable's checked versions, and the message checks are
+/// installed): 1 or 0.
 int chdf5_heap_guard_active(void);
+
+/// Whether the checks of attribute, datatype and dataspace messages are installed in HDF5's
+/// message classes (they are on first use of the guarded driver): 1 or 0.
+int chdf5_message_checks_active(void);
+
+/// Object-header messages refused so far in this process (for tests).
+unsigned long chdf5_message_refusals(void);
 
 /// Global heap objects refused so far in this process (for tests).
 unsigned long chdf5_heap_guard_refusals(void);
