@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 import FrameCore
 

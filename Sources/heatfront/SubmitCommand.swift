@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// `heatfront submit`: the runs of `heatfront run RUN_DIR… --out OUT` as SLURM jobs.

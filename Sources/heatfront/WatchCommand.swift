@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FrameCore
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// `heatfront watch RUN_DIR --out OUT`: live analysis while the run is acquired.
