@@ -65,12 +65,14 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
         .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "RunSettings", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CHDF5Guard", "CZarrCodecs"]),
-        .testTarget(name: "RunSettingsTests", dependencies: ["RunSettings", "FrameIO", "FrameCore"]),
+        .testTarget(name: "RunSettingsTests", dependencies: ["TestSupport", "RunSettings", "FrameIO", "FrameCore"]),
         .testTarget(name: "RegistrationTests", dependencies: ["TestSupport", "Registration", "FrameCore", "Simulation"]),
         .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "FrameIO", "Simulation"]),
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "RunSettings", "FrameCore"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "RunSettings", "Simulation"]),
+        // `--help` of every command against Tests/HeatFrontCLITests/Snapshots/.
+        .testTarget(name: "HeatFrontCLITests", dependencies: ["heatfront", "TestSupport"], exclude: ["Snapshots"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Pipeline", "FrameIO", "RunSettings", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]
