@@ -1,3 +1,4 @@
+import FrameCore
 import Foundation
 
 /// Where the crystal lies along the propagation direction: a histogram (¼ px bins) of every

@@ -1,13 +1,15 @@
 import Foundation
 
-/// Small dense least-squares tools shared by the front fits: Levenberg–Marquardt for a
-/// handful of parameters (Marquardt, J. SIAM 11 (1963) 431) and a linear solve for the
-/// normal equations. Sizes here are ≤ 8 parameters and ≤ a few thousand residuals, so
-/// plain Gaussian elimination with partial pivoting is enough.
-enum LeastSquares {
+/// The project's one place for small dense linear algebra, shared by every stage: a linear
+/// solve (Gaussian elimination with partial pivoting), weighted linear least squares through
+/// the normal equations, Levenberg–Marquardt for a handful of parameters (Marquardt,
+/// J. SIAM 11 (1963) 431), and the order statistics the robust fits use. Sizes here are
+/// ≤ a few tens of parameters and ≤ a few thousand residuals, so plain elimination is
+/// enough and LAPACK would add a dependency without a gain.
+public enum LeastSquares {
     /// Solves `a·x = b` (n×n, row-major) by Gaussian elimination with partial pivoting;
     /// nil when the matrix is singular to working precision.
-    static func solve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
+    public static func solve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
         guard n > 0, a.count == n * n, b.count == n else { return nil }
         var m = a, v = b
         let scale = max(m.map(abs).max() ?? 0, 1e-300)
@@ -39,7 +41,7 @@ enum LeastSquares {
     /// Ordinary (optionally weighted) linear least squares: the coefficients minimising
     /// Σ w·(y − X·c)², X row-major with `p` columns. Normal equations with a tiny ridge so
     /// a degenerate column cannot blow up the solve.
-    static func linear(design x: [Double], p: Int, y: [Double], weights: [Double]? = nil) -> [Double]? {
+    public static func linear(design x: [Double], p: Int, y: [Double], weights: [Double]? = nil) -> [Double]? {
         let n = y.count
         guard n >= p, x.count == n * p else { return nil }
         var ata = [Double](repeating: 0, count: p * p), aty = [Double](repeating: 0, count: p)
@@ -57,11 +59,15 @@ enum LeastSquares {
         return solve(ata, aty, n: p)
     }
 
-    struct Fit { var parameters: [Double]; var cost: Double; var converged: Bool }
+    public struct Fit: Sendable {
+        public var parameters: [Double]
+        public var cost: Double
+        public var converged: Bool
+    }
 
     /// Levenberg–Marquardt on `residuals(parameters)` with a forward-difference Jacobian.
     /// Returns nil when the residuals are not finite at the start.
-    static func levenbergMarquardt(start: [Double], maxIterations: Int = 200,
+    public static func levenbergMarquardt(start: [Double], maxIterations: Int = 200,
                                    residuals: ([Double]) -> [Double]) -> Fit? {
         var p = start
         var r = residuals(p)
@@ -111,7 +117,7 @@ enum LeastSquares {
     }
 
     /// Median of finite values (nil when none).
-    static func median(_ values: [Double]) -> Double? {
+    public static func median(_ values: [Double]) -> Double? {
         var v = values.filter(\.isFinite)
         guard !v.isEmpty else { return nil }
         let n = v.count
@@ -121,7 +127,7 @@ enum LeastSquares {
     }
 
     /// The `q`-quantile (0…1) of finite values by linear interpolation (nil when none).
-    static func quantile(_ values: [Double], _ q: Double) -> Double? {
+    public static func quantile(_ values: [Double], _ q: Double) -> Double? {
         var v = values.filter(\.isFinite)
         guard !v.isEmpty else { return nil }
         let pos = min(max(q, 0), 1) * Double(v.count - 1)
@@ -134,7 +140,7 @@ enum LeastSquares {
     /// element is ≥ it: Hoare's selection (quickselect, median-of-three pivots), O(n) on
     /// average where sorting the whole map for one quantile was O(n log n) — these run on
     /// every pixel of every frame's order-parameter map.
-    static func select(_ v: inout [Double], _ k: Int) -> Double {
+    public static func select(_ v: inout [Double], _ k: Int) -> Double {
         var lo = 0, hi = v.count - 1
         while lo < hi {
             let mid = lo + (hi - lo) / 2
@@ -149,46 +155,5 @@ enum LeastSquares {
             if k <= j { hi = j } else if k >= i { lo = i } else { break }
         }
         return v[k]
-    }
-}
-
-/// Otsu's threshold (N. Otsu, IEEE Trans. SMC 9 (1979) 62): the cut that maximises the
-/// between-class variance of a 256-bin histogram spanning the 0.5–99.5 % quantiles (so a
-/// few outliers cannot squeeze the useful range into one bin).
-struct OtsuSplit {
-    var threshold: Double
-    /// Between-class variance over total variance (0…1): ≈ 0.64 for one Gaussian class,
-    /// → 1 for two well separated classes.
-    var effectiveness: Double
-
-    init?(_ values: [Double]) {
-        let v = values.filter(\.isFinite)
-        guard v.count >= 4, let lo = LeastSquares.quantile(v, 0.005), let hi = LeastSquares.quantile(v, 0.995),
-              hi > lo else { return nil }
-        let bins = 256
-        var hist = [Double](repeating: 0, count: bins)
-        let scale = Double(bins) / (hi - lo)
-        for x in v { hist[min(bins - 1, max(0, Int((x - lo) * scale)))] += 1 }
-        let total = Double(v.count)
-        var sumAll = 0.0, sumSq = 0.0
-        for i in 0..<bins {
-            let c = lo + (Double(i) + 0.5) / scale
-            sumAll += hist[i] * c; sumSq += hist[i] * c * c
-        }
-        let meanAll = sumAll / total
-        let varAll = sumSq / total - meanAll * meanAll
-        var best = -1.0, bestIndex = 0, w0 = 0.0, sum0 = 0.0
-        for i in 0..<(bins - 1) {
-            let c = lo + (Double(i) + 0.5) / scale
-            w0 += hist[i]; sum0 += hist[i] * c
-            let w1 = total - w0
-            guard w0 > 0, w1 > 0 else { continue }
-            let m0 = sum0 / w0, m1 = (sumAll - sum0) / w1
-            let between = w0 * w1 * (m0 - m1) * (m0 - m1) / (total * total)
-            if between > best { best = between; bestIndex = i }
-        }
-        guard best >= 0 else { return nil }
-        threshold = lo + Double(bestIndex + 1) / scale
-        effectiveness = varAll > 0 ? min(1, best / varAll) : 0
     }
 }
