@@ -6,10 +6,10 @@ let package = Package(
     name: "HeatFront",
     products: [
         .executable(name: "heatfront", targets: ["heatfront"]),
-        .library(name: "HeatFrontKit", targets: ["FrameIO", "Registration", "ColumnIntensities",
+        .library(name: "HeatFrontKit", targets: ["FrameIO", "RunSettings", "Registration", "ColumnIntensities",
                                                  "FrontTracking", "Simulation", "Pipeline", "Cluster"]),
         // The decoders and input parsers alone, for the fuzzing harness in Fuzz/.
-        .library(name: "HeatFrontFrameIO", targets: ["FrameIO"]),
+        .library(name: "HeatFrontFrameIO", targets: ["FrameIO", "RunSettings"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,8 +36,9 @@ let package = Package(
         // Pixels, FFTs and checksums every stage shares.
         .target(name: "FrameCore", dependencies: ["CFFTW", "CLibCrypto", "CMalloc"]),
         // Stage 1: decoders, writers, the run-folder reader.
-        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CHDF5Guard", "CZip", "CZarrCodecs",
-                                                .product(name: "Yams", package: "Yams")]),
+        .target(name: "FrameIO", dependencies: ["FrameCore", "CPNG", "CTIFF", "CHDF5", "CHDF5Guard", "CZip", "CZarrCodecs"]),
+        // The run's settings: the keys of heatfront.yaml, declared once, parsed and checked.
+        .target(name: "RunSettings", dependencies: ["FrameCore", "FrameIO", .product(name: "Yams", package: "Yams")]),
         // Stage 2: rigid and non-rigid registration, resampling, averaging.
         .target(name: "Registration", dependencies: ["FrameCore"]),
         // Stage 3: lattice, column sites, intensities, line profiles.
@@ -45,14 +46,14 @@ let package = Package(
         // Stage 4: order parameter, phase segmentation, front, kinetics.
         .target(name: "FrontTracking", dependencies: ["FrameCore", "ColumnIntensities"]),
         // Synthetic heating runs with ground truth.
-        .target(name: "Simulation", dependencies: ["FrameCore", "FrameIO"]),
+        .target(name: "Simulation", dependencies: ["FrameCore", "FrameIO", "RunSettings"]),
         // Stage 5: the run, caching, outputs, plots, report.
-        .target(name: "Pipeline", dependencies: ["FrameCore", "FrameIO", "Registration",
+        .target(name: "Pipeline", dependencies: ["FrameCore", "FrameIO", "RunSettings", "Registration",
                                                  "ColumnIntensities", "FrontTracking"]),
         // Many runs on a SLURM cluster: plans, job scripts, resource requests, tasks.
-        .target(name: "Cluster", dependencies: ["FrameCore", "FrameIO", "Pipeline"]),
+        .target(name: "Cluster", dependencies: ["FrameCore", "FrameIO", "RunSettings", "Pipeline"]),
         .executableTarget(name: "heatfront", dependencies: [
-            "Pipeline", "FrameIO", "Simulation", "Cluster",
+            "Pipeline", "FrameIO", "RunSettings", "Simulation", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
@@ -63,13 +64,16 @@ let package = Package(
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FrameCoreTests", dependencies: ["FrameCore"]),
-        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CHDF5Guard", "CZarrCodecs"]),
+        .testTarget(name: "FrameIOTests", dependencies: ["FrameIO", "RunSettings", "FrameCore", "CTIFF", "CPNG", "CHDF5", "CHDF5Guard", "CZarrCodecs"]),
+        .testTarget(name: "RunSettingsTests", dependencies: ["TestSupport", "RunSettings", "FrameIO", "FrameCore"]),
         .testTarget(name: "RegistrationTests", dependencies: ["TestSupport", "Registration", "FrameCore", "Simulation"]),
         .testTarget(name: "ColumnIntensitiesTests", dependencies: ["TestSupport", "ColumnIntensities", "FrameCore", "FrameIO", "Simulation"]),
         .testTarget(name: "FrontTrackingTests", dependencies: ["TestSupport", "FrontTracking", "FrameCore", "Simulation"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "FrameCore"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "Simulation"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Pipeline", "FrameIO", "Simulation"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "FrameIO", "RunSettings", "FrameCore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FrameIO", "RunSettings", "Simulation"]),
+        // `--help` of every command against Tests/HeatFrontCLITests/Snapshots/.
+        .testTarget(name: "HeatFrontCLITests", dependencies: ["heatfront", "TestSupport"], exclude: ["Snapshots"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Pipeline", "FrameIO", "RunSettings", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// What `heatfront submit` decided, written to `OUT/slurm/plan.json` before any job is

@@ -1,5 +1,6 @@
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// How much work a run is: what the time and memory of its tasks grow with.

@@ -1,5 +1,6 @@
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// What the user asked `heatfront submit` for.

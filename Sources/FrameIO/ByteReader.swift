@@ -16,7 +16,7 @@ func regularFileSize(_ url: URL) throws -> Int {
 /// The whole of a small text file (a heating log, a config), its length checked against
 /// `limit` before anything is read. An empty file is answered without Foundation's read
 /// path, which leaks its buffer for zero-byte files (found by the fuzzer).
-func readWholeFile(_ url: URL, limit: Int) throws -> Data {
+public func readWholeFile(_ url: URL, limit: Int) throws -> Data {
     let size = try regularFileSize(url)
     guard size <= limit else {
         throw FrameIOError(.corrupt, url: url, "\(size) bytes, more than the \(limit) HeatFront reads from such a file")

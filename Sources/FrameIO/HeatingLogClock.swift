@@ -55,7 +55,7 @@ enum HeatingLogClock {
     /// disagree with the log, °C (at least 5 step tolerances).
     static func disagreementC(toleranceC: Double) -> Double { max(15, 5 * toleranceC) }
 
-    static func initial(_ log: HeatingLog, raws: [RawFrame], times: FrameTimes, config: RunConfig,
+    static func initial(_ log: HeatingLog, raws: [RawFrame], times: FrameTimes, config: FolderSettings,
                         warnings: inout [String]) throws -> LogClock {
         if let o = config.heatingLogOffsetS { return LogClock(offsetS: o, basis: .configOffset) }
         let origin = times.absolute ? raws.indices.first { raws[$0].absTime != nil }

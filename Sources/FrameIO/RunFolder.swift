@@ -13,17 +13,6 @@ public enum RunFolder {
     public static let configFileName = "heatfront.yaml"
     public static let defaultHeatingLogName = "heating_log.csv"
 
-    /// The run's config: `configURL` when given (`--config FILE`, must exist), else
-    /// `heatfront.yaml` in `runDir` (or beside it, when it is a single stack file) when
-    /// present, else the defaults.
-    public static func loadConfig(runDir: URL, configURL: URL?) throws -> RunConfig {
-        if let configURL { return try RunConfig.load(configURL) }
-        var isDir: ObjCBool = true
-        let single = FileManager.default.fileExists(atPath: runDir.path, isDirectory: &isDir) && !isDir.boolValue
-        let url = (single ? runDir.deletingLastPathComponent() : runDir).appendingPathComponent(configFileName)
-        return FileManager.default.fileExists(atPath: url.path) ? try RunConfig.load(url) : RunConfig()
-    }
-
     /// Scans a run and builds the frame table: `runPath` is a folder (read recursively) or
     /// a single stack file (TIFF, DM, EMD, …), whose folder then holds the config and log.
     ///
@@ -42,7 +31,7 @@ public enum RunFolder {
     ///   `HeatingLogError` for an unusable log, `FrameIOError` when `runPath` is neither a
     ///   readable folder nor a regular file. Unreadable frame files are not errors: they
     ///   become `unreadable:<reason>` frames.
-    public static func scan(_ runPath: URL, config: RunConfig, heatingLog: URL? = nil, exclude: [URL] = [],
+    public static func scan(_ runPath: URL, settings config: FolderSettings, heatingLog: URL? = nil, exclude: [URL] = [],
                             open: (URL) throws -> any FrameFileReader = FrameFiles.open) throws -> FrameTable {
         let input = try RunInput(runPath)
         let root = input.folder
@@ -72,7 +61,7 @@ public enum RunFolder {
         let timing = FrameTimes.assign(&raws.frames, frameIntervalS: config.frameIntervalS, warnings: &warnings)
         let frames = raws.frames
         warnings += problemWarnings(frames, width: size.width, height: size.height, rejected: size.rejected)
-        if size.width > 0 { try config.validate(frameWidth: size.width, frameHeight: size.height) }
+        if size.width > 0 { try config.checkFrameSize(size.width, size.height) }
 
         // 3. Temperatures and steps.
         let temps = try assignTemperatures(frames, times: timing, log: log, config: config, warnings: &warnings)
@@ -131,7 +120,7 @@ public enum RunFolder {
     /// Every file's headers, files in parallel (some formats, such as PNG, decode the whole
     /// file to reach them; `open` must be safe to call concurrently), then the stack times
     /// spread and the `signal:` key checked.
-    private static func readHeaders(_ files: [(rel: String, url: URL)], config: RunConfig,
+    private static func readHeaders(_ files: [(rel: String, url: URL)], config: FolderSettings,
                                     open: (URL) throws -> any FrameFileReader) throws -> (frames: [RawFrame], votes: [Int: Int]) {
         let headers = try withoutActuallyEscaping(open) { open in
             let opener = UncheckedOpener(open: open)
@@ -165,7 +154,7 @@ public enum RunFolder {
     }
 
     /// Temperatures, first source that applies per frame (run contract §1).
-    static func assignTemperatures(_ raws: [RawFrame], times: FrameTimes, log: HeatingLog?, config: RunConfig,
+    static func assignTemperatures(_ raws: [RawFrame], times: FrameTimes, log: HeatingLog?, config: FolderSettings,
                                    warnings: inout [String]) throws -> Temperatures {
         var t = Temperatures(values: Array(repeating: nil, count: raws.count),
                              sources: Array(repeating: .unknown, count: raws.count),
@@ -218,7 +207,7 @@ public enum RunFolder {
     }
 
     /// Config `steps:` rules, first match per frame; a rule that matches nothing is named.
-    private static func applyStepRules(_ raws: [RawFrame], config: RunConfig, into t: inout Temperatures,
+    private static func applyStepRules(_ raws: [RawFrame], config: FolderSettings, into t: inout Temperatures,
                                        warnings: inout [String]) {
         var ruleUsed = [Bool](repeating: false, count: config.steps.count)
         for i in raws.indices {
@@ -259,7 +248,7 @@ public enum RunFolder {
     }
 
     /// The run's pixel size: the config's, else the median of the metadata's.
-    private static func pixelSize(_ raws: [RawFrame], config: RunConfig,
+    private static func pixelSize(_ raws: [RawFrame], config: FolderSettings,
                                   warnings: inout [String]) -> (value: Double?, source: PixelSizeSource) {
         if let p = config.pixelSizeNm { return (p, .config) }
         let known = raws.filter { $0.status.isOK }.compactMap(\.pixelSize)
@@ -340,7 +329,7 @@ public enum RunFolder {
 
     // MARK: Heating log
 
-    private static func resolveHeatingLog(root: URL, config: RunConfig, override: URL?) throws -> URL? {
+    private static func resolveHeatingLog(root: URL, config: FolderSettings, override: URL?) throws -> URL? {
         if let override {
             guard FileManager.default.fileExists(atPath: override.path) else {
                 throw HeatingLogError(file: override.path, "no such file (--heating-log)")

@@ -1,6 +1,7 @@
 import Foundation
 import FrameCore
 import FrameIO
+import RunSettings
 import ColumnIntensities
 import FrontTracking
 import Registration

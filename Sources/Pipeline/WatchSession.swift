@@ -1,6 +1,7 @@
 import Foundation
 import FrameCore
 import FrameIO
+import RunSettings
 import Registration
 
 /// How `heatfront watch` was asked to run.

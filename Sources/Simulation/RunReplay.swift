@@ -1,6 +1,7 @@
 import Foundation
 import FrameCore
 import FrameIO
+import RunSettings
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FrameCore
 import FrameIO
+import RunSettings
 
 /// The frame table `heatfront run` would build for a run folder, as JSON: each frame's
 /// index, file, page, time, temperature, step and pixel size, with where each came from.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 import FrameCore
 
@@ -12,14 +13,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .long, help: "Output folder (one sub-folder per run when several are given).")
     var out: String
 
-    @Option(name: .long, help: "Registration mode: rigid or nonrigid (overrides registration.mode).")
-    var mode: RegistrationMode?
-
-    @Option(name: .long, help: "Config file (overrides RUN_DIR/heatfront.yaml).")
-    var config: String?
-
-    @Option(name: .customLong("heating-log"), help: "Heating log CSV (overrides RUN_DIR/heating_log.csv and the config).")
-    var heatingLog: String?
+    @OptionGroup var settings: SettingsOptions
 
     @Flag(name: .long, help: "Recompute everything instead of reusing finished work in OUT_DIR.")
     var force = false
@@ -40,9 +34,9 @@ struct RunArguments: ParsableArguments {
 
     func options(registrationOnly: Bool) -> RunOptions {
         var o = RunOptions()
-        o.mode = mode
-        o.configURL = config.map { URL(fileURLWithPath: $0) }
-        o.heatingLog = heatingLog.map { URL(fileURLWithPath: $0) }
+        o.mode = settings.mode
+        o.configURL = settings.configURL
+        o.heatingLog = settings.heatingLogURL
         o.force = force
         if let jobs { o.jobs = jobs }
         o.registrationOnly = registrationOnly
@@ -98,8 +92,6 @@ struct RunArguments: ParsableArguments {
         OUT_DIR; 130 interrupted (Ctrl-C, SIGTERM). With several runs: the first failure's code, every failure named at the end.
         """
 }
-
-extension RegistrationMode: ExpressibleByArgument {}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,7 @@ import Foundation
 import Simulation
 import FrameCore
 
-/// `heatfront simulate`: a synthetic heating run with ground truth (run contract §7).
+/// `heatfront simulate`: a synthetic heating run with ground truth (docs/user-guide.md, "Commands").
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Foundation
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// `heatfront submit`: the runs of `heatfront run RUN_DIR… --out OUT` as SLURM jobs.
@@ -49,14 +50,7 @@ struct Submit: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Write the plan and job scripts into OUT/slurm/ without submitting them.")
     var dryRun = false
 
-    @Option(name: .long, help: "Registration mode: rigid or nonrigid (overrides registration.mode).")
-    var mode: RegistrationMode?
-
-    @Option(name: .long, help: "Config file (overrides RUN_DIR/heatfront.yaml).")
-    var config: String?
-
-    @Option(name: .customLong("heating-log"), help: "Heating log CSV (overrides RUN_DIR/heating_log.csv and the config).")
-    var heatingLog: String?
+    @OptionGroup var settings: SettingsOptions
 
     @Flag(name: .customLong("export-fields"), help: "Non-rigid mode: also write each frame's displacement fields (as `run`).")
     var exportFields = false
@@ -74,9 +68,9 @@ struct Submit: ParsableCommand {
 
     func run() throws {
         var options = TaskOptions()
-        options.mode = mode?.rawValue
-        options.config = config.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        options.heatingLog = heatingLog.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        options.mode = settings.mode?.rawValue
+        options.config = settings.configURL?.standardizedFileURL.path
+        options.heatingLog = settings.heatingLogURL?.standardizedFileURL.path
         options.exportFields = exportFields
         options.force = force
         options.cpus = cpus

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FrameCore
 import FrameIO
+import RunSettings
 import Pipeline
 
 /// `heatfront watch RUN_DIR --out OUT`: live analysis while the run is acquired.
@@ -30,14 +31,8 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("idle-exit"), help: "Seconds without a new frame after which the final pass runs and watch exits.")
     var idleExit: Double?
 
-    @Option(name: .long, help: "Registration mode of the final pass: rigid or nonrigid (overrides registration.mode).")
-    var mode: RegistrationMode?
-
-    @Option(name: .long, help: "Config file (overrides RUN_DIR/heatfront.yaml).")
-    var config: String?
-
-    @Option(name: .customLong("heating-log"), help: "Heating log CSV (overrides RUN_DIR/heating_log.csv and the config).")
-    var heatingLog: String?
+    /// `--mode` applies to the final pass.
+    @OptionGroup var settings: SettingsOptions
 
     @Option(name: .long, help: "Seconds between two looks at files no file-system event reported.")
     var poll: Double = 0.5
@@ -63,9 +58,9 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         var options = WatchOptions()
-        options.run.mode = mode
-        options.run.configURL = config.map { URL(fileURLWithPath: $0) }
-        options.run.heatingLog = heatingLog.map { URL(fileURLWithPath: $0) }
+        options.run.mode = settings.mode
+        options.run.configURL = settings.configURL
+        options.run.heatingLog = settings.heatingLogURL
         if let jobs { options.run.jobs = jobs }
         options.idleExitS = idleExit
         options.pollIntervalS = poll

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FrameCore
 import FrameIO
+import RunSettings
 
 /// Heating logs read as streams, checked row by row, and matched to the frames' clock.
 @Suite("Heating-log clock and limits")

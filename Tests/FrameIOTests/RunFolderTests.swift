@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import FrameCore
 import FrameIO
+import RunSettings
 
 // MARK: A fake decoder: whatever header and metadata a test needs, no real file format.
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FrameCore
 import FrameIO
+import RunSettings
 
 /// The run-folder scan under hostile or surprising input: special files, names and paths the
 /// system cannot hand over as text, frames of other sizes or without times, stacks that only

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FrameCore
 import FrameIO
+import RunSettings
 import Pipeline
 import Simulation
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FrameCore
 import FrameIO
+import RunSettings
 import Simulation
 
 /// The dose-floor and strong-distortion presets reproduce the regimes they are named for,

@@ -1,5 +1,6 @@
 import Foundation
 import FrameIO
+import RunSettings
 import CFuzzerDriver
 
 /// libFuzzer entry point (LLVM libFuzzer, coverage-guided mutation of a seed corpus), one
