@@ -122,7 +122,7 @@ public enum RunPipeline {
         clock.lap("registration")
         try cancel.throwIfCancelled()
 
-        var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status.text) }
+        var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status) }
         var rejected = 0
         for (p, f) in ok.enumerated() {
             let s = registered.shifts[p]
@@ -131,7 +131,7 @@ public enum RunPipeline {
             results[f].shiftY = s.rejection == nil ? s.dy : nil
             results[f].score = s.score
             if let why = s.rejection {
-                results[f].status = "rejected:\(why)"
+                results[f].status = .rejected(why)
                 rejected += 1
                 // Each rejected frame named, ten at most (frames.csv lists them all).
                 if rejected <= 10 { progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
@@ -141,7 +141,7 @@ public enum RunPipeline {
 
         var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
         summary.startedAt = ISO8601DateFormatter().string(from: started)
-        summary.nUsed = results.filter { $0.status == "ok" }.count
+        summary.nUsed = results.filter { $0.status.isOK }.count
         if options.part == .registration { return summary }
 
         // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
@@ -192,7 +192,7 @@ public enum RunPipeline {
             var fronts = [StoredFront?](repeating: nil, count: table.steps.count)
             for k in table.steps.indices where options.part.measures(step: k) {
                 try cancel.throwIfCancelled()
-                let members = table.steps[k].frameIndices.filter { results[$0].status == "ok" }
+                let members = table.steps[k].frameIndices.filter { results[$0].status.isOK }
                 let measured: StepFrames
                 if let cached = cache.load(StepFrames.self, "step_\(k)_frames") {
                     measured = cached
@@ -210,7 +210,7 @@ public enum RunPipeline {
             }
             if case .steps = options.part { return summary }
             // Ramp frames (step -1): measured with the sites of the nearest step in time.
-            let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status == "ok" }.map(\.frameIndex)
+            let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status.isOK }.map(\.frameIndex)
             if !ramp.isEmpty {
                 let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
                     var all = StepFrames(frames: [])
@@ -235,7 +235,7 @@ public enum RunPipeline {
             steps = table.steps.indices.map { k in
                 StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], front: fronts[k])
             }
-            let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status == "ok" }.compactMap { results[$0].liTmRatio } }
+            let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status.isOK }.compactMap { results[$0].liTmRatio } }
             for w in summary.addKinetics(steps: steps, ratios: ratios, hasFront: analyses.map { $0?.front?.positionPx != nil }) {
                 progress.warn(w)
             }
