@@ -45,7 +45,7 @@ extension RunPart {
     }
 }
 
-/// Why a run could not be analysed at all (run contract: one clear line, non-zero exit).
+/// Why a run could not be analysed at all (one clear line, non-zero exit).
 /// The exit codes are documented in docs/user-guide.md and `heatfront run --help`.
 public enum PipelineError: Error, CustomStringConvertible {
     /// The config (or a command-line override) is invalid: exit code 2.
@@ -77,7 +77,7 @@ public enum PipelineError: Error, CustomStringConvertible {
     }
 }
 
-/// The run: every stage chained, from a run folder to the outputs of run contract §2.
+/// The run: every stage chained, from a run folder to the outputs docs/outputs.md lists.
 ///
 /// Frames are decoded on demand (`RunFrames`) and measured in batches of `2 × jobs` frames
 /// (each frame's front profiles, a few kB, are kept for the step's moving-front fit); per
@@ -278,8 +278,8 @@ public enum RunPipeline {
         return summary
     }
 
-    /// The run's effective config and frame table, as the run itself reads them (run contract
-    /// §1), with its errors: `heatfront submit` sizes runs and rejects bad ones with this too.
+    /// The run's effective config and frame table, as the run itself reads them (docs/user-guide.md,
+    /// "The run folder"), with its errors: `heatfront submit` sizes runs and rejects bad ones with this too.
     /// - Throws: `PipelineError` naming the file: an invalid config, nothing to analyse.
     public static func scan(runDir: URL, outDir: URL, options: RunOptions) throws -> (RunConfig, FrameTable) {
         let table: FrameTable
