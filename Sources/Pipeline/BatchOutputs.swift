@@ -72,16 +72,23 @@ public enum BatchOutputs {
     }
 
     static func runsTable(_ rows: [Row]) -> CSVTable {
-        var csv = CSVTable(header: ["run", "out_dir", "status", "n_frames", "n_used", "pixel_size_nm",
-                                    "onset_temperature_C", "activation_energy_eV", "activation_energy_sem_eV",
-                                    "n_warnings", "error"])
+        var csv = CSVTable(columns: BatchRunsColumn.self)
         for r in rows {
-            if let s = r.run {
-                csv.append([r.entry.runDir, r.entry.name, "ok", String(s.nFrames), String(s.nUsed), Cell.fixed(s.pixelSizeNm, 6),
-                            Cell.fixed(s.onsetTemperatureC, 1), Cell.fixed(s.activationEnergyEV, 4),
-                            Cell.fixed(s.activationEnergySEMEV, 4), String(s.warnings.count), ""])
-            } else {
-                csv.append([r.entry.runDir, r.entry.name, "failed", "", "", "", "", "", "", "", r.error ?? ""])
+            let s = r.run   // nil for a failed run: its numbers stay empty
+            csv.append { (c: BatchRunsColumn) -> CellValue in
+                switch c {
+                case .run: .text(r.entry.runDir)
+                case .outDir: .text(r.entry.name)
+                case .status: .text(s == nil ? "failed" : "ok")
+                case .nFrames: .int(s?.nFrames)
+                case .nUsed: .int(s?.nUsed)
+                case .pixelSizeNm: .number(s?.pixelSizeNm)
+                case .onsetTemperatureC: .number(s?.onsetTemperatureC)
+                case .activationEnergyEV: .number(s?.activationEnergyEV)
+                case .activationEnergySEMEV: .number(s?.activationEnergySEMEV)
+                case .nWarnings: .int(s?.warnings.count)
+                case .error: .text(s == nil ? r.error ?? "" : "")
+                }
             }
         }
         return csv

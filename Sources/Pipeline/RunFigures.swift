@@ -47,7 +47,7 @@ enum RunFigures {
         p.height = 450
         for (k, s) in c.table.steps.enumerated() {
             let pts = s.frameIndices.compactMap { f -> (x: Double, y: Double)? in
-                guard c.results[f].status == "ok", let y = c.length(c.results[f].frontPositionPx) else { return nil }
+                guard c.results[f].status.isOK, let y = c.length(c.results[f].frontPositionPx) else { return nil }
                 return (c.table.records[f].timeS, y)
             }
             guard !pts.isEmpty else { continue }
@@ -145,7 +145,7 @@ enum RunFigures {
             let times = s.frameIndices.map { c.table.records[$0].timeS }
             if let a = times.min(), let b = times.max() { p.bands.append(.init(x0: a, x1: b, color: c.color(step: k))) }
             let pts = s.frameIndices.compactMap { f -> (x: Double, y: Double)? in
-                guard c.results[f].status == "ok", let v = c.results[f].liTmRatio else { return nil }
+                guard c.results[f].status.isOK, let v = c.results[f].liTmRatio else { return nil }
                 return (c.table.records[f].timeS, v)
             }
             guard !pts.isEmpty else { continue }
@@ -155,7 +155,7 @@ enum RunFigures {
                                       color: c.color(step: k), line: true, markers: false))
             }
         }
-        let ramp = c.results.filter { $0.status == "ok" && c.table.records[$0.frameIndex].stepIndex < 0 && $0.liTmRatio != nil }
+        let ramp = c.results.filter { $0.status.isOK && c.table.records[$0.frameIndex].stepIndex < 0 && $0.liTmRatio != nil }
         if !ramp.isEmpty {
             p.series.append(.init(name: "ramp frames", points: ramp.map { (c.table.records[$0.frameIndex].timeS, $0.liTmRatio!) },
                                   color: "#999999", hollow: true))
@@ -172,7 +172,7 @@ enum RunFigures {
     static func ratioVsTemperature(_ c: Context) -> SVGPlot {
         var p = SVGPlot(title: "Li/TM site intensity ratio vs temperature", xLabel: "temperature (°C)", yLabel: "Li/TM ratio")
         let frames = c.results.compactMap { r -> (x: Double, y: Double)? in
-            guard r.status == "ok", let t = c.table.records[r.frameIndex].temperatureC, let v = r.liTmRatio else { return nil }
+            guard r.status.isOK, let t = c.table.records[r.frameIndex].temperatureC, let v = r.liTmRatio else { return nil }
             return (t, v)
         }
         p.series.append(.init(name: "frames", points: frames, color: "#bbbbbb"))

@@ -6,7 +6,7 @@ import Registration
 import ColumnIntensities
 import FrontTracking
 
-/// Writes OUT_DIR (run contract §2). The only place that knows the output folder's layout;
+/// Writes OUT_DIR (docs/outputs.md). The only place that knows the output folder's layout;
 /// every file goes through `AtomicFile` (the TIFF and PNG writers use it themselves), so an
 /// interrupted run never leaves a partial one, and through `OutputFolder`, which records it
 /// as this run's.
@@ -63,31 +63,40 @@ struct RunOutputs {
         }
     }
 
-    /// `columns/step_<k>.csv`: each site's centre in the average's pixels (x right, y down,
-    /// origin at the centre of the top-left pixel) and in nm (empty without a pixel size),
-    /// its sublattice (`tm`, `li`) and intensity (the frames' own units).
-    static let columnHeader = ["x_px", "y_px", "x_nm", "y_nm", "sublattice", "intensity"]
-
-    /// Per step: `columns/step_<k>.csv` (every site of the aligned average), `profiles/step_<k>.csv`
-    /// and `maps/step_<k>_phase.png`.
+    /// Per step: `columns/step_<k>.csv` (every site of the aligned average, `SitesColumn`),
+    /// `profiles/step_<k>.csv` (`ProfileColumn`) and `maps/step_<k>_phase.png`.
     func writeStepDetails(_ analyses: [StepAnalysis?], averages: [AlignedAverage], pixelSizeNm nm: Double?,
                           config: RunConfig, boundary: LineSegment?) throws {
         let range = Self.displayRange(averages)
         _ = try ResultSlots<Void>.map(analyses.count) { k in
             guard let a = analyses[k] else { return }
-            var columns = CSVTable(header: Self.columnHeader)
+            var columns = CSVTable(columns: SitesColumn.self)
             for s in a.sites.sites {
-                columns.append([Cell.fixed(s.x, 3), Cell.fixed(s.y, 3), Cell.fixed(nm.map { s.x * $0 }, 5),
-                                Cell.fixed(nm.map { s.y * $0 }, 5), s.sublattice.rawValue, Cell.significant(s.intensity)])
+                columns.append { (c: SitesColumn) -> CellValue in
+                    switch c {
+                    case .xPx: .number(s.x)
+                    case .yPx: .number(s.y)
+                    case .xNm: .number(nm.map { s.x * $0 })
+                    case .yNm: .number(nm.map { s.y * $0 })
+                    case .sublattice: .text(s.sublattice.rawValue)
+                    case .intensity: .number(s.intensity)
+                    }
+                }
             }
             try AtomicFile.write(columns.text, to: url("columns/step_\(k).csv"))
 
             let profile = LineProfile.profile(averages[k].image, line: config.profileLine, widthPx: config.profileWidthPx,
                                               sites: a.sites, region: a.region)
-            var csv = CSVTable(header: ["distance_nm", "intensity", "site", "distance_px"])
+            var csv = CSVTable(columns: ProfileColumn.self)
             for p in profile.points {
-                csv.append([Cell.fixed(nm.map { p.distancePx * $0 }, 4), Cell.significant(p.intensity),
-                            p.site?.rawValue ?? "", Cell.fixed(p.distancePx, 3)])
+                csv.append { (c: ProfileColumn) -> CellValue in
+                    switch c {
+                    case .distanceNm: .number(nm.map { p.distancePx * $0 })
+                    case .intensity: .number(p.intensity)
+                    case .site: .text(p.site?.rawValue ?? "")
+                    case .distancePx: .number(p.distancePx)
+                    }
+                }
             }
             try AtomicFile.write(csv.text, to: url("profiles/step_\(k).csv"))
 

@@ -46,7 +46,7 @@ extension RunPart {
     }
 }
 
-/// Why a run could not be analysed at all (run contract: one clear line, non-zero exit).
+/// Why a run could not be analysed at all (one clear line, non-zero exit).
 /// The exit codes are documented in docs/user-guide.md and `heatfront run --help`.
 public enum PipelineError: Error, CustomStringConvertible {
     /// The config (or a command-line override) is invalid: exit code 2.
@@ -78,7 +78,7 @@ public enum PipelineError: Error, CustomStringConvertible {
     }
 }
 
-/// The run: every stage chained, from a run folder to the outputs of run contract §2.
+/// The run: every stage chained, from a run folder to the outputs docs/outputs.md lists.
 ///
 /// Frames are decoded on demand (`RunFrames`) and measured in batches of `2 × jobs` frames
 /// (each frame's front profiles, a few kB, are kept for the step's moving-front fit); per
@@ -123,7 +123,7 @@ public enum RunPipeline {
         clock.lap("registration")
         try cancel.throwIfCancelled()
 
-        var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status.text) }
+        var results = table.records.map { FrameResult(frameIndex: $0.frameIndex, status: $0.status) }
         var rejected = 0
         for (p, f) in ok.enumerated() {
             let s = registered.shifts[p]
@@ -132,7 +132,7 @@ public enum RunPipeline {
             results[f].shiftY = s.rejection == nil ? s.dy : nil
             results[f].score = s.score
             if let why = s.rejection {
-                results[f].status = "rejected:\(why)"
+                results[f].status = .rejected(why)
                 rejected += 1
                 // Each rejected frame named, ten at most (frames.csv lists them all).
                 if rejected <= 10 { progress.warn("frame \(f) (\(table.records[f].file)): rejected, \(why)") }
@@ -142,7 +142,7 @@ public enum RunPipeline {
 
         var summary = RunSummary(table: table, runDir: runDir, config: config, inputs: inputs)
         summary.startedAt = ISO8601DateFormatter().string(from: started)
-        summary.nUsed = results.filter { $0.status == "ok" }.count
+        summary.nUsed = results.filter { $0.status.isOK }.count
         if options.part == .registration { return summary }
 
         // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
@@ -193,7 +193,7 @@ public enum RunPipeline {
             var fronts = [StoredFront?](repeating: nil, count: table.steps.count)
             for k in table.steps.indices where options.part.measures(step: k) {
                 try cancel.throwIfCancelled()
-                let members = table.steps[k].frameIndices.filter { results[$0].status == "ok" }
+                let members = table.steps[k].frameIndices.filter { results[$0].status.isOK }
                 let measured: StepFrames
                 if let cached = cache.load(StepFrames.self, "step_\(k)_frames") {
                     measured = cached
@@ -211,7 +211,7 @@ public enum RunPipeline {
             }
             if case .steps = options.part { return summary }
             // Ramp frames (step -1): measured with the sites of the nearest step in time.
-            let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status == "ok" }.map(\.frameIndex)
+            let ramp = table.records.filter { $0.stepIndex < 0 && results[$0.frameIndex].status.isOK }.map(\.frameIndex)
             if !ramp.isEmpty {
                 let rampFrames = try cache.load(StepFrames.self, "ramp_frames") ?? {
                     var all = StepFrames(frames: [])
@@ -236,7 +236,7 @@ public enum RunPipeline {
             steps = table.steps.indices.map { k in
                 StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], front: fronts[k])
             }
-            let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status == "ok" }.compactMap { results[$0].liTmRatio } }
+            let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status.isOK }.compactMap { results[$0].liTmRatio } }
             for w in summary.addKinetics(steps: steps, ratios: ratios, hasFront: analyses.map { $0?.front?.positionPx != nil }) {
                 progress.warn(w)
             }
@@ -279,8 +279,8 @@ public enum RunPipeline {
         return summary
     }
 
-    /// The run's effective config and frame table, as the run itself reads them (run contract
-    /// §1), with its errors: `heatfront submit` sizes runs and rejects bad ones with this too.
+    /// The run's effective config and frame table, as the run itself reads them (docs/user-guide.md,
+    /// "The run folder"), with its errors: `heatfront submit` sizes runs and rejects bad ones with this too.
     /// - Throws: `PipelineError` naming the file: an invalid config, nothing to analyse.
     public static func scan(runDir: URL, outDir: URL, options: RunOptions) throws -> (RunConfig, FrameTable) {
         let table: FrameTable

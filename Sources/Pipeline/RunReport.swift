@@ -338,9 +338,9 @@ enum RunPlots {
         func points(_ frames: [Int]) -> [(x: Double, y: Double)] {
             frames.compactMap { f in table.records[f].temperatureC.map { (table.records[f].timeS, $0) } }
         }
-        let used = table.records.indices.filter { results[$0].status == "ok" }
+        let used = table.records.indices.filter { results[$0].status.isOK }
         for (k, s) in table.steps.enumerated() {
-            let members = s.frameIndices.filter { results[$0].status == "ok" }
+            let members = s.frameIndices.filter { results[$0].status.isOK }
             let times = s.frameIndices.map { table.records[$0].timeS }
             if let a = times.min(), let b = times.max() { plot.bands.append(.init(x0: a, x1: b, color: colors[k])) }
             if !members.isEmpty {
@@ -350,7 +350,7 @@ enum RunPlots {
         }
         let ramp = used.filter { table.records[$0].stepIndex < 0 }
         if !ramp.isEmpty { plot.series.append(.init(name: "ramp frames", points: points(ramp), color: "#555555")) }
-        let unused = table.records.indices.filter { results[$0].status != "ok" }
+        let unused = table.records.indices.filter { !results[$0].status.isOK }
         if !unused.isEmpty {
             plot.series.append(.init(name: "rejected or unreadable", points: points(unused), color: "#000000", hollow: true))
         }

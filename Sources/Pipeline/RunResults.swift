@@ -3,9 +3,10 @@ import FrameCore
 import FrameIO
 
 /// What the pipeline measured for one frame: one row of `frames.csv`.
-public struct FrameResult: Sendable, Codable, Equatable {
+public struct FrameResult: Sendable, Equatable {
     public var frameIndex: Int
-    public var status: String
+    /// The scan's status of the frame, or the registration's rejection (`rejected:<reason>`).
+    public var status: FrameStatus
     public var shiftX: Double?
     public var shiftY: Double?
     public var score: Double?
@@ -15,7 +16,7 @@ public struct FrameResult: Sendable, Codable, Equatable {
     /// Front distance from its boundary, in pixels (converted to nm on output when calibrated).
     public var frontPositionPx: Double?
 
-    public init(frameIndex: Int, status: String) {
+    public init(frameIndex: Int, status: FrameStatus) {
         self.frameIndex = frameIndex
         self.status = status
     }

@@ -13,7 +13,7 @@ extension RunOutputs {
         let position = Dictionary(uniqueKeysWithValues: ok.enumerated().map { ($1, $0) })
         for (k, step) in table.steps.enumerated() {
             try cancel.throwIfCancelled()
-            let members = step.frameIndices.filter { results[$0].status == "ok" && position[$0] != nil }
+            let members = step.frameIndices.filter { results[$0].status.isOK && position[$0] != nil }
             guard !members.isEmpty else { continue }
             try AtomicFile.write(to: url("stacks/step_\(k).hspy")) { tmp in
                 let writer = try HyperSpyWriter(url: tmp, title: "aligned frames, " + RunReport.stepTitle(k, temperatureC: step.temperatureC),

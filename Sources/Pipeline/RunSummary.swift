@@ -118,7 +118,7 @@ struct LatticeSummary: Sendable, Encodable {
     }
 }
 
-/// `summary.json` (run contract §5). Every listed key is always present; unknown values are
+/// `summary.json` (docs/outputs.md, "summary.json"). Every listed key is always present; unknown values are
 /// `null`. Keys are sorted so that reruns write the same bytes, except the wall-clock fields
 /// `timings_s`, `peak_memory_mb` and `started_at`.
 public struct RunSummary: Sendable, Encodable {

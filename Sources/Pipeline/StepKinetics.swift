@@ -12,7 +12,7 @@ enum StepKinetics {
                          front: StoredFront?) -> StepResult {
         let step = table.steps[k]
         let times = step.frameIndices.map { table.records[$0].timeS }
-        let used = step.frameIndices.filter { results[$0].status == "ok" }
+        let used = step.frameIndices.filter { results[$0].status.isOK }
         var r = StepResult(stepIndex: k, temperatureC: step.temperatureC, tStart: times.min() ?? 0, tEnd: times.max() ?? 0,
                            nFrames: step.frameIndices.count, nUsed: used.count)
         let ratios = used.compactMap { results[$0].liTmRatio }

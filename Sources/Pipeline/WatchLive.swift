@@ -123,13 +123,13 @@ final class LiveRun {
     /// Registers and measures one new frame of the current table.
     func process(_ record: FrameRecord) throws -> WatchStatus.Snapshot {
         guard let table else { preconditionFailure("process before rescan") }
-        var r = FrameResult(frameIndex: record.frameIndex, status: record.status.text)
+        var r = FrameResult(frameIndex: record.frameIndex, status: record.status)
         defer { results[Self.key(record)] = r; processed += 1 }
         guard record.status == .ok else { return snapshot(record, r) }
         let frames = RunFrames(table: table, indices: [record.frameIndex])
         let image: Image
         do { image = try frames.image(at: 0) } catch {
-            r.status = "rejected:unreadable"
+            r.status = .rejected("unreadable")
             return snapshot(record, r)
         }
         if registration == nil {
@@ -142,7 +142,7 @@ final class LiveRun {
         r.shiftY = shift.isUsed ? shift.dy : nil
         r.score = shift.score
         guard shift.isUsed else {
-            r.status = "rejected:\(shift.rejection!)"
+            r.status = .rejected(shift.rejection!)
             return snapshot(record, r)
         }
         recentShifts.append((record.timeS, shift.dx, shift.dy))
@@ -264,13 +264,14 @@ final class LiveRun {
         return (done, frameResults(done))
     }
 
-    /// Results in table order (a frame not processed yet is `pending`).
+    /// Results in table order. A frame not processed yet is `rejected:pending`: like a rejected
+    /// frame, it is left out of its step's numbers (and it is never written: `processedRows`).
     func frameResults(_ table: FrameTable) -> [FrameResult] {
         table.records.map { rec in
-            var r = results[Self.key(rec)] ?? FrameResult(frameIndex: rec.frameIndex, status: "pending")
+            var r = results[Self.key(rec)] ?? FrameResult(frameIndex: rec.frameIndex, status: .rejected("pending"))
             r.frameIndex = rec.frameIndex
             // The table's current status wins for frames the scan now rejects.
-            if rec.status != .ok { r.status = rec.status.text }
+            if rec.status != .ok { r.status = rec.status }
             return r
         }
     }
@@ -342,7 +343,7 @@ final class LiveRun {
         let nm = table?.pixelSizeNm
         let unit = nm == nil ? "px" : "nm", scale = nm ?? 1
         var s = WatchStatus.Snapshot(temperatureC: record.temperatureC, step: record.stepIndex, frames: processed + 1,
-                                     used: results.values.filter { $0.status == "ok" }.count + (r.status == "ok" ? 1 : 0),
+                                     used: results.values.filter { $0.status.isOK }.count + (r.status.isOK ? 1 : 0),
                                      lengthUnit: unit)
         if let first = recentShifts.first, let last = recentShifts.last, last.t > first.t {
             let vx = (last.dx - first.dx) / (last.t - first.t), vy = (last.dy - first.dy) / (last.t - first.t)

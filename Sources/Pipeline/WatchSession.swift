@@ -167,8 +167,8 @@ final class LiveWriter: @unchecked Sendable {
         let results = live.frameResults(table), steps = live.stepRows(table), averages = live.averages(table)
         let analyses = live.takeChangedAnalyses(table), config = live.config, boundary = live.frontBoundary
         var s = RunSummary(table: table, runDir: live.runDir, config: config, inputs: [])
-        s.nUsed = results.filter { $0.status == "ok" }.count
-        let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status == "ok" }.compactMap { results[$0].liTmRatio } }
+        s.nUsed = results.filter { $0.status.isOK }.count
+        let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status.isOK }.compactMap { results[$0].liTmRatio } }
         let hasFront = table.steps.map { st in st.frameIndices.contains { results[$0].frontPositionPx != nil } }
         _ = s.addKinetics(steps: steps, ratios: ratios, hasFront: hasFront)
         s.warnings = table.warnings

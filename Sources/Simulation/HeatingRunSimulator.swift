@@ -8,7 +8,7 @@ import FrameCore
 /// specimen position each scan pixel saw: the raster position distorted by flyback and line
 /// jitter, minus the specimen drift at that pixel's acquisition time (`ScanModel`,
 /// `DriftPath`). Images are never shifted after rendering, so drift, shear and jitter are
-/// exact, and the truth values follow the run contract's definitions (`FrameTruth`).
+/// exact, and the truth values follow the definitions of docs/outputs.md (`FrameTruth`).
 /// The detector (`DetectorModel`) then adds Poisson shot noise, gain, offset and read noise.
 ///
 /// Rendering is a pure function of (options, frame index): each frame draws from its own
@@ -122,7 +122,7 @@ public struct HeatingRunSimulator: Sendable {
         specimen = grainModel
 
         // Truth: cation sites of the analysed grain inside each frame's own field of view
-        // (run contract §1: "the area in the field of view"). Frame i shows the specimen
+        // (docs/outputs.md, "frames.csv": the analysed crystal). Frame i shows the specimen
         // moved by its drift d_i, i.e. the region [−d_i, −d_i + size·p]; sites are listed
         // once over the union of those regions.
         let mids = slots.map { $0.startS + dur / 2 }

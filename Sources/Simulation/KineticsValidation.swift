@@ -15,18 +15,18 @@ extension RunValidation {
         var slowLacking: [Int] = []
         for st in truth.steps {
             guard let vt = st.frontVelocityNmPerS, vt > 0, st.frontPositionStartNm != nil else { continue }
-            guard let r = byIndex[st.stepIndex], let v = s.double(r, "front_velocity_nm_per_s") else {
+            guard let r = byIndex[st.stepIndex], let v = s.double(r, StepsColumn.frontVelocityNmPerS) else {
                 if !st.moving { slowLacking.append(st.stepIndex) }
                 continue
             }
-            if let sem = s.double(r, "front_velocity_sem_nm_per_s"), sem > 0 {
+            if let sem = s.double(r, StepsColumn.frontVelocitySEMNmPerS), sem > 0 {
                 counted += 1
                 if abs(v - vt) <= sem { within += 1 }
                 zs.append((v - vt) / sem)
             }
             if !st.moving { slowWorst = max(slowWorst ?? 0, abs(v - vt) / vt) }
-            if let upper = s.double(r, "front_velocity_upper_nm_per_s"), vt > upper { aboveBound += 1 }
-            if st.moving, s.string(r, "front_motion_detected") == "false" { missedMotion += 1 }
+            if let upper = s.double(r, StepsColumn.frontVelocityUpperNmPerS), vt > upper { aboveBound += 1 }
+            if st.moving, s.string(r, StepsColumn.frontMotionDetected) == "false" { missedMotion += 1 }
         }
         let zText = zs.map { String(format: "%+.2f", $0) }.joined(separator: " ")
         return [

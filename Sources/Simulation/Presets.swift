@@ -1,6 +1,6 @@
 import Foundation
 
-/// The kinds of synthetic heating run `heatfront simulate` writes (run contract §7).
+/// The kinds of synthetic heating run `heatfront simulate` writes (docs/outputs.md, "heatfront simulate").
 public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
     /// Sun et al., Cell Rep. Phys. Sci. 2021: LiCoO2 heated fast to ≈ 500 °C, then four holds
     /// with a layered → rock-salt front moving from a grain boundary along the layers
@@ -81,7 +81,7 @@ public enum NeighbourRegion: Sendable, Equatable {
     case vacuum
 }
 
-/// How the heating log is written (run contract §1, temperature source 2).
+/// How the heating log is written (the formats docs/user-guide.md, "The run folder", lists).
 public enum HeatingLogFlavour: String, Sendable, Codable {
     /// `time_s,temperature_C`, log time 0 = the first frame.
     case plainRelative = "plain_time_s"

@@ -131,12 +131,12 @@ public enum RunValidation {
         }
         var tf: [Int: FrameTruth] = [:]
         for r in gt.rows {
-            guard let i = gt.int(r, "frame_index") else { continue }
-            tf[i] = FrameTruth(frameIndex: i, timeS: gt.double(r, "time_s") ?? 0, temperatureC: gt.double(r, "temperature_C") ?? 0,
-                               stepIndex: gt.int(r, "step_index") ?? -1, shiftXPx: gt.double(r, "shift_x_px") ?? 0,
-                               shiftYPx: gt.double(r, "shift_y_px") ?? 0, liTmRatio: gt.double(r, "li_tm_ratio") ?? 0,
-                               rocksaltFraction: gt.double(r, "rocksalt_fraction") ?? 0,
-                               frontPositionNm: gt.double(r, "front_position_nm"), expectedStatus: gt.string(r, "status") ?? "ok", file: "")
+            guard let i = gt.int(r, FramesColumn.frameIndex) else { continue }
+            tf[i] = FrameTruth(frameIndex: i, timeS: gt.double(r, FramesColumn.timeS) ?? 0, temperatureC: gt.double(r, FramesColumn.temperatureC) ?? 0,
+                               stepIndex: gt.int(r, FramesColumn.stepIndex) ?? -1, shiftXPx: gt.double(r, FramesColumn.shiftXPx) ?? 0,
+                               shiftYPx: gt.double(r, FramesColumn.shiftYPx) ?? 0, liTmRatio: gt.double(r, FramesColumn.liTmRatio) ?? 0,
+                               rocksaltFraction: gt.double(r, FramesColumn.rocksaltFraction) ?? 0,
+                               frontPositionNm: gt.double(r, FramesColumn.frontPositionNm), expectedStatus: gt.string(r, FramesColumn.status) ?? "ok", file: "")
         }
         truthFrames = tf
         let hasFront = truth.frontWidthNm != nil
@@ -158,17 +158,17 @@ public enum RunValidation {
 
         if let f = frames {
             var out: [Int: [String]] = [:]
-            for r in f.rows { if let i = f.int(r, "frame_index") { out[i] = r } }
-            usedFrames = Set(out.filter { (f.string($0.value, "status") ?? "") == "ok" }.keys)
+            for r in f.rows { if let i = f.int(r, FramesColumn.frameIndex) { out[i] = r } }
+            usedFrames = Set(out.filter { (f.string($0.value, FramesColumn.status) ?? "") == "ok" }.keys)
             // Registration.
             var errs: [SIMD2<Double>] = [], errFrames: [Int] = []
             var wrongRejects: [Int] = [], missedNoise: [Int] = [], absent: [Int] = []
             for (i, t) in truthFrames.sorted(by: { $0.key < $1.key }) {
                 guard let r = out[i] else { absent.append(i); continue }
-                let ok = (f.string(r, "status") ?? "") == "ok"
+                let ok = (f.string(r, FramesColumn.status) ?? "") == "ok"
                 if t.expectedStatus == "ok" {
                     if !ok { wrongRejects.append(i) }
-                    if ok, let x = f.double(r, "shift_x_px"), let y = f.double(r, "shift_y_px") {
+                    if ok, let x = f.double(r, FramesColumn.shiftXPx), let y = f.double(r, FramesColumn.shiftYPx) {
                         errs.append(SIMD2(x - t.shiftXPx, y - t.shiftYPx)); errFrames.append(i)
                     }
                 } else if ok {
@@ -205,7 +205,7 @@ public enum RunValidation {
             // Li/TM per frame: rank correlation with the truth (target ≥ 0.95).
             var measuredLiTm: [Double] = [], trueLiTm: [Double] = []
             for (i, t) in truthFrames.sorted(by: { $0.key < $1.key }) where t.expectedStatus == "ok" {
-                if let r = out[i], let v = f.double(r, "li_tm_ratio") { measuredLiTm.append(v); trueLiTm.append(t.liTmRatio) }
+                if let r = out[i], let v = f.double(r, FramesColumn.liTmRatio) { measuredLiTm.append(v); trueLiTm.append(t.liTmRatio) }
             }
             let rho = RunValidation.spearman(measuredLiTm, trueLiTm)
             metrics.append(Metric(name: "li_tm_ratio_frame_spearman", value: rho, unit: "", target: "≥ 0.95",
@@ -215,7 +215,7 @@ public enum RunValidation {
                 var e: [Double] = [], unreported = 0
                 for (i, t) in truthFrames where t.expectedStatus == "ok" && usedFrames.contains(i) {
                     guard let tp = t.frontPositionNm else { continue }
-                    if let r = out[i], let op = f.double(r, "front_position_nm") { e.append(op - tp) } else { unreported += 1 }
+                    if let r = out[i], let op = f.double(r, FramesColumn.frontPositionNm) { e.append(op - tp) } else { unreported += 1 }
                 }
                 let rms = e.isEmpty ? nil : (e.map { $0 * $0 }.reduce(0, +) / Double(e.count)).squareRoot()
                 metrics.append(Metric(name: "front_position_rms_error", value: rms, unit: "nm", target: "≤ 0.5",
@@ -227,7 +227,7 @@ public enum RunValidation {
                 metrics.append(Metric(name: "front_position_mean_error", value: mean, unit: "nm", target: "", passed: nil,
                                       detail: "signed mean over the same frames (reported − true)"))
             } else {
-                let n = f.rows.filter { f.double($0, "front_position_nm") != nil }.count
+                let n = f.rows.filter { f.double($0, FramesColumn.frontPositionNm) != nil }.count
                 metrics.append(Metric(name: "front_reported_without_truth", value: Double(n), unit: "frames", target: "= 0",
                                       passed: n == 0, detail: "the run has no front"))
             }
@@ -238,13 +238,13 @@ public enum RunValidation {
             // split or missed), by the nearest step of the same temperature (within 3 °C) in time.
             var byIndex: [Int: [String]] = [:]
             for st in truth.steps {
-                let same = s.rows.first { s.int($0, "step_index") == st.stepIndex }
-                if let r = same, let temp = s.double(r, "temperature_C"), abs(temp - st.temperatureC) <= 3 { byIndex[st.stepIndex] = r; continue }
-                if same != nil, s.double(same!, "temperature_C") == nil { byIndex[st.stepIndex] = same; continue }
-                let near = s.rows.filter { r in s.double(r, "temperature_C").map { abs($0 - st.temperatureC) <= 3 } ?? false }
-                byIndex[st.stepIndex] = near.min { abs((s.double($0, "t_start_s") ?? 1e18) - st.tStartS) < abs((s.double($1, "t_start_s") ?? 1e18) - st.tStartS) }
+                let same = s.rows.first { s.int($0, StepsColumn.stepIndex) == st.stepIndex }
+                if let r = same, let temp = s.double(r, StepsColumn.temperatureC), abs(temp - st.temperatureC) <= 3 { byIndex[st.stepIndex] = r; continue }
+                if same != nil, s.double(same!, StepsColumn.temperatureC) == nil { byIndex[st.stepIndex] = same; continue }
+                let near = s.rows.filter { r in s.double(r, StepsColumn.temperatureC).map { abs($0 - st.temperatureC) <= 3 } ?? false }
+                byIndex[st.stepIndex] = near.min { abs((s.double($0, StepsColumn.tStartS) ?? 1e18) - st.tStartS) < abs((s.double($1, StepsColumn.tStartS) ?? 1e18) - st.tStartS) }
             }
-            func stepMetric(_ name: String, _ column: String, _ target: Double, _ truthValue: (StepTruth) -> Double) {
+            func stepMetric(_ name: String, _ column: StepsColumn, _ target: Double, _ truthValue: (StepTruth) -> Double) {
                 var worst = 0.0, lacking: [Int] = []
                 for st in truth.steps {
                     guard let r = byIndex[st.stepIndex], let v = s.double(r, column) else { lacking.append(st.stepIndex); continue }
@@ -255,7 +255,7 @@ public enum RunValidation {
                                       passed: computed && lacking.isEmpty && worst <= target,
                                       detail: "max over \(truth.steps.count - lacking.count) steps" + (lacking.isEmpty ? "" : "; no value for steps " + list(lacking))))
             }
-            stepMetric("li_tm_ratio_step_error", "li_tm_ratio_mean", 0.05) { $0.liTmRatioMean }
+            stepMetric("li_tm_ratio_step_error", .liTmRatioMean, 0.05) { $0.liTmRatioMean }
             // Contract §4: a step's rock-salt fraction is the one in its aligned average, whose
             // area is the step's common view inside the run's reference frame; with much drift
             // that differs from the frames' own views (the mean of which the truth file holds).
@@ -265,13 +265,13 @@ public enum RunValidation {
                     return RunValidation.rocksaltInAverage(truth: truth, frames: members, offset: offset).map { (st.stepIndex, $0) }
                 })
             } ?? [:]
-            stepMetric("rocksalt_fraction_step_error", "rocksalt_fraction", 0.05) { averageArea[$0.stepIndex] ?? $0.rocksaltFraction }
+            stepMetric("rocksalt_fraction_step_error", .rocksaltFraction, 0.05) { averageArea[$0.stepIndex] ?? $0.rocksaltFraction }
 
             if hasFront {
                 var worst = 0.0, lacking: [Int] = [], n = 0
                 for st in truth.steps where st.moving {
                     guard let vt = st.frontVelocityNmPerS, vt > 0 else { continue }
-                    guard let r = byIndex[st.stepIndex], let v = s.double(r, "front_velocity_nm_per_s") else { lacking.append(st.stepIndex); continue }
+                    guard let r = byIndex[st.stepIndex], let v = s.double(r, StepsColumn.frontVelocityNmPerS) else { lacking.append(st.stepIndex); continue }
                     worst = max(worst, abs(v - vt) / vt); n += 1
                 }
                 metrics.append(Metric(name: "front_velocity_rel_error", value: n > 0 ? worst * 100 : nil, unit: "%", target: "≤ 10",
@@ -281,12 +281,12 @@ public enum RunValidation {
                 var wWorst = 0.0, wn = 0
                 let wTrue = truth.frontWidthNm ?? 0
                 for st in truth.steps where st.frontPositionStartNm != nil {
-                    if let r = byIndex[st.stepIndex], let w = s.double(r, "front_width_nm") { wWorst = max(wWorst, abs(w - wTrue)); wn += 1 }
+                    if let r = byIndex[st.stepIndex], let w = s.double(r, StepsColumn.frontWidthNm) { wWorst = max(wWorst, abs(w - wTrue)); wn += 1 }
                 }
                 metrics.append(Metric(name: "front_width_error", value: wn > 0 ? wWorst : nil, unit: "nm", target: "≤ 1",
                                       passed: wn > 0 && wWorst <= 1, detail: "max over \(wn) steps; true width \(wTrue) nm"))
             } else {
-                let nv = s.rows.filter { s.double($0, "front_velocity_nm_per_s") != nil || s.double($0, "front_width_nm") != nil }.count
+                let nv = s.rows.filter { s.double($0, StepsColumn.frontVelocityNmPerS) != nil || s.double($0, StepsColumn.frontWidthNm) != nil }.count
                 metrics.append(Metric(name: "front_steps_reported_without_truth", value: Double(nv), unit: "steps", target: "= 0",
                                       passed: nv == 0, detail: "steps with a front velocity or width in a run without a front"))
             }
@@ -330,8 +330,8 @@ public enum RunValidation {
             let url = outDir.appendingPathComponent("columns/step_\(st.stepIndex).csv")
             guard let t = CSVTable.load(url) else { continue }
             columnFiles += 1
-            let tm = t.rows.filter { (t.string($0, "sublattice") ?? "") == "tm" }.compactMap { r -> SIMD2<Double>? in
-                guard let x = t.double(r, "x_px") ?? t.double(r, "x"), let y = t.double(r, "y_px") ?? t.double(r, "y") else { return nil }
+            let tm = t.rows.filter { (t.string($0, SitesColumn.sublattice) ?? "") == "tm" }.compactMap { r -> SIMD2<Double>? in
+                guard let x = t.double(r, SitesColumn.xPx) ?? t.double(r, "x"), let y = t.double(r, SitesColumn.yPx) ?? t.double(r, "y") else { return nil }
                 return SIMD2(x, y)
             }
             if let rms = LatticeFit.rmsDeviation(tm, lattice: truth.tmLattice) { precisions.append(rms * truth.pixelSizeNm * 1000) }
