@@ -8,14 +8,16 @@ import Foundation
 /// enough and LAPACK would add a dependency without a gain.
 public enum LeastSquares {
     /// Solves `a·x = b` (n×n, row-major) by Gaussian elimination with partial pivoting;
-    /// nil when the matrix is singular to working precision.
-    public static func solve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
+    /// nil when the matrix is singular to working precision. `pivoting: false` eliminates in
+    /// the given order, which is stable for symmetric positive-definite matrices such as
+    /// normal equations (Golub & Van Loan, Matrix Computations, §4.2).
+    public static func solve(_ a: [Double], _ b: [Double], n: Int, pivoting: Bool = true) -> [Double]? {
         guard n > 0, a.count == n * n, b.count == n else { return nil }
         var m = a, v = b
         let scale = max(m.map(abs).max() ?? 0, 1e-300)
         for col in 0..<n {
             var pivot = col
-            for r in col..<n where abs(m[r * n + col]) > abs(m[pivot * n + col]) { pivot = r }
+            for r in col..<n where pivoting && abs(m[r * n + col]) > abs(m[pivot * n + col]) { pivot = r }
             guard abs(m[pivot * n + col]) > 1e-14 * scale else { return nil }
             if pivot != col {
                 for c in 0..<n { m.swapAt(col * n + c, pivot * n + c) }

@@ -133,8 +133,8 @@ final class LiveRun {
             return snapshot(record, r)
         }
         if registration == nil {
-            let band = RunPipeline.correlationBand(frames, table: table, config: config)
-            registration = RunningRegistration(options: RunPipeline.rigidOptions(config: config, band: band))
+            let band = RegistrationStage.correlationBand(frames, table: table, config: config)
+            registration = RunningRegistration(options: RegistrationStage.rigidOptions(config: config, band: band))
         }
         if record.stepIndex != lastStep { segment += 1; lastStep = record.stepIndex }
         let shift = try WatchTrace.measure("register") { try registration!.register(image, group: segment) }

@@ -4,10 +4,11 @@ import Foundation
 /// The band of spatial frequencies registration correlates, chosen from one frame.
 ///
 /// Method: the reflections of the frame's crystal are read off its Hann-windowed power
-/// spectrum and indexed as a two-dimensional reciprocal lattice; the band then reaches 2.5×
-/// the highest strong reflection (finer sampling only adds shot noise to the correlation),
-/// at most `defaultHigh`, but always 1.5× that reflection, past the start of the cut-off's
-/// roll-off, so coarsely sampled lattices keep their reflections. This holds for any crystal
+/// spectrum and indexed as a two-dimensional reciprocal lattice; the band then reaches
+/// `reachFactor` (2.5)× the highest strong reflection (finer sampling only adds shot noise to
+/// the correlation), at most `defaultHigh`, but always `minimumReachFactor` (1.5)× that
+/// reflection, past the start of the cut-off's roll-off, so coarsely sampled lattices keep
+/// their reflections. This holds for any crystal
 /// and any column contrast, and does not depend on a pixel size.
 ///
 /// Scan interference (mains pick-up, ground loops) adds stripes that are fixed in the scan,
@@ -58,14 +59,35 @@ public struct CorrelationBand: Sendable, Equatable, Codable {
 
     /// Relative power above which an indexed reflection counts as strong.
     static let strongFraction = 0.1
+    /// Gaussian high-pass σ (cycles/px) of every chosen band: removes thickness gradients and
+    /// slow contrast drifts that do not move with the specimen.
+    public static let defaultLow = 0.01
+    /// Cut-off (cycles/px) when the frame shows no lattice, and the most a lattice band reaches:
+    /// beyond it a low-dose frame's correlation gains shot noise, not signal.
+    public static let defaultHigh = 0.25
+    /// Side (px) of the central crop the band is chosen from: a dozen lattice periods or more
+    /// at typical sampling, and one 256² spectrum costs well under a millisecond.
+    public static let spectrumCropPx = 256
+    /// The band reaches this multiple of the highest strong reflection |g|: the correlation
+    /// keeps the reflections and the roll-off past them, and no finer (noisier) frequencies.
+    public static let reachFactor = 2.5
+    /// The cut-off is never below this multiple of |g|: the cosine roll-off starts at 0.7× the
+    /// cut-off, so 1.5|g| keeps the reflections of coarsely sampled lattices at full weight.
+    public static let minimumReachFactor = 1.5
+    /// The cut-off is never below this (cycles/px): a lattice of very long period still leaves
+    /// enough Fourier modes in the band for a significant correlation peak.
+    public static let minimumHigh = 0.05
+    /// Peaks within this many spectrum bins of the slow-scan axis (|fx| ≈ 0) count as on it.
+    static let slowScanAxisBins = 1.5
 
     /// The band for frames like `image`, from its central `crop`² (the whole frame if smaller).
     ///
     /// - Parameter layeredReflection: the highest strong reflection of a layered lattice the
     ///   caller has found and confirmed (`|2 g_layer|` or `|g_column|`, cycles/px); it sets
     ///   the band instead of the indexed peaks.
-    public static func choose(for image: Image, layeredReflection: Double? = nil, low: Double = 0.01,
-                              defaultHigh: Double = 0.25, crop: Int = 256) -> CorrelationBand {
+    public static func choose(for image: Image, layeredReflection: Double? = nil, low: Double = CorrelationBand.defaultLow,
+                              defaultHigh: Double = CorrelationBand.defaultHigh,
+                              crop: Int = CorrelationBand.spectrumCropPx) -> CorrelationBand {
         let c = min(crop, image.width, image.height)
         guard c >= 64 else { return CorrelationBand(low: low, high: defaultHigh) }
         let centre = image.cropped(x0: (image.width - c) / 2, y0: (image.height - c) / 2,
@@ -74,13 +96,14 @@ public struct CorrelationBand: Sendable, Equatable, Codable {
         let peaks = SpectrumPeaks.find(in: spectrum)
         let bin = 1 / Double(c)
         let indexed = ReciprocalLattice.index(peaks, bin: bin, avoidingAxis: true)
-        let onAxis = peaks.indices.filter { abs(peaks[$0].f.x) <= 1.5 * bin }
+        let onAxis = peaks.indices.filter { abs(peaks[$0].f.x) <= slowScanAxisBins * bin }
         let notches = indexed.basis.isEmpty ? [] : onAxis.filter { !indexed.members.contains($0) }.map { peaks[$0].f }
         let strongest = indexed.members.map { peaks[$0].power }.max() ?? 0
         let strong = indexed.members.filter { peaks[$0].power >= strongFraction * strongest }
         let g = layeredReflection ?? strong.map({ norm(peaks[$0].f) }).max()
         guard let g else { return CorrelationBand(low: low, high: defaultHigh, notches: notches, notchWidth: 4 * bin) }
-        let high = min(0.5, max(min(defaultHigh, max(0.05, 2.5 * g)), 1.5 * g))
+        let nyquist = 0.5
+        let high = min(nyquist, max(min(defaultHigh, max(minimumHigh, reachFactor * g)), minimumReachFactor * g))
         return CorrelationBand(low: low, high: high, notches: notches, notchWidth: 4 * bin, basis: indexed.basis,
                                highestReflection: g, source: layeredReflection != nil ? .layeredLattice : .lattice)
     }
@@ -154,7 +177,7 @@ enum ReciprocalLattice {
     /// h·g1 + k·g2. `avoidingAxis`: peaks on the slow-scan axis (|fx| ≤ 1.5 bins) are not used
     /// as basis vectors while any other can be (scan interference sits there), but are indexed.
     static func index(_ peaks: [SpectrumPeaks.Peak], bin: Double, avoidingAxis: Bool) -> Indexing {
-        let offAxis = peaks.indices.filter { !avoidingAxis || abs(peaks[$0].f.x) > 1.5 * bin }
+        let offAxis = peaks.indices.filter { !avoidingAxis || abs(peaks[$0].f.x) > CorrelationBand.slowScanAxisBins * bin }
         let candidates = Array((offAxis.isEmpty ? Array(peaks.indices) : offAxis).prefix(10))
         var best = Indexing(basis: [], members: [])
         var bestPower = 0.0

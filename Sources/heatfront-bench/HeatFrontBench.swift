@@ -100,9 +100,9 @@ struct Rigid: ParsableCommand {
     func run() throws {
         let url = URL(fileURLWithPath: runDir)
         var frames = 0
-        let first = try seconds { frames = try RunPipeline.alignRigid(runDir: url).shifts.count }
+        let first = try seconds { frames = try RegistrationStage.alignRigid(runDir: url).shifts.count }
         let times = try (0..<max(1, `repeat`)).map { _ in
-            try seconds { frames = try RunPipeline.alignRigid(runDir: url).shifts.count }
+            try seconds { frames = try RegistrationStage.alignRigid(runDir: url).shifts.count }
         }.sorted()
         let median = times[times.count / 2]
         print(String(format: "HeatFront in process (no checksums, cache or files): %d frames in %.2f s = %.1f frames/s "
