@@ -28,50 +28,9 @@ public enum DM4Writer {
         for (i, f) in frames.enumerated() where f.image.width != w || f.image.height != h {
             throw FrameIOError(.size, url: url, "frame \(i) is \(f.image.width)×\(f.image.height), frame 0 is \(w)×\(h)")
         }
-        let n = frames.count
-        let md = first.metadata
-
-        func dimension(_ scale: Double?, _ unit: String) -> Node {
-            .group([("Origin", .float32(0)), ("Scale", .float32(Float(scale ?? 1))), ("Units", .text(scale == nil ? "" : unit))])
-        }
-        var dims = [("", dimension(md.pixelSizeXNm ?? md.pixelSizeYNm, "nm")), ("", dimension(md.pixelSizeYNm ?? md.pixelSizeXNm, "nm"))]
-        var sizes: [(String, Node)] = [("", .uint32(UInt32(w))), ("", .uint32(UInt32(h)))]
-        if n > 1 {
-            var interval: Double? = nil
-            if let t0 = first.metadata.acquisitionTime, let t1 = frames[n - 1].metadata.acquisitionTime,
-               frames.allSatisfy({ $0.metadata.acquisitionTime != nil }), t1 > t0 {
-                interval = t1.timeIntervalSince(t0) / Double(n - 1)
-            } else if let r0 = first.metadata.relativeTime_s, let r1 = frames[n - 1].metadata.relativeTime_s,
-                      frames.allSatisfy({ $0.metadata.relativeTime_s != nil }), r1 > r0 {
-                interval = (r1 - r0) / Double(n - 1)
-            }
-            dims.append(("", interval.map { dimension($0, "s") } ?? dimension(nil, "")))
-            sizes.append(("", .uint32(UInt32(n))))
-        }
-        let imageData: Node = .group([
-            ("Calibrations", .group([
-                ("Brightness", .group([("Origin", .float32(0)), ("Scale", .float32(1)), ("Units", .text(""))])),
-                ("Dimension", .group(dims)),
-                ("DisplayCalibratedUnits", .bool(true)),
-            ])),
-            ("Data", .pixels(frames, type)),
-            ("DataType", .int32(type == .uint16 ? 10 : 2)),
-            ("Dimensions", .group(sizes)),
-            ("PixelDepth", .uint32(UInt32(type.byteCount))),
-        ])
-        var dataBar: [(String, Node)] = []
-        if let t = md.acquisitionTime {
-            let (date, time) = usLocaleStrings(t)
-            dataBar.append(("Acquisition Date", .text(date)))
-            dataBar.append(("Acquisition Time", .text(time)))
-            dataBar.append(("Acquisition Time (OS)", .float64((t.timeIntervalSince1970 + 11_644_473_600) * 1e7)))
-        }
-        var imageTags: [(String, Node)] = [("DataBar", .group(dataBar))]
-        if let d = md.dwellTime_s { imageTags.append(("DigiScan", .group([("Sample Time", .float64(d * 1e6))]))) }
-        if let t = md.temperatureC { imageTags.append(("HeatFront", .group([("Temperature (C)", .float64(t))]))) }
         let image: Node = .group([
-            ("ImageData", imageData),
-            ("ImageTags", .group(imageTags)),
+            ("ImageData", imageData(frames, as: type)),
+            ("ImageTags", .group(imageTags(first.metadata))),
             ("Name", .text(url.deletingPathExtension().lastPathComponent)),
         ])
         let root: [(String, Node)] = [
@@ -94,6 +53,61 @@ public enum DM4Writer {
             out.u64(0)                              // trailer
             try out.flush()
         }
+    }
+
+    /// `ImageData`: calibrations, pixels, data type, dimensions and pixel depth.
+    private static func imageData(_ frames: [Frame], as type: SampleType) -> Node {
+        let first = frames[0], n = frames.count
+        let md = first.metadata
+        func dimension(_ scale: Double?, _ unit: String) -> Node {
+            .group([("Origin", .float32(0)), ("Scale", .float32(Float(scale ?? 1))), ("Units", .text(scale == nil ? "" : unit))])
+        }
+        var dims = [("", dimension(md.pixelSizeXNm ?? md.pixelSizeYNm, "nm")), ("", dimension(md.pixelSizeYNm ?? md.pixelSizeXNm, "nm"))]
+        var sizes: [(String, Node)] = [("", .uint32(UInt32(first.image.width))), ("", .uint32(UInt32(first.image.height)))]
+        if n > 1 {
+            dims.append(("", frameInterval(frames).map { dimension($0, "s") } ?? dimension(nil, "")))
+            sizes.append(("", .uint32(UInt32(n))))
+        }
+        return .group([
+            ("Calibrations", .group([
+                ("Brightness", .group([("Origin", .float32(0)), ("Scale", .float32(1)), ("Units", .text(""))])),
+                ("Dimension", .group(dims)),
+                ("DisplayCalibratedUnits", .bool(true)),
+            ])),
+            ("Data", .pixels(frames, type)),
+            ("DataType", .int32(type == .uint16 ? 10 : 2)),
+            ("Dimensions", .group(sizes)),
+            ("PixelDepth", .uint32(UInt32(type.byteCount))),
+        ])
+    }
+
+    /// The stack's mean frame interval, s, when every frame has an acquisition (or else a
+    /// relative) time and they increase.
+    private static func frameInterval(_ frames: [Frame]) -> Double? {
+        let n = frames.count, first = frames[0]
+        if let t0 = first.metadata.acquisitionTime, let t1 = frames[n - 1].metadata.acquisitionTime,
+           frames.allSatisfy({ $0.metadata.acquisitionTime != nil }), t1 > t0 {
+            return t1.timeIntervalSince(t0) / Double(n - 1)
+        } else if let r0 = first.metadata.relativeTime_s, let r1 = frames[n - 1].metadata.relativeTime_s,
+                  frames.allSatisfy({ $0.metadata.relativeTime_s != nil }), r1 > r0 {
+            return (r1 - r0) / Double(n - 1)
+        }
+        return nil
+    }
+
+    /// `ImageTags`: the DataBar's acquisition date and time, the dwell time, the temperature.
+    private static func imageTags(_ md: FrameMetadata) -> [(String, Node)] {
+        var dataBar: [(String, Node)] = []
+        if let t = md.acquisitionTime {
+            let (date, time) = usLocaleStrings(t)
+            dataBar.append(("Acquisition Date", .text(date)))
+            dataBar.append(("Acquisition Time", .text(time)))
+            dataBar.append(("Acquisition Time (OS)", .float64((t.timeIntervalSince1970 + 11_644_473_600) * 1e7)))
+        }
+        var imageTags: [(String, Node)] = [("DataBar", .group(dataBar))]
+        if let d = md.dwellTime_s { imageTags.append(("DigiScan", .group([("Sample Time", .float64(d * 1e6))]))) }
+        if let t = md.temperatureC { imageTags.append(("HeatFront", .group([("Temperature (C)", .float64(t))]))) }
+        return imageTags
     }
 
     /// DigitalMicrograph's default (US) DataBar text: `M/D/YYYY`, `h:mm:ss AM`, in UTC.

@@ -132,18 +132,7 @@ public final class DMReader: FrameFileReader, Sendable {
         }
         try file.check(offset: offset, count: needed, "DM image \(index) pixel data")
 
-        // Calibration: Calibrations.Dimension[i].Scale/Units, x first.
-        var scales: [Double?] = []
-        var units: [String] = []
-        if let cal = data.group(at: ["Calibrations", "Dimension"]) {
-            for tag in cal.tags {
-                guard case .group(let d) = tag.value else { continue }
-                let unit = d["Units"]?.text ?? ""
-                units.append(unit)
-                if let s = d["Scale"]?.number, s > 0, s.isFinite, let k = nanometresPerUnit(unit) { scales.append(s * k) }
-                else { scales.append(nil) }
-            }
-        }
+        let (scales, units) = calibration(data)
         func scale(_ i: Int) -> Double? { i < scales.count ? scales[i] : nil }
 
         var md = FrameMetadata(pixelSizeXNm: scale(0), pixelSizeYNm: scale(1))
@@ -163,6 +152,23 @@ public final class DMReader: FrameFileReader, Sendable {
                               sampleType: type, pixelSizeXNm: scale(0), pixelSizeYNm: scale(1))
         return (info, Layout(dataOffset: offset, frameBytes: width * height * type.byteCount,
                              littleEndian: littleEndian, metadata: md, frameInterval_s: interval))
+    }
+
+    /// Calibration: Calibrations.Dimension[i].Scale (nm, nil where the unit is not a length
+    /// or the scale not positive) and Units, x first.
+    private static func calibration(_ data: DMTagGroup) -> (scales: [Double?], units: [String]) {
+        var scales: [Double?] = []
+        var units: [String] = []
+        if let cal = data.group(at: ["Calibrations", "Dimension"]) {
+            for tag in cal.tags {
+                guard case .group(let d) = tag.value else { continue }
+                let unit = d["Units"]?.text ?? ""
+                units.append(unit)
+                if let s = d["Scale"]?.number, s > 0, s.isFinite, let k = nanometresPerUnit(unit) { scales.append(s * k) }
+                else { scales.append(nil) }
+            }
+        }
+        return (scales, units)
     }
 
     private static func cal3Scale(_ data: DMTagGroup) -> Double? {

@@ -29,7 +29,7 @@ public enum FrameFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// Formats a heating-run folder holds frames in (run contract §1). An `.emi` only
+    /// Formats a heating-run folder holds frames in (docs/user-guide.md, "The run folder"). An `.emi` only
     /// describes its `.ser` files, which are read directly.
     public var isRunFrameFormat: Bool { self != .emi }
 }

@@ -121,7 +121,7 @@ enum FrameHeaders {
     }
 }
 
-/// The run's frame size (run contract §1): the size most frames have, counted by frames that
+/// The run's frame size (docs/user-guide.md, "The run folder": Frame size): the size most frames have, counted by frames that
 /// are really there. A single-frame file is one vote; a stack's pages count when one page
 /// from its middle decodes to an image that is not blank (a constant value), else the stack
 /// counts as one file. So a file that only claims pages (a sparse MRC of 100,000 empty

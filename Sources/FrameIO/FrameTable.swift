@@ -20,7 +20,7 @@ public enum FrameStatus: Sendable, Equatable, Hashable {
     public var isOK: Bool { self == .ok }
 }
 
-/// Where a frame's temperature came from (run contract §1, sources 1–6 in priority order).
+/// Where a frame's temperature came from (docs/user-guide.md, "The run folder": Temperature, sources in priority order).
 public enum TemperatureSource: String, Sendable, Codable, CaseIterable {
     case configSteps = "config_steps"
     case heatingLog = "heating_log"
@@ -30,7 +30,7 @@ public enum TemperatureSource: String, Sendable, Codable, CaseIterable {
     case unknown
 }
 
-/// Where the frame times came from (run contract §1, sources 1–4 in priority order).
+/// Where the frame times came from (docs/user-guide.md, "The run folder": Time, sources in priority order).
 public enum TimeSource: String, Sendable, Codable {
     case frameMetadata = "frame_metadata"
     case gatanFolderTree = "gatan_folder_tree"
@@ -108,7 +108,7 @@ public struct TemperatureStep: Sendable, Equatable {
     }
 }
 
-/// What a heating-run folder holds, in acquisition order (run contract §1): the product
+/// What a heating-run folder holds, in acquisition order (docs/user-guide.md, "The run folder"): the product
 /// of `RunFolder.scan`, read from file headers only.
 public struct FrameTable: Sendable, Equatable {
     public var runDir: URL

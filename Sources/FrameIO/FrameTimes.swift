@@ -1,6 +1,6 @@
 import Foundation
 
-/// Frame order and `time_s` (run contract §1, "Frame order" and "Frame time"), decided on
+/// Frame order and `time_s` (docs/user-guide.md, "The run folder": Order and Time), decided on
 /// the frames of the run's size only: an unreadable or rejected file never changes the
 /// clock of the others.
 ///

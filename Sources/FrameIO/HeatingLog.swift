@@ -33,7 +33,7 @@ public struct TemperatureHold: Sendable, Equatable {
     }
 }
 
-/// The temperature record of a heating holder (run contract §1, temperature source 2).
+/// The temperature record of a heating holder (docs/user-guide.md, "The run folder": Temperature, and "The heating log's clock").
 ///
 /// Three formats are read, recognised by their header row:
 /// - **plain CSV**: a `time_s` (seconds) or `timestamp` (ISO-8601) column and a
@@ -165,7 +165,7 @@ public struct HeatingLog: Sendable, Equatable {
         return temperaturesC[lo] * (1 - w) + temperaturesC[hi] * w
     }
 
-    /// Holds of constant temperature (run contract §1, "Temperature steps").
+    /// Holds of constant temperature (docs/user-guide.md, "The run folder": Steps).
     ///
     /// A hold is a maximal stretch of samples whose spread (max − min) stays below
     /// `toleranceC` for at least `minHoldS` seconds, found greedily from the start of the log:

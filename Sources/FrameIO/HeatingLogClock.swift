@@ -1,6 +1,6 @@
 import Foundation
 
-/// How a heating log's clock is matched to the frames' (run contract §1, temperature source 2).
+/// How a heating log's clock is matched to the frames' (docs/user-guide.md, "The heating log's clock").
 public struct LogClock: Sendable, Equatable {
     public enum Basis: String, Sendable {
         /// `heating_log_offset_s` in the config.
@@ -38,7 +38,7 @@ struct TemperatureEvidence {
     var source: TemperatureSource
 }
 
-/// Matches a heating log's clock to the frames and checks the match (run contract §1).
+/// Matches a heating log's clock to the frames and checks the match (docs/user-guide.md, "The heating log's clock").
 ///
 /// The clock comes from the config when it states one (`heating_log_offset_s`, or
 /// `heating_log_start` with frames that carry absolute times), else from both sides'

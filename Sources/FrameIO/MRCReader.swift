@@ -34,85 +34,109 @@ public final class MRCReader: FrameFileReader, Sendable {
         file = try MappedFile(url: url)
         guard file.count > 0 else { throw FrameIOError(.truncated, url: url, "the file is empty (0 bytes)") }
         try file.check(offset: 0, count: 1024, "MRC header")
-        var r = ByteReader(file, littleEndian: true)
-        // Byte order: the machine stamp, or for old files without one, whichever order
-        // gives a sane mode and dimensions.
-        try r.seek(208)
-        let map = try r.string(4)
-        let stamp = try r.u8()
-        if stamp == 0x11 { littleEndian = false }
-        else if stamp == 0x44 || stamp == 0x41 { littleEndian = true }
-        else {
-            var probe = ByteReader(file, littleEndian: true)
-            let nxLE = try probe.i32()
-            littleEndian = nxLE > 0 && nxLE < 1 << 24
-        }
-        r.littleEndian = littleEndian
-        r.offset = 0
-        let nx = Int(try r.i32()), ny = Int(try r.i32()), nz = Int(try r.i32()), mode = Int(try r.i32())
-        guard nx > 0, ny > 0, nz > 0, (0...200).contains(mode) || map == "MAP " else {
-            throw FrameIOError(.badMagic, url: url, "not an MRC file (nx \(nx), ny \(ny), nz \(nz), mode \(mode))")
-        }
-        r.offset = 28
-        let mx = Int(try r.i32()), my = Int(try r.i32()), mz = Int(try r.i32())
-        let ax = Double(try r.f32()), ay = Double(try r.f32()), az = Double(try r.f32())
-        r.offset = 88
-        let ispg = Int(try r.i32()), nsymbt = Int(try r.i32())
-        r.offset = 104
-        extendedHeaderType = try r.string(4).trimmingCharacters(in: CharacterSet(charactersIn: "\0 "))
-        let nversion = Int(try r.i32())
-        r.offset = 152
-        let imodStamp = try r.i32(), imodFlags = try r.i32()
-        self.mode = mode
-
-        let type: SampleType
-        switch mode {
-        case 0: type = (imodStamp == 1_146_047_817 && imodFlags & 1 == 0) ? .uint8 : .int8
-        case 1: type = .int16
-        case 2: type = .float32
-        case 12: type = .float16
-        case 6: type = .uint16
-        default:
-            throw FrameIOError(.unsupported, url: url, "MRC mode \(mode) (HeatFront reads modes 0, 1, 2, 6 and 12)")
-        }
-        guard nsymbt >= 0 else { throw FrameIOError(.corrupt, url: url, "MRC extended header length \(nsymbt)") }
-        extendedHeaderBytes = nsymbt
-        dataOffset = 1024 + nsymbt
+        let h = try Header(file, url: url)
+        littleEndian = h.littleEndian
+        extendedHeaderType = h.exttyp
+        self.mode = h.mode
+        let type = try h.sampleType(url: url)
+        guard h.nsymbt >= 0 else { throw FrameIOError(.corrupt, url: url, "MRC extended header length \(h.nsymbt)") }
+        extendedHeaderBytes = h.nsymbt
+        dataOffset = 1024 + h.nsymbt
         // The claim is checked against the caps before anything is sized by it: a sparse
         // file can match any page count with its length while holding nothing.
-        try FrameLimits.checkShape(frames: nz, height: ny, width: nx, url: url, "MRC header")
-        let storedBytes = type.byteCount
-        let (plane, o1) = nx.multipliedReportingOverflow(by: ny)
-        let (fb, o2) = plane.multipliedReportingOverflow(by: storedBytes)
-        let (all, o3) = fb.multipliedReportingOverflow(by: nz)
-        guard !o1, !o2, !o3 else { throw FrameIOError(.corrupt, url: url, "MRC dimensions \(nx)×\(ny)×\(nz) overflow") }
+        try FrameLimits.checkShape(frames: h.nz, height: h.ny, width: h.nx, url: url, "MRC header")
+        let (plane, o1) = h.nx.multipliedReportingOverflow(by: h.ny)
+        let (fb, o2) = plane.multipliedReportingOverflow(by: type.byteCount)
+        let (all, o3) = fb.multipliedReportingOverflow(by: h.nz)
+        guard !o1, !o2, !o3 else { throw FrameIOError(.corrupt, url: url, "MRC dimensions \(h.nx)×\(h.ny)×\(h.nz) overflow") }
         frameBytes = fb
-        try file.check(offset: dataOffset, count: all, "MRC pixel data (\(nx)×\(ny)×\(nz), mode \(mode))")
+        try file.check(offset: dataOffset, count: all, "MRC pixel data (\(h.nx)×\(h.ny)×\(h.nz), mode \(h.mode))")
 
         func size(_ cell: Double, _ m: Int) -> Double? {
             guard m > 0, cell > 0, cell.isFinite else { return nil }
             return cell / Double(m) * 0.1
         }
-        var px = size(ax, mx), py = size(ay, my)
-        if px == nil || py == nil, let fei = try? Self.feiBlock(file, type: extendedHeaderType, bytes: nsymbt, frame: 0) {
+        var px = size(h.ax, h.mx), py = size(h.ay, h.my)
+        if px == nil || py == nil, let fei = try? Self.feiBlock(file, type: h.exttyp, bytes: h.nsymbt, frame: 0) {
             px = px ?? fei.sizeXNm
             py = py ?? fei.sizeYNm
         }
-        signals = [SignalInfo(index: 0, name: url.deletingPathExtension().lastPathComponent, frameCount: nz,
-                              height: ny, width: nx, sampleType: type, pixelSizeXNm: px, pixelSizeYNm: py)]
-        var md: [String: String] = [
-            "nx": String(nx), "ny": String(ny), "nz": String(nz), "mode": String(mode),
-            "mx": String(mx), "my": String(my), "mz": String(mz),
-            "cella": "\(ax) \(ay) \(az)", "ispg": String(ispg), "nsymbt": String(nsymbt),
-            "exttyp": extendedHeaderType, "nversion": String(nversion), "byteorder": littleEndian ? "little" : "big",
-        ]
-        r.offset = 220
-        let nlabl = min(10, max(0, Int(try r.i32())))
-        for i in 0..<nlabl {
-            let label = try r.string(80).trimmingCharacters(in: CharacterSet(charactersIn: "\0 "))
-            if !label.isEmpty { md["label\(i)"] = label }
+        signals = [SignalInfo(index: 0, name: url.deletingPathExtension().lastPathComponent, frameCount: h.nz,
+                              height: h.ny, width: h.nx, sampleType: type, pixelSizeXNm: px, pixelSizeYNm: py)]
+        fileMetadata = try h.metadata(file)
+    }
+
+    /// The fields of the 1024-byte header HeatFront uses.
+    struct Header {
+        var littleEndian: Bool
+        var nx = 0, ny = 0, nz = 0, mode = 0
+        var mx = 0, my = 0, mz = 0
+        var ax = 0.0, ay = 0.0, az = 0.0
+        var ispg = 0, nsymbt = 0, nversion = 0
+        var exttyp = ""
+        var imodStamp: Int32 = 0, imodFlags: Int32 = 0
+
+        init(_ file: MappedFile, url: URL) throws {
+            var r = ByteReader(file, littleEndian: true)
+            // Byte order: the machine stamp, or for old files without one, whichever order
+            // gives a sane mode and dimensions.
+            try r.seek(208)
+            let map = try r.string(4)
+            let stamp = try r.u8()
+            if stamp == 0x11 { littleEndian = false }
+            else if stamp == 0x44 || stamp == 0x41 { littleEndian = true }
+            else {
+                var probe = ByteReader(file, littleEndian: true)
+                let nxLE = try probe.i32()
+                littleEndian = nxLE > 0 && nxLE < 1 << 24
+            }
+            r.littleEndian = littleEndian
+            r.offset = 0
+            nx = Int(try r.i32()); ny = Int(try r.i32()); nz = Int(try r.i32()); mode = Int(try r.i32())
+            guard nx > 0, ny > 0, nz > 0, (0...200).contains(mode) || map == "MAP " else {
+                throw FrameIOError(.badMagic, url: url, "not an MRC file (nx \(nx), ny \(ny), nz \(nz), mode \(mode))")
+            }
+            r.offset = 28
+            mx = Int(try r.i32()); my = Int(try r.i32()); mz = Int(try r.i32())
+            ax = Double(try r.f32()); ay = Double(try r.f32()); az = Double(try r.f32())
+            r.offset = 88
+            ispg = Int(try r.i32()); nsymbt = Int(try r.i32())
+            r.offset = 104
+            exttyp = try r.string(4).trimmingCharacters(in: CharacterSet(charactersIn: "\0 "))
+            nversion = Int(try r.i32())
+            r.offset = 152
+            imodStamp = try r.i32(); imodFlags = try r.i32()
         }
-        fileMetadata = md
+
+        func sampleType(url: URL) throws -> SampleType {
+            switch mode {
+            case 0: return (imodStamp == 1_146_047_817 && imodFlags & 1 == 0) ? .uint8 : .int8
+            case 1: return .int16
+            case 2: return .float32
+            case 12: return .float16
+            case 6: return .uint16
+            default:
+                throw FrameIOError(.unsupported, url: url, "MRC mode \(mode) (HeatFront reads modes 0, 1, 2, 6 and 12)")
+            }
+        }
+
+        /// The header's fields and its text labels, as `fileMetadata`.
+        func metadata(_ file: MappedFile) throws -> [String: String] {
+            var md: [String: String] = [
+                "nx": String(nx), "ny": String(ny), "nz": String(nz), "mode": String(mode),
+                "mx": String(mx), "my": String(my), "mz": String(mz),
+                "cella": "\(ax) \(ay) \(az)", "ispg": String(ispg), "nsymbt": String(nsymbt),
+                "exttyp": exttyp, "nversion": String(nversion), "byteorder": littleEndian ? "little" : "big",
+            ]
+            var r = ByteReader(file, littleEndian: littleEndian)
+            r.offset = 220
+            let nlabl = min(10, max(0, Int(try r.i32())))
+            for i in 0..<nlabl {
+                let label = try r.string(80).trimmingCharacters(in: CharacterSet(charactersIn: "\0 "))
+                if !label.isEmpty { md["label\(i)"] = label }
+            }
+            return md
+        }
     }
 
     public func plane(signal: Int, frame: Int) throws -> PixelPlane {

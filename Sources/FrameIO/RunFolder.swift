@@ -6,7 +6,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Reads a heating-run folder into a `FrameTable` (run contract §1), from file headers and
+/// Reads a heating-run folder into a `FrameTable` (docs/user-guide.md, "The run folder"), from file headers and
 /// metadata only: pixels are never decoded here, so memory grows with the number of frames,
 /// not their size.
 public enum RunFolder {
@@ -123,9 +123,9 @@ public enum RunFolder {
     private static func readHeaders(_ files: [(rel: String, url: URL)], config: FolderSettings,
                                     open: (URL) throws -> any FrameFileReader) throws -> (frames: [RawFrame], votes: [Int: Int]) {
         let headers = try withoutActuallyEscaping(open) { open in
-            let opener = UncheckedOpener(open: open)
+            let opener = UncheckedSendable(open)
             return try ResultSlots<FileHeaders>.map(files.count) { fileNo in
-                FrameHeaders.read(files[fileNo].url, rel: files[fileNo].rel, fileNo: fileNo, signal: config.signal, open: opener.open)
+                FrameHeaders.read(files[fileNo].url, rel: files[fileNo].rel, fileNo: fileNo, signal: config.signal, open: opener.value)
             }
         }
         if let wanted = config.signal, headers.contains(where: { $0.signalFound == false }),
@@ -153,7 +153,7 @@ public enum RunFolder {
         var trace = LogTrace()
     }
 
-    /// Temperatures, first source that applies per frame (run contract §1).
+    /// Temperatures, first source that applies per frame (docs/user-guide.md, "The run folder").
     static func assignTemperatures(_ raws: [RawFrame], times: FrameTimes, log: HeatingLog?, config: FolderSettings,
                                    warnings: inout [String]) throws -> Temperatures {
         var t = Temperatures(values: Array(repeating: nil, count: raws.count),
@@ -293,7 +293,7 @@ public enum RunFolder {
 
     // MARK: Steps
 
-    /// Step numbers in frame order (run contract §1 "Temperature steps").
+    /// Step numbers in frame order (docs/user-guide.md, "The run folder": Steps).
     ///
     /// `holdOf[i]` is the heating-log hold frame i lies in (-1: a ramp), nil when its
     /// temperature did not come from the log. Log frames share a step while they stay in one
@@ -370,10 +370,4 @@ extension StepRule {
         if fnmatch(glob, relativePath, 0) == 0 { return true }
         return !glob.contains("/") && fnmatch(glob, fileName, 0) == 0
     }
-}
-
-/// Carries the caller's `open` into the parallel header pass (FrameFiles.open and the test
-/// doubles hold no mutable state).
-private struct UncheckedOpener: @unchecked Sendable {
-    let open: (URL) throws -> any FrameFileReader
 }

@@ -44,77 +44,17 @@ public final class SERReader: FrameFileReader, Sendable {
         file = try MappedFile(url: url)
         guard file.count > 0 else { throw FrameIOError(.truncated, url: url, "the file is empty (0 bytes)") }
         var r = ByteReader(file, littleEndian: true)
-        let byteOrder = try r.u16("SER byte order")
-        let seriesID = try r.u16("SER series id")
-        guard byteOrder == 0x4949, seriesID == 0x0197 else {
-            throw FrameIOError(.badMagic, url: url, String(format: "not a TIA SER file (byte order 0x%04X, series id 0x%04X)", byteOrder, seriesID))
-        }
-        let version = try r.u16("SER version")
-        guard version == 0x0210 || version == 0x0220 else {
-            throw FrameIOError(.unsupported, url: url, String(format: "SER version 0x%04X (HeatFront reads 0x0210 and 0x0220)", version))
-        }
-        let wide = version == 0x0220
-        let dataTypeID = try r.u32("SER data type id")
-        let tagTypeID = try r.u32("SER tag type id")
-        let total = Int(try r.u32("SER total element count"))
-        let valid = Int(try r.u32("SER valid element count"))
-        let offsetArray = wide ? try r.u64("SER offset-array offset") : UInt64(try r.u32("SER offset-array offset"))
-        let ndim = Int(try r.u32("SER dimension count"))
-        var md: [String: String] = [
-            "SeriesVersion": String(format: "0x%04X", version), "DataTypeID": String(format: "0x%04X", dataTypeID),
-            "TagTypeID": String(format: "0x%04X", tagTypeID), "TotalNumberElements": String(total),
-            "ValidNumberElements": String(valid), "NumberDimensions": String(ndim),
-        ]
-        // Each dimension takes at least 32 bytes: refuse counts the file cannot hold.
-        guard ndim <= r.remaining / 32, valid <= total else {
-            throw FrameIOError(.corrupt, url: url, "SER header claims \(ndim) dimensions and \(valid) of \(total) elements")
-        }
-        guard valid > 0 || allowEmpty else {
-            throw FrameIOError(.truncated, url: url, "the series holds no acquired element (0 of \(total) valid)")
-        }
-        guard valid <= FrameLimits.maxFrames else {
-            throw FrameIOError(.corrupt, url: url, "SER header claims \(valid) elements, more than HeatFront reads from one file (\(FrameLimits.maxFrames)); split the series into several files")
-        }
-        var dimSizes: [Int] = []
-        for d in 1...max(1, ndim) where d <= ndim {
-            let size = Int(try r.u32("SER dimension size"))
-            let off = try r.f64("SER dimension calibration offset")
-            let delta = try r.f64("SER dimension calibration delta")
-            _ = try r.u32("SER dimension calibration element")
-            let desc = try r.string(Int(try r.u32("SER description length")), "SER dimension description")
-            let units = try r.string(Int(try r.u32("SER units length")), "SER dimension units")
-            dimSizes.append(size)
-            md["Dim-\(d).DimensionSize"] = String(size)
-            md["Dim-\(d).CalibrationOffset"] = String(off)
-            md["Dim-\(d).CalibrationDelta"] = String(delta)
-            md["Dim-\(d).Description"] = desc
-            md["Dim-\(d).Units"] = units
-        }
-
-        // Offset arrays: `total` entries each, checked against the file before reading.
-        let entry = wide ? 8 : 4
-        guard offsetArray <= UInt64(file.count), total <= (file.count - Int(offsetArray)) / (2 * entry) else {
-            throw FrameIOError(.truncated, url: url, "SER offset arrays (\(total) elements at \(offsetArray)) run past the end of the file")
-        }
-        r.offset = Int(offsetArray)
-        var data: [Int] = [], tags: [Int] = []
-        data.reserveCapacity(valid)
-        tags.reserveCapacity(valid)
-        for i in 0..<total {
-            let v = wide ? try r.u64("SER data offset") : UInt64(try r.u32("SER data offset"))
-            if i < valid { data.append(Int(clamping: v)) }
-        }
-        for i in 0..<total {
-            let v = wide ? try r.u64("SER tag offset") : UInt64(try r.u32("SER tag offset"))
-            if i < valid { tags.append(Int(clamping: v)) }
-        }
+        let header = try Self.readHeader(&r, url: url, allowEmpty: allowEmpty)
+        let (data, tags) = try Self.readOffsets(&r, header, fileCount: file.count, url: url)
         dataOffsets = data
         tagOffsets = tags
-        fileMetadata = md
+        fileMetadata = header.metadata
+        let valid = header.valid
 
         // The image: 2-D elements, as a single image or a 1-D series (time series or a
         // series of acquisitions); a 2-D scan of images is 4-D and not listed.
-        guard dataTypeID == 0x4122, valid > 0, ndim <= 1 || dimSizes.dropFirst().allSatisfy({ $0 == 1 }) else {
+        guard header.dataTypeID == 0x4122, valid > 0,
+              header.dimSizes.count <= 1 || header.dimSizes.dropFirst().allSatisfy({ $0 == 1 }) else {
             elementType = nil
             signals = []
             return
@@ -131,6 +71,88 @@ public final class SERReader: FrameFileReader, Sendable {
         signals = [SignalInfo(index: signalIndex, name: url.deletingPathExtension().lastPathComponent,
                               frameCount: valid, height: h, width: w, sampleType: type,
                               pixelSizeXNm: px, pixelSizeYNm: py)]
+    }
+
+    /// The series header: what the file holds, where its offset arrays are, its dimensions.
+    struct Header {
+        var wide: Bool
+        var dataTypeID: UInt32
+        var total: Int
+        var valid: Int
+        var offsetArray: UInt64
+        var dimSizes: [Int] = []
+        var metadata: [String: String]
+    }
+
+    private static func readHeader(_ r: inout ByteReader, url: URL, allowEmpty: Bool) throws -> Header {
+        let byteOrder = try r.u16("SER byte order")
+        let seriesID = try r.u16("SER series id")
+        guard byteOrder == 0x4949, seriesID == 0x0197 else {
+            throw FrameIOError(.badMagic, url: url, String(format: "not a TIA SER file (byte order 0x%04X, series id 0x%04X)", byteOrder, seriesID))
+        }
+        let version = try r.u16("SER version")
+        guard version == 0x0210 || version == 0x0220 else {
+            throw FrameIOError(.unsupported, url: url, String(format: "SER version 0x%04X (HeatFront reads 0x0210 and 0x0220)", version))
+        }
+        let wide = version == 0x0220
+        let dataTypeID = try r.u32("SER data type id")
+        let tagTypeID = try r.u32("SER tag type id")
+        let total = Int(try r.u32("SER total element count"))
+        let valid = Int(try r.u32("SER valid element count"))
+        let offsetArray = wide ? try r.u64("SER offset-array offset") : UInt64(try r.u32("SER offset-array offset"))
+        let ndim = Int(try r.u32("SER dimension count"))
+        var h = Header(wide: wide, dataTypeID: dataTypeID, total: total, valid: valid, offsetArray: offsetArray, metadata: [
+            "SeriesVersion": String(format: "0x%04X", version), "DataTypeID": String(format: "0x%04X", dataTypeID),
+            "TagTypeID": String(format: "0x%04X", tagTypeID), "TotalNumberElements": String(total),
+            "ValidNumberElements": String(valid), "NumberDimensions": String(ndim),
+        ])
+        // Each dimension takes at least 32 bytes: refuse counts the file cannot hold.
+        guard ndim <= r.remaining / 32, valid <= total else {
+            throw FrameIOError(.corrupt, url: url, "SER header claims \(ndim) dimensions and \(valid) of \(total) elements")
+        }
+        guard valid > 0 || allowEmpty else {
+            throw FrameIOError(.truncated, url: url, "the series holds no acquired element (0 of \(total) valid)")
+        }
+        guard valid <= FrameLimits.maxFrames else {
+            throw FrameIOError(.corrupt, url: url, "SER header claims \(valid) elements, more than HeatFront reads from one file (\(FrameLimits.maxFrames)); split the series into several files")
+        }
+        for d in 1...max(1, ndim) where d <= ndim {
+            let size = Int(try r.u32("SER dimension size"))
+            let off = try r.f64("SER dimension calibration offset")
+            let delta = try r.f64("SER dimension calibration delta")
+            _ = try r.u32("SER dimension calibration element")
+            let desc = try r.string(Int(try r.u32("SER description length")), "SER dimension description")
+            let units = try r.string(Int(try r.u32("SER units length")), "SER dimension units")
+            h.dimSizes.append(size)
+            h.metadata["Dim-\(d).DimensionSize"] = String(size)
+            h.metadata["Dim-\(d).CalibrationOffset"] = String(off)
+            h.metadata["Dim-\(d).CalibrationDelta"] = String(delta)
+            h.metadata["Dim-\(d).Description"] = desc
+            h.metadata["Dim-\(d).Units"] = units
+        }
+        return h
+    }
+
+    /// The valid elements' data and tag offsets: `total` entries each, checked against the
+    /// file before reading.
+    private static func readOffsets(_ r: inout ByteReader, _ h: Header, fileCount: Int, url: URL) throws -> (data: [Int], tags: [Int]) {
+        let entry = h.wide ? 8 : 4
+        guard h.offsetArray <= UInt64(fileCount), h.total <= (fileCount - Int(h.offsetArray)) / (2 * entry) else {
+            throw FrameIOError(.truncated, url: url, "SER offset arrays (\(h.total) elements at \(h.offsetArray)) run past the end of the file")
+        }
+        r.offset = Int(h.offsetArray)
+        var data: [Int] = [], tags: [Int] = []
+        data.reserveCapacity(h.valid)
+        tags.reserveCapacity(h.valid)
+        for i in 0..<h.total {
+            let v = h.wide ? try r.u64("SER data offset") : UInt64(try r.u32("SER data offset"))
+            if i < h.valid { data.append(Int(clamping: v)) }
+        }
+        for i in 0..<h.total {
+            let v = h.wide ? try r.u64("SER tag offset") : UInt64(try r.u32("SER tag offset"))
+            if i < h.valid { tags.append(Int(clamping: v)) }
+        }
+        return (data, tags)
     }
 
     private static func nanometres(_ metres: Double) -> Double? {

@@ -320,28 +320,8 @@ extension TIFFMetadata {
                 var name = String(String.UnicodeScalarView(s[(i + 1)..<j]))
                 if let colon = name.lastIndex(of: ":") { name = String(name[name.index(after: colon)...]) }
                 // Attributes up to '>'.
-                var attrs: [String: String] = [:]
                 var k = j
-                var selfClosing = false
-                while k < s.count, s[k] != ">" {
-                    if s[k] == "/" { selfClosing = true; k += 1; continue }
-                    if CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1; continue }
-                    let a0 = k
-                    while k < s.count, s[k] != "=", s[k] != ">", !CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
-                    var aname = String(String.UnicodeScalarView(s[a0..<k])).lowercased()
-                    if let colon = aname.lastIndex(of: ":") { aname = String(aname[aname.index(after: colon)...]) }
-                    while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
-                    guard k < s.count, s[k] == "=" else { continue }
-                    k += 1
-                    while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
-                    guard k < s.count, s[k] == "\"" || s[k] == "'" else { continue }
-                    let q = s[k]; k += 1
-                    let v0 = k
-                    while k < s.count, s[k] != q { k += 1 }
-                    attrs[aname] = unescape(String(String.UnicodeScalarView(s[v0..<min(k, s.count)])))
-                    k += 1
-                    selfClosing = false
-                }
+                let (attrs, selfClosing) = attributes(s, &k)
                 var text = ""
                 if !selfClosing, k < s.count {
                     var t = k + 1
@@ -355,6 +335,33 @@ extension TIFFMetadata {
                 i = k + 1
             }
             return out
+        }
+
+        /// A tag's attributes from `k` up to its `>` (where `k` is left; names lower-cased,
+        /// namespace prefixes dropped), and whether the tag closes itself.
+        static func attributes(_ s: [Unicode.Scalar], _ k: inout Int) -> (attributes: [String: String], selfClosing: Bool) {
+            var attrs: [String: String] = [:]
+            var selfClosing = false
+            while k < s.count, s[k] != ">" {
+                if s[k] == "/" { selfClosing = true; k += 1; continue }
+                if CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1; continue }
+                let a0 = k
+                while k < s.count, s[k] != "=", s[k] != ">", !CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
+                var aname = String(String.UnicodeScalarView(s[a0..<k])).lowercased()
+                if let colon = aname.lastIndex(of: ":") { aname = String(aname[aname.index(after: colon)...]) }
+                while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
+                guard k < s.count, s[k] == "=" else { continue }
+                k += 1
+                while k < s.count, CharacterSet.whitespacesAndNewlines.contains(s[k]) { k += 1 }
+                guard k < s.count, s[k] == "\"" || s[k] == "'" else { continue }
+                let q = s[k]; k += 1
+                let v0 = k
+                while k < s.count, s[k] != q { k += 1 }
+                attrs[aname] = unescape(String(String.UnicodeScalarView(s[v0..<min(k, s.count)])))
+                k += 1
+                selfClosing = false
+            }
+            return (attrs, selfClosing)
         }
 
         static func elements(named name: String, in xml: String) -> [Element] {

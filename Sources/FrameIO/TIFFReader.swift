@@ -76,6 +76,31 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         guard fileSize >= 8, let head = readBytes(0, min(16, fileSize)) else {
             throw FrameIOError(.truncated, url: url, "\(fileSize) bytes, shorter than a TIFF header")
         }
+        let little = try Self.checkHeader(head, fileSize: fileSize, url: url)
+
+        ctiff_install_handlers()
+        ctiff_clear_error()
+        // "m": no memory mapping, so uncompressed strips are read straight into our buffers
+        // and a file truncated under us gives an error, not SIGBUS.
+        guard let t = TIFFOpen(path, "rm") else {
+            throw FrameIOError(.corrupt, url: url, "libtiff cannot open it: \(String(cString: ctiff_last_error_message()))")
+        }
+        tiff = t
+        var ok = false
+        defer { if !ok { TIFFClose(t) } }
+
+        let pages = try Self.readPages(t, fileSize: fileSize, littleEndian: little, read: readBytes, url: url)
+        let (infos, frames) = try Self.groupSignals(pages, url: url)
+        signals = infos
+        framePages = frames
+        fileMetadata = frames[0][0].metadata.original
+        ok = true
+    }
+
+    deinit { TIFFClose(tiff) }
+
+    /// The byte order the header states; checks the version and the first directory's offset.
+    private static func checkHeader(_ head: [UInt8], fileSize: Int, url: URL) throws -> Bool {
         let little: Bool
         switch (head[0], head[1]) {
         case (0x49, 0x49): little = true
@@ -96,19 +121,12 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         guard firstIFD < fileSize - 2 else {
             throw FrameIOError(.truncated, url: url, "first image directory at byte \(firstIFD) but the file has \(fileSize) bytes")
         }
+        return little
+    }
 
-        ctiff_install_handlers()
-        ctiff_clear_error()
-        // "m": no memory mapping, so uncompressed strips are read straight into our buffers
-        // and a file truncated under us gives an error, not SIGBUS.
-        guard let t = TIFFOpen(path, "rm") else {
-            throw FrameIOError(.corrupt, url: url, "libtiff cannot open it: \(String(cString: ctiff_last_error_message()))")
-        }
-        tiff = t
-        var ok = false
-        defer { if !ok { TIFFClose(t) } }
-
-        // Walk the directories.
+    /// Every directory, walked once in order.
+    private static func readPages(_ t: OpaquePointer, fileSize: Int, littleEndian little: Bool,
+                                  read readBytes: (Int, Int) -> [UInt8]?, url: URL) throws -> [Page] {
         var pages: [Page] = []
         let nDirs = Int(TIFFNumberOfDirectories(t))
         guard nDirs > 0 else { throw FrameIOError(.corrupt, url: url, "no image directory") }
@@ -126,8 +144,12 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
                                              read: readBytes, url: url)
             pages.append(page)
         }
+        return pages
+    }
 
-        // Group pages into signals (same size and type, in order of first appearance).
+    /// Pages grouped into signals (same size and type, in order of first appearance), with
+    /// each frame's time and the signal's calibration.
+    private static func groupSignals(_ pages: [Page], url: URL) throws -> (infos: [SignalInfo], frames: [[Page]]) {
         struct Key: Hashable { var w: Int; var h: Int; var type: SampleType?; var listed: Bool }
         var order: [Key] = [], groups: [Key: [Page]] = [:]
         for p in pages {
@@ -161,13 +183,8 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         guard !infos.isEmpty else {
             throw FrameIOError(.unsupported, url: url, "no greyscale image among \(pages.count) page(s) (\(pages[0].metadata.original["tiff.reason"] ?? "RGB or unsupported samples"))")
         }
-        signals = infos
-        framePages = frames
-        fileMetadata = frames[0][0].metadata.original
-        ok = true
+        return (infos, frames)
     }
-
-    deinit { TIFFClose(tiff) }
 
     public func metadata(signal: Int, frame: Int) throws -> FrameMetadata {
         try page(signal: signal, frame: frame).metadata
@@ -270,192 +287,6 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
         }
     }
 
-    // MARK: Directory description
-
-    /// Reads one directory's layout, checks its data lies within the file, and gathers
-    /// its calibration, time and metadata text.
-    private static func describePage(_ t: OpaquePointer, directory d: Int, fileSize: Int, littleEndian: Bool,
-                                     read: (Int, Int) -> [UInt8]?, url: URL) throws -> Page {
-        var w: UInt32 = 0, h: UInt32 = 0
-        guard ctiff_get_u32(t, UInt32(TIFFTAG_IMAGEWIDTH), &w) == 1, ctiff_get_u32(t, UInt32(TIFFTAG_IMAGELENGTH), &h) == 1,
-              w > 0, h > 0 else {
-            throw FrameIOError(.corrupt, url: url, "page \(d) has no image width/height")
-        }
-        var bits: UInt16 = 1, spp: UInt16 = 1, fmt: UInt16 = 1, photometric: UInt16 = 1, compression: UInt16 = 1
-        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_BITSPERSAMPLE), &bits)
-        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_SAMPLESPERPIXEL), &spp)
-        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_SAMPLEFORMAT), &fmt)
-        _ = ctiff_get_u16_defaulted(t, UInt32(TIFFTAG_COMPRESSION), &compression)
-        if ctiff_get_u16(t, UInt32(TIFFTAG_PHOTOMETRIC), &photometric) != 1 { photometric = UInt16(PHOTOMETRIC_MINISBLACK) }
-        let tiled = TIFFIsTiled(t) != 0
-
-        var reason: String? = nil
-        var type: SampleType? = nil
-        switch (fmt, bits) {
-        case (1, 8): type = .uint8
-        case (1, 16): type = .uint16
-        case (1, 32): type = .uint32
-        case (1, 64): type = .uint64
-        case (2, 8): type = .int8
-        case (2, 16): type = .int16
-        case (2, 32): type = .int32
-        case (2, 64): type = .int64
-        case (3, 16): type = .float16
-        case (3, 32): type = .float32
-        case (3, 64): type = .float64
-        default: reason = "\(bits)-bit samples of format \(fmt)"
-        }
-        if spp != 1 { reason = "\(spp) samples per pixel" }
-        if ![PHOTOMETRIC_MINISWHITE, PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_PALETTE].contains(Int32(photometric)) {
-            reason = "photometric interpretation \(photometric)"
-        }
-        if TIFFIsCODECConfigured(compression) == 0 { reason = "compression \(compression) not available" }
-        let listed = reason == nil
-        if !listed { type = nil }
-
-        // Size checks, before any allocation: every strip/tile must lie within the file, and
-        // the decoded size must be what those bytes can hold.
-        if listed, let type {
-            // A claim far beyond anything the file could hold is a corrupt (or hostile) header,
-            // not a truncated file: a truncated file is short by a modest factor.
-            let ratio = compression == UInt16(COMPRESSION_NONE) ? 64 : maxCompressionRatio
-            let (pixels, o1) = Int(w).multipliedReportingOverflow(by: Int(h))
-            let (decoded, o2) = pixels.multipliedReportingOverflow(by: type.byteCount)
-            if o1 || o2 || decoded > fileSize.multipliedReportingOverflow(by: ratio).partialValue + (1 << 20) {
-                throw FrameIOError(.corrupt, url: url,
-                                   "page \(d) claims \(w)×\(h) \(type.rawValue) pixels, far more than the \(fileSize)-byte file can hold")
-            }
-            let chunks = Int(tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t))
-            guard chunks > 0 else { throw FrameIOError(.corrupt, url: url, "page \(d) has no strips") }
-            var stored = 0
-            for i in 0..<chunks {
-                let off = TIFFGetStrileOffset(t, UInt32(i)), n = TIFFGetStrileByteCount(t, UInt32(i))
-                guard off <= UInt64(fileSize), n <= UInt64(fileSize) - off else {
-                    throw FrameIOError(.truncated, url: url,
-                                       "page \(d): \(tiled ? "tile" : "strip") \(i) (bytes \(off)..<\(off &+ n)) runs past the end of the \(fileSize)-byte file")
-                }
-                stored += Int(n)
-            }
-            let storedRatio = compression == UInt16(COMPRESSION_NONE) ? 1 : maxCompressionRatio
-            if decoded > stored.multipliedReportingOverflow(by: storedRatio).partialValue + 4096 * storedRatio {
-                throw FrameIOError(.corrupt, url: url,
-                                   "page \(d) claims \(w)×\(h) \(type.rawValue) pixels but its data holds \(stored) bytes")
-            }
-        }
-
-        // Metadata text and calibration.
-        var meta = FrameMetadata()
-        var original: [String: String] = [:]
-        func string(_ tag: UInt32) -> String? {
-            var count: UInt32 = 0, data: UnsafeRawPointer? = nil, type: Int32 = 0
-            guard ctiff_get_array(t, tag, &count, &data, &type) == 1, let data, count > 0,
-                  [TIFF_ASCII.rawValue, TIFF_UNDEFINED.rawValue, TIFF_BYTE.rawValue].contains(UInt32(type)) else { return nil }
-            let bytes = UnsafeRawBufferPointer(start: data, count: Int(count))
-            let trimmed = bytes.prefix { $0 != 0 }
-            return String(decoding: trimmed, as: UTF8.self).contains("\u{FFFD}")
-                ? String(trimmed.map { Character(Unicode.Scalar($0)) })    // Latin-1 (DM's "µm")
-                : String(decoding: trimmed, as: UTF8.self)
-        }
-        func scalar(_ tag: UInt32) -> Double? {
-            var count: UInt32 = 0, data: UnsafeRawPointer? = nil, type: Int32 = 0
-            guard ctiff_get_array(t, tag, &count, &data, &type) == 1, let data, count >= 1 else { return nil }
-            switch UInt32(type) {
-            case TIFF_DOUBLE.rawValue: return data.loadUnaligned(as: Double.self)
-            case TIFF_FLOAT.rawValue: return Double(data.loadUnaligned(as: Float.self))
-            case TIFF_LONG.rawValue, TIFF_IFD.rawValue: return Double(data.loadUnaligned(as: UInt32.self))
-            case TIFF_SHORT.rawValue: return Double(data.loadUnaligned(as: UInt16.self))
-            case TIFF_LONG8.rawValue, TIFF_IFD8.rawValue: return Double(data.loadUnaligned(as: UInt64.self))
-            default: return nil
-            }
-        }
-        if let r = reason { original["tiff.reason"] = r }
-        for (tag, key) in [(TIFFTAG_IMAGEDESCRIPTION, "ImageDescription"), (TIFFTAG_SOFTWARE, "Software"),
-                           (TIFFTAG_DATETIME, "DateTime"), (TIFFTAG_MAKE, "Make"), (TIFFTAG_MODEL, "Model"),
-                           (TIFFTAG_ARTIST, "Artist")] {
-            if let s = string(UInt32(tag)), !s.isEmpty { original[key] = s }
-        }
-        var calibrated = false
-        func setSize(_ x: Double, _ y: Double, _ source: String) {
-            guard !calibrated, x.isFinite, y.isFinite, x > 0, y > 0 else { return }
-            meta.pixelSizeXNm = x; meta.pixelSizeYNm = y; calibrated = true
-            original["tiff.calibration"] = source
-        }
-        // FEI / Thermo Fisher.
-        if let text = string(34682) ?? string(34680) {
-            let ini = TIFFMetadata.parseINI(text)
-            for (k, v) in ini { original["fei.\(k)"] = v }
-            if let s = TIFFMetadata.feiPixelSizeNm(ini) { setSize(s.x, s.y, "FEI [Scan] PixelWidth") }
-            if let dwell = ini["Scan.Dwelltime"].flatMap(Double.init) { meta.dwellTime_s = dwell }
-            if meta.acquisitionTime == nil { meta.acquisitionTime = TIFFMetadata.feiDate(ini) }
-        }
-        // Zeiss SmartSEM.
-        if let text = string(34118) {
-            let cz = TIFFMetadata.parseCZSEM(text)
-            for (k, v) in cz.named { original["cz_sem.\(k)"] = v }
-            if let s = TIFFMetadata.zeissPixelSizeNm(cz, width: Int(w)) { setSize(s, s, "Zeiss CZ_SEM") }
-            meta.acquisitionTime = meta.acquisitionTime ?? TIFFMetadata.zeissDate(cz.named)
-            meta.dwellTime_s = meta.dwellTime_s ?? TIFFMetadata.zeissDwell(cz.named)
-        }
-        // DigitalMicrograph export: 65009/65010 scales (x = width), 65003/65004 units. Read
-        // before ImageJ's resolution because they are exact doubles (libtiff keeps rationals as float).
-        if let sx = scalar(65009), let ux = string(65003), let perNm = TIFFMetadata.nanometres(per: ux) {
-            let sy = scalar(65010) ?? sx
-            let uy = string(65004).flatMap { TIFFMetadata.nanometres(per: $0) } ?? perNm
-            setSize(sx * perNm, sy * uy, "DigitalMicrograph tags 65009/65003")
-        }
-        // ImageJ.
-        var imageJ: [String: String]? = nil
-        if let desc = original["ImageDescription"], let ij = TIFFMetadata.parseImageJ(desc) {
-            imageJ = ij
-            for (k, v) in ij { original["imagej.\(k)"] = v }
-            var xr: Float = 0, yr: Float = 0
-            if let unit = ij["unit"], let perNm = TIFFMetadata.nanometres(per: unit),
-               ctiff_get_float(t, UInt32(TIFFTAG_XRESOLUTION), &xr) == 1, xr > 0 {
-                if ctiff_get_float(t, UInt32(TIFFTAG_YRESOLUTION), &yr) != 1 || yr <= 0 { yr = xr }
-                // libtiff holds the rationals as float: ~6e-8 relative, far below any calibration's accuracy.
-                setSize(perNm / Double(xr), perNm / Double(yr), "ImageJ unit=\(unit)")
-            }
-        }
-        // OME-TIFF.
-        if let desc = original["ImageDescription"], desc.contains("<OME") || desc.contains(":OME") {
-            let ome = TIFFMetadata.parseOME(desc)
-            if let x = ome.x { setSize(x, ome.y ?? x, "OME PhysicalSize") }
-        }
-        // TVIPS EM-MENU: tag 37706 holds the offset of the TemData header.
-        if let off = scalar(37706), off > 0, let bytes = read(Int(off), min(8192, fileSize - Int(off))),
-           let s = TIFFMetadata.tvipsPixelSizeNm(bytes, littleEndian: littleEndian) {
-            setSize(s.x, s.y, "TVIPS PixelSize")
-        }
-        // Olympus SIS: tag 33560 holds the offset of the SIS0 structure.
-        if let off = scalar(33560), off > 0,
-           let sis = TIFFMetadata.olympusSIS(read: read, at: Int(off)) {
-            setSize(sis.x, sis.y, "Olympus SIS")
-            if meta.acquisitionTime == nil, original["DateTime"] == nil { meta.acquisitionTime = sis.date }
-        }
-        // TIFF 6.0's own XResolution/YResolution (pixels per ResolutionUnit), only for files
-        // no vendor block describes: vendor software writes screen dpi there (DM exports say
-        // 72 per inch) while its own tags hold the calibration, or say there is none.
-        let vendor = string(34682) ?? string(34680) ?? string(34118) ?? string(65003) ?? string(65004)
-        let vendorBlock = vendor != nil || scalar(65009) != nil || imageJ != nil || scalar(37706) != nil || scalar(33560) != nil
-            || (original["ImageDescription"].map { $0.contains("<OME") || $0.contains(":OME") } ?? false)
-        if !calibrated, !vendorBlock, let r = resolutionPixelSizeNm(t) {
-            setSize(r.x, r.y, r.source)
-        }
-        // Times: DateTime + EXIF SubSecTime.
-        if let dt = original["DateTime"] {
-            var subSec: String? = nil
-            var exif: UInt64 = 0
-            if ctiff_get_u64(t, UInt32(TIFFTAG_EXIFIFD), &exif) == 1, exif > 0 {
-                subSec = exifSubSecTime(at: Int(exif), read: read, littleEndian: littleEndian, bigTIFF: TIFFIsBigTIFF(t) != 0)
-                if let s = subSec { original["exif.SubSecTime"] = s }
-            }
-            if let date = TIFFMetadata.tiffDate(dt, subSec: subSec) { meta.acquisitionTime = date }
-        }
-        meta.original = original
-        return Page(directory: d, offset: TIFFCurrentDirOffset(t), width: Int(w), height: Int(h), sampleType: type,
-                    listed: listed, tiled: tiled, metadata: meta, imageJ: imageJ)
-    }
-
     /// Pixel size from the baseline TIFF 6.0 tags XResolution and YResolution (pixels per
     /// ResolutionUnit: 2 inch, the default, or 3 centimetre), in nm; nil for ResolutionUnit 1
     /// (none: an aspect ratio only), a missing or non-positive resolution, or 72 or 96 pixels
@@ -479,7 +310,7 @@ public final class TIFFReader: FrameFileReader, @unchecked Sendable {
     }
 
     /// SubSecTime (37520) from the EXIF sub-IFD at `offset`.
-    private static func exifSubSecTime(at offset: Int, read: (Int, Int) -> [UInt8]?, littleEndian: Bool, bigTIFF: Bool) -> String? {
+    static func exifSubSecTime(at offset: Int, read: (Int, Int) -> [UInt8]?, littleEndian: Bool, bigTIFF: Bool) -> String? {
         let countSize = bigTIFF ? 8 : 2, entrySize = bigTIFF ? 20 : 12, inline = bigTIFF ? 8 : 4
         guard let c = read(offset, countSize) else { return nil }
         let n = bigTIFF ? Int(TIFFMetadata.readInt(c, at: 0, littleEndian: littleEndian) as UInt64)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Temperatures and times written into folder and file names (run contract §1, temperature
+/// Temperatures and times written into folder and file names (docs/user-guide.md, "The run folder": Temperature;
 /// sources 4 and 5, time source 2). Plain string parsing, no guessing beyond the listed forms:
 /// a bare number is never a temperature, and a token glued to letters (`NCM811C`) is a word.
 public enum TemperatureTokens {

@@ -2,7 +2,7 @@ import Foundation
 import FrameCore
 
 /// The true values of one simulated frame, in the units and conventions of `frames.csv`
-/// (docs/outputs.md, "frames.csv").
+/// (docs/outputs.md, frames.csv).
 ///
 /// - `shiftXPx`, `shiftYPx`: where frame 0's content lies in this frame, in pixels, averaged
 ///   over frame 0's scan lines: the translation that aligns the two images. It includes the
@@ -12,7 +12,7 @@ import FrameCore
 /// - `liTmRatio`: mean background-free column intensity (column weight × occupancy ×
 ///   thickness; no probe tails, no diffuse background) at the Li sites divided by the same
 ///   at the TM sites, over the analysed crystal (the grain under study) inside the frame's
-///   own field of view (docs/outputs.md, "frames.csv"), which drifts with the specimen.
+///   own field of view (docs/user-guide.md, "The run folder"), which drifts with the specimen.
 /// - `rocksaltFraction`: fraction of that crystal area lying between the boundary and the
 ///   front midpoint.
 /// - `frontPositionNm`: distance of the front midpoint from the boundary along the

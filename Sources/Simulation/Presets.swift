@@ -1,6 +1,6 @@
 import Foundation
 
-/// The kinds of synthetic heating run `heatfront simulate` writes (docs/outputs.md, "heatfront simulate").
+/// The kinds of synthetic heating run `heatfront simulate` writes (docs/user-guide.md, "Commands").
 public enum SimulationPreset: String, CaseIterable, Sendable, Codable {
     /// Sun et al., Cell Rep. Phys. Sci. 2021: LiCoO2 heated fast to ≈ 500 °C, then four holds
     /// with a layered → rock-salt front moving from a grain boundary along the layers
@@ -81,7 +81,7 @@ public enum NeighbourRegion: Sendable, Equatable {
     case vacuum
 }
 
-/// How the heating log is written (the formats docs/user-guide.md, "The run folder", lists).
+/// How the heating log is written (docs/user-guide.md, "The run folder": Temperature).
 public enum HeatingLogFlavour: String, Sendable, Codable {
     /// `time_s,temperature_C`, log time 0 = the first frame.
     case plainRelative = "plain_time_s"
@@ -258,88 +258,114 @@ public struct SimulationOptions: Sendable {
         self.preset = preset
         self.seed = seed
         self.size = size ?? preset.defaultSize
+        // Every preset sets these; the placeholders let the per-preset settings be methods.
+        framesPerStep = 0; format = .tiff; layerAngleDeg = 0; neighbour = .vacuum; holds = []; dose = 0
+        heatingLog = .plainRelative; layout = .flat
         switch preset {
-        case .boundaryFront:
-            framesPerStep = 10; format = .tiff
-            layerAngleDeg = 28; neighbour = .grain(layerAngleDeg: -19)
-            frontWidthNm = 3.5; dose = 1500
-            holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
-            heatingLog = .plainRelative; layout = .temperatureFolders
-        case .gradualOnset:
-            framesPerStep = 6; format = .png
-            layerAngleDeg = 23; neighbour = .vacuum
-            layerSpacingNm = 0.474; materialName = "NCM851005"
-            tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
-            boundaryOffsetNm = 5
-            frontWidthNm = nil; uniformMixingOnsetC = 150; uniformMixingPerC = 0.001
-            dose = 800; rampRateCPerS = 2; preHeatS = 0
-            holds = stride(from: 25.0, through: 300, by: 25).map { HoldSpec($0, 60) }
-            rampFrameHolds = [7, 8, 9]
-            heatingLog = .densImpulse; layout = .temperatureFolders
-            driftNmPerS = 0.0004; driftRandomWalkNmPerRootS = 0.001
-        case .registrationStress:
-            framesPerStep = 8; format = .dm4
-            layerAngleDeg = 33; neighbour = .amorphous
-            boundaryOffsetNm = 3          // more amorphous area: non-periodic features for coarse registration
-            frontWidthNm = 3.0; dose = 250
-            holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
-            preHeatS = 10
-            jitterPx = 0.5; humAmplitudePx = 0.3; flybackAmplitudePx = 0.5
-            driftNmPerS = 0.0025; driftAngleDeg = 140; driftRandomWalkNmPerRootS = 0.004
-            noiseFrames = [HoldFrame(hold: 1, frame: 3), HoldFrame(hold: 2, frame: 5), HoldFrame(hold: 3, frame: 1)]
-            heatingLog = .protochips; layout = .fileNameTokens(prefix: "stress", tPrefix: true)
-            registrationMode = "rigid"
-        case .scanDistortion:
-            framesPerStep = 8; format = .tiff
-            layerAngleDeg = 31; neighbour = .grain(layerAngleDeg: 78)
-            frontWidthNm = 4.5; dose = 1000
-            holds = [HoldSpec(500, 90), HoldSpec(525, 50), HoldSpec(550, 44)]
-            preHeatS = 20
-            dwellTimeS = 6e-6; flybackTimeS = 500e-6
-            jitterPx = 0.35; humAmplitudePx = 0.5; flybackAmplitudePx = 2.5; flybackDecayPx = 18
-            driftNmPerS = 0.004; driftAngleDeg = 60; driftRandomWalkNmPerRootS = 0.002
-            heatingLog = .plainTimestamp; layout = .fileNameTokens(prefix: "scan", tPrefix: false)
-            registrationMode = "nonrigid"
-        case .doseFloor:
-            framesPerStep = 40; format = .tiff
-            layerAngleDeg = 30; neighbour = .amorphous
-            frontWidthNm = nil; dose = 1
-            holds = [HoldSpec(300, 100)]
-            heatingLog = .plainRelative; layout = .stack(name: "dose_floor_300C")
-            drawDoseFloor()
-        case .strongDistortion:
-            framesPerStep = 30; format = .tiff
-            layerAngleDeg = 30; neighbour = .amorphous
-            frontWidthNm = nil; dose = 1
-            holds = [HoldSpec(25, 60)]
-            preHeatS = 0
-            dwellTimeS = 6e-6; flybackTimeS = 500e-6
-            heatingLog = .plainRelative; layout = .temperatureFolders
-            registrationMode = "nonrigid"
-            drawStrongDistortion()
-        case .slowFront:
-            framesPerStep = 12; format = .png
-            fieldOfViewNm = 25.6; aspectRatio = 0.5
-            layerAngleDeg = 12; neighbour = .grain(layerAngleDeg: -35)
-            layerSpacingNm = 0.474; materialName = "NCM851005"
-            tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
-            boundaryOffsetNm = 9
-            dose = 1000; rampRateCPerS = 1; preHeatS = 0
-            holds = [25, 150, 175, 200, 225, 250].map { HoldSpec($0, 285) }
-            frameIntervalS = 25
-            heatingLog = .plainRelative; layout = .flat
-            driftNmPerS = 0.0004; driftRandomWalkNmPerRootS = 0.001
-            // Drawn per seed: the regime, not one run of it.
-            var rng = SeededRandom.stream(seed, 0x510F)
-            frontWidthNm = 2 + 4 * rng.uniform()
-            activationEnergyEV = 0.9 + 0.2 * rng.uniform()
-            // Travel during the 225 °C hold (its frames span 11 × 25 s): 2.4–3.1 nm.
-            referenceTemperatureC = 225
-            referenceVelocityNmPerS = (2.4 + 0.7 * rng.uniform()) / 275
-            frontOnsetTemperatureC = 182 + 12 * rng.uniform()   // on the ramp to 200 °C
-            uniformMixingOnsetC = 157 + 8 * rng.uniform()       // 0.010–0.018 mixing at 175 °C
-            uniformMixingPerC = 0.001
+        case .boundaryFront: setBoundaryFront()
+        case .gradualOnset: setGradualOnset()
+        case .registrationStress: setRegistrationStress()
+        case .scanDistortion: setScanDistortion()
+        case .doseFloor: setDoseFloor()
+        case .strongDistortion: setStrongDistortion()
+        case .slowFront: setSlowFront()
         }
+    }
+
+    // The presets' settings, each on top of the defaults above.
+
+    private mutating func setBoundaryFront() {
+        framesPerStep = 10; format = .tiff
+        layerAngleDeg = 28; neighbour = .grain(layerAngleDeg: -19)
+        frontWidthNm = 3.5; dose = 1500
+        holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
+        heatingLog = .plainRelative; layout = .temperatureFolders
+    }
+
+    private mutating func setGradualOnset() {
+        framesPerStep = 6; format = .png
+        layerAngleDeg = 23; neighbour = .vacuum
+        layerSpacingNm = 0.474; materialName = "NCM851005"
+        tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
+        boundaryOffsetNm = 5
+        frontWidthNm = nil; uniformMixingOnsetC = 150; uniformMixingPerC = 0.001
+        dose = 800; rampRateCPerS = 2; preHeatS = 0
+        holds = stride(from: 25.0, through: 300, by: 25).map { HoldSpec($0, 60) }
+        rampFrameHolds = [7, 8, 9]
+        heatingLog = .densImpulse; layout = .temperatureFolders
+        driftNmPerS = 0.0004; driftRandomWalkNmPerRootS = 0.001
+    }
+
+    private mutating func setRegistrationStress() {
+        framesPerStep = 8; format = .dm4
+        layerAngleDeg = 33; neighbour = .amorphous
+        boundaryOffsetNm = 3          // more amorphous area: non-periodic features for coarse registration
+        frontWidthNm = 3.0; dose = 250
+        holds = [HoldSpec(475, 160), HoldSpec(500, 80), HoldSpec(525, 44), HoldSpec(550, 44)]
+        preHeatS = 10
+        jitterPx = 0.5; humAmplitudePx = 0.3; flybackAmplitudePx = 0.5
+        driftNmPerS = 0.0025; driftAngleDeg = 140; driftRandomWalkNmPerRootS = 0.004
+        noiseFrames = [HoldFrame(hold: 1, frame: 3), HoldFrame(hold: 2, frame: 5), HoldFrame(hold: 3, frame: 1)]
+        heatingLog = .protochips; layout = .fileNameTokens(prefix: "stress", tPrefix: true)
+        registrationMode = "rigid"
+    }
+
+    private mutating func setScanDistortion() {
+        framesPerStep = 8; format = .tiff
+        layerAngleDeg = 31; neighbour = .grain(layerAngleDeg: 78)
+        frontWidthNm = 4.5; dose = 1000
+        holds = [HoldSpec(500, 90), HoldSpec(525, 50), HoldSpec(550, 44)]
+        preHeatS = 20
+        dwellTimeS = 6e-6; flybackTimeS = 500e-6
+        jitterPx = 0.35; humAmplitudePx = 0.5; flybackAmplitudePx = 2.5; flybackDecayPx = 18
+        driftNmPerS = 0.004; driftAngleDeg = 60; driftRandomWalkNmPerRootS = 0.002
+        heatingLog = .plainTimestamp; layout = .fileNameTokens(prefix: "scan", tPrefix: false)
+        registrationMode = "nonrigid"
+    }
+
+    private mutating func setDoseFloor() {
+        framesPerStep = 40; format = .tiff
+        layerAngleDeg = 30; neighbour = .amorphous
+        frontWidthNm = nil; dose = 1
+        holds = [HoldSpec(300, 100)]
+        heatingLog = .plainRelative; layout = .stack(name: "dose_floor_300C")
+        drawDoseFloor()
+    }
+
+    private mutating func setStrongDistortion() {
+        framesPerStep = 30; format = .tiff
+        layerAngleDeg = 30; neighbour = .amorphous
+        frontWidthNm = nil; dose = 1
+        holds = [HoldSpec(25, 60)]
+        preHeatS = 0
+        dwellTimeS = 6e-6; flybackTimeS = 500e-6
+        heatingLog = .plainRelative; layout = .temperatureFolders
+        registrationMode = "nonrigid"
+        drawStrongDistortion()
+    }
+
+    private mutating func setSlowFront() {
+        framesPerStep = 12; format = .png
+        fieldOfViewNm = 25.6; aspectRatio = 0.5
+        layerAngleDeg = 12; neighbour = .grain(layerAngleDeg: -35)
+        layerSpacingNm = 0.474; materialName = "NCM851005"
+        tmColumnWeight = 0.85 * 290 + 0.05 * 271 + 0.10 * 237
+        boundaryOffsetNm = 9
+        dose = 1000; rampRateCPerS = 1; preHeatS = 0
+        holds = [25, 150, 175, 200, 225, 250].map { HoldSpec($0, 285) }
+        frameIntervalS = 25
+        heatingLog = .plainRelative; layout = .flat
+        driftNmPerS = 0.0004; driftRandomWalkNmPerRootS = 0.001
+        // Drawn per seed: the regime, not one run of it.
+        var rng = SeededRandom.stream(seed, 0x510F)
+        frontWidthNm = 2 + 4 * rng.uniform()
+        activationEnergyEV = 0.9 + 0.2 * rng.uniform()
+        // Travel during the 225 °C hold (its frames span 11 × 25 s): 2.4–3.1 nm.
+        referenceTemperatureC = 225
+        referenceVelocityNmPerS = (2.4 + 0.7 * rng.uniform()) / 275
+        frontOnsetTemperatureC = 182 + 12 * rng.uniform()   // on the ramp to 200 °C
+        uniformMixingOnsetC = 157 + 8 * rng.uniform()       // 0.010–0.018 mixing at 175 °C
+        uniformMixingPerC = 0.001
     }
 
     /// Expected electrons at a TM column's peak (unit thickness) for a given dose.

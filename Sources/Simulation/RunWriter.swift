@@ -43,7 +43,7 @@ private final class FirstError: @unchecked Sendable {
 }
 
 extension HeatingRunSimulator {
-    /// Writes the whole run folder (contract §7): frames (rendered in parallel, each written
+    /// Writes the whole run folder (docs/user-guide.md, "Commands"): frames (rendered in parallel, each written
     /// atomically), `heatfront.yaml`, `heating_log.csv`, `ground_truth.csv`, `ground_truth.json`.
     /// The same options give the same bytes: nothing depends on the wall clock or thread timing.
     ///
@@ -165,7 +165,8 @@ extension HeatingRunSimulator {
     }
 
     /// The holder's 1 Hz temperature log in the preset's flavour. Relative logs start at the
-    /// first frame (log time 0 = first frame, contract §1); absolute ones at the programme start.
+    /// first frame (log time 0 = first frame; docs/user-guide.md, "The heating log's clock");
+    /// absolute ones at the programme start.
     public func heatingLogCSV() -> String {
         let o = options
         var rng = SeededRandom.stream(o.seed, 0x106)
@@ -175,25 +176,6 @@ extension HeatingRunSimulator {
         let first = absolute ? 0.0 : t0
         let n = Int(floor(end - first)) + 1
         func reading(_ t: Double) -> Double { programme.temperature(at: t) + 0.12 * rng.gaussian() }
-        func clock(_ epoch: Double, date: Bool) -> String {
-            var ms = Int64((epoch * 1000).rounded())
-            let msPart = ms % 1000; ms /= 1000
-            let sec = ms % 60, min = (ms / 60) % 60, hour = (ms / 3600) % 24
-            let days = ms / 86400
-            let time = String(format: "%02lld:%02lld:%02lld.%03lld", hour, min, sec, msPart)
-            guard date else { return time }
-            // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), no calendar APIs.
-            let z = days + 719_468
-            let era = (z >= 0 ? z : z - 146_096) / 146_097
-            let doe = z - era * 146_097
-            let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-            let mp = (5 * doy + 2) / 153
-            let d = doy - (153 * mp + 2) / 5 + 1
-            let m = mp < 10 ? mp + 3 : mp - 9
-            let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-            return String(format: "%04lld-%02lld-%02lld", y, m, d) + "T" + time
-        }
         var s = ""
         switch o.heatingLog {
         case .plainRelative:
@@ -203,10 +185,10 @@ extension HeatingRunSimulator {
             s = "timestamp,temperature_C\n"
             for k in 0..<n {
                 let t = first + Double(k)
-                s += "\(clock(o.programmeStartEpochS + t, date: true))Z,\(TextFormat.f(reading(t), 2))\n"
+                s += "\(Self.clockText(o.programmeStartEpochS + t, date: true))Z,\(TextFormat.f(reading(t), 2))\n"
             }
         case .protochips:
-            let start = clock(o.programmeStartEpochS, date: true)
+            let start = Self.clockText(o.programmeStartEpochS, date: true)
             let date = start.prefix(10).replacingOccurrences(of: "-", with: ".")
             s = "Time,Notes,Holder Temperature,Setpoint Temperature,Heater Current\n"
             s += ",Time units = Milliseconds,,,\n,Temperature units = C,,,\n"
@@ -222,10 +204,31 @@ extension HeatingRunSimulator {
             for k in 0..<n {
                 let t = first + Double(k)
                 let set = programme.temperature(at: t)
-                s += "\(clock(o.programmeStartEpochS + t, date: false)),\(k).000,\(TextFormat.f(reading(t), 2)),"
+                s += "\(Self.clockText(o.programmeStartEpochS + t, date: false)),\(k).000,\(TextFormat.f(reading(t), 2)),"
                 s += "\(TextFormat.f(set, 2)),\(TextFormat.f(0.8 + 0.004 * set, 4)),\(TextFormat.f(180 * (1 + 0.0035 * (set - 20)), 3))\n"
             }
         }
         return s
+    }
+
+    /// `hh:mm:ss.fff` of an epoch time in UTC, with `date`: `YYYY-MM-DDThh:mm:ss.fff`.
+    static func clockText(_ epoch: Double, date: Bool) -> String {
+        var ms = Int64((epoch * 1000).rounded())
+        let msPart = ms % 1000; ms /= 1000
+        let sec = ms % 60, min = (ms / 60) % 60, hour = (ms / 3600) % 24
+        let days = ms / 86400
+        let time = String(format: "%02lld:%02lld:%02lld.%03lld", hour, min, sec, msPart)
+        guard date else { return time }
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), no calendar APIs.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return String(format: "%04lld-%02lld-%02lld", y, m, d) + "T" + time
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// so it is continuous within a frame and produces the slow-scan shear of a raster scan.
 ///
 /// Displacement `D(t)` (nm) is the movement of the specimen, i.e. of the image content:
-/// +x right, +y down (contract §3). It is zero at frame 0's mid-acquisition time. The truth
+/// +x right, +y down (the `shift_x_px`, `shift_y_px` convention of frames.csv, docs/outputs.md). It is zero at frame 0's mid-acquisition time. The truth
 /// shift of a frame (see `FrameTruth`) follows frame 0's content through it, line by line,
 /// and averages over the lines: the drift's random walk within a frame, which no rigid
 /// shift can represent, averages out.
