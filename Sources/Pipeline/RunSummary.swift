@@ -192,6 +192,7 @@ public struct RunSummary: Sendable, Encodable {
             onsetStep = k
             onsetTemperatureC = steps[k].temperatureC
         }
+        let precision = StepKinetics.precisionWarnings(steps)
         let measured = steps.filter { $0.velocityPxPerS != nil && $0.velocitySEMPxPerS != nil && $0.temperatureC != nil }
         // Weighted by the run's pooled per-frame position noise (see `Kinetics.pooledVelocitySEMs`).
         let sems = Kinetics.pooledVelocitySEMs(sems: measured.map { $0.velocitySEMPxPerS! },
@@ -205,10 +206,10 @@ public struct RunSummary: Sendable, Encodable {
             activationEnergyEV = fit.activationEnergyEV
             activationEnergySEMEV = fit.semEV
             if let p = fit.pValue, p < 0.01 {
-                return [String(format: "the Arrhenius fit does not describe the step velocities (chi-square %.1f for %d degrees of freedom, p = %.2g): check the velocities before using the activation energy", fit.chiSquare, fit.dof, p)]
+                return precision + [String(format: "the Arrhenius fit does not describe the step velocities (chi-square %.1f for %d degrees of freedom, p = %.2g): check the velocities before using the activation energy", fit.chiSquare, fit.dof, p)]
             }
         }
-        return []
+        return precision
     }
 
     enum Key: String, CodingKey {

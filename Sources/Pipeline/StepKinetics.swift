@@ -60,4 +60,15 @@ enum StepKinetics {
         r.frontWidthSEMPx = front.widthSEMPx
         return r
     }
+
+    /// Holds whose velocity the data cannot pin to 10 %: the 90 % interval, ±1.645 SEM, is
+    /// wider than ±10 % of the velocity (relative SEM above 6.1 %), so a 10 % accuracy is
+    /// beyond the hold's frames whatever the analysis — more frames, dose or travel are needed.
+    static func precisionWarnings(_ steps: [StepResult]) -> [String] {
+        steps.compactMap { st in
+            guard let v = st.velocityPxPerS, let sem = st.velocitySEMPxPerS, v > 0, sem > 0, 1.645 * sem / v > 0.10 else { return nil }
+            return String(format: "step %d: front velocity known to %.0f %% (SEM over velocity): its frames cannot pin it to 10 %%",
+                          st.stepIndex, 100 * sem / v)
+        }
+    }
 }
