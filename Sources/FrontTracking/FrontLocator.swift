@@ -116,68 +116,19 @@ public enum FrontLocator {
                                     direction: .zero, positionPx: nil, widthPx: nil, rocksaltFraction: fraction)
         guard phase.width == w, phase.height == h, phase.labels.count == w * h, op.crystal.width == w,
               op.crystal.height == h else { return none }
-        guard let segment = boundary ?? detectBoundary(phase, analysed: analysed) else { return none }
-        let p0 = SIMD2(segment.x0, segment.y0), p1 = SIMD2(segment.x1, segment.y1)
-        let length = segment.length
-        guard length.isFinite, length > 1 else { return none }
-        let along = (p1 - p0) / length
-        var normal = SIMD2(-along.y, along.x)
-
-        // Orient the normal towards the crystal lying beside the segment.
-        var side = 0.0
-        for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
-            let r = SIMD2(Double(i % w), Double(i / w)) - p0
-            let s = (r * along).sum()
-            if s >= 0, s <= length { side += (r * normal).sum() > 0 ? 1 : -1 }
-        }
-        if side < 0 { normal = -normal }
+        guard let segment = boundary ?? detectBoundary(phase, analysed: analysed),
+              let axes = BoundaryAxes(segment, phase: phase) else { return none }
         var result = none
         result.boundary = segment
-        result.direction = normal
-
-        // Profile of q along the normal.
-        let maxT = Double(w + h)
-        let nb = Int(maxT) + 2
-        var sum = [Double](repeating: 0, count: nb), count = [Double](repeating: 0, count: nb)
-        var sumHalf = [Double](repeating: 0, count: nb)
-        var sumX = [Double](repeating: 0, count: nb), sumY = [Double](repeating: 0, count: nb)
-        var rsNearBoundary = 0, crystalNearBoundary = 0, layeredCount = 0
-        let band = max(4, op.windowPx)
-        for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
-            let r = SIMD2(Double(i % w), Double(i / w)) - p0
-            let s = (r * along).sum(), t = (r * normal).sum()
-            guard s >= 0, s <= length, t >= -0.5 else { continue }
-            let b = Int((t + 0.5).rounded(.down))
-            guard b < nb else { continue }
-            sum[b] += Double(op.layered.pixels[i]); count[b] += 1
-            sumHalf[b] += Double(op.amplitudeHalf.pixels[i])
-            sumX[b] += Double(i % w); sumY[b] += Double(i / w)
-            if t <= band {
-                crystalNearBoundary += 1
-                if phase.labels[i] == PhaseMap.rocksalt { rsNearBoundary += 1 }
-            }
-            if phase.labels[i] == PhaseMap.layered { layeredCount += 1 }
-        }
-        var ts = [Double](), ys = [Double](), ws = [Double](), halves = [Double](), xs = [Double](), yc = [Double]()
-        let minCount = max(3.0, 0.05 * (count.max() ?? 0))
-        var rsArea = 0.0
-        for b in 0..<nb where count[b] >= minCount {
-            ts.append(Double(b)); ys.append(sum[b] / count[b]); ws.append(count[b])
-            halves.append(sumHalf[b] / count[b])
-            xs.append(sumX[b] / count[b] - Double(w) / 2); yc.append(sumY[b] / count[b] - Double(h) / 2)
-        }
-        for i in 0..<(w * h) where phase.labels[i] == PhaseMap.rocksalt {
-            let r = SIMD2(Double(i % w), Double(i / w)) - p0
-            let s = (r * along).sum(), t = (r * normal).sum()
-            if s >= 0, s <= length, t >= -0.5 { rsArea += 1 }
-        }
+        result.direction = axes.normal
+        let bins = BinnedProfile(op, phase: phase, axes: axes)
         // The profile as measured, with every crystal pixel's distance from the boundary (the
         // line extended across the image) for the rock-salt fraction behind any position.
         var crystalDistances = [Double]()
         for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
-            crystalDistances.append(((SIMD2(Double(i % w), Double(i / w)) - p0) * normal).sum())
+            crystalDistances.append(((SIMD2(Double(i % w), Double(i / w)) - axes.p0) * axes.normal).sum())
         }
-        result.samples = FrontSamples(distancesPx: ts, values: ys, weights: ws, blurSigmaPx: op.windowPx,
+        result.samples = FrontSamples(distancesPx: bins.ts, values: bins.ys, weights: bins.ws, blurSigmaPx: op.windowPx,
                                       crystal: CrystalExtent(distancesPx: crystalDistances),
                                       layeredLevel: phase.layeredRatio)
         if profileOnly { return result }
@@ -186,31 +137,111 @@ public enum FrontLocator {
         // not, a front may just have nucleated (its midpoint within a width of the
         // boundary, no pixel clearly rock salt): only the fully mixed edge is fitted then,
         // and it counts only if its midpoint lies inside the grain (see `nascentEdge`).
-        guard crystalNearBoundary > 0, layeredCount >= 16, ts.count >= 8 else { return result }
-        let rockSaltOnBoundary = 2 * rsNearBoundary >= crystalNearBoundary
+        guard bins.crystalNearBoundary > 0, bins.layeredCount >= 16, bins.ts.count >= 8 else { return result }
+        let rockSaltOnBoundary = 2 * bins.rsNearBoundary >= bins.crystalNearBoundary
         // Start: the area-equivalent position (rock-salt pixels over the mean bin population).
-        let meanBin = ws.reduce(0, +) / Double(ws.count)
-        let areaPosition = rsArea / meanBin
+        let meanBin = bins.ws.reduce(0, +) / Double(bins.ws.count)
+        let areaPosition = bins.rsArea / meanBin
+        let fitted = fitEdge(bins, phase: phase, sigma: op.windowPx, areaPosition: areaPosition,
+                             rockSaltOnBoundary: rockSaltOnBoundary, kPrior: layeredLevelPrior)
+        if let fitted, accept(fitted, bins: bins, phase: phase, axes: axes, sigma: op.windowPx,
+                              rockSaltOnBoundary: rockSaltOnBoundary, into: &result) {
+            return result
+        }
+        // The fit failed: the area-equivalent position is still an unbiased estimate for a
+        // straight front; no width. Without rock salt on the boundary there is no front.
+        if rockSaltOnBoundary { result.positionPx = areaPosition }
+        return result
+    }
+
+    /// The boundary segment's frame: its start, unit direction along it, length and the unit
+    /// normal oriented towards the crystal lying beside the segment.
+    struct BoundaryAxes {
+        var p0: SIMD2<Double>
+        var along: SIMD2<Double>
+        var normal: SIMD2<Double>
+        var length: Double
+
+        init?(_ segment: LineSegment, phase: PhaseMap) {
+            let w = phase.width, h = phase.height
+            let p0 = SIMD2(segment.x0, segment.y0), p1 = SIMD2(segment.x1, segment.y1)
+            let length = segment.length
+            guard length.isFinite, length > 1 else { return nil }
+            let along = (p1 - p0) / length
+            var normal = SIMD2(-along.y, along.x)
+            var side = 0.0
+            for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+                let r = SIMD2(Double(i % w), Double(i / w)) - p0
+                let s = (r * along).sum()
+                if s >= 0, s <= length { side += (r * normal).sum() > 0 ? 1 : -1 }
+            }
+            if side < 0 { normal = -normal }
+            (self.p0, self.along, self.normal, self.length) = (p0, along, normal, length)
+        }
+    }
+
+    /// The order parameter q and the half-spacing amplitude averaged in 1 px bins of distance
+    /// from the boundary (crystal pixels whose foot lies on the segment; bins with fewer than
+    /// max(3, 5 % of the fullest) pixels dropped), each bin's mean pixel position (centred),
+    /// and the counts the front's checks need.
+    struct BinnedProfile {
+        var ts = [Double](), ys = [Double](), ws = [Double](), halves = [Double](), xs = [Double](), yc = [Double]()
+        var rsNearBoundary = 0, crystalNearBoundary = 0, layeredCount = 0
+        var rsArea = 0.0
+
+        init(_ op: OrderParameterMap, phase: PhaseMap, axes: BoundaryAxes) {
+            let w = op.layered.width, h = op.layered.height
+            let nb = Int(Double(w + h)) + 2
+            var sum = [Double](repeating: 0, count: nb), count = [Double](repeating: 0, count: nb)
+            var sumHalf = [Double](repeating: 0, count: nb)
+            var sumX = [Double](repeating: 0, count: nb), sumY = [Double](repeating: 0, count: nb)
+            let band = max(4, op.windowPx)
+            for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+                let r = SIMD2(Double(i % w), Double(i / w)) - axes.p0
+                let s = (r * axes.along).sum(), t = (r * axes.normal).sum()
+                guard s >= 0, s <= axes.length, t >= -0.5 else { continue }
+                let b = Int((t + 0.5).rounded(.down))
+                guard b < nb else { continue }
+                sum[b] += Double(op.layered.pixels[i]); count[b] += 1
+                sumHalf[b] += Double(op.amplitudeHalf.pixels[i])
+                sumX[b] += Double(i % w); sumY[b] += Double(i / w)
+                if t <= band {
+                    crystalNearBoundary += 1
+                    if phase.labels[i] == PhaseMap.rocksalt { rsNearBoundary += 1 }
+                }
+                if phase.labels[i] == PhaseMap.layered { layeredCount += 1 }
+            }
+            let minCount = max(3.0, 0.05 * (count.max() ?? 0))
+            for b in 0..<nb where count[b] >= minCount {
+                ts.append(Double(b)); ys.append(sum[b] / count[b]); ws.append(count[b])
+                halves.append(sumHalf[b] / count[b])
+                xs.append(sumX[b] / count[b] - Double(w) / 2); yc.append(sumY[b] / count[b] - Double(h) / 2)
+            }
+            for i in 0..<(w * h) where phase.labels[i] == PhaseMap.rocksalt {
+                let r = SIMD2(Double(i % w), Double(i / w)) - axes.p0
+                let s = (r * axes.along).sum(), t = (r * axes.normal).sum()
+                if s >= 0, s <= axes.length, t >= -0.5 { rsArea += 1 }
+            }
+        }
+    }
+
+    typealias EdgeFit = (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)
+
+    /// The edge fitted to the binned profile: the ratio alone with the segmentation's β
+    /// (nascent edge, or free depth from two starting widths), full mixing imposed where the
+    /// front is still within w + 2σ of the boundary, then β refitted from the 2g amplitude.
+    static func fitEdge(_ bins: BinnedProfile, phase: PhaseMap, sigma: Double, areaPosition: Double,
+                        rockSaltOnBoundary: Bool, kPrior: Double) -> EdgeFit? {
+        let ts = bins.ts, ys = bins.ys, ws = bins.ws
         let beta0 = phase.halfSpacingContrast
         let k0 = phase.layeredRatio ?? (ys.max() ?? 1)
         let r0 = phase.rocksaltRatio ?? 0
         let alpha0 = min(1.5, max(0.2, 1 - (r0 / max(k0, 1e-9)) * (1 + beta0)))
-        let sigma = op.windowPx
         let edge = BlurredTanhEdge(sigma: sigma)
         let totalWeight = ws.reduce(0, +)
         let sqrtW = ws.map { ($0 / totalWeight).squareRoot() }
         let w0 = log(max(3, sigma / 2))
-        // β is refitted here from the 2g amplitude profile, (c₀ + c₁x̄ + c₂ȳ)(1 + βP_σ): a
-        // thickness plane (evaluated at each bin's mean pixel position, so the image's edges
-        // clipping the bins do not matter) times the phase step, which the 1-D geometry
-        // separates far better than the segmentation's whole-crystal estimate. Bins within
-        // 2σ of the boundary are left out of that part (the window there also sees what
-        // lies beyond the boundary); with the front that close, β stays the segmentation's.
-        let halfBins = ts.indices.filter { ts[$0] > 2 * sigma }
-        let halfScale = LeastSquares.median(halfBins.map { halves[$0] }) ?? 0
-        let qScale = max(k0, 1e-9)
-        let kPrior = layeredLevelPrior
-        var fitted: (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)?
+        var fitted: EdgeFit?
         var bestCost = Double.infinity
         // First the ratio alone with the segmentation's β, from two starting widths (a
         // narrow and a wide front), keeping the better fit. Parameters: K, α, t₀, ln w.
@@ -233,73 +264,100 @@ public enum FrontLocator {
                 bestCost = fit.cost
             }
         }
-        // A front still within ~w + 2σ of the boundary shows no rock-salt plateau: its depth
-        // α and its position t₀ then trade off against each other. Rock salt proper is fully
-        // cation-mixed (q → 0, α = 1 for any β), so α is fixed there.
         if rockSaltOnBoundary, let first = fitted, first.t0 < first.w + 2 * sigma,
-           let fit = LeastSquares.levenbergMarquardt(start: [first.k, first.t0, log(first.w)], residuals: { p in
-               let wt = exp(p[2])
-               return ts.indices.map { i in
-                   let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
-                   return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta0 * pr))
-               } + [kPrior * (p[0] - k0)]
-           }), fit.parameters.allSatisfy(\.isFinite) {
-            fitted = (fit.parameters[0], 1, fit.parameters[1], exp(fit.parameters[2]), beta0)
+           let full = fullMixingEdge(bins, from: first, sqrtW: sqrtW, edge: edge, k0: k0, kPrior: kPrior) {
+            fitted = full
         }
-        if let first = fitted, first.t0 > 3 * sigma, halfBins.count >= 8, halfScale > 0 {
-            let start = [first.k, first.alpha, first.t0, log(first.w), beta0, halfScale, 0, 0]
-            if let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
-                let wt = exp(p[3]), b = p[4]
-                var r = ts.indices.map { i -> Double in
-                    let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
-                    return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + b * pr)) / qScale
-                }
-                for i in halfBins {
-                    let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
-                    let model = (p[5] + p[6] * xs[i] + p[7] * yc[i]) * (1 + b * pr)
-                    r.append(sqrtW[i] * (halves[i] - model) / halfScale)
-                }
-                r.append(kPrior * (p[0] - k0) / qScale)
-                return r
-            }), fit.parameters.allSatisfy(\.isFinite), fit.parameters[4] > -0.9, fit.parameters[4] < 5,
-               exp(fit.parameters[3]) > 0.25, abs(fit.parameters[2] - first.t0) < 2 * max(sigma, first.w) {
-                let p = fit.parameters
-                fitted = (p[0], p[1], p[2], exp(p[3]), p[4])
+        if let first = fitted, let refit = halfSpacingRefit(bins, from: first, sqrtW: sqrtW, edge: edge, sigma: sigma,
+                                                            k0: k0, kPrior: kPrior) {
+            fitted = refit
+        }
+        return fitted
+    }
+
+    /// A front still within ~w + 2σ of the boundary shows no rock-salt plateau: its depth
+    /// α and its position t₀ then trade off against each other. Rock salt proper is fully
+    /// cation-mixed (q → 0, α = 1 for any β), so α is fixed there.
+    static func fullMixingEdge(_ bins: BinnedProfile, from first: EdgeFit, sqrtW: [Double], edge: BlurredTanhEdge,
+                               k0: Double, kPrior: Double) -> EdgeFit? {
+        let ts = bins.ts, ys = bins.ys, beta0 = first.beta
+        guard let fit = LeastSquares.levenbergMarquardt(start: [first.k, first.t0, log(first.w)], residuals: { p in
+            let wt = exp(p[2])
+            return ts.indices.map { i in
+                let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
+                return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta0 * pr))
+            } + [kPrior * (p[0] - k0)]
+        }), fit.parameters.allSatisfy(\.isFinite) else { return nil }
+        return (fit.parameters[0], 1, fit.parameters[1], exp(fit.parameters[2]), beta0)
+    }
+
+    /// β refitted jointly from the 2g amplitude profile, (c₀ + c₁x̄ + c₂ȳ)(1 + βP_σ): a
+    /// thickness plane (evaluated at each bin's mean pixel position, so the image's edges
+    /// clipping the bins do not matter) times the phase step, which the 1-D geometry
+    /// separates far better than the segmentation's whole-crystal estimate. Bins within
+    /// 2σ of the boundary are left out of that part (the window there also sees what
+    /// lies beyond the boundary); with the front that close (t₀ ≤ 3σ), β stays the segmentation's.
+    static func halfSpacingRefit(_ bins: BinnedProfile, from first: EdgeFit, sqrtW: [Double], edge: BlurredTanhEdge,
+                                 sigma: Double, k0: Double, kPrior: Double) -> EdgeFit? {
+        let ts = bins.ts, ys = bins.ys, halves = bins.halves, xs = bins.xs, yc = bins.yc
+        let halfBins = ts.indices.filter { ts[$0] > 2 * sigma }
+        let halfScale = LeastSquares.median(halfBins.map { halves[$0] }) ?? 0
+        let qScale = max(k0, 1e-9)
+        guard first.t0 > 3 * sigma, halfBins.count >= 8, halfScale > 0 else { return nil }
+        let start = [first.k, first.alpha, first.t0, log(first.w), first.beta, halfScale, 0, 0]
+        guard let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
+            let wt = exp(p[3]), b = p[4]
+            var r = ts.indices.map { i -> Double in
+                let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
+                return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + b * pr)) / qScale
             }
-        }
-        let tMax = ts.last ?? 0
-        if let (k, alpha, t0, wt, beta) = fitted {
-            // A nascent front counts once its midpoint lies inside the grain.
-            if k > 0, alpha > 0.1, t0 > (rockSaltOnBoundary ? -sigma : 0), t0 < tMax + sigma, wt < tMax, wt > 0.25 {
-                result.positionPx = t0
-                result.widthPx = tanhWidthFactor * wt
-                result.halfSpacingContrast = beta
-                // Per-bin progress, inverting q = K(1 − αP)/(1 + βP).
-                let values = ys.map { y -> Double in
-                    let rel = y / k
-                    let den = alpha + beta * rel
-                    return den != 0 ? (1 - rel) / den : .nan
-                }
-                result.profile = FrontProfile(distancesPx: ts, values: values, weights: ws,
-                                              positionPx: t0, blurSigmaPx: sigma)
-                // The fraction by geometry: crystal between the boundary and the fitted
-                // midpoint, both lines extended across the image (the truth's own definition). Counting pixels below a q cut would
-                // miss a rock-salt strip narrower than the window, whose blurred q never
-                // reaches the cut, and miscount a wide front with no pure phase in view.
-                var crystal = 0, rocksalt = 0
-                for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
-                    crystal += 1
-                    let t = ((SIMD2(Double(i % w), Double(i / w)) - p0) * normal).sum()
-                    if t < t0 { rocksalt += 1 }
-                }
-                if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
-                return result
+            for i in halfBins {
+                let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
+                let model = (p[5] + p[6] * xs[i] + p[7] * yc[i]) * (1 + b * pr)
+                r.append(sqrtW[i] * (halves[i] - model) / halfScale)
             }
+            r.append(kPrior * (p[0] - k0) / qScale)
+            return r
+        }), fit.parameters.allSatisfy(\.isFinite), fit.parameters[4] > -0.9, fit.parameters[4] < 5,
+           exp(fit.parameters[3]) > 0.25, abs(fit.parameters[2] - first.t0) < 2 * max(sigma, first.w) else { return nil }
+        let p = fit.parameters
+        return (p[0], p[1], p[2], exp(p[3]), p[4])
+    }
+
+    /// Writes an accepted edge into `result` — position, width, β, the profile as progress and
+    /// the rock-salt fraction by geometry — and returns whether it was accepted: K > 0,
+    /// α > 0.1, the midpoint inside the profile (a nascent front's inside the grain) and a
+    /// width between ¼ px and the profile's length.
+    static func accept(_ fitted: EdgeFit, bins: BinnedProfile, phase: PhaseMap, axes: BoundaryAxes, sigma: Double,
+                       rockSaltOnBoundary: Bool, into result: inout FrontMeasurement) -> Bool {
+        let (k, alpha, t0, wt, beta) = fitted
+        let tMax = bins.ts.last ?? 0
+        guard k > 0, alpha > 0.1, t0 > (rockSaltOnBoundary ? -sigma : 0), t0 < tMax + sigma, wt < tMax, wt > 0.25
+        else { return false }
+        result.positionPx = t0
+        result.widthPx = tanhWidthFactor * wt
+        result.halfSpacingContrast = beta
+        // Per-bin progress, inverting q = K(1 − αP)/(1 + βP).
+        let values = bins.ys.map { y -> Double in
+            let rel = y / k
+            let den = alpha + beta * rel
+            return den != 0 ? (1 - rel) / den : .nan
         }
-        // The fit failed: the area-equivalent position is still an unbiased estimate for a
-        // straight front; no width. Without rock salt on the boundary there is no front.
-        if rockSaltOnBoundary { result.positionPx = areaPosition }
-        return result
+        result.profile = FrontProfile(distancesPx: bins.ts, values: values, weights: bins.ws,
+                                      positionPx: t0, blurSigmaPx: sigma)
+        // The fraction by geometry: crystal between the boundary and the fitted midpoint, both
+        // lines extended across the image (the truth's own definition). Counting pixels below
+        // a q cut would miss a rock-salt strip narrower than the window, whose blurred q never
+        // reaches the cut, and miscount a wide front with no pure phase in view.
+        let w = phase.width, h = phase.height
+        var crystal = 0, rocksalt = 0
+        for i in 0..<(w * h) where phase.labels[i] != PhaseMap.notCrystal {
+            crystal += 1
+            let t = ((SIMD2(Double(i % w), Double(i / w)) - axes.p0) * axes.normal).sum()
+            if t < t0 { rocksalt += 1 }
+        }
+        if crystal > 0 { result.rocksaltFraction = Double(rocksalt) / Double(crystal) }
+        return true
     }
 
     /// A front that has just nucleated: the fully cation-mixed edge (α = 1) fitted from

@@ -56,6 +56,7 @@ public enum RegistrationStage {
         var fields: [Int: ScanDistortionField] = [:]
         var precision = PrecisionPairs()
         var warnings = aligned.slips.map { slipWarning($0, frames: frames) }
+        warnings += aligned.outliers.map { "frame \(frames.records[$0.index].frameIndex): \($0.detail); rejected" }
         let slipFrames = aligned.slips.map { frames.records[$0.after].frameIndex }
         if config.registrationMode == .nonrigid {
             warnings += try correctNonrigid(frames, groups: groups, shifts: shifts, averages: &averages, fields: &fields,
@@ -231,7 +232,8 @@ extension RegistrationStage {
     /// `slips`: positions in `frames` of the frames after a link whose jump against the drift
     /// of their neighbours is a lattice vector (`AliasContinuity`), with that vector.
     static func alignRigid(_ frames: RunFrames, groups: [[Int]], band: CorrelationBand, table: FrameTable, config: RunConfig) throws
-        -> (shifts: [FrameShift], averages: [AlignedAverage], slips: [AliasContinuity.Slip]) {
+        -> (shifts: [FrameShift], averages: [AlignedAverage], slips: [AliasContinuity.Slip],
+            outliers: [RegistrationConsistency.Outlier]) {
         let options = rigidOptions(config: config, band: band)
         var shifts = try RigidRegistration.alignRunShifts(frames, groups: [Array(0..<frames.count)], options: options)
         // Frames whose drift wanders within them enough to bias a whole-frame correlation:
@@ -253,9 +255,15 @@ extension RegistrationStage {
             shifts = try DriftPathRefinement.refine(frames, shifts: shifts)
             stepAverages = try averages()
         }
+        let lattice = aliasLatticeVectors(frames, table: table, config: config)
+        // Frames whose registration disagrees with their neighbours' are rejected, not averaged.
+        let outliers = RegistrationConsistency.outliers(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil },
+                                                        scores: shifts.map(\.score), times: times, latticeVectors: lattice)
+        for o in outliers { shifts[o.index].rejection = RegistrationConsistency.reason }
+        if !outliers.isEmpty { stepAverages = try averages() }
         let slips = AliasContinuity.slips(positions: shifts.map { $0.isUsed ? SIMD2($0.dx, $0.dy) : nil }, times: times,
-                                          latticeVectors: aliasLatticeVectors(frames, table: table, config: config))
-        return (shifts, stepAverages, slips)
+                                          latticeVectors: lattice)
+        return (shifts, stepAverages, slips, outliers)
     }
 
     /// One frame's acquisition time (s): twice the mid-acquisition offset the decoder reports,

@@ -44,8 +44,12 @@ public struct StepResult: Sendable, Codable, Equatable {
     public var frontEndPx: Double?
     public var velocityPxPerS: Double?
     public var velocitySEMPxPerS: Double?
-    /// Degrees of freedom of that SEM (frames with a front − 2).
+    /// Degrees of freedom of that SEM: the jackknife's Satterthwaite degrees of freedom, or
+    /// those of the autocorrelation-corrected SEM where that one is used.
     public var velocityDOF: Int?
+    /// √Σ(t − t̄)² over the frames with a front (s): the velocity's SEM times it is the
+    /// per-frame position noise the Arrhenius fit pools over a run's holds.
+    public var velocityTimeSpreadS: Double?
     /// Whether the velocity is above zero by the one-sided t test at the 5 % level.
     public var motionDetected: Bool?
     /// One-sided 95 % upper confidence bound of the velocity, px/s.

@@ -161,7 +161,7 @@ public struct RunSummary: Sendable, Encodable {
 
     static let onsetConfiguration = OnsetTest.Configuration()
     static let onsetRule = "first step whose frames' Li/TM ratio rises above the first (pre-heating) step's by a one-sided Welch t test with each step's effective number of frames from the pooled lag-1 autocorrelation (Bayley & Hammersley 1946), at a false-alarm rate of false_alarm_rate for the whole run (Bonferroni: each step at false_alarm_rate/(steps - 1)), or that shows a front; null when the first step already shows a front or no step qualifies; statistics per step in onset_test"
-    static let activationRule = "maximum-likelihood Arrhenius fit v = v0 exp(-Ea/(kB T)) of every step's front velocity weighted by its SEM (weighted least squares of ln v with sigma(ln v) = SEM/v at the fitted v), at least 3 steps; SEM from the curvature of chi-square, 95 % interval from the profile likelihood (delta chi-square 3.84)"
+    static let activationRule = "maximum-likelihood Arrhenius fit v = v0 exp(-Ea/(kB T)) of every step's front velocity weighted by its SEM (weighted least squares of ln v with sigma(ln v) = SEM/v at the fitted v), each step's SEM from the per-frame position noise pooled over the run's steps (SEM_k^2 S_k weighted by the SEMs' degrees of freedom, S_k = sum of (t - mean t)^2 over step k's frames), at least 3 steps; SEM from the curvature of chi-square, 95 % interval from the profile likelihood (delta chi-square 3.84)"
     static let originRule = "front_boundary_px: the line the front leaves, on the run's reference frame (x0, y0, x1, y1 in px); positions are distances from it along front_direction to the front's midpoint (half the cation mixing of rock salt); the line is the total-least-squares fit through the edge of the grain's crystal mask (the 50 % level of its local lattice-fringe amplitude) where rock salt meets the boundary, on the aligned average of the last step with rock salt on the boundary, moved half a pixel out; front.boundary in the config replaces it"
 
     init(table: FrameTable, runDir: URL, config: RunConfig, inputs: [InputFile]) {
@@ -193,19 +193,24 @@ public struct RunSummary: Sendable, Encodable {
             onsetStep = k
             onsetTemperatureC = steps[k].temperatureC
         }
+        let precision = StepKinetics.precisionWarnings(steps)
         let measured = steps.filter { $0.velocityPxPerS != nil && $0.velocitySEMPxPerS != nil && $0.temperatureC != nil }
+        // Weighted by the run's pooled per-frame position noise (see `Kinetics.pooledVelocitySEMs`).
+        let sems = Kinetics.pooledVelocitySEMs(sems: measured.map { $0.velocitySEMPxPerS! },
+                                               dofs: measured.map { Double($0.velocityDOF ?? 1) },
+                                               timeSpreadsS: measured.map { $0.velocityTimeSpreadS ?? .nan })
         if let fit = Kinetics.arrheniusFit(temperaturesC: measured.map { $0.temperatureC! },
                                            velocities: measured.map { $0.velocityPxPerS! },
-                                           sems: measured.map { $0.velocitySEMPxPerS! }, minimumHolds: 3) {
+                                           sems: sems, minimumHolds: 3) {
             activation = fit
             activationSteps = measured.map(\.stepIndex)
             activationEnergyEV = fit.activationEnergyEV
             activationEnergySEMEV = fit.semEV
             if let p = fit.pValue, p < 0.01 {
-                return [String(format: "the Arrhenius fit does not describe the step velocities (chi-square %.1f for %d degrees of freedom, p = %.2g): check the velocities before using the activation energy", fit.chiSquare, fit.dof, p)]
+                return precision + [String(format: "the Arrhenius fit does not describe the step velocities (chi-square %.1f for %d degrees of freedom, p = %.2g): check the velocities before using the activation energy", fit.chiSquare, fit.dof, p)]
             }
         }
-        return []
+        return precision
     }
 
     enum Key: String, CodingKey {

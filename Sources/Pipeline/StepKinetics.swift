@@ -4,9 +4,10 @@ import FrontTracking
 
 /// Assembles a step's row of `steps.csv` from its frames: Li/TM statistics over the used
 /// frames, and the front's velocity and width from the step's moving-front fit over all its
-/// frames (`MovingFront`): the velocity with the larger of the fit's jackknife SEM and the
-/// frames' positions' autocorrelation-corrected one, the motion test and upper bound, and
-/// the 10–90 % width with its jackknife SEM.
+/// frames (`MovingFront`): the velocity with the larger of the fit's jackknife SEM (with its
+/// Satterthwaite degrees of freedom, `Kinetics.jackknifeSlopeDOF`) and the frames'
+/// positions' autocorrelation-corrected one, the motion test and upper bound, and the
+/// 10–90 % width with its jackknife SEM.
 enum StepKinetics {
     static func assemble(_ k: Int, table: FrameTable, results: [FrameResult], analysis: StepAnalysis?,
                          front: StoredFront?) -> StepResult {
@@ -33,8 +34,10 @@ enum StepKinetics {
         if withFront.count >= 3, let v = front.velocityPxPerS, let jackknife = front.velocitySEMPxPerS {
             // The larger of the jackknife's SEM and that of the frames' positions about their
             // line with their correlation in time (see `Kinetics.autocorrelatedSlopeSEM`).
-            var sem = jackknife, dof = front.frameCount - 1
-            if let correlated = Kinetics.autocorrelatedSlopeSEM(times: withFront.map { table.records[$0].timeS },
+            let frontTimes = withFront.map { table.records[$0].timeS }
+            let jackknifeDOF = Kinetics.jackknifeSlopeDOF(times: frontTimes).map { Int($0.rounded(.down)) } ?? front.frameCount - 1
+            var sem = jackknife, dof = max(1, min(front.frameCount - 1, jackknifeDOF))
+            if let correlated = Kinetics.autocorrelatedSlopeSEM(times: frontTimes,
                                                                 positions: withFront.map { results[$0].frontPositionPx! }),
                correlated.sem > sem {
                 sem = correlated.sem
@@ -44,6 +47,8 @@ enum StepKinetics {
             r.velocityPxPerS = v
             r.velocitySEMPxPerS = sem
             r.velocityDOF = fit.dof
+            let meanTime = frontTimes.reduce(0, +) / Double(frontTimes.count)
+            r.velocityTimeSpreadS = frontTimes.map { ($0 - meanTime) * ($0 - meanTime) }.reduce(0, +).squareRoot()
             if let motion = fit.motion(level: 0.05) {
                 r.motionDetected = motion.detected
                 r.velocityUpperPxPerS = motion.upperBound
@@ -54,5 +59,16 @@ enum StepKinetics {
         r.frontWidthPx = front.widthPx
         r.frontWidthSEMPx = front.widthSEMPx
         return r
+    }
+
+    /// Holds whose velocity the data cannot pin to 10 %: the 90 % interval, ±1.645 SEM, is
+    /// wider than ±10 % of the velocity (relative SEM above 6.1 %), so a 10 % accuracy is
+    /// beyond the hold's frames whatever the analysis — more frames, dose or travel are needed.
+    static func precisionWarnings(_ steps: [StepResult]) -> [String] {
+        steps.compactMap { st in
+            guard let v = st.velocityPxPerS, let sem = st.velocitySEMPxPerS, v > 0, sem > 0, 1.645 * sem / v > 0.10 else { return nil }
+            return String(format: "step %d: front velocity known to %.0f %% (SEM over velocity): its frames cannot pin it to 10 %%",
+                          st.stepIndex, 100 * sem / v)
+        }
     }
 }

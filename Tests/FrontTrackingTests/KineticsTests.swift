@@ -189,3 +189,30 @@ struct KineticsTests {
         #expect(abs(OnsetTest.effectiveSize(1000, 0.5) - 1000.0 / 3) < 2)
     }
 }
+
+@Suite("Kinetics: SEM degrees of freedom and pooled hold noise")
+struct KineticsPoolingTests {
+    @Test("jackknife slope degrees of freedom: (Σ a)² / Σ a², a = (t − t̄)²")
+    func jackknifeDOF() throws {
+        // 12 equally spaced frames: Σa = 143, Σa² = 3038.75 (in units of the spacing).
+        let twelve = try #require(Kinetics.jackknifeSlopeDOF(times: (0..<12).map { 25 * Double($0) }))
+        #expect(abs(twelve - 143.0 * 143.0 / 3038.75) < 1e-9)
+        let eight = try #require(Kinetics.jackknifeSlopeDOF(times: (0..<8).map(Double.init)))
+        #expect(abs(eight - 42.0 * 42.0 / 388.5) < 1e-9)
+        #expect(Kinetics.jackknifeSlopeDOF(times: [1, 1, 1]) == nil)
+        #expect(Kinetics.jackknifeSlopeDOF(times: [1, 2]) == nil)
+    }
+
+    @Test("pooled SEMs: one per-frame noise over the holds, weighted by degrees of freedom")
+    func pooled() {
+        // Holds with time spreads 10 and 20 s; their SEMs imply per-frame noise 0.1 and 0.2
+        // with 6 and 2 degrees of freedom: pooled √((6·0.01 + 2·0.04)/8) = √0.0175.
+        let s = Kinetics.pooledVelocitySEMs(sems: [0.01, 0.01, .nan], dofs: [6, 2, 5], timeSpreadsS: [10, 20, 5])
+        let sigma = 0.0175.squareRoot()
+        #expect(abs(s[0] - sigma / 10) < 1e-12)
+        #expect(abs(s[1] - sigma / 20) < 1e-12)
+        #expect(s[2].isNaN)
+        // Without spreads nothing is pooled.
+        #expect(Kinetics.pooledVelocitySEMs(sems: [0.01, 0.02], dofs: [3, 3], timeSpreadsS: [.nan, .nan]) == [0.01, 0.02])
+    }
+}
