@@ -613,7 +613,7 @@ enum { MSG_FLAG_SHARED = 0x02, MAX_RANK = 32, MAX_TYPE_DEPTH = 32 };
 static struct { msg_decode_fn attr, dtype, sdspace; int patched; } decode;
 static unsigned long message_refusals = 0;
 
-enum { TYPE_PAST_END = -1, TYPE_IMPOSSIBLE = -2 };
+enum { TYPE_PAST_END = -1, TYPE_IMPOSSIBLE = -2, TYPE_ENUM_SIZE = -3 };
 
 /// Whether the bit fields of an integer, bitfield or float of `size` bytes, whose properties
 /// start at `q`, lie inside it: a precision of at least 1 bit that fits the size with its
@@ -631,7 +631,8 @@ static int atomic_bits_ok(unsigned cls, unsigned flags, const unsigned char *q, 
 /// The bytes HDF5's datatype decoder (`H5O_dtype_decode_helper`) reads from the encoding at
 /// `p`: TYPE_PAST_END when it would read past `avail` bytes, TYPE_IMPOSSIBLE when the
 /// encoding cannot describe a type (bits outside an atomic type's size, more dimensions than
-/// HDF5's arrays hold). `elem` receives the type's size. A version or class HDF5 refuses
+/// HDF5's arrays hold), TYPE_ENUM_SIZE for an enumeration whose size is not its base type's
+/// (HDF5 sizes its values by the base and copies them by the enumeration: past the buffer). `elem` receives the type's size. A version or class HDF5 refuses
 /// before reading further counts as its 8-byte header.
 static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64_t *elem) {
     if (depth > MAX_TYPE_DEPTH) return TYPE_IMPOSSIBLE;
@@ -674,6 +675,7 @@ static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64
     case 8: {                                           // enumeration: base type, names, values
         long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
         if (m < 0) return m;
+        if (sub != size) return TYPE_ENUM_SIZE;         // HDF5 copies values by the enum's size
         at += (size_t)m;
         unsigned n = flags & 0xffff;
         for (unsigned i = 0; i < n; i++) {
@@ -764,6 +766,7 @@ static const char *attribute_damage(void *f, const unsigned char *p, size_t size
     uint64_t elem = 0, points = 0;
     long type = (at > size || dt_size > size - at) ? TYPE_PAST_END : (flags & 1) ? 0 : dtype_extent(p + at, dt_size, 0, &elem);
     if (type == TYPE_IMPOSSIBLE) return "an attribute's datatype is damaged (its bits lie outside its size)";
+    if (type == TYPE_ENUM_SIZE) return "an attribute's enumeration type is damaged (its size is not its base type's)";
     if (type < 0) return "an attribute's datatype runs past its part of the attribute message";
     at += PADDED(dt_size);
     if (at > size || ds_size > size - at || (!(flags & 2) && dataspace_extent(p + at, ds_size, sizeof_size_of(f), &points) < 0))
@@ -791,7 +794,8 @@ static void *checked_dtype_decode(void *f, void *oh, unsigned mesg_flags, unsign
     long type = (mesg_flags & MSG_FLAG_SHARED) || p_size == 0 ? 0 : dtype_extent(p, p_size, 0, &elem);
     if (type < 0) {
         refuse_message(f, type == TYPE_IMPOSSIBLE ? "a datatype message is damaged (its bits lie outside its size)"
-                                                  : "a datatype message is damaged (its encoding runs past the message)");
+                          : type == TYPE_ENUM_SIZE ? "a datatype message is damaged (an enumeration's size is not its base type's)"
+                                                   : "a datatype message is damaged (its encoding runs past the message)");
         return NULL;
     }
     return decode.dtype(f, oh, mesg_flags, ioflags, p_size, p);

@@ -19,7 +19,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     static let known = ["hdf5-attribute-close-segv.hspy", "hdf5-attribute-overread.hspy", "hdf5-global-heap-index-segv.hspy",
                         "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy",
                         "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy",
-                        "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd"]
+                        "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd",
+                        "hdf5-enum-size-copy-overread.hspy"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -188,6 +189,21 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         #expect(e?.file == url.path && e?.kind == .corrupt)
         #expect(e?.detail.hasPrefix("an attribute's data (1 × 200 bytes) run past its attribute message (") == true,
                 "\(e?.detail ?? "")")
+        #expect(chdf5_message_refusals() > refused)
+    }
+
+    /// A bool attribute (`navigate`) whose enumeration claims 4 bytes over its 1-byte base:
+    /// HDF5 1.10.8 keeps the values in a buffer sized by the base (2 bytes) and copies them by
+    /// the enumeration's size when it copies the type (`H5Aget_type`: 8 bytes, a heap
+    /// overread). The check refuses the datatype before HDF5 decodes it.
+    @Test func enumerationLargerThanItsBaseIsOneErrorLine() throws {
+        let dir = ScratchFolder("hdf5-guard")
+        let url = dir.file("enum-size.hspy")
+        try Self.writeDamagedAttribute(url, pattern: Self.boolEnumBase, offset: -4, value: 4)
+        let refused = chdf5_message_refusals()
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.file == url.path && e?.kind == .corrupt)
+        #expect(e?.detail == "an attribute's enumeration type is damaged (its size is not its base type's)")
         #expect(chdf5_message_refusals() > refused)
     }
 
