@@ -593,11 +593,14 @@ unsigned long chdf5_vlen_refusals(void) { return vlen_refusals; }
 // inside them: an enumeration's values (members × its base type's size), a name without its
 // terminating zero, an array of more than 32 dimensions, an attribute's data (points ×
 // element size) are read or copied however far they reach past the message (a read of
-// unmapped memory: SIGSEGV; or of HDF5's neighbouring heap block). The three message classes
+// unmapped memory: SIGSEGV; or of HDF5's neighbouring heap block). Nor does HDF5 check that
+// an integer's or a float's bit fields lie inside its size: converting an integer of
+// precision 0 reads 2^61 bytes away (SIGBUS). The three message classes
 // are tables of methods inside libhdf5 (`H5O_MSG_ATTR`, `H5O_MSG_DTYPE`, `H5O_MSG_SDSPACE`);
 // their decode method is replaced, once, by one that walks the encoding within the message's
-// size first, as HDF5 will read it, and refuses a message whose parts run past its end
-// (HDF5 then reports "unable to decode message" and the damage is recorded on the file).
+// size first, as HDF5 will read it, and refuses a message whose parts run past its end or
+// whose atomic types' bits lie outside their size (HDF5 then reports "unable to decode
+// message" and the damage is recorded on the file).
 // Messages shared through the file's shared-message heap, and calls that pass no size, go to
 // HDF5 unchecked.
 
@@ -610,20 +613,41 @@ enum { MSG_FLAG_SHARED = 0x02, MAX_RANK = 32, MAX_TYPE_DEPTH = 32 };
 static struct { msg_decode_fn attr, dtype, sdspace; int patched; } decode;
 static unsigned long message_refusals = 0;
 
+enum { TYPE_PAST_END = -1, TYPE_IMPOSSIBLE = -2, TYPE_ENUM_SIZE = -3 };
+
+/// Whether the bit fields of an integer, bitfield or float of `size` bytes, whose properties
+/// start at `q`, lie inside it: a precision of at least 1 bit that fits the size with its
+/// offset, and a float's sign, exponent and mantissa inside the precision. HDF5 1.10 decodes
+/// them unchecked, and its conversions index bits from them (a precision of 0 reads 2^61
+/// bytes before the value).
+static int atomic_bits_ok(unsigned cls, unsigned flags, const unsigned char *q, uint64_t size) {
+    uint64_t offset = le(q, 2), precision = le(q + 2, 2);
+    if (precision == 0 || offset + precision > 8 * size) return 0;
+    if (cls != 1) return 1;
+    uint64_t epos = q[4], esize = q[5], mpos = q[6], msize = q[7], sign = (flags >> 8) & 0xff;
+    return esize > 0 && msize > 0 && epos + esize <= precision && mpos + msize <= precision && sign < precision;
+}
+
 /// The bytes HDF5's datatype decoder (`H5O_dtype_decode_helper`) reads from the encoding at
-/// `p`, or -1 when it would read past `avail` bytes or the encoding is impossible (more
-/// dimensions than HDF5's arrays hold). `elem` receives the type's size. A version or class
-/// HDF5 refuses before reading further counts as its 8-byte header.
+/// `p`: TYPE_PAST_END when it would read past `avail` bytes, TYPE_IMPOSSIBLE when the
+/// encoding cannot describe a type (bits outside an atomic type's size, more dimensions than
+/// HDF5's arrays hold), TYPE_ENUM_SIZE for an enumeration whose size is not its base type's
+/// (HDF5 sizes its values by the base and copies them by the enumeration: past the buffer). `elem` receives the type's size. A version or class HDF5 refuses
+/// before reading further counts as its 8-byte header.
 static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64_t *elem) {
-    if (depth > MAX_TYPE_DEPTH || avail < 8) return -1;
+    if (depth > MAX_TYPE_DEPTH) return TYPE_IMPOSSIBLE;
+    if (avail < 8) return TYPE_PAST_END;
     unsigned word = (unsigned)le(p, 4), version = (word >> 4) & 0x0f, cls = word & 0x0f, flags = word >> 8;
     uint64_t size = le(p + 4, 4), sub = 0;
     *elem = size;
     size_t at = 8;
     if (version < 1 || version > 3) return 8;
     switch (cls) {
-    case 0: case 4: at += 4; break;                     // integer, bitfield: offset, precision
-    case 1: at += 12; break;                            // float: offset … exponent bias
+    case 0: case 4: case 1:                             // integer, bitfield: offset, precision;
+        at += cls == 1 ? 12 : 4;                        // float: … exponent bias
+        if (at > avail) return TYPE_PAST_END;
+        if (!atomic_bits_ok(cls, flags, p + 8, size)) return TYPE_IMPOSSIBLE;
+        break;
     case 2: at += 2; break;                             // time: precision
     case 3: case 7: break;                              // string, reference
     case 5: at += flags & 0xff; break;                  // opaque: its tag
@@ -632,55 +656,58 @@ static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64
         for (uint64_t s = size; s >= 256; s >>= 8) offset_bytes++;
         for (unsigned i = 0, n = flags & 0xffff; i < n; i++) {
             const unsigned char *z = at < avail ? memchr(p + at, 0, avail - at) : NULL;
-            if (!z) return -1;
+            if (!z) return TYPE_PAST_END;
             size_t len = (size_t)(z - (p + at));
             at += version >= 3 ? len + 1 : (len + 8) / 8 * 8;
             at += version >= 3 ? offset_bytes : 4;
             if (version == 1) {
-                if (at >= avail || p[at] > 4) return -1;
+                if (at >= avail) return TYPE_PAST_END;
+                if (p[at] > 4) return TYPE_IMPOSSIBLE;
                 at += 28;
             }
-            if (at > avail) return -1;
+            if (at > avail) return TYPE_PAST_END;
             long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
-            if (m < 0) return -1;
+            if (m < 0) return m;
             at += (size_t)m;
         }
         break;
     }
     case 8: {                                           // enumeration: base type, names, values
         long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
-        if (m < 0) return -1;
+        if (m < 0) return m;
+        if (sub != size) return TYPE_ENUM_SIZE;         // HDF5 copies values by the enum's size
         at += (size_t)m;
         unsigned n = flags & 0xffff;
         for (unsigned i = 0; i < n; i++) {
             const unsigned char *z = at < avail ? memchr(p + at, 0, avail - at) : NULL;
-            if (!z) return -1;
+            if (!z) return TYPE_PAST_END;
             size_t len = (size_t)(z - (p + at));
             at += version >= 3 ? len + 1 : (len + 8) / 8 * 8;
         }
-        if (at > avail || (n > 0 && sub > (avail - at) / n)) return -1;
+        if (at > avail || (n > 0 && sub > (avail - at) / n)) return TYPE_PAST_END;
         at += (size_t)(sub * n);
         break;
     }
     case 9: {                                           // variable length: base type
         long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
-        if (m < 0) return -1;
+        if (m < 0) return m;
         at += (size_t)m;
         break;
     }
     case 10: {                                          // array: rank, dims, [permutation], base
-        if (at >= avail || p[at] > MAX_RANK) return -1;
+        if (at >= avail) return TYPE_PAST_END;
+        if (p[at] > MAX_RANK) return TYPE_IMPOSSIBLE;
         unsigned rank = p[at];
         at += 1 + (version < 3 ? 3 : 0) + 4 * rank + (version < 3 ? 4 * rank : 0);
-        if (at > avail) return -1;
+        if (at > avail) return TYPE_PAST_END;
         long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
-        if (m < 0) return -1;
+        if (m < 0) return m;
         at += (size_t)m;
         break;
     }
     default: return 8;                                  // HDF5 refuses an unknown class
     }
-    return at <= avail ? (long)at : -1;
+    return at <= avail ? (long)at : TYPE_PAST_END;
 }
 
 /// The bytes HDF5's dataspace decoder (`H5O_sdspace_decode`) reads from the encoding at `p`
@@ -737,8 +764,10 @@ static const char *attribute_damage(void *f, const unsigned char *p, size_t size
         return "an attribute's name runs past its attribute message";
     at += PADDED(name_len);
     uint64_t elem = 0, points = 0;
-    if (at > size || dt_size > size - at || (!(flags & 1) && dtype_extent(p + at, dt_size, 0, &elem) < 0))
-        return "an attribute's datatype runs past its part of the attribute message";
+    long type = (at > size || dt_size > size - at) ? TYPE_PAST_END : (flags & 1) ? 0 : dtype_extent(p + at, dt_size, 0, &elem);
+    if (type == TYPE_IMPOSSIBLE) return "an attribute's datatype is damaged (its bits lie outside its size)";
+    if (type == TYPE_ENUM_SIZE) return "an attribute's enumeration type is damaged (its size is not its base type's)";
+    if (type < 0) return "an attribute's datatype runs past its part of the attribute message";
     at += PADDED(dt_size);
     if (at > size || ds_size > size - at || (!(flags & 2) && dataspace_extent(p + at, ds_size, sizeof_size_of(f), &points) < 0))
         return "an attribute's dataspace runs past its part of the attribute message";
@@ -762,8 +791,11 @@ static void *checked_attr_decode(void *f, void *oh, unsigned mesg_flags, unsigne
 
 static void *checked_dtype_decode(void *f, void *oh, unsigned mesg_flags, unsigned *ioflags, size_t p_size, const uint8_t *p) {
     uint64_t elem;
-    if (!(mesg_flags & MSG_FLAG_SHARED) && p_size > 0 && dtype_extent(p, p_size, 0, &elem) < 0) {
-        refuse_message(f, "a datatype message is damaged (its encoding runs past the message)");
+    long type = (mesg_flags & MSG_FLAG_SHARED) || p_size == 0 ? 0 : dtype_extent(p, p_size, 0, &elem);
+    if (type < 0) {
+        refuse_message(f, type == TYPE_IMPOSSIBLE ? "a datatype message is damaged (its bits lie outside its size)"
+                          : type == TYPE_ENUM_SIZE ? "a datatype message is damaged (an enumeration's size is not its base type's)"
+                                                   : "a datatype message is damaged (its encoding runs past the message)");
         return NULL;
     }
     return decode.dtype(f, oh, mesg_flags, ioflags, p_size, p);

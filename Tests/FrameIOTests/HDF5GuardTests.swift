@@ -19,7 +19,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     static let known = ["hdf5-attribute-close-segv.hspy", "hdf5-attribute-overread.hspy", "hdf5-global-heap-index-segv.hspy",
                         "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy",
                         "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy",
-                        "hdf5-attribute-enum-values-segv.hspy"]
+                        "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd",
+                        "hdf5-enum-size-copy-overread.hspy"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -60,6 +61,9 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// The base type of h5py's bool (a signed 1-byte integer, offset 0, precision 8), then the
     /// enumeration's first name.
     static let boolEnumBase: [UInt8] = [0x10, 0x08, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0] + Array("FALSE".utf8)
+    /// A signed little-endian 64-bit integer's datatype: class and flags, size 8, offset 0,
+    /// precision 64.
+    static let int64Type: [UInt8] = [0x10, 0x08, 0, 0, 8, 0, 0, 0, 0, 0, 64, 0]
     /// An IEEE little-endian double's datatype after its class bytes: size 8, offset 0,
     /// precision 64, exponent at 52 of 11 bits, mantissa at 0 of 52 bits, bias 1023.
     static let doubleType: [UInt8] = [8, 0, 0, 0, 0, 0, 64, 0, 52, 11, 0, 52, 0xFF, 3, 0, 0]
@@ -188,6 +192,42 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         #expect(chdf5_message_refusals() > refused)
     }
 
+    /// A bool attribute (`navigate`) whose enumeration claims 4 bytes over its 1-byte base:
+    /// HDF5 1.10.8 keeps the values in a buffer sized by the base (2 bytes) and copies them by
+    /// the enumeration's size when it copies the type (`H5Aget_type`: 8 bytes, a heap
+    /// overread). The check refuses the datatype before HDF5 decodes it.
+    @Test func enumerationLargerThanItsBaseIsOneErrorLine() throws {
+        let dir = ScratchFolder("hdf5-guard")
+        let url = dir.file("enum-size.hspy")
+        try Self.writeDamagedAttribute(url, pattern: Self.boolEnumBase, offset: -4, value: 4)
+        let refused = chdf5_message_refusals()
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.file == url.path && e?.kind == .corrupt)
+        #expect(e?.detail == "an attribute's enumeration type is damaged (its size is not its base type's)")
+        #expect(chdf5_message_refusals() > refused)
+    }
+
+    /// An integer attribute (`size`) whose precision is 0 bits: HDF5 1.10.8 decodes it, and
+    /// converting it to a double indexes the value's bits from precision − 1, 2^61 bytes away
+    /// (SIGBUS). The check refuses the datatype before HDF5 decodes it.
+    @Test func integerOfPrecisionZeroIsOneErrorLine() throws {
+        let dir = ScratchFolder("hdf5-guard")
+        let url = dir.file("precision-zero.hspy")
+        try Self.writeDamagedAttribute(url, pattern: Self.int64Type, offset: 8, value: 0)
+        let refused = chdf5_message_refusals()
+        let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+        #expect(e?.file == url.path && e?.kind == .corrupt)
+        #expect(e?.detail == "an attribute's datatype is damaged (its bits lie outside its size)")
+        #expect(chdf5_message_refusals() > refused)
+    }
+
+    /// A known crasher opened in this process: `…-berkeley-…` files with the Berkeley EMD
+    /// reader (as the fuzz target that found them reads them, whatever layout the damaged
+    /// file now shows), the others as their extension says.
+    static func open(_ url: URL) throws -> any FrameFileReader {
+        url.lastPathComponent.contains("-berkeley-") ? try FrameFiles.open(url, as: .emdBerkeley) : try FrameFiles.open(url)
+    }
+
     static func gcolOffset(_ url: URL) throws -> Int {
         try #require(find(Array("GCOL".utf8), in: [UInt8](try Data(contentsOf: url))))
     }
@@ -222,12 +262,14 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// check of the first read and crashed in H5HG_read; hdf5-enum-base-size-segv.hspy (a
     /// boolean attribute whose 1-byte enumeration has a 21315-byte base) crashed in
     /// H5Tget_native_type; hdf5-attribute-enum-values-segv.hspy (an enumeration whose values
-    /// run a megabyte past its attribute message) crashed in HDF5's datatype decoder.
+    /// run a megabyte past its attribute message) crashed in HDF5's datatype decoder, and
+    /// hdf5-berkeley-integer-precision-zero-bus.emd (an integer attribute of precision 0) in HDF5's
+    /// conversion of it to a double.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
         let e = #expect(throws: FrameIOError.self) {
-            let reader = try FrameFiles.open(url)
+            let reader = try Self.open(url)
             for (i, signal) in reader.signals.enumerated() where signal.frameCount > 0 {
                 _ = try reader.plane(signal: i, frame: 0)
             }
@@ -246,10 +288,11 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
             "hdf5-global-heap-large-collection-segv.emd": "the global heap collection at byte 2144 is damaged (an object runs past its end)",
             "hdf5-attribute-enum-values-segv.hspy": "an attribute's datatype runs past its part of the attribute message",
             "hdf5-attribute-overread.hspy": "an attribute's dataspace runs past its part of the attribute message",
+            "hdf5-berkeley-integer-precision-zero-bus.emd": "an attribute's datatype is damaged (its bits lie outside its size)",
         ]
         for (name, detail) in expected {
             let url = repository.appendingPathComponent("Fuzz/known/" + name)
-            let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
+            let e = #expect(throws: FrameIOError.self) { try Self.open(url) }
             #expect(e?.detail == detail, "\(name)")
         }
     }
