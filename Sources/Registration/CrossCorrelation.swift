@@ -508,34 +508,81 @@ final class Correlator {
                  fallback: SIMD2<Double>? = nil, notch: ReflectionNotch? = nil,
                  aliasReach: Double = 2.2, coarse: CorrelationPeak? = nil,
                  expected: SIMD2<Double>? = nil) -> CorrelationPeak? {
-        let g = geometry
         let em = energy(moving), er = energy(reference)
         guard em > 0, er > 0 else { return nil }
-        var center = prediction
-        var r = radius
-        var candidates: [SIMD2<Double>] = []
-        if center == nil, filters.aliasRadius.isFinite {
-            // Lattice present: the coarse (non-periodic) estimate when the low-pass content
-            // matches (z ≥ 3: the maximum of a noise-only coarse map sits at z ≈ 1.5–2.5,
-            // whatever its NCC over a small overlap); otherwise continuity in time: frames
-            // and references this is called on are neighbours or averages on the same
-            // gauge, so the shift is small. Either way the fine peak is searched within
-            // less than half the shortest lattice vector of it.
-            // Candidates for the true (unaliased) peak: the coarse estimate, the fallback
-            // prediction, no motion. Each is searched within the alias radius and the highest
-            // fine peak wins: non-periodic content and the finite overlap make the true
-            // peak stand above its lattice aliases.
-            if let coarse = coarse ?? coarsePeak(moving, reference), coarse.significance >= 3 {
-                candidates.append(SIMD2(coarse.dx, coarse.dy))
-            }
-            if let fallback { candidates.append(fallback) }
-            if candidates.isEmpty { candidates.append(.zero) }
-            center = candidates[0]
-            r = filters.aliasRadius
+        var search = FineSearch(center: prediction, radius: radius)
+        if prediction == nil, filters.aliasRadius.isFinite {
+            search = unaliasedSearch(moving, reference, fallback: fallback, coarse: coarse)
         }
-
         // Fine product, kept for the DFT refinement (the map's transform works on a copy).
-        let p = options.phaseCorrelationWeight
+        formProduct(moving, reference, whitening: options.phaseCorrelationWeight)
+        var mapReady = false
+        if let notch, filters.aliasRadius.isFinite {
+            mapReady = chooseAlias(&search, prediction: prediction, notch: notch, aliasReach: aliasReach, expected: expected)
+        }
+        if !mapReady { beginMap(notch: nil) }
+        let g = geometry
+        var found: (Double, Double, Float)? = nil
+        for c in search.candidates.isEmpty ? [search.center] : search.candidates.map({ Optional($0) }) {
+            if let f = bestSample(gridWidth: g.gridWidth, gridHeight: g.gridHeight,
+                                  stepX: g.stepX, stepY: g.stepY, center: c, radius: search.radius),
+               f.2 > (found?.2 ?? -.infinity) {
+                found = f
+            }
+        }
+        guard let (sx, sy, _) = found else { return nil }
+        let peak = product.withUnsafeBufferPointer {
+            UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
+                                    frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
+                                    initialStep: 0.35 * Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
+                                    rowLengths: filters.bandColumns, divideBy: g.windowOverlap)
+        }
+        var value = peak.value
+        if options.phaseCorrelationWeight > 0 {
+            // The score is always the plain (unwhitened) normalised correlation.
+            formProduct(moving, reference, whitening: 0)
+            value = product.withUnsafeBufferPointer {
+                UpsampledDFT.evaluate($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight, frameWidth: g.width,
+                                      frameHeight: g.height, xs: [peak.x], ys: [peak.y], rowLengths: filters.bandColumns)[0]
+            }
+        }
+        let ncc = value / (em * er).squareRoot()
+        return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot(),
+                               aliasMargin: search.aliasMargin)
+    }
+
+    /// Where the fine peak is searched: around `center` within `radius`, or around each of
+    /// `candidates` (the highest peak wins); with the alias margin found on the way.
+    struct FineSearch {
+        var center: SIMD2<Double>?
+        var radius: Double
+        var candidates: [SIMD2<Double>] = []
+        var aliasMargin: Double? = nil
+    }
+
+    /// The search without a prediction when a lattice is present: the coarse (non-periodic)
+    /// estimate when the low-pass content matches (z ≥ 3: the maximum of a noise-only coarse
+    /// map sits at z ≈ 1.5–2.5, whatever its NCC over a small overlap); otherwise continuity
+    /// in time: frames and references this is called on are neighbours or averages on the
+    /// same gauge, so the shift is small. Either way the fine peak is searched within less
+    /// than half the shortest lattice vector of it. Candidates for the true (unaliased) peak:
+    /// the coarse estimate, the fallback prediction, no motion. Each is searched within the
+    /// alias radius and the highest fine peak wins: non-periodic content and the finite
+    /// overlap make the true peak stand above its lattice aliases.
+    private func unaliasedSearch(_ moving: BandSpectrum, _ reference: BandSpectrum, fallback: SIMD2<Double>?,
+                                 coarse: CorrelationPeak?) -> FineSearch {
+        var candidates: [SIMD2<Double>] = []
+        if let coarse = coarse ?? coarsePeak(moving, reference), coarse.significance >= 3 {
+            candidates.append(SIMD2(coarse.dx, coarse.dy))
+        }
+        if let fallback { candidates.append(fallback) }
+        if candidates.isEmpty { candidates.append(.zero) }
+        return FineSearch(center: candidates[0], radius: filters.aliasRadius, candidates: candidates)
+    }
+
+    /// `product` = conj(F_ref)·F_moving·w over the fine band, whitened by |·|^−p (p =
+    /// `whitening`, partial phase correlation) when p > 0.
+    private func formProduct(_ moving: BandSpectrum, _ reference: BandSpectrum, whitening p: Double) {
         moving.values.withUnsafeBufferPointer { ma in
         reference.values.withUnsafeBufferPointer { rb in
         filters.fine.withUnsafeBufferPointer { w in
@@ -550,68 +597,38 @@ final class Correlator {
                 out[i] = v
             }
         }}}}
-        var mapReady = false
-        var aliasMargin: Double? = nil
-        if let notch, filters.aliasRadius.isFinite {
-            // Which lattice alias: the one where the non-periodic content correlates best.
-            let centres = prediction.map { [$0] } ?? candidates
-            // Every alias within `aliasReach` lattice vectors of the prediction or of the
-            // coarse candidates competes: the coarse estimate can stay near zero while the
-            // specimen drifts 8 px per frame (a front moving against the drift keeps the
-            // low-passed image in place; scan-distortion at 256 px).
-            let reach = aliasReach * filters.aliasRadius / 0.45
-            let choice = aliasChoice(near: centres, radius: reach, notch: notch.weights)
-            mapReady = !centres.isEmpty
-            if let choice {
-                aliasMargin = choice.nearestIsBest ? choice.z - choice.zRunnerUp : choice.zNearest - choice.z
-                if prediction == nil, choice.z >= Self.minAperiodicSignificance,
-                   choice.z - choice.zNearest >= Self.minAliasMargin {
-                    candidates = [choice.best]
-                    aliasMargin = choice.z - choice.zRunnerUp
-                } else if let expected, prediction != nil,
-                          let closest = choice.all.filter({ $0.z >= choice.z - Self.minAliasMargin })
-                            .min(by: { (($0.p - expected) * ($0.p - expected)).sum() < (($1.p - expected) * ($1.p - expected)).sum() }) {
-                    // Aliases the non-periodic content cannot tell apart: the one nearest the
-                    // position its neighbours in time put the frame at.
-                    center = closest.p
-                    r = Swift.min(r, filters.aliasRadius)
-                } else if prediction != nil, choice.z - choice.zNearest >= Self.minAliasMargin {
-                    center = choice.best
-                    r = Swift.min(r, filters.aliasRadius)
-                    aliasMargin = choice.z - choice.zRunnerUp
-                }
-            }
+    }
+
+    /// Which lattice alias: the one where the non-periodic content correlates best
+    /// (`aliasChoice`). Every alias within `aliasReach` lattice vectors of the prediction or
+    /// of the coarse candidates competes: the coarse estimate can stay near zero while the
+    /// specimen drifts 8 px per frame (a front moving against the drift keeps the low-passed
+    /// image in place; scan-distortion at 256 px). Updates `search`; returns whether the
+    /// fine map was begun.
+    private func chooseAlias(_ search: inout FineSearch, prediction: SIMD2<Double>?, notch: ReflectionNotch,
+                             aliasReach: Double, expected: SIMD2<Double>?) -> Bool {
+        let centres = prediction.map { [$0] } ?? search.candidates
+        let reach = aliasReach * filters.aliasRadius / 0.45
+        let choice = aliasChoice(near: centres, radius: reach, notch: notch.weights)
+        guard let choice else { return !centres.isEmpty }
+        search.aliasMargin = choice.nearestIsBest ? choice.z - choice.zRunnerUp : choice.zNearest - choice.z
+        if prediction == nil, choice.z >= Self.minAperiodicSignificance,
+           choice.z - choice.zNearest >= Self.minAliasMargin {
+            search.candidates = [choice.best]
+            search.aliasMargin = choice.z - choice.zRunnerUp
+        } else if let expected, prediction != nil,
+                  let closest = choice.all.filter({ $0.z >= choice.z - Self.minAliasMargin })
+                    .min(by: { (($0.p - expected) * ($0.p - expected)).sum() < (($1.p - expected) * ($1.p - expected)).sum() }) {
+            // Aliases the non-periodic content cannot tell apart: the one nearest the
+            // position its neighbours in time put the frame at.
+            search.center = closest.p
+            search.radius = Swift.min(search.radius, filters.aliasRadius)
+        } else if prediction != nil, choice.z - choice.zNearest >= Self.minAliasMargin {
+            search.center = choice.best
+            search.radius = Swift.min(search.radius, filters.aliasRadius)
+            search.aliasMargin = choice.z - choice.zRunnerUp
         }
-        if !mapReady { beginMap(notch: nil) }
-        var found: (Double, Double, Float)? = nil
-        for c in candidates.isEmpty ? [center] : candidates.map({ Optional($0) }) {
-            if let f = bestSample(gridWidth: g.gridWidth, gridHeight: g.gridHeight,
-                                  stepX: g.stepX, stepY: g.stepY, center: c, radius: r), f.2 > (found?.2 ?? -.infinity) {
-                found = f
-            }
-        }
-        guard let (sx, sy, _) = found else { return nil }
-        let peak = product.withUnsafeBufferPointer {
-            UpsampledDFT.refinePeak($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight,
-                                    frameWidth: g.width, frameHeight: g.height, x0: sx, y0: sy,
-                                    initialStep: 0.35 * Swift.max(g.stepX, g.stepY), upsampleFactor: options.upsampleFactor,
-                                    rowLengths: filters.bandColumns, divideBy: g.windowOverlap)
-        }
-        var value = peak.value
-        if p > 0 {
-            // The score is always the plain (unwhitened) normalised correlation.
-            for i in 0..<product.count {
-                let a = moving.values[i], b = reference.values[i]
-                product[i] = Complex(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y) * filters.fine[i]
-            }
-            value = product.withUnsafeBufferPointer {
-                UpsampledDFT.evaluate($0, gridWidth: g.gridWidth, gridHeight: g.gridHeight, frameWidth: g.width,
-                                      frameHeight: g.height, xs: [peak.x], ys: [peak.y], rowLengths: filters.bandColumns)[0]
-            }
-        }
-        let ncc = value / (em * er).squareRoot()
-        return CorrelationPeak(dx: peak.x, dy: peak.y, ncc: ncc, significance: ncc * filters.fineModes.squareRoot(),
-                               aliasMargin: aliasMargin)
+        return !centres.isEmpty
     }
 
     /// The lattice alias of the fine peak favoured by the non-periodic content.
@@ -625,26 +642,60 @@ final class Correlator {
     /// misled by slow changes such as a front moving across the field. Cf. the separation
     /// of periodic and non-periodic content by Bragg filtering, R. Kilaas, J. Microsc. 190,
     /// 45 (1998). Reads `product`; leaves the fine map begun (`beginMap`) unless `centres` is
-    /// empty. Returns the best
-    /// peak and its z, the z of the peak nearest `centres[0]`, the second-highest z,
-    /// whether the nearest peak is the best, and every scored peak with its z.
-    private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float])
-        -> (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool,
-            all: [(p: SIMD2<Double>, z: Double)])? {
-        let g = geometry, gw = g.gridWidth, gh = g.gridHeight, hw = g.halfWidth
+    /// empty. Nil without centres, peaks or spread in the notched map.
+    private func aliasChoice(near centres: [SIMD2<Double>], radius: Double, notch: [Float]) -> AliasChoice? {
         guard let first = centres.first else { return nil }
+        let windows = searchWindows(around: centres, radius: radius)
+        beginMap(notch: notch)
+        let (mean, sd) = notchedMapMoments()
         // The map rows each centre's search reads: its window, the peaks' neighbours and the
         // cubic interpolation's reach (two rows beyond).
-        var windows: [(x0: Int, x1: Int, y0: Int, y1: Int, c: SIMD2<Double>)] = []
+        let gw = geometry.gridWidth, gh = geometry.gridHeight
+        for w in windows {
+            ensureRows(w.y0 - 2, w.y1 + 2)
+            for y in (w.y0 - 2)...(w.y1 + 2) {
+                let r = (y % gh + gh) % gh
+                for x in 0..<gw { notchedMap[r * gw + x] = fineFFT.real[r * gw + x] }
+            }
+        }
+        beginMap(notch: nil)
+        guard sd > 0 else { return nil }
+        return scoreAliases(fineMaxima(in: windows, radius: radius), nearest: first, mean: mean, sd: sd)
+    }
+
+    /// `aliasChoice`'s answer: the best peak and its z, the z of the peak nearest the first
+    /// centre, the second-highest z, whether the nearest peak is the best, and every scored
+    /// peak with its z.
+    typealias AliasChoice = (best: SIMD2<Double>, z: Double, zNearest: Double, zRunnerUp: Double, nearestIsBest: Bool,
+                             all: [(p: SIMD2<Double>, z: Double)])
+
+    /// A block of fine-map samples around one search centre.
+    private struct SearchWindow {
+        var x0, x1, y0, y1: Int
+        var centre: SIMD2<Double>
+    }
+
+    /// The sample window of each centre's disc of `radius`; centres whose window would wrap
+    /// round the whole map are left out.
+    private func searchWindows(around centres: [SIMD2<Double>], radius: Double) -> [SearchWindow] {
+        let g = geometry
+        var windows: [SearchWindow] = []
         for c in centres {
             let x0 = Int(((c.x - radius) / g.stepX).rounded(.down)), x1 = Int(((c.x + radius) / g.stepX).rounded(.up))
             let y0 = Int(((c.y - radius) / g.stepY).rounded(.down)), y1 = Int(((c.y + radius) / g.stepY).rounded(.up))
-            if x1 - x0 < gw - 2, y1 - y0 < gh - 2 { windows.append((x0, x1, y0, y1, c)) }
+            if x1 - x0 < g.gridWidth - 2, y1 - y0 < g.gridHeight - 2 {
+                windows.append(SearchWindow(x0: x0, x1: x1, y0: y0, y1: y1, centre: c))
+            }
         }
-        beginMap(notch: notch)
-        // Mean and variance of the whole notched map from its column transforms: along each
-        // row, Σ_x v = w·Re Y₀ and Σ_x v² = w·(Re² Y₀ + 2 Σ|Y_k|² + Re² Y_{w/2}) (Parseval;
-        // the c2r reads only the real part of the zero and Nyquist bins; w is even).
+        return windows
+    }
+
+    /// Mean and standard deviation of the whole notched map from its column transforms (the
+    /// map begun with the notch): along each row, Σ_x v = w·Re Y₀ and Σ_x v² = w·(Re² Y₀ +
+    /// 2 Σ|Y_k|² + Re² Y_{w/2}) (Parseval; the c2r reads only the real part of the zero and
+    /// Nyquist bins; w is even).
+    private func notchedMapMoments() -> (mean: Double, sd: Double) {
+        let gw = geometry.gridWidth, gh = geometry.gridHeight, hw = geometry.halfWidth
         let columns = UnsafeBufferPointer(fineFFT.columnInput)
         var sum = 0.0, sum2 = 0.0
         for c in 0..<hw {
@@ -658,26 +709,30 @@ final class Correlator {
         }
         let count = Double(gw * gh)
         sum *= Double(gw); sum2 *= Double(gw)
-        let mean = sum / count, sd = Swift.max(0, sum2 / count - mean * mean).squareRoot()
-        for w in windows {
-            ensureRows(w.y0 - 2, w.y1 + 2)
-            for y in (w.y0 - 2)...(w.y1 + 2) {
-                let r = (y % gh + gh) % gh
-                for x in 0..<gw { notchedMap[r * gw + x] = fineFFT.real[r * gw + x] }
-            }
-        }
-        beginMap(notch: nil)
-        guard sd > 0 else { return nil }
-        func index(_ nx: Int, _ ny: Int) -> Int { ((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw }
+        let mean = sum / count
+        return (mean, Swift.max(0, sum2 / count - mean * mean).squareRoot())
+    }
+
+    /// Index in the fine map of grid sample `(nx, ny)`, wrapped.
+    @inline(__always)
+    private func wrappedIndex(_ nx: Int, _ ny: Int) -> Int {
+        let gw = geometry.gridWidth, gh = geometry.gridHeight
+        return ((ny % gh + gh) % gh) * gw + (nx % gw + gw) % gw
+    }
+
+    /// The positive local maxima of the (plain) fine map within `radius` of each window's
+    /// centre, each sample once.
+    private func fineMaxima(in windows: [SearchWindow], radius: Double) -> [(x: Int, y: Int, v: Float)] {
+        let g = geometry
         var peaks: [(x: Int, y: Int, v: Float)] = []
         var seen = Set<Int>()
         for w in windows {
             ensureRows(w.y0 - 2, w.y1 + 2)
-            let c = w.c
+            let c = w.centre
             for ny in w.y0...w.y1 {
                 for nx in w.x0...w.x1 {
                     let dx = Double(nx) * g.stepX - c.x, dy = Double(ny) * g.stepY - c.y
-                    guard dx * dx + dy * dy <= radius * radius, seen.insert(index(nx, ny)).inserted else { continue }
+                    guard dx * dx + dy * dy <= radius * radius, seen.insert(wrappedIndex(nx, ny)).inserted else { continue }
                     let v = mapValue(nx, ny)
                     var isMax = v > 0
                     for j in -1...1 { for i in -1...1 where (i != 0 || j != 0) && isMax {
@@ -687,32 +742,23 @@ final class Correlator {
                 }
             }
         }
+        return peaks
+    }
+
+    /// The fine peaks of at least a quarter of the strongest (at most `maxAliasCandidates`),
+    /// each at its sub-sample vertex, scored by the notched map there in σ.
+    private func scoreAliases(_ peaks: [(x: Int, y: Int, v: Float)], nearest first: SIMD2<Double>,
+                              mean: Double, sd: Double) -> AliasChoice? {
         guard let strongest = peaks.map(\.v).max() else { return nil }
-        func vertex(_ l: Float, _ c: Float, _ r: Float) -> Double {
-            let d = Double(l - 2 * c + r)
-            return d < 0 ? Swift.max(-0.5, Swift.min(0.5, 0.5 * Double(l - r) / d)) : 0
-        }
+        let g = geometry
         var best: (p: SIMD2<Double>, z: Double)? = nil, nearest: (d: Double, z: Double, p: SIMD2<Double>)? = nil
         var runnerUp = -Double.infinity
         var all: [(p: SIMD2<Double>, z: Double)] = []
         let strong = peaks.filter { $0.v >= 0.25 * strongest }.sorted { $0.v > $1.v }.prefix(Self.maxAliasCandidates)
-        // The notched map at the fine peak's sub-sample position, by Keys cubic convolution
-        // on the grid (the notched peak is as sharp as the grid step, so its nearest sample
-        // would understate it by an amount that differs between aliases).
-        func notchedValue(_ x: Double, _ y: Double) -> Double {
-            let fx = x.rounded(.down), fy = y.rounded(.down)
-            let ix = Int(fx), iy = Int(fy), tx = x - fx, ty = y - fy
-            var v = 0.0
-            for j in -1...2 {
-                let wy = Resampling.Kernel.keys(Double(j) - ty)
-                for i in -1...2 { v += wy * Resampling.Kernel.keys(Double(i) - tx) * Double(notchedMap[index(ix + i, iy + j)]) }
-            }
-            return v
-        }
         for peak in strong {
             let (nx, ny) = (peak.x, peak.y)
-            let ox = vertex(mapValue(nx - 1, ny), peak.v, mapValue(nx + 1, ny))
-            let oy = vertex(mapValue(nx, ny - 1), peak.v, mapValue(nx, ny + 1))
+            let ox = Self.parabolaVertex(mapValue(nx - 1, ny), peak.v, mapValue(nx + 1, ny))
+            let oy = Self.parabolaVertex(mapValue(nx, ny - 1), peak.v, mapValue(nx, ny + 1))
             let z = (notchedValue(Double(nx) + ox, Double(ny) + oy) - mean) / sd
             let p = SIMD2((Double(nx) + ox) * g.stepX, (Double(ny) + oy) * g.stepY)
             all.append((p, z))
@@ -722,6 +768,27 @@ final class Correlator {
         }
         guard let best, let nearest else { return nil }
         return (best.p, best.z, nearest.z, runnerUp, nearest.p == best.p, all)
+    }
+
+    /// Offset (−½…½ sample) of the vertex of the parabola through three samples; 0 where
+    /// they do not curve down.
+    private static func parabolaVertex(_ l: Float, _ c: Float, _ r: Float) -> Double {
+        let d = Double(l - 2 * c + r)
+        return d < 0 ? Swift.max(-0.5, Swift.min(0.5, 0.5 * Double(l - r) / d)) : 0
+    }
+
+    /// The notched map at a sub-sample position, by Keys cubic convolution on the grid (the
+    /// notched peak is as sharp as the grid step, so its nearest sample would understate it
+    /// by an amount that differs between aliases).
+    private func notchedValue(_ x: Double, _ y: Double) -> Double {
+        let fx = x.rounded(.down), fy = y.rounded(.down)
+        let ix = Int(fx), iy = Int(fy), tx = x - fx, ty = y - fy
+        var v = 0.0
+        for j in -1...2 {
+            let wy = Resampling.Kernel.keys(Double(j) - ty)
+            for i in -1...2 { v += wy * Resampling.Kernel.keys(Double(i) - tx) * Double(notchedMap[wrappedIndex(ix + i, iy + j)]) }
+        }
+        return v
     }
 
     /// The strongest fine peaks scored for their non-periodic content.

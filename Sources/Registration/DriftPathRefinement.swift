@@ -85,7 +85,7 @@ public enum DriftPathRefinement {
 
     /// The average as the specimen model: blurred image, its gradients and the pixels it is
     /// trusted at, with the sum and weight to take one frame's contribution out again.
-    struct Reference: @unchecked Sendable {
+    struct Reference: Sendable {
         let image: Image
         let gx: [Float]
         let gy: [Float]

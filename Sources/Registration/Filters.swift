@@ -1,13 +1,6 @@
 import Foundation
 import FrameCore
 
-/// An unsafe buffer handed to concurrent iterations that each touch disjoint elements.
-struct SendableBuffer<T>: @unchecked Sendable {
-    let base: UnsafeMutablePointer<T>
-    init(_ b: UnsafeMutableBufferPointer<T>) { base = b.baseAddress! }
-    init(_ b: UnsafeBufferPointer<T>) { base = UnsafeMutablePointer(mutating: b.baseAddress!) }
-}
-
 /// Interpolating samplers over a row-major float buffer; nil outside the image.
 enum Sampler {
     @inline(__always)

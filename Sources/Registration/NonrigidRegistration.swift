@@ -156,7 +156,7 @@ public enum NonrigidRegistration {
         out.withUnsafeMutableBufferPointer { outBuf in
             valid.withUnsafeMutableBufferPointer { validBuf in
                 frame.pixels.withUnsafeBufferPointer { src in
-                    let o = SendableBuffer(outBuf), v = SendableBuffer(validBuf), s = SendableBuffer(src)
+                    let o = UncheckedSendable(outBuf.baseAddress!), v = UncheckedSendable(validBuf.baseAddress!), s = UncheckedSendable(src.baseAddress!)
                     // Rows are independent: each iteration writes only its own row.
                     DispatchQueue.concurrentPerform(iterations: h) { y in
                         for x in 0..<w {
@@ -179,7 +179,7 @@ public enum NonrigidRegistration {
                                 let fx = fx0 + flyback + Double(field?.lineShiftX[row] ?? 0)
                                 guard fx >= 0, fx <= Double(w - 1) else { inside = false; break }
                                 let xi = Swift.min(Int(fx), w - 2), tx = Float(fx - Double(xi))
-                                let base = s.base + row * w
+                                let base = s.value + row * w
                                 var value: Float
                                 if cubic {
                                     let wx = Sampler.keys(tx)
@@ -190,7 +190,7 @@ public enum NonrigidRegistration {
                                 }
                                 acc += wy[j] * value
                             }
-                            if inside { o.base[y * w + x] = acc; v.base[y * w + x] = true }
+                            if inside { o.value[y * w + x] = acc; v.value[y * w + x] = true }
                         }
                     }
                 }

@@ -90,16 +90,7 @@ public enum RigidRegistration {
                           options: RigidOptions) throws -> (shifts: [FrameShift], groups: [[Int]]) {
         let n = frames.count
         guard n > 0 else { throw RegistrationError.emptySequence }
-        var groups = groups
-        if groups.allSatisfy(\.isEmpty) && groups.count <= 1 { groups = [Array(0..<n)] }
-        var owner = [Int?](repeating: nil, count: n)
-        for (g, members) in groups.enumerated() {
-            for i in members {
-                guard i >= 0 && i < n else { throw RegistrationError.groupIndexOutOfRange(group: g, index: i, count: n) }
-                guard owner[i] == nil else { throw RegistrationError.frameInTwoGroups(index: i) }
-                owner[i] = g
-            }
-        }
+        let (groups, owner) = try checkedGroups(groups, frameCount: n)
         let first = groups.first { !$0.isEmpty } ?? []
         let engine = try RigidEngine(frames, options: options, latticeFrom: Array(first.prefix(8)))
 
@@ -113,42 +104,11 @@ public enum RigidRegistration {
             averages.append(solution.usedCount > 0 ? solution.average : nil)
         }
 
-        // 2. Group averages to one another: consecutive (and next-but-one) groups, joint solution.
+        // 2. Group averages to one another.
         let placed = averages.indices.filter { averages[$0] != nil }
-        var pairs: [(Int, Int)] = []
-        for (k, g) in placed.enumerated() {
-            for h in placed.dropFirst(k + 1).prefix(2) { pairs.append((g, h)) }
-        }
         let notch = engine.filters.aliasRadius.isFinite
             ? ReflectionNotch(placed.map { averages[$0]!.values }, geometry: engine.geometry) : nil
-        let measured = try engine.parallelMap(pairs.count) { p, correlator in
-            correlator.measure(averages[pairs[p].1]!, against: averages[pairs[p].0]!, notch: notch)
-        }
-        var edges: [PairShift] = []
-        for (p, m) in measured.enumerated() {
-            if let m, m.significance >= options.minSignificance {
-                edges.append(PairShift(i: pairs[p].0, j: pairs[p].1, shift: SIMD2(m.dx, m.dy)))
-            }
-        }
-        var offsets = JointShifts.solve(count: groups.count, pairs: edges, threshold: options.outlierThresholdPx)
-        // Gauge: the first placed group's average is the run reference.
-        if let ref = placed.first {
-            if offsets[ref] == nil {
-                // Reference outside the largest component: keep only its own component.
-                offsets = [SIMD2<Double>?](repeating: nil, count: groups.count)
-                offsets[ref] = .zero
-            }
-            let origin = offsets[ref]!
-            for g in offsets.indices { offsets[g] = offsets[g].map { $0 - origin } }
-            // Groups that could not be chained: measured directly against the reference average.
-            let unplaced = placed.filter { offsets[$0] == nil }
-            let direct = try engine.parallelMap(unplaced.count) { k, correlator in
-                correlator.measure(averages[unplaced[k]]!, against: averages[ref]!, notch: notch)
-            }
-            for (k, g) in unplaced.enumerated() {
-                if let m = direct[k], m.significance >= options.minSignificance { offsets[g] = SIMD2(m.dx, m.dy) }
-            }
-        }
+        let offsets = try groupOffsets(engine, averages: averages, notch: notch)
 
         // 3. Compose: frame shift = position in its group + the group's offset.
         var shifts = [FrameShift](repeating: FrameShift(dx: 0, dy: 0, score: 0, rejection: "noise"), count: n)
@@ -164,31 +124,95 @@ public enum RigidRegistration {
             }
         }
 
-        // 4. Ramp frames: against the nearest placed group's average, in batches.
+        // 4. Ramp frames: against the nearest placed group's average.
         let ramp = (0..<n).filter { owner[$0] == nil }
-        if !ramp.isEmpty {
-            let candidates = groups.indices.filter { offsets[$0] != nil && averages[$0] != nil }
-            for batch in stride(from: 0, to: ramp.count, by: 16) {
-                let frameIndices = Array(ramp[batch..<Swift.min(batch + 16, ramp.count)])
-                let results = try engine.parallelMap(frameIndices.count) { k, correlator -> Measured in
-                    let i = frameIndices[k]
-                    guard let g = nearestGroup(i, groups: groups, candidates: candidates) else {
-                        return Measured(position: nil, score: 0, rejection: "noise")
-                    }
-                    guard let spectrum = try engine.spectrum(of: i, correlator: correlator) else {
-                        return Measured(position: nil, score: 0, rejection: engine.lastRejection(i))
-                    }
-                    guard let m = correlator.measure(spectrum, against: averages[g]!, notch: notch),
-                          m.significance >= options.minSignificance, m.ncc >= options.minScore else {
-                        return Measured(position: nil, score: 0, rejection: "noise")
-                    }
-                    return Measured(position: SIMD2(m.dx, m.dy) + offsets[g]!, score: m.ncc, rejection: nil)
-                }
-                for (k, i) in frameIndices.enumerated() { shifts[i] = engine.finalShift(results[k], offset: .zero) }
+        try measureRamp(ramp, into: &shifts, engine: engine, groups: groups, averages: averages, offsets: offsets, notch: notch)
+        return (shifts, groups)
+    }
+
+    /// `groups` checked (indices in range, no frame in two groups), an empty grouping made
+    /// one group of every frame; with each frame's group (nil: a ramp frame).
+    static func checkedGroups(_ groups: [[Int]], frameCount n: Int) throws -> (groups: [[Int]], owner: [Int?]) {
+        var groups = groups
+        if groups.allSatisfy(\.isEmpty) && groups.count <= 1 { groups = [Array(0..<n)] }
+        var owner = [Int?](repeating: nil, count: n)
+        for (g, members) in groups.enumerated() {
+            for i in members {
+                guard i >= 0 && i < n else { throw RegistrationError.groupIndexOutOfRange(group: g, index: i, count: n) }
+                guard owner[i] == nil else { throw RegistrationError.frameInTwoGroups(index: i) }
+                owner[i] = g
             }
         }
+        return (groups, owner)
+    }
 
-        return (shifts, groups)
+    /// Each group average's offset on the run reference (the first placed group's average):
+    /// consecutive and next-but-one averages correlated, positions solved jointly
+    /// (`JointShifts`); averages the pairs could not chain are measured directly against the
+    /// reference. Nil for a group without an average or one that could not be placed.
+    static func groupOffsets<Frames>(_ engine: RigidEngine<Frames>, averages: [BandSpectrum?],
+                                     notch: ReflectionNotch?) throws -> [SIMD2<Double>?] {
+        let options = engine.options
+        let placed = averages.indices.filter { averages[$0] != nil }
+        var pairs: [(Int, Int)] = []
+        for (k, g) in placed.enumerated() {
+            for h in placed.dropFirst(k + 1).prefix(2) { pairs.append((g, h)) }
+        }
+        let measured = try engine.parallelMap(pairs.count) { p, correlator in
+            correlator.measure(averages[pairs[p].1]!, against: averages[pairs[p].0]!, notch: notch)
+        }
+        var edges: [PairShift] = []
+        for (p, m) in measured.enumerated() {
+            if let m, m.significance >= options.minSignificance {
+                edges.append(PairShift(i: pairs[p].0, j: pairs[p].1, shift: SIMD2(m.dx, m.dy)))
+            }
+        }
+        var offsets = JointShifts.solve(count: averages.count, pairs: edges, threshold: options.outlierThresholdPx)
+        // Gauge: the first placed group's average is the run reference.
+        guard let ref = placed.first else { return offsets }
+        if offsets[ref] == nil {
+            // Reference outside the largest component: keep only its own component.
+            offsets = [SIMD2<Double>?](repeating: nil, count: averages.count)
+            offsets[ref] = .zero
+        }
+        let origin = offsets[ref]!
+        for g in offsets.indices { offsets[g] = offsets[g].map { $0 - origin } }
+        // Groups that could not be chained: measured directly against the reference average.
+        let unplaced = placed.filter { offsets[$0] == nil }
+        let direct = try engine.parallelMap(unplaced.count) { k, correlator in
+            correlator.measure(averages[unplaced[k]]!, against: averages[ref]!, notch: notch)
+        }
+        for (k, g) in unplaced.enumerated() {
+            if let m = direct[k], m.significance >= options.minSignificance { offsets[g] = SIMD2(m.dx, m.dy) }
+        }
+        return offsets
+    }
+
+    /// Ramp frames (in no group), each against the average of the nearest placed group in
+    /// frame order, in batches of 16 (their spectra are not kept).
+    static func measureRamp<Frames>(_ ramp: [Int], into shifts: inout [FrameShift], engine: RigidEngine<Frames>,
+                                    groups: [[Int]], averages: [BandSpectrum?], offsets: [SIMD2<Double>?],
+                                    notch: ReflectionNotch?) throws {
+        let options = engine.options
+        let candidates = groups.indices.filter { offsets[$0] != nil && averages[$0] != nil }
+        for batch in stride(from: 0, to: ramp.count, by: 16) {
+            let frameIndices = Array(ramp[batch..<Swift.min(batch + 16, ramp.count)])
+            let results = try engine.parallelMap(frameIndices.count) { k, correlator -> Measured in
+                let i = frameIndices[k]
+                guard let g = nearestGroup(i, groups: groups, candidates: candidates) else {
+                    return Measured(position: nil, score: 0, rejection: "noise")
+                }
+                guard let spectrum = try engine.spectrum(of: i, correlator: correlator) else {
+                    return Measured(position: nil, score: 0, rejection: engine.lastRejection(i))
+                }
+                guard let m = correlator.measure(spectrum, against: averages[g]!, notch: notch),
+                      m.significance >= options.minSignificance, m.ncc >= options.minScore else {
+                    return Measured(position: nil, score: 0, rejection: "noise")
+                }
+                return Measured(position: SIMD2(m.dx, m.dy) + offsets[g]!, score: m.ncc, rejection: nil)
+            }
+            for (k, i) in frameIndices.enumerated() { shifts[i] = engine.finalShift(results[k], offset: .zero) }
+        }
     }
 
     /// The group (among `candidates`) with a member closest to frame `i` in frame order.
@@ -256,7 +280,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         // The lattice estimate needs spectra; a provisional correlator-free pass on the sample,
         // one workspace per thread. The spectra are kept for the group pass (the same frames'
         // spectra would be computed again there, identically).
-        let g0 = geometry, ws0 = UncheckedBox(workspaces)
+        let g0 = geometry, ws0 = UncheckedSendable(workspaces)
         let slots = ResultSlots<[Complex]?>(count: sample.count)
         DispatchQueue.concurrentPerform(iterations: Swift.min(threads, Swift.max(1, sample.count))) { t in
             for k in stride(from: t, to: sample.count, by: Swift.min(threads, Swift.max(1, sample.count))) {
@@ -288,7 +312,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         let chunks = Swift.min(count, correlators.count)
         let slots = ResultSlots<[T]>(count: chunks)
         withoutActuallyEscaping(body) { body in
-            let box = UncheckedBox(body)
+            let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 var out: [T] = []
                 do {
@@ -334,12 +358,20 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         return rejectionReasons[i] ?? "unreadable"
     }
 
+    /// The positions, scores and rejections of a group's frames while it is aligned.
+    struct GroupState {
+        var positions: [SIMD2<Double>?]
+        var scores: [Double]
+        var rejections: [String?]
+    }
+
     /// Aligns the frames `members` to one another (steps 1–5 of `RigidRegistration`).
     func alignGroup(_ members: [Int]) throws -> GroupSolution {
         let n = members.count
         let spectra = SpectrumStore(count: n, memoryBudgetBytes: Swift.max(0, options.spectraMemoryMB) << 20)
         _ = try parallelMap(n) { k, c in spectra.set(k, try self.spectrum(of: members[k], correlator: c)) }
-        var rejections: [String?] = (0..<n).map { spectra.has($0) ? nil : lastRejection(members[$0]) }
+        var state = GroupState(positions: [], scores: [Double](repeating: 0, count: n),
+                               rejections: (0..<n).map { spectra.has($0) ? nil : lastRejection(members[$0]) })
         let valid = (0..<n).filter { spectra.has($0) }
 
         // A chain in time order first: each frame is linked to the last frame already in the
@@ -359,90 +391,101 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
                 edges.append(PairShift(i: pairs[p].0, j: pairs[p].1, shift: SIMD2(m.dx, m.dy)))
             }
         }
-        var positions = JointShifts.solve(count: n, pairs: edges, threshold: options.outlierThresholdPx)
-        for k in 0..<n where !spectra.has(k) { positions[k] = nil }
-        if positions.allSatisfy({ $0 == nil }), let k = valid.first { positions[k] = .zero }
-        var scores = [Double](repeating: 0, count: n)
+        state.positions = JointShifts.solve(count: n, pairs: edges, threshold: options.outlierThresholdPx)
+        for k in 0..<n where !spectra.has(k) { state.positions[k] = nil }
+        if state.positions.allSatisfy({ $0 == nil }), let k = valid.first { state.positions[k] = .zero }
 
         // Re-measure every frame against the average of the others.
-        let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
-        // `continuity`: in the rounds after a block of frames moved, a frame whose aliases the
-        // non-periodic content cannot tell apart (within `Correlator.minAliasMargin` σ of the
-        // best) takes the one nearest where its neighbours in time put it. Single frames that
-        // went with a slipped block stay there otherwise: against the average, their own
-        // content may favour neither alias.
-        func refine(continuity: Bool = false) throws {
-            // Aliases are checked in the first round and again after a round that moved a frame
-            // to another alias (which then earns up to two extra rounds).
-            var checkAliases = true
-            for round in 1...(Swift.max(1, options.iterations) + 2) {
-                let average = sum(spectra, positions)
-                let aliasNotch = checkAliases ? notch : nil
-                let contributors = positions.indices.filter { positions[$0] != nil }.count
-                let expected = aliasNotch != nil && continuity
-                    ? Self.expectedPositions(positions) : [SIMD2<Double>?](repeating: nil, count: positions.count)
-                let results: [CorrelationPeak?] = try parallelMap(valid.count) { v, c in
-                    let k = valid[v]
-                    guard let s = spectra[k] else { return nil }
-                    var reference = average
-                    var others = contributors
-                    if let p = positions[k] {
-                        self.subtractShifted(s, by: p, from: &reference)
-                        others -= 1
-                    }
-                    guard others > 0 else { return nil }
-                    if let p = positions[k] {
-                        return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch,
-                                         expected: expected[k])
-                    }
-                    reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
-                    return c.measure(s, against: reference, notch: notch)
-                }
-                if valid.count == 1 {
-                    // A lone frame is its own reference.
-                    scores[valid[0]] = 1; positions[valid[0]] = .zero
-                    break
-                }
-                let before = positions
-                for (v, k) in valid.enumerated() {
-                    if let m = results[v], m.significance >= options.minSignificance, m.ncc >= options.minScore {
-                        positions[k] = SIMD2(m.dx, m.dy); scores[k] = m.ncc; rejections[k] = nil
-                    } else {
-                        positions[k] = nil; scores[k] = Swift.max(0, results[v]?.ncc ?? 0); rejections[k] = "noise"
-                    }
-                }
-                excludeFarFrames(&positions, &rejections)
-                // Converged (no frame moved by half the refinement grid, the same frames used):
-                // a further round would reproduce the same positions.
-                var converged = true
-                checkAliases = false
-                for k in valid {
-                    switch (before[k], positions[k]) {
-                    case let (a?, b?):
-                        if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
-                        if ((a - b) * (a - b)).sum() > filters.aliasRadius * filters.aliasRadius { checkAliases = true }
-                    case (nil, nil): break
-                    default: converged = false
-                    }
-                }
-                if converged || (!checkAliases && round >= Swift.max(1, options.iterations)) { break }
-            }
-        }
-        try refine()
+        try refine(&state, spectra: spectra, valid: valid, notch: notch)
         // A block of frames that slipped by a lattice vector at an uncertain link of the
         // chain: the frames after the link, summed, against those before it.
-        if let notch, moveSlippedBlocks(&positions, chain: chain, valid: valid, spectra: spectra, notch: notch,
+        if let notch, moveSlippedBlocks(&state.positions, chain: chain, valid: valid, spectra: spectra, notch: notch,
                                         radius: localRadius) {
-            try refine(continuity: true)
+            try refine(&state, spectra: spectra, valid: valid, notch: notch, continuity: true)
         }
         // Gauge: the group average is the reference (mean used position = 0).
+        var positions = state.positions
         let used = positions.compactMap { $0 }
         if !used.isEmpty {
             let mean = used.reduce(SIMD2<Double>.zero, +) / Double(used.count)
             for k in positions.indices { positions[k] = positions[k].map { $0 - mean } }
         }
-        return GroupSolution(positions: positions, scores: scores, rejections: rejections,
+        return GroupSolution(positions: positions, scores: state.scores, rejections: state.rejections,
                              average: sum(spectra, positions), usedCount: used.count)
+    }
+
+    /// Rounds of "average of the others → re-measure each frame against it" (step 4 of
+    /// `RigidRegistration`) until no frame moves by half the sub-pixel grid.
+    /// `continuity`: in the rounds after a block of frames moved, a frame whose aliases the
+    /// non-periodic content cannot tell apart (within `Correlator.minAliasMargin` σ of the
+    /// best) takes the one nearest where its neighbours in time put it. Single frames that
+    /// went with a slipped block stay there otherwise: against the average, their own
+    /// content may favour neither alias.
+    func refine(_ state: inout GroupState, spectra: SpectrumStore, valid: [Int], notch: ReflectionNotch?,
+                continuity: Bool = false) throws {
+        let tolerance = 0.5 / Double(Swift.max(1, options.upsampleFactor))
+        // Aliases are checked in the first round and again after a round that moved a frame
+        // to another alias (which then earns up to two extra rounds).
+        var checkAliases = true
+        for round in 1...(Swift.max(1, options.iterations) + 2) {
+            let results = try remeasure(state.positions, spectra: spectra, valid: valid, notch: notch,
+                                        aliasNotch: checkAliases ? notch : nil, continuity: continuity)
+            if valid.count == 1 {
+                // A lone frame is its own reference.
+                state.scores[valid[0]] = 1; state.positions[valid[0]] = .zero
+                break
+            }
+            let before = state.positions
+            for (v, k) in valid.enumerated() {
+                if let m = results[v], m.significance >= options.minSignificance, m.ncc >= options.minScore {
+                    state.positions[k] = SIMD2(m.dx, m.dy); state.scores[k] = m.ncc; state.rejections[k] = nil
+                } else {
+                    state.positions[k] = nil; state.scores[k] = Swift.max(0, results[v]?.ncc ?? 0); state.rejections[k] = "noise"
+                }
+            }
+            excludeFarFrames(&state.positions, &state.rejections)
+            // Converged (no frame moved by half the refinement grid, the same frames used):
+            // a further round would reproduce the same positions.
+            var converged = true
+            checkAliases = false
+            for k in valid {
+                switch (before[k], state.positions[k]) {
+                case let (a?, b?):
+                    if abs(a.x - b.x) > tolerance || abs(a.y - b.y) > tolerance { converged = false }
+                    if ((a - b) * (a - b)).sum() > filters.aliasRadius * filters.aliasRadius { checkAliases = true }
+                case (nil, nil): break
+                default: converged = false
+                }
+            }
+            if converged || (!checkAliases && round >= Swift.max(1, options.iterations)) { break }
+        }
+    }
+
+    /// One round of `refine`: each valid frame against the average of the others, around its
+    /// position (`aliasNotch`: its alias checked) or, without one, by a full search.
+    func remeasure(_ positions: [SIMD2<Double>?], spectra: SpectrumStore, valid: [Int], notch: ReflectionNotch?,
+                   aliasNotch: ReflectionNotch?, continuity: Bool) throws -> [CorrelationPeak?] {
+        let average = sum(spectra, positions)
+        let contributors = positions.indices.filter { positions[$0] != nil }.count
+        let expected = aliasNotch != nil && continuity
+            ? Self.expectedPositions(positions) : [SIMD2<Double>?](repeating: nil, count: positions.count)
+        return try parallelMap(valid.count) { v, c in
+            let k = valid[v]
+            guard let s = spectra[k] else { return nil }
+            var reference = average
+            var others = contributors
+            if let p = positions[k] {
+                self.subtractShifted(s, by: p, from: &reference)
+                others -= 1
+            }
+            guard others > 0 else { return nil }
+            if let p = positions[k] {
+                return c.measure(s, against: reference, prediction: p, radius: localRadius, notch: aliasNotch,
+                                 expected: expected[k])
+            }
+            reference.coarse = self.coarseAverage(spectra, positions, excluding: k)
+            return c.measure(s, against: reference, notch: notch)
+        }
     }
 
     /// At every chain link whose alias was unclear (margin below `Correlator.minAliasMargin`),
@@ -545,7 +588,7 @@ final class RigidEngine<Frames: ImageSequence>: @unchecked Sendable {
         }
         let workers = DispatchGroup()
         for t in 1..<correlators.count {
-            let c = UncheckedBox(correlators[t])
+            let c = UncheckedSendable(correlators[t])
             workers.enter()
             Thread {
                 while let item = queue.take() { measure(item.pair, item.prediction, c.value) }
@@ -806,14 +849,6 @@ struct TimeChain {
         guard let si = segment[i], si == segment[j], let a = position[i], let b = position[j] else { return nil }
         return b - a
     }
-}
-
-/// Lets a value cross into `concurrentPerform`'s `@Sendable` body when the iterations never
-/// touch the same part of it (a non-escaping closure each worker only reads, a buffer whose
-/// rows each iteration writes alone).
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// Items handed from one thread to workers: `take` waits until an item is ready, and returns

@@ -90,7 +90,7 @@ public enum ScanLineFit {
     }
 
     /// The average at one level: blurred values, their gradients and the trusted pixels.
-    struct LevelReference: @unchecked Sendable {
+    struct LevelReference: Sendable {
         let value: Image
         let gx: [Float]
         let gy: [Float]

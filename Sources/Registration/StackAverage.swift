@@ -68,7 +68,7 @@ public enum StackAverage {
         var weight = [Float](repeating: 0, count: w * h)
         sum.withUnsafeMutableBufferPointer { s in
         weight.withUnsafeMutableBufferPointer { wt in
-            let (sBox, wtBox) = (UncheckedBox(s), UncheckedBox(wt))
+            let (sBox, wtBox) = (UncheckedSendable(s), UncheckedSendable(wt))
             let bands = Swift.max(1, Swift.min(h, chunks))
             DispatchQueue.concurrentPerform(iterations: bands) { band in
                 var steps = [Int32](repeating: 0, count: w + 1)

@@ -35,33 +35,8 @@ public enum UpsampledDFT {
         // rows are summed in Double, which keeps the ~1e-4 curvature of the peak at
         // 1/50 px well resolved while running 8 columns per vector.
         let chunks = (nx + 7) / 8
-        // Twiddles by the angle-addition recurrence e^{i(k+1)θ} = e^{ikθ}·e^{iθ} in Double
-        // (one sin/cos per position instead of one per frequency; error ~k·1e-16).
-        var cx = [SIMD8<Float>](repeating: .zero, count: hw * chunks), sx = cx
-        for j in 0..<nx {
-            let theta = 2 * Double.pi * xs[j] / Double(frameWidth)
-            let (c1, s1) = (cos(theta), sin(theta))
-            var (c, s) = (1.0, 0.0)
-            for k in 0..<hw {
-                let m: Double = (k == 0 || (gridWidth % 2 == 0 && k == gridWidth / 2)) ? 1 : 2
-                cx[k * chunks + j / 8][j % 8] = Float(m * c)
-                sx[k * chunks + j / 8][j % 8] = Float(m * s)
-                (c, s) = (c * c1 - s * s1, c * s1 + s * c1)
-            }
-        }
-        // Row twiddles e^{i ky φ_i} for every grid row, the same recurrence (negative
-        // frequencies are the conjugates of positive ones).
-        let half = gridHeight / 2
-        var rowCos = [Double](repeating: 0, count: (half + 1) * ny), rowSin = rowCos
-        for i in 0..<ny {
-            let phi = 2 * Double.pi * ys[i] / Double(frameHeight)
-            let (c1, s1) = (cos(phi), sin(phi))
-            var (c, s) = (1.0, 0.0)
-            for ky in 0...half {
-                rowCos[ky * ny + i] = c; rowSin[ky * ny + i] = s
-                (c, s) = (c * c1 - s * s1, c * s1 + s * c1)
-            }
-        }
+        let (cx, sx) = columnTwiddles(xs, columns: hw, chunks: chunks, gridWidth: gridWidth, frameWidth: frameWidth)
+        let (rowCos, rowSin) = rowTwiddles(ys, frequencies: gridHeight / 2 + 1, frameHeight: frameHeight)
         var out = [Double](repeating: 0, count: nx * ny)
         var rowRe = [SIMD8<Float>](repeating: .zero, count: chunks), rowIm = rowRe
         var rowReD = [Double](repeating: 0, count: nx), rowImD = rowReD
@@ -76,30 +51,7 @@ public enum UpsampledDFT {
                 // Contract the columns of this spectrum row: R(ky, x) = Σ_kx m P e^{iθx}.
                 let end = rowLengths.map { Swift.min($0[r], hw) } ?? hw
                 guard end > 0 else { continue }
-                for c in 0..<chunks { re[c] = .zero; im[c] = .zero }
-                let row = spectrum.baseAddress! + r * hw
-                if chunks == 1 {
-                    // The usual case (≤ 8 positions): accumulators held in registers.
-                    var accRe = SIMD8<Float>.zero, accIm = SIMD8<Float>.zero
-                    for k in 0..<end {
-                        let p = row[k]
-                        let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
-                        accRe += pr * cxp[k] - pi * sxp[k]
-                        accIm += pr * sxp[k] + pi * cxp[k]
-                    }
-                    re[0] = accRe; im[0] = accIm
-                } else {
-                    for k in 0..<end {
-                        let p = row[k]
-                        let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
-                        let base = k * chunks
-                        for c in 0..<chunks {
-                            let co = cxp[base + c], si = sxp[base + c]
-                            re[c] += pr * co - pi * si
-                            im[c] += pr * si + pi * co
-                        }
-                    }
-                }
+                contractRow(spectrum.baseAddress! + r * hw, columns: end, chunks: chunks, cos: cxp, sin: sxp, re: re, im: im)
                 // Re(R · e^{iθy}) accumulated into the output grid, in Double.
                 let ky = r <= gridHeight / 2 ? r : r - gridHeight
                 let t = abs(ky) * ny, sign: Double = ky < 0 ? -1 : 1
@@ -112,6 +64,76 @@ public enum UpsampledDFT {
             }
         }}}}}}}
         return out
+    }
+
+    /// Column twiddles m·exp(2πi kx x / W) for every column `kx` and position `x`, the
+    /// Hermitian multiplicity m folded in, in SIMD8 lanes of x (padded): index `kx·chunks + x/8`.
+    /// By the angle-addition recurrence e^{i(k+1)θ} = e^{ikθ}·e^{iθ} in Double (one sin/cos
+    /// per position instead of one per frequency; error ~k·1e-16).
+    static func columnTwiddles(_ xs: [Double], columns hw: Int, chunks: Int, gridWidth: Int,
+                               frameWidth: Int) -> (cos: [SIMD8<Float>], sin: [SIMD8<Float>]) {
+        var cx = [SIMD8<Float>](repeating: .zero, count: hw * chunks), sx = cx
+        for j in xs.indices {
+            let theta = 2 * Double.pi * xs[j] / Double(frameWidth)
+            let (c1, s1) = (cos(theta), sin(theta))
+            var (c, s) = (1.0, 0.0)
+            for k in 0..<hw {
+                let m: Double = (k == 0 || (gridWidth % 2 == 0 && k == gridWidth / 2)) ? 1 : 2
+                cx[k * chunks + j / 8][j % 8] = Float(m * c)
+                sx[k * chunks + j / 8][j % 8] = Float(m * s)
+                (c, s) = (c * c1 - s * s1, c * s1 + s * c1)
+            }
+        }
+        return (cx, sx)
+    }
+
+    /// Row twiddles e^{i ky φ} for ky = 0..<`frequencies` and every position of `ys`: index
+    /// `ky·ys.count + i`. The same recurrence; negative frequencies are the conjugates.
+    static func rowTwiddles(_ ys: [Double], frequencies: Int, frameHeight: Int) -> (cos: [Double], sin: [Double]) {
+        let ny = ys.count
+        var rowCos = [Double](repeating: 0, count: frequencies * ny), rowSin = rowCos
+        for i in 0..<ny {
+            let phi = 2 * Double.pi * ys[i] / Double(frameHeight)
+            let (c1, s1) = (cos(phi), sin(phi))
+            var (c, s) = (1.0, 0.0)
+            for ky in 0..<frequencies {
+                rowCos[ky * ny + i] = c; rowSin[ky * ny + i] = s
+                (c, s) = (c * c1 - s * s1, c * s1 + s * c1)
+            }
+        }
+        return (rowCos, rowSin)
+    }
+
+    /// One spectrum row's columns contracted: R(x) = Σ_kx m P(kx) e^{iθx kx} over its first
+    /// `columns` values, into `re`/`im` (SIMD8 chunks of positions), in Float.
+    @inline(__always)
+    private static func contractRow(_ row: UnsafePointer<Complex>, columns end: Int, chunks: Int,
+                                    cos cxp: UnsafeBufferPointer<SIMD8<Float>>, sin sxp: UnsafeBufferPointer<SIMD8<Float>>,
+                                    re: UnsafeMutableBufferPointer<SIMD8<Float>>,
+                                    im: UnsafeMutableBufferPointer<SIMD8<Float>>) {
+        for c in 0..<chunks { re[c] = .zero; im[c] = .zero }
+        if chunks == 1 {
+            // The usual case (≤ 8 positions): accumulators held in registers.
+            var accRe = SIMD8<Float>.zero, accIm = SIMD8<Float>.zero
+            for k in 0..<end {
+                let p = row[k]
+                let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
+                accRe += pr * cxp[k] - pi * sxp[k]
+                accIm += pr * sxp[k] + pi * cxp[k]
+            }
+            re[0] = accRe; im[0] = accIm
+        } else {
+            for k in 0..<end {
+                let p = row[k]
+                let pr = SIMD8<Float>(repeating: p.x), pi = SIMD8<Float>(repeating: p.y)
+                let base = k * chunks
+                for c in 0..<chunks {
+                    let co = cxp[base + c], si = sxp[base + c]
+                    re[c] += pr * co - pi * si
+                    im[c] += pr * si + pi * co
+                }
+            }
+        }
     }
 
     /// Refines a correlation maximum near `(x0, y0)` (px), first known to within

@@ -5,8 +5,8 @@ import FrameCore
 import Registration
 
 /// The fast paths of the rigid chain give the same numbers as the plain ones they replace.
-@Suite("Speed paths: same numbers")
-struct SpeedEquivalenceTests {
+@Suite("Fast paths: the plain paths' numbers")
+struct FastPathEquivalenceTests {
     /// Frames of the synthetic specimen at known sub-pixel drifts (low dose).
     static func frames(_ count: Int, size: Int = 128, seed: UInt64 = 7) -> (ImageArray, [SIMD2<Double>]) {
         var rng = SplitMix64(seed: seed)
@@ -67,7 +67,6 @@ struct SpeedEquivalenceTests {
             let d = SIMD2(shifts[k].dx - shifts[0].dx, shifts[k].dy - shifts[0].dy) - (truth[k] - truth[0])
             worst = max(worst, (d * d).sum().squareRoot())
         }
-        print("alignRunShifts: worst error \(worst) px over 8 frames")
         #expect(worst < 0.1)
         #expect(full.groupAverages.count == 2)
     }

@@ -79,13 +79,10 @@ import Registration
         func gaugeFreeRMS(_ value: (Int, Int, Int) -> SIMD2<Double>) -> Double {
             let k = truth.count
             let mean = points.map { p in (0..<k).map { value($0, p.x, p.y) }.reduce(SIMD2<Double>.zero, +) / Double(k) }
-            // Least-squares plane a + b·x + c·y through the mean, each component.
-            var m = [[Double]](repeating: [0, 0, 0], count: 3), vx = [0.0, 0, 0], vy = [0.0, 0, 0]
-            for (j, p) in points.enumerated() {
-                let u = [1, Double(p.x), Double(p.y)]
-                for r in 0..<3 { for c in 0..<3 { m[r][c] += u[r] * u[c] }; vx[r] += u[r] * mean[j].x; vy[r] += u[r] * mean[j].y }
-            }
-            let cx = Self.solve3(m, vx), cy = Self.solve3(m, vy)
+            // Least-squares plane c0 + c1·x + c2·y through the mean, each component.
+            let design = points.flatMap { p -> [Double] in [1, Double(p.x), Double(p.y)] }
+            let cx = LeastSquares.linear(design: design, p: 3, y: mean.map(\.x))!
+            let cy = LeastSquares.linear(design: design, p: 3, y: mean.map(\.y))!
             var ss = 0.0
             for p in points {
                 let px = Double(p.x), py = Double(p.y)
@@ -103,20 +100,9 @@ import Registration
             return SIMD2(Double(e.ux), Double(e.uy)) - trueField(truth[i], x, y)
         }
         let before = gaugeFreeRMS { i, x, y in trueField(truth[i], x, y) }
-        print("non-rigid field error: \(rms) px RMS (distortion \(before) px RMS)")
         #expect(before > 0.3)
         #expect(rms < 0.1)
         #expect(rms < before / 4)
-    }
-
-    /// 3×3 linear system by Cramer's rule (the normal equations of a plane fit).
-    static func solve3(_ m: [[Double]], _ v: [Double]) -> [Double] {
-        func det(_ a: [[Double]]) -> Double {
-            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
-                + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
-        }
-        let d = det(m)
-        return (0..<3).map { c in var mc = m; for r in 0..<3 { mc[r][c] = v[r] }; return det(mc) / d }
     }
 
     @Test func undistortedSeriesStaysPut() throws {
@@ -130,7 +116,6 @@ import Registration
         // 0.01 px on the simulator's, `NonrigidScanPresetTests`), well below the 0.37 px of the
         // distortions above.
         for f in result.fields {
-            print("undistorted series: field \(f.statistics.rms) px RMS, max \(f.statistics.max) px")
             #expect(f.statistics.rms < 0.06)
             #expect(f.statistics.max < 0.2)
         }

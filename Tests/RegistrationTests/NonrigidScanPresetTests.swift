@@ -74,9 +74,8 @@ struct NonrigidScanPresetTests {
         let expected = Self.highPassed(offsets, sigma: ScanLineCorrection.Options().highPassLines)
         let inner = 8..<(Self.size - 8)
         let err = Self.rms(inner.map { found[$0] - expected[$0] }), size = Self.rms(inner.map { expected[$0] })
-        print("line offsets from one image (\(pixelSizeNm) nm px): error \(err) px RMS of \(size) px")
-        #expect(size > 0.2)
-        #expect(err < size / 5)
+        #expect(size > 0.2, "\(pixelSizeNm) nm px")
+        #expect(err < size / 5, "\(pixelSizeNm) nm px")
     }
 
     /// Eight frames of step 0, noise-free, with the preset's scan distortions: the corrected
@@ -91,16 +90,12 @@ struct NonrigidScanPresetTests {
         let n = members.count
         let truth = try StackAverage.average(clean, indices: Array(0..<n), shifts: shifts, interpolation: .bicubic)
         let rigid = try StackAverage.average(frames, indices: Array(0..<n), shifts: shifts, interpolation: .bicubic)
-        let t0 = Date()
         let result = try NonrigidRegistration.correct(frames, indices: Array(0..<n), shifts: shifts, reference: rigid)
-        let seconds = Date().timeIntervalSince(t0)
         // Pixels every frame covers, away from the border.
         var valid = Mask(width: Self.size, height: Self.size, fill: false)
         for y in 12..<(Self.size - 12) { for x in 4..<(Self.size - 12) where rigid.weight[x, y] >= Float(n) { valid[x, y] = true } }
         let before = Self.residualOffsets(rigid.image, truth: truth.image, valid: valid)
         let after = Self.residualOffsets(result.average.image, truth: truth.image, valid: valid)
-        print(String(format: "scan-distortion series (%d frames, %d²): line offsets %.3f → %.3f px RMS, column offsets %.3f → %.3f px RMS, %.2f s",
-                     n, Self.size, Self.rms(before.rows), Self.rms(after.rows), Self.rms(before.columns), Self.rms(after.columns), seconds))
         #expect(Self.rms(after.rows) < Self.rms(before.rows) / 3)
         #expect(Self.rms(after.columns) < Self.rms(before.columns) / 2.5)
         #expect(Self.rms(after.rows) < 0.05)
@@ -120,8 +115,6 @@ struct NonrigidScanPresetTests {
         var valid = Mask(width: Self.size, height: Self.size, fill: false)
         for y in 12..<(Self.size - 12) { for x in 4..<(Self.size - 12) where truth.weight[x, y] >= Float(n) { valid[x, y] = true } }
         let after = Self.residualOffsets(result.average.image, truth: truth.image, valid: valid)
-        print(String(format: "undistorted series: line offsets %.4f px RMS, column offsets %.4f px RMS after correction",
-                     Self.rms(after.rows), Self.rms(after.columns)))
         // What the estimators' bias leaves (0.007 px in the lines, 0.041 px = 1.0 pm in the
         // columns at this pixel size), against the 0.17 px they remove from a distorted series.
         #expect(Self.rms(after.rows) < 0.04)

@@ -19,8 +19,7 @@ struct RigidRegistrationTests {
         let result = try RigidRegistration.align(ImageArray(frames), options: RigidOptions())
         #expect(result.allSatisfy { $0.rejection == nil })
         let (rms, worst) = gaugeFreeRMS(measured: shifts(result), truth: truth)
-        print("sub-pixel: RMS \(rms) px, max \(worst) px, counts/column \(specimen.countsPerColumn(dose: dose))")
-        #expect(rms <= 0.05)
+        #expect(rms <= 0.05, "max \(worst) px, counts/column \(specimen.countsPerColumn(dose: dose))")
         // Reference-free gauge: the group average is the reference, so shifts sum to ~0.
         let mean = shifts(result).reduce(SIMD2<Double>.zero, +) / Double(result.count)
         #expect(abs(mean.x) < 1e-9 && abs(mean.y) < 1e-9)
@@ -55,7 +54,6 @@ struct RigidRegistrationTests {
                     specimen.frame(width: 256, height: 256, shift: big, dose: 3, rng: &rng)]
         let r2 = try RigidRegistration.align(ImageArray(pair), options: RigidOptions())
         let e2 = gaugeFreeRMS(measured: shifts(r2), truth: [.zero, big])
-        print("large pair shift: max error \(e2.maxError) px")
         #expect(e2.maxError < 0.15)
 
         // Stack drifting ~100 px in x and 40 px in y over 9 frames, with jitter.
@@ -66,7 +64,6 @@ struct RigidRegistrationTests {
         let result = try RigidRegistration.align(ImageArray(stack), options: RigidOptions())
         #expect(result.allSatisfy { $0.rejection == nil })
         let e = gaugeFreeRMS(measured: shifts(result), truth: truth)
-        print("drifting stack: RMS \(e.rms) px, max \(e.maxError) px")
         #expect(e.maxError < 0.15)
     }
 
@@ -81,7 +78,6 @@ struct RigidRegistrationTests {
         let result = try RigidRegistration.align(ImageArray(frames), options: RigidOptions())
         #expect(result.allSatisfy { $0.rejection == nil })
         let e = gaugeFreeRMS(measured: shifts(result), truth: truth)
-        print("lattice only: RMS \(e.rms) px, max \(e.maxError) px")
         #expect(e.maxError < 0.15)
     }
 
@@ -111,7 +107,6 @@ struct RigidRegistrationTests {
         }
         let good = (0..<10).filter { $0 != 3 && $0 != 7 }
         let e = gaugeFreeRMS(measured: good.map { SIMD2(result[$0].dx, result[$0].dy) }, truth: good.map { truth[$0] })
-        print("noise test: good-frame RMS \(e.rms) px; noise scores \(result[3].score), \(result[7].score)")
         #expect(e.rms < 0.1)
     }
 
@@ -172,8 +167,8 @@ struct RigidRegistrationTests {
             worst = max(worst, (e * e).sum().squareRoot())
             sum2 += (e * e).sum()
         }
-        print("alignRun: error vs the group-0 reference RMS \((sum2 / 11).squareRoot()) px, max \(worst) px")
-        #expect(worst < 0.15 && (sum2 / 11).squareRoot() < 0.06)
+        let rms = (sum2 / 11).squareRoot()
+        #expect(worst < 0.15 && rms < 0.06, "error against the group-0 reference")
         for (g, avg) in run.groupAverages.enumerated() {
             #expect(avg.frameCount == 5, "group \(g)")
             #expect(avg.image.width == 192 && avg.image.height == 192)
@@ -192,7 +187,6 @@ struct RigidRegistrationTests {
         }
         let aligned = ncc(run.groupAverages[0].image, run.groupAverages[1].image, 0, 0)
         let displaced = ncc(run.groupAverages[0].image, run.groupAverages[1].image, 4, 2)
-        print("group averages: NCC aligned \(aligned), displaced by (4, 2) px \(displaced)")
         #expect(aligned > 0.6 && aligned > displaced + 0.3)
     }
 
@@ -206,7 +200,6 @@ struct RigidRegistrationTests {
         let result = try RigidRegistration.align(ImageArray(frames), options: options)
         #expect(result.allSatisfy { $0.rejection == nil && $0.score > 0.2 })
         let e = gaugeFreeRMS(measured: shifts(result), truth: truth)
-        print("partial phase correlation: RMS \(e.rms) px")
         #expect(e.rms < 0.1)   // whitening amplifies the shot noise: worse than p = 0, as expected
         let single = try RigidRegistration.align(ImageArray([frames[0]]), options: RigidOptions())
         #expect(single == [FrameShift(dx: 0, dy: 0, score: 1)])
