@@ -165,7 +165,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// A bool attribute (`navigate`) whose enumeration's base integer claims 524289 bytes:
     /// HDF5 1.10.8 copies the enumeration's values (2 × 524289 bytes) from the attribute
     /// message without checking them against it, reading a megabyte past the object header
-    /// (SIGSEGV). The check of attribute messages refuses it before HDF5 decodes it.
+    /// (SIGSEGV). The check of attribute messages refuses it before HDF5 decodes it (the
+    /// enumeration's 1 byte is not its base's size, which it checks first).
     @Test func enumerationValuesPastTheAttributeMessageAreOneErrorLine() throws {
         let dir = ScratchFolder("hdf5-guard")
         let url = dir.file("enum-values.hspy")
@@ -173,7 +174,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         let refused = chdf5_message_refusals()
         let e = #expect(throws: FrameIOError.self) { try FrameFiles.open(url) }
         #expect(e?.file == url.path && e?.kind == .corrupt)
-        #expect(e?.detail == "an attribute's datatype runs past its part of the attribute message")
+        #expect(e?.detail == "an attribute's enumeration type is damaged (its size is not its base type's)")
         #expect(chdf5_message_refusals() > refused)
     }
 
@@ -286,7 +287,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
             "hdf5-global-heap-index-segv.hspy": "variable-length data refer to object 536870945 of the global heap collection at byte 2144, which holds no such object",
             "hdf5-vlen-length-oom.hspy": "a variable-length value claims 4278194176 bytes, more than the 16 MB allowed for metadata",
             "hdf5-global-heap-large-collection-segv.emd": "the global heap collection at byte 2144 is damaged (an object runs past its end)",
-            "hdf5-attribute-enum-values-segv.hspy": "an attribute's datatype runs past its part of the attribute message",
+            "hdf5-attribute-enum-values-segv.hspy": "an attribute's enumeration type is damaged (its size is not its base type's)",
             "hdf5-attribute-overread.hspy": "an attribute's dataspace runs past its part of the attribute message",
             "hdf5-berkeley-integer-precision-zero-bus.emd": "an attribute's datatype is damaged (its bits lie outside its size)",
         ]
