@@ -162,7 +162,7 @@ public enum ColumnFinder {
 
     /// Fit-disc radius: 45 % of the nearest-neighbour distance between cation sites, so that a
     /// disc holds its own column and not the neighbours'.
-    static func fitRadius(a1: SIMD2<Double>, a2: SIMD2<Double>) -> Double {
+    public static func fitRadius(a1: SIMD2<Double>, a2: SIMD2<Double>) -> Double {
         let nn = min(norm(a1), norm(a2 / 2), norm((a2 + a1) / 2), norm((a2 - a1) / 2))
         return max(1.5, 0.45 * nn)
     }

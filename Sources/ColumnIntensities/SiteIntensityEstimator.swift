@@ -161,13 +161,13 @@ struct DeblendingOperator: Sendable {
         var gx = [Double](repeating: 0, count: n * span), gy = gx
         let bxs = boxes
         gx.withUnsafeMutableBufferPointer { gxp in gy.withUnsafeMutableBufferPointer { gyp in
-            let (tx, ty) = (UncheckedBuffer(gxp), UncheckedBuffer(gyp))
+            let (tx, ty) = (UncheckedSendable(gxp), UncheckedSendable(gyp))
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 for j in (chunk * n / chunks)..<((chunk + 1) * n / chunks) where bxs[j].y >= bxs[j].x {
                     let p = positions[j], box = bxs[j]
-                    gaussianSamples(tx.buffer.baseAddress! + j * span, count: Int(box.y - box.x) + 1,
+                    gaussianSamples(tx.value.baseAddress! + j * span, count: Int(box.y - box.x) + 1,
                                     first: Double(box.x) - p.x, inv: inv)
-                    gaussianSamples(ty.buffer.baseAddress! + j * span, count: Int(box.w - box.z) + 1,
+                    gaussianSamples(ty.value.baseAddress! + j * span, count: Int(box.w - box.z) + 1,
                                     first: Double(box.z) - p.y, inv: inv)
                 }
             }
@@ -330,26 +330,26 @@ struct DeblendingOperator: Sendable {
         let chunks = Swift.max(1, Swift.min(n, threads * 4))
         let span = boxSpan, w = width
         image.pixels.withUnsafeBufferPointer { px in
-            let pixels = UncheckedPixels(px)
+            let pixels = UncheckedSendable(px)
             b.withUnsafeMutableBufferPointer { out in
-                let o = UncheckedBuffer(out)
+                let o = UncheckedSendable(out)
                 DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                     rows.withUnsafeBufferPointer { rwp in gx.withUnsafeBufferPointer { gxp in gy.withUnsafeBufferPointer { gyp in
                         for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
                             let r0 = rowStart[k], r1 = rowStart[k + 1]
-                            guard r1 > r0 else { o.buffer[k] = 0; continue }
+                            guard r1 > r0 else { o.value[k] = 0; continue }
                             let box = boxes[k]
                             let gxk = gxp.baseAddress! + k * span - Int(box.x), gyk = gyp.baseAddress! + k * span - Int(box.z)
                             var sgd = 0.0, sd = 0.0
                             for r in r0..<r1 {
                                 let row = rwp[r]
                                 let y = Int(row.x), x0 = Int(row.y), x1 = Int(row.z)
-                                let src = pixels.buffer.baseAddress! + y * w
+                                let src = pixels.value.baseAddress! + y * w
                                 var rg = 0.0, rd = 0.0
                                 for x in x0...x1 { let d = Double(src[x]); rg += gxk[x] * d; rd += d }
                                 sgd += gyk[y] * rg; sd += rd
                             }
-                            o.buffer[k] = fit[k].x * sgd - fit[k].y * sd
+                            o.value[k] = fit[k].x * sgd - fit[k].y * sd
                         }
                     } } }
                 }
@@ -361,16 +361,16 @@ struct DeblendingOperator: Sendable {
         for _ in 0..<passes {
             a.withUnsafeBufferPointer { ap in
                 next.withUnsafeMutableBufferPointer { np in
-                    let (cur, out) = (UncheckedDoubles(ap), UncheckedBuffer(np))
+                    let (cur, out) = (UncheckedSendable(ap), UncheckedSendable(np))
                     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                         couplingIndex.withUnsafeBufferPointer { idx in coupling.withUnsafeBufferPointer { val in
                             for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
-                                guard rowStart[k + 1] > rowStart[k] else { out.buffer[k] = 0; continue }
+                                guard rowStart[k + 1] > rowStart[k] else { out.value[k] = 0; continue }
                                 var s = 0.0
                                 for q in couplingStart[k]..<couplingStart[k + 1] {
-                                    s += val[q] * cur.buffer[Int(idx[q])]
+                                    s += val[q] * cur.value[Int(idx[q])]
                                 }
-                                out.buffer[k] = base[k] - s
+                                out.value[k] = base[k] - s
                             }
                         } }
                     }

@@ -55,15 +55,17 @@ public enum SiteRefinement {
         let usable = mask.flatMap { $0.width == image.width && $0.height == image.height ? $0.bits : nil } ?? []
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
         out.withUnsafeMutableBufferPointer { buffer in
-            let results = UncheckedBuffer(buffer)
+            let results = UncheckedSendable(buffer)
             image.pixels.withUnsafeBufferPointer { pixels in
                 usable.withUnsafeBufferPointer { bits in
-                    let data = DiscData(pixels: pixels, usable: bits, width: image.width, height: image.height)
+                    let shared = UncheckedSendable(DiscData(pixels: pixels, usable: bits, width: image.width,
+                                                            height: image.height))
                     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                        let data = shared.value
                         var k = chunk * n / chunks
                         let end = (chunk + 1) * n / chunks
                         while k < end {
-                            results.buffer[k] = refineOne(data, start: positions[k], radius: radiusPx,
+                            results.value[k] = refineOne(data, start: positions[k], radius: radiusPx,
                                                           iterations: iterations)
                             k += 1
                         }
@@ -221,21 +223,10 @@ func solveDense(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
 
 @inline(__always) func solve5(_ a: [Double], _ b: [Double]) -> [Double]? { solveDense(a, b, n: 5) }
 
-/// Lets `concurrentPerform` iterations write disjoint elements of one buffer.
-struct UncheckedBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ b: UnsafeMutableBufferPointer<T>) { buffer = b }
-}
-
-/// Read-only pixels shared by `concurrentPerform` iterations.
-struct UncheckedPixels: @unchecked Sendable {
-    let buffer: UnsafeBufferPointer<Float>
-    init(_ b: UnsafeBufferPointer<Float>) { buffer = b }
-}
-
-/// The pixels a column fit may use, shared read-only by `concurrentPerform` iterations: the
-/// image's finite pixels, limited to the set bits of `usable` unless that is empty.
-struct DiscData: @unchecked Sendable {
+/// The pixels a column fit may use (read-only, shared by `concurrentPerform` iterations
+/// through `UncheckedSendable`): the image's finite pixels, limited to the set bits of
+/// `usable` unless that is empty.
+struct DiscData {
     let pixels: UnsafeBufferPointer<Float>
     let usable: UnsafeBufferPointer<Bool>
     let width: Int, height: Int

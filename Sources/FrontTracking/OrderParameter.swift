@@ -69,6 +69,15 @@ public struct OrderParameterMap: Sendable {
 /// Cost: 10 complex FFTs of the padded size (real planes paired) with FrameCore's cached
 /// single-precision plans.
 public enum OrderParameter {
+    /// Block binning for mapping an image whose layers are `layerSpacingPx` apart: the map
+    /// needs only about 9 px per layer spacing (2g then has a period of ~4.5 px, well inside
+    /// Nyquist, and the window of one spacing stays several pixels wide), so larger images are
+    /// binned to that scale first and the map costs a fraction of the full-resolution one.
+    public static func binning(layerSpacingPx: Double) -> Int {
+        guard layerSpacingPx.isFinite else { return 1 }
+        return max(1, Int(layerSpacingPx / 9))
+    }
+
     public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?) -> OrderParameterMap {
         let w = image.width, h = image.height
         let gLength = (gLayer * gLayer).sum().squareRoot()
