@@ -221,7 +221,7 @@ public enum ColumnFinder {
                 iSet.insert(indices[k].x); jSet.insert(indices[k].y)
             }
             guard count >= 6, iSet.count >= 2, jSet.count >= 2,
-                  let sx = solveDense(ata, atx, n: 3), let sy = solveDense(ata, aty, n: 3) else { return nil }
+                  let sx = LeastSquares.solve(ata, atx, n: 3), let sy = LeastSquares.solve(ata, aty, n: 3) else { return nil }
             let fit = (r0: SIMD2(sx[0], sy[0]), a1: SIMD2(sx[1], sy[1]), a2: SIMD2(sx[2], sy[2]))
             result = fit
             if pass == 0 {
