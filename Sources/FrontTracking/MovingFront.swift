@@ -308,7 +308,8 @@ public enum MovingFront {
                 }
                 return r
             }
-            guard let fit = LeastSquares.levenbergMarquardt(start: start, maxIterations: maxIterations, residuals: residuals),
+            guard let fit = LeastSquares.levenbergMarquardt(start: start, maxIterations: maxIterations,
+                                                            concurrent: excluding == nil, residuals: residuals),
                   fit.parameters.allSatisfy(\.isFinite) else { return nil }
             return (shape(fit.parameters), fit.parameters, residuals)
         }
