@@ -179,9 +179,12 @@ public enum RunPipeline {
             boundary = config.frontBoundary ?? analyses.reversed().lazy.compactMap { $0?.detectedBoundary }.first
             // Each step's rock-salt area, boundary to fitted front midpoint, from that one boundary.
             if let boundary {
+                let located = analyses   // the steps' fronts fitted in parallel
+                let fronts = try ResultSlots<FrontMeasurement?>.map(located.count) { k in
+                    located[k].map { FrontLocator.locate($0.orderParameter, phase: $0.phase, boundary: boundary) }
+                }
                 for k in analyses.indices {
-                    guard let a = analyses[k] else { continue }
-                    let front = FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: boundary)
+                    guard analyses[k] != nil, let front = fronts[k] else { continue }
                     analyses[k]!.front = front
                     if front.positionPx != nil { analyses[k]!.phase.rocksaltFraction = front.rocksaltFraction }
                 }
