@@ -162,7 +162,7 @@ public enum ColumnFinder {
 
     /// Fit-disc radius: 45 % of the nearest-neighbour distance between cation sites, so that a
     /// disc holds its own column and not the neighbours'.
-    static func fitRadius(a1: SIMD2<Double>, a2: SIMD2<Double>) -> Double {
+    public static func fitRadius(a1: SIMD2<Double>, a2: SIMD2<Double>) -> Double {
         let nn = min(norm(a1), norm(a2 / 2), norm((a2 + a1) / 2), norm((a2 - a1) / 2))
         return max(1.5, 0.45 * nn)
     }
@@ -221,7 +221,7 @@ public enum ColumnFinder {
                 iSet.insert(indices[k].x); jSet.insert(indices[k].y)
             }
             guard count >= 6, iSet.count >= 2, jSet.count >= 2,
-                  let sx = solveDense(ata, atx, n: 3), let sy = solveDense(ata, aty, n: 3) else { return nil }
+                  let sx = LeastSquares.solve(ata, atx, n: 3), let sy = LeastSquares.solve(ata, aty, n: 3) else { return nil }
             let fit = (r0: SIMD2(sx[0], sy[0]), a1: SIMD2(sx[1], sy[1]), a2: SIMD2(sx[2], sy[2]))
             result = fit
             if pass == 0 {

@@ -54,6 +54,40 @@ public enum LatticeFinder {
 
     public static func find(in image: Image, pixelSizeNm: Double?, layerSpacingNm: Double = 0.468,
                             tolerance: Double = 0.15) throws -> Lattice {
+        try validate(image, pixelSizeNm: pixelSizeNm, layerSpacingNm: layerSpacingNm, tolerance: tolerance)
+        let windowed = WindowedSpectrum(image)
+        let power = PowerSpectrum(windowed: windowed.values, width: windowed.width, height: windowed.height)
+        let maxSpacingPx = Double(min(image.width, image.height)) / 4
+
+        // 1. Layer reflection at FFT-bin precision.
+        let coarseLayer = try pixelSizeNm.map {
+            try calibratedLayerPeak(power, expectedPx: layerSpacingNm / $0, layerSpacingNm: layerSpacingNm,
+                                    tolerance: tolerance, maxSpacingPx: maxSpacingPx, size: (image.width, image.height))
+        } ?? longestStrongPeak(power, maxSpacingPx: maxSpacingPx)
+
+        // 2. Sub-bin refinement; orient the normal downwards (y ≥ 0) for a stable convention.
+        var gLayer = windowed.refinePeak(coarseLayer)
+        if gLayer.y < 0 || (gLayer.y == 0 && gLayer.x < 0) { gLayer = -gLayer }
+        let layerSpacingPx = 1 / norm(gLayer)
+        let normal = gLayer / norm(gLayer)
+
+        // 3. In-plane column reflection.
+        let expectedColumn = layerSpacingPx * columnToLayerSpacingRatio
+        let gColumn = columnReflection(windowed, power: power, gLayer: gLayer, expectedPx: expectedColumn,
+                                       tolerance: tolerance)
+        let along = SIMD2(-normal.y, normal.x)
+        let columnSpacingPx = gColumn.map { 1 / abs(dot($0, along)) } ?? expectedColumn
+
+        // 4. Origin: a TM column, from the reflections' phases.
+        let centre = SIMD2(Double(image.width - 1) / 2, Double(image.height - 1) / 2)
+        var lattice = Lattice(layerNormal: normal, layerSpacingPx: layerSpacingPx, columnSpacingPx: columnSpacingPx,
+                              gLayer: gLayer, gColumn: gColumn,
+                              origin: origin(windowed, gLayer: gLayer, gColumn: gColumn, centre: centre))
+        lattice.origin = lattice.nearestTMSite(to: centre)
+        return lattice
+    }
+
+    static func validate(_ image: Image, pixelSizeNm: Double?, layerSpacingNm: Double, tolerance: Double) throws {
         guard image.width >= 32, image.height >= 32 else {
             throw LatticeFinderError.imageTooSmall(width: image.width, height: image.height)
         }
@@ -69,104 +103,94 @@ public enum LatticeFinder {
         guard image.pixels.allSatisfy({ $0.isFinite }) else {
             throw LatticeFinderError.invalidParameter("image holds NaN or infinite pixels")
         }
-        let w = image.width, h = image.height
-        let windowed = WindowedSpectrum(image)
-        let power = PowerSpectrum(windowed: windowed.values, width: windowed.width, height: windowed.height)
-        let fNyquist = 0.5
-        let minSpacingPx = 4.0, maxSpacingPx = Double(min(w, h)) / 4
+    }
 
-        // 1. Layer reflection at FFT-bin precision.
-        var coarseLayer: SIMD2<Double>
-        if let p = pixelSizeNm {
-            let expected = layerSpacingNm / p
-            let lo = max(1 / (expected * (1 + tolerance)), 1 / maxSpacingPx)
-            let hi = min(1 / (expected * (1 - tolerance)), 1 / minSpacingPx, fNyquist)
-            guard lo < hi else {
-                throw LatticeFinderError.noLayerReflection(
-                    "expected spacing \(fmt(expected)) px cannot be resolved in a \(w)×\(h) image")
-            }
-            guard let peak = power.strongest(where: { f in
-                let r = norm(f); return r >= lo && r <= hi
-            }) else {
-                throw LatticeFinderError.noLayerReflection("empty search band")
-            }
-            let floor = power.median(where: { f in let r = norm(f); return r >= lo && r <= hi })
-            // Relative to the strongest lattice reflection anywhere (≥ 1 % in amplitude), so
-            // window leakage of other reflections in a noise-free rock-salt image is no peak.
-            let strongestAnywhere = power.strongest(where: { f in norm(f) >= 1 / maxSpacingPx })?.power ?? 0
-            guard peak.power > 20 * floor, peak.power > 1e-4 * strongestAnywhere else {
-                throw LatticeFinderError.noLayerReflection(
-                    "no peak within ±\(Int(tolerance * 100)) % of \(fmt(layerSpacingNm)) nm " +
-                    "(\(fmt(expected)) px) stands out (relative power \(peak.power / max(strongestAnywhere, 1e-300))) " +
-                    "— fully rock salt, or wrong pixel size?")
-            }
-            coarseLayer = peak.f
-        } else {
-            let band: (SIMD2<Double>) -> Bool = { f in
-                let r = norm(f); return r >= 1 / maxSpacingPx && r <= 1 / minSpacingPx
-            }
-            let peaks = power.localMaxima(where: band)
-            guard let strongest = peaks.max(by: { $0.power < $1.power }) else {
-                throw LatticeFinderError.noLayerReflection("no spectral peak with a spacing of 4 px or more")
-            }
-            let floor = power.median(where: band)
-            guard strongest.power > 20 * floor else {
-                throw LatticeFinderError.noLayerReflection("no lattice reflection stands out of the noise")
-            }
-            let strong = peaks.filter { $0.power >= 0.01 * strongest.power && $0.power > 50 * floor }
-            guard let longest = strong.min(by: { norm($0.f) < norm($1.f) }) else {
-                throw LatticeFinderError.noLayerReflection("no lattice reflection stands 50× above the noise")
-            }
-            coarseLayer = longest.f
+    /// The strongest peak with a spacing within ±`tolerance` of the expected one, when it
+    /// stands out of the noise.
+    static func calibratedLayerPeak(_ power: PowerSpectrum, expectedPx expected: Double, layerSpacingNm: Double,
+                                    tolerance: Double, maxSpacingPx: Double, size: (Int, Int)) throws -> SIMD2<Double> {
+        let lo = max(1 / (expected * (1 + tolerance)), 1 / maxSpacingPx)
+        let hi = min(1 / (expected * (1 - tolerance)), 1 / minSpacingPx, 0.5)
+        guard lo < hi else {
+            throw LatticeFinderError.noLayerReflection(
+                "expected spacing \(fmt(expected)) px cannot be resolved in a \(size.0)×\(size.1) image")
         }
+        guard let peak = power.strongest(where: { f in
+            let r = norm(f); return r >= lo && r <= hi
+        }) else {
+            throw LatticeFinderError.noLayerReflection("empty search band")
+        }
+        let floor = power.median(where: { f in let r = norm(f); return r >= lo && r <= hi })
+        // Relative to the strongest lattice reflection anywhere (≥ 1 % in amplitude), so
+        // window leakage of other reflections in a noise-free rock-salt image is no peak.
+        let strongestAnywhere = power.strongest(where: { f in norm(f) >= 1 / maxSpacingPx })?.power ?? 0
+        guard peak.power > 20 * floor, peak.power > 1e-4 * strongestAnywhere else {
+            throw LatticeFinderError.noLayerReflection(
+                "no peak within ±\(Int(tolerance * 100)) % of \(fmt(layerSpacingNm)) nm " +
+                "(\(fmt(expected)) px) stands out (relative power \(peak.power / max(strongestAnywhere, 1e-300))) " +
+                "— fully rock salt, or wrong pixel size?")
+        }
+        return peak.f
+    }
 
-        // 2. Sub-bin refinement; orient the normal downwards (y ≥ 0) for a stable convention.
-        var gLayer = windowed.refinePeak(coarseLayer)
-        if gLayer.y < 0 || (gLayer.y == 0 && gLayer.x < 0) { gLayer = -gLayer }
-        let layerSpacingPx = 1 / norm(gLayer)
-        let normal = gLayer / norm(gLayer)
+    /// Without a pixel size: the strong peak with the longest spacing (see the type's comment).
+    static func longestStrongPeak(_ power: PowerSpectrum, maxSpacingPx: Double) throws -> SIMD2<Double> {
+        let band: (SIMD2<Double>) -> Bool = { f in
+            let r = norm(f); return r >= 1 / maxSpacingPx && r <= 1 / minSpacingPx
+        }
+        let peaks = power.localMaxima(where: band)
+        guard let strongest = peaks.max(by: { $0.power < $1.power }) else {
+            throw LatticeFinderError.noLayerReflection("no spectral peak with a spacing of 4 px or more")
+        }
+        let floor = power.median(where: band)
+        guard strongest.power > 20 * floor else {
+            throw LatticeFinderError.noLayerReflection("no lattice reflection stands out of the noise")
+        }
+        let strong = peaks.filter { $0.power >= 0.01 * strongest.power && $0.power > 50 * floor }
+        guard let longest = strong.min(by: { norm($0.f) < norm($1.f) }) else {
+            throw LatticeFinderError.noLayerReflection("no lattice reflection stands 50× above the noise")
+        }
+        return longest.f
+    }
+
+    /// The in-plane column reflection, refined, pointing along the layers; nil when none
+    /// stands out of the noise.
+    static func columnReflection(_ windowed: WindowedSpectrum, power: PowerSpectrum, gLayer: SIMD2<Double>,
+                                 expectedPx: Double, tolerance: Double) -> SIMD2<Double>? {
+        let gl = norm(gLayer), normal = gLayer / gl
         let along = SIMD2(-normal.y, normal.x)
-
-        // 3. In-plane column reflection.
-        let expectedColumn = layerSpacingPx * columnToLayerSpacingRatio
-        let cLo = 1 / (expectedColumn * (1 + tolerance)), cHi = 1 / (expectedColumn * (1 - tolerance))
-        let gl = norm(gLayer)
+        let cLo = 1 / (expectedPx * (1 + tolerance)), cHi = 1 / (expectedPx * (1 - tolerance))
         let columnBand: (SIMD2<Double>) -> Bool = { f in
             let u = abs(dot(f, along)), v = abs(dot(f, normal))
-            return u >= cLo && u <= cHi && v <= 0.55 * gl && norm(f) < fNyquist
+            return u >= cLo && u <= cHi && v <= 0.55 * gl && norm(f) < 0.5
         }
-        var gColumn: SIMD2<Double>? = nil
-        if cLo < fNyquist, let peak = power.strongest(where: columnBand) {
-            let floor = power.median(where: columnBand)
-            if peak.power > 20 * floor {
-                var g = windowed.refinePeak(peak.f)
-                if dot(g, along) < 0 { g = -g }
-                gColumn = g
-            }
-        }
-        let columnSpacingPx = gColumn.map { 1 / abs(dot($0, along)) } ?? expectedColumn
+        guard cLo < 0.5, let peak = power.strongest(where: columnBand),
+              peak.power > 20 * power.median(where: columnBand) else { return nil }
+        var g = windowed.refinePeak(peak.f)
+        if dot(g, along) < 0 { g = -g }
+        return g
+    }
 
-        // 4. Origin: a TM column, from the reflections' phases. For I ∝ cos(2π g·r − θ),
-        // F(g) ∝ e^{−iθ}, so maxima lie on g·r = θ/2π + n with θ = −arg F(g).
-        let centre = SIMD2(Double(w - 1) / 2, Double(h - 1) / 2)
+    /// A TM column from the reflections' phases. For I ∝ cos(2π g·r − θ), F(g) ∝ e^{−iθ}, so
+    /// maxima lie on g·r = θ/2π + n with θ = −arg F(g).
+    static func origin(_ windowed: WindowedSpectrum, gLayer: SIMD2<Double>, gColumn: SIMD2<Double>?,
+                       centre: SIMD2<Double>) -> SIMD2<Double> {
         let fl = windowed.transform(at: gLayer)
         let thetaL = -atan2(fl.im, fl.re) / (2 * Double.pi)
-        var origin: SIMD2<Double>
-        if let gc = gColumn {
-            let fc = windowed.transform(at: gc)
-            let thetaC = -atan2(fc.im, fc.re) / (2 * Double.pi)
-            // Solve gc·r = θc, gl·r = θl.
-            let det = gc.x * gLayer.y - gc.y * gLayer.x
-            origin = SIMD2((thetaC * gLayer.y - gc.y * thetaL) / det, (gc.x * thetaL - gLayer.x * thetaC) / det)
-        } else {
+        guard let gc = gColumn else {
+            let gl = norm(gLayer)
             let offset: Double = (thetaL - dot(gLayer, centre)) / (gl * gl)
-            origin = centre + offset * gLayer
+            return centre + offset * gLayer
         }
-        var lattice = Lattice(layerNormal: normal, layerSpacingPx: layerSpacingPx, columnSpacingPx: columnSpacingPx,
-                              gLayer: gLayer, gColumn: gColumn, origin: origin)
-        lattice.origin = lattice.nearestTMSite(to: centre)
-        return lattice
+        let fc = windowed.transform(at: gc)
+        let thetaC = -atan2(fc.im, fc.re) / (2 * Double.pi)
+        // Solve gc·r = θc, gl·r = θl.
+        let det = gc.x * gLayer.y - gc.y * gLayer.x
+        return SIMD2((thetaC * gLayer.y - gc.y * thetaL) / det, (gc.x * thetaL - gLayer.x * thetaC) / det)
     }
+
+    /// Shortest lattice spacing searched (px): 2g must stay resolvable.
+    static let minSpacingPx = 4.0
 
     static func fmt(_ x: Double) -> String { String(format: "%.3f", x) }
 }

@@ -260,9 +260,9 @@ public enum SiteIntensity {
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
         let span = Int(2 * radius) + 3
         out.withUnsafeMutableBufferPointer { buffer in
-            let results = UncheckedBuffer(buffer)
+            let results = UncheckedSendable(buffer)
             image.pixels.withUnsafeBufferPointer { pixels in
-                let px = UncheckedPixels(pixels)
+                let px = UncheckedSendable(pixels)
                 DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                     var ex = [Double](repeating: 0, count: span), ey = [Double](repeating: 0, count: span)
                     for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
@@ -280,13 +280,13 @@ public enum SiteIntensity {
                                 let dx = Double(x) - p.x
                                 guard dx * dx + dy * dy <= r2 else { continue }
                                 let g = gy * ex[x - x0]
-                                let d = Double(px.buffer[row + x])
+                                let d = Double(px.value[row + x])
                                 sgg += g * g; sg += g; s1 += 1; sgd += g * d; sd += d
                             }
                         }
                         let det = sgg * s1 - sg * sg
                         guard s1 >= 3, det > 1e-12 * s1 * s1 else { continue }
-                        results.buffer[k] = (s1 * sgd - sg * sd) / det
+                        results.value[k] = (s1 * sgd - sg * sd) / det
                     }
                 }
             }
@@ -381,9 +381,4 @@ struct WidthRefit: Sendable {
         }
         return SiteIntensity.pooledSigma(samples, values: values, radius: radius, initial: initialSigma)
     }
-}
-
-struct UncheckedDoubles: @unchecked Sendable {
-    let buffer: UnsafeBufferPointer<Double>
-    init(_ b: UnsafeBufferPointer<Double>) { buffer = b }
 }

@@ -139,184 +139,256 @@ struct DeblendingOperator: Sendable {
     let coupling: [Double]
 
     init(positions: [SIMD2<Double>], sigma: Double, radius: Double, width w: Int, height h: Int) {
-        let n = positions.count
-        count = n
+        let layout = Layout(positions: positions, sigma: sigma, radius: radius, width: w, height: h)
+        count = positions.count
         width = w
-        let inv = 1 / (2 * sigma * sigma), r2 = radius * radius
-        let reach = Swift.max(radius, radius + 3 * sigma)
-        let threads = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
-        let chunks = Swift.max(1, Swift.min(n, threads * 4))
-        let span = Int(2 * reach) + 3
-        boxSpan = span
+        boxSpan = layout.span
+        (boxes, gx, gy) = layout.gaussianTables()
+        (rowStart, rows, fit) = layout.discFits(boxes: boxes, gx: gx, gy: gy)
+        (couplingStart, couplingIndex, coupling) = layout.couplings(boxes: boxes, gx: gx, gy: gy, rowStart: rowStart,
+                                                                    rows: rows, fit: fit)
+    }
 
-        // 1. Painted boxes and their Gaussian tables.
-        var boxes = [SIMD4<Int32>](repeating: SIMD4(0, -1, 0, -1), count: n)
-        for j in 0..<n {
-            let p = positions[j]
-            let x0 = Swift.max(0, Int((p.x - reach).rounded(.up))), x1 = Swift.min(w - 1, Int((p.x + reach).rounded(.down)))
-            let y0 = Swift.max(0, Int((p.y - reach).rounded(.up))), y1 = Swift.min(h - 1, Int((p.y + reach).rounded(.down)))
-            guard x1 >= x0, y1 >= y0 else { continue }
-            boxes[j] = SIMD4(Int32(x0), Int32(x1), Int32(y0), Int32(y1))
+    /// The positions, their painted boxes' reach (`radius + 3σ`, as `SiteIntensity.paint`) and
+    /// the split of the positions into chunks for `concurrentPerform`.
+    struct Layout {
+        let positions: [SIMD2<Double>]
+        let n: Int, w: Int, h: Int
+        let inv: Double, radius: Double, r2: Double, reach: Double
+        let span: Int, chunks: Int
+
+        init(positions: [SIMD2<Double>], sigma: Double, radius: Double, width: Int, height: Int) {
+            self.positions = positions
+            n = positions.count
+            w = width
+            h = height
+            inv = 1 / (2 * sigma * sigma)
+            self.radius = radius
+            r2 = radius * radius
+            reach = Swift.max(radius, radius + 3 * sigma)
+            let threads = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+            chunks = Swift.max(1, Swift.min(n, threads * 4))
+            span = Int(2 * reach) + 3
         }
-        var gx = [Double](repeating: 0, count: n * span), gy = gx
-        let bxs = boxes
-        gx.withUnsafeMutableBufferPointer { gxp in gy.withUnsafeMutableBufferPointer { gyp in
-            let (tx, ty) = (UncheckedBuffer(gxp), UncheckedBuffer(gyp))
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                for j in (chunk * n / chunks)..<((chunk + 1) * n / chunks) where bxs[j].y >= bxs[j].x {
-                    let p = positions[j], box = bxs[j]
-                    gaussianSamples(tx.buffer.baseAddress! + j * span, count: Int(box.y - box.x) + 1,
-                                    first: Double(box.x) - p.x, inv: inv)
-                    gaussianSamples(ty.buffer.baseAddress! + j * span, count: Int(box.w - box.z) + 1,
-                                    first: Double(box.z) - p.y, inv: inv)
-                }
-            }
-        } }
 
-        // 2. Disc fits, with exactly the pixels and guard of `SiteIntensity.fitAll`.
-        struct DiscPart { var rowCounts: [Int] = []; var rows: [SIMD3<Int32>] = []; var fits: [SIMD2<Double>] = [] }
-        let discParts = ResultSlots<DiscPart>(count: chunks)
-        let (gxt, gyt) = (gx, gy)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            var part = DiscPart()
-            var rowBuf = [SIMD3<Int32>]()
-            gxt.withUnsafeBufferPointer { gxp in gyt.withUnsafeBufferPointer { gyp in
-                for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
-                    let p = positions[k], box = bxs[k]
-                    let x0 = Swift.max(0, Int((p.x - radius).rounded(.up))), x1 = Swift.min(w - 1, Int((p.x + radius).rounded(.down)))
-                    let y0 = Swift.max(0, Int((p.y - radius).rounded(.up))), y1 = Swift.min(h - 1, Int((p.y + radius).rounded(.down)))
-                    guard x1 >= x0, y1 >= y0, box.y >= box.x else {
-                        part.rowCounts.append(0); part.fits.append(.zero); continue
+        /// Positions `chunk` of `chunks` covers.
+        func range(_ chunk: Int) -> Range<Int> { (chunk * n / chunks)..<((chunk + 1) * n / chunks) }
+
+        /// 1. Painted boxes and their Gaussian tables.
+        func gaussianTables() -> ([SIMD4<Int32>], [Double], [Double]) {
+            var boxes = [SIMD4<Int32>](repeating: SIMD4(0, -1, 0, -1), count: n)
+            for j in 0..<n {
+                let p = positions[j]
+                let x0 = Swift.max(0, Int((p.x - reach).rounded(.up))), x1 = Swift.min(w - 1, Int((p.x + reach).rounded(.down)))
+                let y0 = Swift.max(0, Int((p.y - reach).rounded(.up))), y1 = Swift.min(h - 1, Int((p.y + reach).rounded(.down)))
+                guard x1 >= x0, y1 >= y0 else { continue }
+                boxes[j] = SIMD4(Int32(x0), Int32(x1), Int32(y0), Int32(y1))
+            }
+            var gx = [Double](repeating: 0, count: n * span), gy = gx
+            let bxs = boxes
+            gx.withUnsafeMutableBufferPointer { gxp in gy.withUnsafeMutableBufferPointer { gyp in
+                let (tx, ty) = (UncheckedSendable(gxp), UncheckedSendable(gyp))
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                    for j in range(chunk) where bxs[j].y >= bxs[j].x {
+                        let p = positions[j], box = bxs[j]
+                        gaussianSamples(tx.value.baseAddress! + j * span, count: Int(box.y - box.x) + 1,
+                                        first: Double(box.x) - p.x, inv: inv)
+                        gaussianSamples(ty.value.baseAddress! + j * span, count: Int(box.w - box.z) + 1,
+                                        first: Double(box.z) - p.y, inv: inv)
                     }
-                    let ex = gxp.baseAddress! + k * span + (x0 - Int(box.x)), ey = gyp.baseAddress! + k * span - Int(box.z)
-                    var sgg = 0.0, sg = 0.0, s1 = 0.0
-                    rowBuf.removeAll(keepingCapacity: true)
-                    for y in y0...y1 {
-                        let dy = Double(y) - p.y
-                        let gyv = ey[y]
-                        var first = -1, last = -1
-                        for x in x0...x1 {
-                            let dx = Double(x) - p.x
-                            guard dx * dx + dy * dy <= r2 else { continue }
-                            if first < 0 { first = x }
-                            last = x
-                            let g = gyv * ex[x - x0]
-                            sgg += g * g; sg += g; s1 += 1
-                        }
-                        if first >= 0 { rowBuf.append(SIMD3(Int32(y), Int32(first), Int32(last))) }
-                    }
-                    let det = sgg * s1 - sg * sg
-                    guard s1 >= 3, det > 1e-12 * s1 * s1 else {
-                        part.rowCounts.append(0); part.fits.append(.zero); continue
-                    }
-                    part.rows.append(contentsOf: rowBuf)
-                    part.rowCounts.append(rowBuf.count)
-                    part.fits.append(SIMD2(s1 / det, sg / det))
                 }
             } }
-            discParts.set(chunk, .success(part))
-        }
-        var rowStart = [Int](repeating: 0, count: n + 1)
-        var rows = [SIMD3<Int32>](), fit = [SIMD2<Double>]()
-        fit.reserveCapacity(n)
-        var k = 0
-        for c in 0..<chunks {
-            guard case .success(let part)? = discParts.get(c) else { continue }
-            rows.append(contentsOf: part.rows)
-            fit.append(contentsOf: part.fits)
-            for cnt in part.rowCounts { rowStart[k + 1] = rowStart[k] + cnt; k += 1 }
+            return (boxes, gx, gy)
         }
 
-        // 3. Couplings M_kj = Σ_{p ∈ disc_k ∩ box_j} w_kp·G_j(p) of fitted positions, with
-        //    w_kp = (n·g_kp − Σg_k)/det_k: per disc row y inside box j,
-        //    g_jy·(n/det·g_ky·Σ_x g_kx·g_jx − Σg/det·Σ_x g_jx), the x sums from prefix sums.
-        let cell = radius + reach + 2
-        let cols = Swift.max(1, Int(Double(w) / cell) + 1), cellRows = Swift.max(1, Int(Double(h) / cell) + 1)
-        @Sendable func cellOf(_ p: SIMD2<Double>) -> (Int, Int) {
-            (Swift.min(cols - 1, Swift.max(0, Int(p.x / cell))), Swift.min(cellRows - 1, Swift.max(0, Int(p.y / cell))))
+        /// 2. Disc fits, with exactly the pixels and guard of `SiteIntensity.fitAll`: each
+        /// position's disc rows and the (n/det, Σg/det) of its two-parameter fit.
+        func discFits(boxes: [SIMD4<Int32>], gx: [Double], gy: [Double]) -> ([Int], [SIMD3<Int32>], [SIMD2<Double>]) {
+            struct Part { var rowCounts: [Int] = []; var rows: [SIMD3<Int32>] = []; var fits: [SIMD2<Double>] = [] }
+            let parts = ResultSlots<Part>(count: chunks)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                var part = Part()
+                var rowBuf = [SIMD3<Int32>]()
+                gx.withUnsafeBufferPointer { gxp in gy.withUnsafeBufferPointer { gyp in
+                    for k in range(chunk) {
+                        let fitted = discFit(k, box: boxes[k], gx: gxp.baseAddress! + k * span,
+                                             gy: gyp.baseAddress! + k * span, rows: &rowBuf)
+                        part.rows.append(contentsOf: fitted == .zero ? [] : rowBuf)
+                        part.rowCounts.append(fitted == .zero ? 0 : rowBuf.count)
+                        part.fits.append(fitted)
+                    }
+                } }
+                parts.set(chunk, .success(part))
+            }
+            var rowStart = [Int](repeating: 0, count: n + 1)
+            var rows = [SIMD3<Int32>](), fit = [SIMD2<Double>]()
+            fit.reserveCapacity(n)
+            var k = 0
+            for c in 0..<chunks {
+                guard case .success(let part)? = parts.get(c) else { continue }
+                rows.append(contentsOf: part.rows)
+                fit.append(contentsOf: part.fits)
+                for cnt in part.rowCounts { rowStart[k + 1] = rowStart[k] + cnt; k += 1 }
+            }
+            return (rowStart, rows, fit)
         }
-        let fitted = (0..<n).filter { rowStart[$0 + 1] > rowStart[$0] }
-        var bucketStart = [Int](repeating: 0, count: cols * cellRows + 1)
-        for j in fitted { let (cx, cy) = cellOf(positions[j]); bucketStart[cy * cols + cx + 1] += 1 }
-        for b in 0..<(cols * cellRows) { bucketStart[b + 1] += bucketStart[b] }
-        var fill = bucketStart, bucket = [Int32](repeating: 0, count: bucketStart.last!)
-        for j in fitted { let (cx, cy) = cellOf(positions[j]); bucket[fill[cy * cols + cx]] = Int32(j); fill[cy * cols + cx] += 1 }
-        struct CouplingPart { var counts: [Int] = []; var index: [Int32] = []; var value: [Double] = [] }
-        let couplingParts = ResultSlots<CouplingPart>(count: chunks)
-        let (rs, rw, ft, bs, bk) = (rowStart, rows, fit, bucketStart, bucket)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            var part = CouplingPart()
-            var found = [Int32]()
-            var prefixKJ = [Double](repeating: 0, count: span + 1), prefixJ = prefixKJ
-            rw.withUnsafeBufferPointer { rwp in gxt.withUnsafeBufferPointer { gxp in gyt.withUnsafeBufferPointer { gyp in
-            prefixKJ.withUnsafeMutableBufferPointer { pkj in prefixJ.withUnsafeMutableBufferPointer { pj in
-                for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
-                    let r0 = rs[k], r1 = rs[k + 1]
-                    guard r1 > r0 else { part.counts.append(0); continue }
-                    let boxK = bxs[k]
-                    let dy0 = rwp[r0].x, dy1 = rwp[r1 - 1].x
-                    var dx0 = Int32.max, dx1 = Int32.min
-                    for r in r0..<r1 { dx0 = Swift.min(dx0, rwp[r].y); dx1 = Swift.max(dx1, rwp[r].z) }
-                    let (cx, cy) = cellOf(positions[k])
-                    found.removeAll(keepingCapacity: true)
-                    for yy in Swift.max(0, cy - 1)...Swift.min(cellRows - 1, cy + 1) {
-                        for xx in Swift.max(0, cx - 1)...Swift.min(cols - 1, cx + 1) {
-                            let b = yy * cols + xx
-                            for q in bs[b]..<bs[b + 1] {
-                                let j = bk[q]
-                                guard Int(j) != k else { continue }
-                                let box = bxs[Int(j)]
-                                if box.x <= dx1, box.y >= dx0, box.z <= dy1, box.w >= dy0 { found.append(j) }
-                            }
-                        }
-                    }
-                    found.sort()
-                    let nk = ft[k].x, sk = ft[k].y
-                    let gxk = gxp.baseAddress! + k * span - Int(boxK.x), gyk = gyp.baseAddress! + k * span - Int(boxK.z)
-                    var added = 0
-                    for j32 in found {
-                        let j = Int(j32), box = bxs[j]
-                        let gxj = gxp.baseAddress! + j * span - Int(box.x), gyj = gyp.baseAddress! + j * span - Int(box.z)
-                        // Prefix sums over x ∈ [xs, xe] (the disc's columns inside box j).
-                        let xs = Int(Swift.max(dx0, box.x)), xe = Int(Swift.min(dx1, box.y))
-                        var a = 0.0, c = 0.0
-                        pkj[0] = 0; pj[0] = 0
-                        for x in xs...xe { a += gxk[x] * gxj[x]; c += gxj[x]; pkj[x - xs + 1] = a; pj[x - xs + 1] = c }
-                        var m = 0.0
-                        for r in r0..<r1 {
-                            let row = rwp[r]
-                            if row.x < box.z || row.x > box.w { continue }
-                            let xa = Int(Swift.max(row.y, box.x)), xb = Int(Swift.min(row.z, box.y))
-                            if xa > xb { continue }
-                            let y = Int(row.x)
-                            let sKJ = pkj[xb - xs + 1] - pkj[xa - xs], sJ = pj[xb - xs + 1] - pj[xa - xs]
-                            m += gyj[y] * (nk * gyk[y] * sKJ - sk * sJ)
-                        }
-                        if m != 0 { part.index.append(j32); part.value.append(m); added += 1 }
-                    }
-                    part.counts.append(added)
+
+        /// The disc rows (y, x0, x1) of position k into `rows` and its fit (n/det, Σg/det), zero
+        /// when the disc is empty or the fit degenerate. `gx`, `gy`: its Gaussian tables.
+        func discFit(_ k: Int, box: SIMD4<Int32>, gx: UnsafePointer<Double>, gy: UnsafePointer<Double>,
+                     rows: inout [SIMD3<Int32>]) -> SIMD2<Double> {
+            let p = positions[k]
+            let x0 = Swift.max(0, Int((p.x - radius).rounded(.up))), x1 = Swift.min(w - 1, Int((p.x + radius).rounded(.down)))
+            let y0 = Swift.max(0, Int((p.y - radius).rounded(.up))), y1 = Swift.min(h - 1, Int((p.y + radius).rounded(.down)))
+            guard x1 >= x0, y1 >= y0, box.y >= box.x else { return .zero }
+            let ex = gx + (x0 - Int(box.x)), ey = gy - Int(box.z)
+            var sgg = 0.0, sg = 0.0, s1 = 0.0
+            rows.removeAll(keepingCapacity: true)
+            for y in y0...y1 {
+                let dy = Double(y) - p.y
+                let gyv = ey[y]
+                var first = -1, last = -1
+                for x in x0...x1 {
+                    let dx = Double(x) - p.x
+                    guard dx * dx + dy * dy <= r2 else { continue }
+                    if first < 0 { first = x }
+                    last = x
+                    let g = gyv * ex[x - x0]
+                    sgg += g * g; sg += g; s1 += 1
                 }
-            } } } } }
-            couplingParts.set(chunk, .success(part))
+                if first >= 0 { rows.append(SIMD3(Int32(y), Int32(first), Int32(last))) }
+            }
+            let det = sgg * s1 - sg * sg
+            guard s1 >= 3, det > 1e-12 * s1 * s1 else { return .zero }
+            return SIMD2(s1 / det, sg / det)
         }
-        var couplingStart = [Int](repeating: 0, count: n + 1)
-        var couplingIndex = [Int32](), coupling = [Double]()
-        k = 0
-        for c in 0..<chunks {
-            guard case .success(let part)? = couplingParts.get(c) else { continue }
-            couplingIndex.append(contentsOf: part.index)
-            coupling.append(contentsOf: part.value)
-            for cnt in part.counts { couplingStart[k + 1] = couplingStart[k] + cnt; k += 1 }
+
+        /// 3. Couplings M_kj = Σ_{p ∈ disc_k ∩ box_j} w_kp·G_j(p) of fitted positions, with
+        ///    w_kp = (n·g_kp − Σg_k)/det_k, in compressed rows.
+        func couplings(boxes: [SIMD4<Int32>], gx: [Double], gy: [Double], rowStart: [Int], rows: [SIMD3<Int32>],
+                       fit: [SIMD2<Double>]) -> ([Int], [Int32], [Double]) {
+            let grid = CellGrid(self, fitted: (0..<n).filter { rowStart[$0 + 1] > rowStart[$0] }, boxes: boxes)
+            struct Part { var counts: [Int] = []; var index: [Int32] = []; var value: [Double] = [] }
+            let parts = ResultSlots<Part>(count: chunks)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                var part = Part()
+                var found = [Int32]()
+                var prefixKJ = [Double](repeating: 0, count: span + 1), prefixJ = prefixKJ
+                rows.withUnsafeBufferPointer { rwp in gx.withUnsafeBufferPointer { gxp in gy.withUnsafeBufferPointer { gyp in
+                prefixKJ.withUnsafeMutableBufferPointer { pkj in prefixJ.withUnsafeMutableBufferPointer { pj in
+                    let tables = CouplingTables(boxes: boxes, gx: gxp.baseAddress!, gy: gyp.baseAddress!, span: span,
+                                                prefixKJ: pkj.baseAddress!, prefixJ: pj.baseAddress!)
+                    for k in range(chunk) {
+                        let discRows = UnsafeBufferPointer(rebasing: rwp[rowStart[k]..<rowStart[k + 1]])
+                        guard !discRows.isEmpty else { part.counts.append(0); continue }
+                        let before = part.index.count
+                        grid.overlapping(k, discRows: discRows, boxes: boxes, into: &found)
+                        for j in found {
+                            let m = tables.coupling(k, Int(j), discRows: discRows, fit: fit[k])
+                            if m != 0 { part.index.append(j); part.value.append(m) }
+                        }
+                        part.counts.append(part.index.count - before)
+                    }
+                } } } } }
+                parts.set(chunk, .success(part))
+            }
+            var couplingStart = [Int](repeating: 0, count: n + 1)
+            var couplingIndex = [Int32](), coupling = [Double]()
+            var k = 0
+            for c in 0..<chunks {
+                guard case .success(let part)? = parts.get(c) else { continue }
+                couplingIndex.append(contentsOf: part.index)
+                coupling.append(contentsOf: part.value)
+                for cnt in part.counts { couplingStart[k + 1] = couplingStart[k] + cnt; k += 1 }
+            }
+            return (couplingStart, couplingIndex, coupling)
         }
-        self.boxes = boxes
-        self.gx = gx
-        self.gy = gy
-        self.rowStart = rowStart
-        self.rows = rows
-        self.fit = fit
-        self.couplingStart = couplingStart
-        self.couplingIndex = couplingIndex
-        self.coupling = coupling
+    }
+
+    /// The fitted positions bucketed on a grid of cells wider than a disc plus a box, so
+    /// the boxes that can overlap a disc lie in its own and the 8 neighbouring cells.
+    struct CellGrid {
+        let positions: [SIMD2<Double>]
+        let cell: Double, cols: Int, rows: Int
+        let bucketStart: [Int]
+        let bucket: [Int32]
+
+        init(_ layout: Layout, fitted: [Int], boxes: [SIMD4<Int32>]) {
+            positions = layout.positions
+            cell = layout.radius + layout.reach + 2
+            cols = Swift.max(1, Int(Double(layout.w) / cell) + 1)
+            rows = Swift.max(1, Int(Double(layout.h) / cell) + 1)
+            var start = [Int](repeating: 0, count: cols * rows + 1)
+            var cells = [Int](repeating: 0, count: fitted.count)
+            for (q, j) in fitted.enumerated() {
+                let (cx, cy) = Self.cellOf(positions[j], cell: cell, cols: cols, rows: rows)
+                cells[q] = cy * cols + cx
+                start[cells[q] + 1] += 1
+            }
+            for b in 0..<(cols * rows) { start[b + 1] += start[b] }
+            var fill = start, bucket = [Int32](repeating: 0, count: start.last!)
+            for (q, j) in fitted.enumerated() { bucket[fill[cells[q]]] = Int32(j); fill[cells[q]] += 1 }
+            bucketStart = start
+            self.bucket = bucket
+        }
+
+        static func cellOf(_ p: SIMD2<Double>, cell: Double, cols: Int, rows: Int) -> (Int, Int) {
+            (Swift.min(cols - 1, Swift.max(0, Int(p.x / cell))), Swift.min(rows - 1, Swift.max(0, Int(p.y / cell))))
+        }
+
+        /// The positions j ≠ k whose box overlaps the bounding box of k's disc, in index order.
+        func overlapping(_ k: Int, discRows: UnsafeBufferPointer<SIMD3<Int32>>, boxes: [SIMD4<Int32>],
+                         into found: inout [Int32]) {
+            let dy0 = discRows.first!.x, dy1 = discRows.last!.x
+            var dx0 = Int32.max, dx1 = Int32.min
+            for row in discRows { dx0 = Swift.min(dx0, row.y); dx1 = Swift.max(dx1, row.z) }
+            let (cx, cy) = Self.cellOf(positions[k], cell: cell, cols: cols, rows: rows)
+            found.removeAll(keepingCapacity: true)
+            for yy in Swift.max(0, cy - 1)...Swift.min(rows - 1, cy + 1) {
+                for xx in Swift.max(0, cx - 1)...Swift.min(cols - 1, cx + 1) {
+                    let b = yy * cols + xx
+                    for q in bucketStart[b]..<bucketStart[b + 1] {
+                        let j = bucket[q]
+                        guard Int(j) != k else { continue }
+                        let box = boxes[Int(j)]
+                        if box.x <= dx1, box.y >= dx0, box.z <= dy1, box.w >= dy0 { found.append(j) }
+                    }
+                }
+            }
+            found.sort()
+        }
+    }
+
+    /// The Gaussian tables and prefix-sum scratch one coupling is computed with.
+    struct CouplingTables {
+        let boxes: [SIMD4<Int32>]
+        let gx: UnsafePointer<Double>, gy: UnsafePointer<Double>
+        let span: Int
+        let prefixKJ: UnsafeMutablePointer<Double>, prefixJ: UnsafeMutablePointer<Double>
+
+        /// M_kj per disc row y inside box j: g_jy·(n/det·g_ky·Σ_x g_kx·g_jx − Σg/det·Σ_x g_jx),
+        /// the x sums from prefix sums over the disc's columns inside box j.
+        func coupling(_ k: Int, _ j: Int, discRows: UnsafeBufferPointer<SIMD3<Int32>>, fit: SIMD2<Double>) -> Double {
+            var dx0 = Int32.max, dx1 = Int32.min
+            for row in discRows { dx0 = Swift.min(dx0, row.y); dx1 = Swift.max(dx1, row.z) }
+            let boxK = boxes[k], box = boxes[j]
+            let gxk = gx + k * span - Int(boxK.x), gyk = gy + k * span - Int(boxK.z)
+            let gxj = gx + j * span - Int(box.x), gyj = gy + j * span - Int(box.z)
+            let xs = Int(Swift.max(dx0, box.x)), xe = Int(Swift.min(dx1, box.y))
+            var a = 0.0, c = 0.0
+            prefixKJ[0] = 0; prefixJ[0] = 0
+            for x in xs...xe { a += gxk[x] * gxj[x]; c += gxj[x]; prefixKJ[x - xs + 1] = a; prefixJ[x - xs + 1] = c }
+            var m = 0.0
+            for row in discRows {
+                if row.x < box.z || row.x > box.w { continue }
+                let xa = Int(Swift.max(row.y, box.x)), xb = Int(Swift.min(row.z, box.y))
+                if xa > xb { continue }
+                let y = Int(row.x)
+                let sKJ = prefixKJ[xb - xs + 1] - prefixKJ[xa - xs], sJ = prefixJ[xb - xs + 1] - prefixJ[xa - xs]
+                m += gyj[y] * (fit.x * gyk[y] * sKJ - fit.y * sJ)
+            }
+            return m
+        }
     }
 
     /// Amplitudes after `passes` Jacobi passes: `b = W·image`, then `A ← b − M_offdiag·A`
@@ -330,26 +402,26 @@ struct DeblendingOperator: Sendable {
         let chunks = Swift.max(1, Swift.min(n, threads * 4))
         let span = boxSpan, w = width
         image.pixels.withUnsafeBufferPointer { px in
-            let pixels = UncheckedPixels(px)
+            let pixels = UncheckedSendable(px)
             b.withUnsafeMutableBufferPointer { out in
-                let o = UncheckedBuffer(out)
+                let o = UncheckedSendable(out)
                 DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                     rows.withUnsafeBufferPointer { rwp in gx.withUnsafeBufferPointer { gxp in gy.withUnsafeBufferPointer { gyp in
                         for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
                             let r0 = rowStart[k], r1 = rowStart[k + 1]
-                            guard r1 > r0 else { o.buffer[k] = 0; continue }
+                            guard r1 > r0 else { o.value[k] = 0; continue }
                             let box = boxes[k]
                             let gxk = gxp.baseAddress! + k * span - Int(box.x), gyk = gyp.baseAddress! + k * span - Int(box.z)
                             var sgd = 0.0, sd = 0.0
                             for r in r0..<r1 {
                                 let row = rwp[r]
                                 let y = Int(row.x), x0 = Int(row.y), x1 = Int(row.z)
-                                let src = pixels.buffer.baseAddress! + y * w
+                                let src = pixels.value.baseAddress! + y * w
                                 var rg = 0.0, rd = 0.0
                                 for x in x0...x1 { let d = Double(src[x]); rg += gxk[x] * d; rd += d }
                                 sgd += gyk[y] * rg; sd += rd
                             }
-                            o.buffer[k] = fit[k].x * sgd - fit[k].y * sd
+                            o.value[k] = fit[k].x * sgd - fit[k].y * sd
                         }
                     } } }
                 }
@@ -361,16 +433,16 @@ struct DeblendingOperator: Sendable {
         for _ in 0..<passes {
             a.withUnsafeBufferPointer { ap in
                 next.withUnsafeMutableBufferPointer { np in
-                    let (cur, out) = (UncheckedDoubles(ap), UncheckedBuffer(np))
+                    let (cur, out) = (UncheckedSendable(ap), UncheckedSendable(np))
                     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                         couplingIndex.withUnsafeBufferPointer { idx in coupling.withUnsafeBufferPointer { val in
                             for k in (chunk * n / chunks)..<((chunk + 1) * n / chunks) {
-                                guard rowStart[k + 1] > rowStart[k] else { out.buffer[k] = 0; continue }
+                                guard rowStart[k + 1] > rowStart[k] else { out.value[k] = 0; continue }
                                 var s = 0.0
                                 for q in couplingStart[k]..<couplingStart[k + 1] {
-                                    s += val[q] * cur.buffer[Int(idx[q])]
+                                    s += val[q] * cur.value[Int(idx[q])]
                                 }
-                                out.buffer[k] = base[k] - s
+                                out.value[k] = base[k] - s
                             }
                         } }
                     }

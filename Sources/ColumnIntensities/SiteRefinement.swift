@@ -55,15 +55,17 @@ public enum SiteRefinement {
         let usable = mask.flatMap { $0.width == image.width && $0.height == image.height ? $0.bits : nil } ?? []
         let chunks = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
         out.withUnsafeMutableBufferPointer { buffer in
-            let results = UncheckedBuffer(buffer)
+            let results = UncheckedSendable(buffer)
             image.pixels.withUnsafeBufferPointer { pixels in
                 usable.withUnsafeBufferPointer { bits in
-                    let data = DiscData(pixels: pixels, usable: bits, width: image.width, height: image.height)
+                    let shared = UncheckedSendable(DiscData(pixels: pixels, usable: bits, width: image.width,
+                                                            height: image.height))
                     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                        let data = shared.value
                         var k = chunk * n / chunks
                         let end = (chunk + 1) * n / chunks
                         while k < end {
-                            results.buffer[k] = refineOne(data, start: positions[k], radius: radiusPx,
+                            results.value[k] = refineOne(data, start: positions[k], radius: radiusPx,
                                                           iterations: iterations)
                             k += 1
                         }
@@ -75,96 +77,105 @@ public enum SiteRefinement {
     }
 
     static func refineOne(_ data: DiscData, start: SIMD2<Double>, radius: Double, iterations: Int) -> Fit {
-        let fallback = Fit(x: start.x, y: start.y, amplitude: 0, sigma: 0, background: 0, converged: false)
         // 1. Centre of mass of (I − min) in the disc, re-centred three times.
         var c = start
         for _ in 0..<3 {
-            guard let com = centreOfMass(data, centre: c, radius: radius) else { return fallback }
+            guard let com = centreOfMass(data, centre: c, radius: radius) else {
+                return Fit(x: start.x, y: start.y, amplitude: 0, sigma: 0, background: 0, converged: false)
+            }
             c = com
         }
         if norm(c - start) > radius { c = start }
+        let unrefined = Fit(x: c.x, y: c.y, amplitude: 0, sigma: 0, background: 0, converged: false)
 
         // 2. Gaussian + constant on the usable pixels of the disc around the centre of mass.
+        guard let disc = DiscSamples(data, centre: c, radius: radius) else { return unrefined }
+        let (p, cost) = disc.fitGaussian(centre: c, radius: radius, iterations: iterations)
+        let fitted = SIMD2(p[0], p[1])
+        let plausible = norm(fitted - c) <= 0.5 * radius && p[2] > 0 && p[3] > 0.3 && p[3] < 1.5 * radius
+        guard plausible else { return unrefined }
+        return Fit(x: p[0], y: p[1], amplitude: p[2], sigma: p[3], background: p[4], converged: true,
+                   positionUncertainty: disc.positionUncertainty(p, cost: cost))
+    }
+
+    /// The usable pixels of one column's disc (point-symmetric about its centre).
+    struct DiscSamples {
         var xs = [Double](), ys = [Double](), vs = [Double]()
-        let r2 = radius * radius
-        data.forEachUsable(centre: c, radius: radius) { x, y, v in
-            xs.append(Double(x)); ys.append(Double(y)); vs.append(Double(v))
+
+        /// Nil when the disc is cut by more than 20 % (image edge, mask, dead pixels): such
+        /// columns are not refined; the point-symmetric set then keeps at least ~60 % of the disc.
+        init?(_ data: DiscData, centre c: SIMD2<Double>, radius: Double) {
+            var xs = [Double](), ys = [Double](), vs = [Double]()
+            data.forEachUsable(centre: c, radius: radius) { x, y, v in
+                xs.append(Double(x)); ys.append(Double(y)); vs.append(Double(v))
+            }
+            var usableCount = 0
+            data.forEachUsable(centre: c, radius: radius, symmetric: false) { _, _, _ in usableCount += 1 }
+            let r2 = radius * radius
+            guard Double(usableCount) >= 0.8 * Double.pi * r2, Double(xs.count) >= 0.5 * Double.pi * r2,
+                  xs.count >= 8 else { return nil }
+            (self.xs, self.ys, self.vs) = (xs, ys, vs)
         }
-        // Columns whose disc is cut by more than 20 % (image edge, mask, dead pixels) are not
-        // refined; the point-symmetric set then keeps at least ~60 % of the disc.
-        var usableCount = 0
-        data.forEachUsable(centre: c, radius: radius, symmetric: false) { _, _, _ in usableCount += 1 }
-        guard Double(usableCount) >= 0.8 * Double.pi * r2, Double(xs.count) >= 0.5 * Double.pi * r2, xs.count >= 8 else {
-            return Fit(x: c.x, y: c.y, amplitude: 0, sigma: 0, background: 0, converged: false)
+
+        /// Levenberg–Marquardt of p = (x0, y0, A, σ, c) from the centre, the disc's value
+        /// range and σ = radius/2.5; the parameters and their sum of squared residuals.
+        func fitGaussian(centre c: SIMD2<Double>, radius: Double, iterations: Int) -> ([Double], Double) {
+            var lo = vs[0], hi = vs[0]
+            for v in vs { lo = min(lo, v); hi = max(hi, v) }
+            var p: [Double] = [c.x, c.y, max(hi - lo, 1e-6), radius / 2.5, lo]
+            var lambda = 1e-3
+            var cost = sse(p, xs, ys, vs)
+            for _ in 0..<iterations {
+                let (jtj, jtr) = normalEquations(p)
+                var accepted = false, converged = false
+                for _ in 0..<6 {
+                    var m = jtj
+                    for a in 0..<5 { m[a * 5 + a] *= 1 + lambda }
+                    guard let step = LeastSquares.solve(m, jtr, n: 5) else { lambda *= 10; continue }
+                    let trial = (0..<5).map { p[$0] + step[$0] }
+                    let trialCost = sse(trial, xs, ys, vs)
+                    if trialCost <= cost, trial[3] > 0 {
+                        let moved = abs(step[0]) + abs(step[1])
+                        p = trial; cost = trialCost; lambda = max(lambda / 10, 1e-7); accepted = true
+                        if moved < 1e-5 { converged = true }
+                        break
+                    }
+                    lambda *= 10
+                }
+                if !accepted || converged { break }
+            }
+            return (p, cost)
         }
-        var lo = vs[0], hi = vs[0]
-        for v in vs { lo = min(lo, v); hi = max(hi, v) }
-        // p = (x0, y0, A, σ, c)
-        var p: [Double] = [c.x, c.y, max(hi - lo, 1e-6), radius / 2.5, lo]
-        var lambda = 1e-3
-        var cost = sse(p, xs, ys, vs)
-        var jtj = [Double](repeating: 0, count: 25), jtr = [Double](repeating: 0, count: 5)
-        var converged = false
-        for _ in 0..<iterations {
-            for k in 0..<25 { jtj[k] = 0 }
-            for k in 0..<5 { jtr[k] = 0 }
+
+        /// JᵀJ (5×5, row-major) and Jᵀr of the model at p.
+        func normalEquations(_ p: [Double]) -> ([Double], [Double]) {
+            var jtj = [Double](repeating: 0, count: 25), jtr = [Double](repeating: 0, count: 5)
             let s2 = p[3] * p[3]
             for k in 0..<xs.count {
                 let dx = xs[k] - p[0], dy = ys[k] - p[1]
                 let rr = dx * dx + dy * dy
                 let e = exp(-rr / (2 * s2))
-                let m = p[4] + p[2] * e
-                let res = vs[k] - m
-                let jv = SIMD8<Double>(p[2] * e * dx / s2, p[2] * e * dy / s2, e,
-                                       p[2] * e * rr / (s2 * p[3]), 1, 0, 0, 0)
+                let res = vs[k] - (p[4] + p[2] * e)
+                let jv = SIMD8<Double>(p[2] * e * dx / s2, p[2] * e * dy / s2, e, p[2] * e * rr / (s2 * p[3]), 1, 0, 0, 0)
                 for a in 0..<5 {
                     jtr[a] += jv[a] * res
                     for b in a..<5 { jtj[a * 5 + b] += jv[a] * jv[b] }
                 }
             }
             for a in 0..<5 { for b in 0..<a { jtj[a * 5 + b] = jtj[b * 5 + a] } }
-            var accepted = false
-            for _ in 0..<6 {
-                var m = jtj
-                for a in 0..<5 { m[a * 5 + a] *= 1 + lambda }
-                guard let step = solve5(m, jtr) else { lambda *= 10; continue }
-                let trial = (0..<5).map { p[$0] + step[$0] }
-                let trialCost = sse(trial, xs, ys, vs)
-                if trialCost <= cost, trial[3] > 0 {
-                    let moved = abs(step[0]) + abs(step[1])
-                    p = trial; cost = trialCost; lambda = max(lambda / 10, 1e-7); accepted = true
-                    if moved < 1e-5 { converged = true }
-                    break
-                }
-                lambda *= 10
-            }
-            if !accepted { converged = true; break }
-            if converged { break }
+            return (jtj, jtr)
         }
-        let fitted = SIMD2(p[0], p[1])
-        let plausible = norm(fitted - c) <= 0.5 * radius && p[2] > 0 && p[3] > 0.3 && p[3] < 1.5 * radius
-        if !plausible {
-            return Fit(x: c.x, y: c.y, amplitude: 0, sigma: 0, background: 0, converged: false)
-        }
-        // Covariance of (x0, y0) at the solution.
-        var uncertainty = Double.infinity
-        if xs.count > 5 {
-            for k in 0..<25 { jtj[k] = 0 }
-            let s2 = p[3] * p[3]
-            for k in 0..<xs.count {
-                let dx = xs[k] - p[0], dy = ys[k] - p[1]
-                let rr = dx * dx + dy * dy
-                let e = exp(-rr / (2 * s2))
-                let jv = SIMD8<Double>(p[2] * e * dx / s2, p[2] * e * dy / s2, e, p[2] * e * rr / (s2 * p[3]), 1, 0, 0, 0)
-                for a in 0..<5 { for b in 0..<5 { jtj[a * 5 + b] += jv[a] * jv[b] } }
-            }
+
+        /// 1-σ position uncertainty (RMS of x and y) from the covariance s²·(JᵀJ)⁻¹ at p;
+        /// infinite with ≤ 5 pixels or a singular JᵀJ.
+        func positionUncertainty(_ p: [Double], cost: Double) -> Double {
+            guard xs.count > 5 else { return .infinity }
+            let (jtj, _) = normalEquations(p)
             let residualVariance = cost / Double(xs.count - 5)
-            if let cx = solve5(jtj, [1, 0, 0, 0, 0]), let cy = solve5(jtj, [0, 1, 0, 0, 0]), cx[0] > 0, cy[1] > 0 {
-                uncertainty = (residualVariance * (cx[0] + cy[1]) / 2).squareRoot()
-            }
+            guard let cx = LeastSquares.solve(jtj, [1, 0, 0, 0, 0], n: 5), let cy = LeastSquares.solve(jtj, [0, 1, 0, 0, 0], n: 5),
+                  cx[0] > 0, cy[1] > 0 else { return .infinity }
+            return (residualVariance * (cx[0] + cy[1]) / 2).squareRoot()
         }
-        return Fit(x: p[0], y: p[1], amplitude: p[2], sigma: p[3], background: p[4], converged: true,
-                   positionUncertainty: uncertainty)
     }
 
     static func centreOfMass(_ data: DiscData, centre: SIMD2<Double>, radius: Double) -> SIMD2<Double>? {
@@ -192,50 +203,10 @@ public enum SiteRefinement {
     }
 }
 
-/// Solves a small dense system by Gaussian elimination with partial pivoting; nil if singular.
-func solveDense(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
-    var m = a, r = b
-    for col in 0..<n {
-        var piv = col
-        for row in (col + 1)..<n where abs(m[row * n + col]) > abs(m[piv * n + col]) { piv = row }
-        guard abs(m[piv * n + col]) > 1e-300 else { return nil }
-        if piv != col {
-            for k in 0..<n { m.swapAt(col * n + k, piv * n + k) }
-            r.swapAt(col, piv)
-        }
-        for row in (col + 1)..<n {
-            let f = m[row * n + col] / m[col * n + col]
-            if f == 0 { continue }
-            for k in col..<n { m[row * n + k] -= f * m[col * n + k] }
-            r[row] -= f * r[col]
-        }
-    }
-    var x = [Double](repeating: 0, count: n)
-    for row in stride(from: n - 1, through: 0, by: -1) {
-        var s = r[row]
-        for k in (row + 1)..<n { s -= m[row * n + k] * x[k] }
-        x[row] = s / m[row * n + row]
-    }
-    return x.allSatisfy { $0.isFinite } ? x : nil
-}
-
-@inline(__always) func solve5(_ a: [Double], _ b: [Double]) -> [Double]? { solveDense(a, b, n: 5) }
-
-/// Lets `concurrentPerform` iterations write disjoint elements of one buffer.
-struct UncheckedBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ b: UnsafeMutableBufferPointer<T>) { buffer = b }
-}
-
-/// Read-only pixels shared by `concurrentPerform` iterations.
-struct UncheckedPixels: @unchecked Sendable {
-    let buffer: UnsafeBufferPointer<Float>
-    init(_ b: UnsafeBufferPointer<Float>) { buffer = b }
-}
-
-/// The pixels a column fit may use, shared read-only by `concurrentPerform` iterations: the
-/// image's finite pixels, limited to the set bits of `usable` unless that is empty.
-struct DiscData: @unchecked Sendable {
+/// The pixels a column fit may use (read-only, shared by `concurrentPerform` iterations
+/// through `UncheckedSendable`): the image's finite pixels, limited to the set bits of
+/// `usable` unless that is empty.
+struct DiscData {
     let pixels: UnsafeBufferPointer<Float>
     let usable: UnsafeBufferPointer<Bool>
     let width: Int, height: Int

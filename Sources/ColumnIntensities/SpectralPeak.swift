@@ -34,7 +34,7 @@ struct WindowedSpectrum {
         values.withUnsafeBufferPointer { v in
         rowRe.withUnsafeMutableBufferPointer { reOut in
         rowIm.withUnsafeMutableBufferPointer { imOut in
-            let (v, reOut, imOut) = (UncheckedDoubles(v), UncheckedBuffer(reOut), UncheckedBuffer(imOut))
+            let (v, reOut, imOut) = (UncheckedSendable(v), UncheckedSendable(reOut), UncheckedSendable(imOut))
             DispatchQueue.concurrentPerform(iterations: n) { i in
                 let fx = centre.x + (Double(i) - half) * step.x
                 var c = [Double](repeating: 0, count: width), s = [Double](repeating: 0, count: width)
@@ -46,10 +46,10 @@ struct WindowedSpectrum {
                     var re = 0.0, im = 0.0
                     let base = y * width
                     for x in 0..<width {
-                        let p = v.buffer[base + x]
+                        let p = v.value[base + x]
                         re += p * c[x]; im += p * s[x]
                     }
-                    reOut.buffer[i * height + y] = re; imOut.buffer[i * height + y] = im
+                    reOut.value[i * height + y] = re; imOut.value[i * height + y] = im
                 }
             }
         }}}

@@ -68,8 +68,10 @@ public enum LeastSquares {
     }
 
     /// Levenberg–Marquardt on `residuals(parameters)` with a forward-difference Jacobian.
-    /// Returns nil when the residuals are not finite at the start.
-    public static func levenbergMarquardt(start: [Double], maxIterations: Int = 200,
+    /// Returns nil when the residuals are not finite at the start. `concurrent`: the
+    /// Jacobian's columns are evaluated on all cores (the same numbers; `residuals` must then
+    /// be safe to call from several threads at once — it only reads what it captures).
+    public static func levenbergMarquardt(start: [Double], maxIterations: Int = 200, concurrent: Bool = false,
                                    residuals: ([Double]) -> [Double]) -> Fit? {
         var p = start
         var r = residuals(p)
@@ -79,13 +81,7 @@ public enum LeastSquares {
         var lambda = 1e-3
         var converged = false
         for _ in 0..<maxIterations {
-            var jac = [Double](repeating: 0, count: nr * np)
-            for j in 0..<np {
-                let h = 1e-6 * max(abs(p[j]), 1e-2)
-                var q = p; q[j] += h
-                let rq = residuals(q)
-                for i in 0..<nr { jac[i * np + j] = (rq[i] - r[i]) / h }
-            }
+            let jac = jacobian(p, r, concurrent: concurrent, residuals: residuals)
             var jtj = [Double](repeating: 0, count: np * np), jtr = [Double](repeating: 0, count: np)
             for i in 0..<nr {
                 for a in 0..<np {
@@ -116,6 +112,32 @@ public enum LeastSquares {
             if converged { break }
         }
         return Fit(parameters: p, cost: cost, converged: converged)
+    }
+
+    /// Forward-difference Jacobian (row-major, `r.count × p.count`) of `residuals` at p, whose
+    /// residuals are r.
+    static func jacobian(_ p: [Double], _ r: [Double], concurrent: Bool,
+                         residuals: ([Double]) -> [Double]) -> [Double] {
+        let np = p.count, nr = r.count
+        var jac = [Double](repeating: 0, count: nr * np)
+        @Sendable func column(_ j: Int, into jac: UnsafeMutableBufferPointer<Double>, _ residuals: ([Double]) -> [Double]) {
+            let h = 1e-6 * max(abs(p[j]), 1e-2)
+            var q = p; q[j] += h
+            let rq = residuals(q)
+            for i in 0..<nr { jac[i * np + j] = (rq[i] - r[i]) / h }
+        }
+        jac.withUnsafeMutableBufferPointer { out in
+            guard concurrent, np > 1 else {
+                for j in 0..<np { column(j, into: out, residuals) }
+                return
+            }
+            withoutActuallyEscaping(residuals) { residuals in
+                // Each column writes only its own entries.
+                let shared = UncheckedSendable((out, residuals))
+                DispatchQueue.concurrentPerform(iterations: np) { j in column(j, into: shared.value.0, shared.value.1) }
+            }
+        }
+        return jac
     }
 
     /// Median of finite values (nil when none).

@@ -197,8 +197,13 @@ public enum MovingFront {
                               halfSpacingContrast: first.beta, frames: frames)
     }
 
-    /// The `count` delete-one refits; failed refits dropped.
+    /// The `count` delete-one refits, run concurrently (each refit only reads the fit's
+    /// state), in order; failed refits dropped.
     static func jackknife(_ count: Int, refit: (Int) -> [Double]?) -> [[Double]] {
-        (0..<count).compactMap(refit)
+        withoutActuallyEscaping(refit) { refit in
+            let shared = UncheckedSendable(refit)
+            let refits = try? ResultSlots<[Double]?>.map(count) { shared.value($0) }
+            return (refits ?? []).compactMap { $0 }
+        }
     }
 }

@@ -69,6 +69,15 @@ public struct OrderParameterMap: Sendable {
 /// Cost: 10 complex FFTs of the padded size (real planes paired) with FrameCore's cached
 /// single-precision plans.
 public enum OrderParameter {
+    /// Block binning for mapping an image whose layers are `layerSpacingPx` apart: the map
+    /// needs only about 9 px per layer spacing (2g then has a period of ~4.5 px, well inside
+    /// Nyquist, and the window of one spacing stays several pixels wide), so larger images are
+    /// binned to that scale first and the map costs a fraction of the full-resolution one.
+    public static func binning(layerSpacingPx: Double) -> Int {
+        guard layerSpacingPx.isFinite else { return 1 }
+        return max(1, Int(layerSpacingPx / 9))
+    }
+
     public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?) -> OrderParameterMap {
         let w = image.width, h = image.height
         let gLength = (gLayer * gLayer).sum().squareRoot()
@@ -82,146 +91,24 @@ public enum OrderParameter {
         }
         let spacing = 1 / gLength
         let sigma = min(max(windowPx, 0.5 * spacing), Double(max(w, h)) / 4)
-        let sigmaMean = spacing
-        let sigmaLevel = 2 * sigma
-        let pad = Int((3 * max(sigmaLevel, sigmaMean)).rounded(.up)) + 1
-        let pw = smoothSize(w + pad), ph = smoothSize(h + pad)
-        let plane = Plane(width: pw, height: ph)
+        let pad = Int((3 * max(2 * sigma, spacing)).rounded(.up)) + 1
+        let plane = Plane(width: smoothSize(w + pad), height: smoothSize(h + pad), imageWidth: w, imageHeight: h)
+        let amplitudes = LockIn(image, region: region, plane: plane, gLayer: gLayer, sigma: sigma, sigmaMean: spacing)
+        let (crystal, layered) = crystalMap(amplitudes, plane: plane, sigmaLevel: 2 * sigma)
+        return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: amplitudes.amplitudeG,
+                                 amplitudeHalf: amplitudes.amplitude2G, windowPx: sigma)
+    }
 
-        // Region mask (also drops non-finite pixels) and the masked image, zero-padded.
-        var mask = [Float](repeating: 0, count: pw * ph)
-        var masked = [Float](repeating: 0, count: pw * ph)
-        for y in 0..<h {
-            for x in 0..<w {
-                let v = image.pixels[y * w + x]
-                guard v.isFinite, region?[x, y] ?? true else { continue }
-                mask[y * pw + x] = 1
-                masked[y * pw + x] = v
-            }
-        }
-        // Two real planes share one complex transform wherever a real, even filter is applied
-        // to both (FFT of a + i·b filtered and inverted = filtered a + i·filtered b): 10
-        // transforms instead of 17. The mask is scaled to the image's level so that float
-        // rounding is relative to the same magnitude in both halves.
-        let level = Self.meanLevel(masked, mask: mask)
-        let specMaskedAndMask = plane.forward(masked, and: mask, scale: level)
-        let specMask = plane.secondHalf(of: specMaskedAndMask, scale: level)
-
-        // Subtract the local mean (normalised convolution at σ = d).
-        // (Intermediate arrays live in closures so the peak memory stays at a few planes.)
-        let specFringes: [Complex] = {
-            let (meanNum, meanDen) = plane.inversePair(specMaskedAndMask, sigma: sigmaMean, scale: level)
-            var fringes = [Float](repeating: 0, count: pw * ph)
-            for i in 0..<(pw * ph) where mask[i] > 0 && meanDen[i] > 1e-3 {
-                fringes[i] = masked[i] - meanNum[i] / meanDen[i]
-            }
-            return plane.forward(fringes)
-        }()
-        masked = []
-        let (den, regionDen) = plane.inverse(specMask, sigmas: sigma, sigmaLevel)
-
-        var ampG = Image(width: w, height: h), amp2G = Image(width: w, height: h)
-        var combined = [Float](repeating: 0, count: pw * ph)
-        var regionValues = [Double]()
-        regionValues.reserveCapacity(w * h)
-        // ×2: a fringe A·cos(2πh·r) demodulates to A/2. `locked` keeps an amplitude only
-        // where the fringes' local frequency (GPA: the phase gradient of the demodulated
-        // signal) lies within max(half a mask width 1/(4πσ), 4 % of |h|) of h: a
-        // neighbouring grain whose own reflection falls inside the mask but off its centre
-        // is not this lattice, while strain up to ~4 % (rock salt's spacing differs from the
-        // layered half-spacing by ~3.6 %) still is. Only an almost exactly coincident
-        // reflection of another grain gets through; a looser limit lets random amorphous
-        // fringes in.
-        var lockedG = [Float](repeating: 0, count: pw * ph), locked2G = [Float](repeating: 0, count: pw * ph)
-        for (hk, target) in [(gLayer, 0), (2 * gLayer, 1)] {
-            let limit = max(1 / (4 * Double.pi * sigma), 0.04 * (hk * hk).sum().squareRoot())
-            let z = plane.inverseComplex(specFringes, centre: hk, sigma: sigma)
-            for y in 0..<h {
-                for x in 0..<w {
-                    let i = y * pw + x
-                    guard mask[i] > 0, den[i] > 0.05 else { continue }
-                    let a = 2 * (z[i] * z[i]).sum().squareRoot() / den[i]
-                    if target == 0 { ampG[x, y] = a } else { amp2G[x, y] = a }
-                    // Local frequency from neighbour products z(r+e)·z̄(r).
-                    let jx = x + 1 < w ? i + 1 : i - 1, jy = y + 1 < h ? i + pw : i - pw
-                    let sx: Double = x + 1 < w ? 1 : -1, sy: Double = y + 1 < h ? 1 : -1
-                    func frequency(_ j: Int) -> Double {
-                        let p = z[j], q = z[i]
-                        return Double(atan2f(p.y * q.x - p.x * q.y, p.x * q.x + p.y * q.y)) / (2 * .pi)
-                    }
-                    var dx = sx * frequency(jx) - hk.x, dy = sy * frequency(jy) - hk.y
-                    dx -= dx.rounded(); dy -= dy.rounded()
-                    if dx * dx + dy * dy < limit * limit {
-                        if target == 0 { lockedG[i] = a } else { locked2G[i] = a }
-                    }
-                }
-            }
-        }
-        for y in 0..<h {
-            for x in 0..<w {
-                let i = y * pw + x
-                guard mask[i] > 0, den[i] > 0.05 else { continue }
-                let a1 = lockedG[i], a2 = locked2G[i]
-                let c = (a1 * a1 + a2 * a2).squareRoot()
-                combined[i] = c
-                regionValues.append(Double(c))
-            }
-        }
-
-        // Crystal: coarse split from vacuum/amorphous, then the 50 % level of the local
-        // crystal amplitude.
+    /// The crystal mask and q = A(g)/A(2g) on it. Crystal: a coarse split from
+    /// vacuum/amorphous material, then the 50 % level of the local lattice presence.
+    private static func crystalMap(_ lockIn: LockIn, plane: Plane, sigmaLevel: Double) -> (Mask, Image) {
+        let w = plane.imageWidth, h = plane.imageHeight, pw = plane.width
         var crystal = Mask(width: w, height: h, fill: false)
         var layered = Image(width: w, height: h)
-        guard let top = LeastSquares.quantile(regionValues, 0.95), top > 0 else {
-            return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: ampG,
-                                     amplitudeHalf: amp2G, windowPx: sigma)
-        }
-        var coarse = 0.1 * top
-        let logs = regionValues.map { log(max($0, top * 1e-6)) }
-        if let split = OtsuSplit(logs) {
-            let low = logs.filter { $0 < split.threshold }, high = logs.filter { $0 >= split.threshold }
-            if let ml = LeastSquares.median(low), let mh = LeastSquares.median(high), mh - ml > log(4.0) {
-                coarse = max(coarse, exp(split.threshold))
-            }
-        }
-        // Presence of lattice, the same in both phases: the 2g amplitude, or the g amplitude
-        // scaled to the layered phase's 2g level (for layered crystal whose 2g is weak).
-        // The plain combined amplitude would drop ~2.5× from layered to rock salt and pull
-        // the rock salt at a boundary out of the mask.
-        var ratios = [Double]()
-        for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse && locked2G[i] > 0 {
-            ratios.append(Double(lockedG[i] / locked2G[i]))
-        }
-        // Never below 1: an ordered layered crystal has q ≳ 0.95 (see `PhaseSegmentation`),
-        // and a crystal with no layered part must not scale noise at g up to crystal level.
-        let layeredRatio = Float(max(LeastSquares.quantile(ratios, 0.9) ?? 1, 1))
-        var presence = [Float](repeating: 0, count: pw * ph)
-        for i in 0..<(pw * ph) where combined[i] > 0 {
-            presence[i] = max(locked2G[i], lockedG[i] / layeredRatio)
-        }
-        var seed = [Float](repeating: 0, count: pw * ph), seedLevel = [Float](repeating: 0, count: pw * ph)
-        for i in 0..<(pw * ph) where combined[i] > 0 && Double(combined[i]) >= coarse {
-            seed[i] = 1
-            seedLevel[i] = presence[i]
-        }
-        let presenceLevel = Self.meanLevel(seedLevel, mask: seed)
-        var (levelNum, levelDen) = plane.inversePair(plane.forward(seedLevel, and: seed, scale: presenceLevel),
-                                                     sigma: sigmaLevel, scale: presenceLevel)
-        // The seed reaches into the blurred edge, whose low amplitudes pull the local level
-        // down; average again over the seed's core only (fully surrounded by seed), which
-        // the normalised convolution extrapolates out to the edge.
-        var core = [Float](repeating: 0, count: pw * ph), coreLevel = [Float](repeating: 0, count: pw * ph)
-        var coreCount = 0
-        // Seed density relative to the analysed area's: outside the image (or region) is
-        // unknown, not "no crystal", so the core reaches the image's edges.
-        for i in 0..<(pw * ph) where seed[i] > 0 && levelDen[i] > 0.97 * regionDen[i] {
-            core[i] = 1; coreLevel[i] = presence[i]; coreCount += 1
-        }
-        if coreCount >= 16 {
-            let coreMean = Self.meanLevel(coreLevel, mask: core)
-            (levelNum, levelDen) = plane.inversePair(plane.forward(coreLevel, and: core, scale: coreMean),
-                                                     sigma: sigmaLevel, scale: coreMean)
-        }
+        guard let coarse = coarseLevel(lockIn.regionValues) else { return (crystal, layered) }
+        let presence = lockIn.presence(coarse: coarse)
+        let (levelNum, levelDen) = localLevel(presence, lockIn: lockIn, coarse: coarse, plane: plane, sigmaLevel: sigmaLevel)
+        let combined = lockIn.combined, ampG = lockIn.amplitudeG, amp2G = lockIn.amplitude2G
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * pw + x
@@ -233,8 +120,52 @@ public enum OrderParameter {
                 layered[x, y] = a2 > 0 ? ampG[x, y] / a2 : 0
             }
         }
-        return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: ampG,
-                                 amplitudeHalf: amp2G, windowPx: sigma)
+        return (crystal, layered)
+    }
+
+    /// The combined amplitude that separates crystal from vacuum/amorphous material: a tenth
+    /// of its 95th percentile, raised to Otsu's cut on log amplitude when the two classes
+    /// differ ≥ 4×. Nil when the region holds no amplitude.
+    private static func coarseLevel(_ values: [Double]) -> Double? {
+        guard let top = LeastSquares.quantile(values, 0.95), top > 0 else { return nil }
+        var coarse = 0.1 * top
+        let logs = values.map { log(max($0, top * 1e-6)) }
+        if let split = OtsuSplit(logs) {
+            let low = logs.filter { $0 < split.threshold }, high = logs.filter { $0 >= split.threshold }
+            if let ml = LeastSquares.median(low), let mh = LeastSquares.median(high), mh - ml > log(4.0) {
+                coarse = max(coarse, exp(split.threshold))
+            }
+        }
+        return coarse
+    }
+
+    /// Local level of the lattice presence: its normalised-convolution average (σ = 2·window)
+    /// over the seed (combined amplitude ≥ `coarse`). The seed reaches into the blurred edge,
+    /// whose low amplitudes pull the local level down; so it is averaged again over the
+    /// seed's core only (fully surrounded by seed), which the normalised convolution
+    /// extrapolates out to the edge.
+    private static func localLevel(_ presence: [Float], lockIn: LockIn, coarse: Double, plane: Plane,
+                                   sigmaLevel: Double) -> ([Float], [Float]) {
+        let n = plane.width * plane.height, combined = lockIn.combined
+        var seed = [Float](repeating: 0, count: n), seedLevel = [Float](repeating: 0, count: n)
+        for i in 0..<n where combined[i] > 0 && Double(combined[i]) >= coarse {
+            seed[i] = 1
+            seedLevel[i] = presence[i]
+        }
+        let presenceLevel = meanLevel(seedLevel, mask: seed)
+        let (levelNum, levelDen) = plane.inversePair(plane.forward(seedLevel, and: seed, scale: presenceLevel),
+                                                     sigma: sigmaLevel, scale: presenceLevel)
+        var core = [Float](repeating: 0, count: n), coreLevel = [Float](repeating: 0, count: n)
+        var coreCount = 0
+        // Seed density relative to the analysed area's: outside the image (or region) is
+        // unknown, not "no crystal", so the core reaches the image's edges.
+        let regionDen = lockIn.regionDensity
+        for i in 0..<n where seed[i] > 0 && levelDen[i] > 0.97 * regionDen[i] {
+            core[i] = 1; coreLevel[i] = presence[i]; coreCount += 1
+        }
+        guard coreCount >= 16 else { return (levelNum, levelDen) }
+        let coreMean = meanLevel(coreLevel, mask: core)
+        return plane.inversePair(plane.forward(coreLevel, and: core, scale: coreMean), sigma: sigmaLevel, scale: coreMean)
     }
 
     /// Mean of `values` over the mask's set pixels (1 when that is zero or undefined): the
@@ -258,15 +189,146 @@ public enum OrderParameter {
     }
 }
 
+/// The lock-in amplitudes of one image at g and 2g on its padded plane (see `OrderParameter`).
+private struct LockIn {
+    /// Fringe amplitudes at g and 2g on the image's grid.
+    var amplitudeG: Image
+    var amplitude2G: Image
+    /// The same, on the padded plane, where the fringes' local frequency lies close enough
+    /// to the reflection (0 elsewhere).
+    var lockedG: [Float]
+    var locked2G: [Float]
+    /// √(A_g² + A_2g²) of the locked amplitudes on the padded plane, and its values over the
+    /// analysed pixels in order.
+    var combined: [Float]
+    var regionValues: [Double]
+    /// The region's own density at σ = 2·window (its normalised-convolution denominator).
+    var regionDensity: [Float]
+
+    init(_ image: Image, region: Mask?, plane: Plane, gLayer: SIMD2<Double>, sigma: Double, sigmaMean: Double) {
+        let w = image.width, h = image.height, pw = plane.width, ph = plane.height
+        let (mask, masked) = Self.maskedPlanes(image, region: region, plane: plane)
+        // Two real planes share one complex transform wherever a real, even filter is applied
+        // to both (FFT of a + i·b filtered and inverted = filtered a + i·filtered b): 10
+        // transforms instead of 17. The mask is scaled to the image's level so that float
+        // rounding is relative to the same magnitude in both halves.
+        let level = OrderParameter.meanLevel(masked, mask: mask)
+        let specMaskedAndMask = plane.forward(masked, and: mask, scale: level)
+        let specMask = plane.secondHalf(of: specMaskedAndMask, scale: level)
+        // Subtract the local mean (normalised convolution at σ = d).
+        let specFringes: [Complex] = {
+            let (meanNum, meanDen) = plane.inversePair(specMaskedAndMask, sigma: sigmaMean, scale: level)
+            var fringes = [Float](repeating: 0, count: pw * ph)
+            for i in 0..<(pw * ph) where mask[i] > 0 && meanDen[i] > 1e-3 {
+                fringes[i] = masked[i] - meanNum[i] / meanDen[i]
+            }
+            return plane.forward(fringes)
+        }()
+        let (den, regionDen) = plane.inverse(specMask, sigmas: sigma, 2 * sigma)
+        regionDensity = regionDen
+        (amplitudeG, lockedG) = Self.demodulate(specFringes, at: gLayer, plane: plane, sigma: sigma, mask: mask, den: den)
+        (amplitude2G, locked2G) = Self.demodulate(specFringes, at: 2 * gLayer, plane: plane, sigma: sigma, mask: mask,
+                                                   den: den)
+        combined = [Float](repeating: 0, count: pw * ph)
+        regionValues = []
+        regionValues.reserveCapacity(w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * pw + x
+                guard mask[i] > 0, den[i] > 0.05 else { continue }
+                let a1 = lockedG[i], a2 = locked2G[i]
+                let c = (a1 * a1 + a2 * a2).squareRoot()
+                combined[i] = c
+                regionValues.append(Double(c))
+            }
+        }
+    }
+
+    /// Region mask (also dropping non-finite pixels) and the masked image, zero-padded.
+    static func maskedPlanes(_ image: Image, region: Mask?, plane: Plane) -> (mask: [Float], masked: [Float]) {
+        let w = image.width, pw = plane.width
+        var mask = [Float](repeating: 0, count: pw * plane.height)
+        var masked = [Float](repeating: 0, count: pw * plane.height)
+        for y in 0..<image.height {
+            for x in 0..<w {
+                let v = image.pixels[y * w + x]
+                guard v.isFinite, region?[x, y] ?? true else { continue }
+                mask[y * pw + x] = 1
+                masked[y * pw + x] = v
+            }
+        }
+        return (mask, masked)
+    }
+
+    /// The amplitude at reflection `hk`, ×2 since a fringe A·cos(2πh·r) demodulates to A/2,
+    /// and the same kept only where the fringes' local frequency (GPA: the phase gradient of
+    /// the demodulated signal) lies within max(half a mask width 1/(4πσ), 4 % of |h|) of h: a
+    /// neighbouring grain whose own reflection falls inside the mask but off its centre is
+    /// not this lattice, while strain up to ~4 % (rock salt's spacing differs from the layered
+    /// half-spacing by ~3.6 %) still is. Only an almost exactly coincident reflection of
+    /// another grain gets through; a looser limit lets random amorphous fringes in.
+    static func demodulate(_ spectrum: [Complex], at hk: SIMD2<Double>, plane: Plane, sigma: Double, mask: [Float],
+                           den: [Float]) -> (Image, [Float]) {
+        let w = plane.imageWidth, h = plane.imageHeight, pw = plane.width
+        var amplitude = Image(width: w, height: h)
+        var locked = [Float](repeating: 0, count: pw * plane.height)
+        let limit = max(1 / (4 * Double.pi * sigma), 0.04 * (hk * hk).sum().squareRoot())
+        let z = plane.inverseComplex(spectrum, centre: hk, sigma: sigma)
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * pw + x
+                guard mask[i] > 0, den[i] > 0.05 else { continue }
+                let a = 2 * (z[i] * z[i]).sum().squareRoot() / den[i]
+                amplitude[x, y] = a
+                // Local frequency from neighbour products z(r+e)·z̄(r).
+                let jx = x + 1 < w ? i + 1 : i - 1, jy = y + 1 < h ? i + pw : i - pw
+                let sx: Double = x + 1 < w ? 1 : -1, sy: Double = y + 1 < h ? 1 : -1
+                func frequency(_ j: Int) -> Double {
+                    let p = z[j], q = z[i]
+                    return Double(atan2f(p.y * q.x - p.x * q.y, p.x * q.x + p.y * q.y)) / (2 * .pi)
+                }
+                var dx = sx * frequency(jx) - hk.x, dy = sy * frequency(jy) - hk.y
+                dx -= dx.rounded(); dy -= dy.rounded()
+                if dx * dx + dy * dy < limit * limit { locked[i] = a }
+            }
+        }
+        return (amplitude, locked)
+    }
+
+    /// Presence of lattice, the same in both phases: the 2g amplitude, or the g amplitude
+    /// scaled to the layered phase's 2g level (for layered crystal whose 2g is weak). The
+    /// plain combined amplitude would drop ~2.5× from layered to rock salt and pull the rock
+    /// salt at a boundary out of the mask. The scale is the 90th percentile of A(g)/A(2g) over
+    /// the seed, never below 1: an ordered layered crystal has q ≳ 0.95 (see
+    /// `PhaseSegmentation`), and a crystal with no layered part must not scale noise at g up
+    /// to crystal level.
+    func presence(coarse: Double) -> [Float] {
+        var ratios = [Double]()
+        for i in combined.indices where combined[i] > 0 && Double(combined[i]) >= coarse && locked2G[i] > 0 {
+            ratios.append(Double(lockedG[i] / locked2G[i]))
+        }
+        let layeredRatio = Float(max(LeastSquares.quantile(ratios, 0.9) ?? 1, 1))
+        var presence = [Float](repeating: 0, count: combined.count)
+        for i in combined.indices where combined[i] > 0 {
+            presence[i] = max(locked2G[i], lockedG[i] / layeredRatio)
+        }
+        return presence
+    }
+}
+
 /// One padded plane size with its complex FFT workspace: forward transforms of real
 /// arrays and Gaussian-masked inverse transforms.
 private final class Plane {
     let width: Int, height: Int
+    /// The image's size inside the padded plane.
+    let imageWidth: Int, imageHeight: Int
     let workspace: ComplexFFTWorkspace
 
-    init(width: Int, height: Int) {
+    init(width: Int, height: Int, imageWidth: Int, imageHeight: Int) {
         self.width = width
         self.height = height
+        self.imageWidth = imageWidth
+        self.imageHeight = imageHeight
         workspace = ComplexFFTWorkspace(width: width, height: height)
     }
 

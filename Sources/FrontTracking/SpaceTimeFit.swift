@@ -199,7 +199,8 @@ extension SpaceTimeFit {
             }
             return r
         }
-        guard let fit = LeastSquares.levenbergMarquardt(start: start, maxIterations: maxIterations, residuals: residuals),
+        guard let fit = LeastSquares.levenbergMarquardt(start: start, maxIterations: maxIterations,
+                                                        concurrent: excluding == nil, residuals: residuals),
               fit.parameters.allSatisfy(\.isFinite) else { return nil }
         return (shape(fit.parameters, layout: layout), fit.parameters, residuals)
     }

@@ -62,113 +62,36 @@ enum FrameMeasurement {
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int,
                         cancel: Cancellation) throws -> StepFrames {
-        guard let a = analysis else {
+        guard let analysis else {
             return StepFrames(frames: members.map { MeasuredFrame(frameIndex: $0) })
         }
+        let plan = StepPlan(analysis, boundary: boundary, width: frames.width, height: frames.height)
         let position = Dictionary(uniqueKeysWithValues: okIndices.enumerated().map { ($1, $0) })
         let n = members.count
         let batch = max(1, 2 * jobs)
-        var out = [MeasuredFrame?](repeating: nil, count: n)
-        var mapSamples = [FrontSamples?](repeating: nil, count: n), siteSamples = [FrontSamples?](repeating: nil, count: n)
-        // The sites' fits as one precomputed linear operator, with the column width of the step
-        // average (unbiased at low dose; Li/TM step errors on the presets within ±0.002 of
-        // refitting the width on every frame, which costs 15× more).
-        let estimator = SiteIntensityEstimator(sites: a.sites, width: frames.width, height: frames.height,
-                                               columnSigmaPx: a.columnSigmaPx)
-        // The step average's front: whether the step has one, where to start, its direction
-        // and the half-spacing contrast β the per-frame order parameter is modelled with.
-        let stepFront = boundary != nil ? a.front : nil
-        // The order parameter varies on the scale of a layer spacing: it is mapped on a copy
-        // binned so that a layer spans about 9 px, and lengths are scaled back.
-        let b = max(1, Int(a.lattice.layerSpacingPx / 9))
-        // Sites whose fit disc reaches past the boundary see the material beyond it (another
-        // grain's columns) and are left out: 45 % of the nearest cation distance, as the fits use.
-        let (a1, a2) = a.lattice.tmBasis
-        func norm(_ v: SIMD2<Double>) -> Double { (v * v).sum().squareRoot() }
-        let discRadius = max(1.5, 0.45 * min(norm(a1), norm(a2 / 2), norm((a2 + a1) / 2), norm((a2 - a1) / 2)))
-
-        var b0 = 0
-        while b0 < n {
+        var measured = [FrameSamples]()
+        measured.reserveCapacity(n)
+        var first = 0
+        while first < n {
             try cancel.throwIfCancelled()
-            let b1 = min(n, b0 + batch)
-            let first = b0
-            let results = try ResultSlots<(MeasuredFrame, FrontSamples?, FrontSamples?)>.map(b1 - b0) { j in
-                let i = first + j
-                let p = position[members[i]]!
-                let raw = try frames.image(at: p)
-                let s = shifts[p]
-                let (aligned, valid) = fields[p].map { NonrigidRegistration.apply($0, shift: (s.dx, s.dy), to: raw, interpolation: .bicubic) }
-                    ?? Resampling.shifted(raw, by: -s.dx, -s.dy, interpolation: .bicubic)
-                let img = a.invertsContrast ? aligned.negated : aligned
-                var m = MeasuredFrame(frameIndex: members[i])
-                var region = a.region
-                for q in region.bits.indices { region.bits[q] = region.bits[q] && valid.bits[q] }
-                let values = estimator?.intensities(img).intensities
-                let agg = values.map { estimator!.aggregate($0, region: region) }
-                    ?? SiteIntensity.measure(img, sites: a.sites, region: region).aggregate
-                // Per-site values feed the front's site channel where the step has a front.
-                let siteValues = stepFront?.positionPx != nil ? values : nil
-                if agg.tmCount > 0 && agg.tm > 0 { m.tm = agg.tm; m.li = agg.li }
+            let last = min(n, first + batch), offset = first
+            measured += try ResultSlots<FrameSamples>.map(last - first) { j in
+                let p = position[members[offset + j]]!
+                let (aligned, valid) = try alignedFrame(p, frames: frames, shift: shifts[p], field: fields[p])
+                return plan.measure(aligned, valid: valid, frameIndex: members[offset + j])
+            }
+            first = last
+        }
+        return plan.fitFront(measured, timesS: times)
+    }
 
-                let binned = bin(img, b), binnedRegion = bin(region, b)
-                let op = OrderParameter.map(binned, gLayer: a.lattice.gLayer * Double(b),
-                                            windowPx: a.windowPx / Double(b), region: binnedRegion)
-                let phase = PhaseSegmentation.segment(op)
-                m.rocksalt = phase.rocksaltFraction
-                guard let boundary, let stepFront, stepFront.positionPx != nil else { return (m, nil, nil) }
-                let scale = 1 / Double(b), c = 0.5 * (scale - 1)   // pixel centres: x_binned = (x + 0.5)/b − 0.5
-                let scaled = LineSegment(x0: boundary.x0 * scale + c, y0: boundary.y0 * scale + c,
-                                         x1: boundary.x1 * scale + c, y1: boundary.y1 * scale + c)
-                let mapProfile = FrontLocator.locate(op, phase: phase, boundary: scaled, profileOnly: true).samples
-                var sites: FrontSamples? = nil
-                if let estimator, let siteValues, let crystal = mapProfile?.crystal {
-                    let full = CrystalExtent(originPx: crystal.originPx * Double(b), binPx: crystal.binPx * Double(b),
-                                             counts: crystal.counts)
-                    sites = SiteOccupancyProfile.samples(sites: estimator.sites, intensities: siteValues, region: region,
-                                                         boundary: boundary, direction: stepFront.direction,
-                                                         binPx: 0.25 * a.lattice.layerSpacingPx, minimumDistancePx: discRadius,
-                                                         crystal: full)
-                }
-                return (m, mapProfile, sites)
-            }
-            for j in 0..<(b1 - b0) {
-                out[b0 + j] = results[j].0
-                mapSamples[b0 + j] = results[j].1
-                siteSamples[b0 + j] = results[j].2
-            }
-            b0 = b1
-        }
-        var measured = out.map { $0! }
-        guard let stepFront, let p0 = stepFront.positionPx, let w0 = stepFront.widthPx else {
-            return StepFrames(frames: measured)
-        }
-        let beta = stepFront.halfSpacingContrast ?? a.phase.halfSpacingContrast
-        // Both channels in full-resolution pixels, fitted together (x₀, v, w shared; each
-        // channel weighted by its own noise).
-        let scale = Double(b)
-        let map = MovingFront.ChannelSamples(mapSamples.map { $0.map {
-            FrontSamples(distancesPx: $0.distancesPx.map { $0 * scale }, values: $0.values, weights: $0.weights,
-                         blurSigmaPx: $0.blurSigmaPx * scale,
-                         crystal: CrystalExtent(originPx: $0.crystal.originPx * scale, binPx: $0.crystal.binPx * scale,
-                                                counts: $0.crystal.counts),
-                         layeredLevel: $0.layeredLevel)
-        } }, channel: .orderParameter(halfSpacingContrast: beta))
-        let sites = MovingFront.ChannelSamples(siteSamples, channel: .siteRatio)
-        var channels = siteSamples.contains(where: { $0 != nil }) ? [sites, map] : [map]
-        let fit = MovingFront.fit(channels, timesS: times, startPositionPx: p0, startWidthPx: w0)
-        for i in 0..<n {
-            if let f = fit?.frames[i] {
-                measured[i].frontPx = f.positionPx
-                measured[i].rocksalt = f.rocksaltFraction
-            }
-        }
-        let front = fit.map {
-            StoredFront(referenceTimeS: $0.referenceTimeS, positionPx: $0.positionPx,
-                        velocityPxPerS: $0.velocitySEMPxPerS != nil ? $0.velocityPxPerS : nil,
-                        velocitySEMPxPerS: $0.velocitySEMPxPerS, widthPx: $0.widthPx, widthSEMPx: $0.widthSEMPx,
-                        frameCount: $0.frameCount)
-        }
-        return StepFrames(frames: measured, front: front)
+    /// Frame `p` decoded and moved onto the step average's grid (bicubic), with the pixels
+    /// the frame covers there.
+    static func alignedFrame(_ p: Int, frames: RunFrames, shift s: FrameShift,
+                             field: ScanDistortionField?) throws -> (image: Image, valid: Mask) {
+        let raw = try frames.image(at: p)
+        if let field { return NonrigidRegistration.apply(field, shift: (s.dx, s.dy), to: raw, interpolation: .bicubic) }
+        return Resampling.shifted(raw, by: -s.dx, -s.dy, interpolation: .bicubic)
     }
 
     /// b×b block means (edge blocks partial); b = 1 returns the image.
@@ -203,5 +126,124 @@ enum FrameMeasurement {
         var out = [Bool](repeating: true, count: w * h)
         for y in 0..<mask.height { for x in 0..<mask.width where !mask.bits[y * mask.width + x] { out[(y / b) * w + x / b] = false } }
         return Mask(width: w, height: h, bits: out)
+    }
+}
+
+/// One frame's measurements with its two profiles across the front (full-resolution
+/// pixels), for the step's moving-front fit.
+struct FrameSamples: Sendable {
+    var frame: MeasuredFrame
+    var map: FrontSamples? = nil
+    var sites: FrontSamples? = nil
+}
+
+/// What every frame of a step is measured with, prepared once per step: the sites' linear
+/// operator, the order parameter's binning, region and boundary on the binned grid, and the
+/// step average's front the frames' fit starts from.
+struct StepPlan: Sendable {
+    let analysis: StepAnalysis
+    /// The sites' fits as one precomputed linear operator, with the column width of the step
+    /// average (unbiased at low dose; Li/TM step errors on the presets within ±0.002 of
+    /// refitting the width on every frame, which costs 15× more).
+    let estimator: SiteIntensityEstimator?
+    /// Block binning of the frame for its order-parameter map (`OrderParameter.binning`).
+    let binning: Int
+    let binnedRegion: Mask
+    /// The step average's front from the run's boundary, when it has a position: whether the
+    /// frames are profiled, where their fit starts, its direction and the half-spacing
+    /// contrast β the per-frame order parameter is modelled with.
+    let front: FrontMeasurement?
+    let boundary: LineSegment?
+    let binnedBoundary: LineSegment?
+    /// Sites whose fit disc reaches past the boundary see the material beyond it (another
+    /// grain's columns) and are left out of the site profile: the fits' own disc radius.
+    let siteMinimumDistancePx: Double
+
+    init(_ a: StepAnalysis, boundary: LineSegment?, width: Int, height: Int) {
+        analysis = a
+        estimator = SiteIntensityEstimator(sites: a.sites, width: width, height: height, columnSigmaPx: a.columnSigmaPx)
+        binning = OrderParameter.binning(layerSpacingPx: a.lattice.layerSpacingPx)
+        binnedRegion = FrameMeasurement.bin(a.region, binning)
+        let (a1, a2) = a.lattice.tmBasis
+        siteMinimumDistancePx = ColumnFinder.fitRadius(a1: a1, a2: a2)
+        if let boundary, let f = a.front, f.positionPx != nil {
+            front = f
+            self.boundary = boundary
+            // Pixel centres on the binned grid: x_binned = (x + 0.5)/b − 0.5.
+            let scale = 1 / Double(binning), c = 0.5 * (scale - 1)
+            binnedBoundary = LineSegment(x0: boundary.x0 * scale + c, y0: boundary.y0 * scale + c,
+                                         x1: boundary.x1 * scale + c, y1: boundary.y1 * scale + c)
+        } else {
+            front = nil
+            self.boundary = nil
+            binnedBoundary = nil
+        }
+    }
+
+    /// One aligned frame: Li and TM intensities at the fixed sites, the rock-salt fraction of
+    /// its own phase map and, where the step has a front, both profiles across it.
+    func measure(_ aligned: Image, valid: Mask, frameIndex: Int) -> FrameSamples {
+        let a = analysis
+        let image = a.invertsContrast ? aligned.negated : aligned
+        var m = MeasuredFrame(frameIndex: frameIndex)
+        // The analysed region is covered by every frame of the step, so normally by this one.
+        let covered = zip(a.region.bits, valid.bits).allSatisfy { !$0 || $1 }
+        let region = covered ? a.region : Mask(width: a.region.width, height: a.region.height,
+                                               bits: zip(a.region.bits, valid.bits).map { $0 && $1 })
+        let values = estimator?.intensities(image).intensities
+        let aggregate = values.map { estimator!.aggregate($0, region: region) }
+            ?? SiteIntensity.measure(image, sites: a.sites, region: region).aggregate
+        if aggregate.tmCount > 0 && aggregate.tm > 0 { m.tm = aggregate.tm; m.li = aggregate.li }
+
+        let b = Double(binning)
+        let op = OrderParameter.map(FrameMeasurement.bin(image, binning), gLayer: a.lattice.gLayer * b,
+                                    windowPx: a.windowPx / b,
+                                    region: covered ? binnedRegion : FrameMeasurement.bin(region, binning))
+        let phase = PhaseSegmentation.segment(op)
+        m.rocksalt = phase.rocksaltFraction
+        guard let front, let boundary, let binnedBoundary else { return FrameSamples(frame: m) }
+        guard let map = FrontLocator.locate(op, phase: phase, boundary: binnedBoundary, profileOnly: true).samples else {
+            return FrameSamples(frame: m)
+        }
+        // The map's profile in full-resolution pixels.
+        let crystal = CrystalExtent(originPx: map.crystal.originPx * b, binPx: map.crystal.binPx * b,
+                                    counts: map.crystal.counts)
+        let full = FrontSamples(distancesPx: map.distancesPx.map { $0 * b }, values: map.values, weights: map.weights,
+                                blurSigmaPx: map.blurSigmaPx * b, crystal: crystal, layeredLevel: map.layeredLevel)
+        var sites: FrontSamples? = nil
+        if let estimator, let values {
+            sites = SiteOccupancyProfile.samples(sites: estimator.sites, intensities: values, region: region,
+                                                 boundary: boundary, direction: front.direction,
+                                                 binPx: 0.25 * a.lattice.layerSpacingPx,
+                                                 minimumDistancePx: siteMinimumDistancePx, crystal: crystal)
+        }
+        return FrameSamples(frame: m, map: full, sites: sites)
+    }
+
+    /// The step's frames fitted as one moving edge (`MovingFront`): both channels in
+    /// full-resolution pixels, fitted together (x₀, v, w shared; each channel weighted by its
+    /// own noise), and each frame's own position and rock-salt fraction from that fit.
+    func fitFront(_ samples: [FrameSamples], timesS: [Double]) -> StepFrames {
+        var measured = samples.map(\.frame)
+        guard let front, let p0 = front.positionPx, let w0 = front.widthPx else { return StepFrames(frames: measured) }
+        let beta = front.halfSpacingContrast ?? analysis.phase.halfSpacingContrast
+        let map = MovingFront.ChannelSamples(samples.map(\.map), channel: .orderParameter(halfSpacingContrast: beta))
+        let siteSamples = samples.map(\.sites)
+        let sites = MovingFront.ChannelSamples(siteSamples, channel: .siteRatio)
+        let channels = siteSamples.contains(where: { $0 != nil }) ? [sites, map] : [map]
+        guard let fit = MovingFront.fit(channels, timesS: timesS, startPositionPx: p0, startWidthPx: w0) else {
+            return StepFrames(frames: measured)
+        }
+        for i in measured.indices {
+            if let f = fit.frames[i] {
+                measured[i].frontPx = f.positionPx
+                measured[i].rocksalt = f.rocksaltFraction
+            }
+        }
+        let stored = StoredFront(referenceTimeS: fit.referenceTimeS, positionPx: fit.positionPx,
+                                 velocityPxPerS: fit.velocitySEMPxPerS != nil ? fit.velocityPxPerS : nil,
+                                 velocitySEMPxPerS: fit.velocitySEMPxPerS, widthPx: fit.widthPx,
+                                 widthSEMPx: fit.widthSEMPx, frameCount: fit.frameCount)
+        return StepFrames(frames: measured, front: stored)
     }
 }

@@ -125,7 +125,7 @@ public enum RunPipeline {
             // 4. Per step: lattice, crystal region, column sites, phase map of the aligned average.
             analysed.analyses = try run.analyseSteps(summary: &summary)
             clock.lap("step analysis")
-            analysed.boundary = run.locateFronts(&analysed.analyses)
+            analysed.boundary = try run.locateFronts(&analysed.analyses)
             // 5. Per frame, streamed step by step: aligned frame → intensities → front.
             let fronts = try run.measureSteps(analysed, results: &results)
             if case .steps = options.part { return summary }
@@ -315,12 +315,15 @@ extension RunContext {
     /// The front's boundary: from the config, else detected once, on the last step with rock
     /// salt, and kept for the whole run so every position has one origin. Each step's front and
     /// rock-salt area (boundary to fitted front midpoint) are then located from that one boundary.
-    func locateFronts(_ analyses: inout [StepAnalysis?]) -> LineSegment? {
+    func locateFronts(_ analyses: inout [StepAnalysis?]) throws -> LineSegment? {
         let boundary = config.frontBoundary ?? analyses.reversed().lazy.compactMap { $0?.detectedBoundary }.first
         guard let boundary else { return nil }
+        let located = analyses   // the steps' fronts fitted in parallel
+        let fronts = try ResultSlots<FrontMeasurement?>.map(located.count) { k in
+            located[k].map { FrontLocator.locate($0.orderParameter, phase: $0.phase, boundary: boundary) }
+        }
         for k in analyses.indices {
-            guard let analysis = analyses[k] else { continue }
-            let front = FrontLocator.locate(analysis.orderParameter, phase: analysis.phase, boundary: boundary)
+            guard analyses[k] != nil, let front = fronts[k] else { continue }
             analyses[k]!.front = front
             if front.positionPx != nil { analyses[k]!.phase.rocksaltFraction = front.rocksaltFraction }
         }
