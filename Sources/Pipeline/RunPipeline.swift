@@ -255,8 +255,10 @@ public enum RunPipeline {
         guard let folder else { return summary }
         let outputs = RunOutputs(folder: folder, table: table)
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
-        try outputs.writeStacks(frames, ok: ok, results: results, shifts: registered.shifts, fields: registered.fields,
-                                jobs: options.jobs, cancel: cancel)
+        if !options.registrationOnly {   // `register` writes frames.csv and aligned/ (run contract §6)
+            try outputs.writeStacks(frames, ok: ok, results: results, shifts: registered.shifts, fields: registered.fields,
+                                    jobs: options.jobs, cancel: cancel)
+        }
         if options.exportFields {
             try outputs.writeFields(registered.fields, shifts: registered.shifts, frameIndices: ok)
         }
@@ -597,5 +599,6 @@ struct StageClock {
         let now = Date()
         laps[stage, default: 0] += now.timeIntervalSince(last)
         last = now
+        StageCPU.shared.lap(stage)
     }
 }
