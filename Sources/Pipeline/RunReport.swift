@@ -128,6 +128,9 @@ struct FigurePainter {
         let dir = outputs.outDir
         let rendered: [Result<(svg: Data, png: Data), Error>?]
         if let exe = gnuplot {
+            // The scratch folder made once, before the processes start side by side.
+            try? FileManager.default.createDirectory(at: dir.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true),
+                                                     withIntermediateDirectories: true)
             rendered = (try? ResultSlots<Result<(svg: Data, png: Data), Error>>.map(figures.count) { i in
                 Result {
                     switch figures[i].figure {
