@@ -1,34 +1,51 @@
 #!/usr/bin/env bash
-# End-to-end speed and memory of `heatfront run` on ~120 simulated frames of 1024×1024
-# (gradual-onset preset, 12 holds: the preset whose holds fit that many 1024 px frames),
-# rigid and non-rigid, and on ~60 frames to show that peak memory follows frame size, not
-# frame count. usage: scripts/bench-pipeline.sh [work-dir]
+# End-to-end speed and memory of `heatfront run`, rigid and non-rigid, on simulated runs with
+# a moving front and six holds (slow-front preset, seed 3, 12 frames per hold = 72 frames):
+# 512×512, 1024×512 (the preset's own frames) and 1024×1024. For each run: wall time and the
+# whole run's frames/s, peak memory, and the stage profile (summary.json `timings_s`).
+# Each run starts from an empty output folder (--force), in a fresh process. The second line
+# of each run: CPU seconds per stage (HEATFRONT_STAGE_CPU), steadier than wall time on a
+# shared machine.
+# usage: scripts/bench-pipeline.sh [work-dir] [sizes...]   sizes: 512sq 1024x512 1024sq
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/heatfront-bench-pipeline}
+shift || true
+sizes=${*:-512sq 1024x512 1024sq}
 swift build -c release --product heatfront >/dev/null
-swift build -c release --product heatfront-bench >/dev/null
 bin=.build/release/heatfront
-rm -rf "$work"; mkdir -p "$work"
-report() {  # run-dir out-dir mode
+mkdir -p "$work"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+report() {  # run-dir out-dir mode label
     local start end
+    rm -rf "$2"
     start=$(date +%s.%N)
-    $bin run "$1" --out "$2" --mode "$3" --quiet --force
+    HEATFRONT_STAGE_CPU=1 $bin run "$1" --out "$2" --mode "$3" --quiet --force >/dev/null 2>"$2.cpu"
     end=$(date +%s.%N)
-    python3 - "$2/summary.json" "$(echo "$end - $start" | bc -l)" "$3" <<'PY'
-import json, sys
+    python3 - "$2/summary.json" "$(echo "$end - $start" | bc -l)" "$3" "$4" "$2.cpu" <<'PY'
+import json, re, sys
 s = json.load(open(sys.argv[1]))
-stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(s["timings_s"].items()))
-print(f'{sys.argv[3]:9s} {s["n_frames"]:4d} frames {s["frame_size"][0]}x{s["frame_size"][1]}: '
-      f'{float(sys.argv[2]):6.1f} s wall, peak memory {s["peak_memory_mb"]:.0f} MB  ({stages})')
+cpu = re.findall(r"stage cpu: (.+?) ([0-9.]+) s \(child processes ([0-9.]+) s\)", open(sys.argv[5]).read())
+wall = float(sys.argv[2])
+t = s["timings_s"]
+stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(t.items(), key=lambda kv: -kv[1]) if v >= 0.005)
+print(f'{sys.argv[4]:9s} {sys.argv[3]:9s} {s["n_frames"]:3d} frames: {wall:6.2f} s wall = {s["n_frames"] / wall:5.1f} frames/s, '
+      f'peak memory {s["peak_memory_mb"]:.0f} MB  ({stages})')
+print(f'{"":19s} CPU s {sum(float(c) for _, c, _ in cpu):.1f}: '
+      + ", ".join(f"{n} {float(c):.2f}" + (f" (gnuplot {float(g):.2f})" if float(g) > 0 else "") for n, c, g in cpu if float(c) >= 0.005))
 PY
 }
-for per in 5 10; do
-    $bin simulate --out "$work/run$per" --preset gradual-onset --size 1024 --frames-per-step $per >/dev/null
-    report "$work/run$per" "$work/out$per-rigid" rigid
+for size in $sizes; do
+    case $size in
+        512sq) args="--size 512 --aspect 1" ;;
+        1024x512) args="--size 1024" ;;
+        1024sq) args="--size 1024 --aspect 1" ;;
+        *) echo "unknown size $size (512sq, 1024x512, 1024sq)" >&2; exit 64 ;;
+    esac
+    run="$work/run-$size"
+    [ -f "$run/heatfront.yaml" ] || $bin simulate --out "$run" --preset slow-front --seed 3 $args >/dev/null
+    for mode in rigid nonrigid; do
+        report "$run" "$work/out-$size-$mode" $mode "$size"
+    done
 done
-report "$work/run10" "$work/out10-nonrigid" nonrigid
-# Column intensities of single frames at the first step's fixed sites: SiteIntensity.measure
-# against SiteIntensityEstimator (width refitted per frame: same numbers; fixed width).
-first=$(dirname "$(ls "$work"/run10/*/frame_0000.* | head -1)")
-.build/release/heatfront-bench sites "$work/out10-rigid/aligned/step_0_average.tif" $(ls "$first"/frame_* | head -5) | tail -1
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

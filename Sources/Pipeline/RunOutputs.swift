@@ -100,7 +100,11 @@ struct RunOutputs {
             }
             try AtomicFile.write(csv.text, to: url("profiles/step_\(k).csv"))
 
-            let front = boundary.map { FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: $0) }
+            // The front already located on this average from the same boundary is not located
+            // again (its lines depend on the order parameter, the labels and the boundary only).
+            let front = boundary.map { b in
+                a.front.flatMap { $0.boundary == b ? $0 : nil } ?? FrontLocator.locate(a.orderParameter, phase: a.phase, boundary: b)
+            }
             let rgba = PhaseMapRendering.rgba(average: Self.coveredImage(averages[k]), phase: a.phase, front: front,
                                               displayRange: range)
             try PNGWriter.writeRGBA(width: averages[k].image.width, height: averages[k].image.height, rgba: rgba,

@@ -413,8 +413,10 @@ extension RunContext {
     func writeResults(_ outputs: RunOutputs, results: [FrameResult], analysed: AnalysedSteps,
                       summary: inout RunSummary) throws {
         try outputs.writeAverages(registered.averages, pixelSizeNm: table.pixelSizeNm)
-        try outputs.writeStacks(frames, ok: ok, results: results, shifts: registered.shifts, fields: registered.fields,
-                                jobs: options.jobs, cancel: cancel)
+        if !options.registrationOnly {   // `register` writes frames.csv and aligned/ only (docs/outputs.md)
+            try outputs.writeStacks(frames, ok: ok, results: results, shifts: registered.shifts, fields: registered.fields,
+                                    jobs: options.jobs, cancel: cancel)
+        }
         if options.exportFields {
             try outputs.writeFields(registered.fields, shifts: registered.shifts, frameIndices: ok)
         }
@@ -447,5 +449,6 @@ struct StageClock {
         let now = Date()
         laps[stage, default: 0] += now.timeIntervalSince(last)
         last = now
+        StageCPU.shared.lap(stage)
     }
 }

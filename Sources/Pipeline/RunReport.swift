@@ -10,30 +10,38 @@ extension RunOutputs {
     /// failing), each said once, for the terminal and `summary.json`.
     func writePlotsAndReport(results: [FrameResult], steps: [StepResult], averages: [AlignedAverage],
                              summary: RunSummary) throws -> [String] {
-        var painter = FigurePainter(outputs: self)
-        var figures: [(name: String, title: String, svg: Data)] = []
-        for (name, plot) in RunFigures.all(table: table, results: results, steps: steps, summary: summary) {
-            figures.append((name, plot.title, try painter.draw(plot, name: name)))
-        }
+        let plots = RunFigures.all(table: table, results: results, steps: steps, summary: summary)
         let range = Self.displayRange(averages)
-        var stepFigures: [(average: Data?, phase: Data?)] = []
+        // The grey previews gnuplot reads, in parallel (a few ms each at level 1).
+        let greys = (try? ResultSlots<URL?>.map(averages.count) { k in
+            try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, scratch: outDir, name: "average-\(k).png")
+        }) ?? averages.map { _ in nil }
+        defer { for case let grey? in greys { try? FileManager.default.removeItem(at: grey) } }
+        // Every figure in the report's order: the plots, then per hold its average and phase map.
+        var jobs: [(name: String, figure: FigurePainter.Figure)] = plots.map { ($0.0, .plot($0.1)) }
+        var stepJobs: [(average: Int?, phase: Int?)] = []
         for k in averages.indices {
             let title = RunReport.stepTitle(k, steps: steps)
-            let grey = try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, scratch: outDir, name: "average-\(k).png")
-            defer { if let grey { try? FileManager.default.removeItem(at: grey) } }
-            let average = try grey.flatMap {
-                try painter.draw(ImageFigure(title: "Aligned average, \(title)", png: $0, widthPx: averages[k].image.width,
-                                             heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm,
-                                             legend: [(RunReport.neutralHex, "no frame covers")]),
-                                 name: "average_step_\(k)")
+            var slots: (average: Int?, phase: Int?) = (nil, nil)
+            if let grey = greys[k] {
+                slots.average = jobs.count
+                jobs.append(("average_step_\(k)", .image(ImageFigure(title: "Aligned average, \(title)", png: grey,
+                    widthPx: averages[k].image.width, heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm,
+                    legend: [(RunReport.neutralHex, "no frame covers")]))))
             }
             let map = url("maps/step_\(k)_phase.png")
-            let phase = try FileManager.default.fileExists(atPath: map.path) ? painter.draw(
-                ImageFigure(title: "Phase map, \(title)", png: map, widthPx: averages[k].image.width,
-                            heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm, legend: RunReport.phaseLegend),
-                name: "phase_map_step_\(k)") : nil
-            stepFigures.append((average, phase))
+            if FileManager.default.fileExists(atPath: map.path) {
+                slots.phase = jobs.count
+                jobs.append(("phase_map_step_\(k)", .image(ImageFigure(title: "Phase map, \(title)", png: map,
+                    widthPx: averages[k].image.width, heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm,
+                    legend: RunReport.phaseLegend))))
+            }
+            stepJobs.append(slots)
         }
+        var painter = FigurePainter(outputs: self)
+        let drawn = try painter.draw(jobs)
+        let figures = plots.indices.map { (name: plots[$0].0, title: plots[$0].1.title, svg: drawn[$0]!) }
+        let stepFigures = stepJobs.map { (average: $0.average.flatMap { drawn[$0] }, phase: $0.phase.flatMap { drawn[$0] }) }
         var shown = summary
         shown.warnings += painter.warnings.filter { !shown.warnings.contains($0) }
         let context = RunFigures.Context(table: table, results: results, steps: steps, summary: shown)
@@ -104,37 +112,60 @@ struct FigurePainter {
         }
     }
 
-    mutating func draw(_ plot: SVGPlot, name: String) throws -> Data {
+    /// A figure to draw: a plot (drawn by the built-in SVG code without gnuplot) or an image
+    /// figure (none without gnuplot).
+    enum Figure {
+        case plot(SVGPlot)
+        case image(ImageFigure)
+    }
+
+    /// Draws `figures` and writes them to `plots/`; returns each one's SVG, nil for an image
+    /// figure without gnuplot. The gnuplot processes run side by side, one per core (each
+    /// figure costs gnuplot ~0.1–0.5 s of CPU, most of it zlib); the results are then taken
+    /// in order, so the files are those of drawing one after another: from the first figure
+    /// gnuplot fails on, that and every later figure are drawn without it.
+    mutating func draw(_ figures: [(name: String, figure: Figure)]) throws -> [Data?] {
         let dir = outputs.outDir
-        if let exe = gnuplot, let drawn = attempt({ try Gnuplot.render(plot, with: exe, scratch: dir, name: name) }) {
-            try write(drawn, name)
-            return drawn.svg
+        let rendered: [Result<(svg: Data, png: Data), Error>?]
+        if let exe = gnuplot {
+            // The scratch folder made once, before the processes start side by side.
+            try? FileManager.default.createDirectory(at: dir.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true),
+                                                     withIntermediateDirectories: true)
+            rendered = (try? ResultSlots<Result<(svg: Data, png: Data), Error>>.map(figures.count) { i in
+                Result {
+                    switch figures[i].figure {
+                    case .plot(let p): try Gnuplot.render(p, with: exe, scratch: dir, name: figures[i].name)
+                    case .image(let f): try Gnuplot.render(f, with: exe, scratch: dir, name: figures[i].name)
+                    }
+                }
+            }) ?? figures.map { _ in nil }
+        } else {
+            rendered = figures.map { _ in nil }
         }
-        let svg = Data(plot.svg().utf8)
-        try AtomicFile.write(svg, to: outputs.url("plots/\(name).svg"))
-        return svg
-    }
-
-    /// An image figure's SVG, or nil without gnuplot.
-    mutating func draw(_ figure: ImageFigure, name: String) throws -> Data? {
-        let dir = outputs.outDir
-        guard let exe = gnuplot, let drawn = attempt({ try Gnuplot.render(figure, with: exe, scratch: dir, name: name) }) else { return nil }
-        try write(drawn, name)
-        return drawn.svg
-    }
-
-    private mutating func attempt(_ body: () throws -> (svg: Data, png: Data)) -> (svg: Data, png: Data)? {
-        do { return try body() } catch {
-            gnuplot = nil
-            warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
-            return nil
+        var out: [Data?] = []
+        var files: [(Data, String)] = []
+        for (i, (name, figure)) in figures.enumerated() {
+            if gnuplot != nil, let r = rendered[i] {
+                switch r {
+                case .success(let d):
+                    files += [(d.svg, "plots/\(name).svg"), (d.png, "plots/\(name).png")]
+                    out.append(d.svg)
+                    continue
+                case .failure(let error):
+                    gnuplot = nil
+                    warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
+                }
+            }
+            guard case .plot(let p) = figure else { out.append(nil); continue }
+            let svg = Data(p.svg().utf8)
+            files.append((svg, "plots/\(name).svg"))
+            out.append(svg)
         }
+        let (outputs, written) = (self.outputs, files)
+        _ = try ResultSlots<Void>.map(written.count) { i in try AtomicFile.write(written[i].0, to: outputs.url(written[i].1)) }
+        return out
     }
 
-    private func write(_ drawn: (svg: Data, png: Data), _ name: String) throws {
-        try AtomicFile.write(drawn.svg, to: outputs.url("plots/\(name).svg"))
-        try AtomicFile.write(drawn.png, to: outputs.url("plots/\(name).png"))
-    }
 }
 
 enum RunReport {

@@ -50,12 +50,28 @@ struct StageCache {
         return Image(width: w, height: h, pixels: px)
     }
 
+    /// Header (width, height as UInt32) and the pixels written straight from the image's
+    /// buffer: no copy of a frame-sized file in memory.
     func storeImage(_ image: Image, _ name: String) throws {
-        var data = Data()
-        withUnsafeBytes(of: UInt32(image.width)) { data.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(image.height)) { data.append(contentsOf: $0) }
-        image.pixels.withUnsafeBytes { data.append(contentsOf: $0) }
-        try AtomicFile.write(data, to: dir.appendingPathComponent(name + ".f32"))
+        let url = dir.appendingPathComponent(name + ".f32")
+        try AtomicFile.write(to: url) { tmp in
+            let fd = open(tmp.path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            guard fd >= 0 else { throw WriteError(path: url.path, errno: errno) }
+            defer { close(fd) }
+            let header = [UInt32(image.width), UInt32(image.height)]
+            try header.withUnsafeBytes { try Self.writeAll(fd, $0, url) }
+            try image.pixels.withUnsafeBytes { try Self.writeAll(fd, $0, url) }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ url: URL) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw WriteError(path: url.path, errno: n < 0 ? errno : EIO) }
+            done += n
+        }
     }
 
     /// The cache key: SHA-256 over the version, the effective config and every input's checksum.

@@ -22,6 +22,9 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Frame width in pixels; the height keeps the preset's aspect ratio (1:1, slow-front 2:1) and the field of view stays the same, so the pixel size follows (preset default when absent: 1024 for dose-floor and slow-front, 512 otherwise).")
     var size: Int?
 
+    @Option(name: .long, help: "Frame height over width, e.g. 1 for square frames of a slow-front run (preset default when absent: 1, slow-front 0.5); the field of view along the width stays the same.")
+    var aspect: Double?
+
     @Option(name: .long, help: "Frames per temperature hold (preset default when absent).")
     var framesPerStep: Int?
 
@@ -43,6 +46,13 @@ struct Simulate: ParsableCommand {
         let size = self.size ?? p.defaultSize
         var options = SimulationOptions(preset: p, seed: seed, size: size)
         if let n = framesPerStep { options.framesPerStep = n }
+        if let aspect {
+            guard aspect > 0, aspect <= 4 else { throw ValidationError("--aspect must be in (0, 4], got \(aspect)") }
+            options.aspectRatio = aspect
+            guard options.height >= 32, options.height <= 8192 else {
+                throw ValidationError("--aspect \(aspect) gives frames \(options.height) px high; 32…8192 px are possible")
+            }
+        }
         if invertedContrast { options.invertedContrastLevel = 1.5 }
         if let interference {
             let q = interference.split(separator: ",").compactMap { Double($0) }

@@ -483,6 +483,61 @@ struct RunFolderTests {
     }
 }
 
+extension RunFolderTests {
+    @Test("RunFrames decodes a frame once while it fits the budget, and keeps the first frames of a larger run")
+    func decodedFramesKeptWithinBudget() throws {
+        var files: [String: FakeFile] = [:]
+        for i in 0..<6 { files["f_\(i).tif"] = .frames(3, width: 8, height: 8) }
+        let run = try FakeRun(files)
+        defer { run.remove() }
+        let t = try run.scan()
+        let decodes = DecodeCounter()
+        let open: @Sendable (URL) throws -> any FrameFileReader = { url in
+            CountingReader(try run.open(url), counter: decodes)
+        }
+        // Two passes over 18 frames of 256 bytes with room for all, for 4, and for none.
+        for (budget, kept, expected) in [(1 << 20, 18, 18), (4 * 256 + 100, 4, 18 + 14), (0, 0, 36)] {
+            decodes.reset()
+            let seq = RunFrames(table: t, indices: t.okIndices, cacheBytes: budget, keepBelowBytesPerSecond: .infinity, open: open)
+            var firstPass: [[Float]] = []
+            for i in 0..<seq.count { firstPass.append(try seq.image(at: i).pixels) }
+            let secondPass = try (0..<seq.count).map { try seq.image(at: $0).pixels }
+            #expect(firstPass == secondPass)
+            #expect(seq.keptFrameCount == kept)
+            #expect(decodes.value == expected)
+        }
+        // Frames that decode faster than the page faults of keeping them would cost are not kept.
+        let fast = RunFrames(table: t, indices: t.okIndices, cacheBytes: 1 << 20, keepBelowBytesPerSecond: 0, open: open)
+        for i in 0..<fast.count { _ = try fast.image(at: i) }
+        #expect(fast.keptFrameCount == 0)
+    }
+}
+
+/// Counts decoded planes across threads.
+final class DecodeCounter: @unchecked Sendable {
+    private var n = 0
+    private let lock = NSLock()
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    func reset() { lock.lock(); n = 0; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
+
+/// A reader that counts the planes it decodes.
+final class CountingReader: FrameFileReader {
+    let base: any FrameFileReader
+    let counter: DecodeCounter
+    init(_ base: any FrameFileReader, counter: DecodeCounter) { self.base = base; self.counter = counter }
+    var url: URL { base.url }
+    var format: FrameFormat { base.format }
+    var signals: [SignalInfo] { base.signals }
+    var fileMetadata: [String: String] { base.fileMetadata }
+    func plane(signal: Int, frame: Int) throws -> PixelPlane {
+        counter.add()
+        return try base.plane(signal: signal, frame: frame)
+    }
+    func metadata(signal: Int, frame: Int) throws -> FrameMetadata { try base.metadata(signal: signal, frame: frame) }
+}
+
 /// A fixed-size result box for the concurrent test.
 final class Mutex18: @unchecked Sendable {
     private var values = [Float?](repeating: nil, count: 64)
