@@ -40,6 +40,41 @@ public enum LeastSquares {
         return x.allSatisfy(\.isFinite) ? x : nil
     }
 
+    /// The Cholesky factor L of a symmetric positive-definite `a = L·Lᵀ` (n×n, row-major;
+    /// the lower triangle of the result holds L). A pivot at or below zero gives nil, or with
+    /// `pivotFloor` is raised to it (a semi-definite system, regularised). Golub & Van Loan,
+    /// Matrix Computations (4th ed., 2013), §4.2.
+    public static func choleskyFactor(_ a: [Double], n: Int, pivotFloor: Double? = nil) -> [Double]? {
+        var l = a
+        for j in 0..<n {
+            var d = l[j * n + j]
+            for k in 0..<j { d -= l[j * n + k] * l[j * n + k] }
+            if let floor = pivotFloor { d = max(d, floor) } else if !(d > 0) { return nil }
+            d = d.squareRoot()
+            l[j * n + j] = d
+            for i in (j + 1)..<max(n, j + 1) {
+                var s = l[i * n + j]
+                for k in 0..<j { s -= l[i * n + k] * l[j * n + k] }
+                l[i * n + j] = s / d
+            }
+        }
+        return l
+    }
+
+    /// Solves `L·Lᵀ·x = b` given the factor from `choleskyFactor`: forward, then back substitution.
+    public static func choleskySolve(factor l: [Double], _ b: [Double], n: Int) -> [Double] {
+        var y = b
+        for i in 0..<n {
+            for k in 0..<i { y[i] -= l[i * n + k] * y[k] }
+            y[i] /= l[i * n + i]
+        }
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            for k in (i + 1)..<max(n, i + 1) { y[i] -= l[k * n + i] * y[k] }
+            y[i] /= l[i * n + i]
+        }
+        return y
+    }
+
     /// Ordinary (optionally weighted) linear least squares: the coefficients minimising
     /// Σ w·(y − X·c)², X row-major with `p` columns. Normal equations with a tiny ridge so
     /// a degenerate column cannot blow up the solve.

@@ -337,37 +337,11 @@ public enum DriftPathRefinement {
         // A weak pull of v toward zero keeps the system regular when no band is measured.
         a[(2 * n) * m + 2 * n] += 1e-9; a[(2 * n + 1) * m + 2 * n + 1] += 1e-9
         for k in 0..<(2 * n) { a[k * m + k] += 1e-12 }
-        guard let d = solveDense(a, rhs, m) else { return .zero }
+        guard let factor = LeastSquares.choleskyFactor(a, n: m) else { return .zero }
+        let d = LeastSquares.choleskySolve(factor: factor, rhs, n: m)
         var sum = SIMD2<Double>(0, 0)
         for b in 0..<n { sum += SIMD2(d[2 * b], d[2 * b + 1]) }
         return sum / Double(n)
-    }
-
-    /// Cholesky solve of the symmetric positive definite system (small, dense).
-    static func solveDense(_ m: [Double], _ r: [Double], _ n: Int) -> [Double]? {
-        var a = m
-        for j in 0..<n {
-            var d = a[j * n + j]
-            for k in 0..<j { d -= a[j * n + k] * a[j * n + k] }
-            guard d > 0 else { return nil }
-            d = d.squareRoot()
-            a[j * n + j] = d
-            for i in (j + 1)..<Swift.max(n, j + 1) {
-                var s = a[i * n + j]
-                for k in 0..<j { s -= a[i * n + k] * a[j * n + k] }
-                a[i * n + j] = s / d
-            }
-        }
-        var y = r
-        for i in 0..<n {
-            for k in 0..<i { y[i] -= a[i * n + k] * y[k] }
-            y[i] /= a[i * n + i]
-        }
-        for i in stride(from: n - 1, through: 0, by: -1) {
-            for k in (i + 1)..<Swift.max(n, i + 1) { y[i] -= a[k * n + i] * y[k] }
-            y[i] /= a[i * n + i]
-        }
-        return y
     }
 }
 

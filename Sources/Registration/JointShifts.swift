@@ -1,3 +1,5 @@
+import FrameCore
+
 /// A measured relative shift: content of frame `j` displaced by `shift` relative to frame `i`
 /// (so `p_j − p_i ≈ shift`).
 struct PairShift: Sendable {
@@ -80,29 +82,8 @@ enum JointShifts {
             if i >= 0 && j >= 0 { a[i * m + j] -= 1; a[j * m + i] -= 1 }
         }
         // Cholesky A = L Lᵀ (A is SPD for a connected graph with one node fixed).
-        for j in 0..<m {
-            var d = a[j * m + j]
-            for k in 0..<j { d -= a[j * m + k] * a[j * m + k] }
-            d = Swift.max(d, 1e-12).squareRoot()
-            a[j * m + j] = d
-            for i in (j + 1)..<Swift.max(m, j + 1) {
-                var s = a[i * m + j]
-                for k in 0..<j { s -= a[i * m + k] * a[j * m + k] }
-                a[i * m + j] = s / d
-            }
-        }
-        func solve(_ b: [Double]) -> [Double] {
-            var y = b
-            for i in 0..<m {
-                for k in 0..<i { y[i] -= a[i * m + k] * y[k] }
-                y[i] /= a[i * m + i]
-            }
-            for i in stride(from: m - 1, through: 0, by: -1) {
-                for k in (i + 1)..<Swift.max(m, i + 1) { y[i] -= a[k * m + i] * y[k] }
-                y[i] /= a[i * m + i]
-            }
-            return y
-        }
+        let factor = LeastSquares.choleskyFactor(a, n: m, pivotFloor: 1e-12)!
+        func solve(_ b: [Double]) -> [Double] { LeastSquares.choleskySolve(factor: factor, b, n: m) }
         let x = solve(bx), y = solve(by)
         var out = [SIMD2<Double>?](repeating: nil, count: n)
         for (k, node) in nodes.enumerated() { out[node] = k == 0 ? .zero : SIMD2(x[k - 1], y[k - 1]) }

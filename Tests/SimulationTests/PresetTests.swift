@@ -132,8 +132,7 @@ import FrameIO
         let maxShift = (0..<sim.frameCount).map { i -> Double in
             let f = sim.frameTruth(i); return (f.shiftXPx * f.shiftXPx + f.shiftYPx * f.shiftYPx).squareRoot()
         }.max()!
-        print("registration-stress: largest drift \(maxShift) px")
-        #expect(maxShift > 70 && maxShift < 140)
+        #expect(maxShift > 70 && maxShift < 140, "registration-stress: largest drift \(maxShift) px")
         #expect(sim.truth.noiseFrames.count == 3)
         #expect(sim.truth.noiseFrames.allSatisfy { sim.frameTruth($0).expectedStatus == "rejected:noise" })
         var few = SimulationOptions(preset: .registrationStress, size: 64)

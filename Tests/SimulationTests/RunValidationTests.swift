@@ -106,8 +106,7 @@ func tempDir(_ name: String) throws -> URL {
         // A constant offset (another registration reference) is not an error.
         try FakePipelineOutput(shiftDelta: { _ in SIMD2(5, -3) }).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
-        print(r.text())
-        #expect(r.allPassed)
+        #expect(r.allPassed, "\(r.text())")
         #expect(r.missing.isEmpty)
         for name in ["registration_rms_error", "front_position_rms_error", "front_velocity_rel_error", "front_width_error",
                      "li_tm_ratio_step_error", "rocksalt_fraction_step_error", "activation_energy_error", "onset_temperature_error",
@@ -158,9 +157,9 @@ func tempDir(_ name: String) throws -> URL {
         let right = try #require(RunValidation.validate(outDir: out, truthDir: truthDir).metric("rocksalt_fraction_step_error")?.value)
         try FakePipelineOutput(ownViewRocksalt: true).write(sim, to: out)
         let ownViews = try #require(RunValidation.validate(outDir: out, truthDir: truthDir).metric("rocksalt_fraction_step_error")?.value)
-        print("rock-salt step error: step-average area \(right), frames' own views \(ownViews)")
-        #expect(right < 1e-3)   // the truth file rounds shifts to 1e-4 px, fronts to 1e-4 nm
-        #expect(ownViews > 0.01)
+        let detail: Comment = "rock-salt step error: step-average area \(right), frames' own views \(ownViews)"
+        #expect(right < 1e-3, detail)   // the truth file rounds shifts to 1e-4 px, fronts to 1e-4 nm
+        #expect(ownViews > 0.01, detail)
     }
 
     @Test func stepsAreMatchedByTemperatureWhenNumberedDifferently() throws {
@@ -183,12 +182,11 @@ func tempDir(_ name: String) throws -> URL {
         // +0.3 px in x on every third frame; +1 nm on every front position.
         try FakePipelineOutput(shiftDelta: { $0 % 3 == 0 ? SIMD2(0.3, 0) : SIMD2(0, 0) }, frontDeltaNm: 1, eaDelta: 0.25).write(sim, to: out)
         let r = RunValidation.validate(outDir: out, truthDir: truthDir)
-        print(r.text())
         let n = Double(sim.frameCount), k = Double((0..<sim.frameCount).filter { $0 % 3 == 0 }.count)
         let frac = k / n
         let expected = 0.3 * (frac * (1 - frac)).squareRoot()
         let reg = try #require(r.metric("registration_rms_error"))
-        #expect(abs((reg.value ?? 0) - expected) < 1e-4)
+        #expect(abs((reg.value ?? 0) - expected) < 1e-4, "\(r.text())")
         #expect(reg.passed == false)
         let front = try #require(r.metric("front_position_rms_error"))
         #expect(abs((front.value ?? 0) - 1) < 1e-4)
@@ -226,8 +224,7 @@ func tempDir(_ name: String) throws -> URL {
         defer { try? FileManager.default.removeItem(at: good) }
         try FakePipelineOutput(onsetOverride: .some(175.4)).write(sim, to: good)    // the right hold
         let r = RunValidation.validate(outDir: good, truthDir: truthDir)
-        print(r.text())
-        #expect(r.allPassed)
+        #expect(r.allPassed, "\(r.text())")
         // One step late is wrong: the onset must be the right hold.
         let late = try tempDir("out")
         defer { try? FileManager.default.removeItem(at: late) }
@@ -254,8 +251,7 @@ func tempDir(_ name: String) throws -> URL {
         let m = try #require(r.metric("column_position_precision"))
         // 2-D RMS of σ = 0.1 px per axis, at 0.05 nm pixels: √2 · 0.1 · 50 pm ≈ 7.1 pm.
         let expected = 2.0.squareRoot() * 0.1 * sim.truth.pixelSizeNm * 1000
-        print("column precision \(m.value ?? -1) pm, expected ≈ \(expected)")
-        #expect(abs((m.value ?? 0) / expected - 1) < 0.15)
+        #expect(abs((m.value ?? 0) / expected - 1) < 0.15, "column precision \(m.value ?? -1) pm, expected ≈ \(expected)")
         #expect(m.passed == false)
     }
 
