@@ -9,8 +9,8 @@ public typealias Complex = SIMD2<Float>
 /// FFTW's planner is process-global and not thread-safe, so this cache is the one piece
 /// of shared state in HeatFront; executing a plan on new arrays is thread-safe.
 /// Plans use `FFTW_ESTIMATE`: `FFTW_MEASURE` may pick a different algorithm on each run,
-/// which changes the last bits of results and would break the run contract's
-/// byte-identical outputs.
+/// which changes the last bits of results and would break the promise of
+/// byte-identical outputs for the same inputs (docs/outputs.md).
 final class FFTPlanCache: @unchecked Sendable {
     static let shared = FFTPlanCache()
 

@@ -2,7 +2,7 @@ import FrameCore
 
 /// The rigid displacement of one frame's content relative to a reference.
 ///
-/// Sign convention (run contract §3): `dx > 0` means the content moved right (towards
+/// Sign convention (docs/outputs.md, frames.csv): `dx > 0` means the content moved right (towards
 /// increasing column), `dy > 0` that it moved down (increasing row). Moving the frame by
 /// `(-dx, -dy)` aligns it with the reference.
 public struct FrameShift: Sendable, Equatable {
