@@ -220,7 +220,7 @@ public enum DriftPathRefinement {
                 r0 += wv * v.x; r1 += wv * v.y; r2 += wv * v.z; r3 += wv
             } }
             for q in 0..<4 { a[q] = r0[q]; a[4 + q] = r1[q]; a[8 + q] = r2[q]; a[12 + q] = r3[q]; rhs[q] = rv[q] }
-            guard let solution = solve4(a, rhs) else { break }
+            guard let solution = LeastSquares.solve(a, rhs, n: 4) else { break }
             let d = SIMD2(solution[0], solution[1])
             // Information of δ with gain and offset profiled out (Schur complement).
             info = schurInformation(a)
@@ -273,22 +273,6 @@ public enum DriftPathRefinement {
             q(r, 0) * (i00 * q(c, 0) + i01 * q(c, 1)) + q(r, 1) * (i01 * q(c, 0) + i11 * q(c, 1))
         }
         return (a[0] - corr(0, 0), a[1] - corr(0, 1), a[5] - corr(1, 1))
-    }
-
-    /// Solves the 4×4 symmetric system by Gaussian elimination with partial pivoting.
-    static func solve4(_ m: [Double], _ r: [Double]) -> [Double]? {
-        var a = m, b = r
-        for c in 0..<4 {
-            guard let p = (c..<4).max(by: { abs(a[$0 * 4 + c]) < abs(a[$1 * 4 + c]) }), abs(a[p * 4 + c]) > 1e-12 else { return nil }
-            if p != c { for q in 0..<4 { a.swapAt(c * 4 + q, p * 4 + q) }; b.swapAt(c, p) }
-            for rr in 0..<4 where rr != c {
-                let f = a[rr * 4 + c] / a[c * 4 + c]
-                guard f != 0 else { continue }
-                for q in 0..<4 { a[rr * 4 + q] -= f * a[c * 4 + q] }
-                b[rr] -= f * b[c]
-            }
-        }
-        return (0..<4).map { b[$0] / a[$0 * 5] }
     }
 
     /// Variance (px², per axis) of the drift's random walk from one band to the next: the
