@@ -69,20 +69,24 @@ public enum AtomicFile {
         }
     }
 
+    /// Writes all of `bytes` to `fd`, retrying after interrupts and short writes; an error
+    /// names `url` (the file the caller is producing, not its temporary).
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ url: URL) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = posixWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw WriteError(path: url.path, errno: n < 0 ? errno : EIO) }
+            done += n
+        }
+    }
+
     public static func write(_ data: Data, to url: URL) throws {
         try write(to: url) { tmp in
             let fd = open(tmp.path, O_WRONLY | O_TRUNC | O_CLOEXEC)
             guard fd >= 0 else { throw WriteError(path: url.path, errno: errno) }
             defer { close(fd) }
-            try data.withUnsafeBytes { raw in
-                var done = 0
-                while done < raw.count {
-                    let n = posixWrite(fd, raw.baseAddress! + done, raw.count - done)
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw WriteError(path: url.path, errno: n < 0 ? errno : EIO) }
-                    done += n
-                }
-            }
+            try data.withUnsafeBytes { try writeAll(fd, $0, url) }
         }
     }
 

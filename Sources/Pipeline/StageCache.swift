@@ -59,18 +59,8 @@ struct StageCache {
             guard fd >= 0 else { throw WriteError(path: url.path, errno: errno) }
             defer { close(fd) }
             let header = [UInt32(image.width), UInt32(image.height)]
-            try header.withUnsafeBytes { try Self.writeAll(fd, $0, url) }
-            try image.pixels.withUnsafeBytes { try Self.writeAll(fd, $0, url) }
-        }
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ url: URL) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw WriteError(path: url.path, errno: n < 0 ? errno : EIO) }
-            done += n
+            try header.withUnsafeBytes { try AtomicFile.writeAll(fd, $0, url) }
+            try image.pixels.withUnsafeBytes { try AtomicFile.writeAll(fd, $0, url) }
         }
     }
 
