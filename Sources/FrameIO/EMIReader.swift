@@ -143,17 +143,25 @@ public final class EMIReader: FrameFileReader, Sendable {
         let s = Array(xml.unicodeScalars)
         var i = 0
         func unescape(_ t: String) -> String {
-            t.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            guard t.contains("&") else { return t }
+            return t.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
                 .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
                 .replacingOccurrences(of: "&amp;", with: "&")
         }
+        // Text runs are appended whole, from `textStart` up to the next tag.
+        var textStart = 0
+        func appendText(upTo end: Int) {
+            if end > textStart { text.unicodeScalars.append(contentsOf: s[textStart..<end]) }
+        }
         while i < s.count {
             if s[i] == "<" {
+                appendText(upTo: i)
                 var j = i + 1
                 while j < s.count, s[j] != ">" { j += 1 }
                 guard j < s.count else { break }
                 var tag = String(String.UnicodeScalarView(s[(i + 1)..<j]))
                 i = j + 1
+                textStart = i
                 if tag.hasPrefix("?") || tag.hasPrefix("!") || tag.hasSuffix("/") { continue }
                 if tag.hasPrefix("/") {
                     tag.removeFirst()
@@ -180,7 +188,6 @@ public final class EMIReader: FrameFileReader, Sendable {
                     text = ""
                 }
             } else {
-                text.unicodeScalars.append(s[i])
                 i += 1
             }
         }
