@@ -26,7 +26,8 @@
 // past the collection makes it read outside its buffer. Such a collection is refused here:
 // its signature is blanked in the bytes handed back, so HDF5 reports "bad global heap
 // collection signature" and the read fails cleanly. Nothing else differs from HDF5's own
-// sec2 driver, except that small metadata reads are not gathered into larger ones.
+// sec2 driver, except that small metadata reads are not gathered into larger ones and that
+// a read reaching more than 4 kB past the end of the file is refused.
 
 /// Which object indices one global heap collection holds (a bit per index, 1 … 65535).
 typedef struct {
@@ -58,6 +59,9 @@ static chdf5_guard_file_t *open_files = NULL;
 /// The file opened last (damage found where HDF5 gives no file is recorded on it: the
 /// readers list a file right after opening it, under one hold of HeatFront's HDF5 lock).
 static chdf5_guard_file_t *last_opened = NULL;
+
+/// The last read refused while a file was being opened (HDF5 closes the file on failure).
+static char refused_read[256];
 
 static uint64_t le(const unsigned char *p, int n) {
     uint64_t v = 0;
@@ -102,6 +106,7 @@ static H5FD_t *chdf5_guard_open(const char *name, unsigned flags, hid_t fapl, ha
     if (!f) { close(fd); return NULL; }
     f->fd = fd;
     f->eof = (haddr_t)st.st_size;
+    refused_read[0] = 0;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     pthread_mutex_lock(&open_files_lock);
@@ -165,10 +170,24 @@ static int pread_full(int fd, void *buf, size_t size, off_t at) {
     return 0;
 }
 
+static void note_damage(chdf5_guard_file_t *f, const char *what);
+
+
+/// How far past the end of the file a read may reach (read as zeros, as sec2 does).
+enum { CHDF5_READ_PAST_EOF = 4096 };
+
 static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf) {
     (void)dxpl;
     chdf5_guard_file_t *f = (chdf5_guard_file_t *)file;
     if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) return -1;
+    // HDF5 refuses a file shorter than the end its superblock states, but only after it has
+    // read the driver information block, whose size comes from the file: a read reaching
+    // far past the end comes from such a size, and zero-filling it would fill gigabytes.
+    if (addr + size > f->eof + CHDF5_READ_PAST_EOF) {
+        note_damage(f, "a metadata block runs past the end of the file");
+        snprintf(refused_read, sizeof refused_read, "%s", f->damage);
+        return -1;
+    }
     if (pread_full(f->fd, buf, size, (off_t)addr) != 0) return -1;
     // HDF5 reads a collection as raw data (H5F_block_read maps GHEAP to DRAW): first 4096
     // bytes, then, when the collection is larger, only the rest. A larger collection is
@@ -229,6 +248,14 @@ static chdf5_guard_file_t *guard_file_for_handle(const void *handle) {
     }
     pthread_mutex_unlock(&open_files_lock);
     return found;
+}
+
+size_t chdf5_guard_open_refusal(char *buf, size_t cap) {
+    if (cap == 0) return 0;
+    size_t n = strnlen(refused_read, cap - 1);
+    memcpy(buf, refused_read, n);
+    buf[n] = 0;
+    return n;
 }
 
 size_t chdf5_guard_damage(hid_t file, char *buf, size_t cap) {

@@ -72,7 +72,10 @@ enum HDF5 {
         }
         _ = H5Pset_file_locking(fapl, true, true)
         let f = H5Fopen(url.path, chdf5_f_acc_rdonly(), fapl)
-        guard f >= 0 else { throw openError(url, HDF5Access.errorText()) }
+        guard f >= 0 else {
+            let cause = HDF5Access.errorText()
+            throw openError(url, openRefusal() ?? cause)
+        }
         return (f, size)
     }
 
@@ -99,6 +102,13 @@ enum HDF5 {
         var buf = [CChar](repeating: 0, count: 512)
         let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_damage(f, $0.baseAddress, $0.count) }
         _ = HDF5Access.errorText()
+        return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    }
+
+    /// The read CHDF5Guard's driver refused while HDF5 opened the file, if any.
+    static func openRefusal() -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_open_refusal($0.baseAddress, $0.count) }
         return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 

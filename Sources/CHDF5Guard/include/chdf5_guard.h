@@ -43,3 +43,8 @@ unsigned long chdf5_vlen_refusals(void);
 /// Copies into `buf` the first damage the checks found in the open file `file` (a file
 /// opened through the guarded driver); returns its length, or 0 when none was found.
 size_t chdf5_guard_damage(hid_t file, char *buf, size_t cap);
+
+/// Copies into `buf` the read the driver refused during the last open (a block reaching far
+/// past the end of the file); returns its length, or 0 when none was refused. Meaningful
+/// right after a failed `H5Fopen`, under the same lock as the open.
+size_t chdf5_guard_open_refusal(char *buf, size_t cap);
