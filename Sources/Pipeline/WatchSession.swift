@@ -179,7 +179,8 @@ final class LiveWriter: @unchecked Sendable {
             do {
                 try outputs.writeStepDetails(analyses, averages: averages, pixelSizeNm: table.pixelSizeNm,
                                              config: config, boundary: boundary)
-                try outputs.writePlotsAndReport(results: results, steps: steps, averages: averages, summary: summary)
+                // Figure warnings (gnuplot missing or failing) are the final pass's to report.
+                _ = try outputs.writePlotsAndReport(results: results, steps: steps, averages: averages, summary: summary)
             } catch {
                 lock.lock(); lastError = error; lock.unlock()
             }
