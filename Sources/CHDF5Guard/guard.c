@@ -176,6 +176,29 @@ static void note_damage(chdf5_guard_file_t *f, const char *what);
 /// How far past the end of the file a read may reach (read as zeros, as sec2 does).
 enum { CHDF5_READ_PAST_EOF = 4096 };
 
+/// Whether the free list of the local heap whose prefix `p` (starting "HEAP") was read ends.
+/// HDF5 1.10 follows the list's "next" offsets (H5HL__fl_deserialize) checking only that each
+/// lies inside the heap, so a list that loops back allocates a node per step until memory
+/// runs out. Each free block holds its next offset and its size (8 bytes each, the superblock
+/// default) and blocks do not overlap, so an intact list has at most size/16 + 1 entries.
+/// The walk reads them from the file; a block too short for its two fields (which HDF5 would
+/// read past its copy of the heap) is damage too.
+static int local_heap_free_list_ends(chdf5_guard_file_t *f, const unsigned char *p) {
+    uint64_t heap_size = le(p + 8, 8), at = le(p + 16, 8), data = le(p + 24, 8);
+    const uint64_t none = 1;                              // H5HL_FREE_NULL
+    uint64_t base = f->pub.base_addr;
+    if (heap_size == 0 || data + base < data || data + base + heap_size > f->eof) return 1;
+    for (uint64_t steps = 0; at != none; steps++) {
+        if (at >= heap_size) return 1;                    // HDF5 refuses it itself
+        if (heap_size - at < 16 || steps > heap_size / 16) return 0;   // past the heap's end, or a loop
+        unsigned char block[16];
+        if (pread_full(f->fd, block, sizeof block, (off_t)(base + data + at)) != 0) return 1;
+        at = le(block, 8);
+        if (at == 0) return 1;                            // HDF5 refuses a zero offset
+    }
+    return 1;
+}
+
 static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf) {
     (void)dxpl;
     chdf5_guard_file_t *f = (chdf5_guard_file_t *)file;
@@ -203,6 +226,11 @@ static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_
             free(h);
         }
         if (!ok) memset(buf, 0, 4);                        // HDF5 then refuses the collection
+    }
+    if (type == H5FD_MEM_LHEAP && size >= 32 && memcmp(b, "HEAP", 4) == 0 && b[4] == 0
+        && !local_heap_free_list_ends(f, b)) {
+        note_damage(f, "a local heap's free list is damaged (it loops or runs past the heap)");
+        memset(buf, 0, 4);                                 // HDF5 then refuses the heap
     }
     return 0;
 }

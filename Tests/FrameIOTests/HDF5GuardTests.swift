@@ -20,7 +20,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
                         "hdf5-metadata-size-berkeley.emd", "hdf5-metadata-size-velox.emd", "hdf5-vlen-length-oom.hspy",
                         "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy",
                         "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd",
-                        "hdf5-enum-size-copy-overread.hspy", "hdf5-driver-info-size-oom.emd"]
+                        "hdf5-enum-size-copy-overread.hspy", "hdf5-driver-info-size-oom.emd",
+                        "hdf5-local-heap-free-list-loop-oom.emd"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -266,7 +267,9 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// run a megabyte past its attribute message) crashed in HDF5's datatype decoder, and
     /// hdf5-berkeley-integer-precision-zero-bus.emd (an integer attribute of precision 0) in HDF5's
     /// conversion of it to a double; hdf5-driver-info-size-oom.emd (a 4 kB file whose driver
-    /// information block claims gigabytes) took 19 s and 4.2 GB, zero-filled past the file's end.
+    /// information block claims gigabytes) took 19 s and 4.2 GB, zero-filled past the file's end;
+    /// hdf5-local-heap-free-list-loop-oom.emd (a group's local heap whose free list loops) took
+    /// 4 min and 22 GB, a node per turn of the loop.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
@@ -292,6 +295,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
             "hdf5-attribute-overread.hspy": "an attribute's dataspace runs past its part of the attribute message",
             "hdf5-berkeley-integer-precision-zero-bus.emd": "an attribute's datatype is damaged (its bits lie outside its size)",
             "hdf5-driver-info-size-oom.emd": "HDF5 cannot open the file: a metadata block runs past the end of the file",
+            "hdf5-local-heap-free-list-loop-oom.emd": "a local heap's free list is damaged (it loops or runs past the heap)",
         ]
         for (name, detail) in expected {
             let url = repository.appendingPathComponent("Fuzz/known/" + name)
