@@ -328,7 +328,7 @@ static struct {
     heap_read_fn read;
     heap_size_fn size;
     vfd_handle_fn handle;
-    sizeof_fn sizeof_size;
+    sizeof_fn sizeof_size, sizeof_addr;
     attr_table_fn attr_table;
 } real;
 static unsigned long refusals = 0;
@@ -339,6 +339,7 @@ static void resolve_real(void) {
     real.size = (heap_size_fn)dlsym(RTLD_NEXT, "H5HG_get_obj_size");
     real.handle = (vfd_handle_fn)dlsym(RTLD_DEFAULT, "H5F_get_vfd_handle");
     real.sizeof_size = (sizeof_fn)dlsym(RTLD_DEFAULT, "H5F_sizeof_size");
+    real.sizeof_addr = (sizeof_fn)dlsym(RTLD_DEFAULT, "H5F_sizeof_addr");
     real.attr_table = (attr_table_fn)dlsym(RTLD_NEXT, "H5A__compact_build_table");
     real.resolved = 1;
 }
@@ -668,7 +669,7 @@ enum { MSG_FLAG_SHARED = 0x02, MAX_RANK = 32, MAX_TYPE_DEPTH = 32 };
 static struct { msg_decode_fn attr, dtype, sdspace; int patched; } decode;
 static unsigned long message_refusals = 0;
 
-enum { TYPE_PAST_END = -1, TYPE_IMPOSSIBLE = -2, TYPE_ENUM_SIZE = -3 };
+enum { TYPE_PAST_END = -1, TYPE_IMPOSSIBLE = -2, TYPE_ENUM_SIZE = -3, TYPE_VLEN_SIZE = -4 };
 
 /// Whether the bit fields of an integer, bitfield or float of `size` bytes, whose properties
 /// start at `q`, lie inside it: a precision of at least 1 bit that fits the size with its
@@ -687,9 +688,12 @@ static int atomic_bits_ok(unsigned cls, unsigned flags, const unsigned char *q, 
 /// `p`: TYPE_PAST_END when it would read past `avail` bytes, TYPE_IMPOSSIBLE when the
 /// encoding cannot describe a type (bits outside an atomic type's size, more dimensions than
 /// HDF5's arrays hold), TYPE_ENUM_SIZE for an enumeration whose size is not its base type's
-/// (HDF5 sizes its values by the base and copies them by the enumeration: past the buffer). `elem` receives the type's size. A version or class HDF5 refuses
-/// before reading further counts as its 8-byte header.
-static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64_t *elem) {
+/// (HDF5 sizes its values by the base and copies them by the enumeration: past the buffer),
+/// TYPE_VLEN_SIZE for a variable-length type whose size is not `vlen_size`, the size of its
+/// stored form (HDF5 sizes an attribute's data by the stated size, then reads them by the
+/// stored form's: past the buffer). `elem` receives the type's size. A version or class HDF5
+/// refuses before reading further counts as its 8-byte header.
+static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64_t vlen_size, uint64_t *elem) {
     if (depth > MAX_TYPE_DEPTH) return TYPE_IMPOSSIBLE;
     if (avail < 8) return TYPE_PAST_END;
     unsigned word = (unsigned)le(p, 4), version = (word >> 4) & 0x0f, cls = word & 0x0f, flags = word >> 8;
@@ -721,14 +725,14 @@ static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64
                 at += 28;
             }
             if (at > avail) return TYPE_PAST_END;
-            long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+            long m = dtype_extent(p + at, avail - at, depth + 1, vlen_size, &sub);
             if (m < 0) return m;
             at += (size_t)m;
         }
         break;
     }
     case 8: {                                           // enumeration: base type, names, values
-        long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+        long m = dtype_extent(p + at, avail - at, depth + 1, vlen_size, &sub);
         if (m < 0) return m;
         if (sub != size) return TYPE_ENUM_SIZE;         // HDF5 copies values by the enum's size
         at += (size_t)m;
@@ -744,7 +748,8 @@ static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64
         break;
     }
     case 9: {                                           // variable length: base type
-        long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+        if (size != vlen_size) return TYPE_VLEN_SIZE;
+        long m = dtype_extent(p + at, avail - at, depth + 1, vlen_size, &sub);
         if (m < 0) return m;
         at += (size_t)m;
         break;
@@ -755,7 +760,7 @@ static long dtype_extent(const unsigned char *p, size_t avail, int depth, uint64
         unsigned rank = p[at];
         at += 1 + (version < 3 ? 3 : 0) + 4 * rank + (version < 3 ? 4 * rank : 0);
         if (at > avail) return TYPE_PAST_END;
-        long m = dtype_extent(p + at, avail - at, depth + 1, &sub);
+        long m = dtype_extent(p + at, avail - at, depth + 1, vlen_size, &sub);
         if (m < 0) return m;
         at += (size_t)m;
         break;
@@ -795,6 +800,14 @@ static int sizeof_size_of(void *f) {
     return (ls == 2 || ls == 4 || ls == 8) ? ls : 8;
 }
 
+/// The stored size of one variable-length value in `f`: a 4-byte length and a global heap ID
+/// (the collection's address and a 4-byte index).
+static uint64_t vlen_size_of(void *f) {
+    resolve_real();
+    int la = real.sizeof_addr ? real.sizeof_addr(f) : 8;
+    return 4 + (uint64_t)((la == 2 || la == 4 || la == 8) ? la : 8) + 4;
+}
+
 /// Records a refused message on the file being decoded.
 static void refuse_message(void *f, const char *what) {
     message_refusals++;
@@ -819,9 +832,10 @@ static const char *attribute_damage(void *f, const unsigned char *p, size_t size
         return "an attribute's name runs past its attribute message";
     at += PADDED(name_len);
     uint64_t elem = 0, points = 0;
-    long type = (at > size || dt_size > size - at) ? TYPE_PAST_END : (flags & 1) ? 0 : dtype_extent(p + at, dt_size, 0, &elem);
+    long type = (at > size || dt_size > size - at) ? TYPE_PAST_END : (flags & 1) ? 0 : dtype_extent(p + at, dt_size, 0, vlen_size_of(f), &elem);
     if (type == TYPE_IMPOSSIBLE) return "an attribute's datatype is damaged (its bits lie outside its size)";
     if (type == TYPE_ENUM_SIZE) return "an attribute's enumeration type is damaged (its size is not its base type's)";
+    if (type == TYPE_VLEN_SIZE) return "an attribute's variable-length type is damaged (its size is not that of its stored form)";
     if (type < 0) return "an attribute's datatype runs past its part of the attribute message";
     at += PADDED(dt_size);
     if (at > size || ds_size > size - at || (!(flags & 2) && dataspace_extent(p + at, ds_size, sizeof_size_of(f), &points) < 0))
@@ -846,10 +860,11 @@ static void *checked_attr_decode(void *f, void *oh, unsigned mesg_flags, unsigne
 
 static void *checked_dtype_decode(void *f, void *oh, unsigned mesg_flags, unsigned *ioflags, size_t p_size, const uint8_t *p) {
     uint64_t elem;
-    long type = (mesg_flags & MSG_FLAG_SHARED) || p_size == 0 ? 0 : dtype_extent(p, p_size, 0, &elem);
+    long type = (mesg_flags & MSG_FLAG_SHARED) || p_size == 0 ? 0 : dtype_extent(p, p_size, 0, vlen_size_of(f), &elem);
     if (type < 0) {
         refuse_message(f, type == TYPE_IMPOSSIBLE ? "a datatype message is damaged (its bits lie outside its size)"
                           : type == TYPE_ENUM_SIZE ? "a datatype message is damaged (an enumeration's size is not its base type's)"
+                          : type == TYPE_VLEN_SIZE ? "a datatype message is damaged (a variable-length type's size is not that of its stored form)"
                                                    : "a datatype message is damaged (its encoding runs past the message)");
         return NULL;
     }
