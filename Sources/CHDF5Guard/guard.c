@@ -25,7 +25,8 @@
 // stored size: an object of index 0 and size 0 makes it loop forever, and a size that runs
 // past the collection makes it read outside its buffer. Such a collection is refused here:
 // its signature is blanked in the bytes handed back, so HDF5 reports "bad global heap
-// collection signature" and the read fails cleanly. Nothing else differs from HDF5's own
+// collection signature" and the read fails cleanly. A local heap whose free list loops is
+// refused the same way (`local_heap_free_list_ends`). Nothing else differs from HDF5's own
 // sec2 driver, except that small metadata reads are not gathered into larger ones and that
 // a read reaching more than 4 kB past the end of the file is refused.
 
@@ -171,7 +172,6 @@ static int pread_full(int fd, void *buf, size_t size, off_t at) {
 }
 
 static void note_damage(chdf5_guard_file_t *f, const char *what);
-
 
 /// How far past the end of the file a read may reach (read as zeros, as sec2 does).
 enum { CHDF5_READ_PAST_EOF = 4096 };
