@@ -130,6 +130,17 @@ struct SpaceTimeFit {
         let c = centre ?? (sh.x0 + sh.v * bins[k].dt[i])
         return Self.value(edges[k].value(bins[k].t[i], centre: c, w: sh.w, edge: 0), sh.levels[k])
     }
+
+    /// Every channel's occupancy change P at its bins (`excluding` that frame's), in bin
+    /// order: what `model` feeds to the channel's levels.
+    func progress(_ sh: Shape, excluding: Int?) -> [[Double]] {
+        chans.indices.map { k in
+            bins[k].t.indices.compactMap { i -> Double? in
+                guard bins[k].frame[i] != excluding else { return nil }
+                return edges[k].value(bins[k].t[i], centre: sh.x0 + sh.v * bins[k].dt[i], w: sh.w, edge: 0)
+            }
+        }
+    }
 }
 
 extension SpaceTimeFit {
@@ -183,18 +194,22 @@ extension SpaceTimeFit {
             guard let excluding, !isSites[k], frameLevels[k][excluding] != nil else { return k0s[k] }
             return LeastSquares.median(frameLevels[k].filter { $0.key != excluding }.map(\.value)) ?? k0s[k]
         }
-        let problem = self
+        let priors = chans.indices.map { k in
+            layeredLevelPrior * Double(Set(weights[k].frame).subtracting([excluding ?? -1]).count).squareRoot()
+        }
+        let problem = self, cache = EdgeCache()
         let residuals = { (p: [Double]) -> [Double] in
             let sh = problem.shape(p, layout: layout)
+            let progress = cache.progress(sh) { problem.progress(sh, excluding: excluding) }
             var r = [Double]()
             for k in problem.chans.indices {
+                var j = 0
                 for i in weights[k].t.indices where weights[k].frame[i] != excluding {
-                    r.append(weights[k].root[i] * (weights[k].y[i] - problem.model(k, i, sh)))
+                    r.append(weights[k].root[i] * (weights[k].y[i] - Self.value(progress[k][j], sh.levels[k])))
+                    j += 1
                 }
                 if !problem.isSites[k] {
-                    let prior = problem.layeredLevelPrior
-                        * Double(Set(weights[k].frame).subtracting([excluding ?? -1]).count).squareRoot()
-                    r.append(scales[k] * prior * (p[layout[k].a] - centres[k]) / max(centres[k], 1e-9))
+                    r.append(scales[k] * priors[k] * (p[layout[k].a] - centres[k]) / max(centres[k], 1e-9))
                 }
             }
             return r
@@ -337,5 +352,29 @@ extension SpaceTimeFit {
         return FrameFront(positionPx: c, rocksaltFraction: s.crystal.fraction(behind: c),
                           profile: FrontProfile(distancesPx: s.distancesPx, values: values, weights: s.weights,
                                                 positionPx: c, blurSigmaPx: s.blurSigmaPx))
+    }
+}
+
+/// The last few edge profiles a fit evaluated, by shape (x₀, w, v). The profile is the
+/// expensive part of the residuals (a quadrature of tanh per bin) and does not depend on the
+/// levels: the Jacobian's level columns and a trial step that only moves levels reuse it.
+/// Shared by the Jacobian's concurrent columns, hence the lock.
+final class EdgeCache: @unchecked Sendable {
+    private var entries = [(key: SIMD3<Double>, progress: [[Double]])]()
+    private let lock = NSLock()
+    private let capacity = 6
+
+    func progress(_ sh: SpaceTimeFit.Shape, compute: () -> [[Double]]) -> [[Double]] {
+        let key = SIMD3(sh.x0, sh.w, sh.v)
+        // Exact match only (bit patterns), so a reused profile is the one `compute` gives.
+        let found = lock.withLock { entries.first { $0.key.x.bitPattern == key.x.bitPattern
+            && $0.key.y.bitPattern == key.y.bitPattern && $0.key.z.bitPattern == key.z.bitPattern }?.progress }
+        if let found { return found }
+        let progress = compute()
+        lock.withLock {
+            entries.append((key, progress))
+            if entries.count > capacity { entries.removeFirst() }
+        }
+        return progress
     }
 }
