@@ -141,9 +141,9 @@ public enum PhaseSegmentation {
     /// β by a grid search over [−0.5, 3] (step 0.025): each candidate turns every pixel's q
     /// into its progress P = (1 − q/K)/(α + β·q/K) (clamped to 0…1, α from the plateaus),
     /// and the β whose log A(2g) − log(1 + βP) is best explained by a thickness plane
-    /// c₀ + c₁x + c₂y (least squares over ≤ ~20 000 evenly subsampled pixels) wins. Using
-    /// the continuous P, not the two labels, keeps the transition zone from diluting the
-    /// step. nil when too few usable pixels.
+    /// c₀ + c₁x + c₂y (least squares over ≤ ~20 000 evenly subsampled pixels, the plane's
+    /// normal matrix formed once) wins. Using the continuous P, not the two labels, keeps the
+    /// transition zone from diluting the step. nil when too few usable pixels.
     static func halfSpacingContrast(_ op: OrderParameterMap, q: [Double], indices: [Int], use: [Bool],
                                     layered k: Double, rocksalt r: Double, width w: Int, height h: Int) -> Double? {
         let stride = max(1, indices.count / 20_000)
@@ -156,17 +156,19 @@ public enum PhaseSegmentation {
             logA.append(log(a))
             qs.append(q[j] / k)
         }
-        guard logA.count >= 32 else { return nil }
+        guard logA.count >= 32, let plane = LeastSquares.LinearDesign(design: design, p: 3) else { return nil }
         var best: (beta: Double, rss: Double)?
         for step in 0...140 {
             let beta = -0.5 + 0.025 * Double(step)
             let alpha = 1 - (r / k) * (1 + beta)
+            // P clamped to 0 leaves log A(2g) as it is; clamped to 1 it takes one shared log.
+            let full = log(1 + beta)
             let y = qs.indices.map { i -> Double in
                 let den = alpha + beta * qs[i]
                 let p = den > 0 ? min(1, max(0, (1 - qs[i]) / den)) : 1
-                return logA[i] - log(1 + beta * p)
+                return p == 0 ? logA[i] : p == 1 ? logA[i] - full : logA[i] - log(1 + beta * p)
             }
-            guard let c = LeastSquares.linear(design: design, p: 3, y: y) else { continue }
+            guard let c = plane.solve(y) else { continue }
             var rss = 0.0
             for i in y.indices {
                 let e = y[i] - c[0] - c[1] * design[3 * i + 1] - c[2] * design[3 * i + 2]

@@ -197,10 +197,10 @@ extension SpaceTimeFit {
         let priors = chans.indices.map { k in
             layeredLevelPrior * Double(Set(weights[k].frame).subtracting([excluding ?? -1]).count).squareRoot()
         }
-        let problem = self, cache = EdgeCache()
+        let problem = self, memo = EdgeProfileMemo<[[Double]]>()
         let residuals = { (p: [Double]) -> [Double] in
             let sh = problem.shape(p, layout: layout)
-            let progress = cache.progress(sh) { problem.progress(sh, excluding: excluding) }
+            let progress = memo.value(SIMD3(sh.x0, sh.w, sh.v)) { problem.progress(sh, excluding: excluding) }
             var r = [Double]()
             for k in problem.chans.indices {
                 var j = 0
@@ -355,26 +355,3 @@ extension SpaceTimeFit {
     }
 }
 
-/// The last few edge profiles a fit evaluated, by shape (x₀, w, v). The profile is the
-/// expensive part of the residuals (a quadrature of tanh per bin) and does not depend on the
-/// levels: the Jacobian's level columns and a trial step that only moves levels reuse it.
-/// Shared by the Jacobian's concurrent columns, hence the lock.
-final class EdgeCache: @unchecked Sendable {
-    private var entries = [(key: SIMD3<Double>, progress: [[Double]])]()
-    private let lock = NSLock()
-    private let capacity = 6
-
-    func progress(_ sh: SpaceTimeFit.Shape, compute: () -> [[Double]]) -> [[Double]] {
-        let key = SIMD3(sh.x0, sh.w, sh.v)
-        // Exact match only (bit patterns), so a reused profile is the one `compute` gives.
-        let found = lock.withLock { entries.first { $0.key.x.bitPattern == key.x.bitPattern
-            && $0.key.y.bitPattern == key.y.bitPattern && $0.key.z.bitPattern == key.z.bitPattern }?.progress }
-        if let found { return found }
-        let progress = compute()
-        lock.withLock {
-            entries.append((key, progress))
-            if entries.count > capacity { entries.removeFirst() }
-        }
-        return progress
-    }
-}
