@@ -466,6 +466,11 @@ public enum FrontLocator {
 
 /// ½(1 − tanh((t − t₀)/w)) convolved with a Gaussian of σ, by quadrature on 33 nodes over
 /// ±4σ (exact enough: the nodes are σ/4 apart, far finer than any w the fit accepts).
+///
+/// Each node's term is evaluated as the logistic 1/(1 + e^{2(u − t₀)/w}), the same function
+/// as ½(1 − tanh((u − t₀)/w)), and e^{2(t − o_j − t₀)/w} = e^{2(t − t₀)/w}·e^{−2o_j/w} with
+/// the node factors e^{−2o_j/w} formed once per width (`Scaled`): one exponential per t
+/// instead of a tanh per node, which made the front fits' residuals ~10× cheaper.
 struct BlurredTanhEdge {
     let offsets: [Double]
     let weights: [Double]
@@ -486,14 +491,45 @@ struct BlurredTanhEdge {
     /// beyond the boundary there are no fringes, so the lock-in ratio there averages the
     /// crystal side only.
     func value(_ t: Double, centre: Double, w: Double, edge: Double? = nil) -> Double {
-        var v = 0.0, norm = 0.0
-        for j in offsets.indices {
-            let u = t - offsets[j]
-            if let edge, u < edge { continue }
-            v += weights[j] * 0.5 * (1 - tanh((u - centre) / w))
-            norm += weights[j]
+        Scaled(self, w: w).value(t, centre: centre, edge: edge)
+    }
+
+    /// The edge at every t, one width.
+    func values(_ ts: [Double], centre: Double, w: Double, edge: Double?) -> [Double] {
+        let scaled = Scaled(self, w: w)
+        return ts.map { scaled.value($0, centre: centre, edge: edge) }
+    }
+
+    /// The edge at one width: the node factors e^{−2o_j/w}, or none where they would leave
+    /// the exponential's range (w below ~σ/37, only ever a trial step's), where each node
+    /// takes its own exponential.
+    struct Scaled {
+        let edge: BlurredTanhEdge
+        let scale: Double
+        let factors: [Double]?
+
+        init(_ edge: BlurredTanhEdge, w: Double) {
+            self.edge = edge
+            scale = 2 / w
+            let reach = (edge.offsets.map(abs).max() ?? 0) * abs(scale)
+            factors = reach.isFinite && reach <= 300 ? edge.offsets.map { exp(-$0 * 2 / w) } : nil
         }
-        return norm > 0 ? v / norm : 0.5 * (1 - tanh((t - centre) / w))
+
+        func value(_ t: Double, centre: Double, edge cut: Double?) -> Double {
+            let offsets = edge.offsets, weights = edge.weights
+            // |z₀| ≤ 400 and node factors within e^±300 keep every product finite; beyond
+            // 400 every node's term is 0 or 1 to double precision anyway.
+            let z0 = min(400, max(-400, (t - centre) * scale))
+            let e0 = exp(z0)
+            var v = 0.0, norm = 0.0
+            for j in offsets.indices {
+                if let cut, t - offsets[j] < cut { continue }
+                let e = factors.map { e0 * $0[j] } ?? exp((t - offsets[j] - centre) * scale)
+                v += weights[j] / (1 + e)
+                norm += weights[j]
+            }
+            return norm > 0 ? v / norm : 1 / (1 + e0)
+        }
     }
 }
 
@@ -530,6 +566,6 @@ extension BlurredTanhEdge {
     /// `value(_:centre:w:edge:)` at every t, through `memo`.
     func profile(_ ts: [Double], centre: Double, w: Double, edge: Double?,
                  memo: EdgeProfileMemo<[Double]>) -> [Double] {
-        memo.value(SIMD3(centre, w, 0)) { ts.map { value($0, centre: centre, w: w, edge: edge) } }
+        memo.value(SIMD3(centre, w, 0)) { values(ts, centre: centre, w: w, edge: edge) }
     }
 }

@@ -135,9 +135,10 @@ struct SpaceTimeFit {
     /// order: what `model` feeds to the channel's levels.
     func progress(_ sh: Shape, excluding: Int?) -> [[Double]] {
         chans.indices.map { k in
-            bins[k].t.indices.compactMap { i -> Double? in
+            let edge = BlurredTanhEdge.Scaled(edges[k], w: sh.w)
+            return bins[k].t.indices.compactMap { i -> Double? in
                 guard bins[k].frame[i] != excluding else { return nil }
-                return edges[k].value(bins[k].t[i], centre: sh.x0 + sh.v * bins[k].dt[i], w: sh.w, edge: 0)
+                return edge.value(bins[k].t[i], centre: sh.x0 + sh.v * bins[k].dt[i], edge: 0)
             }
         }
     }
