@@ -114,9 +114,13 @@ public enum LeastSquares {
         public func solve(_ y: [Double]) -> [Double]? {
             guard y.count * p == design.count else { return nil }
             var aty = [Double](repeating: 0, count: p)
-            for i in y.indices {
-                let w = weights?[i] ?? 1
-                for a in 0..<p { aty[a] += design[i * p + a] * w * y[i] }
+            design.withUnsafeBufferPointer { x in
+                if let weights {
+                    for i in y.indices { for a in 0..<p { aty[a] += x[i * p + a] * weights[i] * y[i] } }
+                } else {
+                    // x·1 is x exactly: the same sums as with unit weights.
+                    for i in y.indices { for a in 0..<p { aty[a] += x[i * p + a] * y[i] } }
+                }
             }
             return LeastSquares.solve(normal, aty, n: p)
         }
