@@ -79,21 +79,51 @@ public enum LeastSquares {
     /// Σ w·(y − X·c)², X row-major with `p` columns. Normal equations with a tiny ridge so
     /// a degenerate column cannot blow up the solve.
     public static func linear(design x: [Double], p: Int, y: [Double], weights: [Double]? = nil) -> [Double]? {
-        let n = y.count
-        guard n >= p, x.count == n * p else { return nil }
-        var ata = [Double](repeating: 0, count: p * p), aty = [Double](repeating: 0, count: p)
-        for i in 0..<n {
-            let w = weights?[i] ?? 1
-            for a in 0..<p {
-                let xa = x[i * p + a] * w
-                aty[a] += xa * y[i]
-                for b in a..<p { ata[a * p + b] += xa * x[i * p + b] }
+        guard x.count == y.count * p else { return nil }
+        return LinearDesign(design: x, p: p, weights: weights)?.solve(y)
+    }
+
+    /// One design's normal matrix XᵀWX (with `linear`'s ridge), formed once for solving with
+    /// many right-hand sides y — the same numbers as `linear` for each.
+    public struct LinearDesign: Sendable {
+        public let design: [Double]
+        public let p: Int
+        let weights: [Double]?
+        let normal: [Double]
+
+        /// nil with fewer rows than columns or a design that is not rows × `p`.
+        public init?(design x: [Double], p: Int, weights: [Double]? = nil) {
+            guard p > 0, x.count % p == 0 else { return nil }
+            let n = x.count / p
+            guard n >= p, weights.map({ $0.count == n }) ?? true else { return nil }
+            var ata = [Double](repeating: 0, count: p * p)
+            for i in 0..<n {
+                let w = weights?[i] ?? 1
+                for a in 0..<p {
+                    let xa = x[i * p + a] * w
+                    for b in a..<p { ata[a * p + b] += xa * x[i * p + b] }
+                }
             }
+            for a in 0..<p { for b in 0..<a { ata[a * p + b] = ata[b * p + a] } }
+            let trace = (0..<p).reduce(0.0) { $0 + ata[$1 * p + $1] }
+            for a in 0..<p { ata[a * p + a] += 1e-12 * trace / Double(p) }
+            (design, self.p, self.weights, normal) = (x, p, weights, ata)
         }
-        for a in 0..<p { for b in 0..<a { ata[a * p + b] = ata[b * p + a] } }
-        let trace = (0..<p).reduce(0.0) { $0 + ata[$1 * p + $1] }
-        for a in 0..<p { ata[a * p + a] += 1e-12 * trace / Double(p) }
-        return solve(ata, aty, n: p)
+
+        /// The coefficients for `y` (one value per design row); nil when singular.
+        public func solve(_ y: [Double]) -> [Double]? {
+            guard y.count * p == design.count else { return nil }
+            var aty = [Double](repeating: 0, count: p)
+            design.withUnsafeBufferPointer { x in
+                if let weights {
+                    for i in y.indices { for a in 0..<p { aty[a] += x[i * p + a] * weights[i] * y[i] } }
+                } else {
+                    // x·1 is x exactly: the same sums as with unit weights.
+                    for i in y.indices { for a in 0..<p { aty[a] += x[i * p + a] * y[i] } }
+                }
+            }
+            return LeastSquares.solve(normal, aty, n: p)
+        }
     }
 
     public struct Fit: Sendable {

@@ -246,6 +246,7 @@ public enum FrontLocator {
         // First the ratio alone with the segmentation's β, from two starting widths (a
         // narrow and a wide front), keeping the better fit. Parameters: K, α, t₀, ln w.
         let tLast = ts.last ?? 0
+        let memo = EdgeProfileMemo<[Double]>()
         if !rockSaltOnBoundary {
             fitted = nascentEdge(ts: ts, ys: ys, sqrtW: sqrtW, edge: edge, sigma: sigma, beta: beta0, k0: k0,
                                  startWidth: w0, kPrior: kPrior)
@@ -253,8 +254,9 @@ public enum FrontLocator {
         for startWidth in [w0, log(max(3, tLast / 10))] where rockSaltOnBoundary {
             guard let fit = LeastSquares.levenbergMarquardt(start: [k0, alpha0, areaPosition, startWidth], residuals: { p in
                 let wt = exp(p[3])
+                let prs = edge.profile(ts, centre: p[2], w: wt, edge: 0, memo: memo)
                 return ts.indices.map { i in
-                    let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
+                    let pr = prs[i]
                     return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + beta0 * pr))
                 } + [kPrior * (p[0] - k0)]
             }), fit.parameters.allSatisfy(\.isFinite) else { continue }
@@ -280,11 +282,12 @@ public enum FrontLocator {
     /// cation-mixed (q → 0, α = 1 for any β), so α is fixed there.
     static func fullMixingEdge(_ bins: BinnedProfile, from first: EdgeFit, sqrtW: [Double], edge: BlurredTanhEdge,
                                k0: Double, kPrior: Double) -> EdgeFit? {
-        let ts = bins.ts, ys = bins.ys, beta0 = first.beta
+        let ts = bins.ts, ys = bins.ys, beta0 = first.beta, memo = EdgeProfileMemo<[Double]>()
         guard let fit = LeastSquares.levenbergMarquardt(start: [first.k, first.t0, log(first.w)], residuals: { p in
             let wt = exp(p[2])
+            let prs = edge.profile(ts, centre: p[1], w: wt, edge: 0, memo: memo)
             return ts.indices.map { i in
-                let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
+                let pr = prs[i]
                 return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta0 * pr))
             } + [kPrior * (p[0] - k0)]
         }), fit.parameters.allSatisfy(\.isFinite) else { return nil }
@@ -305,14 +308,16 @@ public enum FrontLocator {
         let qScale = max(k0, 1e-9)
         guard first.t0 > 3 * sigma, halfBins.count >= 8, halfScale > 0 else { return nil }
         let start = [first.k, first.alpha, first.t0, log(first.w), first.beta, halfScale, 0, 0]
+        let memo = EdgeProfileMemo<[Double]>()
         guard let fit = LeastSquares.levenbergMarquardt(start: start, residuals: { p in
             let wt = exp(p[3]), b = p[4]
+            let prs = edge.profile(ts, centre: p[2], w: wt, edge: 0, memo: memo)
             var r = ts.indices.map { i -> Double in
-                let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
+                let pr = prs[i]
                 return sqrtW[i] * (ys[i] - p[0] * (1 - p[1] * pr) / (1 + b * pr)) / qScale
             }
             for i in halfBins {
-                let pr = edge.value(ts[i], centre: p[2], w: wt, edge: 0)
+                let pr = prs[i]
                 let model = (p[5] + p[6] * xs[i] + p[7] * yc[i]) * (1 + b * pr)
                 r.append(sqrtW[i] * (halves[i] - model) / halfScale)
             }
@@ -370,11 +375,13 @@ public enum FrontLocator {
                             beta: Double, k0: Double, startWidth: Double,
                             kPrior: Double) -> (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)? {
         var best: (k: Double, alpha: Double, t0: Double, w: Double, beta: Double)?, bestCost = Double.infinity
+        let memo = EdgeProfileMemo<[Double]>()
         for start in [-sigma, 0, sigma, 3 * sigma] {
             guard let fit = LeastSquares.levenbergMarquardt(start: [k0, start, startWidth], residuals: { p in
                 let wt = exp(p[2])
+                let prs = edge.profile(ts, centre: p[1], w: wt, edge: 0, memo: memo)
                 return ts.indices.map { i in
-                    let pr = edge.value(ts[i], centre: p[1], w: wt, edge: 0)
+                    let pr = prs[i]
                     return sqrtW[i] * (ys[i] - p[0] * (1 - pr) / (1 + beta * pr))
                 } + [kPrior * (p[0] - k0)]
             }), fit.parameters.allSatisfy(\.isFinite), fit.cost < bestCost else { continue }
@@ -410,11 +417,10 @@ public enum FrontLocator {
         let sigma = usable.map(\.blurSigmaPx).reduce(0, +) / Double(usable.count)
         let edge = BlurredTanhEdge(sigma: sigma)
         let span = (ts.last ?? 0) - (ts.first ?? 0)
+        let memo = EdgeProfileMemo<[Double]>()
         guard let fit = LeastSquares.levenbergMarquardt(start: [0, 1, 0, log(max(3, sigma / 2))], residuals: { p in
-            let wt = exp(p[3])
-            return ts.indices.map { i in
-                sqrtW[i] * (ys[i] - (p[0] + (p[1] - p[0]) * edge.value(ts[i], centre: p[2], w: wt)))
-            }
+            let prs = edge.profile(ts, centre: p[2], w: exp(p[3]), edge: nil, memo: memo)
+            return ts.indices.map { i in sqrtW[i] * (ys[i] - (p[0] + (p[1] - p[0]) * prs[i])) }
         }), fit.parameters.allSatisfy(\.isFinite) else { return nil }
         let wt = exp(fit.parameters[3])
         guard abs(fit.parameters[1] - fit.parameters[0]) > 0.1, wt < span else { return nil }
@@ -460,6 +466,11 @@ public enum FrontLocator {
 
 /// ½(1 − tanh((t − t₀)/w)) convolved with a Gaussian of σ, by quadrature on 33 nodes over
 /// ±4σ (exact enough: the nodes are σ/4 apart, far finer than any w the fit accepts).
+///
+/// Each node's term is evaluated as the logistic 1/(1 + e^{2(u − t₀)/w}), the same function
+/// as ½(1 − tanh((u − t₀)/w)), and e^{2(t − o_j − t₀)/w} = e^{2(t − t₀)/w}·e^{−2o_j/w} with
+/// the node factors e^{−2o_j/w} formed once per width (`Scaled`): one exponential per t
+/// instead of a tanh per node, which made the front fits' residuals ~10× cheaper.
 struct BlurredTanhEdge {
     let offsets: [Double]
     let weights: [Double]
@@ -480,13 +491,81 @@ struct BlurredTanhEdge {
     /// beyond the boundary there are no fringes, so the lock-in ratio there averages the
     /// crystal side only.
     func value(_ t: Double, centre: Double, w: Double, edge: Double? = nil) -> Double {
-        var v = 0.0, norm = 0.0
-        for j in offsets.indices {
-            let u = t - offsets[j]
-            if let edge, u < edge { continue }
-            v += weights[j] * 0.5 * (1 - tanh((u - centre) / w))
-            norm += weights[j]
+        Scaled(self, w: w).value(t, centre: centre, edge: edge)
+    }
+
+    /// The edge at every t, one width.
+    func values(_ ts: [Double], centre: Double, w: Double, edge: Double?) -> [Double] {
+        let scaled = Scaled(self, w: w)
+        return ts.map { scaled.value($0, centre: centre, edge: edge) }
+    }
+
+    /// The edge at one width: the node factors e^{−2o_j/w}, or none where they would leave
+    /// the exponential's range (w below ~σ/37, only ever a trial step's), where each node
+    /// takes its own exponential.
+    struct Scaled {
+        let edge: BlurredTanhEdge
+        let scale: Double
+        let factors: [Double]?
+
+        init(_ edge: BlurredTanhEdge, w: Double) {
+            self.edge = edge
+            scale = 2 / w
+            let reach = (edge.offsets.map(abs).max() ?? 0) * abs(scale)
+            factors = reach.isFinite && reach <= 300 ? edge.offsets.map { exp(-$0 * 2 / w) } : nil
         }
-        return norm > 0 ? v / norm : 0.5 * (1 - tanh((t - centre) / w))
+
+        func value(_ t: Double, centre: Double, edge cut: Double?) -> Double {
+            let offsets = edge.offsets, weights = edge.weights
+            // |z₀| ≤ 400 and node factors within e^±300 keep every product finite; beyond
+            // 400 every node's term is 0 or 1 to double precision anyway.
+            let z0 = min(400, max(-400, (t - centre) * scale))
+            let e0 = exp(z0)
+            var v = 0.0, norm = 0.0
+            for j in offsets.indices {
+                if let cut, t - offsets[j] < cut { continue }
+                let e = factors.map { e0 * $0[j] } ?? exp((t - offsets[j] - centre) * scale)
+                v += weights[j] / (1 + e)
+                norm += weights[j]
+            }
+            return norm > 0 ? v / norm : 1 / (1 + e0)
+        }
+    }
+}
+
+/// The last few edge profiles a fit evaluated, by the edge parameters they depend on
+/// (centre or x₀, w, v). The profile is the expensive part of a fit's residuals (a
+/// quadrature of tanh per bin) and does not depend on the levels: the forward-difference
+/// Jacobian's columns for the levels (and trial steps that only move them) reuse it. Keys
+/// match exactly (bit patterns), so a reused profile is the one `compute` would give. Safe
+/// to share between the Jacobian's concurrent columns.
+final class EdgeProfileMemo<Value>: @unchecked Sendable {
+    private var entries = [(key: SIMD3<Double>, value: Value)]()
+    private let lock = NSLock()
+    /// A Jacobian adds one entry per edge parameter after the point it is taken at; six
+    /// keep that point through the Jacobian of up to three edge parameters and two trial steps.
+    private let capacity = 6
+
+    func value(_ key: SIMD3<Double>, compute: () -> Value) -> Value {
+        let bits = SIMD3(key.x.bitPattern, key.y.bitPattern, key.z.bitPattern)
+        if let found = lock.withLock({
+            entries.last { SIMD3($0.key.x.bitPattern, $0.key.y.bitPattern, $0.key.z.bitPattern) == bits }?.value
+        }) {
+            return found
+        }
+        let value = compute()
+        lock.withLock {
+            entries.append((key, value))
+            if entries.count > capacity { entries.removeFirst() }
+        }
+        return value
+    }
+}
+
+extension BlurredTanhEdge {
+    /// `value(_:centre:w:edge:)` at every t, through `memo`.
+    func profile(_ ts: [Double], centre: Double, w: Double, edge: Double?,
+                 memo: EdgeProfileMemo<[Double]>) -> [Double] {
+        memo.value(SIMD3(centre, w, 0)) { values(ts, centre: centre, w: w, edge: edge) }
     }
 }

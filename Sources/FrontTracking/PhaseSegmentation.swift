@@ -90,23 +90,7 @@ public enum PhaseSegmentation {
             return n
         }
 
-        var twoClasses = false
-        var cut = 1.0 / 3
-        if let split = OtsuSplit(q) {
-            let low = q.filter { $0 < split.threshold }, high = q.filter { $0 >= split.threshold }
-            // The low class's most rock-salt-like decile (a thin, window-blurred rock-salt
-            // strip at a boundary never reaches its plateau in the class median), tested
-            // against half the layered level and against the layered class's own noise
-            // (spread of its upper half, robust σ).
-            if let ml = LeastSquares.median(low), let r10 = LeastSquares.quantile(low, 0.1),
-               let mh = LeastSquares.median(high), let h75 = LeastSquares.quantile(high, 0.75),
-               mh >= 1.0 / 3, low.count >= max(16, q.count / 500), high.count >= max(16, q.count / 500),
-               ml < 0.5 * mh || (r10 < 0.5 * mh && r10 < mh - 6 * (h75 - mh) / 0.674) {
-                twoClasses = true
-                cut = split.threshold
-            }
-        }
-        guard twoClasses else {
+        guard let classes = otsuClasses(q) else {
             let all = LeastSquares.median(q) ?? 1
             let rocksalt = all < 1.0 / 3
             _ = labelAll { _ in rocksalt }
@@ -114,11 +98,11 @@ public enum PhaseSegmentation {
                             rocksaltFraction: rocksalt ? 1 : 0,
                             layeredRatio: rocksalt ? nil : all, rocksaltRatio: rocksalt ? all : nil)
         }
-
+        var cut = classes.cut
         // Plateaus: the extreme decile of each Otsu class (class medians sit inside a wide
         // front's transition zone; whole-crystal quantiles miss a small rock-salt class).
-        let lowClass = q.filter { $0 < cut }, highClass = q.filter { $0 >= cut }
-        guard let k = LeastSquares.quantile(highClass, 0.9), let r = LeastSquares.quantile(lowClass, 0.1), k > r else {
+        let r = classes.lowDecile
+        guard let k = LeastSquares.quantile(classes.high, 0.9), k > r else {
             let n = labelAll { $0 < cut }
             return PhaseMap(width: w, height: h, labels: labels, threshold: cut, rocksaltFraction: Double(n) / Double(q.count))
         }
@@ -138,12 +122,28 @@ public enum PhaseSegmentation {
                         layeredRatio: layeredRatio, rocksaltRatio: rocksaltRatio, halfSpacingContrast: beta)
     }
 
+    /// Otsu's two classes of q when they pass the two-class test (see `PhaseSegmentation`):
+    /// the cut, the classes and the low class's lowest decile. nil: the crystal is one phase.
+    static func otsuClasses(_ q: [Double]) -> (cut: Double, low: [Double], high: [Double], lowDecile: Double)? {
+        guard let split = OtsuSplit(q) else { return nil }
+        let low = q.filter { $0 < split.threshold }, high = q.filter { $0 >= split.threshold }
+        // The low class's most rock-salt-like decile (a thin, window-blurred rock-salt
+        // strip at a boundary never reaches its plateau in the class median), tested
+        // against half the layered level and against the layered class's own noise
+        // (spread of its upper half, robust σ).
+        guard let ml = LeastSquares.median(low), let r10 = LeastSquares.quantile(low, 0.1),
+              let mh = LeastSquares.median(high), let h75 = LeastSquares.quantile(high, 0.75),
+              mh >= 1.0 / 3, low.count >= max(16, q.count / 500), high.count >= max(16, q.count / 500),
+              ml < 0.5 * mh || (r10 < 0.5 * mh && r10 < mh - 6 * (h75 - mh) / 0.674) else { return nil }
+        return (split.threshold, low, high, r10)
+    }
+
     /// β by a grid search over [−0.5, 3] (step 0.025): each candidate turns every pixel's q
     /// into its progress P = (1 − q/K)/(α + β·q/K) (clamped to 0…1, α from the plateaus),
     /// and the β whose log A(2g) − log(1 + βP) is best explained by a thickness plane
-    /// c₀ + c₁x + c₂y (least squares over ≤ ~20 000 evenly subsampled pixels) wins. Using
-    /// the continuous P, not the two labels, keeps the transition zone from diluting the
-    /// step. nil when too few usable pixels.
+    /// c₀ + c₁x + c₂y (least squares over ≤ ~20 000 evenly subsampled pixels, the plane's
+    /// normal matrix formed once) wins. Using the continuous P, not the two labels, keeps the
+    /// transition zone from diluting the step. nil when too few usable pixels.
     static func halfSpacingContrast(_ op: OrderParameterMap, q: [Double], indices: [Int], use: [Bool],
                                     layered k: Double, rocksalt r: Double, width w: Int, height h: Int) -> Double? {
         let stride = max(1, indices.count / 20_000)
@@ -156,21 +156,28 @@ public enum PhaseSegmentation {
             logA.append(log(a))
             qs.append(q[j] / k)
         }
-        guard logA.count >= 32 else { return nil }
+        guard logA.count >= 32, let plane = LeastSquares.LinearDesign(design: design, p: 3) else { return nil }
         var best: (beta: Double, rss: Double)?
         for step in 0...140 {
             let beta = -0.5 + 0.025 * Double(step)
             let alpha = 1 - (r / k) * (1 + beta)
+            // P clamped to 0 leaves log A(2g) as it is; clamped to 1 it takes one shared log.
+            let full = log(1 + beta)
             let y = qs.indices.map { i -> Double in
                 let den = alpha + beta * qs[i]
                 let p = den > 0 ? min(1, max(0, (1 - qs[i]) / den)) : 1
-                return logA[i] - log(1 + beta * p)
+                return p == 0 ? logA[i] : p == 1 ? logA[i] - full : logA[i] - log(1 + beta * p)
             }
-            guard let c = LeastSquares.linear(design: design, p: 3, y: y) else { continue }
-            var rss = 0.0
-            for i in y.indices {
-                let e = y[i] - c[0] - c[1] * design[3 * i + 1] - c[2] * design[3 * i + 2]
-                rss += e * e
+            guard let c = plane.solve(y) else { continue }
+            let rss = design.withUnsafeBufferPointer { x in
+                y.withUnsafeBufferPointer { y in
+                    var rss = 0.0
+                    for i in y.indices {
+                        let e = y[i] - c[0] - c[1] * x[3 * i + 1] - c[2] * x[3 * i + 2]
+                        rss += e * e
+                    }
+                    return rss
+                }
             }
             if best == nil || rss < best!.rss { best = (beta, rss) }
         }

@@ -130,6 +130,18 @@ struct SpaceTimeFit {
         let c = centre ?? (sh.x0 + sh.v * bins[k].dt[i])
         return Self.value(edges[k].value(bins[k].t[i], centre: c, w: sh.w, edge: 0), sh.levels[k])
     }
+
+    /// Every channel's occupancy change P at its bins (`excluding` that frame's), in bin
+    /// order: what `model` feeds to the channel's levels.
+    func progress(_ sh: Shape, excluding: Int?) -> [[Double]] {
+        chans.indices.map { k in
+            let edge = BlurredTanhEdge.Scaled(edges[k], w: sh.w)
+            return bins[k].t.indices.compactMap { i -> Double? in
+                guard bins[k].frame[i] != excluding else { return nil }
+                return edge.value(bins[k].t[i], centre: sh.x0 + sh.v * bins[k].dt[i], edge: 0)
+            }
+        }
+    }
 }
 
 extension SpaceTimeFit {
@@ -183,18 +195,22 @@ extension SpaceTimeFit {
             guard let excluding, !isSites[k], frameLevels[k][excluding] != nil else { return k0s[k] }
             return LeastSquares.median(frameLevels[k].filter { $0.key != excluding }.map(\.value)) ?? k0s[k]
         }
-        let problem = self
+        let priors = chans.indices.map { k in
+            layeredLevelPrior * Double(Set(weights[k].frame).subtracting([excluding ?? -1]).count).squareRoot()
+        }
+        let problem = self, memo = EdgeProfileMemo<[[Double]]>()
         let residuals = { (p: [Double]) -> [Double] in
             let sh = problem.shape(p, layout: layout)
+            let progress = memo.value(SIMD3(sh.x0, sh.w, sh.v)) { problem.progress(sh, excluding: excluding) }
             var r = [Double]()
             for k in problem.chans.indices {
+                var j = 0
                 for i in weights[k].t.indices where weights[k].frame[i] != excluding {
-                    r.append(weights[k].root[i] * (weights[k].y[i] - problem.model(k, i, sh)))
+                    r.append(weights[k].root[i] * (weights[k].y[i] - Self.value(progress[k][j], sh.levels[k])))
+                    j += 1
                 }
                 if !problem.isSites[k] {
-                    let prior = problem.layeredLevelPrior
-                        * Double(Set(weights[k].frame).subtracting([excluding ?? -1]).count).squareRoot()
-                    r.append(scales[k] * prior * (p[layout[k].a] - centres[k]) / max(centres[k], 1e-9))
+                    r.append(scales[k] * priors[k] * (p[layout[k].a] - centres[k]) / max(centres[k], 1e-9))
                 }
             }
             return r
@@ -339,3 +355,4 @@ extension SpaceTimeFit {
                                                 positionPx: c, blurSigmaPx: s.blurSigmaPx))
     }
 }
+
