@@ -61,8 +61,9 @@ static chdf5_guard_file_t *open_files = NULL;
 /// readers list a file right after opening it, under one hold of HeatFront's HDF5 lock).
 static chdf5_guard_file_t *last_opened = NULL;
 
-/// The last read refused while a file was being opened (HDF5 closes the file on failure).
-static char refused_read[256];
+/// The last read or chunk refused, for the error HDF5's own failure then reports (HDF5 closes
+/// a file it fails to open, and reads give no file to ask).
+static char last_refusal[256];
 
 static uint64_t le(const unsigned char *p, int n) {
     uint64_t v = 0;
@@ -107,7 +108,7 @@ static H5FD_t *chdf5_guard_open(const char *name, unsigned flags, hid_t fapl, ha
     if (!f) { close(fd); return NULL; }
     f->fd = fd;
     f->eof = (haddr_t)st.st_size;
-    refused_read[0] = 0;
+    last_refusal[0] = 0;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     pthread_mutex_lock(&open_files_lock);
@@ -208,7 +209,7 @@ static herr_t chdf5_guard_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_
     // far past the end comes from such a size, and zero-filling it would fill gigabytes.
     if (addr + size > f->eof + CHDF5_READ_PAST_EOF) {
         note_damage(f, "a metadata block runs past the end of the file");
-        snprintf(refused_read, sizeof refused_read, "%s", f->damage);
+        snprintf(last_refusal, sizeof last_refusal, "%s", f->damage);
         return -1;
     }
     if (pread_full(f->fd, buf, size, (off_t)addr) != 0) return -1;
@@ -278,10 +279,10 @@ static chdf5_guard_file_t *guard_file_for_handle(const void *handle) {
     return found;
 }
 
-size_t chdf5_guard_open_refusal(char *buf, size_t cap) {
+size_t chdf5_guard_last_refusal(char *buf, size_t cap) {
     if (cap == 0) return 0;
-    size_t n = strnlen(refused_read, cap - 1);
-    memcpy(buf, refused_read, n);
+    size_t n = strnlen(last_refusal, cap - 1);
+    memcpy(buf, last_refusal, n);
     buf[n] = 0;
     return n;
 }
@@ -923,3 +924,56 @@ int chdf5_message_checks_active(void) {
 }
 
 unsigned long chdf5_message_refusals(void) { return message_refusals; }
+
+// ---------------------------------------------------------------------------------------
+// The check of decompressed chunks.
+//
+// HDF5 1.10 does not compare the size a chunk's filters return with the chunk's size: a
+// compressed chunk that inflates to fewer bytes than its declared dimensions hold is then
+// copied out by those dimensions, past the end of its buffer. HDF5 calls `H5Z_pipeline`
+// through its procedure linkage table, so the definition below is the one it reaches; it
+// runs HDF5's own and, while a reader has said which chunks it expects, refuses a chunk of
+// another size.
+
+typedef herr_t (*pipeline_fn)(const void *, unsigned, unsigned *, H5Z_EDC_t, H5Z_cb_t, size_t *, size_t *, void **);
+static pipeline_fn real_pipeline;
+static size_t expected_chunk_bytes;
+static unsigned long chunk_refusals = 0;
+
+herr_t H5Z_pipeline(const void *pline, unsigned flags, unsigned *filter_mask, H5Z_EDC_t edc_read, H5Z_cb_t cb_struct,
+                    size_t *nbytes, size_t *buf_size, void **buf);
+herr_t H5Z_pipeline(const void *pline, unsigned flags, unsigned *filter_mask, H5Z_EDC_t edc_read, H5Z_cb_t cb_struct,
+                    size_t *nbytes, size_t *buf_size, void **buf) {
+    if (!real_pipeline) real_pipeline = (pipeline_fn)dlsym(RTLD_NEXT, "H5Z_pipeline");
+    if (!real_pipeline) return -1;
+    herr_t r = real_pipeline(pline, flags, filter_mask, edc_read, cb_struct, nbytes, buf_size, buf);
+    if (r >= 0 && (flags & H5Z_FLAG_REVERSE) && expected_chunk_bytes > 0 && *nbytes != expected_chunk_bytes) {
+        chunk_refusals++;
+        snprintf(last_refusal, sizeof last_refusal, "a compressed chunk decompresses to %zu bytes, not the %zu its dimensions hold",
+                 *nbytes, expected_chunk_bytes);
+        return -1;
+    }
+    return r;
+}
+
+void chdf5_expect_chunks_of(hid_t dataset) {
+    expected_chunk_bytes = 0;
+    if (dataset >= 0) last_refusal[0] = 0;
+    if (dataset < 0) return;
+    hid_t dcpl = H5Dget_create_plist(dataset), type = H5Dget_type(dataset);
+    if (dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) > 0) {
+        hsize_t dims[32];
+        int rank = H5Pget_chunk(dcpl, 32, dims);
+        size_t bytes = H5Tget_size(type);
+        for (int i = 0; i < rank && bytes > 0; i++) {
+            if (dims[i] == 0 || bytes > SIZE_MAX / dims[i]) { bytes = 0; break; }
+            bytes *= (size_t)dims[i];
+        }
+        expected_chunk_bytes = rank > 0 ? bytes : 0;
+    }
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    H5Eclear2(H5E_DEFAULT);
+}
+
+unsigned long chdf5_chunk_refusals(void) { return chunk_refusals; }

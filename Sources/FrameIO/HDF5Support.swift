@@ -74,7 +74,7 @@ enum HDF5 {
         let f = H5Fopen(url.path, chdf5_f_acc_rdonly(), fapl)
         guard f >= 0 else {
             let cause = HDF5Access.errorText()
-            throw openError(url, openRefusal() ?? cause)
+            throw openError(url, lastRefusal() ?? cause)
         }
         return (f, size)
     }
@@ -105,10 +105,10 @@ enum HDF5 {
         return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
-    /// The read CHDF5Guard's driver refused while HDF5 opened the file, if any.
-    static func openRefusal() -> String? {
+    /// What CHDF5Guard refused last while HDF5 opened the file or read a dataset, if anything.
+    static func lastRefusal() -> String? {
         var buf = [CChar](repeating: 0, count: 256)
-        let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_open_refusal($0.baseAddress, $0.count) }
+        let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_last_refusal($0.baseAddress, $0.count) }
         return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
@@ -373,10 +373,15 @@ enum HDF5 {
         let mspace = H5Screate_simple(1, &memDims, nil)
         defer { H5Sclose(mspace) }
         let memType = nativeType(type)
+        chdf5_expect_chunks_of(d)
+        defer { chdf5_expect_chunks_of(-1) }
         func values<T: Numeric>(_: T.Type) throws -> [T] {
             var out = [T](repeating: 0, count: n)
             let status = out.withUnsafeMutableBytes { H5Dread(d, memType, mspace, fspace, chdf5_p_default(), $0.baseAddress) }
-            guard status >= 0 else { throw FrameIOError(.corrupt, url: url, "\(path): \(HDF5Access.errorText())") }
+            guard status >= 0 else {
+                let cause = HDF5Access.errorText()
+                throw FrameIOError(.corrupt, url: url, "\(path): \(lastRefusal() ?? cause)")
+            }
             return out
         }
         switch type {
@@ -407,6 +412,8 @@ enum HDF5 {
               (try? checkDataset(info, type: type, path: path, url: url, fileBytes: fileBytes)) != nil
         else { _ = HDF5Access.errorText(); return nil }
         var out = [Double](repeating: 0, count: info.dims[0])
+        chdf5_expect_chunks_of(d)
+        defer { chdf5_expect_chunks_of(-1) }
         let status = out.withUnsafeMutableBytes {
             H5Dread(d, chdf5_native_double(), chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)
         }

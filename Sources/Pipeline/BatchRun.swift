@@ -1,5 +1,6 @@
 import Foundation
 import FrameCore
+import Registration
 
 /// Several run folders in one call: each gets its own sub-folder of OUT_DIR (named after the
 /// run folder), and `runs.csv` and `report.html` sum them up one row per run (`BatchOutputs`).
@@ -80,6 +81,9 @@ public enum BatchRun {
             return .failed(code: e.exitCode, message: e.description)
         } catch let e as WriteError {
             return .failed(code: PipelineError.cannotWrite("").exitCode, message: e.description)
+        } catch let e as RegistrationError {
+            // Frames too small to register: nothing can be analysed, said of this run.
+            return .failed(code: PipelineError.nothingToAnalyse("").exitCode, message: "\(dir.path): \(e)")
         }
     }
 

@@ -21,7 +21,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
                         "hdf5-global-heap-large-collection-segv.emd", "hdf5-enum-base-size-segv.hspy",
                         "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd",
                         "hdf5-enum-size-copy-overread.hspy", "hdf5-driver-info-size-oom.emd",
-                        "hdf5-local-heap-free-list-loop-oom.emd", "hdf5-vlen-size-overread.hspy"]
+                        "hdf5-local-heap-free-list-loop-oom.emd", "hdf5-vlen-size-overread.hspy",
+                        "hdf5-chunk-short-inflate-overread.hspy"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -271,7 +272,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// hdf5-local-heap-free-list-loop-oom.emd (a group's local heap whose free list loops) took
     /// 4 min and 22 GB, a node per turn of the loop; hdf5-vlen-size-overread.hspy (a
     /// variable-length string attribute whose type states 13 bytes, not 16) was read 3 bytes
-    /// past HDF5's copy of its data.
+    /// past HDF5's copy of its data; hdf5-chunk-short-inflate-overread.hspy, see
+    /// `shortDecompressedChunkIsOneErrorLine`.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
@@ -283,6 +285,20 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         }
         #expect(e?.file == url.path)
         #expect(e?.description.contains("\n") == false)
+    }
+
+    /// A compressed chunk that inflates to 24 bytes where its declared dimensions (3 × 131076
+    /// half-floats) hold 786,456: HDF5 1.10 copied the frame out by the dimensions, 8 bytes
+    /// past the inflated buffer. The chunk is refused, with its sizes.
+    @Test func shortDecompressedChunkIsOneErrorLine() throws {
+        let url = repository.appendingPathComponent("Fuzz/known/hdf5-chunk-short-inflate-overread.hspy")
+        let before = chdf5_chunk_refusals()
+        let e = #expect(throws: FrameIOError.self) {
+            let reader = try Self.open(url)
+            _ = try reader.plane(signal: 0, frame: 0)
+        }
+        #expect(e?.detail.contains("a compressed chunk decompresses to 24 bytes, not the 786456 its dimensions hold") == true)
+        #expect(chdf5_chunk_refusals() > before)
     }
 
     /// What each known crasher is refused for: the damage CHDF5Guard found, where it found

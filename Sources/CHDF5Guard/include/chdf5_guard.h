@@ -40,11 +40,21 @@ unsigned long chdf5_heap_guard_refusals(void);
 /// Variable-length values refused as too large so far in this process (for tests).
 unsigned long chdf5_vlen_refusals(void);
 
+/// Declares which dataset the next reads are from: while it is set, a compressed chunk
+/// whose filters return another size than its declared dimensions × its type's size is
+/// refused (HDF5 1.10 would copy it out by the dimensions, past its buffer). A negative
+/// identifier clears it. Call under the same lock as the reads.
+void chdf5_expect_chunks_of(hid_t dataset);
+
+/// Decompressed chunks refused for their size so far in this process (for tests).
+unsigned long chdf5_chunk_refusals(void);
+
 /// Copies into `buf` the first damage the checks found in the open file `file` (a file
 /// opened through the guarded driver); returns its length, or 0 when none was found.
 size_t chdf5_guard_damage(hid_t file, char *buf, size_t cap);
 
-/// Copies into `buf` the read the driver refused during the last open (a block reaching far
-/// past the end of the file); returns its length, or 0 when none was refused. Meaningful
-/// right after a failed `H5Fopen`, under the same lock as the open.
-size_t chdf5_guard_open_refusal(char *buf, size_t cap);
+/// Copies into `buf` what was refused last since the last open or `chdf5_expect_chunks_of`:
+/// a read reaching far past the end of the file, a chunk of the wrong decompressed size.
+/// Returns its length, or 0 when nothing was. Meaningful right after a failed `H5Fopen` or
+/// `H5Dread`, under the same lock.
+size_t chdf5_guard_last_refusal(char *buf, size_t cap);
