@@ -308,6 +308,12 @@ enum HDF5 {
               chunk <= FrameLimits.maxDecodedBytes(fileBytes: fileBytes, compressed: true) else {
             throw FrameIOError(.corrupt, url: url, "\(path): chunks of \(info.chunkDims) samples (\(chunk) bytes) exceed HeatFront's limit")
         }
+        // Uncompressed, every chunk is stored whole: HDF5 copies a chunk out by its
+        // dimensions whatever its stored size, past the end of a short one.
+        let (whole, overflow) = info.writtenChunks.multipliedReportingOverflow(by: chunk)
+        if !info.isFiltered, info.writtenChunks > 0, overflow || info.storedBytes < whole {
+            throw FrameIOError(.corrupt, url: url, "\(path): stores \(info.storedBytes) bytes for \(info.writtenChunks) chunk(s) of \(chunk) bytes")
+        }
         // Compressed, the chunks written show it.
         let expected = zip(info.dims, info.chunkDims).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1) }
         if info.isFiltered, total > 0, info.writtenChunks < expected {

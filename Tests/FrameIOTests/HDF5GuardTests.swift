@@ -22,7 +22,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
                         "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd",
                         "hdf5-enum-size-copy-overread.hspy", "hdf5-driver-info-size-oom.emd",
                         "hdf5-local-heap-free-list-loop-oom.emd", "hdf5-vlen-size-overread.hspy",
-                        "hdf5-chunk-short-inflate-overread.hspy"]
+                        "hdf5-chunk-short-inflate-overread.hspy", "hdf5-chunk-short-stored-overread.hspy"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -273,7 +273,9 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// 4 min and 22 GB, a node per turn of the loop; hdf5-vlen-size-overread.hspy (a
     /// variable-length string attribute whose type states 13 bytes, not 16) was read 3 bytes
     /// past HDF5's copy of its data; hdf5-chunk-short-inflate-overread.hspy, see
-    /// `shortDecompressedChunkIsOneErrorLine`.
+    /// `shortDecompressedChunkIsOneErrorLine`; hdf5-chunk-short-stored-overread.hspy (an
+    /// uncompressed chunk of 3 × 260 half-floats stored in 32 bytes) was copied 8 bytes past
+    /// the stored chunk.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
