@@ -93,11 +93,14 @@ public final class BerkeleyEMDReader: FrameFileReader, @unchecked Sendable {
 
     // MARK: Listing
 
-    /// The EMD data sets, in a name-ordered depth-first walk.
+    /// The EMD data sets, in a name-ordered depth-first walk that enters each group once, as
+    /// h5py's `visititems` does: a group linked from two places, or into itself, is not walked
+    /// again along ever longer paths.
     private static func datasetPaths(_ f: hid_t, url: URL) throws -> [String] {
         var out: [String] = [], visits = 0
+        var walked = Set<haddr_t>()
         func walk(_ group: String, depth: Int) throws {
-            guard depth <= HDF5.maxDepth else { return }
+            guard depth <= HDF5.maxDepth, let at = HDF5.address(f, group), walked.insert(at).inserted else { return }
             for name in try HDF5.members(f, group, url: url) {
                 visits += 1
                 guard visits <= maxVisits else {

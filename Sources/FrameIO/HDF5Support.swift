@@ -159,6 +159,16 @@ enum HDF5 {
         }
     }
 
+    /// The file address of the object at `path`: two paths naming one object (hard links, or
+    /// a group linked into itself) share it. Nil when the object cannot be opened.
+    static func address(_ loc: hid_t, _ path: String) -> haddr_t? {
+        let o = H5Oopen(loc, path, chdf5_p_default())
+        guard o >= 0 else { return nil }
+        defer { H5Oclose(o) }
+        var info = H5O_info_t()
+        return H5Oget_info2(o, &info, UInt32(H5O_INFO_BASIC)) >= 0 ? info.addr : nil
+    }
+
     /// The names of a group's members in name order (h5py's iteration order).
     static func members(_ loc: hid_t, _ path: String, url: URL) throws -> [String] {
         let g = H5Gopen2(loc, path, chdf5_p_default())

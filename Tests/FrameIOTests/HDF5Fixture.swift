@@ -10,8 +10,12 @@ import FrameIO
 final class HDF5Writer {
     let file: hid_t
 
-    init(_ url: URL) throws {
-        file = HDF5Access.serialized { H5Fcreate(url.path, chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default()) }
+    /// A new file at `url`, or with `reopen` the existing one, for writing.
+    init(_ url: URL, reopen: Bool = false) throws {
+        file = HDF5Access.serialized {
+            reopen ? H5Fopen(url.path, chdf5_f_acc_rdwr(), chdf5_p_default())
+                : H5Fcreate(url.path, chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default())
+        }
         try #require(file >= 0)
     }
 
@@ -28,6 +32,12 @@ final class HDF5Writer {
                 }
             }
         }
+    }
+
+    /// A second name, `link`, for the existing object `target` (HDF5 allows a group to be
+    /// linked into itself).
+    func hardLink(_ target: String, _ link: String) {
+        HDF5Access.serialized { _ = H5Lcreate_hard(file, target, file, link, chdf5_p_default(), chdf5_p_default()) }
     }
 
     /// An IEEE half-precision file type (what h5py writes for numpy float16).

@@ -22,7 +22,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
                         "hdf5-attribute-enum-values-segv.hspy", "hdf5-berkeley-integer-precision-zero-bus.emd",
                         "hdf5-enum-size-copy-overread.hspy", "hdf5-driver-info-size-oom.emd",
                         "hdf5-local-heap-free-list-loop-oom.emd", "hdf5-vlen-size-overread.hspy",
-                        "hdf5-chunk-short-inflate-overread.hspy", "hdf5-chunk-short-stored-overread.hspy"]
+                        "hdf5-chunk-short-inflate-overread.hspy", "hdf5-chunk-short-stored-overread.hspy",
+                        "hdf5-berkeley-group-loop-slow.emd"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -275,7 +276,8 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
     /// past HDF5's copy of its data; hdf5-chunk-short-inflate-overread.hspy, see
     /// `shortDecompressedChunkIsOneErrorLine`; hdf5-chunk-short-stored-overread.hspy (an
     /// uncompressed chunk of 3 × 260 half-floats stored in 32 bytes) was copied 8 bytes past
-    /// the stored chunk.
+    /// the stored chunk; hdf5-berkeley-group-loop-slow.emd (groups linked back into the tree)
+    /// took 14 s, its groups walked along ever longer paths.
     @Test(arguments: known)
     func knownHDF5FailuresAreOneErrorInProcess(name: String) throws {
         let url = repository.appendingPathComponent("Fuzz/known/" + name)
