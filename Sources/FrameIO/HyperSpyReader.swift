@@ -278,16 +278,24 @@ enum HDF5Walk {
     /// Most attributes gathered from one subtree.
     static let maxEntries = 4096
 
-    /// Gathers the attributes of `path` and of the groups below it as `prefix.sub.key → text`.
-    static func attributes(_ f: hid_t, _ path: String, prefix: String, into out: inout [String: String], depth: Int = 0) {
-        guard depth <= 8, out.count < maxEntries, HDF5.kind(f, path) == .group else { return }
+    /// Gathers the attributes of `path` and of the groups below it as `prefix.sub.key → text`,
+    /// entering each group once (groups may link back into the tree).
+    static func attributes(_ f: hid_t, _ path: String, prefix: String, into out: inout [String: String]) {
+        var walked = Set<haddr_t>()
+        attributes(f, path, prefix: prefix, into: &out, depth: 0, walked: &walked)
+    }
+
+    private static func attributes(_ f: hid_t, _ path: String, prefix: String, into out: inout [String: String],
+                                   depth: Int, walked: inout Set<haddr_t>) {
+        guard depth <= 8, out.count < maxEntries, HDF5.kind(f, path) == .group,
+              let at = HDF5.address(f, path), walked.insert(at).inserted else { return }
         let g = H5Oopen(f, path, chdf5_p_default())
         guard g >= 0 else { _ = HDF5Access.errorText(); return }
         for (k, v) in HDF5.attributes(g) where out.count < maxEntries { out[prefix + "." + k] = v }
         H5Oclose(g)
         guard let names = try? HDF5.members(f, path, url: URL(fileURLWithPath: path)) else { return }
         for n in names.prefix(256) where HDF5.kind(f, HDF5.join(path, n)) == .group {
-            attributes(f, HDF5.join(path, n), prefix: prefix + "." + n, into: &out, depth: depth + 1)
+            attributes(f, HDF5.join(path, n), prefix: prefix + "." + n, into: &out, depth: depth + 1, walked: &walked)
         }
     }
 }

@@ -59,6 +59,22 @@ import FrameIO
         #expect(r.fileMetadata["metadata.General.title"] == "HAADF")
     }
 
+    /// Metadata groups linked back to `metadata` (here three times from `General`) are read
+    /// once: walked by path, every level multiplied the paths by three, and the walk repeated
+    /// the attributes under `General.up.General…` down to its depth cap.
+    @Test func metadataGroupsLinkedBackAreReadOnce() throws {
+        let dir = ScratchFolder("hspy")
+        let url = dir.file("loops.hspy")
+        try Self.writeStack(url, type: chdf5_std_i16le(), values: Self.ramp)
+        let w = try HDF5Writer(url, reopen: true)
+        let metadata = "/Experiments/HAADF series/metadata"
+        for name in ["up", "back", "again"] { w.hardLink(metadata, metadata + "/General/" + name) }
+        w.close()
+        let r = try FrameFiles.open(url)
+        #expect(r.fileMetadata["metadata.General.title"] == "HAADF")
+        #expect(r.fileMetadata.keys.filter { $0.contains(".up.") || $0.contains(".back.") }.isEmpty)
+    }
+
     @Test func float16IsWidenedExactly() throws {
         let dir = ScratchFolder("hspy")
         let url = dir.file("half.hdf5")
