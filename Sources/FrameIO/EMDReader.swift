@@ -130,7 +130,9 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         return H5Lget_info(f, path, &info, chdf5_p_default()) >= 0 && info.type != H5L_TYPE_EXTERNAL
     }
 
-    /// (bytes per text, number of texts) of a group's `Metadata` dataset, or nil.
+    /// (bytes per text, number of texts) of a group's `Metadata` dataset, or nil. Its samples
+    /// must be bytes: HDF5 sizes its conversion buffer by the stored type, so a damaged type
+    /// claiming gigabytes per sample costs gigabytes to read.
     private static func metadataShape(file f: hid_t, group: String, fileBytes: Int) -> (Int, Int)? {
         let path = group + "/Metadata"
         guard isLocalLink(f, path) else { return nil }
@@ -138,7 +140,7 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         guard d >= 0 else { return nil }
         defer { H5Dclose(d) }
         guard let info = try? HDF5.describe(d, path: path, url: URL(fileURLWithPath: path)),
-              info.dims.count == 1 || info.dims.count == 2 else { return nil }
+              info.dims.count == 1 || info.dims.count == 2, info.sampleType?.byteCount == 1 else { return nil }
         let bytes = info.dims[0], columns = info.dims.count == 2 ? info.dims[1] : 1
         guard bytes >= 1, bytes <= maxMetadataBytes, columns >= 1, columns <= FrameLimits.maxFrames,
               (try? HDF5.checkDataset(info, type: .uint8, path: path, url: URL(fileURLWithPath: path), fileBytes: fileBytes)) != nil

@@ -23,7 +23,7 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
                         "hdf5-enum-size-copy-overread.hspy", "hdf5-driver-info-size-oom.emd",
                         "hdf5-local-heap-free-list-loop-oom.emd", "hdf5-vlen-size-overread.hspy",
                         "hdf5-chunk-short-inflate-overread.hspy", "hdf5-chunk-short-stored-overread.hspy",
-                        "hdf5-berkeley-group-loop-slow.emd"]
+                        "hdf5-berkeley-group-loop-slow.emd", "hdf5-velox-metadata-type-size-oom.emd"]
 
     /// A HyperSpy stack whose root attribute `file_format` ("HyperSpy", a variable-length
     /// string) refers to object `index` of its global heap collection instead of its own.
@@ -289,6 +289,19 @@ private let heatfront = URL(fileURLWithPath: CommandLine.arguments[0]).deletingL
         }
         #expect(e?.file == url.path)
         #expect(e?.description.contains("\n") == false)
+    }
+
+    /// hdf5-velox-metadata-type-size-oom.emd: a Velox `Metadata` dataset (254 × 2, 508 bytes
+    /// stored) whose integer type claims 3,439,329,281 bytes per sample. HDF5 sizes its
+    /// type-conversion buffer by the stored type, and reading the first frame's metadata took
+    /// 2 s and 3.4 GB. Metadata whose samples are not bytes are not read; the signal is still
+    /// listed.
+    @Test func veloxMetadataOfAHugeTypeIsNotRead() throws {
+        let url = repository.appendingPathComponent("Fuzz/known/hdf5-velox-metadata-type-size-oom.emd")
+        let before = ReaderLimitsTests.peakRSS()
+        let r = try EMDReader(url: url)
+        #expect(r.signals.map(\.frameCount) == [2, 1])
+        #expect(ReaderLimitsTests.peakRSS() - before < 1 << 30, "peak RSS grew by \((ReaderLimitsTests.peakRSS() - before) >> 20) MB")
     }
 
     /// A compressed chunk that inflates to 24 bytes where its declared dimensions (3 × 131076
