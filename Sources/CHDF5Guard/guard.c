@@ -958,8 +958,8 @@ herr_t H5Z_pipeline(const void *pline, unsigned flags, unsigned *filter_mask, H5
 
 void chdf5_expect_chunks_of(hid_t dataset) {
     expected_chunk_bytes = 0;
-    if (dataset >= 0) last_refusal[0] = 0;
     if (dataset < 0) return;
+    last_refusal[0] = 0;
     hid_t dcpl = H5Dget_create_plist(dataset), type = H5Dget_type(dataset);
     if (dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) > 0) {
         hsize_t dims[32];
