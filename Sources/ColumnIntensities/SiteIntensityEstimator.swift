@@ -205,8 +205,7 @@ struct DeblendingOperator: Sendable {
         /// position's disc rows and the (n/det, Σg/det) of its two-parameter fit.
         func discFits(boxes: [SIMD4<Int32>], gx: [Double], gy: [Double]) -> ([Int], [SIMD3<Int32>], [SIMD2<Double>]) {
             struct Part { var rowCounts: [Int] = []; var rows: [SIMD3<Int32>] = []; var fits: [SIMD2<Double>] = [] }
-            let parts = ResultSlots<Part>(count: chunks)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let parts = ResultSlots<Part>.map(chunks) { chunk in
                 var part = Part()
                 var rowBuf = [SIMD3<Int32>]()
                 gx.withUnsafeBufferPointer { gxp in gy.withUnsafeBufferPointer { gyp in
@@ -218,19 +217,17 @@ struct DeblendingOperator: Sendable {
                         part.fits.append(fitted)
                     }
                 } }
-                parts.set(chunk, .success(part))
+                return part
             }
-            var rowStart = [Int](repeating: 0, count: n + 1)
-            var rows = [SIMD3<Int32>](), fit = [SIMD2<Double>]()
-            fit.reserveCapacity(n)
-            var k = 0
-            for c in 0..<chunks {
-                guard case .success(let part)? = parts.get(c) else { continue }
-                rows.append(contentsOf: part.rows)
-                fit.append(contentsOf: part.fits)
-                for cnt in part.rowCounts { rowStart[k + 1] = rowStart[k] + cnt; k += 1 }
-            }
-            return (rowStart, rows, fit)
+            return (rowStarts(parts.map(\.rowCounts)), parts.flatMap(\.rows), parts.flatMap(\.fits))
+        }
+
+        /// Where each position's entries start in a compressed-row table (n + 1 starts), from
+        /// every chunk's per-position counts in chunk order.
+        func rowStarts(_ counts: [[Int]]) -> [Int] {
+            var start = [Int](repeating: 0, count: n + 1), k = 0
+            for cnt in counts.joined() { start[k + 1] = start[k] + cnt; k += 1 }
+            return start
         }
 
         /// The disc rows (y, x0, x1) of position k into `rows` and its fit (n/det, Σg/det), zero
@@ -269,8 +266,7 @@ struct DeblendingOperator: Sendable {
                        fit: [SIMD2<Double>]) -> ([Int], [Int32], [Double]) {
             let grid = CellGrid(self, fitted: (0..<n).filter { rowStart[$0 + 1] > rowStart[$0] }, boxes: boxes)
             struct Part { var counts: [Int] = []; var index: [Int32] = []; var value: [Double] = [] }
-            let parts = ResultSlots<Part>(count: chunks)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let parts = ResultSlots<Part>.map(chunks) { chunk in
                 var part = Part()
                 var found = [Int32]()
                 var prefixKJ = [Double](repeating: 0, count: span + 1), prefixJ = prefixKJ
@@ -290,18 +286,9 @@ struct DeblendingOperator: Sendable {
                         part.counts.append(part.index.count - before)
                     }
                 } } } } }
-                parts.set(chunk, .success(part))
+                return part
             }
-            var couplingStart = [Int](repeating: 0, count: n + 1)
-            var couplingIndex = [Int32](), coupling = [Double]()
-            var k = 0
-            for c in 0..<chunks {
-                guard case .success(let part)? = parts.get(c) else { continue }
-                couplingIndex.append(contentsOf: part.index)
-                coupling.append(contentsOf: part.value)
-                for cnt in part.counts { couplingStart[k + 1] = couplingStart[k] + cnt; k += 1 }
-            }
-            return (couplingStart, couplingIndex, coupling)
+            return (rowStarts(parts.map(\.counts)), parts.flatMap(\.index), parts.flatMap(\.value))
         }
     }
 

@@ -24,4 +24,14 @@ public final class ResultSlots<T>: @unchecked Sendable {
         DispatchQueue.concurrentPerform(iterations: count) { i in slots.set(i, Result { try body(i) }) }
         return try (0..<count).map { try slots.get($0)!.get() }
     }
+
+    /// `map` for a body that cannot fail.
+    public static func map(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
+        let slots = ResultSlots<T>(count: count)
+        DispatchQueue.concurrentPerform(iterations: count) { i in slots.set(i, .success(body(i))) }
+        return (0..<count).map { i in
+            guard case .success(let value)? = slots.get(i) else { preconditionFailure("slot \(i) was not filled") }
+            return value
+        }
+    }
 }

@@ -122,9 +122,9 @@ public enum RunFolder {
     /// spread and the `signal:` key checked.
     private static func readHeaders(_ files: [(rel: String, url: URL)], config: FolderSettings,
                                     open: (URL) throws -> any FrameFileReader) throws -> (frames: [RawFrame], votes: [Int: Int]) {
-        let headers = try withoutActuallyEscaping(open) { open in
+        let headers = withoutActuallyEscaping(open) { open in
             let opener = UncheckedSendable(open)
-            return try ResultSlots<FileHeaders>.map(files.count) { fileNo in
+            return ResultSlots<FileHeaders>.map(files.count) { fileNo in
                 FrameHeaders.read(files[fileNo].url, rel: files[fileNo].rel, fileNo: fileNo, signal: config.signal, open: opener.value)
             }
         }

@@ -202,8 +202,7 @@ public enum MovingFront {
     static func jackknife(_ count: Int, refit: (Int) -> [Double]?) -> [[Double]] {
         withoutActuallyEscaping(refit) { refit in
             let shared = UncheckedSendable(refit)
-            let refits = try? ResultSlots<[Double]?>.map(count) { shared.value($0) }
-            return (refits ?? []).compactMap { $0 }
+            return ResultSlots<[Double]?>.map(count) { shared.value($0) }.compactMap { $0 }
         }
     }
 }

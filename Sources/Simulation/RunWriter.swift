@@ -66,7 +66,7 @@ extension HeatingRunSimulator {
     /// held once, as uint16-valued floats, before the atomic write).
     func writeStack(in dir: URL) throws {
         let n = frameCount
-        let pages = try ResultSlots<Frame>.map(n) { i in
+        let pages = ResultSlots<Frame>.map(n) { i in
             Frame(image: render(frame: i), metadata: frameMetadata(i), sampleType: .uint16)
         }
         let url = dir.appendingPathComponent(frameTruth(0).file)

@@ -18,7 +18,7 @@ struct EdgeRegimeRegistrationTests {
         o.framesPerStep = 16
         let sim = HeatingRunSimulator(o)
         let indices = Array(0..<sim.frameCount)
-        let frames = ImageArray(try ResultSlots<Image>.map(indices.count) { sim.render(frame: $0) })
+        let frames = ImageArray(ResultSlots<Image>.map(indices.count) { sim.render(frame: $0) })
         let truth = indices.map { SIMD2(sim.frameTruth($0).shiftXPx, sim.frameTruth($0).shiftYPx) }
         let rigid = try RigidRegistration.align(frames, options: RigidOptions())
         #expect(rigid.allSatisfy { $0.isUsed })
@@ -45,8 +45,8 @@ struct EdgeRegimeRegistrationTests {
         o.framesPerStep = 12
         let sim = HeatingRunSimulator(o)
         let n = sim.frameCount
-        let frames = ImageArray(try ResultSlots<Image>.map(n) { sim.renderNoiseless(frame: $0, distortions: true) })
-        let clean = ImageArray(try ResultSlots<Image>.map(n) { sim.renderNoiseless(frame: $0, distortions: false) })
+        let frames = ImageArray(ResultSlots<Image>.map(n) { sim.renderNoiseless(frame: $0, distortions: true) })
+        let clean = ImageArray(ResultSlots<Image>.map(n) { sim.renderNoiseless(frame: $0, distortions: false) })
         let shifts = (0..<n).map { FrameShift(dx: sim.frameTruth($0).shiftXPx, dy: sim.frameTruth($0).shiftYPx, score: 1) }
         let ideal = (0..<n).map { k -> FrameShift in let s = sim.idealShiftPx(frame: k); return FrameShift(dx: s.x, dy: s.y, score: 1) }
         let truth = try StackAverage.average(clean, indices: Array(0..<n), shifts: ideal, interpolation: .bicubic)
