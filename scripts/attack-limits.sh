@@ -5,6 +5,7 @@
 # usage: scripts/attack-limits.sh [work-dir]     (needs python3 and /usr/bin/time)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 work=${1:-/tmp/heatfront-attack}
 limit_mb=400
 swift build -c release --product heatfront >/dev/null || exit 1
@@ -100,4 +101,8 @@ case_ "YAML nested 200k deep" 2 $bin inspect deep
 case_ "--out = run folder" 64 $bin run base --out base --quiet
 $bin inspect base | head -c 100 >/dev/null; code=${PIPESTATUS[0]}
 printf '%-28s exit %3s  %s\n' "inspect | head -c 100" "$code" "$([ "$code" = 0 ] && echo ok || { fail=1; echo FAIL; })"
+# 10. The crafted HDF5 files the fuzzers found (Fuzz/known): one error line each.
+for f in "$repo"/Fuzz/known/*; do
+  case_ "known/$(basename "$f" | cut -c1-21)" 1 $bin inspect "$f"
+done
 exit $fail

@@ -250,6 +250,9 @@ enum HDF5 {
         /// Chunks written in the file (chunked layout only).
         var writtenChunks: Int
         var storedBytes: Int
+        /// Where a contiguous dataset's bytes start in the file; nil for other layouts and
+        /// for data not written.
+        var dataOffset: Int?
     }
 
     /// Describes the dataset `d` (rank at most 8).
@@ -267,6 +270,8 @@ enum HDF5 {
         var info = DatasetInfo(dims: rank == 0 ? [] : dims.map { $0 > hsize_t(Int32.max) ? Int(Int32.max) : Int($0) },
                                sampleType: sampleType(t), isChunked: false, isFiltered: false, chunkDims: [],
                                writtenChunks: 0, storedBytes: Int(clamping: H5Dget_storage_size(d)))
+        let offset = H5Dget_offset(d)
+        if offset != haddr_t.max { info.dataOffset = Int(clamping: offset) }
         let dcpl = H5Dget_create_plist(d)
         if dcpl >= 0 {
             defer { H5Pclose(dcpl) }
@@ -311,6 +316,9 @@ enum HDF5 {
         // as the fill value: silent zeros. Uncompressed, the stored bytes show it.
         if !info.isFiltered, info.storedBytes < total {
             throw FrameIOError(.truncated, url: url, "\(path): stores \(info.storedBytes) of \(total) bytes")
+        }
+        if let at = info.dataOffset, at > fileBytes || info.storedBytes > fileBytes - at {
+            throw FrameIOError(.truncated, url: url, "\(path): its \(info.storedBytes) bytes lie past the end of the \(fileBytes)-byte file")
         }
         guard info.isChunked else { return }
         let chunk = info.chunkDims.reduce(type.byteCount) { $0.multipliedReportingOverflow(by: max($1, 1)).partialValue }
