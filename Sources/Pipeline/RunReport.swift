@@ -13,9 +13,9 @@ extension RunOutputs {
         let plots = RunFigures.all(table: table, results: results, steps: steps, summary: summary)
         let range = Self.displayRange(averages)
         // The grey previews gnuplot reads, in parallel (a few ms each at level 1).
-        let greys = (try? ResultSlots<URL?>.map(averages.count) { k in
+        let greys = ResultSlots<URL?>.map(averages.count) { k in
             try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, scratch: outDir, name: "average-\(k).png")
-        }) ?? averages.map { _ in nil }
+        }
         defer { for case let grey? in greys { try? FileManager.default.removeItem(at: grey) } }
         // Every figure in the report's order: the plots, then per hold its average and phase map.
         var jobs: [(name: String, figure: FigurePainter.Figure)] = plots.map { ($0.0, .plot($0.1)) }
@@ -131,14 +131,14 @@ struct FigurePainter {
             // The scratch folder made once, before the processes start side by side.
             try? FileManager.default.createDirectory(at: dir.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true),
                                                      withIntermediateDirectories: true)
-            rendered = (try? ResultSlots<Result<(svg: Data, png: Data), Error>>.map(figures.count) { i in
+            rendered = ResultSlots<Result<(svg: Data, png: Data), Error>>.map(figures.count) { i in
                 Result {
                     switch figures[i].figure {
                     case .plot(let p): try Gnuplot.render(p, with: exe, scratch: dir, name: figures[i].name)
                     case .image(let f): try Gnuplot.render(f, with: exe, scratch: dir, name: figures[i].name)
                     }
                 }
-            }) ?? figures.map { _ in nil }
+            }
         } else {
             rendered = figures.map { _ in nil }
         }

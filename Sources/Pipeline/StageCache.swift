@@ -95,7 +95,7 @@ struct InputFile: Codable, Sendable, Equatable {
     /// Checksums of `relativePaths` below `dir`, computed in parallel and streamed in 4 MiB
     /// blocks (a run may hold tens of gigabytes).
     static func checksums(_ relativePaths: [String], in dir: URL) -> [InputFile] {
-        let results = (try? ResultSlots<InputFile?>.map(relativePaths.count) { i -> InputFile? in
+        let results = ResultSlots<InputFile?>.map(relativePaths.count) { i -> InputFile? in
             let path = relativePaths[i]
             let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : dir.appendingPathComponent(path)
             let fd = open(url.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -115,7 +115,7 @@ struct InputFile: Codable, Sendable, Equatable {
                 h.update(UnsafeRawBufferPointer(rebasing: block[..<n]))
             }
             return InputFile(path: path, size: size, sha256: h.finalizeHex())
-        }) ?? []
+        }
         return results.compactMap { $0 }
     }
 }
