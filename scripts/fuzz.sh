@@ -15,7 +15,8 @@
 # module instrumented. Each target starts from its seeds in Fuzz/seeds/TARGET/, the corpus
 # files of its format up to 64 KiB (../shared/corpus/formats, when present), its corpus of
 # earlier runs (Fuzz/.build-corpus/TARGET, git-ignored) and the reproducers of earlier
-# crashes (Fuzz/crashes/TARGET/). libFuzzer's whole output goes to Fuzz/.build-logs/TARGET.log;
+# crashes (Fuzz/crashes/TARGET/). libFuzzer's whole output goes to Fuzz/.build-logs/TARGET.log
+# (TARGET.smoke.log for --smoke);
 # its final coverage and execution counts are printed and appended to
 # Fuzz/.build-logs/totals.tsv. Exits non-zero when any target finds a crash, a leak, a
 # timeout or an oversized allocation; the reproducer is left in Fuzz/crashes/TARGET/.
@@ -99,7 +100,8 @@ for t in "${targets[@]}"; do
         done
     fi
     mkdir -p "$scratch/$t"
-    log="$logs/$t.log"
+    # A smoke keeps its own log, so a test run beside a long fuzz run does not truncate it.
+    log="$logs/$t.log"; [ "$smoke" = 1 ] && log="$logs/$t.smoke.log"
     set +e
     # libhdf5 1.10 loses the partly decoded object header of a malformed file (a few kB per
     # such file): those leaks are suppressed (Fuzz/README.md, "HDF5"); every other leak and
@@ -112,9 +114,9 @@ for t in "${targets[@]}"; do
     status=$?
     set -e
     # The last status line ("#N DONE cov: … ft: … corp: … exec/s: …") and the final stats.
-    last="$(grep -E '^#[0-9]+' "$log" | tail -n 1)"
-    runs="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')"
-    rss="$(grep -E '^stat::peak_rss_mb' "$log" | awk '{print $2}')"
+    last="$(grep -aE '^#[0-9]+' "$log" | tail -n 1)"
+    runs="$(grep -aE '^stat::number_of_executed_units' "$log" | awk '{print $2}')"
+    rss="$(grep -aE '^stat::peak_rss_mb' "$log" | awk '{print $2}')"
     cov="$(echo "$last" | grep -oE 'cov: [0-9]+' | awk '{print $2}')"
     ft="$(echo "$last" | grep -oE 'ft: [0-9]+' | awk '{print $2}')"
     printf '%-13s %s\n' "$t" "${last:-no status line}"
@@ -122,7 +124,7 @@ for t in "${targets[@]}"; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "${runs:-0}" "$seconds" "${cov:-}" "${ft:-}" "$status" >> "$logs/totals.tsv"
     if [ "$status" -ne 0 ]; then
         failed+=("$t")
-        grep -E 'ERROR|SUMMARY|Test unit written|^==[0-9]+==' "$log" | head -n 20 >&2 || true
+        grep -aE 'ERROR|SUMMARY|Test unit written|^==[0-9]+==' "$log" | head -n 20 >&2 || true
     fi
 done
 
