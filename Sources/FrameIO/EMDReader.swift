@@ -1,6 +1,5 @@
 import Foundation
 import CHDF5
-import CHDF5Guard
 
 /// Thermo Fisher Velox EMD files (HDF5), read through the HDF5 C library.
 ///
@@ -166,10 +165,8 @@ public final class EMDReader: FrameFileReader, @unchecked Sendable {
         let mspace = H5Screate_simple(1, &memDims, nil)
         defer { H5Sclose(mspace) }
         var out = [UInt8](repeating: 0, count: bytes)
-        chdf5_expect_chunks_of(d)
-        defer { chdf5_expect_chunks_of(-1) }
         let status = out.withUnsafeMutableBytes {
-            H5Dread(d, chdf5_native_uint8(), mspace, fspace, chdf5_p_default(), $0.baseAddress)
+            HDF5.guardedRead(d, as: chdf5_native_uint8(), memory: mspace, file: fspace, into: $0.baseAddress)
         }
         guard status >= 0 else { throw FrameIOError(.corrupt, url: url, "\(path): \(HDF5Access.errorText())") }
         return out

@@ -99,17 +99,30 @@ enum HDF5 {
 
     /// The damage CHDF5Guard's checks found in `f`, if any.
     static func heapDamage(_ f: hid_t) -> String? {
-        var buf = [CChar](repeating: 0, count: 512)
-        let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_damage(f, $0.baseAddress, $0.count) }
+        let damage = guardText(capacity: 512) { chdf5_guard_damage(f, $0, $1) }
         _ = HDF5Access.errorText()
-        return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        return damage
     }
 
     /// What CHDF5Guard refused last while HDF5 opened the file or read a dataset, if anything.
     static func lastRefusal() -> String? {
-        var buf = [CChar](repeating: 0, count: 256)
-        let n = buf.withUnsafeMutableBufferPointer { chdf5_guard_last_refusal($0.baseAddress, $0.count) }
+        guardText(capacity: 256) { chdf5_guard_last_refusal($0, $1) }
+    }
+
+    /// The text one of CHDF5Guard's reporters writes into a buffer of `capacity` bytes (it
+    /// returns the length), or nil when there is none.
+    private static func guardText(capacity: Int, _ write: (UnsafeMutablePointer<CChar>?, Int) -> Int) -> String? {
+        var buf = [CChar](repeating: 0, count: capacity)
+        let n = buf.withUnsafeMutableBufferPointer { write($0.baseAddress, $0.count) }
         return n > 0 ? String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    }
+
+    /// `H5Dread` with CHDF5Guard told which dataset's chunks come next, so that a compressed
+    /// chunk decompressing to another size than its dimensions hold is refused.
+    static func guardedRead(_ d: hid_t, as memType: hid_t, memory: hid_t, file: hid_t, into buffer: UnsafeMutableRawPointer?) -> herr_t {
+        chdf5_expect_chunks_of(d)
+        defer { chdf5_expect_chunks_of(-1) }
+        return H5Dread(d, memType, memory, file, chdf5_p_default(), buffer)
     }
 
     static func openError(_ url: URL, _ cause: String) -> FrameIOError {
@@ -397,11 +410,9 @@ enum HDF5 {
         let mspace = H5Screate_simple(1, &memDims, nil)
         defer { H5Sclose(mspace) }
         let memType = nativeType(type)
-        chdf5_expect_chunks_of(d)
-        defer { chdf5_expect_chunks_of(-1) }
         func values<T: Numeric>(_: T.Type) throws -> [T] {
             var out = [T](repeating: 0, count: n)
-            let status = out.withUnsafeMutableBytes { H5Dread(d, memType, mspace, fspace, chdf5_p_default(), $0.baseAddress) }
+            let status = out.withUnsafeMutableBytes { guardedRead(d, as: memType, memory: mspace, file: fspace, into: $0.baseAddress) }
             guard status >= 0 else {
                 let cause = HDF5Access.errorText()
                 throw FrameIOError(.corrupt, url: url, "\(path): \(lastRefusal() ?? cause)")
@@ -436,10 +447,8 @@ enum HDF5 {
               (try? checkDataset(info, type: type, path: path, url: url, fileBytes: fileBytes)) != nil
         else { _ = HDF5Access.errorText(); return nil }
         var out = [Double](repeating: 0, count: info.dims[0])
-        chdf5_expect_chunks_of(d)
-        defer { chdf5_expect_chunks_of(-1) }
         let status = out.withUnsafeMutableBytes {
-            H5Dread(d, chdf5_native_double(), chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)
+            guardedRead(d, as: chdf5_native_double(), memory: chdf5_s_all(), file: chdf5_s_all(), into: $0.baseAddress)
         }
         _ = HDF5Access.errorText()
         return status >= 0 ? out : nil
