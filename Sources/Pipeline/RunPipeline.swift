@@ -291,7 +291,7 @@ extension RunContext {
     /// lattice of its own (fully rock salt) then borrows the previous step's, in order.
     func analyseSteps(summary: inout RunSummary) throws -> [StepAnalysis?] {
         let averages = registered.averages, pixelSize = table.pixelSizeNm, stepConfig = config
-        var outcomes = try ResultSlots<Result<StepAnalysis, StepSkipped>>.map(table.steps.count) { k in
+        var outcomes = ResultSlots<Result<StepAnalysis, StepSkipped>>.map(table.steps.count) { k in
             Result { () throws(StepSkipped) in
                 try StepAnalysis.analyse(average: averages[k], config: stepConfig, pixelSizeNm: pixelSize, previous: nil)
             }
@@ -319,7 +319,7 @@ extension RunContext {
         let boundary = config.frontBoundary ?? analyses.reversed().lazy.compactMap { $0?.detectedBoundary }.first
         guard let boundary else { return nil }
         let located = analyses   // the steps' fronts fitted in parallel
-        let fronts = try ResultSlots<FrontMeasurement?>.map(located.count) { k in
+        let fronts = ResultSlots<FrontMeasurement?>.map(located.count) { k in
             located[k].map { FrontLocator.locate($0.orderParameter, phase: $0.phase, boundary: boundary) }
         }
         for k in analyses.indices {
