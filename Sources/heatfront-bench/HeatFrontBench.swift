@@ -12,7 +12,7 @@ import Simulation
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self,
+        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self, FrontBound.self,
                       LatticeCheck.self, WatchReplay.self])
 
     static func main() {
@@ -220,13 +220,7 @@ struct Floors: ParsableCommand {
     @Argument var runDir: String
 
     func run() throws {
-        let dir = URL(fileURLWithPath: runDir)
-        let truth = try JSONDecoder().decode(RunTruth.self, from: Data(contentsOf: dir.appendingPathComponent("ground_truth.json")))
-        guard let preset = SimulationPreset(cliName: truth.preset) else { throw ValidationError("unknown preset \(truth.preset)") }
-        let sim = HeatingRunSimulator(SimulationOptions(preset: preset, seed: truth.seed, size: truth.width))
-        guard sim.truth.tmLattice == truth.tmLattice, sim.frameCount == truth.frameCount else {
-            throw ValidationError("the run is not the preset's default at this seed and size")
-        }
+        let (sim, truth) = try presetRun(runDir)
         for step in truth.steps {
             let members = (0..<sim.frameCount).filter { sim.frameTruth($0).stepIndex == step.stepIndex && sim.frameTruth($0).expectedStatus == "ok" }
             let trueShifts = members.map { FrameShift(dx: sim.frameTruth($0).shiftXPx, dy: sim.frameTruth($0).shiftYPx, score: 1, rejection: nil) }
@@ -244,6 +238,50 @@ struct Floors: ParsableCommand {
             let rigid = try precision(members.map { sim.render(frame: $0) }, trueShifts)
             print(String(format: "step %d: ideal acquisition %.3f pm, perfect rigid alignment %.3f pm (%d frames)",
                          step.stepIndex, ideal ?? .nan, rigid ?? .nan, members.count))
+        }
+    }
+}
+
+/// A simulated run's simulator, re-created from the preset, seed and size in its
+/// `ground_truth.json`, and that truth; throws unless the run is the preset's default there.
+func presetRun(_ runDir: String) throws -> (HeatingRunSimulator, RunTruth) {
+    let dir = URL(fileURLWithPath: runDir)
+    let truth = try JSONDecoder().decode(RunTruth.self, from: Data(contentsOf: dir.appendingPathComponent("ground_truth.json")))
+    guard let preset = SimulationPreset(cliName: truth.preset) else { throw ValidationError("unknown preset \(truth.preset)") }
+    var options = SimulationOptions(preset: preset, seed: truth.seed, size: truth.width)
+    options.aspectRatio = Double(truth.height) / Double(truth.width)
+    let sim = HeatingRunSimulator(options)
+    guard sim.truth.tmLattice == truth.tmLattice, sim.frameCount == truth.frameCount else {
+        throw ValidationError("the run is not the preset's default at this seed and size")
+    }
+    return (sim, truth)
+}
+
+/// The information limit of a simulated run's front kinetics (`frontPositionInformation`,
+/// Cramér–Rao): per hold with a moving front, the bound on one frame's front position
+/// (median and range over the hold's frames) and on the hold's velocity, as a share of the
+/// true velocity — the smallest velocity error SD any estimator can have on these frames.
+struct FrontBound: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "front-bound")
+    @Argument var runDir: String
+
+    func run() throws {
+        let (sim, truth) = try presetRun(runDir)
+        for step in truth.steps {
+            guard let v = step.frontVelocityNmPerS, v > 0, let start = step.frontPositionStartNm,
+                  let end = step.frontPositionEndNm else { continue }
+            let members = (0..<sim.frameCount).filter {
+                sim.frameTruth($0).stepIndex == step.stepIndex && sim.frameTruth($0).expectedStatus == "ok"
+            }
+            let measured = ResultSlots<(Double, Double)?>.map(members.count) { j in
+                sim.frontPositionInformation(frame: members[j]).map { (sim.frameTruth(members[j]).timeS, $0) }
+            }.compactMap { $0 }
+            let bounds = measured.map { 1 / $0.1.squareRoot() }.sorted()
+            guard !bounds.isEmpty, let vBound = HeatingRunSimulator.velocityBound(timesS: measured.map(\.0),
+                                                                                   information: measured.map(\.1)) else { continue }
+            print(String(format: "step %d (%.0f °C): %d frames, travel %.2f nm; position bound %.4f nm (%.4f–%.4f); velocity bound %.2f %%",
+                         step.stepIndex, step.temperatureC, measured.count, end - start, bounds[bounds.count / 2],
+                         bounds.first!, bounds.last!, 100 * vBound / v))
         }
     }
 }

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import FrameCore
+import Simulation
+
+@Suite struct FrontInformationTests {
+    /// The velocity bound is the standard error of a weighted straight-line slope.
+    @Test func velocityBoundIsTheWeightedSlopeError() throws {
+        let times = [0.0, 10, 20, 30]
+        let equal = try #require(HeatingRunSimulator.velocityBound(timesS: times, information: [4, 4, 4, 4]))
+        #expect(abs(equal - 1 / (4 * 500.0).squareRoot()) < 1e-12)   // Σ(t − t̄)² = 500
+        // Unequal weights: the (v, v) element of the inverse 2 × 2 Fisher matrix.
+        let info = [1.0, 2, 3, 4]
+        let s0 = info.reduce(0, +), s1 = zip(times, info).map { $0 * $1 }.reduce(0, +)
+        let s2 = zip(times, info).map { $0 * $0 * $1 }.reduce(0, +)
+        let direct = (s0 / (s0 * s2 - s1 * s1)).squareRoot()
+        let bound = try #require(HeatingRunSimulator.velocityBound(timesS: times, information: info))
+        #expect(abs(bound - direct) < 1e-12 * direct)
+        #expect(HeatingRunSimulator.velocityBound(timesS: [5], information: [1]) == nil)
+        #expect(HeatingRunSimulator.velocityBound(timesS: [5, 5], information: [1, 1]) == nil)
+    }
+
+    /// The one-step efficient estimator x̂ = x + Σ s_k (d_k − μ_k)/var_k / I, applied to frames
+    /// drawn by the detector model, scatters by 1/√I: the information uses the detector's
+    /// real noise (a wrong gain, read noise or variance model moves the ratio off 1).
+    @Test func positionBoundIsReachedByTheEfficientEstimator() throws {
+        var o = SimulationOptions(preset: .registrationStress, seed: 3, size: 192)
+        o.framesPerStep = 3
+        let sim = HeatingRunSimulator(o)
+        let frame = try #require((0..<sim.frameCount).last { sim.frontPositionNm(frame: $0) != nil })
+        let front = try #require(sim.frontPositionNm(frame: frame))
+        let information = try #require(sim.frontPositionInformation(frame: frame))
+        let delta = 0.01, det = sim.detector
+        let model = sim.idealIntensity(frame: frame, frontNm: front)
+        let before = sim.idealIntensity(frame: frame, frontNm: front - delta)
+        let after = sim.idealIntensity(frame: frame, frontNm: front + delta)
+        let mean = model.pixels.map { det.expectedValue(intensity: Double($0)) }
+        let slope = zip(before.pixels, after.pixels).map {
+            (det.expectedValue(intensity: Double($1)) - det.expectedValue(intensity: Double($0))) / (2 * delta)
+        }
+        let variance = mean.map { det.gainADUPerElectron * ($0 - det.offsetADU) + det.readNoiseADU * det.readNoiseADU + 1.0 / 12 }
+        var rng = SeededRandom(seed: 11)
+        let estimates = (0..<400).map { _ -> Double in
+            let d = det.record(model, rng: &rng).pixels
+            var score = 0.0
+            for k in d.indices { score += slope[k] * (Double(d[k]) - mean[k]) / variance[k] }
+            return front + score / information
+        }
+        let m = estimates.reduce(0, +) / Double(estimates.count)
+        let sd = (estimates.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(estimates.count - 1)).squareRoot()
+        let bound = 1 / information.squareRoot()
+        #expect(sd / bound > 0.9 && sd / bound < 1.1, "sd \(sd) nm, bound \(bound) nm")
+        #expect(abs(m - front) < 4 * bound / 20)
+    }
+}
