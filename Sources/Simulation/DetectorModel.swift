@@ -34,7 +34,7 @@ public struct DetectorModel: Sendable, Equatable {
 
     init(options o: SimulationOptions) {
         let pixelAreaA2 = (o.pixelSizeNm * 10) * (o.pixelSizeNm * 10)
-        self.init(electronsPerUnitIntensity: o.dose * pixelAreaA2 * o.detectorFraction,
+        self.init(electronsPerUnitIntensity: o.dose * o.doseScale * pixelAreaA2 * o.detectorFraction,
                   gainADUPerElectron: o.gainADUPerElectron, offsetADU: o.offsetADU, readNoiseADU: o.readNoiseADU,
                   invertedLevel: o.invertedContrastLevel, interference: o.interference)
     }

@@ -149,6 +149,8 @@ public struct RunTruth: Sendable, Codable, Equatable {
     public var firstFrameTime: String
     public var heatingLog: String
     public var definitions: [String: String]
+    /// The factor on the preset's dose; nil (and absent from the file) when 1.
+    public var doseScale: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case preset, seed, frameCount = "frame_count", width, height, format, material
@@ -160,9 +162,11 @@ public struct RunTruth: Sendable, Codable, Equatable {
         case steps, tmLattice = "tm_lattice", noiseFrames = "noise_frames", registrationTargetPx = "registration_target_px"
         case columnPrecisionTargetPm = "column_precision_target_pm", frameDurationS = "frame_duration_s"
         case firstFrameTime = "first_frame_time", heatingLog = "heating_log", definitions
+        case doseScale = "dose_scale"
     }
 
-    // Optionals are written as explicit nulls so every key is always present.
+    // Optionals are written as explicit nulls so every key is always present, but for
+    // dose_scale, written only for runs whose dose was scaled.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(preset, forKey: .preset); try c.encode(seed, forKey: .seed)
@@ -181,6 +185,7 @@ public struct RunTruth: Sendable, Codable, Equatable {
         try c.encode(columnPrecisionTargetPm, forKey: .columnPrecisionTargetPm)
         try c.encode(frameDurationS, forKey: .frameDurationS); try c.encode(firstFrameTime, forKey: .firstFrameTime)
         try c.encode(heatingLog, forKey: .heatingLog); try c.encode(definitions, forKey: .definitions)
+        try c.encodeIfPresent(doseScale, forKey: .doseScale)
     }
 
     public static let fieldDefinitions: [String: String] = [

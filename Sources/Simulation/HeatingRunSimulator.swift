@@ -435,7 +435,8 @@ public struct HeatingRunSimulator: Sendable {
             registrationTargetPx: [.registrationStress, .doseFloor, .strongDistortion].contains(o.preset) ? 0.15 : 0.05,
             columnPrecisionTargetPm: [.scanDistortion, .strongDistortion].contains(o.preset) ? 2 : nil,
             frameDurationS: TextFormat.r(frameDuration, 6), firstFrameTime: iso.string(from: date),
-            heatingLog: o.heatingLog.rawValue, definitions: RunTruth.fieldDefinitions)
+            heatingLog: o.heatingLog.rawValue, definitions: RunTruth.fieldDefinitions,
+            doseScale: o.doseScale == 1 ? nil : o.doseScale)
     }
 
     /// Each hold's truth: times, frame counts, mean Li/TM ratio and rock-salt fraction over

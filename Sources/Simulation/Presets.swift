@@ -226,6 +226,9 @@ public struct SimulationOptions: Sendable {
     // Detector.
     /// Electron dose per frame, e⁻/Å².
     public var dose: Double
+    /// Factor on the preset's dose (`simulate --dose-scale`), e.g. for a high-dose reference
+    /// run of the same specimen; recorded in the ground truth when not 1.
+    public var doseScale: Double = 1
     /// Fraction of the incident electrons reaching the HAADF detector at a TM column peak.
     public var detectorFraction: Double = 0.1
     public var gainADUPerElectron: Double = 12
@@ -434,6 +437,7 @@ public struct SimulationOptions: Sendable {
         func bad(_ s: String) -> SimulationError { SimulationError.invalidOption(s) }
         guard size >= 32 && size <= 8192 else { throw bad("size must be 32…8192 px (got \(size))") }
         guard height >= 32 && height <= 8192 else { throw bad("height must be 32…8192 px (got \(height))") }
+        guard doseScale > 0 && doseScale <= 1000 else { throw bad("dose scale must be in (0, 1000] (got \(doseScale))") }
         guard framesPerStep >= 1 && framesPerStep <= 1000 else { throw bad("frames per step must be 1…1000 (got \(framesPerStep))") }
         guard pixelSizeNm > 0, pixelSizeNm.isFinite else { throw bad("pixel size must be positive") }
         guard layerSpacingNm > 0, inPlaneSpacingNm > 0 else { throw bad("lattice spacings must be positive") }

@@ -250,6 +250,7 @@ func presetRun(_ runDir: String) throws -> (HeatingRunSimulator, RunTruth) {
     guard let preset = SimulationPreset(cliName: truth.preset) else { throw ValidationError("unknown preset \(truth.preset)") }
     var options = SimulationOptions(preset: preset, seed: truth.seed, size: truth.width)
     options.aspectRatio = Double(truth.height) / Double(truth.width)
+    options.doseScale = truth.doseScale ?? 1
     let sim = HeatingRunSimulator(options)
     guard sim.truth.tmLattice == truth.tmLattice, sim.frameCount == truth.frameCount else {
         throw ValidationError("the run is not the preset's default at this seed and size")

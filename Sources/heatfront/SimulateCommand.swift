@@ -31,6 +31,10 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Frame format: tiff, png or dm4 (preset default when absent).")
     var format: String?
 
+    @Option(name: .customLong("dose-scale"),
+            help: "Multiply the preset's electron dose by this factor, e.g. 20 for a high-dose reference run of the same specimen (recorded in ground_truth.json).")
+    var doseScale: Double?
+
     @Flag(name: .customLong("inverted-contrast"),
           help: "Dark columns on a bright background (as ABF shows them): the detector records 1.5 TM column peaks minus the model intensity.")
     var invertedContrast = false
@@ -53,6 +57,7 @@ struct Simulate: ParsableCommand {
                 throw ValidationError("--aspect \(aspect) gives frames \(options.height) px high; 32…8192 px are possible")
             }
         }
+        if let doseScale { options.doseScale = doseScale }
         if invertedContrast { options.invertedContrastLevel = 1.5 }
         if let interference {
             let q = interference.split(separator: ",").compactMap { Double($0) }

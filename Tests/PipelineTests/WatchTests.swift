@@ -58,7 +58,7 @@ import Simulation
         let all = FileManager.default.enumerator(atPath: dir.path)?.compactMap { $0 as? String } ?? []
         return all.filter { rel in
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: dir.appendingPathComponent(rel).path, isDirectory: &isDir)
+            _ = FileManager.default.fileExists(atPath: dir.appendingPathComponent(rel).path, isDirectory: &isDir)
             return !isDir.boolValue && !rel.hasPrefix(".heatfront")
         }.sorted()
     }

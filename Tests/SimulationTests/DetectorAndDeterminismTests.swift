@@ -71,6 +71,24 @@ import Simulation
         #expect(chi > 0.95 && chi < 1.3)
     }
 
+    /// `doseScale` multiplies the electrons per unit intensity and is recorded in the truth
+    /// only when set, so default runs keep their bytes.
+    @Test func doseScaleScalesTheDoseAndIsRecorded() throws {
+        var o = SimulationOptions(preset: .registrationStress, size: 96)
+        o.framesPerStep = 2
+        let plain = HeatingRunSimulator(o)
+        o.doseScale = 20
+        let scaled = HeatingRunSimulator(o)
+        let ratio = scaled.detector.electronsPerUnitIntensity / plain.detector.electronsPerUnitIntensity
+        #expect(abs(ratio - 20) < 1e-9)
+        #expect(scaled.truth.doseScale == 20 && plain.truth.doseScale == nil)
+        #expect(try plain.groundTruthJSON().contains("dose_scale") == false)
+        let decoded = try JSONDecoder().decode(RunTruth.self, from: Data(scaled.groundTruthJSON().utf8))
+        #expect(decoded.doseScale == 20)
+        o.doseScale = 0
+        #expect(throws: (any Error).self) { try o.validate() }
+    }
+
     @Test func sameSeedSameFramesDifferentSeedDifferentFrames() throws {
         var o = SimulationOptions(preset: .registrationStress, size: 96)
         o.framesPerStep = 3
