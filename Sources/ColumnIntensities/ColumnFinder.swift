@@ -58,51 +58,78 @@ public enum ColumnFinder {
         var refined = [Bool](repeating: false, count: tmStart.count)
         var sigma: Double? = nil
         if refine, !tmStart.isEmpty {
-            let fits = SiteRefinement.refine(image, at: tmStart, radiusPx: radius, mask: mask)
-            var sigmas = [Double]()
-            var uncertainty = [Double](repeating: .infinity, count: fits.count)
-            for k in fits.indices where fits[k].converged {
-                tmPos[k] = SIMD2(fits[k].x, fits[k].y)
-                refined[k] = true
-                sigmas.append(fits[k].sigma)
-                uncertainty[k] = fits[k].positionUncertainty
-            }
-            if !sigmas.isEmpty {
-                sigmas.sort()
-                sigma = sigmas[sigmas.count / 2]
-            }
-            if let better = refitLattice(lat, indices: tmIndex, positions: tmPos, use: refined) {
-                lat = better
-                let limit = 0.2 * min(norm(a1), norm(a2))
-                let screened = screenRefinedPositions(lat, indices: tmIndex, positions: tmPos, refined: refined,
-                                                      uncertainty: uncertainty, limit: limit)
-                tmPos = screened.positions
-                // Columns whose first fit failed or strayed (a start too far off in a strongly
-                // distorted frame) get a second fit from the position their neighbours predict.
-                if !screened.noiseDominated, !screened.replaced.isEmpty {
-                    let retry = SiteRefinement.refine(image, at: screened.replaced.map { tmPos[$0] }, radiusPx: radius,
-                                                      mask: mask)
-                    for (n, k) in screened.replaced.enumerated() where retry[n].converged {
-                        let p = SIMD2(retry[n].x, retry[n].y)
-                        if norm(p - tmPos[k]) <= max(limit, 6 * retry[n].positionUncertainty) { tmPos[k] = p }
-                    }
-                }
-                for k in refined.indices { refined[k] = true }
-            }
+            (lat, tmPos, refined, sigma) = refinedColumns(image, lattice: lat, indices: tmIndex, start: tmStart,
+                                                          radius: radius, mask: mask)
         }
 
         // 3. Li sites between TM planes j and j+1.
+        var out = [ColumnSite]()
+        out.reserveCapacity(2 * tmPos.count)
+        for k in tmPos.indices { out.append(ColumnSite(x: tmPos[k].x, y: tmPos[k].y, sublattice: .tm)) }
+        out += liSites(image, lattice: lat, nodes: nodes, tmIndex: tmIndex, tmPositions: tmPos,
+                       placed: refine ? refined : nil, radius: radius, mask: mask)
+        return ColumnSites(sites: out, lattice: lat, columnSigmaPx: sigma)
+    }
+
+    /// The TM columns fitted from their lattice nodes, the lattice refitted to them, strayed or
+    /// failed fits screened and refitted from where their neighbours predict them; the median
+    /// fitted σ. `refined` marks positions that come from the fits or the refitted lattice.
+    static func refinedColumns(_ image: Image, lattice: Lattice, indices tmIndex: [SIMD2<Int32>],
+                               start tmStart: [SIMD2<Double>], radius: Double, mask: Mask)
+        -> (lattice: Lattice, positions: [SIMD2<Double>], refined: [Bool], sigma: Double?) {
+        var lat = lattice
+        let (a1, a2) = lat.tmBasis
+        var tmPos = tmStart
+        var refined = [Bool](repeating: false, count: tmStart.count)
+        var sigma: Double? = nil
+        let fits = SiteRefinement.refine(image, at: tmStart, radiusPx: radius, mask: mask)
+        var sigmas = [Double]()
+        var uncertainty = [Double](repeating: .infinity, count: fits.count)
+        for k in fits.indices where fits[k].converged {
+            tmPos[k] = SIMD2(fits[k].x, fits[k].y)
+            refined[k] = true
+            sigmas.append(fits[k].sigma)
+            uncertainty[k] = fits[k].positionUncertainty
+        }
+        if !sigmas.isEmpty {
+            sigmas.sort()
+            sigma = sigmas[sigmas.count / 2]
+        }
+        if let better = refitLattice(lat, indices: tmIndex, positions: tmPos, use: refined) {
+            lat = better
+            let limit = 0.2 * min(norm(a1), norm(a2))
+            let screened = screenRefinedPositions(lat, indices: tmIndex, positions: tmPos, refined: refined,
+                                                  uncertainty: uncertainty, limit: limit)
+            tmPos = screened.positions
+            // Columns whose first fit failed or strayed (a start too far off in a strongly
+            // distorted frame) get a second fit from the position their neighbours predict.
+            if !screened.noiseDominated, !screened.replaced.isEmpty {
+                let retry = SiteRefinement.refine(image, at: screened.replaced.map { tmPos[$0] }, radiusPx: radius,
+                                                  mask: mask)
+                for (n, k) in screened.replaced.enumerated() where retry[n].converged {
+                    let p = SIMD2(retry[n].x, retry[n].y)
+                    if norm(p - tmPos[k]) <= max(limit, 6 * retry[n].positionUncertainty) { tmPos[k] = p }
+                }
+            }
+            for k in refined.indices { refined[k] = true }
+        }
+        return (lat, tmPos, refined, sigma)
+    }
+
+    /// The Li sites between TM planes j and j+1 inside the image and `mask`: the midpoint of
+    /// the two TM columns where both are placed (`placed` nil: all are), else the lattice position.
+    static func liSites(_ image: Image, lattice lat: Lattice, nodes: [(SIMD2<Int32>, SIMD2<Double>)],
+                        tmIndex: [SIMD2<Int32>], tmPositions tmPos: [SIMD2<Double>], placed: [Bool]?,
+                        radius: Double, mask: Mask) -> [ColumnSite] {
         let (b1, b2) = lat.tmBasis
         let shift = liNeighbourShift(image, lattice: lat, tmPositions: tmPos, radius: radius)
         var byIndex = [SIMD2<Int32>: Int]()
         for k in tmIndex.indices { byIndex[tmIndex[k]] = k }
         var out = [ColumnSite]()
-        out.reserveCapacity(2 * tmPos.count)
-        for k in tmPos.indices { out.append(ColumnSite(x: tmPos[k].x, y: tmPos[k].y, sublattice: .tm)) }
         for (ij, _) in nodes {
             let upper = SIMD2<Int32>(ij.x + Int32(shift), ij.y + 1)
             let p: SIMD2<Double>
-            if let k0 = byIndex[ij], let k1 = byIndex[upper], refined[k0] || !refine, refined[k1] || !refine {
+            if let k0 = byIndex[ij], let k1 = byIndex[upper], placed?[k0] ?? true, placed?[k1] ?? true {
                 p = (tmPos[k0] + tmPos[k1]) / 2
             } else {
                 p = lat.origin + Double(ij.x) * b1 + Double(ij.y) * b2 + (b2 + Double(shift) * b1) / 2
@@ -111,7 +138,7 @@ public enum ColumnFinder {
                 out.append(ColumnSite(x: p.x, y: p.y, sublattice: .li))
             }
         }
-        return ColumnSites(sites: out, lattice: lat, columnSigmaPx: sigma)
+        return out
     }
 
     /// Guards refined positions against noise. Each fit's position uncertainty (from its

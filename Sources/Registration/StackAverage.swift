@@ -26,7 +26,22 @@ public enum StackAverage {
         }
         let used = zip(indices, shifts).filter { $0.1.isUsed }
         let chunks = Swift.max(1, Swift.min(used.count, 2))
-        typealias Rectangle = (x0: Int, x1: Int, y0: Int, y1: Int)
+        let (parts, covered) = try accumulate(frames, used: used, chunks: chunks, interpolation: interpolation)
+        var sum = parts.first ?? [Float](repeating: 0, count: w * h)
+        let count = covered.count
+        let weight = divideByCoverage(&sum, second: parts.count > 1 ? parts[1] : nil, covered: covered,
+                                      width: w, height: h, bands: chunks)
+        return AlignedAverage(image: Image(width: w, height: h, pixels: sum),
+                              weight: Image(width: w, height: h, pixels: weight), frameCount: count)
+    }
+
+    typealias Rectangle = (x0: Int, x1: Int, y0: Int, y1: Int)
+
+    /// Each thread's sum of its share of the moved frames (frame k to thread k mod `chunks`),
+    /// in thread order, and every averaged frame's valid rectangle.
+    static func accumulate(_ frames: some ImageSequence, used: [(Int, FrameShift)], chunks: Int,
+                           interpolation: Interpolation) throws -> (parts: [[Float]], covered: [Rectangle]) {
+        let w = frames.width, h = frames.height
         let partial = ResultSlots<(sum: [Float], covered: [Rectangle])>(count: chunks)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             var sum = [Float](repeating: 0, count: w * h)
@@ -59,17 +74,20 @@ public enum StackAverage {
             covered += part.covered
             parts.append(part.sum)
         }
-        var sum = parts.first ?? [Float](repeating: 0, count: w * h)
-        let second = parts.count > 1 ? parts[1] : nil
-        let count = covered.count
-        // The weight map, how many frames' valid rectangles cover each pixel, and the mean,
-        // row by row on every core: each row counts the rectangles over it from their edges.
+        return (parts, covered)
+    }
+
+    /// The weight map, how many frames' valid rectangles cover each pixel, and `sum` (plus
+    /// `second`, added as the accumulation order had it) turned into the mean, row by row on
+    /// `bands` threads: each row counts the rectangles over it from their edges.
+    static func divideByCoverage(_ sum: inout [Float], second: [Float]?, covered: [Rectangle],
+                                 width w: Int, height h: Int, bands: Int) -> [Float] {
         let edges = covered.filter { $0.x1 > $0.x0 && $0.y1 > $0.y0 }
         var weight = [Float](repeating: 0, count: w * h)
         sum.withUnsafeMutableBufferPointer { s in
         weight.withUnsafeMutableBufferPointer { wt in
             let (sBox, wtBox) = (UncheckedSendable(s), UncheckedSendable(wt))
-            let bands = Swift.max(1, Swift.min(h, chunks))
+            let bands = Swift.max(1, Swift.min(h, bands))
             DispatchQueue.concurrentPerform(iterations: bands) { band in
                 var steps = [Int32](repeating: 0, count: w + 1)
                 for y in stride(from: band, to: h, by: bands) {
@@ -81,7 +99,6 @@ public enum StackAverage {
                         run += steps[x]
                         wtBox.value[row + x] = Float(run)
                     }
-                    // The second thread's sum added as the accumulation order had it, then the mean.
                     if let second {
                         second.withUnsafeBufferPointer { t in
                             for x in row..<(row + w) { sBox.value[x] += t[x] }
@@ -91,7 +108,6 @@ public enum StackAverage {
                 }
             }
         }}
-        return AlignedAverage(image: Image(width: w, height: h, pixels: sum),
-                              weight: Image(width: w, height: h, pixels: weight), frameCount: count)
+        return weight
     }
 }
