@@ -157,15 +157,35 @@ public enum ScanLatticeCorrection {
     /// reflection allows, then summed along each line and each column over the valid pixels.
     static func demodulated(_ image: Image, valid: Mask, reflections: [Reflection], options: Options)
         -> (rows: [[SIMD2<Double>]], columns: [[SIMD2<Double>]]) {
-        let w = image.width, h = image.height
-        var sum = 0.0, n = 0.0
-        for k in 0..<(w * h) where valid.bits[k] { sum += Double(image.pixels[k]); n += 1 }
-        let mean = Float(n > 0 ? sum / n : 0)
-        // Zero-padded by three lock-in widths: the image is not periodic, and wrapping its
-        // opposite edges into each other would bias the phase near every border.
-        let m = Int((3 / (2 * Double.pi * options.lockInNarrowSigmaF)).rounded(.up))
-        let pw = w + 2 * m, ph = h + 2 * m
-        let spectrum: [Complex] = {
+        let lockIn = LockIn(image, valid: valid, reflections: reflections, options: options)
+        // One workspace per reflection (each iteration owns its own).
+        let sums = ResultSlots<([SIMD2<Double>], [SIMD2<Double>])>.map(reflections.count) { k in
+            let fft = ComplexFFTWorkspace(width: lockIn.pw, height: lockIn.ph)
+            return (lockIn.sums(reflections[k], alongX: true, fft: fft), lockIn.sums(reflections[k], alongX: false, fft: fft))
+        }
+        return (sums.map(\.0), sums.map(\.1))
+    }
+
+    /// An image's valid pixels, mean removed, zero-padded by three lock-in widths and
+    /// transformed once, and every peak a reflection's lock-in mask must exclude.
+    struct LockIn {
+        let w: Int, h: Int, m: Int, pw: Int, ph: Int
+        let spectrum: [Complex]
+        /// DC and ±g of every reflection.
+        let others: [SIMD2<Double>]
+        /// The valid pixels away from their edge, where the sums are taken.
+        let inner: Mask
+        let options: Options
+
+        init(_ image: Image, valid: Mask, reflections: [Reflection], options: Options) {
+            w = image.width; h = image.height
+            var sum = 0.0, n = 0.0
+            for k in 0..<(w * h) where valid.bits[k] { sum += Double(image.pixels[k]); n += 1 }
+            let mean = Float(n > 0 ? sum / n : 0)
+            // The image is not periodic: wrapping its opposite edges into each other would bias
+            // the phase near every border.
+            m = Int((3 / (2 * Double.pi * options.lockInNarrowSigmaF)).rounded(.up))
+            pw = w + 2 * m; ph = h + 2 * m
             let fft = ComplexFFTWorkspace(width: pw, height: ph)
             for k in 0..<(pw * ph) { fft.data[k] = .zero }
             for y in 0..<h {
@@ -174,64 +194,51 @@ public enum ScanLatticeCorrection {
                 }
             }
             fft.forward()
-            return Array(fft.data)
-        }()
-        // Every peak the mask must exclude: DC and ±g of every reflection.
-        let others: [SIMD2<Double>] = [.zero] + reflections.flatMap { [$0.g, -$0.g] }
-        let slots = ResultSlots<([SIMD2<Double>], [SIMD2<Double>])>(count: reflections.count)
-        // One workspace per reflection (each iteration owns its own).
-        let inner = Filters.eroded(valid, radius: 2)
-        DispatchQueue.concurrentPerform(iterations: reflections.count) { k in
-            let r = reflections[k]
-            let fft = ComplexFFTWorkspace(width: pw, height: ph)
-            /// Lock-in with an anisotropic Gaussian mask: narrow (σ `narrow`) along the summed
-            /// direction, as wide across it as the other peaks allow (full resolution across
-            /// lines for `alongX`), then summed along lines (alongX) or columns.
-            func sums(alongX: Bool) -> [SIMD2<Double>] {
-                let narrow = options.lockInNarrowSigmaF
-                // Other peaks within reach along the narrow axis limit the wide axis.
-                var wide = options.lockInWideSigmaF
-                for o in others where ((o - r.g) * (o - r.g)).sum() > 1e-12 {
-                    let dn = abs(alongX ? o.x - r.g.x : o.y - r.g.y), dw = abs(alongX ? o.y - r.g.y : o.x - r.g.x)
-                    if dn < 4 * narrow { wide = Swift.min(wide, dw / 4) }
-                }
-                wide = Swift.max(wide, narrow)
-                let (sx, sy) = alongX ? (narrow, wide) : (wide, narrow)
-                for i in 0..<(pw * ph) { fft.data[i] = .zero }
-                let kx0 = Int(floor((r.g.x - 4 * sx) * Double(pw))), kx1 = Int(ceil((r.g.x + 4 * sx) * Double(pw)))
-                let ky0 = Int(floor((r.g.y - 4 * sy) * Double(ph))), ky1 = Int(ceil((r.g.y + 4 * sy) * Double(ph)))
-                for qy in Swift.max(ky0, -ph / 2 + 1)...Swift.min(ky1, ph / 2) {
-                    let fy = Double(qy) / Double(ph), ky = ((qy % ph) + ph) % ph
-                    for qx in Swift.max(kx0, -pw / 2 + 1)...Swift.min(kx1, pw / 2) {
-                        let fx = Double(qx) / Double(pw), kx = ((qx % pw) + pw) % pw
-                        let ex = (fx - r.g.x) / sx, ey = (fy - r.g.y) / sy
-                        fft.data[ky * pw + kx] = spectrum[ky * pw + kx] * Float(exp(-0.5 * (ex * ex + ey * ey)) / Double(pw * ph))
-                    }
-                }
-                fft.backward()
-                let ex = (0..<w).map { x in SIMD2(cos(-2 * Double.pi * r.g.x * Double(x)), sin(-2 * Double.pi * r.g.x * Double(x))) }
-                var out = [SIMD2<Double>](repeating: .zero, count: alongX ? h : w)
-                for y in 0..<h {
-                    let ey = SIMD2(cos(-2 * Double.pi * r.g.y * Double(y)), sin(-2 * Double.pi * r.g.y * Double(y)))
-                    for x in 0..<w where inner.bits[y * w + x] {
-                        let c = fft.data[(y + m) * pw + x + m]
-                        // c · e^{−2πi g_x x} · e^{−2πi g_y y}
-                        let e = SIMD2(ex[x].x * ey.x - ex[x].y * ey.y, ex[x].x * ey.y + ex[x].y * ey.x)
-                        let v = SIMD2(Double(c.x) * e.x - Double(c.y) * e.y, Double(c.x) * e.y + Double(c.y) * e.x)
-                        out[alongX ? y : x] += v
-                    }
-                }
-                return out
+            spectrum = Array(fft.data)
+            others = [.zero] + reflections.flatMap { [$0.g, -$0.g] }
+            inner = Filters.eroded(valid, radius: 2)
+            self.options = options
+        }
+
+        /// Lock-in at `r` with an anisotropic Gaussian mask: narrow (σ `narrow`) along the summed
+        /// direction, as wide across it as the other peaks allow (full resolution across
+        /// lines for `alongX`), then summed along lines (alongX) or columns.
+        func sums(_ r: Reflection, alongX: Bool, fft: ComplexFFTWorkspace) -> [SIMD2<Double>] {
+            let narrow = options.lockInNarrowSigmaF
+            // Other peaks within reach along the narrow axis limit the wide axis.
+            var wide = options.lockInWideSigmaF
+            for o in others where ((o - r.g) * (o - r.g)).sum() > 1e-12 {
+                let dn = abs(alongX ? o.x - r.g.x : o.y - r.g.y), dw = abs(alongX ? o.y - r.g.y : o.x - r.g.x)
+                if dn < 4 * narrow { wide = Swift.min(wide, dw / 4) }
             }
-            slots.set(k, .success((sums(alongX: true), sums(alongX: false))))
+            wide = Swift.max(wide, narrow)
+            let (sx, sy) = alongX ? (narrow, wide) : (wide, narrow)
+            for i in 0..<(pw * ph) { fft.data[i] = .zero }
+            let kx0 = Int(floor((r.g.x - 4 * sx) * Double(pw))), kx1 = Int(ceil((r.g.x + 4 * sx) * Double(pw)))
+            let ky0 = Int(floor((r.g.y - 4 * sy) * Double(ph))), ky1 = Int(ceil((r.g.y + 4 * sy) * Double(ph)))
+            for qy in Swift.max(ky0, -ph / 2 + 1)...Swift.min(ky1, ph / 2) {
+                let fy = Double(qy) / Double(ph), ky = ((qy % ph) + ph) % ph
+                for qx in Swift.max(kx0, -pw / 2 + 1)...Swift.min(kx1, pw / 2) {
+                    let fx = Double(qx) / Double(pw), kx = ((qx % pw) + pw) % pw
+                    let ex = (fx - r.g.x) / sx, ey = (fy - r.g.y) / sy
+                    fft.data[ky * pw + kx] = spectrum[ky * pw + kx] * Float(exp(-0.5 * (ex * ex + ey * ey)) / Double(pw * ph))
+                }
+            }
+            fft.backward()
+            let ex = (0..<w).map { x in SIMD2(cos(-2 * Double.pi * r.g.x * Double(x)), sin(-2 * Double.pi * r.g.x * Double(x))) }
+            var out = [SIMD2<Double>](repeating: .zero, count: alongX ? h : w)
+            for y in 0..<h {
+                let ey = SIMD2(cos(-2 * Double.pi * r.g.y * Double(y)), sin(-2 * Double.pi * r.g.y * Double(y)))
+                for x in 0..<w where inner.bits[y * w + x] {
+                    let c = fft.data[(y + m) * pw + x + m]
+                    // c · e^{−2πi g_x x} · e^{−2πi g_y y}
+                    let e = SIMD2(ex[x].x * ey.x - ex[x].y * ey.y, ex[x].x * ey.y + ex[x].y * ey.x)
+                    let v = SIMD2(Double(c.x) * e.x - Double(c.y) * e.y, Double(c.x) * e.y + Double(c.y) * e.x)
+                    out[alongX ? y : x] += v
+                }
+            }
+            return out
         }
-        var rows = [[SIMD2<Double>]](), columns = [[SIMD2<Double>]]()
-        for k in reflections.indices {
-            let (rs, cs) = (try? slots.get(k)?.get()) ?? ([], [])
-            rows.append(rs.isEmpty ? [SIMD2<Double>](repeating: .zero, count: h) : rs)
-            columns.append(cs.isEmpty ? [SIMD2<Double>](repeating: .zero, count: w) : cs)
-        }
-        return (rows, columns)
     }
 
     /// g·u per line (cycles) from the demodulated sums: −φ/2π with the phase's mean slope
