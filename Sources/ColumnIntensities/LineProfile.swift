@@ -64,42 +64,49 @@ public enum LineProfile {
             points.append(ProfilePoint(distancePx: Double(k) * stepPx,
                                        intensity: count > 0 ? sum / Double(count) : .nan, site: nil))
         }
-        // Plane crossings: phase(t) = gLayer·(start + t·dir − origin), linear in t. Each plane's
-        // local displacement (mean phase offset of its sites near the line) moves its crossing,
-        // so marks follow distortions the global lattice does not describe.
+        markPlaneCrossings(&points, sites: sites, start: start, direction: dir, length: length, halfWidth: halfWidth)
+        return (seg, points)
+    }
+
+    /// Marks the sample nearest each plane crossing. Crossings: phase(t) = gLayer·(start +
+    /// t·dir − origin), linear in t. Each plane's local displacement (mean phase offset of
+    /// its sites near the line) moves its crossing, so marks follow distortions the global
+    /// lattice does not describe.
+    static func markPlaneCrossings(_ points: inout [ProfilePoint], sites: ColumnSites, start: SIMD2<Double>,
+                                   direction dir: SIMD2<Double>, length: Double, halfWidth: Double) {
+        let lattice = sites.lattice
+        let across = SIMD2(-dir.y, dir.x)
         let g = lattice.gLayer
         let slope = dot(g, dir)
-        if abs(slope) > 1e-9 {
-            let p0 = dot(g, start - lattice.origin)
-            let p1 = p0 + slope * length
-            let lo = min(p0, p1), hi = max(p0, p1)
-            var offsets = [Int: (sum: Double, count: Int)]()
-            let band = max(halfWidth, lattice.columnSpacingPx)
-            for site in sites.sites {
-                let r = site.position - start
-                let t = dot(r, dir)
-                guard abs(dot(r, across)) <= band, t >= -lattice.layerSpacingPx,
-                      t <= length + lattice.layerSpacingPx else { continue }
-                let phase = dot(g, site.position - lattice.origin) - (site.sublattice == .li ? 0.5 : 0)
-                let plane = phase.rounded()
-                let key = 2 * Int(plane) + (site.sublattice == .li ? 1 : 0)
-                let entry = offsets[key] ?? (0, 0)
-                offsets[key] = (entry.sum + phase - plane, entry.count + 1)
-            }
-            var half = (2 * lo).rounded(.up)
-            while half <= 2 * hi {
-                var shift = 0.0
-                if let e = offsets[Int(half)], e.count > 0 { shift = e.sum / Double(e.count) }
-                let t = (half / 2 + shift - p0) / slope
-                let k = Int((t / stepPx).rounded())
-                if k >= 0 && k < points.count {
-                    let isTM = half.truncatingRemainder(dividingBy: 2) == 0
-                    points[k].site = isTM ? .tm : .li
-                }
-                half += 1
-            }
+        guard abs(slope) > 1e-9 else { return }
+        let p0 = dot(g, start - lattice.origin)
+        let p1 = p0 + slope * length
+        let lo = min(p0, p1), hi = max(p0, p1)
+        var offsets = [Int: (sum: Double, count: Int)]()
+        let band = max(halfWidth, lattice.columnSpacingPx)
+        for site in sites.sites {
+            let r = site.position - start
+            let t = dot(r, dir)
+            guard abs(dot(r, across)) <= band, t >= -lattice.layerSpacingPx,
+                  t <= length + lattice.layerSpacingPx else { continue }
+            let phase = dot(g, site.position - lattice.origin) - (site.sublattice == .li ? 0.5 : 0)
+            let plane = phase.rounded()
+            let key = 2 * Int(plane) + (site.sublattice == .li ? 1 : 0)
+            let entry = offsets[key] ?? (0, 0)
+            offsets[key] = (entry.sum + phase - plane, entry.count + 1)
         }
-        return (seg, points)
+        var half = (2 * lo).rounded(.up)
+        while half <= 2 * hi {
+            var shift = 0.0
+            if let e = offsets[Int(half)], e.count > 0 { shift = e.sum / Double(e.count) }
+            let t = (half / 2 + shift - p0) / slope
+            let k = Int((t / stepPx).rounded())
+            if k >= 0 && k < points.count {
+                let isTM = half.truncatingRemainder(dividingBy: 2) == 0
+                points[k].site = isTM ? .tm : .li
+            }
+            half += 1
+        }
     }
 
     /// The line across the layers through the crystal's centroid, clipped to the crystal.
