@@ -113,11 +113,11 @@ public enum ScanLineFit {
         var columnGrad: [Double]
     }
 
-    static func step(_ frame: Image, shift: FrameShift, field: ScanDistortionField, reference r: LevelReference,
-                     options: Options) -> FrameStep? {
-        let w = frame.width, h = frame.height
-        guard w == r.value.width, h == r.value.height else { return nil }
-        // The model of every frame pixel through the current field.
+    /// The reference at every frame pixel through the current field, its gradients there, and
+    /// whether the pixel maps into the reference's trusted area.
+    static func sampledModel(shift: FrameShift, field: ScanDistortionField, reference r: LevelReference)
+        -> (model: [Float], ax: [Float], ay: [Float], valid: [Bool]) {
+        let w = r.value.width, h = r.value.height
         var model = [Float](repeating: 0, count: w * h), ax = model, ay = model
         var valid = [Bool](repeating: false, count: w * h)
         var (values, gxs, gys) = (r.value.pixels, r.gx, r.gy)
@@ -141,6 +141,15 @@ public enum ScanLineFit {
                 }
             }
         }}}
+        return (model, ax, ay, valid)
+    }
+
+    /// One frame's Gauss–Newton step through `field`; nil where its noise model cannot be fitted.
+    static func step(_ frame: Image, shift: FrameShift, field: ScanDistortionField, reference r: LevelReference,
+                     options: Options) -> FrameStep? {
+        let w = frame.width, h = frame.height
+        guard w == r.value.width, h == r.value.height else { return nil }
+        let (model, ax, ay, valid) = sampledModel(shift: shift, field: field, reference: r)
         guard let noise = DriftPathRefinement.NoiseModel.fit(frame: frame.pixels, model: model, valid: valid) else { return nil }
         let (g, c) = noise.gainOffset
         guard g > 0 else { return nil }
