@@ -107,24 +107,7 @@ public enum NonrigidRegistration {
         }
         var reflections: [ScanLatticeCorrection.Reflection]?
         for _ in 0..<options.commonRounds {
-            let covered = Mask(width: w, height: h, bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 })
-            let full = Filters.eroded(covered, radius: 2)
-            var lookFor = options.latticeCorrection
-            if let model = options.latticeModel { lookFor.reflections = model.reflections }
-            let found = reflections ?? ScanLatticeCorrection.reflections(in: average.image, valid: full, options: lookFor)
-            reflections = found
-            var common: ScanLatticeCorrection.Offsets
-            // The lattice model needs room for its Bragg masks (σ = 1.5/size) to separate the
-            // lattice from its distortions: on smaller images the phase and line smoothness.
-            if let model = options.latticeModel, !found.isEmpty, Swift.min(w, h) >= 256 {
-                common = LatticeModelCorrection.offsets(in: average.image, valid: full, reflections: found, options: model)
-            } else {
-                common = ScanLatticeCorrection.offsets(in: average.image, valid: full,
-                                                       reflections: Array(found.prefix(options.latticeCorrection.reflections)),
-                                                       options: options.latticeCorrection)
-                let jitter = ScanLineCorrection.rowOffsets(in: average.image, valid: full, options: options.lineCorrection)
-                for y in 0..<h { common.rowX[y] += jitter[y] }
-            }
+            let common = commonOffsets(of: average, reflections: &reflections, options: options)
             // Reference row Y is frame line Y + dy, reference column X frame column X + dx.
             for i in used {
                 let s = shifts[indices[i]]
@@ -138,6 +121,32 @@ public enum NonrigidRegistration {
                                            interpolation: options.interpolation)
         }
         return NonrigidResult(fields: fields, average: average)
+    }
+
+    /// The distortion every frame shares, measured on the corrected average over the area
+    /// all frames cover: the lattice model where the image has room for it, else the
+    /// lattice's straightness and line-to-line smoothness. `reflections`: found on the first
+    /// call, reused after.
+    static func commonOffsets(of average: AlignedAverage, reflections: inout [ScanLatticeCorrection.Reflection]?,
+                              options: NonrigidOptions) -> ScanLatticeCorrection.Offsets {
+        let w = average.image.width, h = average.image.height
+        let covered = Mask(width: w, height: h, bits: average.weight.pixels.map { $0 >= Float(average.frameCount) - 0.5 })
+        let full = Filters.eroded(covered, radius: 2)
+        var lookFor = options.latticeCorrection
+        if let model = options.latticeModel { lookFor.reflections = model.reflections }
+        let found = reflections ?? ScanLatticeCorrection.reflections(in: average.image, valid: full, options: lookFor)
+        reflections = found
+        // The lattice model needs room for its Bragg masks (σ = 1.5/size) to separate the
+        // lattice from its distortions: on smaller images the phase and line smoothness.
+        if let model = options.latticeModel, !found.isEmpty, Swift.min(w, h) >= 256 {
+            return LatticeModelCorrection.offsets(in: average.image, valid: full, reflections: found, options: model)
+        }
+        var common = ScanLatticeCorrection.offsets(in: average.image, valid: full,
+                                                   reflections: Array(found.prefix(options.latticeCorrection.reflections)),
+                                                   options: options.latticeCorrection)
+        let jitter = ScanLineCorrection.rowOffsets(in: average.image, valid: full, options: options.lineCorrection)
+        for y in 0..<h { common.rowX[y] += jitter[y] }
+        return common
     }
 
     /// The frame resampled onto the reference: out(X, Y) = frame(X + dx + ux, Y + dy + uy).
