@@ -51,7 +51,18 @@ extension RunOutputs {
             html += "<figure id=\"\(f.name)\">\(RunReport.svgImage(f.svg, alt: f.title))<figcaption>plots/\(f.name).svg, .png</figcaption></figure>\n"
         }
         html += "</div>\n<h2 id=\"holds\">Holds</h2>\n" + RunReport.stepsTable(steps, context: context)
-        html += "<h2>Phase maps and aligned averages</h2>\n"
+        html += mapsSection(stepFigures, steps: steps)
+        html += "<h2>Frames</h2>\n<details><summary>\(results.count) frames (frames.csv)</summary>\n<div class=\"scroll\">\n"
+        html += RunReport.table(RunTables.frames(table, results, registrationOnly: false), headers: RunReport.frameHeaders)
+        html += "</div>\n</details>\n</body>\n</html>\n"
+        try AtomicFile.write(html, to: url("report.html"))
+        return painter.warnings
+    }
+
+    /// The phase maps and aligned averages, hold by hold: each hold's drawn figures, its bare
+    /// phase map where gnuplot drew none, or why it has none.
+    func mapsSection(_ stepFigures: [(average: Data?, phase: Data?)], steps: [StepResult]) -> String {
+        var html = "<h2>Phase maps and aligned averages</h2>\n"
         html += "<p class=\"note\">One grey scale for every hold (0.5–99.5 % of all holds' covered pixels). "
             + "Areas no frame covers are flat grey.</p>\n<div class=\"maps\">\n"
         for (k, f) in stepFigures.enumerated() {
@@ -66,11 +77,7 @@ extension RunOutputs {
                 html += "<figure>\(RunReport.svgImage(average, alt: "aligned average, \(RunReport.stepTitle(k, steps: steps))"))</figure>\n"
             }
         }
-        html += "</div>\n<h2>Frames</h2>\n<details><summary>\(results.count) frames (frames.csv)</summary>\n<div class=\"scroll\">\n"
-        html += RunReport.table(RunTables.frames(table, results, registrationOnly: false), headers: RunReport.frameHeaders)
-        html += "</div>\n</details>\n</body>\n</html>\n"
-        try AtomicFile.write(html, to: url("report.html"))
-        return painter.warnings
+        return html + "</div>\n"
     }
 
     /// The average with NaN where no frame covers the pixel (the average holds 0 there).
@@ -218,6 +225,28 @@ enum RunReport {
         return source.replacingOccurrences(of: "_", with: " ")
     }
 
+    /// The report's style sheet.
+    static let style = """
+    <style>
+    body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; padding: 0 16px; color: #222; max-width: 1400px; }
+    table { border-collapse: collapse; font-size: 13px; margin-bottom: 16px; }
+    td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
+    th { background: #f3f3f3; font-weight: 600; }
+    table.summary td:first-child { font-weight: bold; white-space: nowrap; }
+    table.summary td { text-align: left; }
+    td.missing { color: #777; text-align: left; font-size: 12px; }
+    .scroll { max-width: 100%; overflow-x: auto; }
+    .plots, .maps { display: flex; flex-wrap: wrap; gap: 16px; }
+    figure { margin: 0; }
+    figcaption { font-size: 12px; color: #666; }
+    img.figure { max-width: 100%; height: auto; }
+    .warnings { border: 1px solid #d9a; background: #fff4f4; padding: 8px 16px; margin: 12px 0 20px; }
+    .warnings h2 { margin: 4px 0; font-size: 18px; color: #a33; }
+    .warnings li { margin: 2px 0; }
+    .note { color: #555; font-size: 13px; }
+    </style>
+    """
+
     static func header(summary s: RunSummary, context c: RunFigures.Context, liveReloadSeconds: Int? = nil) -> String {
         func v(_ x: Double?, _ fmt: String, _ unit: String = "") -> String {
             x.map { String(format: fmt, $0) + unit } ?? "—"
@@ -245,24 +274,7 @@ enum RunReport {
         <head>
         <meta charset="utf-8">
         <title>HeatFront report — \(name)</title>
-        <style>
-        body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; padding: 0 16px; color: #222; max-width: 1400px; }
-        table { border-collapse: collapse; font-size: 13px; margin-bottom: 16px; }
-        td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
-        th { background: #f3f3f3; font-weight: 600; }
-        table.summary td:first-child { font-weight: bold; white-space: nowrap; }
-        table.summary td { text-align: left; }
-        td.missing { color: #777; text-align: left; font-size: 12px; }
-        .scroll { max-width: 100%; overflow-x: auto; }
-        .plots, .maps { display: flex; flex-wrap: wrap; gap: 16px; }
-        figure { margin: 0; }
-        figcaption { font-size: 12px; color: #666; }
-        img.figure { max-width: 100%; height: auto; }
-        .warnings { border: 1px solid #d9a; background: #fff4f4; padding: 8px 16px; margin: 12px 0 20px; }
-        .warnings h2 { margin: 4px 0; font-size: 18px; color: #a33; }
-        .warnings li { margin: 2px 0; }
-        .note { color: #555; font-size: 13px; }
-        </style>
+        \(style)
         </head>
         <body>
         <h1>HeatFront report — \(name)</h1>
