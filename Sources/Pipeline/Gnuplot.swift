@@ -187,17 +187,24 @@ enum Gnuplot {
                 g += "set label \(p.markers.count + 1 + i) \(quote(line)) at screen 0.015, screen \(number(y)) left font \",10\" tc rgb \"#444444\" front\n"
             }
         }
+        var plots = seriesClauses(p, data: &g)
+        if plots.isEmpty { plots = ["NaN notitle"] }
+        return g + "plot " + plots.joined(separator: ", \\\n     ") + "\n"
+    }
+
+    /// Each series with points as an inline data block (appended to `data`) and its plot clause.
+    static func seriesClauses(_ p: SVGPlot, data: inout String) -> [String] {
         var plots: [String] = []
         for (i, s) in p.series.enumerated() {
             let pts = s.points.enumerated().filter { $0.element.x.isFinite && $0.element.y.isFinite }
             guard !pts.isEmpty else { continue }
             let hasErrors = !s.errors.isEmpty
-            g += "$s\(i) << EOD\n"
+            data += "$s\(i) << EOD\n"
             for (j, pt) in pts {
                 let e = j < s.errors.count ? (s.errors[j].flatMap { $0.isFinite ? $0 : nil } ?? 0) : 0
-                g += "\(number(pt.x)) \(number(pt.y))" + (hasErrors ? " \(number(e))" : "") + "\n"
+                data += "\(number(pt.x)) \(number(pt.y))" + (hasErrors ? " \(number(e))" : "") + "\n"
             }
-            g += "EOD\n"
+            data += "EOD\n"
             let title = s.name.isEmpty ? "notitle" : "title \(quote(s.name))"
             let color = "lc rgb \(quote(s.color))"
             let point = s.hollow ? "pt 6 ps 1.3" : "pt 7 ps 0.8"
@@ -212,8 +219,7 @@ enum Gnuplot {
                 plots.append("$s\(i) using 1:2 with points \(color) \(point) \(title)")
             }
         }
-        if plots.isEmpty { plots = ["NaN notitle"] }
-        return g + "plot " + plots.joined(separator: ", \\\n     ") + "\n"
+        return plots
     }
 
     /// Figure size in SVG pixels: the image at most 520 px on its longer side, room for the
