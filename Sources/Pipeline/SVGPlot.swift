@@ -93,6 +93,26 @@ struct SVGPlot {
         }
         out += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(esc(xLabel))</text>\n"
         out += "<text transform=\"translate(16 \(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
+        out += seriesMarks(px: px, py: py)
+        // Legend, top-left inside the axes.
+        for (i, s) in series.filter({ !$0.name.isEmpty }).enumerated() {
+            let y = top + 14 + Double(i) * 16
+            out += "<rect x=\"\(f(left + 8))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(s.color)\"/>"
+            out += "<text x=\"\(f(left + 22))\" y=\"\(f(y))\">\(esc(s.name))</text>\n"
+        }
+        for m in markers where m.x >= xa && m.x <= xb {
+            out += "<line x1=\"\(f(px(m.x)))\" y1=\"\(f(top))\" x2=\"\(f(px(m.x)))\" y2=\"\(f(top + ph))\" stroke=\"\(m.color)\" stroke-dasharray=\"\(m.dashed ? "5 3" : "none")\"/>"
+            out += "<text x=\"\(f(px(m.x) + 3))\" y=\"\(f(top + ph - 6))\" fill=\"\(m.color)\">\(esc(m.label))</text>\n"
+        }
+        if let note {
+            out += "<text x=\"\(f(left + pw - 6))\" y=\"\(f(top + 16))\" text-anchor=\"end\" fill=\"#333\">\(esc(note))</text>\n"
+        }
+        return out + "</svg>\n"
+    }
+
+    /// Every series' line, error bars and markers, one series per line of SVG.
+    func seriesMarks(px: (Double) -> Double, py: (Double) -> Double) -> String {
+        var out = ""
         for s in series {
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }
             if s.line, pts.count > 1 {
@@ -111,20 +131,7 @@ struct SVGPlot {
             }
             out += "\n"
         }
-        // Legend, top-left inside the axes.
-        for (i, s) in series.filter({ !$0.name.isEmpty }).enumerated() {
-            let y = top + 14 + Double(i) * 16
-            out += "<rect x=\"\(f(left + 8))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(s.color)\"/>"
-            out += "<text x=\"\(f(left + 22))\" y=\"\(f(y))\">\(esc(s.name))</text>\n"
-        }
-        for m in markers where m.x >= xa && m.x <= xb {
-            out += "<line x1=\"\(f(px(m.x)))\" y1=\"\(f(top))\" x2=\"\(f(px(m.x)))\" y2=\"\(f(top + ph))\" stroke=\"\(m.color)\" stroke-dasharray=\"\(m.dashed ? "5 3" : "none")\"/>"
-            out += "<text x=\"\(f(px(m.x) + 3))\" y=\"\(f(top + ph - 6))\" fill=\"\(m.color)\">\(esc(m.label))</text>\n"
-        }
-        if let note {
-            out += "<text x=\"\(f(left + pw - 6))\" y=\"\(f(top + 16))\" text-anchor=\"end\" fill=\"#333\">\(esc(note))</text>\n"
-        }
-        return out + "</svg>\n"
+        return out
     }
 
     /// Round tick values covering [lo, hi] (Heckbert's "nice numbers", Graphics Gems 1990).
