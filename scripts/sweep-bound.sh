@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# How far a preset's hold velocities are from the information limit: for every seed that
+# scripts/sweep-kinetics.sh ran (same WORK), `heatfront-bench front-bound` gives each moving
+# hold's Cramér–Rao bound; then, per hold, the RMS over the seeds of the reported velocity's
+# relative error (steps.csv against ground_truth.json), of the bound, and their ratio
+# (1 would be an efficient estimator). Prints one line per hold.
+#
+# usage: scripts/sweep-bound.sh PRESET SEED... (after scripts/sweep-kinetics.sh PRESET SEED...)
+# env:   WORK=dir (default /tmp/heatfront-sweep), SIZE=px as given to sweep-kinetics.sh,
+#        BENCH=path to a built heatfront-bench (default: builds it)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { echo "usage: $0 PRESET SEED..." >&2; exit 64; }
+preset=$1; shift
+work=${WORK:-/tmp/heatfront-sweep}
+if [ -z "${BENCH:-}" ]; then
+  swift build -c release --product heatfront-bench >/dev/null || exit 1
+  BENCH=.build/release/heatfront-bench
+fi
+tag="$preset${SIZE:+-$SIZE}"
+for seed in "$@"; do
+  run="$work/$tag-$seed"
+  [ -f "$run-out/steps.csv" ] || { echo "seed $seed: no $run-out/steps.csv (run sweep-kinetics.sh first)" >&2; continue; }
+  "$BENCH" front-bound "$run" | sed "s|^|$seed $run |"
+done | python3 -c '
+import csv, json, re, sys
+from collections import defaultdict
+holds = defaultdict(list)
+for line in sys.stdin:
+    m = re.match(r"(\S+) (\S+) step (\d+) \(([\d.]+) °C\): \d+ frames, travel ([\d.]+) nm; position bound ([\d.]+) nm .*velocity bound ([\d.]+) %", line)
+    if not m: continue
+    seed, run, step = m.group(1), m.group(2), int(m.group(3))
+    truth = json.load(open(run + "/ground_truth.json"))["steps"][step]
+    row = next((r for r in csv.DictReader(open(run + "-out/steps.csv")) if int(r["step_index"]) == step), None)
+    v = row and row["front_velocity_nm_per_s"]
+    error = (float(v) / truth["front_velocity_nm_per_s"] - 1) * 100 if v not in (None, "", "nan") else None
+    holds[(step, m.group(4))].append((float(m.group(5)), float(m.group(6)), float(m.group(7)), error))
+rms = lambda xs: (sum(x * x for x in xs) / len(xs)) ** 0.5
+for (step, temperature), rows in sorted(holds.items()):
+    errors = [r[3] for r in rows if r[3] is not None]
+    travel = [r[0] for r in rows]; position = sorted(r[1] for r in rows); bound = rms([r[2] for r in rows])
+    line = f"hold {step} ({temperature} °C): {len(rows)} seeds, travel {min(travel):.2f}–{max(travel):.2f} nm, position bound {position[len(position) // 2]:.4f} nm (median)"
+    if errors:
+        line += f"; velocity error RMS {rms(errors):.2f} % ({len(errors)} with a velocity), bound RMS {bound:.2f} %, ratio {rms(errors) / bound:.2f}"
+    print(line)
+'
