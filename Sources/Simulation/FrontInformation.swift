@@ -7,10 +7,10 @@ import FrameCore
 ///
 /// Every other property of the specimen, the scan and the detector is taken as known and
 /// the frame as ideally acquired (no jitter, flyback or drift within it), so the bound is
-/// what no estimator of the front can beat, not what one can reach. Each pixel is treated
-/// as Gaussian with the detector model's variance (gain²·λ + read noise² + 1/12 ADU², the
-/// shot noise of λ electrons); the information in the variance's own dependence on the
-/// front is left out, a relative 1/(2λ) that is small at the counts where fronts are seen.
+/// what no estimator of the front can beat, not what one can reach. Each pixel contributes
+/// (∂μ/∂x)²/σ², μ its expected value and σ² = gain²·λ + read noise² + 1/12 ADU² its
+/// variance (λ expected electrons): for shot noise alone this is the Poisson information
+/// (∂λ/∂x)²/λ exactly; the read noise and rounding enter as Gaussian.
 extension HeatingRunSimulator {
     /// Fisher information (nm⁻²) of frame `i` about its front position, from the expected
     /// detector values with the front moved `deltaNm` either side of its true place; nil
