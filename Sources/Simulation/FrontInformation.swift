@@ -16,7 +16,7 @@ extension HeatingRunSimulator {
     /// detector values with the front moved `deltaNm` either side of its true place; nil
     /// where the frame has no front.
     public func frontPositionInformation(frame i: Int, deltaNm: Double = 0.01) -> Double? {
-        guard let front = frontPositionNm(frame: i) else { return nil }
+        guard let front = frameTruth(i).frontPositionNm else { return nil }
         let before = idealIntensity(frame: i, frontNm: front - deltaNm)
         let after = idealIntensity(frame: i, frontNm: front + deltaNm)
         let gain = detector.gainADUPerElectron, floor = detector.readNoiseADU * detector.readNoiseADU + 1.0 / 12
@@ -29,9 +29,6 @@ extension HeatingRunSimulator {
         }
         return information
     }
-
-    /// The front's distance from the boundary (nm) at the middle of frame `i`; nil before it forms.
-    public func frontPositionNm(frame i: Int) -> Double? { kinetics.position(at: slots[i].startS + scan.frameDurationS / 2) }
 
     /// Model intensity of frame `i` as the ideal acquisition sees it (no jitter, flyback or
     /// drift within the frame), with the front at `frontNm` instead of its true place.

@@ -27,8 +27,8 @@ import Simulation
         var o = SimulationOptions(preset: .registrationStress, seed: 3, size: 192)
         o.framesPerStep = 3
         let sim = HeatingRunSimulator(o)
-        let frame = try #require((0..<sim.frameCount).last { sim.frontPositionNm(frame: $0) != nil })
-        let front = try #require(sim.frontPositionNm(frame: frame))
+        let frame = try #require((0..<sim.frameCount).last { sim.frameTruth($0).frontPositionNm != nil })
+        let front = try #require(sim.frameTruth(frame).frontPositionNm)
         let information = try #require(sim.frontPositionInformation(frame: frame))
         let delta = 0.01, det = sim.detector
         let model = sim.idealIntensity(frame: frame, frontNm: front)
