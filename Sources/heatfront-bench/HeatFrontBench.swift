@@ -222,7 +222,7 @@ struct Floors: ParsableCommand {
     func run() throws {
         let (sim, truth) = try presetRun(runDir)
         for step in truth.steps {
-            let members = (0..<sim.frameCount).filter { sim.frameTruth($0).stepIndex == step.stepIndex && sim.frameTruth($0).expectedStatus == "ok" }
+            let members = usedFrames(sim, step: step.stepIndex)
             let trueShifts = members.map { FrameShift(dx: sim.frameTruth($0).shiftXPx, dy: sim.frameTruth($0).shiftYPx, score: 1, rejection: nil) }
             let idealShifts = members.map { k -> FrameShift in
                 let s = sim.idealShiftPx(frame: k)
@@ -258,6 +258,11 @@ func presetRun(_ runDir: String) throws -> (HeatingRunSimulator, RunTruth) {
     return (sim, truth)
 }
 
+/// The frames of hold `step` that the truth expects an analysis to use.
+func usedFrames(_ sim: HeatingRunSimulator, step: Int) -> [Int] {
+    (0..<sim.frameCount).filter { sim.frameTruth($0).stepIndex == step && sim.frameTruth($0).expectedStatus == "ok" }
+}
+
 /// The information limit of a simulated run's front kinetics (`frontPositionInformation`,
 /// Cramér–Rao): per hold with a moving front, the bound on one frame's front position
 /// (median and range over the hold's frames) and on the hold's velocity, as a share of the
@@ -271,9 +276,7 @@ struct FrontBound: ParsableCommand {
         for step in truth.steps {
             guard let v = step.frontVelocityNmPerS, v > 0, let start = step.frontPositionStartNm,
                   let end = step.frontPositionEndNm else { continue }
-            let members = (0..<sim.frameCount).filter {
-                sim.frameTruth($0).stepIndex == step.stepIndex && sim.frameTruth($0).expectedStatus == "ok"
-            }
+            let members = usedFrames(sim, step: step.stepIndex)
             let measured = ResultSlots<(Double, Double)?>.map(members.count) { j in
                 sim.frontPositionInformation(frame: members[j]).map { (sim.frameTruth(members[j]).timeS, $0) }
             }.compactMap { $0 }
