@@ -1,7 +1,7 @@
 import Foundation
 
 /// The sampling distributions the kinetics' tests and intervals need: Student's t (CDF and
-/// quantiles) and χ² (CDF), through the regularised incomplete beta and gamma functions.
+/// quantiles), χ² (CDF) and F (CDF), through the regularised incomplete beta and gamma functions.
 ///
 /// Method: Press, Teukolsky, Vetterling & Flannery, *Numerical Recipes*, 3rd ed. (2007),
 /// §6.2 (incomplete gamma: series below a + 1, Legendre's continued fraction above) and
@@ -52,6 +52,15 @@ public enum Distributions {
             if hi - lo <= 1e-12 * max(1, mid) { break }
         }
         return 0.5 * (lo + hi)
+    }
+
+    /// P(F ≤ f) for Fisher's F with (`dof1`, `dof2`) degrees of freedom:
+    /// I_{d₁f/(d₁f + d₂)}(d₁/2, d₂/2).
+    public static func fCDF(_ f: Double, dof1: Double, dof2: Double) -> Double {
+        guard dof1 > 0, dof2 > 0, !f.isNaN else { return .nan }
+        guard f > 0 else { return 0 }
+        guard f.isFinite else { return 1 }
+        return incompleteBeta(dof1 * f / (dof1 * f + dof2), dof1 / 2, dof2 / 2)
     }
 
     /// I_x(a, b), the regularised incomplete beta function, 0 ≤ x ≤ 1, a, b > 0.

@@ -109,28 +109,36 @@ extension Kinetics {
     /// The holds' velocity SEMs with their per-frame position noise pooled over the run:
     /// σₖ = SEMₖ·√Sₖ (Sₖ = Σ(t − t̄)² over hold k's frames) is the noise of one frame's front
     /// position that hold k's SEM implies; the pooled σ² = Σ νₖσₖ² / Σ νₖ (νₖ the SEMs'
-    /// degrees of freedom), and each hold's SEM becomes σ/√Sₖ. A hold's SEM from its own
-    /// dozen frames is itself uncertain — over simulated runs its spread from seed to seed
-    /// matches 3–4 degrees of freedom, and it carries almost no information on that hold's
-    /// actual error — while the position noise is a property of the run's imaging (dose,
-    /// front width and contrast), about the same in every hold (the holds' true travel
-    /// errors agree within ±20 % on every simulator preset). Weighting the Arrhenius fit by
-    /// the pooled noise keeps a hold whose SEM came out small by chance from taking the fit
-    /// and shrinking Eₐ's SEM with it (the full-pooling limit of the moderated variances of
-    /// Smyth, Stat. Appl. Genet. Mol. Biol. 3:3, 2004). Entries that are not positive and
-    /// finite (SEM, spread) are returned unchanged, and do not enter the pool.
-    public static func pooledVelocitySEMs(sems: [Double], dofs: [Double], timeSpreadsS: [Double]) -> [Double] {
-        guard sems.count == dofs.count, sems.count == timeSpreadsS.count else { return sems }
-        var num = 0.0, den = 0.0
-        for k in sems.indices where sems[k].isFinite && sems[k] > 0 && dofs[k].isFinite && dofs[k] > 0
-            && timeSpreadsS[k].isFinite && timeSpreadsS[k] > 0 {
-            num += dofs[k] * sems[k] * sems[k] * timeSpreadsS[k] * timeSpreadsS[k]
-            den += dofs[k]
+    /// degrees of freedom), and each hold's SEM becomes σ/√Sₖ with Σ νₖ degrees of freedom.
+    /// A hold's SEM from its own dozen frames is itself uncertain — over simulated runs its
+    /// spread from seed to seed matches 3–4 degrees of freedom, and it carries almost no
+    /// information on that hold's actual error — while the position noise is a property of
+    /// the run's imaging (dose, front width and contrast), about the same in every hold (the
+    /// holds' true travel errors agree within ±20 % on every simulator preset). The pooled
+    /// SEM keeps a hold whose SEM came out small by chance from claiming a precision its
+    /// frames do not have, and from taking the Arrhenius fit and shrinking Eₐ's SEM with it
+    /// (the full-pooling limit of the moderated variances of Smyth, Stat. Appl. Genet. Mol.
+    /// Biol. 3:3, 2004). A hold whose own noise is larger than the other holds' pooled noise
+    /// by an F test at `heterogeneityLevel` (one-sided; a frame series that went bad) keeps
+    /// its own SEM and degrees of freedom. Entries that are not positive and finite (SEM,
+    /// degrees of freedom, spread) are returned unchanged and do not enter the pool.
+    public static func pooledVelocitySEMs(sems: [Double], dofs: [Double], timeSpreadsS: [Double],
+                                          heterogeneityLevel: Double = 0.01) -> [(sem: Double, dof: Double)] {
+        let unchanged = zip(sems, dofs).map { (sem: $0, dof: $1) }
+        guard sems.count == dofs.count, sems.count == timeSpreadsS.count else { return unchanged }
+        let pooled = sems.indices.filter {
+            sems[$0].isFinite && sems[$0] > 0 && dofs[$0].isFinite && dofs[$0] > 0 && timeSpreadsS[$0].isFinite && timeSpreadsS[$0] > 0
         }
-        guard den > 0, num > 0 else { return sems }
-        let pooled = (num / den).squareRoot()
-        return sems.indices.map { k in
-            sems[k].isFinite && sems[k] > 0 && timeSpreadsS[k].isFinite && timeSpreadsS[k] > 0 ? pooled / timeSpreadsS[k] : sems[k]
+        let noise = pooled.map { sems[$0] * sems[$0] * timeSpreadsS[$0] * timeSpreadsS[$0] }
+        let weighted = zip(pooled, noise).map { dofs[$0] * $1 }.reduce(0, +), dof = pooled.map { dofs[$0] }.reduce(0, +)
+        guard dof > 0, weighted > 0 else { return unchanged }
+        var out = unchanged
+        for (j, k) in pooled.enumerated() {
+            let othersDOF = dof - dofs[k], others = (weighted - dofs[k] * noise[j]) / othersDOF
+            if othersDOF > 0, others > 0,
+               1 - Distributions.fCDF(noise[j] / others, dof1: dofs[k], dof2: othersDOF) < heterogeneityLevel { continue }
+            out[k] = ((weighted / dof).squareRoot() / timeSpreadsS[k], dof)
         }
+        return out
     }
 }

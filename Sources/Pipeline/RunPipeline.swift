@@ -382,9 +382,9 @@ extension RunContext {
     func kinetics(_ analysed: AnalysedSteps, fronts: [StoredFront?], results: [FrameResult],
                   summary: inout RunSummary) -> [StepResult] {
         let analyses = analysed.analyses
-        let steps = table.steps.indices.map { k in
+        let steps = StepKinetics.pooled(table.steps.indices.map { k in
             StepKinetics.assemble(k, table: table, results: results, analysis: analyses[k], front: fronts[k])
-        }
+        })
         let ratios = table.steps.map { st in st.frameIndices.filter { results[$0].status.isOK }.compactMap { results[$0].liTmRatio } }
         for w in summary.addKinetics(steps: steps, ratios: ratios, hasFront: analyses.map { $0?.front?.positionPx != nil }) {
             progress.warn(w)

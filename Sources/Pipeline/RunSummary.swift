@@ -195,13 +195,10 @@ public struct RunSummary: Sendable, Encodable {
         }
         let precision = StepKinetics.precisionWarnings(steps)
         let measured = steps.filter { $0.velocityPxPerS != nil && $0.velocitySEMPxPerS != nil && $0.temperatureC != nil }
-        // Weighted by the run's pooled per-frame position noise (see `Kinetics.pooledVelocitySEMs`).
-        let sems = Kinetics.pooledVelocitySEMs(sems: measured.map { $0.velocitySEMPxPerS! },
-                                               dofs: measured.map { Double($0.velocityDOF ?? 1) },
-                                               timeSpreadsS: measured.map { $0.velocityTimeSpreadS ?? .nan })
+        // The steps' SEMs carry the run's pooled per-frame position noise (`StepKinetics.pooled`).
         if let fit = Kinetics.arrheniusFit(temperaturesC: measured.map { $0.temperatureC! },
                                            velocities: measured.map { $0.velocityPxPerS! },
-                                           sems: sems, minimumHolds: 3) {
+                                           sems: measured.map { $0.velocitySEMPxPerS! }, minimumHolds: 3) {
             activation = fit
             activationSteps = measured.map(\.stepIndex)
             activationEnergyEV = fit.activationEnergyEV

@@ -7,7 +7,8 @@ import FrontTracking
 /// frames (`MovingFront`): the velocity with the larger of the fit's jackknife SEM (with its
 /// Satterthwaite degrees of freedom, `Kinetics.jackknifeSlopeDOF`) and the frames'
 /// positions' autocorrelation-corrected one, the motion test and upper bound, and the
-/// 10–90 % width with its jackknife SEM.
+/// 10–90 % width with its jackknife SEM; then (`pooled`) every hold's velocity SEM from the
+/// run's pooled per-frame position noise.
 enum StepKinetics {
     static func assemble(_ k: Int, table: FrameTable, results: [FrameResult], analysis: StepAnalysis?,
                          front: StoredFront?) -> StepResult {
@@ -59,6 +60,28 @@ enum StepKinetics {
         r.frontWidthPx = front.widthPx
         r.frontWidthSEMPx = front.widthSEMPx
         return r
+    }
+
+    /// The steps with their velocities' SEMs, degrees of freedom, motion tests and upper
+    /// bounds from the per-frame position noise pooled over the run's holds
+    /// (`Kinetics.pooledVelocitySEMs`), which a hold's own dozen frames estimate poorly.
+    static func pooled(_ steps: [StepResult]) -> [StepResult] {
+        let moving = steps.indices.filter { steps[$0].velocityPxPerS != nil && steps[$0].velocitySEMPxPerS != nil }
+        let errors = Kinetics.pooledVelocitySEMs(sems: moving.map { steps[$0].velocitySEMPxPerS! },
+                                                 dofs: moving.map { Double(steps[$0].velocityDOF ?? 1) },
+                                                 timeSpreadsS: moving.map { steps[$0].velocityTimeSpreadS ?? .nan })
+        var out = steps
+        for (k, e) in zip(moving, errors) {
+            let fit = VelocityFit(velocity: steps[k].velocityPxPerS!, sem: e.sem, intercept: 0,
+                                  dof: max(1, Int(e.dof.rounded(.down))))
+            out[k].velocitySEMPxPerS = fit.sem
+            out[k].velocityDOF = fit.dof
+            if let motion = fit.motion(level: 0.05) {
+                out[k].motionDetected = motion.detected
+                out[k].velocityUpperPxPerS = motion.upperBound
+            }
+        }
+        return out
     }
 
     /// Holds whose velocity the data cannot pin to 10 %: the 90 % interval, ±1.645 SEM, is

@@ -45,7 +45,7 @@ struct KineticsTests {
         #expect(Kinetics.velocity(times: [0, 1, 2, .nan], positions: [0, 1, 2, 5])?.velocity == 1)
     }
 
-    @Test("Student t and chi-square: tabulated quantiles and CDF symmetry")
+    @Test("Student t, chi-square and F: tabulated quantiles and CDFs")
     func distributions() {
         // Tabulated values (e.g. Abramowitz & Stegun, tables 26.7 and 26.8).
         #expect(abs(Distributions.studentTQuantile(0.975, dof: 10) - 2.228138852) < 1e-6)
@@ -58,6 +58,11 @@ struct KineticsTests {
         #expect(abs(Distributions.chiSquareQuantile(0.95, dof: 3) - 7.814727903) < 1e-6)
         #expect(abs(Distributions.chiSquareCDF(2, dof: 2) - (1 - exp(-1))) < 1e-12)
         #expect(abs(Distributions.chiSquareCDF(60, dof: 40) - 0.9781265316) < 1e-8)
+        // F CDFs (scipy.stats.f): the 95 % point of F(2, 20) is 3.4928.
+        #expect(abs(Distributions.fCDF(1, dof1: 5, dof2: 10) - 0.5348805735) < 1e-8)
+        #expect(abs(Distributions.fCDF(3.5, dof1: 2, dof2: 20) - 0.9502649779) < 1e-8)
+        #expect(abs(Distributions.fCDF(0.2, dof1: 8, dof2: 3) - 0.0305783975) < 1e-8)
+        #expect(Distributions.fCDF(0, dof1: 3, dof2: 3) == 0)
     }
 
     @Test("motion: stationary fronts are falsely detected 5 % of the time; the upper bound covers 95 %")
@@ -206,13 +211,28 @@ struct KineticsPoolingTests {
     @Test("pooled SEMs: one per-frame noise over the holds, weighted by degrees of freedom")
     func pooled() {
         // Holds with time spreads 10 and 20 s; their SEMs imply per-frame noise 0.1 and 0.2
-        // with 6 and 2 degrees of freedom: pooled √((6·0.01 + 2·0.04)/8) = √0.0175.
+        // with 6 and 2 degrees of freedom: pooled √((6·0.01 + 2·0.04)/8) = √0.0175, 8 dof.
         let s = Kinetics.pooledVelocitySEMs(sems: [0.01, 0.01, .nan], dofs: [6, 2, 5], timeSpreadsS: [10, 20, 5])
         let sigma = 0.0175.squareRoot()
-        #expect(abs(s[0] - sigma / 10) < 1e-12)
-        #expect(abs(s[1] - sigma / 20) < 1e-12)
-        #expect(s[2].isNaN)
+        #expect(abs(s[0].sem - sigma / 10) < 1e-12 && s[0].dof == 8)
+        #expect(abs(s[1].sem - sigma / 20) < 1e-12 && s[1].dof == 8)
+        #expect(s[2].sem.isNaN && s[2].dof == 5)
         // Without spreads nothing is pooled.
-        #expect(Kinetics.pooledVelocitySEMs(sems: [0.01, 0.02], dofs: [3, 3], timeSpreadsS: [.nan, .nan]) == [0.01, 0.02])
+        #expect(Kinetics.pooledVelocitySEMs(sems: [0.01, 0.02], dofs: [3, 3], timeSpreadsS: [.nan, .nan]).map(\.sem) == [0.01, 0.02])
+    }
+
+    @Test("pooled SEMs: a hold far noisier than the others keeps its own SEM")
+    func pooledHeterogeneity() {
+        // Per-frame noise 0.1, 0.1, 0.1 and 0.4 (10 dof each): the last one's F = 16 against
+        // the others' pool (10, 30 dof) is far beyond the 1 % level, so it keeps its own.
+        let noisy = Kinetics.pooledVelocitySEMs(sems: [0.01, 0.01, 0.01, 0.04], dofs: [10, 10, 10, 10],
+                                                timeSpreadsS: [10, 10, 10, 10])
+        #expect(noisy[3].sem == 0.04 && noisy[3].dof == 10)
+        let rest = ((3 * 0.01 + 0.16) / 4).squareRoot() / 10
+        #expect(noisy[0..<3].allSatisfy { abs($0.sem - rest) < 1e-12 && $0.dof == 40 })
+        // At 1.6× the others' noise (F = 2.56, p ≈ 0.02) it is pooled.
+        let mild = Kinetics.pooledVelocitySEMs(sems: [0.01, 0.01, 0.01, 0.016], dofs: [10, 10, 10, 10],
+                                               timeSpreadsS: [10, 10, 10, 10])
+        #expect(mild.allSatisfy { $0.dof == 40 })
     }
 }
