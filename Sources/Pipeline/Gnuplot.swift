@@ -1,19 +1,6 @@
 import Foundation
 import FrameCore
 
-/// A figure made of an image: a phase map or an aligned average (an RGBA or grey PNG),
-/// drawn at its pixel aspect with a scale bar in nm and a legend of its colours.
-struct ImageFigure {
-    var title: String
-    /// The picture, a PNG file gnuplot reads.
-    var png: URL
-    var widthPx: Int
-    var heightPx: Int
-    var pixelSizeNm: Double?
-    /// Legend entries: colour as `#rrggbb`, and what it marks.
-    var legend: [(color: String, label: String)] = []
-}
-
 /// Draws figures with gnuplot (Debian's `gnuplot-nox`, 5.4; Williams & Kelley, gnuplot.info),
 /// run as a subprocess on a script written here: the data inline as datablocks, every range,
 /// colour and label set explicitly, so the same figure gives the same bytes. Each figure is
@@ -49,27 +36,40 @@ enum Gnuplot {
         try run(exe, script(plot), width: Int(plot.width), height: Int(plot.height), scratch: scratch, name: name)
     }
 
-    static func render(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
-        let (w, h) = imageFigureSize(figure)
-        return try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name)
+    /// The 300-dpi PNG of an image figure; its SVG is `ImageFigure.svg()`, which embeds the
+    /// picture as it is (gnuplot's SVG terminal would re-compress it, most of its cost).
+    static func renderPNG(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> Data {
+        let (w, h) = figure.size
+        return try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name, svg: false).png
     }
 
-    /// Runs a plot body once per terminal and returns both files' bytes.
-    private static func run(_ exe: URL, _ body: String, width: Int, height: Int, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
+    /// Runs a plot body once per terminal (the PNG only, without `svg`) and returns the files' bytes.
+    private static func run(_ exe: URL, _ body: String, width: Int, height: Int, scratch: URL, name: String,
+                            svg: Bool = true) throws -> (svg: Data, png: Data) {
         let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let svgURL = dir.appendingPathComponent("\(name).svg"), pngURL = dir.appendingPathComponent("\(name).png")
         defer { try? FileManager.default.removeItem(at: svgURL); try? FileManager.default.removeItem(at: pngURL) }
         let s = pngScale
-        let text = """
+        let png = """
+        set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) background "#ffffff"
+        set output \(quote(pngURL.path))
+        """
+        let text = svg ? """
         reset
         set encoding utf8
         set terminal svg size \(width),\(height) fixed noenhanced font "Helvetica,12" background "#ffffff"
         set output \(quote(svgURL.path))
         \(body)
-        set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) background "#ffffff"
-        set output \(quote(pngURL.path))
+        \(png)
         replot
+        set output
+
+        """ : """
+        reset
+        set encoding utf8
+        \(png)
+        \(body)
         set output
 
         """
@@ -89,12 +89,12 @@ enum Gnuplot {
         try? input.fileHandleForWriting.close()
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let svg = try? Data(contentsOf: svgURL), let png = try? Data(contentsOf: pngURL), !svg.isEmpty, !png.isEmpty else {
+        guard process.terminationStatus == 0, let png = try? Data(contentsOf: pngURL), !png.isEmpty,
+              let svgData = svg ? (try? Data(contentsOf: svgURL)) : Data(), !svg || !svgData.isEmpty else {
             let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
             throw Failure(description: "gnuplot could not draw \(name): \(why)")
         }
-        return (svg, PNGResolution.marked(png, dotsPerInch: pngDPI))
+        return (svgData, PNGResolution.marked(png, dotsPerInch: pngDPI))
     }
 
     // MARK: Scripts
@@ -222,17 +222,9 @@ enum Gnuplot {
         return plots
     }
 
-    /// Figure size in SVG pixels: the image at most 520 px on its longer side, room for the
-    /// title, the scale bar below and the legend on the right.
-    static func imageFigureSize(_ f: ImageFigure) -> (Int, Int) {
-        let side = 520.0, longer = Double(max(f.widthPx, f.heightPx, 1))
-        let w = Double(f.widthPx) * side / longer, h = Double(f.heightPx) * side / longer
-        return (Int(w.rounded()) + (f.legend.isEmpty ? 40 : 220), Int(h.rounded()) + 60)
-    }
-
     static func script(_ f: ImageFigure) -> String {
         let w = Double(f.widthPx), h = Double(f.heightPx)
-        let (fw, fh) = imageFigureSize(f)
+        let (fw, fh) = f.size
         // The image's own box in screen fractions: margins fixed in pixels.
         let left = 20.0 / Double(fw), right = 1 - (f.legend.isEmpty ? 20.0 : 200.0) / Double(fw)
         let bottom = 20.0 / Double(fh), top = 1 - 40.0 / Double(fh)
@@ -253,8 +245,8 @@ enum Gnuplot {
         } else {
             g += "set key at screen \(number(right + 8.0 / Double(fw))), graph 1 left top Left reverse samplen 1.2 spacing 1.3 noopaque nobox\n"
         }
-        // Image rows run top to bottom: the file's first row at the top.
-        var plots = ["\(quote(f.png.path)) binary filetype=png flipy with rgbimage notitle"]
+        // gnuplot puts a PNG's first row at the top of the y range by itself (`flipy` would mirror it).
+        var plots = ["\(quote(f.png.path)) binary filetype=png with rgbimage notitle"]
         for (color, label) in f.legend {
             plots.append("NaN with boxes fc rgb \(quote(color)) fs solid 1.0 title \(quote(label))")
         }

@@ -115,19 +115,19 @@ struct FigurePainter {
         self.outputs = outputs
         self.gnuplot = gnuplot
         if gnuplot == nil {
-            warnings.append("gnuplot is not installed: figures in plots/ are SVG only, with no PNG and no phase-map figures; install gnuplot-nox (scripts/install-deps.sh)")
+            warnings.append("gnuplot is not installed: figures in plots/ are SVG only, with no PNG; install gnuplot-nox (scripts/install-deps.sh)")
         }
     }
 
     /// A figure to draw: a plot (drawn by the built-in SVG code without gnuplot) or an image
-    /// figure (none without gnuplot).
+    /// figure (its SVG always HeatFront's own, its PNG gnuplot's).
     enum Figure {
         case plot(SVGPlot)
         case image(ImageFigure)
     }
 
-    /// Draws `figures` and writes them to `plots/`; returns each one's SVG, nil for an image
-    /// figure without gnuplot. The gnuplot processes run side by side, one per core (each
+    /// Draws `figures` and writes them to `plots/`; returns each one's SVG (nil for an image
+    /// figure whose picture cannot be read). The gnuplot processes run side by side, one per core (each
     /// figure costs gnuplot ~0.1–0.5 s of CPU, most of it zlib); the results are then taken
     /// in order, so the files are those of drawing one after another: from the first figure
     /// gnuplot fails on, that and every later figure are drawn without it.
@@ -142,7 +142,7 @@ struct FigurePainter {
                 Result {
                     switch figures[i].figure {
                     case .plot(let p): try Gnuplot.render(p, with: exe, scratch: dir, name: figures[i].name)
-                    case .image(let f): try Gnuplot.render(f, with: exe, scratch: dir, name: figures[i].name)
+                    case .image(let f): (Data(try f.svg().utf8), try Gnuplot.renderPNG(f, with: exe, scratch: dir, name: figures[i].name))
                     }
                 }
             }
@@ -163,8 +163,13 @@ struct FigurePainter {
                     warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
                 }
             }
-            guard case .plot(let p) = figure else { out.append(nil); continue }
-            let svg = Data(p.svg().utf8)
+            let drawn: String?
+            switch figure {
+            case .plot(let p): drawn = p.svg()
+            case .image(let f): drawn = try? f.svg()
+            }
+            guard let drawn else { out.append(nil); continue }
+            let svg = Data(drawn.utf8)
             files.append((svg, "plots/\(name).svg"))
             out.append(svg)
         }

@@ -96,6 +96,46 @@ private func skipTest(_ reason: String) throws {
         #expect(svg.contains(String(format: "Ea = %.2f ± %.2f eV, 4 holds", ea, sem)))
     }
 
+    /// Image figures show the picture the right way up, the file's first row at the top: the
+    /// 300-dpi PNG's 16 × 16 px block means over the image box follow the average's own,
+    /// not the average mirrored top to bottom; the SVG embeds the phase map's PNG as it is.
+    @Test func imageFiguresShowThePictureTheRightWayUp() throws {
+        guard Self.gnuplotInstalled else {
+            try skipTest("figure test skipped: gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox)"); return
+        }
+        let average = try FrameFiles.open(Self.file("aligned/step_0_average.tif")).frame(signal: 0, frame: 0).image
+        let figure = try FrameFiles.open(Self.file("plots/average_step_0.png")).frame(signal: 0, frame: 0).image
+        let (w, h) = (average.width, average.height), b = 16
+        let scale = 520.0 / Double(max(w, h)), s = 3.0   // the PNG's pixels per SVG pixel
+        var shown = [Double](), upright = [Double](), mirrored = [Double]()
+        func blockMean(_ x0: Int, _ y0: Int) -> Double? {
+            var sum = 0.0, n = 0
+            for y in y0..<(y0 + b) { for x in x0..<(x0 + b) where average[x, y].isFinite { sum += Double(average[x, y]); n += 1 } }
+            return n == b * b ? sum / Double(n) : nil
+        }
+        for by in 0..<(h / b) {
+            for bx in 0..<(w / b) {
+                guard let a = blockMean(bx * b, by * b), let m = blockMean(bx * b, h - b - by * b) else { continue }
+                var sum = 0.0, n = 0
+                let fx0 = Int(s * (20 + Double(bx * b) * scale)), fy0 = Int(s * (40 + Double(by * b) * scale))
+                let side = Int(s * Double(b) * scale)
+                for y in (fy0 + 2)..<(fy0 + side - 2) { for x in (fx0 + 2)..<(fx0 + side - 2) { sum += Double(figure[x, y]); n += 1 } }
+                shown.append(sum / Double(n)); upright.append(a); mirrored.append(m)
+            }
+        }
+        func correlation(_ u: [Double], _ v: [Double]) -> Double {
+            let mu = u.reduce(0, +) / Double(u.count), mv = v.reduce(0, +) / Double(v.count)
+            let c = zip(u, v).map { ($0 - mu) * ($1 - mv) }.reduce(0, +)
+            return c / (u.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) * v.map { ($0 - mv) * ($0 - mv) }.reduce(0, +)).squareRoot()
+        }
+        #expect(shown.count >= 100)
+        let right = correlation(shown, upright), wrong = correlation(shown, mirrored)
+        #expect(right > 0.9 && right > wrong + 0.3, "figure against the average: r = \(right), mirrored \(wrong)")
+        let svg = try String(contentsOf: Self.file("plots/phase_map_step_0.svg"), encoding: .utf8)
+        let map = try Data(contentsOf: Self.file("maps/step_0_phase.png"))
+        #expect(svg.contains("href=\"data:image/png;base64,\(map.base64EncodedString())\""))
+    }
+
     @Test func columnTablesCarryNanometresBesidePixels() throws {
         let text = try String(contentsOf: Self.file("columns/step_1.csv"), encoding: .utf8)
         let rows = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
@@ -255,8 +295,8 @@ private func skipTest(_ reason: String) throws {
         }
     }
 
-    /// Without gnuplot the run still writes every figure as SVG, says so in one warning, and
-    /// does not fail.
+    /// Without gnuplot the run still writes every figure as SVG (the phase maps and averages
+    /// too), says so in one warning, and does not fail.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path)))
     func withoutGnuplotARunWarnsOnceAndWritesSVG() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-nognuplot-\(getpid())")
@@ -271,6 +311,7 @@ private func skipTest(_ reason: String) throws {
         #expect(warnings.count == 1, "\(warnings)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/arrhenius.svg").path))
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/arrhenius.png").path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/phase_map_step_0.svg").path))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path))
     }
 }
