@@ -26,8 +26,9 @@ struct ImageFigure {
         return (Int(box.width.rounded()) + (legend.isEmpty ? 40 : 220), Int(box.height.rounded()) + 60)
     }
 
-    /// The figure as SVG: title, the picture (its PNG bytes, base64), the scale bar in the
-    /// lower left corner, white on a dark backing, and the legend beside it.
+    /// The figure as SVG: title, the picture (its PNG bytes, base64; `xlink:href`, which SVG 1.1
+    /// readers need), the scale bar in the lower left corner, white on a dark backing, and the
+    /// legend beside it.
     /// - Throws: when the PNG cannot be read.
     func svg() throws -> String {
         let png = try Data(contentsOf: png)
@@ -38,14 +39,14 @@ struct ImageFigure {
         func sx(_ x: Double) -> Double { 20 + (x + 0.5) * bw / w }
         func sy(_ y: Double) -> Double { 40 + (h - 0.5 - y) * bh / h }
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(fw)\" height=\"\(fh)\" viewBox=\"0 0 \(fw) \(fh)\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
+        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"\(fw)\" height=\"\(fh)\" viewBox=\"0 0 \(fw) \(fh)\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
         out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         out += "<text x=\"\(f(Double(fw) / 2))\" y=\"24\" text-anchor=\"middle\" font-size=\"13\">\(HTML.escape(title))</text>\n"
-        out += "<image x=\"20\" y=\"40\" width=\"\(f(bw))\" height=\"\(f(bh))\" preserveAspectRatio=\"none\" href=\"data:image/png;base64,\(png.base64EncodedString())\"/>\n"
+        out += "<image x=\"20\" y=\"40\" width=\"\(f(bw))\" height=\"\(f(bh))\" preserveAspectRatio=\"none\" xlink:href=\"data:image/png;base64,\(png.base64EncodedString())\"/>\n"
         let bar = ScaleBar.choose(widthPx: w, pixelSizeNm: pixelSizeNm)
         let x0 = w * 0.05, y0 = -0.5 + h * 0.05
-        out += "<rect x=\"\(f(sx(x0 - w * 0.02)))\" y=\"\(f(sy(y0 + h * 0.085)))\" width=\"\(f((bar.lengthPx + w * 0.04) * bw / w))\" height=\"\(f(h * 0.11 * bh / h))\" fill=\"#000000\" fill-opacity=\"0.6\"/>\n"
-        out += "<rect x=\"\(f(sx(x0)))\" y=\"\(f(sy(y0 + h * 0.014)))\" width=\"\(f(bar.lengthPx * bw / w))\" height=\"\(f(h * 0.014 * bh / h))\" fill=\"#ffffff\"/>\n"
+        out += "<rect x=\"\(f(sx(x0 - w * 0.02)))\" y=\"\(f(sy(y0 + h * 0.085)))\" width=\"\(f((bar.lengthPx + w * 0.04) * bw / w))\" height=\"\(f(0.11 * bh))\" fill=\"#000000\" fill-opacity=\"0.6\"/>\n"
+        out += "<rect x=\"\(f(sx(x0)))\" y=\"\(f(sy(y0 + h * 0.014)))\" width=\"\(f(bar.lengthPx * bw / w))\" height=\"\(f(0.014 * bh))\" fill=\"#ffffff\"/>\n"
         out += "<text x=\"\(f(sx(x0 + bar.lengthPx / 2)))\" y=\"\(f(sy(y0 + h * 0.05) + 4))\" text-anchor=\"middle\" fill=\"#ffffff\">\(HTML.escape(bar.label))</text>\n"
         for (i, entry) in legend.enumerated() {
             let x = 20 + bw + 8, y = 40 + 17 * Double(i)

@@ -142,7 +142,7 @@ struct FigurePainter {
                 Result {
                     switch figures[i].figure {
                     case .plot(let p): try Gnuplot.render(p, with: exe, scratch: dir, name: figures[i].name)
-                    case .image(let f): (Data(try f.svg().utf8), try Gnuplot.renderPNG(f, with: exe, scratch: dir, name: figures[i].name))
+                    case .image(let f): (Data(), try Gnuplot.renderPNG(f, with: exe, scratch: dir, name: figures[i].name))
                     }
                 }
             }
@@ -152,25 +152,24 @@ struct FigurePainter {
         var out: [Data?] = []
         var files: [(Data, String)] = []
         for (i, (name, figure)) in figures.enumerated() {
+            var drawn: (svg: Data?, png: Data?) = (nil, nil)
             if gnuplot != nil, let r = rendered[i] {
                 switch r {
-                case .success(let d):
-                    files += [(d.svg, "plots/\(name).svg"), (d.png, "plots/\(name).png")]
-                    out.append(d.svg)
-                    continue
+                case .success(let d): drawn = (d.svg.isEmpty ? nil : d.svg, d.png)
                 case .failure(let error):
                     gnuplot = nil
                     warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
                 }
             }
-            let drawn: String?
-            switch figure {
-            case .plot(let p): drawn = p.svg()
-            case .image(let f): drawn = try? f.svg()
+            if drawn.svg == nil {
+                switch figure {
+                case .plot(let p): drawn.svg = Data(p.svg().utf8)
+                case .image(let f): drawn.svg = (try? f.svg()).map { Data($0.utf8) }
+                }
             }
-            guard let drawn else { out.append(nil); continue }
-            let svg = Data(drawn.utf8)
+            guard let svg = drawn.svg else { out.append(nil); continue }
             files.append((svg, "plots/\(name).svg"))
+            if let png = drawn.png { files.append((png, "plots/\(name).png")) }
             out.append(svg)
         }
         let (outputs, written) = (self.outputs, files)
