@@ -194,7 +194,7 @@ enum RunReport {
                 (hex(0.6 * grey + 0.4 * PhaseMapRendering.rocksaltTint), "rock salt"),
                 (hex(PhaseMapRendering.frontColour), "front"),
                 (hex(PhaseMapRendering.boundaryColour), "position origin line"),
-                ("#808080", "not analysed (grey)"),
+                ("#808080", "not analysed"),
                 (neutralHex, "no frame covers")]
     }
 
