@@ -88,6 +88,26 @@ import Simulation
             let m = try #require(report.metric(name), "\(name) not reported")
             #expect(m.passed == true, "\(name) = \(m.value ?? .nan) misses \(m.target)")
         }
+        // The holds' velocity SEMs carry one per-frame position noise, pooled over the run:
+        // SEM·√Σ(t − t̄)² is the same in every hold, with the pooled degrees of freedom.
+        func rows(_ name: String) throws -> [[String: String]] {
+            let lines = try String(contentsOf: out.appendingPathComponent(name), encoding: .utf8).split(separator: "\n").map {
+                $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            }
+            return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(lines[0], $0)) }
+        }
+        let frames = try rows("frames.csv")
+        var noise = [Double](), dofs = Set<String>()
+        for step in try rows("steps.csv") {
+            guard let sem = Double(step["front_velocity_sem_nm_per_s"] ?? "") else { continue }
+            let t = frames.filter { $0["step_index"] == step["step_index"] && !($0["front_position_nm"] ?? "").isEmpty }
+                .compactMap { Double($0["time_s"] ?? "") }
+            let mean = t.reduce(0, +) / Double(t.count)
+            noise.append(sem * t.map { ($0 - mean) * ($0 - mean) }.reduce(0, +).squareRoot())
+            dofs.insert(step["front_velocity_dof"] ?? "")
+        }
+        #expect(noise.count >= 3 && dofs.count == 1, "\(noise.count) holds with a velocity, degrees of freedom \(dofs)")
+        #expect(noise.allSatisfy { abs($0 / noise[0] - 1) < 1e-3 }, "per-frame noise by hold: \(noise)")
     }
 
     /// At 192 px (0.067 nm/px) the columns along the layers sit 3.6 px apart, at 0.27
