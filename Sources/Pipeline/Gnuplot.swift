@@ -37,7 +37,7 @@ enum Gnuplot {
     }
 
     /// The 300-dpi PNG of an image figure; its SVG is `ImageFigure.svg()`, which embeds the
-    /// picture as it is (gnuplot's SVG terminal would re-compress it, most of its cost).
+    /// picture as it is (gnuplot's SVG terminal would re-compress it: about half the figure's cost).
     static func renderPNG(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> Data {
         let (w, h) = figure.size
         return try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name, svg: false).png
@@ -55,24 +55,15 @@ enum Gnuplot {
         set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) background "#ffffff"
         set output \(quote(pngURL.path))
         """
-        let text = svg ? """
-        reset
-        set encoding utf8
+        // With the SVG: draw it, then replot on the PNG terminal; without: the PNG alone.
+        let draw = svg ? """
         set terminal svg size \(width),\(height) fixed noenhanced font "Helvetica,12" background "#ffffff"
         set output \(quote(svgURL.path))
         \(body)
         \(png)
         replot
-        set output
-
-        """ : """
-        reset
-        set encoding utf8
-        \(png)
-        \(body)
-        set output
-
-        """
+        """ : "\(png)\n\(body)"
+        let text = "reset\nset encoding utf8\n\(draw)\nset output\n\n"
         let process = Process()
         process.executableURL = exe
         process.arguments = ["-"]
@@ -224,10 +215,10 @@ enum Gnuplot {
 
     static func script(_ f: ImageFigure) -> String {
         let w = Double(f.widthPx), h = Double(f.heightPx)
-        let (fw, fh) = f.size
-        // The image's own box in screen fractions: margins fixed in pixels.
-        let left = 20.0 / Double(fw), right = 1 - (f.legend.isEmpty ? 20.0 : 200.0) / Double(fw)
-        let bottom = 20.0 / Double(fh), top = 1 - 40.0 / Double(fh)
+        let (fw, fh) = f.size, box = f.imageBox
+        // The image's own box in screen fractions (y up).
+        let left = box.x / Double(fw), right = (box.x + box.width) / Double(fw)
+        let bottom = 1 - (box.y + box.height) / Double(fh), top = 1 - box.y / Double(fh)
         var g = "unset title\nset label 10 \(quote(f.title)) at screen 0.5, screen \(number(1 - 20.0 / Double(fh))) center font \",13\"\n"
         g += "unset tics\nunset border\nunset xlabel\nunset ylabel\n"
         g += "set lmargin at screen \(number(left))\nset rmargin at screen \(number(right))\n"

@@ -13,17 +13,18 @@ struct ImageFigure {
     /// Legend entries: colour as `#rrggbb`, and what it marks.
     var legend: [(color: String, label: String)] = []
 
-    /// The image's box: at most 520 px on its longer side.
-    var imageBox: (width: Double, height: Double) {
+    /// The image's box in SVG pixels: at most 520 px on its longer side, 20 px from the
+    /// figure's left edge and 40 px from its top (room for the title).
+    var imageBox: (x: Double, y: Double, width: Double, height: Double) {
         let side = 520.0, longer = Double(max(widthPx, heightPx, 1))
-        return (Double(widthPx) * side / longer, Double(heightPx) * side / longer)
+        return (20, 40, (Double(widthPx) * side / longer).rounded(), (Double(heightPx) * side / longer).rounded())
     }
 
-    /// Figure size in SVG pixels: the image box with 40 px above it for the title, 20 px below
-    /// and left, and on the right 20 px, or 200 px for the legend.
+    /// Figure size in SVG pixels: the image box with 20 px below it, and on its right 20 px,
+    /// or 200 px for the legend.
     var size: (Int, Int) {
         let box = imageBox
-        return (Int(box.width.rounded()) + (legend.isEmpty ? 40 : 220), Int(box.height.rounded()) + 60)
+        return (Int(box.x + box.width) + (legend.isEmpty ? 20 : 200), Int(box.y + box.height) + 20)
     }
 
     /// The figure as SVG: title, the picture (its PNG bytes, base64; `xlink:href`, which SVG 1.1
@@ -32,24 +33,23 @@ struct ImageFigure {
     /// - Throws: when the PNG cannot be read.
     func svg() throws -> String {
         let png = try Data(contentsOf: png)
-        let (fw, fh) = size
-        let (bw, bh) = (Double(fw) - (legend.isEmpty ? 40 : 220), Double(fh) - 60)
+        let (fw, fh) = size, box = imageBox, (bw, bh) = (box.width, box.height)
         let w = Double(max(widthPx, 1)), h = Double(max(heightPx, 1))
         // Image pixel (x, y from the bottom row up) to SVG coordinates.
-        func sx(_ x: Double) -> Double { 20 + (x + 0.5) * bw / w }
-        func sy(_ y: Double) -> Double { 40 + (h - 0.5 - y) * bh / h }
+        func sx(_ x: Double) -> Double { box.x + (x + 0.5) * bw / w }
+        func sy(_ y: Double) -> Double { box.y + (h - 0.5 - y) * bh / h }
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"\(fw)\" height=\"\(fh)\" viewBox=\"0 0 \(fw) \(fh)\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
         out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         out += "<text x=\"\(f(Double(fw) / 2))\" y=\"24\" text-anchor=\"middle\" font-size=\"13\">\(HTML.escape(title))</text>\n"
-        out += "<image x=\"20\" y=\"40\" width=\"\(f(bw))\" height=\"\(f(bh))\" preserveAspectRatio=\"none\" xlink:href=\"data:image/png;base64,\(png.base64EncodedString())\"/>\n"
+        out += "<image x=\"\(Int(box.x))\" y=\"\(Int(box.y))\" width=\"\(f(bw))\" height=\"\(f(bh))\" preserveAspectRatio=\"none\" xlink:href=\"data:image/png;base64,\(png.base64EncodedString())\"/>\n"
         let bar = ScaleBar.choose(widthPx: w, pixelSizeNm: pixelSizeNm)
         let x0 = w * 0.05, y0 = -0.5 + h * 0.05
         out += "<rect x=\"\(f(sx(x0 - w * 0.02)))\" y=\"\(f(sy(y0 + h * 0.085)))\" width=\"\(f((bar.lengthPx + w * 0.04) * bw / w))\" height=\"\(f(0.11 * bh))\" fill=\"#000000\" fill-opacity=\"0.6\"/>\n"
         out += "<rect x=\"\(f(sx(x0)))\" y=\"\(f(sy(y0 + h * 0.014)))\" width=\"\(f(bar.lengthPx * bw / w))\" height=\"\(f(0.014 * bh))\" fill=\"#ffffff\"/>\n"
         out += "<text x=\"\(f(sx(x0 + bar.lengthPx / 2)))\" y=\"\(f(sy(y0 + h * 0.05) + 4))\" text-anchor=\"middle\" fill=\"#ffffff\">\(HTML.escape(bar.label))</text>\n"
         for (i, entry) in legend.enumerated() {
-            let x = 20 + bw + 8, y = 40 + 17 * Double(i)
+            let x = box.x + bw + 8, y = box.y + 17 * Double(i)
             out += "<rect x=\"\(f(x))\" y=\"\(f(y + 2))\" width=\"14\" height=\"10\" fill=\"\(HTML.escape(entry.color))\"/>"
             out += "<text x=\"\(f(x + 20))\" y=\"\(f(y + 11))\">\(HTML.escape(entry.label))</text>\n"
         }
