@@ -6,9 +6,9 @@ import FrontTracking
 /// frames, and the front's velocity and width from the step's moving-front fit over all its
 /// frames (`MovingFront`): the velocity with the larger of the fit's jackknife SEM (with its
 /// Satterthwaite degrees of freedom, `Kinetics.jackknifeSlopeDOF`) and the frames'
-/// positions' autocorrelation-corrected one, the motion test and upper bound, and the
-/// 10–90 % width with its jackknife SEM; then (`pooled`) every hold's velocity SEM from the
-/// run's pooled per-frame position noise.
+/// positions' autocorrelation-corrected one, and the 10–90 % width with its jackknife SEM;
+/// then (`pooled`) every hold's velocity SEM from the run's pooled per-frame position noise,
+/// with the motion test and upper bound that SEM gives.
 enum StepKinetics {
     static func assemble(_ k: Int, table: FrameTable, results: [FrameResult], analysis: StepAnalysis?,
                          front: StoredFront?) -> StepResult {
@@ -50,10 +50,6 @@ enum StepKinetics {
             r.velocityDOF = fit.dof
             let meanTime = frontTimes.reduce(0, +) / Double(frontTimes.count)
             r.velocityTimeSpreadS = frontTimes.map { ($0 - meanTime) * ($0 - meanTime) }.reduce(0, +).squareRoot()
-            if let motion = fit.motion(level: 0.05) {
-                r.motionDetected = motion.detected
-                r.velocityUpperPxPerS = motion.upperBound
-            }
             r.frontStartPx = fit.intercept + v * r.tStart
             r.frontEndPx = fit.intercept + v * r.tEnd
         }
