@@ -90,21 +90,17 @@ import Simulation
         }
         // The holds' velocity SEMs carry one per-frame position noise, pooled over the run:
         // SEM·√Σ(t − t̄)² is the same in every hold, with the pooled degrees of freedom.
-        func rows(_ name: String) throws -> [[String: String]] {
-            let lines = try String(contentsOf: out.appendingPathComponent(name), encoding: .utf8).split(separator: "\n").map {
-                $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            }
-            return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(lines[0], $0)) }
-        }
-        let frames = try rows("frames.csv")
-        var noise = [Double](), dofs = Set<String>()
-        for step in try rows("steps.csv") {
-            guard let sem = Double(step["front_velocity_sem_nm_per_s"] ?? "") else { continue }
-            let t = frames.filter { $0["step_index"] == step["step_index"] && !($0["front_position_nm"] ?? "").isEmpty }
-                .compactMap { Double($0["time_s"] ?? "") }
+        let frames = try #require(CSVTable.load(out.appendingPathComponent("frames.csv")))
+        let steps = try #require(CSVTable.load(out.appendingPathComponent("steps.csv")))
+        var noise = [Double](), dofs = Set<Int?>()
+        for step in steps.rows {
+            guard let sem = steps.double(step, "front_velocity_sem_nm_per_s") else { continue }
+            let t = frames.rows.filter {
+                frames.string($0, "step_index") == steps.string(step, "step_index") && frames.double($0, "front_position_nm") != nil
+            }.compactMap { frames.double($0, "time_s") }
             let mean = t.reduce(0, +) / Double(t.count)
             noise.append(sem * t.map { ($0 - mean) * ($0 - mean) }.reduce(0, +).squareRoot())
-            dofs.insert(step["front_velocity_dof"] ?? "")
+            dofs.insert(steps.int(step, "front_velocity_dof"))
         }
         #expect(noise.count >= 3 && dofs.count == 1, "\(noise.count) holds with a velocity, degrees of freedom \(dofs)")
         #expect(noise.allSatisfy { abs($0 / noise[0] - 1) < 1e-3 }, "per-frame noise by hold: \(noise)")
