@@ -208,17 +208,46 @@ done:
     return status;
 }
 
+/// Decodes a PNG held in memory as 8-bit RGBA (libpng's simplified API; alpha kept, not
+/// premultiplied), for pictures HeatFront or gnuplot drew. Fails with a message in `err`
+/// when it holds more than `max_pixels` pixels. `*pixels` is malloc'ed; free it with `free`.
+static int cpng_read_rgba8(const void *bytes, size_t size, size_t max_pixels, uint32_t *width, uint32_t *height,
+                           unsigned char **pixels, char err[256]) {
+    err[0] = 0;
+    *pixels = NULL;
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&image, bytes, size)) { snprintf(err, 256, "%s", image.message); return 1; }
+    image.format = PNG_FORMAT_RGBA;
+    if ((size_t)image.width * image.height > max_pixels) {
+        snprintf(err, 256, "%u × %u pixels, more than allowed", image.width, image.height);
+        png_image_free(&image);
+        return 2;
+    }
+    unsigned char *buffer = (unsigned char *)malloc(PNG_IMAGE_SIZE(image));
+    if (!buffer) { png_image_free(&image); snprintf(err, 256, "out of memory"); return 3; }
+    if (!png_image_finish_read(&image, NULL, buffer, 0, NULL)) {
+        snprintf(err, 256, "%s", image.message);
+        free(buffer);
+        return 1;
+    }
+    *width = image.width; *height = image.height; *pixels = buffer;
+    return 0;
+}
+
 static inline void cpng_free(cpng_image *img) {
     free(img->pixels); img->pixels = NULL;
     free(img->text); img->text = NULL;
 }
 
-/// Writes a PNG. `color_type` is PNG_COLOR_TYPE_GRAY or PNG_COLOR_TYPE_RGBA; `data` holds
+/// Writes a PNG. `color_type` is PNG_COLOR_TYPE_GRAY, _RGB or _RGBA; `data` holds
 /// packed rows, 16-bit samples in host order. When `text_key` is non-NULL an iTXt chunk
-/// (compressed) with that key and UTF-8 `text` is written before the image data.
+/// (compressed) with that key and UTF-8 `text` is written before the image data. `filters`:
+/// the PNG row filters libpng may choose from (PNG_FILTER_NONE … _PAETH), 0 for its default.
 /// Returns 0 on success, otherwise an error message is in `err`.
 static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
-                      const void *data, const char *text_key, const char *text, int level, char err[256]) {
+                      const void *data, const char *text_key, const char *text, int level, int filters, char err[256]) {
     err[0] = 0;
     FILE *fp = fopen(path, "wb");
     if (!fp) { snprintf(err, 256, "cannot create file"); return 1; }
@@ -232,6 +261,7 @@ static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit
     png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, level);
+    if (filters) png_set_filter(png, PNG_FILTER_TYPE_BASE, filters);
     if (text_key) {
         png_text t;
         memset(&t, 0, sizeof t);
@@ -248,7 +278,7 @@ static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit
         if (*(unsigned char *)&probe == 1) png_set_swap(png);
     }
     {
-        int channels = color_type == PNG_COLOR_TYPE_RGBA ? 4 : 1;
+        int channels = color_type == PNG_COLOR_TYPE_RGBA ? 4 : color_type == PNG_COLOR_TYPE_RGB ? 3 : 1;
         size_t rowbytes = (size_t)width * channels * (bit_depth / 8);
         for (uint32_t y = 0; y < height; y++)
             png_write_row(png, (png_const_bytep)((const unsigned char *)data + (size_t)y * rowbytes));

@@ -1,5 +1,6 @@
 import Foundation
 import FrameCore
+import FrameIO
 
 /// Draws figures with gnuplot (Debian's `gnuplot-nox`, 5.4; Williams & Kelley, gnuplot.info),
 /// run as a subprocess on a script written here: the data inline as datablocks, every range,
@@ -36,23 +37,36 @@ enum Gnuplot {
         try run(exe, script(plot), width: Int(plot.width), height: Int(plot.height), scratch: scratch, name: name)
     }
 
-    /// The 300-dpi PNG of an image figure; its SVG is `ImageFigure.svg()`, which embeds the
-    /// picture as it is (gnuplot's SVG terminal would re-compress it: about half the figure's cost).
+    /// The 300-dpi PNG of an image figure: gnuplot draws its title, scale bar and legend on a
+    /// transparent canvas, which `ImageFigure.raster` lays over the picture; HeatFront then
+    /// encodes it at zlib level 1 (gnuplot drawing the picture itself and compressing it
+    /// with cairo's settings costs about twice as much). Its SVG is `ImageFigure.svg()`.
     static func renderPNG(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> Data {
         let (w, h) = figure.size
-        return try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name, svg: false).png
+        let layerPNG = try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name, svg: false,
+                               transparent: true).png
+        let layer = try PNGPicture(png: layerPNG, source: scratch)
+        let picture = try PNGPicture(png: Data(contentsOf: figure.png), source: figure.png)
+        guard let rgb = figure.raster(layer: layer, picture: picture, scale: pngScale) else {
+            throw Failure(description: "gnuplot drew \(name) at \(layer.width) × \(layer.height) px, not at the figure's size")
+        }
+        let url = scratch.appendingPathComponent(".heatfront-cache/gnuplot/\(name).png")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try PNGWriter.writeRGB(width: layer.width, height: layer.height, rgb: rgb, compression: 1, upFilterOnly: true, to: url)
+        return PNGResolution.marked(try Data(contentsOf: url), dotsPerInch: pngDPI)
     }
 
-    /// Runs a plot body once per terminal (the PNG only, without `svg`) and returns the files' bytes.
+    /// Runs a plot body once per terminal (the PNG only, without `svg`; on a transparent
+    /// canvas with `transparent`) and returns the files' bytes.
     private static func run(_ exe: URL, _ body: String, width: Int, height: Int, scratch: URL, name: String,
-                            svg: Bool = true) throws -> (svg: Data, png: Data) {
+                            svg: Bool = true, transparent: Bool = false) throws -> (svg: Data, png: Data) {
         let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let svgURL = dir.appendingPathComponent("\(name).svg"), pngURL = dir.appendingPathComponent("\(name).png")
         defer { try? FileManager.default.removeItem(at: svgURL); try? FileManager.default.removeItem(at: pngURL) }
         let s = pngScale
         let png = """
-        set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) background "#ffffff"
+        set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) \(transparent ? "transparent" : "background \"#ffffff\"")
         set output \(quote(pngURL.path))
         """
         // With the SVG: draw it, then replot on the PNG terminal; without: the PNG alone.
@@ -213,6 +227,7 @@ enum Gnuplot {
         return plots
     }
 
+    /// An image figure's title, scale bar and legend (its picture is laid under them).
     static func script(_ f: ImageFigure) -> String {
         let w = Double(f.widthPx), h = Double(f.heightPx)
         let (fw, fh) = f.size, box = f.imageBox
@@ -236,8 +251,8 @@ enum Gnuplot {
         } else {
             g += "set key at screen \(number(right + 8.0 / Double(fw))), graph 1 left top Left reverse samplen 1.2 spacing 1.3 noopaque nobox\n"
         }
-        // gnuplot puts a PNG's first row at the top of the y range by itself (`flipy` would mirror it).
-        var plots = ["\(quote(f.png.path)) binary filetype=png with rgbimage notitle"]
+        // The picture itself is laid under this drawing by `ImageFigure.raster`.
+        var plots = ["NaN notitle"]
         for (color, label) in f.legend {
             plots.append("NaN with boxes fc rgb \(quote(color)) fs solid 1.0 title \(quote(label))")
         }

@@ -1,8 +1,10 @@
 import Foundation
+import FrameIO
 
 /// A figure made of an image: a phase map or an aligned average (an RGBA or grey PNG),
 /// drawn at its pixel aspect with a scale bar in nm and a legend of its colours. `svg()`
-/// draws it with the PNG embedded as it is; `Gnuplot` draws the same layout as 300-dpi PNG.
+/// draws it with the PNG embedded as it is; for the 300-dpi PNG, gnuplot draws the same
+/// layout without the picture and `raster` lays that over the picture.
 struct ImageFigure {
     var title: String
     /// The picture, a PNG file.
@@ -25,6 +27,49 @@ struct ImageFigure {
     var size: (Int, Int) {
         let box = imageBox
         return (Int(box.x + box.width) + (legend.isEmpty ? 20 : 200), Int(box.y + box.height) + 20)
+    }
+
+    /// The figure's pixels at `scale` PNG pixels per SVG pixel (RGB, rows top to bottom): the
+    /// picture scaled into the image box by nearest neighbour (each image pixel a uniform
+    /// block, nothing interpolated), white around it, and over both `layer` (gnuplot's
+    /// drawing of the title, scale bar and legend at that scale, transparent elsewhere),
+    /// alpha-blended. Nil when the layer is not the figure's size at that scale.
+    func raster(layer: PNGPicture, picture: PNGPicture, scale: Int) -> [UInt8]? {
+        let (fw, fh) = size, box = imageBox
+        let width = fw * scale, height = fh * scale
+        guard layer.width == width, layer.height == height, picture.width > 0, picture.height > 0 else { return nil }
+        let x0 = Int(box.x) * scale, y0 = Int(box.y) * scale
+        let bw = min(Int(box.width) * scale, width - x0), bh = min(Int(box.height) * scale, height - y0)
+        // Picture column (row) of each box column (row), sampled at the pixel's centre.
+        let columns = (0..<bw).map { ((2 * $0 + 1) * picture.width) / (2 * bw) }
+        let rows = (0..<bh).map { ((2 * $0 + 1) * picture.height) / (2 * bh) }
+        var out = [UInt8](repeating: 255, count: width * height * 3)
+        out.withUnsafeMutableBufferPointer { o in
+            layer.rgba.withUnsafeBufferPointer { l in
+                picture.rgba.withUnsafeBufferPointer { p in
+                    for y in 0..<height {
+                        let inRows = y >= y0 && y < y0 + bh
+                        let source = inRows ? rows[y - y0] * picture.width : 0
+                        for x in 0..<width {
+                            let i = y * width + x
+                            var under: (Int, Int, Int) = (255, 255, 255)
+                            if inRows, x >= x0, x < x0 + bw {
+                                let j = 4 * (source + columns[x - x0])
+                                under = (Int(p[j]), Int(p[j + 1]), Int(p[j + 2]))
+                            }
+                            let a = Int(l[4 * i + 3])
+                            func blend(_ top: UInt8, _ bottom: Int) -> UInt8 {
+                                UInt8((Int(top) * a + bottom * (255 - a) + 127) / 255)
+                            }
+                            o[3 * i] = blend(l[4 * i], under.0)
+                            o[3 * i + 1] = blend(l[4 * i + 1], under.1)
+                            o[3 * i + 2] = blend(l[4 * i + 2], under.2)
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// The figure as SVG: title, the picture (its PNG bytes, base64; `xlink:href`, which SVG 1.1

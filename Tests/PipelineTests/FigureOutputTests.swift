@@ -131,6 +131,20 @@ private func skipTest(_ reason: String) throws {
         #expect(shown.count >= 100)
         let right = correlation(shown, upright), wrong = correlation(shown, mirrored)
         #expect(right > 0.9 && right > wrong + 0.3, "figure against the average: r = \(right), mirrored \(wrong)")
+        // gnuplot's drawing lies over the picture: the title's dark glyphs above the image box,
+        // and in the box's lower left quarter the scale bar, a long row of white pixels.
+        let boxTop = Int(s * 40), boxWidth = Int(s * Double(w) * scale), boxHeight = Int(s * Double(h) * scale)
+        let titleDark = (0..<boxTop).reduce(0) { n, y in n + (0..<figure.width).filter { figure[$0, y] < 100 }.count }
+        #expect(titleDark > 100, "\(titleDark) dark pixels in the title band")
+        let longestWhiteRun = ((boxTop + boxHeight / 2)..<(boxTop + boxHeight)).map { y -> Int in
+            var best = 0, run = 0
+            for x in Int(s * 20)..<(Int(s * 20) + boxWidth / 2) {
+                run = figure[x, y] >= 250 ? run + 1 : 0
+                best = max(best, run)
+            }
+            return best
+        }.max() ?? 0
+        #expect(longestWhiteRun > boxWidth / 12, "longest white run \(longestWhiteRun) px in the box's lower left")
         let svg = try String(contentsOf: Self.file("plots/phase_map_step_0.svg"), encoding: .utf8)
         let map = try Data(contentsOf: Self.file("maps/step_0_phase.png"))
         #expect(svg.contains("href=\"data:image/png;base64,\(map.base64EncodedString())\""))
