@@ -162,38 +162,45 @@ public enum NonrigidRegistration {
         var out = [Float](repeating: 0, count: w * h)
         var valid = [Bool](repeating: false, count: w * h)
         let cubic = interpolation == .bicubic
+        let flybacks = (0..<w).map { x -> Double in
+            field.map { Double($0.flybackShiftX[Swift.min(w - 1, Swift.max(0, Int((Double(x) + shift.dx).rounded())))]) } ?? 0
+        }
         out.withUnsafeMutableBufferPointer { outBuf in
             valid.withUnsafeMutableBufferPointer { validBuf in
                 frame.pixels.withUnsafeBufferPointer { src in
                     let o = UncheckedSendable(outBuf.baseAddress!), v = UncheckedSendable(validBuf.baseAddress!), s = UncheckedSendable(src.baseAddress!)
-                    // Rows are independent: each iteration writes only its own row.
+                    // Rows are independent: each iteration writes only its own row. Everything
+                    // across lines (uy, the contributing lines and their offsets) is the row's.
                     DispatchQueue.concurrentPerform(iterations: h) { y in
+                        var fy = Double(y) + shift.dy
+                        if let field { fy += Double(field.lineShiftY[Swift.min(h - 1, Swift.max(0, Int(fy.rounded())))]) }
+                        guard fy >= 0, fy <= Double(h - 1) else { return }
+                        let yi = Swift.min(Int(fy), h - 2), ty = Float(fy - Double(yi))
+                        let taps = cubic ? 4 : 2, first = cubic ? yi - 1 : yi
+                        let wy: SIMD4<Float> = cubic ? Sampler.keys(ty) : SIMD4(1 - ty, ty, 0, 0)
+                        var rowStarts = SIMD4<Int>(repeating: 0), lineShifts = SIMD4<Double>(repeating: 0)
+                        for j in 0..<taps {
+                            let row = Swift.min(h - 1, Swift.max(0, first + j))
+                            rowStarts[j] = row * w
+                            lineShifts[j] = Double(field?.lineShiftX[row] ?? 0)
+                        }
                         for x in 0..<w {
-                            let fx0 = Double(x) + shift.dx
-                            var fy = Double(y) + shift.dy
-                            let bx = Swift.min(w - 1, Swift.max(0, Int(fx0.rounded())))
-                            var flyback = 0.0
-                            if let field {
-                                let by = Swift.min(h - 1, Swift.max(0, Int(fy.rounded())))
-                                fy += Double(field.lineShiftY[by])
-                                flyback = Double(field.flybackShiftX[bx])
-                            }
-                            guard fy >= 0, fy <= Double(h - 1) else { continue }
-                            let yi = Swift.min(Int(fy), h - 2), ty = Float(fy - Double(yi))
-                            let taps = cubic ? 4 : 2, first = cubic ? yi - 1 : yi
-                            let wy: SIMD4<Float> = cubic ? Sampler.keys(ty) : SIMD4(1 - ty, ty, 0, 0)
+                            let fx0 = Double(x) + shift.dx, flyback = flybacks[x]
                             var acc: Float = 0, inside = true
                             for j in 0..<taps {
-                                let row = Swift.min(h - 1, Swift.max(0, first + j))
-                                let fx = fx0 + flyback + Double(field?.lineShiftX[row] ?? 0)
+                                let fx = fx0 + flyback + lineShifts[j]
                                 guard fx >= 0, fx <= Double(w - 1) else { inside = false; break }
                                 let xi = Swift.min(Int(fx), w - 2), tx = Float(fx - Double(xi))
-                                let base = s.value + row * w
+                                let base = s.value + rowStarts[j]
                                 var value: Float
                                 if cubic {
                                     let wx = Sampler.keys(tx)
                                     value = 0
-                                    for i in 0..<4 { value += wx[i] * base[Swift.min(w - 1, Swift.max(0, xi - 1 + i))] }
+                                    if xi >= 1 && xi + 2 < w {
+                                        for i in 0..<4 { value += wx[i] * base[xi - 1 + i] }
+                                    } else {
+                                        for i in 0..<4 { value += wx[i] * base[Swift.min(w - 1, Swift.max(0, xi - 1 + i))] }
+                                    }
                                 } else {
                                     value = base[xi] + (base[xi + 1] - base[xi]) * tx
                                 }
