@@ -63,6 +63,9 @@ public struct OrderParameterMap: Sendable {
 /// width of 2.56σ (≈ 1.2 nm), which `FrontLocator` models and removes. Larger σ lowers
 /// noise in single low-dose frames at the cost of resolution near the boundary; the same
 /// function serves single frames, frame-window averages and step averages.
+/// The frames of a step are mapped on their average's crystal (`regionIsCrystal`), found
+/// once at the average's signal rather than again in every noisy frame (the detection and
+/// the frequency lock it needs are three quarters of a frame's map).
 /// gLayer must be the (003) layer reflection (0.468 nm spacing), not the half-spacing one.
 /// Thread-safe (each call owns its FFT workspace); memory ≈ 2 complex + ~8 float planes of
 /// the padded size.
@@ -78,7 +81,10 @@ public enum OrderParameter {
         return max(1, Int(layerSpacingPx / 9))
     }
 
-    public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?) -> OrderParameterMap {
+    /// - Parameter regionIsCrystal: the region is known crystal (a step average's, for its
+    ///   frames): the map's crystal is the region itself, not detected again.
+    public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?,
+                           regionIsCrystal: Bool = false) -> OrderParameterMap {
         let w = image.width, h = image.height
         let gLength = (gLayer * gLayer).sum().squareRoot()
         // 2g must lie below Nyquist on both axes and the window must be a real number.
@@ -93,8 +99,13 @@ public enum OrderParameter {
         let sigma = min(max(windowPx, 0.5 * spacing), Double(max(w, h)) / 4)
         let pad = Int((3 * max(2 * sigma, spacing)).rounded(.up)) + 1
         let plane = Plane(width: smoothSize(w + pad), height: smoothSize(h + pad), imageWidth: w, imageHeight: h)
-        let amplitudes = LockIn(image, region: region, plane: plane, gLayer: gLayer, sigma: sigma, sigmaMean: spacing)
-        let (crystal, layered) = crystalMap(amplitudes, plane: plane, sigmaLevel: 2 * sigma)
+        let amplitudes = LockIn(image, region: region, plane: plane, gLayer: gLayer, sigma: sigma, sigmaMean: spacing,
+                                locks: !(regionIsCrystal && region != nil))
+        let (crystal, layered) = if let region, regionIsCrystal {
+            ratioMap(amplitudes, on: region)
+        } else {
+            crystalMap(amplitudes, plane: plane, sigmaLevel: 2 * sigma)
+        }
         return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: amplitudes.amplitudeG,
                                  amplitudeHalf: amplitudes.amplitude2G, windowPx: sigma)
     }
@@ -119,6 +130,18 @@ public enum OrderParameter {
                 let a2 = amp2G[x, y]
                 layered[x, y] = a2 > 0 ? ampG[x, y] / a2 : 0
             }
+        }
+        return (crystal, layered)
+    }
+
+    /// q = A(g)/A(2g) on a given crystal, wherever the 2g fringes have an amplitude.
+    private static func ratioMap(_ lockIn: LockIn, on region: Mask) -> (Mask, Image) {
+        let ampG = lockIn.amplitudeG, amp2G = lockIn.amplitude2G
+        var crystal = region, layered = Image(width: region.width, height: region.height)
+        for i in region.bits.indices where region.bits[i] {
+            let a2 = amp2G.pixels[i]
+            crystal.bits[i] = a2 > 0
+            if a2 > 0 { layered.pixels[i] = ampG.pixels[i] / a2 }
         }
         return (crystal, layered)
     }
@@ -205,7 +228,10 @@ private struct LockIn {
     /// The region's own density at σ = 2·window (its normalised-convolution denominator).
     var regionDensity: [Float]
 
-    init(_ image: Image, region: Mask?, plane: Plane, gLayer: SIMD2<Double>, sigma: Double, sigmaMean: Double) {
+    /// `locks`: whether to find where the fringes' local frequency matches the reflection
+    /// (`lockedG`, `locked2G`, `combined`), which only detecting the crystal needs.
+    init(_ image: Image, region: Mask?, plane: Plane, gLayer: SIMD2<Double>, sigma: Double, sigmaMean: Double,
+         locks: Bool = true) {
         let w = image.width, h = image.height, pw = plane.width, ph = plane.height
         let (mask, masked) = Self.maskedPlanes(image, region: region, plane: plane)
         // Two real planes share one complex transform wherever a real, even filter is applied
@@ -226,11 +252,13 @@ private struct LockIn {
         }()
         let (den, regionDen) = plane.inverse(specMask, sigmas: sigma, 2 * sigma)
         regionDensity = regionDen
-        (amplitudeG, lockedG) = Self.demodulate(specFringes, at: gLayer, plane: plane, sigma: sigma, mask: mask, den: den)
+        (amplitudeG, lockedG) = Self.demodulate(specFringes, at: gLayer, plane: plane, sigma: sigma, mask: mask, den: den,
+                                                locks: locks)
         (amplitude2G, locked2G) = Self.demodulate(specFringes, at: 2 * gLayer, plane: plane, sigma: sigma, mask: mask,
-                                                   den: den)
-        combined = [Float](repeating: 0, count: pw * ph)
+                                                   den: den, locks: locks)
+        combined = [Float](repeating: 0, count: locks ? pw * ph : 0)
         regionValues = []
+        guard locks else { return }
         regionValues.reserveCapacity(w * h)
         for y in 0..<h {
             for x in 0..<w {
@@ -268,10 +296,10 @@ private struct LockIn {
     /// half-spacing by ~3.6 %) still is. Only an almost exactly coincident reflection of
     /// another grain gets through; a looser limit lets random amorphous fringes in.
     static func demodulate(_ spectrum: [Complex], at hk: SIMD2<Double>, plane: Plane, sigma: Double, mask: [Float],
-                           den: [Float]) -> (Image, [Float]) {
+                           den: [Float], locks: Bool) -> (Image, [Float]) {
         let w = plane.imageWidth, h = plane.imageHeight, pw = plane.width
         var amplitude = Image(width: w, height: h)
-        var locked = [Float](repeating: 0, count: pw * plane.height)
+        var locked = [Float](repeating: 0, count: locks ? pw * plane.height : 0)
         let limit = max(1 / (4 * Double.pi * sigma), 0.04 * (hk * hk).sum().squareRoot())
         let z = plane.inverseComplex(spectrum, centre: hk, sigma: sigma)
         for y in 0..<h {
@@ -280,6 +308,7 @@ private struct LockIn {
                 guard mask[i] > 0, den[i] > 0.05 else { continue }
                 let a = 2 * (z[i] * z[i]).sum().squareRoot() / den[i]
                 amplitude[x, y] = a
+                guard locks else { continue }
                 // Local frequency from neighbour products z(r+e)·z̄(r).
                 let jx = x + 1 < w ? i + 1 : i - 1, jy = y + 1 < h ? i + pw : i - pw
                 let sx: Double = x + 1 < w ? 1 : -1, sy: Double = y + 1 < h ? 1 : -1

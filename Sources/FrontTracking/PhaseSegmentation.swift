@@ -66,8 +66,14 @@ public struct PhaseMap: Sendable {
 /// column profile whose transfer falls with frequency (F(g) ≥ F(2g)): an ordered layered
 /// crystal has (a − b)/(a + b) ≈ 0.95 and so q ≳ 0.95, while q < 1/3 needs TM on the Li
 /// sites at more than half the TM-site weight's share.
+///
+/// A step's single frames are segmented with the β of its average (`halfSpacingContrast`),
+/// measured there at the average's signal instead of again in every noisy frame (its grid
+/// search is 40 % of a frame's segmentation).
 public enum PhaseSegmentation {
-    public static func segment(_ op: OrderParameterMap) -> PhaseMap {
+    /// - Parameter halfSpacingContrast: β when already known (a step average's, for its
+    ///   frames); measured from this map when nil.
+    public static func segment(_ op: OrderParameterMap, halfSpacingContrast known: Double? = nil) -> PhaseMap {
         let w = op.layered.width, h = op.layered.height
         var labels = [UInt8](repeating: PhaseMap.notCrystal, count: w * h)
         var indices = [Int](), q = [Double]()
@@ -108,9 +114,8 @@ public enum PhaseSegmentation {
         }
         // Near the crystal edge the window sees vacuum too and both amplitudes fall; keep
         // 2σ away from it for β.
-        let interior = erode(op.crystal, radius: 2 * op.windowPx)
-        let beta = halfSpacingContrast(op, q: q, indices: indices, use: interior, layered: k, rocksalt: r,
-                                       width: w, height: h) ?? 0
+        let beta = known ?? halfSpacingContrast(op, q: q, indices: indices, use: erode(op.crystal, radius: 2 * op.windowPx),
+                                                layered: k, rocksalt: r, width: w, height: h) ?? 0
         let alpha = 1 - (r / k) * (1 + beta)
         let modelCut = k * (1 - alpha / 2) / (1 + beta / 2)
         if modelCut.isFinite, modelCut > r, modelCut < k { cut = modelCut }

@@ -198,8 +198,9 @@ struct StepPlan: Sendable {
         let b = Double(binning)
         let op = OrderParameter.map(FrameMeasurement.bin(image, binning), gLayer: a.lattice.gLayer * b,
                                     windowPx: a.windowPx / b,
-                                    region: covered ? binnedRegion : FrameMeasurement.bin(region, binning))
-        let phase = PhaseSegmentation.segment(op)
+                                    region: covered ? binnedRegion : FrameMeasurement.bin(region, binning),
+                                    regionIsCrystal: true)
+        let phase = PhaseSegmentation.segment(op, halfSpacingContrast: a.phase.halfSpacingContrast)
         m.rocksalt = phase.rocksaltFraction
         guard let front, let boundary, let binnedBoundary else { return FrameSamples(frame: m) }
         guard let map = FrontLocator.locate(op, phase: phase, boundary: binnedBoundary, profileOnly: true).samples else {

@@ -23,6 +23,23 @@ struct PhaseSegmentationTests {
         }
     }
 
+    @Test("a noisy frame segmented with its average's β: the same cut for the same β, the fraction within 0.03")
+    func knownHalfSpacingContrast() throws {
+        var grain = SyntheticGrain()
+        grain.frontNm = 4; grain.widthNm = 3
+        let average = PhaseSegmentation.segment(OrderParameter.map(grain.render(), gLayer: grain.gLayer,
+                                                                   windowPx: grain.layerSpacingPx, region: nil))
+        grain.dose = 0.1
+        let frame = OrderParameter.map(grain.render(), gLayer: grain.gLayer, windowPx: grain.layerSpacingPx, region: nil)
+        let own = PhaseSegmentation.segment(frame)
+        let sameBeta = PhaseSegmentation.segment(frame, halfSpacingContrast: own.halfSpacingContrast)
+        #expect(sameBeta.threshold == own.threshold && sameBeta.labels == own.labels)
+        let given = PhaseSegmentation.segment(frame, halfSpacingContrast: average.halfSpacingContrast)
+        #expect(given.halfSpacingContrast == average.halfSpacingContrast)
+        let fraction = try #require(given.rocksaltFraction)
+        #expect(abs(fraction - grain.trueRocksaltFraction) < 0.03, "\(fraction) vs \(grain.trueRocksaltFraction)")
+    }
+
     @Test("one phase only: all layered, or all rock salt by the absolute rule")
     func singlePhase() throws {
         var layered = SyntheticGrain(); layered.frontNm = nil; layered.dose = 0.1
