@@ -39,27 +39,27 @@ public enum PNGWriter {
     }
 
     /// Writes an 8-bit RGB image (`rgb.count == 3·width·height`, rows top to bottom).
-    /// `upFilterOnly`: every row filtered against the row above (PNG filter "Up") instead of
-    /// libpng choosing per row, which costs more than zlib at level 1; right for pictures
-    /// scaled up by nearest neighbour, whose repeated rows then cost nothing.
-    public static func writeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, upFilterOnly: Bool = false,
+    /// `scaledPicture`: every row filtered against the one above (PNG filter Up), which turns
+    /// the repeated rows of a picture scaled up by nearest neighbour into runs of zeros, instead
+    /// of libpng choosing a filter per row (which costs more than deflating at level 1).
+    public static func writeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
                                 to url: URL) throws {
         guard width > 0, height > 0, rgb.count == 3 * width * height else {
             throw FrameIOError(.size, url: url, "\(rgb.count) RGB bytes for \(width)×\(height)")
         }
-        try write(url, width, height, 8, PNG_COLOR_TYPE_RGB, rgb, nil, compression, filters: upFilterOnly ? PNG_FILTER_UP : 0)
+        try write(url, width, height, 8, PNG_COLOR_TYPE_RGB, rgb, nil, compression, scaledPicture: scaledPicture)
     }
 
     private static func write<T>(_ url: URL, _ w: Int, _ h: Int, _ depth: Int32, _ colorType: Int32,
-                                 _ data: [T], _ xml: String?, _ level: Int, filters: Int32 = 0) throws {
-        let level = Int32(min(9, max(0, level)))
+                                 _ data: [T], _ xml: String?, _ level: Int, scaledPicture: Bool = false) throws {
+        let level = Int32(min(9, max(0, level))), scaled: Int32 = scaledPicture ? 1 : 0
         try AtomicFile.write(to: url) { tmp in
             var err = [CChar](repeating: 0, count: 256)
             let status = data.withUnsafeBytes { buf in
                 if let xml {
-                    return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, AXONMetadata.key, xml, level, filters, &err)
+                    return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, AXONMetadata.key, xml, level, scaled, &err)
                 }
-                return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, nil, nil, level, filters, &err)
+                return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, nil, nil, level, scaled, &err)
             }
             guard status == 0 else {
                 throw FrameIOError(.io, url: url, "cannot write PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")

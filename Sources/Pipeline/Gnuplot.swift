@@ -39,8 +39,7 @@ enum Gnuplot {
 
     /// The 300-dpi PNG of an image figure: gnuplot draws its title, scale bar and legend on a
     /// transparent canvas, which `ImageFigure.raster` lays over the picture; HeatFront then
-    /// encodes it at zlib level 1 (gnuplot drawing the picture itself and compressing it
-    /// with cairo's settings costs about twice as much). Its SVG is `ImageFigure.svg()`.
+    /// encodes it (`PNGWriter.writeRGB`, `scaledPicture`). Its SVG is `ImageFigure.svg()`.
     static func renderPNG(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> Data {
         let (w, h) = figure.size
         let layerPNG = try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name, svg: false,
@@ -52,7 +51,7 @@ enum Gnuplot {
         }
         let url = scratch.appendingPathComponent(".heatfront-cache/gnuplot/\(name).png")
         defer { try? FileManager.default.removeItem(at: url) }
-        try PNGWriter.writeRGB(width: layer.width, height: layer.height, rgb: rgb, compression: 1, upFilterOnly: true, to: url)
+        try PNGWriter.writeRGB(width: layer.width, height: layer.height, rgb: rgb, compression: 1, scaledPicture: true, to: url)
         return PNGResolution.marked(try Data(contentsOf: url), dotsPerInch: pngDPI)
     }
 
