@@ -51,19 +51,18 @@ struct ImageFigure {
                         let inRows = y >= y0 && y < y0 + bh
                         let source = inRows ? rows[y - y0] * picture.width : 0
                         for x in 0..<width {
-                            let i = y * width + x
-                            var under: (Int, Int, Int) = (255, 255, 255)
-                            if inRows, x >= x0, x < x0 + bw {
-                                let j = 4 * (source + columns[x - x0])
-                                under = (Int(p[j]), Int(p[j + 1]), Int(p[j + 2]))
+                            let i = y * width + x, a = Int(l[4 * i + 3])
+                            // Most of the layer is either fully transparent or fully opaque.
+                            if a == 255 {
+                                for c in 0..<3 { o[3 * i + c] = l[4 * i + c] }
+                                continue
                             }
-                            let a = Int(l[4 * i + 3])
-                            func blend(_ top: UInt8, _ bottom: Int) -> UInt8 {
-                                UInt8((Int(top) * a + bottom * (255 - a) + 127) / 255)
+                            let inBox = inRows && x >= x0 && x < x0 + bw
+                            let j = inBox ? 4 * (source + columns[x - x0]) : 0
+                            for c in 0..<3 {
+                                let under = inBox ? Int(p[j + c]) : 255
+                                o[3 * i + c] = a == 0 ? UInt8(under) : UInt8((Int(l[4 * i + c]) * a + under * (255 - a) + 127) / 255)
                             }
-                            o[3 * i] = blend(l[4 * i], under.0)
-                            o[3 * i + 1] = blend(l[4 * i + 1], under.1)
-                            o[3 * i + 2] = blend(l[4 * i + 2], under.2)
                         }
                     }
                 }
