@@ -245,8 +245,8 @@ static inline void cpng_free(cpng_image *img) {
 /// packed rows, 16-bit samples in host order. When `text_key` is non-NULL an iTXt chunk
 /// (compressed) with that key and UTF-8 `text` is written before the image data.
 /// `scaled_picture`: every row filtered against the one above (PNG filter Up) instead of
-/// libpng choosing a filter per row, which costs more than deflating at level 1: a picture
-/// scaled up by nearest neighbour repeats rows, which Up turns into runs of zeros.
+/// libpng trying every filter on every row: a picture scaled up by nearest neighbour repeats
+/// rows, which Up turns into runs of zeros.
 /// Returns 0 on success, otherwise an error message is in `err`.
 static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
                       const void *data, const char *text_key, const char *text, int level, int scaled_picture, char err[256]) {

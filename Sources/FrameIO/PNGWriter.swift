@@ -40,8 +40,8 @@ public enum PNGWriter {
 
     /// Writes an 8-bit RGB image (`rgb.count == 3·width·height`, rows top to bottom).
     /// `scaledPicture`: every row filtered against the one above (PNG filter Up), which turns
-    /// the repeated rows of a picture scaled up by nearest neighbour into runs of zeros, instead
-    /// of libpng choosing a filter per row (which costs more than deflating at level 1).
+    /// the repeated rows of a picture scaled up by nearest neighbour into runs of zeros,
+    /// instead of libpng trying every filter on every row.
     public static func writeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
                                 to url: URL) throws {
         guard width > 0, height > 0, rgb.count == 3 * width * height else {

@@ -99,10 +99,11 @@ public enum OrderParameter {
         let sigma = min(max(windowPx, 0.5 * spacing), Double(max(w, h)) / 4)
         let pad = Int((3 * max(2 * sigma, spacing)).rounded(.up)) + 1
         let plane = Plane(width: smoothSize(w + pad), height: smoothSize(h + pad), imageWidth: w, imageHeight: h)
+        let knownCrystal = regionIsCrystal ? region : nil
         let amplitudes = LockIn(image, region: region, plane: plane, gLayer: gLayer, sigma: sigma, sigmaMean: spacing,
-                                locks: !(regionIsCrystal && region != nil))
-        let (crystal, layered) = if let region, regionIsCrystal {
-            ratioMap(amplitudes, on: region)
+                                locks: knownCrystal == nil)
+        let (crystal, layered) = if let knownCrystal {
+            ratioMap(amplitudes, on: knownCrystal)
         } else {
             crystalMap(amplitudes, plane: plane, sigmaLevel: 2 * sigma)
         }

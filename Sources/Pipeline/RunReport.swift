@@ -12,7 +12,7 @@ extension RunOutputs {
                              summary: RunSummary) throws -> [String] {
         let plots = RunFigures.all(table: table, results: results, steps: steps, summary: summary)
         let range = Self.displayRange(averages)
-        // The grey previews gnuplot reads, in parallel (a few ms each at level 1).
+        // The averages' grey pictures (each figure's SVG embeds its picture, its PNG lies over it), in parallel.
         let greys = ResultSlots<URL?>.map(averages.count) { k in
             try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, scratch: outDir, name: "average-\(k).png")
         }
@@ -59,8 +59,8 @@ extension RunOutputs {
         return painter.warnings
     }
 
-    /// The phase maps and aligned averages, hold by hold: each hold's drawn figures, its bare
-    /// phase map where gnuplot drew none, or why it has none.
+    /// The phase maps and aligned averages, hold by hold: each hold's figures, or why it has
+    /// no phase map.
     func mapsSection(_ stepFigures: [(average: Data?, phase: Data?)], steps: [StepResult]) -> String {
         var html = "<h2>Phase maps and aligned averages</h2>\n"
         html += "<p class=\"note\">One grey scale for every hold (0.5–99.5 % of all holds' covered pixels). "
@@ -68,8 +68,6 @@ extension RunOutputs {
         for (k, f) in stepFigures.enumerated() {
             if let phase = f.phase {
                 html += "<figure id=\"phase_map_step_\(k)\">\(RunReport.svgImage(phase, alt: "phase map, \(RunReport.stepTitle(k, steps: steps))"))</figure>\n"
-            } else if let png = try? Data(contentsOf: url("maps/step_\(k)_phase.png")) {
-                html += "<figure><img alt=\"phase map, step \(k)\" src=\"data:image/png;base64,\(png.base64EncodedString())\"></figure>\n"
             } else {
                 html += "<figure class=\"missing\">\(HTML.escape(RunReport.stepTitle(k, steps: steps))): no phase map (the hold was not analysed; see the warnings)</figure>\n"
             }
@@ -128,7 +126,7 @@ struct FigurePainter {
 
     /// Draws `figures` and writes them to `plots/`; returns each one's SVG (nil for an image
     /// figure whose picture cannot be read). The gnuplot processes run side by side, one per core (each
-    /// figure costs gnuplot ~0.1–0.5 s of CPU, most of it zlib); the results are then taken
+    /// costs ~0.1 s of CPU); the results are then taken
     /// in order, so the files are those of drawing one after another: from the first figure
     /// gnuplot fails on, that and every later figure are drawn without it.
     mutating func draw(_ figures: [(name: String, figure: Figure)]) throws -> [Data?] {
@@ -346,7 +344,7 @@ enum RunReport {
     }
 
     /// An RGBA PNG of an average on a given grey scale, uncovered (NaN) pixels neutral; in
-    /// the run's scratch folder, for gnuplot to read.
+    /// the run's scratch folder, the picture of its `ImageFigure`.
     static func averagePNG(_ image: Image, range: (lo: Double, hi: Double), scratch: URL, name: String) throws -> URL {
         let span = range.hi > range.lo ? range.hi - range.lo : 1
         var rgba = [UInt8](repeating: 255, count: image.pixels.count * 4)
