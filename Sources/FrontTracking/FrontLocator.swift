@@ -98,7 +98,8 @@ public struct FrontMeasurement: Sendable {
 ///
 /// Boundary when none is given: the crystal edge pixels labelled rock salt (edges on the
 /// image border do not count), a total-least-squares line through them, moved half a pixel
-/// out to the 50 % edge the crystal mask approximates.
+/// out to the 50 % edge the crystal mask approximates, and extended over the whole field of
+/// view (`fieldExtent`).
 public enum FrontLocator {
     /// 2·atanh(0.8): 10–90 % width of ½(1 + tanh(x/w)) in units of w.
     static let tanhWidthFactor = 2 * atanh(0.8)
@@ -459,8 +460,23 @@ public enum FrontLocator {
             side += ((SIMD2(Double(i % w), Double(i / w)) - c) * n).sum()
         }
         if side < 0 { n = -n }
-        let a = c + lo * u - 0.5 * n, b = c + hi * u - 0.5 * n
+        let (from, to) = fieldExtent(width: w, height: h, centre: c - 0.5 * n, along: u, from: lo, to: hi)
+        let a = c + from * u - 0.5 * n, b = c + to * u - 0.5 * n
         return LineSegment(x0: a.x, y0: a.y, x1: b.x, y1: b.y)
+    }
+
+    /// The line's extent over the whole field of view: from the foot of one image corner to
+    /// the foot of another (along-line coordinates from `centre`), never shorter than
+    /// `from…to`. Rock salt often meets only part of the boundary in the average the line is
+    /// fitted on, but the front runs beside the whole straight boundary (the model
+    /// `CrystalExtent` already assumes): binning every crystal pixel beside the line gives the
+    /// profiles the whole front length the frames show, not just the part beside the fitted
+    /// edge pixels.
+    static func fieldExtent(width w: Int, height h: Int, centre c: SIMD2<Double>, along u: SIMD2<Double>,
+                            from lo: Double, to hi: Double) -> (Double, Double) {
+        let corners = [SIMD2(0.0, 0.0), SIMD2(Double(w - 1), 0), SIMD2(0, Double(h - 1)), SIMD2(Double(w - 1), Double(h - 1))]
+        let feet = corners.map { (($0 - c) * u).sum() }
+        return (min(lo, feet.min()!), max(hi, feet.max()!))
     }
 }
 

@@ -110,4 +110,27 @@ struct FrontLocatorTests {
         let wrongSize = PhaseMap(width: 3, height: 3, labels: [UInt8](repeating: 1, count: 9), threshold: 0.5, rocksaltFraction: 0)
         #expect(FrontLocator.locate(op, phase: wrongSize, boundary: nil).positionPx == nil)
     }
+
+    /// Rock salt beside a third of a straight boundary: the detected line is fitted there but
+    /// spans the whole field of view, so the front's whole length is profiled.
+    @Test("a detected boundary spans the field of view, not just the rock-salt edge")
+    func boundarySpansField() {
+        let w = 80, h = 60, edge = 20
+        var labels = [UInt8](repeating: PhaseMap.notCrystal, count: w * h)
+        var q = Image(width: w, height: h, pixels: [Float](repeating: 0, count: w * h))
+        for y in 0..<h {
+            for x in edge..<w {
+                let rocksalt = x < edge + 6 && y >= 20 && y < 40
+                labels[y * w + x] = rocksalt ? PhaseMap.rocksalt : PhaseMap.layered
+                q.pixels[y * w + x] = rocksalt ? 0.1 : 1
+            }
+        }
+        let crystal = Mask(width: w, height: h, bits: labels.map { $0 != PhaseMap.notCrystal })
+        let half = Image(width: w, height: h, pixels: crystal.bits.map { $0 ? 1 : 0 })
+        let op = OrderParameterMap(layered: q, crystal: crystal, amplitudeLayer: q, amplitudeHalf: half, windowPx: 2)
+        let phase = PhaseMap(width: w, height: h, labels: labels, threshold: 0.5, rocksaltFraction: nil)
+        let b = FrontLocator.locate(op, phase: phase, boundary: nil).boundary
+        #expect(abs(b.x0 - (Double(edge) - 0.5)) < 0.01 && abs(b.x1 - (Double(edge) - 0.5)) < 0.01, "\(b)")
+        #expect(min(b.y0, b.y1) <= 0.01 && max(b.y0, b.y1) >= Double(h - 1) - 0.01, "\(b)")
+    }
 }
