@@ -8,12 +8,6 @@ public struct PNGPicture: Sendable {
     public var height: Int
     public var rgba: [UInt8]
 
-    public init(width: Int, height: Int, rgba: [UInt8]) {
-        self.width = width
-        self.height = height
-        self.rgba = rgba
-    }
-
     /// Decodes PNG bytes of any colour type to RGBA.
     /// - Throws: `FrameIOError` naming `source` when the bytes are no PNG or hold more than
     ///   `maxPixels` pixels.
@@ -28,6 +22,8 @@ public struct PNGPicture: Sendable {
         guard status == 0, let pixels else {
             throw FrameIOError(.corrupt, url: source, "cannot decode PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
-        self.init(width: Int(w), height: Int(h), rgba: Array(UnsafeBufferPointer(start: pixels, count: Int(w) * Int(h) * 4)))
+        width = Int(w)
+        height = Int(h)
+        rgba = Array(UnsafeBufferPointer(start: pixels, count: Int(w) * Int(h) * 4))
     }
 }
