@@ -31,52 +31,51 @@ enum Gnuplot {
         var description: String
     }
 
-    /// SVG and PNG bytes of a plot.
-    /// - Throws: `Failure` with gnuplot's message when it could not draw the figure.
-    static func render(_ plot: SVGPlot, with exe: URL, scratch: URL, name: String) throws -> (svg: Data, png: Data) {
-        try run(exe, script(plot), width: Int(plot.width), height: Int(plot.height), scratch: scratch, name: name)
-    }
+    /// One figure for gnuplot to draw: a plot as SVG and PNG, or an image figure's layer (its
+    /// title, scale bar and legend) as a PNG on a transparent canvas.
+    struct Job {
+        var name: String
+        var body: String
+        var width: Int
+        var height: Int
+        var svg: Bool
+        var transparent: Bool
 
-    /// The 300-dpi PNG of an image figure: gnuplot draws its title, scale bar and legend on a
-    /// transparent canvas, which `ImageFigure.raster` lays over the picture; HeatFront then
-    /// encodes it (`PNGWriter.writeRGB`, `scaledPicture`). Its SVG is `ImageFigure.svg()`.
-    static func renderPNG(_ figure: ImageFigure, with exe: URL, scratch: URL, name: String) throws -> Data {
-        let (w, h) = figure.size
-        let layerPNG = try run(exe, script(figure), width: w, height: h, scratch: scratch, name: name, svg: false,
-                               transparent: true).png
-        let layer = try PNGPicture(png: layerPNG, source: scratch)
-        let picture = try PNGPicture(png: Data(contentsOf: figure.png), source: figure.png)
-        guard let rgb = figure.raster(layer: layer, picture: picture, scale: pngScale) else {
-            throw Failure(description: "gnuplot drew \(name) at \(layer.width) × \(layer.height) px, not at the figure's size")
+        init(plot: SVGPlot, name: String) {
+            self.name = name
+            body = Gnuplot.script(plot)
+            (width, height, svg, transparent) = (Int(plot.width), Int(plot.height), true, false)
         }
-        let url = scratch.appendingPathComponent(".heatfront-cache/gnuplot/\(name).png")
-        defer { try? FileManager.default.removeItem(at: url) }
-        try PNGWriter.writeRGB(width: layer.width, height: layer.height, rgb: rgb, compression: 1, scaledPicture: true, to: url)
-        return PNGResolution.marked(try Data(contentsOf: url), dotsPerInch: pngDPI)
+
+        init(layerOf figure: ImageFigure, name: String) {
+            self.name = name
+            body = Gnuplot.script(figure)
+            (width, height) = figure.size
+            (svg, transparent) = (false, true)
+        }
     }
 
-    /// Runs a plot body once per terminal (the PNG only, without `svg`; on a transparent
-    /// canvas with `transparent`) and returns the files' bytes.
-    private static func run(_ exe: URL, _ body: String, width: Int, height: Int, scratch: URL, name: String,
-                            svg: Bool = true, transparent: Bool = false) throws -> (svg: Data, png: Data) {
+    /// Draws `jobs` with up to `processes` gnuplot processes side by side, each drawing its share
+    /// one figure after another (starting gnuplot with cairo costs about as much CPU as drawing
+    /// a figure). Returns each job's SVG (empty without one) and PNG bytes, or why gnuplot could
+    /// not draw it. `scratch/.heatfront-cache/gnuplot` must exist.
+    static func draw(_ jobs: [Job], with exe: URL, scratch: URL,
+                     processes: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Result<(svg: Data, png: Data), Error>] {
         let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let svgURL = dir.appendingPathComponent("\(name).svg"), pngURL = dir.appendingPathComponent("\(name).png")
-        defer { try? FileManager.default.removeItem(at: svgURL); try? FileManager.default.removeItem(at: pngURL) }
-        let s = pngScale
-        let png = """
-        set terminal pngcairo size \(width * s),\(height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) \(transparent ? "transparent" : "background \"#ffffff\"")
-        set output \(quote(pngURL.path))
-        """
-        // With the SVG: draw it, then replot on the PNG terminal; without: the PNG alone.
-        let draw = svg ? """
-        set terminal svg size \(width),\(height) fixed noenhanced font "Helvetica,12" background "#ffffff"
-        set output \(quote(svgURL.path))
-        \(body)
-        \(png)
-        replot
-        """ : "\(png)\n\(body)"
-        let text = "reset\nset encoding utf8\n\(draw)\nset output\n\n"
+        let n = Swift.max(1, Swift.min(processes, jobs.count))
+        // Process p draws jobs p, p + n, …: image layers and plots spread over the processes.
+        let shares = ResultSlots<[Result<(svg: Data, png: Data), Error>]>.map(n) { p in
+            run(exe, Array(stride(from: p, to: jobs.count, by: n).map { jobs[$0] }), dir: dir)
+        }
+        return jobs.indices.map { shares[$0 % n][$0 / n] }
+    }
+
+    /// One gnuplot process drawing `jobs` in order; from the first figure whose files are
+    /// missing, that and every later one fail with gnuplot's last message.
+    private static func run(_ exe: URL, _ jobs: [Job], dir: URL) -> [Result<(svg: Data, png: Data), Error>] {
+        let files = jobs.map { (svg: dir.appendingPathComponent("\($0.name).svg"), png: dir.appendingPathComponent("\($0.name).png")) }
+        defer { for f in files { try? FileManager.default.removeItem(at: f.svg); try? FileManager.default.removeItem(at: f.png) } }
+        let text = zip(jobs, files).map { script($0, svg: $1.svg, png: $1.png) }.joined()
         let process = Process()
         process.executableURL = exe
         process.arguments = ["-"]
@@ -88,17 +87,58 @@ enum Gnuplot {
         var env = ProcessInfo.processInfo.environment
         env["LC_ALL"] = "C.UTF-8"
         process.environment = env
-        do { try process.run() } catch { throw Failure(description: "gnuplot (\(exe.path)) could not be started: \(error.localizedDescription)") }
+        do { try process.run() } catch {
+            let failure = Failure(description: "gnuplot (\(exe.path)) could not be started: \(error.localizedDescription)")
+            return jobs.map { _ in .failure(failure) }
+        }
         input.fileHandleForWriting.write(Data(text.utf8))
         try? input.fileHandleForWriting.close()
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0, let png = try? Data(contentsOf: pngURL), !png.isEmpty,
-              let svgData = svg ? (try? Data(contentsOf: svgURL)) : Data(), !svg || !svgData.isEmpty else {
-            let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
-            throw Failure(description: "gnuplot could not draw \(name): \(why)")
+        var failed: Failure?
+        return zip(jobs, files).map { job, file in
+            if failed == nil, let png = try? Data(contentsOf: file.png), !png.isEmpty,
+               let svg = job.svg ? (try? Data(contentsOf: file.svg)) : Data(), !job.svg || !svg.isEmpty {
+                return .success((svg, PNGResolution.marked(png, dotsPerInch: pngDPI)))
+            }
+            let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init)
+                ?? "exit \(process.terminationStatus)"
+            failed = failed ?? Failure(description: "gnuplot could not draw \(job.name): \(why)")
+            return .failure(failed!)
         }
-        return (svgData, PNGResolution.marked(png, dotsPerInch: pngDPI))
+    }
+
+    /// A job's script: the SVG, then the same plot replotted on the PNG terminal (or the PNG
+    /// alone), each file closed at the end; `reset` first, so each figure starts afresh.
+    private static func script(_ job: Job, svg svgURL: URL, png pngURL: URL) -> String {
+        let s = pngScale
+        let png = """
+        set terminal pngcairo size \(job.width * s),\(job.height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) \(job.transparent ? "transparent" : "background \"#ffffff\"")
+        set output \(quote(pngURL.path))
+        """
+        let draw = job.svg ? """
+        set terminal svg size \(job.width),\(job.height) fixed noenhanced font "Helvetica,12" background "#ffffff"
+        set output \(quote(svgURL.path))
+        \(job.body)
+        \(png)
+        replot
+        """ : "\(png)\n\(job.body)"
+        return "reset\nset encoding utf8\n\(draw)\nset output\n\n"
+    }
+
+    /// The 300-dpi PNG of an image figure from gnuplot's layer: `ImageFigure.raster` lays the
+    /// layer over the picture, and HeatFront encodes it (`PNGWriter.writeRGB`, `scaledPicture`).
+    /// Its SVG is `ImageFigure.svg()`.
+    static func composed(_ figure: ImageFigure, layer layerPNG: Data, scratch: URL, name: String) throws -> Data {
+        let layer = try PNGPicture(png: layerPNG, source: scratch)
+        let picture = try PNGPicture(png: Data(contentsOf: figure.png), source: figure.png)
+        guard let rgb = figure.raster(layer: layer, picture: picture, scale: pngScale) else {
+            throw Failure(description: "gnuplot drew \(name) at \(layer.width) × \(layer.height) px, not at the figure's size")
+        }
+        let url = scratch.appendingPathComponent(".heatfront-cache/gnuplot/\(name).png")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try PNGWriter.writeRGB(width: layer.width, height: layer.height, rgb: rgb, compression: 1, scaledPicture: true, to: url)
+        return PNGResolution.marked(try Data(contentsOf: url), dotsPerInch: pngDPI)
     }
 
     // MARK: Scripts

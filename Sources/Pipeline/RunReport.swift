@@ -125,27 +125,27 @@ struct FigurePainter {
     }
 
     /// Draws `figures` and writes them to `plots/`; returns each one's SVG (nil for an image
-    /// figure whose picture cannot be read). The gnuplot processes run side by side, one per core (each
-    /// costs ~0.1 s of CPU); the results are then taken
+    /// figure whose picture cannot be read). gnuplot draws them one process per core
+    /// (`Gnuplot.draw`), then the image figures are composed side by side; the results are taken
     /// in order, so the files are those of drawing one after another: from the first figure
     /// gnuplot fails on, that and every later figure are drawn without it.
     mutating func draw(_ figures: [(name: String, figure: Figure)]) throws -> [Data?] {
         let dir = outputs.outDir
-        let rendered: [Result<(svg: Data, png: Data), Error>?]
+        var rendered: [Result<(svg: Data, png: Data), Error>?] = figures.map { _ in nil }
         if let exe = gnuplot {
-            // The scratch folder made once, before the processes start side by side.
             try? FileManager.default.createDirectory(at: dir.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true),
                                                      withIntermediateDirectories: true)
-            rendered = ResultSlots<Result<(svg: Data, png: Data), Error>>.map(figures.count) { i in
-                Result {
-                    switch figures[i].figure {
-                    case .plot(let p): try Gnuplot.render(p, with: exe, scratch: dir, name: figures[i].name)
-                    case .image(let f): (Data(), try Gnuplot.renderPNG(f, with: exe, scratch: dir, name: figures[i].name))
-                    }
+            let jobs = figures.map { name, figure in
+                switch figure {
+                case .plot(let p): Gnuplot.Job(plot: p, name: name)
+                case .image(let f): Gnuplot.Job(layerOf: f, name: name)
                 }
             }
-        } else {
-            rendered = figures.map { _ in nil }
+            let drawn = Gnuplot.draw(jobs, with: exe, scratch: dir)
+            rendered = ResultSlots<Result<(svg: Data, png: Data), Error>?>.map(figures.count) { i in
+                guard case .image(let f) = figures[i].figure, case .success(let layer) = drawn[i] else { return drawn[i] }
+                return Result { (Data(), try Gnuplot.composed(f, layer: layer.png, scratch: dir, name: figures[i].name)) }
+            }
         }
         var out: [Data?] = []
         var files: [(Data, String)] = []

@@ -328,4 +328,29 @@ private func skipTest(_ reason: String) throws {
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/phase_map_step_0.svg").path))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path))
     }
+
+    /// A gnuplot that fails: one warning naming the report's first figure and gnuplot's
+    /// message, every figure as SVG without a PNG, and the run goes on.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path)))
+    func failingGnuplotWarnsOnceFromTheFirstFigure() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-badgnuplot-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let fake = dir.appendingPathComponent("gnuplot")
+        try "#!/bin/sh\ncat >/dev/null\necho 'unknown terminal type' >&2\nexit 1\n".write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let out = dir.appendingPathComponent("out")
+        let (status, _, err) = try shell(heatfront, ["run", repository.appendingPathComponent("SampleFrames/boundary-front").path,
+                                                     "--out", out.path],
+                                         environment: ["HEATFRONT_GNUPLOT": fake.path])
+        #expect(status == 0, "\(err)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
+        let warnings = (json["warnings"] as? [String] ?? []).filter { $0.contains("gnuplot") }
+        #expect(warnings == ["gnuplot could not draw temperature_vs_time: unknown terminal type; "
+                             + "this and the remaining figures are drawn without gnuplot (SVG only)"], "\(warnings)")
+        for name in ["temperature_vs_time", "arrhenius", "phase_map_step_0"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/\(name).svg").path))
+            #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/\(name).png").path))
+        }
+    }
 }
