@@ -82,8 +82,8 @@ public enum SiteIntensity {
         return (out, agg, sigma)
     }
 
-    /// Plain means of the TM and Li intensities over the sites inside `region` (all sites when
-    /// nil; a region of another size than the image is ignored, as in `ColumnFinder`).
+    /// Plain means of the finite TM and Li intensities over the sites inside `region` (all
+    /// sites when nil; a region of another size than the image is ignored, as in `ColumnFinder`).
     static func aggregate(_ sites: [ColumnSite], intensities: [Double], region: Mask?,
                           width: Int, height: Int) -> SiteIntensities {
         let usedRegion = region.flatMap { $0.width == width && $0.height == height ? $0 : nil }
@@ -91,6 +91,7 @@ public enum SiteIntensity {
         for k in sites.indices {
             let s = sites[k]
             if let r = usedRegion, !r.contains(s.x, s.y) { continue }
+            guard intensities[k].isFinite else { continue }
             switch s.sublattice {
             case .tm: tmSum += intensities[k]; tmN += 1
             case .li: liSum += intensities[k]; liN += 1

@@ -190,7 +190,9 @@ struct StepPlan: Sendable {
         let covered = zip(a.region.bits, valid.bits).allSatisfy { !$0 || $1 }
         let region = covered ? a.region : Mask(width: a.region.width, height: a.region.height,
                                                bits: zip(a.region.bits, valid.bits).map { $0 && $1 })
-        let values = estimator?.intensities(image).intensities
+        // Sites whose fit reaches a pixel this frame does not cover are left out of both the
+        // frame's Li/TM and its site profile.
+        let values = estimator.map { $0.masked($0.intensities(image).intensities, valid: valid) }
         let aggregate = values.map { estimator!.aggregate($0, region: region) }
             ?? SiteIntensity.measure(image, sites: a.sites, region: region).aggregate
         if aggregate.tmCount > 0 && aggregate.tm > 0 { m.tm = aggregate.tm; m.li = aggregate.li }

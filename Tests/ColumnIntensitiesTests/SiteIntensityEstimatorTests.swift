@@ -129,6 +129,42 @@ struct SiteIntensityEstimatorTests {
         #expect(abs(clean.ratio - r) < 0.02)
     }
 
+    /// A resampled frame has no value where it does not cover the reference (zero there):
+    /// the sites whose fit disc reaches that strip, whose fits the zeros spoil, are left out,
+    /// and the rest give the clean frame's intensities.
+    @Test("sites whose fit reaches pixels the frame lacks are NaN; the rest keep their intensities")
+    func uncoveredDiscsAreLeftOut() throws {
+        var model = SyntheticLattice()
+        model.liRatio = { _, _ in 0.3 }
+        let (sites, sigma, average) = try stepSites(model)
+        let estimator = try #require(SiteIntensityEstimator(sites: sites, width: average.width, height: average.height,
+                                                            columnSigmaPx: sigma))
+        let edge = 200
+        var frame = average
+        var valid = Mask(width: average.width, height: average.height, fill: true)
+        for y in 0..<average.height { for x in edge..<average.width { frame[x, y] = 0; valid[x, y] = false } }
+        let clean = estimator.intensities(average).intensities
+        let raw = estimator.intensities(frame).intensities
+        let masked = estimator.masked(raw, valid: valid)
+        let radius = ColumnFinder.fitRadius(a1: sites.lattice.tmBasis.0, a2: sites.lattice.tmBasis.1)
+        let dropped = estimator.sites.indices.filter { masked[$0].isNaN }
+        #expect(!dropped.isEmpty)
+        for k in estimator.sites.indices {
+            let x = estimator.sites[k].x
+            if x + radius < Double(edge) - 1 { #expect(!masked[k].isNaN, "site at x \(x) dropped") }
+            if x + radius >= Double(edge) + 1 { #expect(masked[k].isNaN, "site at x \(x) kept") }
+        }
+        // Kept sites read what the clean frame gives; the dropped ones' fits are off.
+        let tm = estimator.aggregate(clean, region: nil).tm
+        let kept = estimator.sites.indices.filter { !masked[$0].isNaN }
+        #expect(kept.map { abs(masked[$0] - clean[$0]) / tm }.max()! < 0.01)
+        let off = dropped.map { abs(raw[$0] - clean[$0]) / tm }
+        #expect(off.reduce(0, +) / Double(off.count) > 0.05, "\(off)")
+        let reference = estimator.aggregate(clean.indices.map { masked[$0].isNaN ? .nan : clean[$0] }, region: nil).ratio
+        #expect(abs(estimator.aggregate(masked, region: nil).ratio - reference) < 1e-3)
+        #expect(estimator.masked(raw, valid: Mask(width: 3, height: 3, fill: true)).allSatisfy { $0.isNaN })
+    }
+
     @Test("bad input: no sites, zero width, wrong image size")
     func badInput() throws {
         var model = SyntheticLattice()
