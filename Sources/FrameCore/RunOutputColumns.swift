@@ -37,7 +37,7 @@ public enum FramesColumn: String, TableColumn {
         case .shiftYPx: ColumnSpec(.fixed(4), unit: "px", "the same downward, + = moved down (increasing row)")
         case .registrationScore: ColumnSpec(.fixed(4), "normalised cross-correlation of the aligned frame with the reference, 0–1")
         case .status: ColumnSpec(.text, "`ok`, `rejected:<reason>` (`size`, or the registration's reason) or `unreadable:<reason>`; only `ok` frames enter averages and fits")
-        case .tmIntensity: ColumnSpec(.significant(7), unit: "frame units", "mean background-corrected intensity at the transition-metal (TM) columns of the analysed crystal")
+        case .tmIntensity: ColumnSpec(.significant(7), unit: "frame units", "mean background-corrected intensity at the transition-metal (TM) columns of the analysed crystal, leaving out those whose fit reaches pixels the aligned frame does not cover")
         case .liIntensity: ColumnSpec(.significant(7), unit: "frame units", "the same at the Li-site columns")
         case .liTmRatio: ColumnSpec(.fixed(5), "`li_intensity / tm_intensity`: near 0 for the ordered layered phase, rising toward 1 as TM fills the Li sites (cation-mixed rock salt)")
         case .rocksaltFraction: ColumnSpec(.fixed(5), "fraction of the analysed crystal area classified as rock salt, 0–1")
