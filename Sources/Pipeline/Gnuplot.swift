@@ -70,8 +70,10 @@ enum Gnuplot {
         return jobs.indices.map { shares[$0 % n][$0 / n] }
     }
 
-    /// One gnuplot process drawing `jobs` in order; from the first figure whose files are
-    /// missing, that and every later one fail with gnuplot's last message.
+    /// One gnuplot process drawing `jobs` in order. gnuplot goes on after an error, so each
+    /// figure's script ends by printing whether one of its commands failed (`GPVAL_ERRNO`); a
+    /// figure counts as drawn when none did and its files are there. From the first that is
+    /// not, that and every later one fail with gnuplot's last message.
     private static func run(_ exe: URL, _ jobs: [Job], dir: URL) -> [Result<(svg: Data, png: Data), Error>] {
         let files = jobs.map { (svg: dir.appendingPathComponent("\($0.name).svg"), png: dir.appendingPathComponent("\($0.name).png")) }
         defer { for f in files { try? FileManager.default.removeItem(at: f.svg); try? FileManager.default.removeItem(at: f.png) } }
@@ -79,10 +81,10 @@ enum Gnuplot {
         let process = Process()
         process.executableURL = exe
         process.arguments = ["-"]
-        let input = Pipe(), errors = Pipe()
+        let input = Pipe(), output = Pipe(), errors = Pipe()
         process.standardInput = input
+        process.standardOutput = output
         process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
         // gnuplot's own locale would print decimal commas into the SVG.
         var env = ProcessInfo.processInfo.environment
         env["LC_ALL"] = "C.UTF-8"
@@ -94,15 +96,18 @@ enum Gnuplot {
         input.fileHandleForWriting.write(Data(text.utf8))
         try? input.fileHandleForWriting.close()
         let message = errors.fileHandleForReading.readDataToEndOfFile()
+        let drawn = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").filter { $0.hasPrefix(drawnMark) }.map { $0 == "\(drawnMark)0" }
         process.waitUntilExit()
         var failed: Failure?
-        return zip(jobs, files).map { job, file in
-            if failed == nil, let png = try? Data(contentsOf: file.png), !png.isEmpty,
+        return jobs.indices.map { k in
+            let job = jobs[k], file = files[k]
+            if failed == nil, k < drawn.count, drawn[k], let png = try? Data(contentsOf: file.png), !png.isEmpty,
                let svg = job.svg ? (try? Data(contentsOf: file.svg)) : Data(), !job.svg || !svg.isEmpty {
                 return .success((svg, PNGResolution.marked(png, dotsPerInch: pngDPI)))
             }
-            let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init)
-                ?? "exit \(process.terminationStatus)"
+            let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? "exit \(process.terminationStatus)"
             failed = failed ?? Failure(description: "gnuplot could not draw \(job.name): \(why)")
             return .failure(failed!)
         }
@@ -123,8 +128,13 @@ enum Gnuplot {
         \(png)
         replot
         """ : "\(png)\n\(job.body)"
-        return "reset\nset encoding utf8\n\(draw)\nset output\n\n"
+        return "reset\nreset errors\nset encoding utf8\nset print \"-\"\n\(draw)\nset output\n"
+            + "print sprintf(\"\(drawnMark)%d\", GPVAL_ERRNO)\n\n"
     }
+
+    /// What each figure's script prints to standard output at its end, followed by gnuplot's
+    /// error number (0: none of its commands failed).
+    private static let drawnMark = "heatfront figure, gnuplot error "
 
     /// The 300-dpi PNG of an image figure from gnuplot's layer: `ImageFigure.raster` lays the
     /// layer over the picture, and HeatFront encodes it (`PNGWriter.writeRGB`, `scaledPicture`).

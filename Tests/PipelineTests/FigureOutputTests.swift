@@ -329,6 +329,37 @@ private func skipTest(_ reason: String) throws {
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path))
     }
 
+    /// gnuplot failing on one figure of its batch (it goes on with the next): the figures
+    /// before it keep their PNGs, that one and every later one are SVG only, one warning names it.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path) && gnuplotInstalled))
+    func gnuplotFailingOnOneFigureKeepsTheOnesBefore() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-onebad-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let wrapper = dir.appendingPathComponent("gnuplot")
+        let real = try #require(executable("gnuplot")).path
+        // An unknown command right after the Arrhenius plot's SVG output is set.
+        try "#!/bin/sh\nsed 's|^\\(set output \".*/arrhenius\\.svg\"\\)$|\\1\\nnot_a_gnuplot_command|' | \(real) \"$@\"\n"
+            .write(to: wrapper, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrapper.path)
+        let out = dir.appendingPathComponent("out")
+        let (status, _, err) = try shell(heatfront, ["run", repository.appendingPathComponent("SampleFrames/boundary-front").path,
+                                                     "--out", out.path],
+                                         environment: ["HEATFRONT_GNUPLOT": wrapper.path])
+        #expect(status == 0, "\(err)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
+        let warnings = (json["warnings"] as? [String] ?? []).filter { $0.contains("gnuplot") }
+        #expect(warnings.count == 1 && warnings[0].hasPrefix("gnuplot could not draw arrhenius:"), "\(warnings)")
+        let plots = out.appendingPathComponent("plots")
+        for name in ["temperature_vs_time", "front_position_vs_time"] {
+            #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path), "\(name)")
+        }
+        for name in ["arrhenius", "front_velocity_vs_temperature", "phase_map_step_0"] {
+            #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).svg").path))
+            #expect(!FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path), "\(name)")
+        }
+    }
+
     /// A gnuplot that fails: one warning naming the report's first figure and gnuplot's
     /// message, every figure as SVG without a PNG, and the run goes on.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path)))
