@@ -329,46 +329,14 @@ private func skipTest(_ reason: String) throws {
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path))
     }
 
-    /// gnuplot failing on one figure of its batch (it goes on with the next): the figures
-    /// before it keep their PNGs, that one and every later one are SVG only, one warning names it.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path) && gnuplotInstalled))
-    func gnuplotFailingOnOneFigureKeepsTheOnesBefore() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-onebad-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let wrapper = dir.appendingPathComponent("gnuplot")
-        let real = try #require(executable("gnuplot")).path
-        // An unknown command right after the Arrhenius plot's SVG output is set.
-        try "#!/bin/sh\nsed 's|^\\(set output \".*/arrhenius\\.svg\"\\)$|\\1\\nnot_a_gnuplot_command|' | \(real) \"$@\"\n"
-            .write(to: wrapper, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrapper.path)
-        let out = dir.appendingPathComponent("out")
-        let (status, _, err) = try shell(heatfront, ["run", repository.appendingPathComponent("SampleFrames/boundary-front").path,
-                                                     "--out", out.path],
-                                         environment: ["HEATFRONT_GNUPLOT": wrapper.path])
-        #expect(status == 0, "\(err)")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
-        let warnings = (json["warnings"] as? [String] ?? []).filter { $0.contains("gnuplot") }
-        #expect(warnings.count == 1 && warnings[0].hasPrefix("gnuplot could not draw arrhenius:"), "\(warnings)")
-        let plots = out.appendingPathComponent("plots")
-        for name in ["temperature_vs_time", "front_position_vs_time"] {
-            #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path), "\(name)")
-        }
-        for name in ["arrhenius", "front_velocity_vs_temperature", "phase_map_step_0"] {
-            #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).svg").path))
-            #expect(!FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path), "\(name)")
-        }
-    }
-
-    /// A gnuplot that fails: one warning naming the report's first figure and gnuplot's
-    /// message, every figure as SVG without a PNG, and the run goes on.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path)))
-    func failingGnuplotWarnsOnceFromTheFirstFigure() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-badgnuplot-\(getpid())")
+    /// The bundled boundary-front sample run with `HEATFRONT_GNUPLOT` naming a shell script of
+    /// `script`: its output folder and summary.json's gnuplot warnings, for `check`.
+    func runWithGnuplot(script: String, _ check: (_ plots: URL, _ warnings: [String]) throws -> Void) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("heatfront-fakegnuplot-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let fake = dir.appendingPathComponent("gnuplot")
-        try "#!/bin/sh\ncat >/dev/null\necho 'unknown terminal type' >&2\nexit 1\n".write(to: fake, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\n\(script)\n".write(to: fake, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
         let out = dir.appendingPathComponent("out")
         let (status, _, err) = try shell(heatfront, ["run", repository.appendingPathComponent("SampleFrames/boundary-front").path,
@@ -376,12 +344,38 @@ private func skipTest(_ reason: String) throws {
                                          environment: ["HEATFRONT_GNUPLOT": fake.path])
         #expect(status == 0, "\(err)")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
-        let warnings = (json["warnings"] as? [String] ?? []).filter { $0.contains("gnuplot") }
-        #expect(warnings == ["gnuplot could not draw temperature_vs_time: unknown terminal type; "
-                             + "this and the remaining figures are drawn without gnuplot (SVG only)"], "\(warnings)")
-        for name in ["temperature_vs_time", "arrhenius", "phase_map_step_0"] {
-            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/\(name).svg").path))
-            #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("plots/\(name).png").path))
+        try check(out.appendingPathComponent("plots"), (json["warnings"] as? [String] ?? []).filter { $0.contains("gnuplot") })
+    }
+
+    /// gnuplot failing on one figure of its batch (it goes on with the next): the figures
+    /// before it keep their PNGs, that one and every later one are SVG only, one warning names it.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path) && gnuplotInstalled))
+    func gnuplotFailingOnOneFigureKeepsTheOnesBefore() throws {
+        let real = try #require(executable("gnuplot")).path
+        // An unknown command right after the Arrhenius plot's SVG output is set.
+        try runWithGnuplot(script: "sed 's|^\\(set output \".*/arrhenius\\.svg\"\\)$|\\1\\nnot_a_gnuplot_command|' | \(real) \"$@\"") { plots, warnings in
+            #expect(warnings.count == 1 && warnings[0].hasPrefix("gnuplot could not draw arrhenius:"), "\(warnings)")
+            for name in ["temperature_vs_time", "front_position_vs_time"] {
+                #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path), "\(name)")
+            }
+            for name in ["arrhenius", "front_velocity_vs_temperature", "phase_map_step_0"] {
+                #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).svg").path))
+                #expect(!FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path), "\(name)")
+            }
+        }
+    }
+
+    /// A gnuplot that fails: one warning naming the report's first figure and gnuplot's
+    /// message, every figure as SVG without a PNG, and the run goes on.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: heatfront.path)))
+    func failingGnuplotWarnsOnceFromTheFirstFigure() throws {
+        try runWithGnuplot(script: "cat >/dev/null\necho 'unknown terminal type' >&2\nexit 1") { plots, warnings in
+            #expect(warnings == ["gnuplot could not draw temperature_vs_time: unknown terminal type; "
+                                 + "this and the remaining figures are drawn without gnuplot (SVG only)"], "\(warnings)")
+            for name in ["temperature_vs_time", "arrhenius", "phase_map_step_0"] {
+                #expect(FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).svg").path))
+                #expect(!FileManager.default.fileExists(atPath: plots.appendingPathComponent("\(name).png").path))
+            }
         }
     }
 }
