@@ -95,27 +95,15 @@ public struct SiteIntensityEstimator: Sendable {
         return ((0..<sites.count).map { amplitudes[$0] * volume }, sigma)
     }
 
-    /// `intensities` with NaN for every site whose fit disc (the pixels within the fit radius,
-    /// inside the image) holds a pixel `valid` does not set: a resampled frame has no value
-    /// there (zero, or its edge repeated), so that site's fit would mix in a value that is not
-    /// the specimen's. A mask of another size leaves every site NaN.
+    /// `intensities` with NaN for every site whose fit disc holds a pixel `valid` does not set:
+    /// a resampled frame has no value there (zero, or its edge repeated), so that site's fit
+    /// would mix in a value that is not the specimen's. The discs are the operator's own (the
+    /// rough one's when the width is refitted: the same positions and radius). A mask of another
+    /// size leaves every site NaN.
     public func masked(_ intensities: [Double], valid: Mask) -> [Double] {
         guard valid.width == width, valid.height == height else { return intensities.map { _ in .nan } }
-        let r2 = radius * radius
-        return zip(sites, intensities).map { site, value in
-            let p = site.position
-            let x0 = Swift.max(0, Int((p.x - radius).rounded(.up))), x1 = Swift.min(width - 1, Int((p.x + radius).rounded(.down)))
-            let y0 = Swift.max(0, Int((p.y - radius).rounded(.up))), y1 = Swift.min(height - 1, Int((p.y + radius).rounded(.down)))
-            guard x1 >= x0, y1 >= y0 else { return value }
-            for y in y0...y1 {
-                let dy = Double(y) - p.y
-                for x in x0...x1 where !valid.bits[y * width + x] {
-                    let dx = Double(x) - p.x
-                    if dx * dx + dy * dy <= r2 { return .nan }
-                }
-            }
-            return value
-        }
+        let discs = fixed ?? refit!.rough
+        return intensities.indices.map { discs.discInside($0, valid) ? intensities[$0] : .nan }
     }
 
     /// Mean TM and Li intensities over the sites inside `region` (all sites when nil; a region
@@ -399,6 +387,15 @@ struct DeblendingOperator: Sendable {
             }
             return m
         }
+    }
+
+    /// Whether every pixel of position k's fit disc is set in `valid` (the image's size).
+    func discInside(_ k: Int, _ valid: Mask) -> Bool {
+        for r in rowStart[k]..<rowStart[k + 1] {
+            let row = rows[r], start = Int(row.x) * width
+            for x in Int(row.y)...Int(row.z) where !valid.bits[start + x] { return false }
+        }
+        return true
     }
 
     /// Amplitudes after `passes` Jacobi passes: `b = W·image`, then `A ← b − M_offdiag·A`
