@@ -31,34 +31,28 @@ enum Gnuplot {
         var description: String
     }
 
-    /// One figure for gnuplot to draw: a plot as SVG and PNG, or an image figure's layer (its
-    /// title, scale bar and legend) as a PNG on a transparent canvas.
+    /// One figure for gnuplot to draw: a plot as SVG and 300-dpi PNG, or an image figure's
+    /// layer (its title, scale bar and legend) as a PNG on a transparent canvas, unmarked (the
+    /// figure's PNG is HeatFront's, `composed`).
     struct Job {
         var name: String
         var body: String
-        var width: Int
-        var height: Int
-        var svg: Bool
-        var transparent: Bool
+        var size: (width: Int, height: Int)
+        var isLayer: Bool
 
         init(plot: SVGPlot, name: String) {
-            self.name = name
-            body = Gnuplot.script(plot)
-            (width, height, svg, transparent) = (Int(plot.width), Int(plot.height), true, false)
+            (self.name, body, size, isLayer) = (name, Gnuplot.script(plot), (Int(plot.width), Int(plot.height)), false)
         }
 
         init(layerOf figure: ImageFigure, name: String) {
-            self.name = name
-            body = Gnuplot.script(figure)
-            (width, height) = figure.size
-            (svg, transparent) = (false, true)
+            (self.name, body, size, isLayer) = (name, Gnuplot.script(figure), figure.size, true)
         }
     }
 
     /// Draws `jobs` with up to `processes` gnuplot processes side by side, each drawing its share
     /// one figure after another (starting gnuplot with cairo costs about as much CPU as drawing
-    /// a figure). Returns each job's SVG (empty without one) and PNG bytes, or why gnuplot could
-    /// not draw it. `scratch/.heatfront-cache/gnuplot` must exist.
+    /// a figure). Returns each job's SVG (empty for a layer) and PNG bytes (a plot's marked
+    /// 300 dpi), or why gnuplot could not draw it. `scratch/.heatfront-cache/gnuplot` must exist.
     static func draw(_ jobs: [Job], with exe: URL, scratch: URL,
                      processes: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Result<(svg: Data, png: Data), Error>] {
         let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
@@ -102,9 +96,11 @@ enum Gnuplot {
         var failed: Failure?
         return jobs.indices.map { k in
             let job = jobs[k], file = files[k]
-            if failed == nil, k < drawn.count, drawn[k], let png = try? Data(contentsOf: file.png), !png.isEmpty,
-               let svg = job.svg ? (try? Data(contentsOf: file.svg)) : Data(), !job.svg || !svg.isEmpty {
-                return .success((svg, PNGResolution.marked(png, dotsPerInch: pngDPI)))
+            if failed == nil, k < drawn.count, drawn[k], let png = try? Data(contentsOf: file.png), !png.isEmpty {
+                if job.isLayer { return .success((Data(), png)) }
+                if let svg = try? Data(contentsOf: file.svg), !svg.isEmpty {
+                    return .success((svg, PNGResolution.marked(png, dotsPerInch: pngDPI)))
+                }
             }
             let why = String(decoding: message, as: UTF8.self).split(separator: "\n").last
                 .map { $0.trimmingCharacters(in: .whitespaces) } ?? "exit \(process.terminationStatus)"
@@ -118,16 +114,16 @@ enum Gnuplot {
     private static func script(_ job: Job, svg svgURL: URL, png pngURL: URL) -> String {
         let s = pngScale
         let png = """
-        set terminal pngcairo size \(job.width * s),\(job.height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) \(job.transparent ? "transparent" : "background \"#ffffff\"")
+        set terminal pngcairo size \(job.size.width * s),\(job.size.height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) \(job.isLayer ? "transparent" : "background \"#ffffff\"")
         set output \(quote(pngURL.path))
         """
-        let draw = job.svg ? """
-        set terminal svg size \(job.width),\(job.height) fixed noenhanced font "Helvetica,12" background "#ffffff"
+        let draw = job.isLayer ? "\(png)\n\(job.body)" : """
+        set terminal svg size \(job.size.width),\(job.size.height) fixed noenhanced font "Helvetica,12" background "#ffffff"
         set output \(quote(svgURL.path))
         \(job.body)
         \(png)
         replot
-        """ : "\(png)\n\(job.body)"
+        """
         return "reset\nreset errors\nset encoding utf8\nset print \"-\"\n\(draw)\nset output\n"
             + "print sprintf(\"\(drawnMark)%d\", GPVAL_ERRNO)\n\n"
     }
