@@ -107,14 +107,25 @@ public enum Cell {
     /// A number with `digits` decimals; empty for nil or non-finite values.
     public static func fixed(_ v: Double?, _ digits: Int) -> String {
         guard let v, v.isFinite else { return "" }
-        let s = String(format: "%.\(digits)f", v)
+        let s = printf("%.*f", digits, v)
         return s == "-0" || s.hasPrefix("-0.") && Double(s) == 0 ? String(s.dropFirst()) : s
     }
 
     /// A number with `digits` significant digits (intensities spanning decades).
     public static func significant(_ v: Double?, _ digits: Int = 7) -> String {
         guard let v, v.isFinite else { return "" }
-        return String(format: "%.\(digits)g", v)
+        return printf("%.*g", digits, v)
+    }
+
+    /// C's printf conversion of one number, as `String(format:)` gives it, without building
+    /// a format string and a Foundation string for every cell: tables hold up to hundreds of
+    /// thousands of them.
+    static func printf(_ format: String, _ digits: Int, _ v: Double) -> String {
+        let short = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer -> String? in
+            let n = withVaList([Int32(digits), v]) { vsnprintf(buffer.baseAddress, 32, format, $0) }
+            return n >= 0 && n < 32 ? String(cString: buffer.baseAddress!) : nil
+        }
+        return short ?? String(format: format, Int32(digits), v)
     }
 
     public static func int(_ v: Int?) -> String { v.map(String.init) ?? "" }

@@ -156,63 +156,86 @@ public enum NonrigidRegistration {
     /// jitter back in whenever the rigid shift is fractional. uy and the flyback term are
     /// taken at the frame pixel nearest the sample (both are smooth). `valid` marks output
     /// pixels whose sample lies inside the frame.
+    ///
+    /// A line's samples along the fast axis depend on the line alone, so each line is
+    /// resampled once (`resampledLines`) and the output rows, four of which read every line
+    /// (two in bilinear mode), combine them: the same arithmetic in the same order as sampling
+    /// every tap of every output pixel.
     public static func apply(_ field: ScanDistortionField?, shift: (dx: Double, dy: Double), to frame: Image,
                              interpolation: Interpolation) -> (image: Image, valid: Mask) {
         let w = frame.width, h = frame.height
+        let cubic = interpolation == .bicubic
+        let (lines, lineInside) = resampledLines(frame, field: field, dx: shift.dx, cubic: cubic)
         var out = [Float](repeating: 0, count: w * h)
         var valid = [Bool](repeating: false, count: w * h)
-        let cubic = interpolation == .bicubic
-        let flybacks = (0..<w).map { x -> Double in
-            field.map { Double($0.flybackShiftX[Swift.min(w - 1, Swift.max(0, Int((Double(x) + shift.dx).rounded())))]) } ?? 0
-        }
         out.withUnsafeMutableBufferPointer { outBuf in
             valid.withUnsafeMutableBufferPointer { validBuf in
-                frame.pixels.withUnsafeBufferPointer { src in
-                    let o = UncheckedSendable(outBuf.baseAddress!), v = UncheckedSendable(validBuf.baseAddress!), s = UncheckedSendable(src.baseAddress!)
-                    // Rows are independent: each iteration writes only its own row. Everything
-                    // across lines (uy, the contributing lines and their offsets) is the row's.
-                    DispatchQueue.concurrentPerform(iterations: h) { y in
-                        var fy = Double(y) + shift.dy
-                        if let field { fy += Double(field.lineShiftY[Swift.min(h - 1, Swift.max(0, Int(fy.rounded())))]) }
-                        guard fy >= 0, fy <= Double(h - 1) else { return }
-                        let yi = Swift.min(Int(fy), h - 2), ty = Float(fy - Double(yi))
-                        let taps = cubic ? 4 : 2, first = cubic ? yi - 1 : yi
-                        let wy: SIMD4<Float> = cubic ? Sampler.keys(ty) : SIMD4(1 - ty, ty, 0, 0)
-                        var rowStarts = SIMD4<Int>(repeating: 0), lineShifts = SIMD4<Double>(repeating: 0)
+                let o = UncheckedSendable(outBuf.baseAddress!), v = UncheckedSendable(validBuf.baseAddress!)
+                // Rows are independent: each iteration writes only its own row.
+                DispatchQueue.concurrentPerform(iterations: h) { y in
+                    var fy = Double(y) + shift.dy
+                    if let field { fy += Double(field.lineShiftY[Swift.min(h - 1, Swift.max(0, Int(fy.rounded())))]) }
+                    guard fy >= 0, fy <= Double(h - 1) else { return }
+                    let yi = Swift.min(Int(fy), h - 2), ty = Float(fy - Double(yi))
+                    let taps = cubic ? 4 : 2, first = cubic ? yi - 1 : yi
+                    let wy: SIMD4<Float> = cubic ? Sampler.keys(ty) : SIMD4(1 - ty, ty, 0, 0)
+                    var rowStarts = SIMD4<Int>(repeating: 0)
+                    for j in 0..<taps { rowStarts[j] = Swift.min(h - 1, Swift.max(0, first + j)) * w }
+                    for x in 0..<w {
+                        var acc: Float = 0, inside = true
                         for j in 0..<taps {
-                            let row = Swift.min(h - 1, Swift.max(0, first + j))
-                            rowStarts[j] = row * w
-                            lineShifts[j] = Double(field?.lineShiftX[row] ?? 0)
+                            guard lineInside[rowStarts[j] + x] else { inside = false; break }
+                            acc += wy[j] * lines[rowStarts[j] + x]
                         }
-                        for x in 0..<w {
-                            let fx0 = Double(x) + shift.dx, flyback = flybacks[x]
-                            var acc: Float = 0, inside = true
-                            for j in 0..<taps {
-                                let fx = fx0 + flyback + lineShifts[j]
-                                guard fx >= 0, fx <= Double(w - 1) else { inside = false; break }
-                                let xi = Swift.min(Int(fx), w - 2), tx = Float(fx - Double(xi))
-                                let base = s.value + rowStarts[j]
-                                var value: Float
-                                if cubic {
-                                    let wx = Sampler.keys(tx)
-                                    value = 0
-                                    if xi >= 1 && xi + 2 < w {
-                                        for i in 0..<4 { value += wx[i] * base[xi - 1 + i] }
-                                    } else {
-                                        for i in 0..<4 { value += wx[i] * base[Swift.min(w - 1, Swift.max(0, xi - 1 + i))] }
-                                    }
-                                } else {
-                                    value = base[xi] + (base[xi + 1] - base[xi]) * tx
-                                }
-                                acc += wy[j] * value
-                            }
-                            if inside { o.value[y * w + x] = acc; v.value[y * w + x] = true }
-                        }
+                        if inside { o.value[y * w + x] = acc; v.value[y * w + x] = true }
                     }
                 }
             }
         }
         return (Image(width: w, height: h, pixels: out), Mask(width: w, height: h, bits: valid))
+    }
+
+    /// Every frame line resampled along the fast axis at its own offset (X + dx + ux_j + flyback),
+    /// with whether the sample lies inside the line.
+    static func resampledLines(_ frame: Image, field: ScanDistortionField?, dx: Double,
+                               cubic: Bool) -> (values: [Float], inside: [Bool]) {
+        let w = frame.width, h = frame.height
+        let flybacks = (0..<w).map { x -> Double in
+            field.map { Double($0.flybackShiftX[Swift.min(w - 1, Swift.max(0, Int((Double(x) + dx).rounded())))]) } ?? 0
+        }
+        var values = [Float](repeating: 0, count: w * h)
+        var inside = [Bool](repeating: false, count: w * h)
+        values.withUnsafeMutableBufferPointer { valueBuf in
+            inside.withUnsafeMutableBufferPointer { insideBuf in
+                frame.pixels.withUnsafeBufferPointer { src in
+                    let o = UncheckedSendable(valueBuf.baseAddress!), v = UncheckedSendable(insideBuf.baseAddress!)
+                    let s = UncheckedSendable(src.baseAddress!)
+                    DispatchQueue.concurrentPerform(iterations: h) { row in
+                        let lineShift = Double(field?.lineShiftX[row] ?? 0)
+                        let base = s.value + row * w
+                        for x in 0..<w {
+                            let fx = Double(x) + dx + flybacks[x] + lineShift
+                            guard fx >= 0, fx <= Double(w - 1) else { continue }
+                            let xi = Swift.min(Int(fx), w - 2), tx = Float(fx - Double(xi))
+                            var value: Float
+                            if cubic {
+                                let wx = Sampler.keys(tx)
+                                value = 0
+                                if xi >= 1 && xi + 2 < w {
+                                    for i in 0..<4 { value += wx[i] * base[xi - 1 + i] }
+                                } else {
+                                    for i in 0..<4 { value += wx[i] * base[Swift.min(w - 1, Swift.max(0, xi - 1 + i))] }
+                                }
+                            } else {
+                                value = base[xi] + (base[xi + 1] - base[xi]) * tx
+                            }
+                            o.value[row * w + x] = value; v.value[row * w + x] = true
+                        }
+                    }
+                }
+            }
+        }
+        return (values, inside)
     }
 
     // MARK: - Estimation

@@ -114,33 +114,68 @@ public enum ScanLineFit {
     }
 
     /// The reference at every frame pixel through the current field, its gradients there, and
-    /// whether the pixel maps into the reference's trusted area.
+    /// whether the pixel maps into the reference's trusted area. A frame line samples one
+    /// reference row position, so the vertical taps and weights are the line's; the values
+    /// are `Sampler.bicubic`'s and `Sampler.bilinear`'s, summed in the same order.
     static func sampledModel(shift: FrameShift, field: ScanDistortionField, reference r: LevelReference)
         -> (model: [Float], ax: [Float], ay: [Float], valid: [Bool]) {
         let w = r.value.width, h = r.value.height
         var model = [Float](repeating: 0, count: w * h), ax = model, ay = model
         var valid = [Bool](repeating: false, count: w * h)
-        var (values, gxs, gys) = (r.value.pixels, r.gx, r.gy)
-        values.withUnsafeMutableBufferPointer { vb in
-        gxs.withUnsafeMutableBufferPointer { gxb in
-        gys.withUnsafeMutableBufferPointer { gyb in
-            let (rv, pgx, pgy) = (vb.baseAddress!, gxb.baseAddress!, gyb.baseAddress!)
+        model.withUnsafeMutableBufferPointer { model in
+        ax.withUnsafeMutableBufferPointer { ax in
+        ay.withUnsafeMutableBufferPointer { ay in
+        valid.withUnsafeMutableBufferPointer { valid in
+        r.value.pixels.withUnsafeBufferPointer { rv in
+        r.gx.withUnsafeBufferPointer { pgx in
+        r.gy.withUnsafeBufferPointer { pgy in
+        r.trusted.bits.withUnsafeBufferPointer { trusted in
+        field.flybackShiftX.withUnsafeBufferPointer { flyback in
             for y in 0..<h {
                 let ry = Double(y) - shift.dy - Double(field.lineShiftY[y])
+                guard ry >= 0, ry <= Double(h - 1) else { continue }
+                let iy = Int(ry.rounded())
                 let lineX = shift.dx + Double(field.lineShiftX[y])
+                // Bicubic rows and weights, and the bilinear pair, for this line.
+                let yi = Int(ry), wy = Sampler.keys(Float(ry - Double(yi)))
+                var rows = SIMD4<Int>()
+                for j in 0..<4 { rows[j] = Swift.min(h - 1, Swift.max(0, yi + j - 1)) * w }
+                let y0 = Swift.min(yi, h - 2), fy = Float(ry - Double(y0))
                 for x in 0..<w {
-                    let rx = Double(x) - lineX - Double(field.flybackShiftX[x])
-                    let ix = Int(rx.rounded()), iy = Int(ry.rounded())
-                    guard ix >= 0, ix < w, iy >= 0, iy < h, r.trusted.bits[iy * w + ix],
-                          let v = Sampler.bicubic(rv, w, h, rx, ry) else { continue }
+                    let rx = Double(x) - lineX - Double(flyback[x])
+                    guard rx >= 0, rx <= Double(w - 1) else { continue }
+                    let ix = Int(rx.rounded())
+                    guard ix < w, trusted[iy * w + ix] else { continue }
+                    let xi = Int(rx), wx = Sampler.keys(Float(rx - Double(xi)))
+                    var acc: Float = 0
+                    if xi >= 1 && xi + 2 < w {
+                        for j in 0..<4 {
+                            let p = rows[j] + xi - 1
+                            var v: Float = 0
+                            v += wx[0] * rv[p]; v += wx[1] * rv[p + 1]; v += wx[2] * rv[p + 2]; v += wx[3] * rv[p + 3]
+                            acc += wy[j] * v
+                        }
+                    } else {
+                        for j in 0..<4 {
+                            var v: Float = 0
+                            for i in 0..<4 { v += wx[i] * rv[rows[j] + Swift.min(w - 1, Swift.max(0, xi + i - 1))] }
+                            acc += wy[j] * v
+                        }
+                    }
+                    let x0 = Swift.min(xi, w - 2), fx = Float(rx - Double(x0)), k0 = y0 * w + x0
+                    func bilinear(_ p: UnsafeBufferPointer<Float>) -> Float {
+                        let top = p[k0] + (p[k0 + 1] - p[k0]) * fx
+                        let bottom = p[k0 + w] + (p[k0 + w + 1] - p[k0 + w]) * fx
+                        return top + (bottom - top) * fy
+                    }
                     let k = y * w + x
-                    model[k] = v
-                    ax[k] = Sampler.bilinear(pgx, w, h, rx, ry) ?? 0
-                    ay[k] = Sampler.bilinear(pgy, w, h, rx, ry) ?? 0
+                    model[k] = acc
+                    ax[k] = bilinear(pgx)
+                    ay[k] = bilinear(pgy)
                     valid[k] = true
                 }
             }
-        }}}
+        }}}}}}}}}
         return (model, ax, ay, valid)
     }
 
