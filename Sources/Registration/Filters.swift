@@ -5,35 +5,65 @@ import FrameCore
 enum Sampler {
     @inline(__always)
     static func bilinear(_ p: UnsafeMutablePointer<Float>, _ w: Int, _ h: Int, _ x: Double, _ y: Double) -> Float? {
-        guard x >= 0, y >= 0, x <= Double(w - 1), y <= Double(h - 1) else { return nil }
-        let x0 = Swift.min(Int(x), w - 2), y0 = Swift.min(Int(y), h - 2)
-        let fx = Float(x - Double(x0)), fy = Float(y - Double(y0))
-        let i = y0 * w + x0
-        let top = p[i] + (p[i + 1] - p[i]) * fx
-        let bottom = p[i + w] + (p[i + w + 1] - p[i + w]) * fx
-        return top + (bottom - top) * fy
+        Row(y: y, width: w, height: h)?.bilinear(UnsafePointer(p), x)
     }
 
     /// Keys' cubic convolution (a = −0.5, IEEE Trans. ASSP 29, 1981): sharper than bilinear,
     /// so averaged columns are not blurred by resampling. Edges clamp.
     @inline(__always)
     static func bicubic(_ p: UnsafeMutablePointer<Float>, _ w: Int, _ h: Int, _ x: Double, _ y: Double) -> Float? {
-        guard x >= 0, y >= 0, x <= Double(w - 1), y <= Double(h - 1) else { return nil }
-        let xi = Int(x), yi = Int(y)
-        let tx = Float(x - Double(xi)), ty = Float(y - Double(yi))
-        let wx = keys(tx), wy = keys(ty)
-        var acc: Float = 0
-        for j in 0..<4 {
-            let yy = Swift.min(h - 1, Swift.max(0, yi + j - 1))
-            let row = yy * w
-            var r: Float = 0
-            for i in 0..<4 {
-                let xx = Swift.min(w - 1, Swift.max(0, xi + i - 1))
-                r += wx[i] * p[row + xx]
-            }
-            acc += wy[j] * r
+        Row(y: y, width: w, height: h)?.bicubic(UnsafePointer(p), x)
+    }
+
+    /// Sampling at one row position y, for many x along it: the vertical taps and weights
+    /// are worked out once. nil when y lies outside the image.
+    struct Row {
+        let width: Int
+        /// Offsets of the cubic taps' rows (clamped at the edges) and their weights.
+        let cubicRows: SIMD4<Int>
+        let wy: SIMD4<Float>
+        /// Offset of the upper bilinear row and the fraction toward the lower one.
+        let linearRow: Int
+        let fy: Float
+
+        @inline(__always)
+        init?(y: Double, width w: Int, height h: Int) {
+            guard y >= 0, y <= Double(h - 1) else { return nil }
+            let yi = Int(y), y0 = Swift.min(yi, h - 2)
+            var rows = SIMD4<Int>()
+            for j in 0..<4 { rows[j] = Swift.min(h - 1, Swift.max(0, yi + j - 1)) * w }
+            width = w; cubicRows = rows; wy = Sampler.keys(Float(y - Double(yi)))
+            linearRow = y0 * w; fy = Float(y - Double(y0))
         }
-        return acc
+
+        @inline(__always)
+        func bicubic(_ p: UnsafePointer<Float>, _ x: Double) -> Float? {
+            let w = width
+            guard x >= 0, x <= Double(w - 1) else { return nil }
+            let xi = Int(x), wx = Sampler.keys(Float(x - Double(xi)))
+            var acc: Float = 0
+            for j in 0..<4 {
+                var r: Float = 0
+                if xi >= 1 && xi + 2 < w {
+                    for i in 0..<4 { r += wx[i] * p[cubicRows[j] + xi - 1 + i] }
+                } else {
+                    for i in 0..<4 { r += wx[i] * p[cubicRows[j] + Swift.min(w - 1, Swift.max(0, xi + i - 1))] }
+                }
+                acc += wy[j] * r
+            }
+            return acc
+        }
+
+        @inline(__always)
+        func bilinear(_ p: UnsafePointer<Float>, _ x: Double) -> Float? {
+            let w = width
+            guard x >= 0, x <= Double(w - 1) else { return nil }
+            let x0 = Swift.min(Int(x), w - 2), fx = Float(x - Double(x0))
+            let i = linearRow + x0
+            let top = p[i] + (p[i + 1] - p[i]) * fx
+            let bottom = p[i + w] + (p[i + w + 1] - p[i + w]) * fx
+            return top + (bottom - top) * fy
+        }
     }
 
     @inline(__always)

@@ -115,8 +115,7 @@ public enum ScanLineFit {
 
     /// The reference at every frame pixel through the current field, its gradients there, and
     /// whether the pixel maps into the reference's trusted area. A frame line samples one
-    /// reference row position, so the vertical taps and weights are the line's; the values
-    /// are `Sampler.bicubic`'s and `Sampler.bilinear`'s, summed in the same order.
+    /// reference row position, so its vertical taps are worked out once per line.
     static func sampledModel(shift: FrameShift, field: ScanDistortionField, reference r: LevelReference)
         -> (model: [Float], ax: [Float], ay: [Float], valid: [Bool]) {
         let w = r.value.width, h = r.value.height
@@ -133,45 +132,17 @@ public enum ScanLineFit {
         field.flybackShiftX.withUnsafeBufferPointer { flyback in
             for y in 0..<h {
                 let ry = Double(y) - shift.dy - Double(field.lineShiftY[y])
-                guard ry >= 0, ry <= Double(h - 1) else { continue }
-                let iy = Int(ry.rounded())
+                guard let line = Sampler.Row(y: ry, width: w, height: h) else { continue }
+                let trustedRow = Int(ry.rounded()) * w
                 let lineX = shift.dx + Double(field.lineShiftX[y])
-                // Bicubic rows and weights, and the bilinear pair, for this line.
-                let yi = Int(ry), wy = Sampler.keys(Float(ry - Double(yi)))
-                var rows = SIMD4<Int>()
-                for j in 0..<4 { rows[j] = Swift.min(h - 1, Swift.max(0, yi + j - 1)) * w }
-                let y0 = Swift.min(yi, h - 2), fy = Float(ry - Double(y0))
                 for x in 0..<w {
                     let rx = Double(x) - lineX - Double(flyback[x])
-                    guard rx >= 0, rx <= Double(w - 1) else { continue }
-                    let ix = Int(rx.rounded())
-                    guard ix < w, trusted[iy * w + ix] else { continue }
-                    let xi = Int(rx), wx = Sampler.keys(Float(rx - Double(xi)))
-                    var acc: Float = 0
-                    if xi >= 1 && xi + 2 < w {
-                        for j in 0..<4 {
-                            let p = rows[j] + xi - 1
-                            var v: Float = 0
-                            v += wx[0] * rv[p]; v += wx[1] * rv[p + 1]; v += wx[2] * rv[p + 2]; v += wx[3] * rv[p + 3]
-                            acc += wy[j] * v
-                        }
-                    } else {
-                        for j in 0..<4 {
-                            var v: Float = 0
-                            for i in 0..<4 { v += wx[i] * rv[rows[j] + Swift.min(w - 1, Swift.max(0, xi + i - 1))] }
-                            acc += wy[j] * v
-                        }
-                    }
-                    let x0 = Swift.min(xi, w - 2), fx = Float(rx - Double(x0)), k0 = y0 * w + x0
-                    func bilinear(_ p: UnsafeBufferPointer<Float>) -> Float {
-                        let top = p[k0] + (p[k0 + 1] - p[k0]) * fx
-                        let bottom = p[k0 + w] + (p[k0 + w + 1] - p[k0 + w]) * fx
-                        return top + (bottom - top) * fy
-                    }
+                    guard rx >= 0, rx <= Double(w - 1), trusted[trustedRow + Int(rx.rounded())],
+                          let v = line.bicubic(rv.baseAddress!, rx) else { continue }
                     let k = y * w + x
-                    model[k] = acc
-                    ax[k] = bilinear(pgx)
-                    ay[k] = bilinear(pgy)
+                    model[k] = v
+                    ax[k] = line.bilinear(pgx.baseAddress!, rx) ?? 0
+                    ay[k] = line.bilinear(pgy.baseAddress!, rx) ?? 0
                     valid[k] = true
                 }
             }
