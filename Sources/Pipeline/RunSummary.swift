@@ -161,7 +161,7 @@ public struct RunSummary: Sendable, Encodable {
 
     static let onsetConfiguration = OnsetTest.Configuration()
     static let onsetRule = "first step whose frames' Li/TM ratio rises above the first (pre-heating) step's by a one-sided Welch t test with each step's effective number of frames from the pooled lag-1 autocorrelation (Bayley & Hammersley 1946), at a false-alarm rate of false_alarm_rate for the whole run (Bonferroni: each step at false_alarm_rate/(steps - 1)), or that shows a front; null when the first step already shows a front or no step qualifies; statistics per step in onset_test"
-    static let activationRule = "maximum-likelihood Arrhenius fit v = v0 exp(-Ea/(kB T)) of every step's front velocity weighted by its SEM (weighted least squares of ln v with sigma(ln v) = SEM/v at the fitted v), each step's SEM from the per-frame position noise pooled over the run's steps (SEM_k^2 S_k weighted by the SEMs' degrees of freedom, S_k = sum of (t - mean t)^2 over step k's frames), at least 3 steps; SEM from the curvature of chi-square, 95 % interval from the profile likelihood (delta chi-square 3.84)"
+    static let activationRule = "maximum-likelihood Arrhenius fit v = v0 exp(-Ea/(kB T)) of every step's front velocity weighted by its SEM (weighted least squares of ln v with sigma(ln v) = SEM/v at the fitted v), each step's SEM from the per-frame position noise pooled over the run's steps (SEM_k^2 S_k weighted by the SEMs' degrees of freedom, S_k = sum of (t - mean t)^2 over step k's frames), at least 3 steps; SEM from the curvature of chi-square, 95 % interval from the profile likelihood (delta chi-square 3.84), both widened by the Birge ratio sqrt(chi-square/dof) where it exceeds 1"
     static let originRule = "front_boundary_px: the line the front leaves, on the run's reference frame (x0, y0, x1, y1 in px); positions are distances from it along front_direction to the front's midpoint (half the cation mixing of rock salt); the line is the total-least-squares fit through the edge of the grain's crystal mask (the 50 % level of its local lattice-fringe amplitude) where rock salt meets the boundary, on the aligned average of the last step with rock salt on the boundary, moved half a pixel out, and taken as straight across the field of view (the segment runs from the foot of one image corner to the foot of another); front.boundary in the config replaces it"
 
     init(table: FrameTable, runDir: URL, config: RunConfig, inputs: [InputFile]) {
@@ -279,24 +279,26 @@ struct ActivationFitSummary: Encodable {
     var chiSquare: Double
     var dof: Int
     var pValue: Double?
+    var scaleFactor: Double
     var v0PxPerS: Double
     var v0NmPerS: Double?
 
     init(_ f: ArrheniusFit, steps: [Int], pixelSizeNm: Double?) {
         self.steps = steps
-        chiSquare = f.chiSquare; dof = f.dof; pValue = f.pValue
+        chiSquare = f.chiSquare; dof = f.dof; pValue = f.pValue; scaleFactor = f.scaleFactor
         v0PxPerS = f.prefactor; v0NmPerS = pixelSizeNm.map { $0 * f.prefactor }
     }
 
     enum CodingKeys: String, CodingKey {
-        case steps = "step_indices", chiSquare = "chi_square", dof, pValue = "p_value"
+        case steps = "step_indices", chiSquare = "chi_square", dof, pValue = "p_value", scaleFactor = "scale_factor"
         case v0PxPerS = "v0_px_per_s", v0NmPerS = "v0_nm_per_s"
     }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(steps, forKey: .steps); try c.encode(chiSquare, forKey: .chiSquare); try c.encode(dof, forKey: .dof)
-        try c.encode(pValue, forKey: .pValue); try c.encode(v0PxPerS, forKey: .v0PxPerS); try c.encode(v0NmPerS, forKey: .v0NmPerS)
+        try c.encode(pValue, forKey: .pValue); try c.encode(scaleFactor, forKey: .scaleFactor)
+        try c.encode(v0PxPerS, forKey: .v0PxPerS); try c.encode(v0NmPerS, forKey: .v0NmPerS)
     }
 }
 
