@@ -58,7 +58,7 @@ let package = Package(
         ]),
         // Timing and comparison helpers for the scripts in scripts/ (not a user command).
         .executableTarget(name: "heatfront-bench", dependencies: [
-            "FrameCore", "FrameIO", "Registration", "ColumnIntensities", "Pipeline", "Simulation",
+            "FrameCore", "FrameIO", "Registration", "ColumnIntensities", "Pipeline", "Simulation", "CFFTW",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

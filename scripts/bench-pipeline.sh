@@ -6,6 +6,9 @@
 # Each run starts from an empty output folder (--force), in a fresh process. The second line
 # of each run: CPU seconds per stage (HEATFRONT_STAGE_CPU), steadier than wall time on a
 # shared machine.
+# With FRAMES_PER_STEP=N the runs hold N frames per hold instead of 12 (their own folders):
+# the difference between two such benches is the cost of each further frame, what a long
+# run's rate tends to.
 # usage: scripts/bench-pipeline.sh [work-dir] [sizes...]   sizes: 512sq 1024x512 1024sq
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,10 +45,11 @@ for size in $sizes; do
         1024sq) args="--size 1024 --aspect 1" ;;
         *) echo "unknown size $size (512sq, 1024x512, 1024sq)" >&2; exit 64 ;;
     esac
-    run="$work/run-$size"
-    [ -f "$run/heatfront.yaml" ] || $bin simulate --out "$run" --preset slow-front --seed 3 $args >/dev/null
+    per=${FRAMES_PER_STEP:-12}
+    run="$work/run-$size${FRAMES_PER_STEP:+-$per}"
+    [ -f "$run/heatfront.yaml" ] || $bin simulate --out "$run" --preset slow-front --seed 3 --frames-per-step "$per" $args >/dev/null
     for mode in rigid nonrigid; do
-        report "$run" "$work/out-$size-$mode" $mode "$size"
+        report "$run" "$work/out-$size${FRAMES_PER_STEP:+-$per}-$mode" $mode "$size"
     done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFFTW
 import ColumnIntensities
 import Foundation
 import FrameCore
@@ -12,7 +13,7 @@ import Simulation
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self, FrontBound.self,
+        subcommands: [Decode.self, BandFFT.self, FFTPlans.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self, FrontBound.self,
                       LatticeCheck.self, WatchReplay.self])
 
     static func main() {
@@ -86,6 +87,32 @@ struct BandFFT: ParsableCommand {
         let rows = seconds { for _ in 0..<reps { for y in 0..<n { grid.inverseRow(y) } } } / Double(reps * n)
         print(String(format: "inverse %d²: whole %.1f µs; columns %.1f µs + %.2f µs per row (one core)",
                      n, whole * 1e6, columnsOnly * 1e6, rows * 1e6))
+    }
+}
+
+/// In-place 2-D complex transforms as HeatFront plans them (`FFTW_ESTIMATE`: the same plan,
+/// hence the same bits, on every run) against plans FFTW picks by timing candidates
+/// (`FFTW_MEASURE`), one core, mean of `repeat` runs, for each size (px, square).
+struct FFTPlans: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fft-plans")
+    @Argument var sizes: [Int] = [512, 576, 640, 1024, 1152, 1280]
+    @Option var `repeat` = 20
+
+    func run() throws {
+        for n in sizes {
+            let ws = ComplexFFTWorkspace(width: n, height: n)
+            for i in 0..<(n * n) { ws.data[i] = Complex(Float((i * 7) % 17), 0) }
+            ws.forward()   // plan made
+            let estimate = seconds { for _ in 0..<`repeat` { ws.forward() } } / Double(`repeat`)
+            let buffer = fftwf_alloc_complex(n * n)!
+            defer { fftwf_free(buffer) }
+            let plan = fftwf_plan_dft_2d(Int32(n), Int32(n), buffer, buffer, FFTW_FORWARD, UInt32(FFTW_MEASURE))!
+            defer { fftwf_destroy_plan(plan) }
+            for i in 0..<(n * n) { buffer[i] = ((Float((i * 7) % 17)), 0) }
+            let measure = seconds { for _ in 0..<`repeat` { fftwf_execute(plan) } } / Double(`repeat`)
+            print(String(format: "complex %d² in place: estimated plan %.2f ms, measured plan %.2f ms (%.1f×)",
+                         n, estimate * 1e3, measure * 1e3, estimate / measure))
+        }
     }
 }
 
