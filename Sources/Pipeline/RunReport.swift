@@ -255,7 +255,9 @@ enum RunReport {
         }
         let onset = s.onsetTemperatureC.map { String(format: "%.0f °C", $0) + (s.onsetStep.map { " (hold \($0))" } ?? "") }
             ?? "— \(Reasons.onset(c))"
-        let ea = s.activationEnergyEV.map { String(format: "%.2f ± %.2f eV", $0, s.activationEnergySEMEV ?? .nan) + " (Arrhenius fit)" }
+        let widened = s.activation.flatMap { $0.scaleFactor > 1 ? $0.scaleFactor : nil }
+            .map { String(format: "; SEM widened ×%.2f: the holds scatter about the line more than their SEMs allow", $0) } ?? ""
+        let ea = s.activationEnergyEV.map { String(format: "%.2f ± %.2f eV", $0, s.activationEnergySEMEV ?? .nan) + " (Arrhenius fit\(widened))" }
             ?? "— \(Reasons.activation(c))"
         let rows: [(String, String)] = [
             ("Run", s.runDir),
