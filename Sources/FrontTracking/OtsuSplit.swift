@@ -11,8 +11,19 @@ struct OtsuSplit {
 
     init?(_ values: [Double]) {
         let v = values.filter(\.isFinite)
-        guard v.count >= 4, let lo = LeastSquares.quantile(v, 0.005), let hi = LeastSquares.quantile(v, 0.995),
-              hi > lo else { return nil }
+        guard v.count >= 4, let lo = LeastSquares.quantile(v, 0.005), let hi = LeastSquares.quantile(v, 0.995) else { return nil }
+        self.init(v, lo: lo, hi: hi)
+    }
+
+    /// The same split from the sample already sorted.
+    init?(_ sorted: SortedSample) {
+        guard sorted.count >= 4, let lo = sorted.quantile(0.005), let hi = sorted.quantile(0.995) else { return nil }
+        self.init(sorted.values, lo: lo, hi: hi)
+    }
+
+    /// The split of finite values `v` on a histogram spanning lo…hi.
+    private init?(_ v: [Double], lo: Double, hi: Double) {
+        guard hi > lo else { return nil }
         let bins = 256
         var hist = [Double](repeating: 0, count: bins)
         let scale = Double(bins) / (hi - lo)

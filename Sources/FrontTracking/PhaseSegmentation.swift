@@ -96,8 +96,9 @@ public enum PhaseSegmentation {
             return n
         }
 
-        guard let classes = otsuClasses(q) else {
-            let all = LeastSquares.median(q) ?? 1
+        let sorted = SortedSample(q)
+        guard let classes = otsuClasses(sorted) else {
+            let all = sorted.median() ?? 1
             let rocksalt = all < 1.0 / 3
             _ = labelAll { _ in rocksalt }
             return PhaseMap(width: w, height: h, labels: labels, threshold: 1.0 / 3,
@@ -108,7 +109,7 @@ public enum PhaseSegmentation {
         // Plateaus: the extreme decile of each Otsu class (class medians sit inside a wide
         // front's transition zone; whole-crystal quantiles miss a small rock-salt class).
         let r = classes.lowDecile
-        guard let k = LeastSquares.quantile(classes.high, 0.9), k > r else {
+        guard let k = sorted.quantile(0.9, in: sorted.atOrAbove(classes.cut)), k > r else {
             let n = labelAll { $0 < cut }
             return PhaseMap(width: w, height: h, labels: labels, threshold: cut, rocksaltFraction: Double(n) / Double(q.count))
         }
@@ -119,8 +120,8 @@ public enum PhaseSegmentation {
         let alpha = 1 - (r / k) * (1 + beta)
         let modelCut = k * (1 - alpha / 2) / (1 + beta / 2)
         if modelCut.isFinite, modelCut > r, modelCut < k { cut = modelCut }
-        let layeredRatio = LeastSquares.median(q.filter { $0 >= cut }) ?? k
-        let rocksaltRatio = LeastSquares.median(q.filter { $0 < cut }) ?? r
+        let layeredRatio = sorted.median(in: sorted.atOrAbove(cut)) ?? k
+        let rocksaltRatio = sorted.median(in: sorted.below(cut)) ?? r
         let n = labelAll { $0 < cut }
         return PhaseMap(width: w, height: h, labels: labels, threshold: cut,
                         rocksaltFraction: Double(n) / Double(q.count),
@@ -128,19 +129,19 @@ public enum PhaseSegmentation {
     }
 
     /// Otsu's two classes of q when they pass the two-class test (see `PhaseSegmentation`):
-    /// the cut, the classes and the low class's lowest decile. nil: the crystal is one phase.
-    static func otsuClasses(_ q: [Double]) -> (cut: Double, low: [Double], high: [Double], lowDecile: Double)? {
+    /// the cut and the low class's lowest decile. nil: the crystal is one phase.
+    static func otsuClasses(_ q: SortedSample) -> (cut: Double, lowDecile: Double)? {
         guard let split = OtsuSplit(q) else { return nil }
-        let low = q.filter { $0 < split.threshold }, high = q.filter { $0 >= split.threshold }
+        let low = q.below(split.threshold), high = q.atOrAbove(split.threshold)
         // The low class's most rock-salt-like decile (a thin, window-blurred rock-salt
         // strip at a boundary never reaches its plateau in the class median), tested
         // against half the layered level and against the layered class's own noise
         // (spread of its upper half, robust σ).
-        guard let ml = LeastSquares.median(low), let r10 = LeastSquares.quantile(low, 0.1),
-              let mh = LeastSquares.median(high), let h75 = LeastSquares.quantile(high, 0.75),
+        guard let ml = q.median(in: low), let r10 = q.quantile(0.1, in: low),
+              let mh = q.median(in: high), let h75 = q.quantile(0.75, in: high),
               mh >= 1.0 / 3, low.count >= max(16, q.count / 500), high.count >= max(16, q.count / 500),
               ml < 0.5 * mh || (r10 < 0.5 * mh && r10 < mh - 6 * (h75 - mh) / 0.674) else { return nil }
-        return (split.threshold, low, high, r10)
+        return (split.threshold, r10)
     }
 
     /// β by a grid search over [−0.5, 3] (step 0.025): each candidate turns every pixel's q
