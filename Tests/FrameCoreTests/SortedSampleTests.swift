@@ -11,9 +11,11 @@ struct SortedSampleTests {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Double(state >> 11) / Double(1 << 53)
         }
-        let floats = (0..<5000).map { _ in Double(Float(4 * next() - 1)) } + [2, 2, 2, .nan, .infinity]
-        let doubles = (0..<3001).map { _ in 1e3 * (next() - 0.3) } + [-.infinity]
-        let ties = (0..<400).map { Double(Int(10 * next())) }
+        var floats: [Double] = (0..<5000).map { _ -> Double in Double(Float(4 * next() - 1)) }
+        floats += [2, 2, 2, .nan, .infinity]
+        var doubles: [Double] = (0..<3001).map { _ -> Double in 1e3 * (next() - 0.3) }
+        doubles.append(-.infinity)
+        let ties: [Double] = (0..<400).map { _ -> Double in Double(Int(10 * next())) }
         return [floats, doubles, ties, [0.5], []]
     }
 
