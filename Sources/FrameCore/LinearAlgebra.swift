@@ -227,8 +227,8 @@ public enum LeastSquares {
 
     /// The `k`-th smallest value (0-based), `v` partly reordered so that every later
     /// element is ≥ it: Hoare's selection (quickselect, median-of-three pivots), O(n) on
-    /// average where sorting the whole map for one quantile was O(n log n) — these run on
-    /// every pixel of every frame's order-parameter map.
+    /// average against O(n log n) for sorting, for one or two quantiles of a sample; many of
+    /// one sample come from a `SortedSample` instead.
     public static func select(_ v: inout [Double], _ k: Int) -> Double {
         var lo = 0, hi = v.count - 1
         while lo < hi {
