@@ -1,4 +1,5 @@
 import FrameCore
+import Foundation
 
 /// How precisely a run's frames can locate the front at all: the Cramér–Rao lower bound
 /// (Cramér, *Mathematical Methods of Statistics*, 1946; Rao, Bull. Calcutta Math. Soc. 37,
@@ -46,5 +47,115 @@ extension HeatingRunSimulator {
         let mean = zip(timesS, information).map { $0 * $1 }.reduce(0, +) / total
         let spread = zip(timesS, information).map { ($0 - mean) * ($0 - mean) * $1 }.reduce(0, +)
         return spread > 0 ? 1 / spread.squareRoot() : nil
+    }
+}
+
+/// Where a frame's information about its front lies: the Fisher information kept by sums of
+/// the detector values over groups of pixels, each group's sum weighted by its own variance,
+/// as a share of all of it (`frontPositionInformation`). A group of pixels whose expected
+/// values all move with the front, summed, keeps (Σ ∂μ)² / Σ σ² of its pixels' Σ (∂μ)²/σ²;
+/// pixels whose changes cancel lose it. Groups, each per 1 px bin of distance from the
+/// boundary (the truth's geometry, the frame's mean drift):
+/// - `distance`: every pixel of the bin (an intensity profile across the front);
+/// - `tmDiscs`, `liDiscs`: pixels within `discPx` of a TM or a Li site (site intensities);
+/// - `sites`: both kinds of disc, as separate sums;
+/// - `lockIn`: every pixel weighted by cos 2π g·r, +1 on TM planes and −1 on Li planes (the
+///   in-phase lock-in amplitude at the layer reflection g, the order parameter's numerator).
+public struct FrontInformationShares: Sendable {
+    /// All the information (`frontPositionInformation`), nm⁻².
+    public var total = 0.0
+    public var distance = 0.0, tmDiscs = 0.0, liDiscs = 0.0, sites = 0.0, lockIn = 0.0
+
+    public init() {}
+
+    public static func + (a: Self, b: Self) -> Self {
+        var s = a
+        s.total += b.total; s.distance += b.distance; s.tmDiscs += b.tmDiscs
+        s.liDiscs += b.liDiscs; s.sites += b.sites; s.lockIn += b.lockIn
+        return s
+    }
+}
+
+extension HeatingRunSimulator {
+    /// The shares of frame `i`'s front-position information (`FrontInformationShares`);
+    /// nil where the frame has no front.
+    public func frontInformationShares(frame i: Int, discPx: Double = 3, deltaNm: Double = 0.01) -> FrontInformationShares? {
+        guard let front = frameTruth(i).frontPositionNm else { return nil }
+        let before = idealIntensity(frame: i, frontNm: front - deltaNm)
+        let after = idealIntensity(frame: i, frontNm: front + deltaNm)
+        let gain = detector.gainADUPerElectron, floor = detector.readNoiseADU * detector.readNoiseADU + 1.0 / 12
+        let geometry = SiteGeometry(truth)
+        // Frame pixel X shows the specimen at frame 0's X − shift.
+        let shift = SIMD2(frameTruth(i).shiftXPx, frameTruth(i).shiftYPx)
+        // Per distance bin: slope and variance sums of each group (distance, TM, Li, lock-in).
+        var slope = [Int: SIMD4<Double>](), variance = [Int: SIMD4<Double>]()
+        var shares = FrontInformationShares()
+        let w = before.width
+        for k in before.pixels.indices {
+            let a = detector.expectedValue(intensity: Double(before.pixels[k]))
+            let b = detector.expectedValue(intensity: Double(after.pixels[k]))
+            let s = (b - a) / (2 * deltaNm), v = gain * (0.5 * (a + b) - detector.offsetADU) + floor
+            shares.total += s * s / v
+            let r = SIMD2(Double(k % w), Double(k / w)) - shift
+            let bin = Int(geometry.distance(r).rounded(.down))
+            let tm: Double = geometry.nearestTM(r) < discPx ? 1 : 0, li: Double = tm == 0 && geometry.nearestLi(r) < discPx ? 1 : 0
+            let c = geometry.layerPhase(r)
+            slope[bin, default: .zero] += SIMD4(s, tm * s, li * s, c * s)
+            variance[bin, default: .zero] += SIMD4(v, tm * v, li * v, c * c * v)
+        }
+        for (bin, s) in slope {
+            let v = variance[bin]!
+            let kept = SIMD4<Double>((0..<4).map { v[$0] > 0 ? s[$0] * s[$0] / v[$0] : 0 })
+            shares.distance += kept[0]; shares.tmDiscs += kept[1]; shares.liDiscs += kept[2]; shares.lockIn += kept[3]
+        }
+        shares.sites = shares.tmDiscs + shares.liDiscs
+        return shares
+    }
+
+    /// The shares summed over frames.
+    public func frontInformationShares(frames: [Int], discPx: Double = 3) -> FrontInformationShares {
+        frames.compactMap { frontInformationShares(frame: $0, discPx: discPx) }.reduce(FrontInformationShares(), +)
+    }
+}
+
+/// The analysed grain's sites and boundary in frame 0's pixels, from the run's truth.
+private struct SiteGeometry {
+    let origin, along, across, liOffset, boundaryPoint, direction: SIMD2<Double>
+    /// Reciprocal vector of the TM planes: g·along = 0, g·across = 1.
+    let g: SIMD2<Double>
+
+    init(_ t: RunTruth) {
+        let l = t.tmLattice
+        origin = SIMD2(l.originPx[0], l.originPx[1])
+        along = SIMD2(l.alongBasisPx[0], l.alongBasisPx[1])
+        across = SIMD2(l.acrossBasisPx[0], l.acrossBasisPx[1])
+        liOffset = SIMD2(l.liOffsetPx[0], l.liOffsetPx[1])
+        boundaryPoint = SIMD2(t.boundary.x0, t.boundary.y0)
+        direction = SIMD2(t.propagationDirection[0], t.propagationDirection[1])
+        let normal = SIMD2(-along.y, along.x)
+        g = normal / (normal * across).sum()
+    }
+
+    /// Distance (px) from the boundary along the propagation direction.
+    func distance(_ r: SIMD2<Double>) -> Double { ((r - boundaryPoint) * direction).sum() }
+
+    /// cos 2π g·(r − origin): +1 on TM planes, −1 on Li planes.
+    func layerPhase(_ r: SIMD2<Double>) -> Double { cos(2 * Double.pi * ((r - origin) * g).sum()) }
+
+    func nearestTM(_ r: SIMD2<Double>) -> Double { nearestNode(r - origin) }
+    func nearestLi(_ r: SIMD2<Double>) -> Double { nearestNode(r - origin - liOffset) }
+
+    /// Distance from `q` to the nearest node of the lattice spanned by `along` and `across`.
+    private func nearestNode(_ q: SIMD2<Double>) -> Double {
+        let det = along.x * across.y - along.y * across.x
+        let u = ((q.x * across.y - q.y * across.x) / det).rounded(), v = ((along.x * q.y - along.y * q.x) / det).rounded()
+        var best = Double.infinity
+        for du in -1...1 {
+            for dv in -1...1 {
+                let d = q - (u + Double(du)) * along - (v + Double(dv)) * across
+                best = min(best, (d * d).sum())
+            }
+        }
+        return best.squareRoot()
     }
 }

@@ -13,7 +13,7 @@ import Simulation
 struct HeatFrontBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heatfront-bench", abstract: "Benchmark helpers for scripts/bench-*.sh.",
-        subcommands: [Decode.self, BandFFT.self, FFTPlans.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self, FrontBound.self,
+        subcommands: [Decode.self, BandFFT.self, FFTPlans.self, Rigid.self, Columns.self, Precision.self, Sites.self, Floors.self, FrontBound.self, FrontInformation.self,
                       LatticeCheck.self, WatchReplay.self])
 
     static func main() {
@@ -313,6 +313,29 @@ struct FrontBound: ParsableCommand {
             print(String(format: "step %d (%.0f °C): %d frames, travel %.2f nm; position bound %.4f nm (%.4f–%.4f); velocity bound %.2f %%",
                          step.stepIndex, step.temperatureC, measured.count, end - start, bounds[bounds.count / 2],
                          bounds.first!, bounds.last!, 100 * vBound / v))
+        }
+    }
+}
+
+/// Where a simulated run's front information lies (`frontInformationShares`): per hold with a
+/// moving front, the share of the frames' Fisher information about their front positions that
+/// sums over distance bins keep — of all pixels, of TM-site and Li-site discs, and weighted by
+/// the layer fringe (the in-phase lock-in at g) — so a channel's ceiling can be read off.
+struct FrontInformation: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "front-information")
+    @Argument var runDir: String
+    @Option(name: .customLong("disc-px")) var discPx = 3.0
+
+    func run() throws {
+        let (sim, truth) = try presetRun(runDir)
+        for step in truth.steps where (step.frontVelocityNmPerS ?? 0) > 0 {
+            let members = usedFrames(sim, step: step.stepIndex)
+            let s = ResultSlots<FrontInformationShares>.map(members.count) { sim.frontInformationShares(frames: [members[$0]], discPx: discPx) }
+                .reduce(FrontInformationShares(), +)
+            guard s.total > 0 else { continue }
+            func share(_ x: Double) -> String { String(format: "%.0f %%", 100 * x / s.total) }
+            print("step \(step.stepIndex) (\(Int(step.temperatureC.rounded())) °C): kept by distance bins of all pixels \(share(s.distance)), "
+                  + "TM discs \(share(s.tmDiscs)), Li discs \(share(s.liDiscs)), both \(share(s.sites)), lock-in at g \(share(s.lockIn))")
         }
     }
 }

@@ -52,4 +52,22 @@ import Simulation
         #expect(sd / bound > 0.9 && sd / bound < 1.1, "sd \(sd) nm, bound \(bound) nm")
         #expect(abs(m - front) < 4 * bound / 20)
     }
+
+    /// The shares are parts of the whole: the intensity summed at one distance keeps none of
+    /// it (TM moving from TM into Li sites conserves the counts), the site discs most of it,
+    /// the dark Li sites (low variance) more than the bright TM sites.
+    @Test func informationLiesInTheSublatticeContrast() throws {
+        var o = SimulationOptions(preset: .registrationStress, seed: 3, size: 192)
+        o.framesPerStep = 3
+        let sim = HeatingRunSimulator(o)
+        let frame = try #require((0..<sim.frameCount).last { sim.frameTruth($0).frontPositionNm != nil })
+        let total = try #require(sim.frontPositionInformation(frame: frame))
+        // Sites 3.7 px apart at this size (0.067 nm/px): discs of 1.2 px.
+        let s = try #require(sim.frontInformationShares(frame: frame, discPx: 1.2))
+        #expect(abs(s.total - total) <= 1e-9 * total)
+        #expect(s.distance < 0.02 * total)
+        #expect(s.sites > 0.6 * total && s.sites <= total && s.lockIn <= total)
+        #expect(s.liDiscs > 1.5 * s.tmDiscs, "Li \(s.liDiscs / total), TM \(s.tmDiscs / total)")
+        #expect(abs(s.sites - s.liDiscs - s.tmDiscs) <= 1e-12 * total)
+    }
 }
