@@ -111,11 +111,6 @@ extension HeatingRunSimulator {
         shares.sites = shares.tmDiscs + shares.liDiscs
         return shares
     }
-
-    /// The shares summed over frames.
-    public func frontInformationShares(frames: [Int], discPx: Double = 3) -> FrontInformationShares {
-        frames.compactMap { frontInformationShares(frame: $0, discPx: discPx) }.reduce(FrontInformationShares(), +)
-    }
 }
 
 /// The analysed grain's sites and boundary in frame 0's pixels, from the run's truth.

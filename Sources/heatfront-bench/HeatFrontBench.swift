@@ -324,14 +324,17 @@ struct FrontBound: ParsableCommand {
 struct FrontInformation: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "front-information")
     @Argument var runDir: String
+    /// Radius of the site discs (px): about 0.3 of the nearest-site distance keeps each disc
+    /// on its own column (3 px at the presets' 0.025 nm/px).
     @Option(name: .customLong("disc-px")) var discPx = 3.0
 
     func run() throws {
         let (sim, truth) = try presetRun(runDir)
         for step in truth.steps where (step.frontVelocityNmPerS ?? 0) > 0 {
             let members = usedFrames(sim, step: step.stepIndex)
-            let s = ResultSlots<FrontInformationShares>.map(members.count) { sim.frontInformationShares(frames: [members[$0]], discPx: discPx) }
-                .reduce(FrontInformationShares(), +)
+            let s = ResultSlots<FrontInformationShares?>.map(members.count) {
+                sim.frontInformationShares(frame: members[$0], discPx: discPx)
+            }.compactMap { $0 }.reduce(FrontInformationShares(), +)
             guard s.total > 0 else { continue }
             func share(_ x: Double) -> String { String(format: "%.0f %%", 100 * x / s.total) }
             print("step \(step.stepIndex) (\(Int(step.temperatureC.rounded())) °C): kept by distance bins of all pixels \(share(s.distance)), "
