@@ -17,18 +17,28 @@ extension HeatingRunSimulator {
     /// detector values with the front moved `deltaNm` either side of its true place; nil
     /// where the frame has no front.
     public func frontPositionInformation(frame i: Int, deltaNm: Double = 0.01) -> Double? {
+        guard let pixels = frontSlopes(frame: i, deltaNm: deltaNm) else { return nil }
+        var information = 0.0
+        for k in pixels.slope.indices { information += pixels.slope[k] * pixels.slope[k] / pixels.variance[k] }
+        return information
+    }
+
+    /// Per pixel of frame `i`, the expected detector value's derivative with respect to the
+    /// front position (ADU/nm, from the front moved `deltaNm` either side of its true place)
+    /// and the value's variance; nil where the frame has no front.
+    func frontSlopes(frame i: Int, deltaNm: Double) -> (slope: [Double], variance: [Double], width: Int)? {
         guard let front = frameTruth(i).frontPositionNm else { return nil }
         let before = idealIntensity(frame: i, frontNm: front - deltaNm)
         let after = idealIntensity(frame: i, frontNm: front + deltaNm)
         let gain = detector.gainADUPerElectron, floor = detector.readNoiseADU * detector.readNoiseADU + 1.0 / 12
-        var information = 0.0
+        var slope = [Double](repeating: 0, count: before.pixels.count), variance = slope
         for k in before.pixels.indices {
             let a = detector.expectedValue(intensity: Double(before.pixels[k]))
             let b = detector.expectedValue(intensity: Double(after.pixels[k]))
-            let slope = (b - a) / (2 * deltaNm)
-            information += slope * slope / (gain * (0.5 * (a + b) - detector.offsetADU) + floor)
+            slope[k] = (b - a) / (2 * deltaNm)
+            variance[k] = gain * (0.5 * (a + b) - detector.offsetADU) + floor
         }
-        return information
+        return (slope, variance, before.width)
     }
 
     /// Model intensity of frame `i` as the ideal acquisition sees it (no jitter, flyback or
@@ -58,20 +68,21 @@ extension HeatingRunSimulator {
 /// boundary (the truth's geometry, the frame's mean drift):
 /// - `distance`: every pixel of the bin (an intensity profile across the front);
 /// - `tmDiscs`, `liDiscs`: pixels within `discPx` of a TM or a Li site (site intensities);
-/// - `sites`: both kinds of disc, as separate sums;
+/// - `sites`: both kinds of disc, as separate sums (the two shares together);
 /// - `lockIn`: every pixel weighted by cos 2π g·r, +1 on TM planes and −1 on Li planes (the
 ///   in-phase lock-in amplitude at the layer reflection g, the order parameter's numerator).
 public struct FrontInformationShares: Sendable {
     /// All the information (`frontPositionInformation`), nm⁻².
     public var total = 0.0
-    public var distance = 0.0, tmDiscs = 0.0, liDiscs = 0.0, sites = 0.0, lockIn = 0.0
+    public var distance = 0.0, tmDiscs = 0.0, liDiscs = 0.0, lockIn = 0.0
+    public var sites: Double { tmDiscs + liDiscs }
 
     public init() {}
 
     public static func + (a: Self, b: Self) -> Self {
         var s = a
         s.total += b.total; s.distance += b.distance; s.tmDiscs += b.tmDiscs
-        s.liDiscs += b.liDiscs; s.sites += b.sites; s.lockIn += b.lockIn
+        s.liDiscs += b.liDiscs; s.lockIn += b.lockIn
         return s
     }
 }
@@ -80,21 +91,16 @@ extension HeatingRunSimulator {
     /// The shares of frame `i`'s front-position information (`FrontInformationShares`);
     /// nil where the frame has no front.
     public func frontInformationShares(frame i: Int, discPx: Double = 3, deltaNm: Double = 0.01) -> FrontInformationShares? {
-        guard let front = frameTruth(i).frontPositionNm else { return nil }
-        let before = idealIntensity(frame: i, frontNm: front - deltaNm)
-        let after = idealIntensity(frame: i, frontNm: front + deltaNm)
-        let gain = detector.gainADUPerElectron, floor = detector.readNoiseADU * detector.readNoiseADU + 1.0 / 12
+        guard let pixels = frontSlopes(frame: i, deltaNm: deltaNm) else { return nil }
         let geometry = SiteGeometry(truth)
         // Frame pixel X shows the specimen at frame 0's X − shift.
         let shift = SIMD2(frameTruth(i).shiftXPx, frameTruth(i).shiftYPx)
         // Per distance bin: slope and variance sums of each group (distance, TM, Li, lock-in).
         var slope = [Int: SIMD4<Double>](), variance = [Int: SIMD4<Double>]()
         var shares = FrontInformationShares()
-        let w = before.width
-        for k in before.pixels.indices {
-            let a = detector.expectedValue(intensity: Double(before.pixels[k]))
-            let b = detector.expectedValue(intensity: Double(after.pixels[k]))
-            let s = (b - a) / (2 * deltaNm), v = gain * (0.5 * (a + b) - detector.offsetADU) + floor
+        let w = pixels.width
+        for k in pixels.slope.indices {
+            let s = pixels.slope[k], v = pixels.variance[k]
             shares.total += s * s / v
             let r = SIMD2(Double(k % w), Double(k / w)) - shift
             let bin = Int(geometry.distance(r).rounded(.down))
@@ -108,7 +114,6 @@ extension HeatingRunSimulator {
             let kept = SIMD4<Double>((0..<4).map { v[$0] > 0 ? s[$0] * s[$0] / v[$0] : 0 })
             shares.distance += kept[0]; shares.tmDiscs += kept[1]; shares.liDiscs += kept[2]; shares.lockIn += kept[3]
         }
-        shares.sites = shares.tmDiscs + shares.liDiscs
         return shares
     }
 }
