@@ -87,7 +87,7 @@ public enum StepsColumn: String, TableColumn {
         case .rocksaltFraction: ColumnSpec(.fixed(5), "rock-salt fraction of the analysed crystal in the step's aligned average, 0–1")
         case .frontPositionStartNm: ColumnSpec(.fixed(4), unit: "nm", "fitted front position at the step's first frame")
         case .frontPositionEndNm: ColumnSpec(.fixed(4), unit: "nm", "fitted front position at the step's last frame")
-        case .frontVelocityNmPerS: ColumnSpec(.significant(6), unit: "nm/s", "velocity of one edge fitted to all the step's used frames at once (the same front moving at constant velocity); empty with fewer than 3 frames that show a front")
+        case .frontVelocityNmPerS: ColumnSpec(.significant(6), unit: "nm/s", "velocity of the front over all the step's used frames at once: each profile across it (the order parameter, the Li/TM site ratio) fitted as one edge moving at constant velocity through them, and the two velocities averaged; empty with fewer than 3 frames that show a front")
         case .frontVelocitySEMNmPerS: ColumnSpec(.significant(6), unit: "nm/s", "its standard error, from the run's per-frame position noise pooled over the steps with a velocity (the larger of the jackknife spread and the frames' own scatter about their line, with its correlation in time, in each step; a step whose own noise is far above the others' keeps its own)")
         case .frontWidthNm: ColumnSpec(.fixed(4), unit: "nm", "10–90 % width of the transition zone between the phases, from the same fit (every frame aligned on the front's position at its time)")
         case .liTmRatioAverage: ColumnSpec(.fixed(5), "Li/TM ratio measured on the step's aligned average")

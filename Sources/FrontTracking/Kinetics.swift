@@ -106,6 +106,22 @@ extension Kinetics {
         return sum * sum / squares
     }
 
+    /// How much a delete-one jackknife over-states the variance of a least-squares slope over
+    /// the times `t` with independent errors of equal variance: its expectation is κ times the
+    /// slope's variance, κ = ((n − 1)/n)·Σ aᵢ/(1 − hᵢ) / Σ aᵢ with aᵢ = (tᵢ − t̄)² and hᵢ =
+    /// 1/n + aᵢ/Σ a the frame's leverage (the jackknife variance is biased upward: Efron &
+    /// Stein, Ann. Stat. 9, 586, 1981; its leverage form and correction as in Bell &
+    /// McCaffrey 2002, above). Twelve equally spaced frames give κ = 1.20, so their jackknife
+    /// SE is √1.20 = 1.10 times too large. nil as for `jackknifeSlopeDOF`.
+    public static func jackknifeSlopeVarianceInflation(times: [Double]) -> Double? {
+        let t = times.filter(\.isFinite)
+        guard t.count >= 3 else { return nil }
+        let n = Double(t.count), mean = t.reduce(0, +) / n
+        let a = t.map { ($0 - mean) * ($0 - mean) }, sum = a.reduce(0, +)
+        guard sum > 0 else { return nil }
+        return (n - 1) / n * a.map { $0 / (1 - 1 / n - $0 / sum) }.reduce(0, +) / sum
+    }
+
     /// The holds' velocity SEMs with their per-frame position noise pooled over the run:
     /// σₖ = SEMₖ·√Sₖ (Sₖ = Σ(t − t̄)² over hold k's frames) is the noise of one frame's front
     /// position that hold k's SEM implies; the pooled σ² = Σ νₖσₖ² / Σ νₖ (νₖ the SEMs'

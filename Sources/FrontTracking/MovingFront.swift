@@ -81,9 +81,12 @@ public struct MovingFrontFit: Sendable {
     public var referenceTimeS: Double
     /// Midpoint at `referenceTimeS` (px from the boundary).
     public var positionPx: Double
-    /// Velocity of the midpoint (px/s); 0 and not fitted with fewer than 3 frames.
+    /// Velocity of the midpoint (px/s), with several channels the mean of their own fits'
+    /// velocities; 0 and not fitted with fewer than 3 frames.
     public var velocityPxPerS: Double
-    /// Its delete-one-frame jackknife standard error (px/s); nil when not fitted.
+    /// Its delete-one-frame jackknife standard error (px/s), divided by the square root of
+    /// the jackknife's inflation of a slope's variance (`Kinetics.jackknifeSlopeVarianceInflation`);
+    /// nil when not fitted.
     public var velocitySEMPxPerS: Double?
     /// 10–90 % width of the occupancy profile (px), the window's blur removed.
     public var widthPx: Double
@@ -116,8 +119,11 @@ public struct MovingFrontFit: Sendable {
 /// residuals show it (see `fit(_:timesS:startPositionPx:startWidthPx:layeredLevelPrior:neighbours:)`);
 /// for the order parameter K is held near the frames' layered level as in `FrontLocator`. Then every frame's own midpoint is
 /// refitted with the shape held fixed (one parameter each): those positions go to
-/// `frames.csv`. The step's velocity is v, the width W = 2·atanh(0.8)·w, both with their
-/// delete-one-frame jackknife standard errors (see the code).
+/// `frames.csv`. The width is W = 2·atanh(0.8)·w. With several channels the step's velocity
+/// is the mean of the channels' own velocities, each channel fitted alone the same way (its
+/// own x₀, w and levels), with equal weights; with one channel it is v. Both with their
+/// delete-one-frame jackknife standard errors (see the code), the velocity's from the
+/// channels' replicates averaged frame by frame, so it carries their correlation.
 ///
 /// Why: low-dose frames fitted one at a time each trade their plateaus, β and w against
 /// their position, and which trade they make depends on how far out the front is (near the
@@ -125,6 +131,12 @@ public struct MovingFrontFit: Sendable {
 /// shrunk at a step's ends); either sets the slope over a step in which the front moves
 /// about one width. With one shape per step every frame is measured the same way, so a
 /// remaining bias is common to the step's frames and leaves the velocity alone.
+///
+/// Why the channels' own velocities, averaged: the joint fit shares one midpoint and width
+/// between channels whose profiles differ in shape, and weights them by their residual
+/// variance, not by how well each pins the velocity; which channel pins it better changes
+/// from hold to hold, and a hold's dozen frames estimate the channels' SEMs too poorly to
+/// weight by them (docs/benchmarks.md, how the two channels are combined).
 ///
 /// A front that stays within w + 2σ of the boundary for the whole step shows no rock-salt
 /// plateau, and plateau and position trade off: full cation mixing is then imposed (q → 0,
@@ -184,17 +196,53 @@ public enum MovingFront {
         var solution = initial.solution
         let fullMixing = initial.fullMixing
         let variances = problem.reweight(&solution, fullMixing: fullMixing)
-        let errors = problem.jackknifeErrors(solution, fullMixing: fullMixing)
+        let replicates = problem.jackknife(solution, fullMixing: fullMixing)
         let shape = solution.shape
+        var velocity = (v: shape.v, replicates: replicates.mapValues(\.v))
+        if problem.chans.count > 1, problem.fitVelocity {
+            let own = problem.chans.compactMap {
+                channelVelocity($0, timesS: timesS, startPositionPx: startPositionPx, startWidthPx: startWidthPx,
+                                layeredLevelPrior: layeredLevelPrior)
+            }
+            if own.count == problem.chans.count { velocity = mean(own) }
+        }
+        let inOrder = { (r: [Int: Double]) in r.keys.sorted().map { r[$0]! } }
+        let widthSE = SpaceTimeFit.jackknifeStandardError(inOrder(replicates.mapValues(\.w)))
+        // The jackknife's upward bias on a slope removed (`Kinetics.jackknifeSlopeVarianceInflation`).
+        let inflation = Kinetics.jackknifeSlopeVarianceInflation(times: problem.used.map { timesS[$0] }) ?? 1
+        let velocitySE = SpaceTimeFit.jackknifeStandardError(inOrder(velocity.replicates)).map { $0 / inflation.squareRoot() }
         let frames = problem.framePositions(shape, variances: variances, neighbours: neighbours)
         let first = shape.levels[0]
-        return MovingFrontFit(referenceTimeS: problem.tRef, positionPx: shape.x0, velocityPxPerS: shape.v,
-                              velocitySEMPxPerS: problem.fitVelocity ? errors.v : nil,
+        return MovingFrontFit(referenceTimeS: problem.tRef, positionPx: shape.x0, velocityPxPerS: velocity.v,
+                              velocitySEMPxPerS: problem.fitVelocity ? velocitySE : nil,
                               widthPx: FrontLocator.tanhWidthFactor * shape.w,
-                              widthSEMPx: errors.w.map { FrontLocator.tanhWidthFactor * $0 },
-                              frameCount: errors.count, fullMixing: fullMixing, layeredLevel: first.a,
+                              widthSEMPx: widthSE.map { FrontLocator.tanhWidthFactor * $0 },
+                              frameCount: velocity.replicates.count, fullMixing: fullMixing, layeredLevel: first.a,
                               depth: problem.isSites[0] ? 1 - SpaceTimeFit.value(1, first) : -first.b / first.a,
                               halfSpacingContrast: first.beta, frames: frames)
+    }
+
+    /// One channel's own space–time fit (its own x₀, w and levels): its velocity and the
+    /// velocity's delete-one-frame replicates by frame; nil where the fit fails.
+    static func channelVelocity(_ c: ChannelSamples, timesS: [Double], startPositionPx: Double, startWidthPx: Double,
+                                layeredLevelPrior: Double) -> (v: Double, replicates: [Int: Double])? {
+        guard var alone = SpaceTimeFit([c], timesS: timesS, startPositionPx: startPositionPx, startWidthPx: startWidthPx,
+                                       layeredLevelPrior: layeredLevelPrior),
+              alone.fitVelocity, let start = alone.initialSolution() else { return nil }
+        var solution = start.solution
+        _ = alone.reweight(&solution, fullMixing: start.fullMixing)
+        return (solution.shape.v, alone.jackknife(solution, fullMixing: start.fullMixing).mapValues(\.v))
+    }
+
+    /// The channels' velocities averaged with equal weights, and their replicates averaged
+    /// frame by frame over the frames every channel's jackknife refitted.
+    static func mean(_ own: [(v: Double, replicates: [Int: Double])]) -> (v: Double, replicates: [Int: Double]) {
+        let n = Double(own.count)
+        let frames = own.dropFirst().reduce(Set(own[0].replicates.keys)) { $0.intersection($1.replicates.keys) }
+        let replicates = Dictionary(uniqueKeysWithValues: frames.map { f in
+            (f, own.map { $0.replicates[f]! }.reduce(0, +) / n)
+        })
+        return (own.map(\.v).reduce(0, +) / n, replicates)
     }
 
     /// The `count` delete-one refits, run concurrently (each refit only reads the fit's

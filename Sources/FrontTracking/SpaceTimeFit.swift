@@ -284,30 +284,32 @@ extension SpaceTimeFit {
         return variances
     }
 
-    /// Standard errors of v and w: the delete-one-frame jackknife of the whole fit
-    /// (Quenouille 1956; Tukey 1958; Efron & Tibshirani, *An Introduction to the Bootstrap*,
-    /// 1993, ch. 11): each frame left out in turn, shape, levels, x₀ and v refitted from the
-    /// full solution with the final weights, SE² = (G − 1)/G Σ (θ₍₋ᵢ₎ − θ̄)², G − 1 degrees
-    /// of freedom. It carries what each frame's noise does to the shared shape and thereby
-    /// to v — the positions of frames fitted with one shape err together as the front moves
+    /// The delete-one-frame jackknife of the whole fit (Quenouille 1956; Tukey 1958; Efron &
+    /// Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 11): each frame left out in
+    /// turn, shape, levels, x₀ and v refitted from the full solution with the final weights.
+    /// The replicates carry what each frame's noise does to the shared shape and thereby to
+    /// v — the positions of frames fitted with one shape err together as the front moves
     /// through a hold, which the scatter of per-frame positions about their line does not
-    /// show — and assumes nothing about the bins' noise or their correlation.
-    /// Returns the SEs of v and w (nil where not estimable) and the replicates' count.
-    func jackknifeErrors(_ solution: Solution, fullMixing: Bool) -> (v: Double?, w: Double?, count: Int) {
+    /// show — and assume nothing about the bins' noise or their correlation.
+    /// Returns each left-out frame's refitted v and w; frames whose refit failed are absent.
+    func jackknife(_ solution: Solution, fullMixing: Bool) -> [Int: (v: Double, w: Double)] {
         let solutionParameters = solution.parameters
         let usedFrames = Array(Set(bins.flatMap(\.frame))).sorted()
-        let deleted = usedFrames.count >= 3 ? MovingFront.jackknife(usedFrames.count) { j in
+        guard usedFrames.count >= 3 else { return [:] }
+        let deleted = MovingFront.jackknife(usedFrames.count) { j in
             solve(fullMixing: fullMixing, from: solutionParameters, excluding: usedFrames[j], maxIterations: 40)
-                .flatMap { plausible($0.shape) ? [$0.shape.v, $0.shape.w] : nil }
-        } : []
-        func standardError(_ j: Int) -> Double? {
-            guard deleted.count >= 3 else { return nil }
-            let values = deleted.map { $0[j] }, g = Double(values.count)
-            let mean = values.reduce(0, +) / g
-            let se = ((g - 1) / g * values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)).squareRoot()
-            return se.isFinite && se > 0 ? se : nil
+                .flatMap { plausible($0.shape) ? [Double(usedFrames[j]), $0.shape.v, $0.shape.w] : nil }
         }
-        return (standardError(0), standardError(1), deleted.count)
+        return Dictionary(uniqueKeysWithValues: deleted.map { (Int($0[0]), (v: $0[1], w: $0[2])) })
+    }
+
+    /// The jackknife standard error of delete-one replicates (in frame order):
+    /// SE² = (G − 1)/G Σ (θ₍₋ᵢ₎ − θ̄)²; nil with fewer than 3.
+    static func jackknifeStandardError(_ replicates: [Double]) -> Double? {
+        guard replicates.count >= 3 else { return nil }
+        let g = Double(replicates.count), mean = replicates.reduce(0, +) / g
+        let se = ((g - 1) / g * replicates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)).squareRoot()
+        return se.isFinite && se > 0 ? se : nil
     }
 
     /// Each frame's own midpoint, the shape held fixed, from the frame and its `neighbours`

@@ -57,7 +57,8 @@ extension FrameResult {
 ///   512 px (registration-stress seeds 1/3/5, boundary-front, scan-distortion): order
 ///   parameter alone 17.5/10.3/5.0/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
 ///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The step's
-///   velocity and width, with their jackknife SEs, are the same fit's (`StoredFront`).
+///   width is the same fit's; its velocity the mean of each channel fitted alone, both with
+///   jackknife SEs (`MovingFront`, `StoredFront`).
 enum FrameMeasurement {
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int,
