@@ -229,6 +229,37 @@ struct KineticsPoolingTests {
         #expect(Kinetics.jackknifeSlopeDOF(times: [1, 2]) == nil)
     }
 
+    @Test("jackknife inflation of a slope's variance: κ = ((n − 1)/n) Σ a/(1 − h) / Σ a, as a Monte Carlo shows")
+    func jackknifeInflation() throws {
+        // 12 equally spaced frames: Σ a/(1 − h) = 187.4 over Σ a = 143 (spacing units).
+        let t = (0..<12).map { 25 * Double($0) }
+        let kappa = try #require(Kinetics.jackknifeSlopeVarianceInflation(times: t))
+        #expect(abs(kappa - 1.2009) < 1e-3)
+        // The mean delete-one jackknife variance of the least-squares slope over white noise,
+        // against the slope's variance σ²/Σa: their ratio is κ (uneven times: end frames of
+        // high leverage, as in a hold with a late frame).
+        var rng = SplitMix64(seed: 5)
+        let uneven: [Double] = [0, 20, 45, 70, 90, 115, 140, 160, 185, 210, 300]
+        let mean = uneven.reduce(0, +) / Double(uneven.count)
+        let sxx = uneven.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)
+        var total = 0.0
+        let trials = 10000
+        for _ in 0..<trials {
+            let x = uneven.map { 1 + 0.02 * $0 + rng.gaussian() }
+            let slopes = uneven.indices.map { i in
+                Kinetics.velocity(times: uneven.enumerated().filter { $0.offset != i }.map(\.element),
+                                  positions: x.enumerated().filter { $0.offset != i }.map(\.element))!.velocity
+            }
+            let g = Double(slopes.count), m = slopes.reduce(0, +) / g
+            total += (g - 1) / g * slopes.map { ($0 - m) * ($0 - m) }.reduce(0, +)
+        }
+        let measured = total / Double(trials) * sxx
+        let predicted = try #require(Kinetics.jackknifeSlopeVarianceInflation(times: uneven))
+        #expect(predicted > 1.3)
+        #expect(abs(measured / predicted - 1) < 0.05, "jackknife variance over σ²/Σa \(measured), predicted \(predicted)")
+        #expect(Kinetics.jackknifeSlopeVarianceInflation(times: [1, 1, 1]) == nil)
+    }
+
     @Test("pooled SEMs: one per-frame noise over the holds, weighted by degrees of freedom")
     func pooled() {
         // Holds with time spreads 10 and 20 s; their SEMs imply per-frame noise 0.1 and 0.2
