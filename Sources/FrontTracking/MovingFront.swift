@@ -121,9 +121,10 @@ public struct MovingFrontFit: Sendable {
 /// refitted with the shape held fixed (one parameter each): those positions go to
 /// `frames.csv`. The width is W = 2·atanh(0.8)·w. With several channels the step's velocity
 /// is the mean of the channels' own velocities, each channel fitted alone the same way (its
-/// own x₀, w and levels), with equal weights; with one channel it is v. Both with their
-/// delete-one-frame jackknife standard errors (see the code), the velocity's from the
-/// channels' replicates averaged frame by frame, so it carries their correlation.
+/// own x₀, w and levels), with equal weights; with one channel, or where a channel's own fit
+/// fails, it is v. Both with their delete-one-frame jackknife standard errors (see the
+/// code), the velocity's from the channels' replicates averaged frame by frame, so it
+/// carries their correlation.
 ///
 /// Why: low-dose frames fitted one at a time each trade their plateaus, β and w against
 /// their position, and which trade they make depends on how far out the front is (near the

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 import FrameCore
@@ -109,6 +110,45 @@ struct MovingFrontTests {
         let rms = (zs.map { $0 * $0 }.reduce(0, +) / Double(zs.count)).squareRoot()
         #expect(rms < 1.6 && rms > 0.6,
                 "RMS of (v − v_true)/SEM \(rms) over 12 noise realisations: \(zs.map { String(format: "%+.2f", $0) }.joined(separator: " "))")
+    }
+
+    /// Two channels with independent noise: the step's velocity is the mean of each channel
+    /// fitted alone; its SEM, from their replicates averaged frame by frame, is about 1/√2 of
+    /// a channel's own and matches the velocities' scatter over noise realisations (with the
+    /// SEMs' own noise, about 6.7 degrees of freedom, E[z²] ≈ 6.7/4.7: RMS z about 1.2).
+    @Test("two channels: the velocity is the mean of the channels' own fits")
+    func channelMean() throws {
+        var rng = SplitMix64(seed: 3)
+        let times = (0..<12).map { Double($0) * 20 }
+        let distances = (0..<60).map { 2 * Double($0) + 1 }
+        func profiles() -> [FrontSamples?] {
+            times.map { t in
+                let values = distances.map { x -> Double in
+                    let p = 0.5 * (1 - tanh((x - 30 - 0.2 * t) / 8))
+                    return (0.15 + 0.5 * p) / (1 - 0.3 * p) + 0.01 * rng.gaussian()
+                }
+                return FrontSamples(distancesPx: distances, values: values, weights: distances.map { _ in 20 },
+                                    blurSigmaPx: 0, crystal: CrystalExtent(distancesPx: distances))
+            }
+        }
+        var z = [Double](), sems = [Double](), own = [Double]()
+        for _ in 0..<40 {
+            let a = profiles(), b = profiles()
+            let both = try #require(MovingFront.fit([.init(a, channel: .siteRatio), .init(b, channel: .siteRatio)],
+                                                    timesS: times, startPositionPx: 30, startWidthPx: 15))
+            let alone = try [a, b].map {
+                try #require(MovingFront.fit($0, timesS: times, channel: .siteRatio, startPositionPx: 30, startWidthPx: 15))
+            }
+            let mean = (alone[0].velocityPxPerS + alone[1].velocityPxPerS) / 2
+            #expect(abs(both.velocityPxPerS - mean) < 1e-9 * mean)
+            let sem = try #require(both.velocitySEMPxPerS)
+            z.append((both.velocityPxPerS - 0.2) / sem)
+            sems.append(sem)
+            own += try alone.map { try #require($0.velocitySEMPxPerS) }
+        }
+        let rms = { (x: [Double]) in (x.map { $0 * $0 }.reduce(0, +) / Double(x.count)).squareRoot() }
+        #expect(rms(sems) / rms(own) > 0.6 && rms(sems) / rms(own) < 0.85, "SEM of the mean over a channel's: \(rms(sems) / rms(own))")
+        #expect(rms(z) > 0.8 && rms(z) < 1.6, "RMS of (v − v_true)/SEM \(rms(z))")
     }
 
     @Test("crystal extent: fraction behind a position")
