@@ -247,11 +247,11 @@ public enum MovingFront {
     }
 
     /// The `count` delete-one refits, run concurrently (each refit only reads the fit's
-    /// state), in order; failed refits dropped.
-    static func jackknife(_ count: Int, refit: (Int) -> [Double]?) -> [[Double]] {
+    /// state), in order; nil where a refit failed.
+    static func jackknife(_ count: Int, refit: (Int) -> [Double]?) -> [[Double]?] {
         withoutActuallyEscaping(refit) { refit in
             let shared = UncheckedSendable(refit)
-            return ResultSlots<[Double]?>.map(count) { shared.value($0) }.compactMap { $0 }
+            return ResultSlots<[Double]?>.map(count) { shared.value($0) }
         }
     }
 }

@@ -296,11 +296,13 @@ extension SpaceTimeFit {
         let solutionParameters = solution.parameters
         let usedFrames = Array(Set(bins.flatMap(\.frame))).sorted()
         guard usedFrames.count >= 3 else { return [:] }
-        let deleted = MovingFront.jackknife(usedFrames.count) { j in
+        let refits = MovingFront.jackknife(usedFrames.count) { j in
             solve(fullMixing: fullMixing, from: solutionParameters, excluding: usedFrames[j], maxIterations: 40)
-                .flatMap { plausible($0.shape) ? [Double(usedFrames[j]), $0.shape.v, $0.shape.w] : nil }
+                .flatMap { plausible($0.shape) ? [$0.shape.v, $0.shape.w] : nil }
         }
-        return Dictionary(uniqueKeysWithValues: deleted.map { (Int($0[0]), (v: $0[1], w: $0[2])) })
+        var replicates = [Int: (v: Double, w: Double)]()
+        for (frame, refit) in zip(usedFrames, refits) { if let refit { replicates[frame] = (refit[0], refit[1]) } }
+        return replicates
     }
 
     /// The jackknife standard error of delete-one replicates (in frame order):
