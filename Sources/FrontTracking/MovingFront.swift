@@ -199,7 +199,29 @@ public enum MovingFront {
         let variances = problem.reweight(&solution, fullMixing: fullMixing)
         let replicates = problem.jackknife(solution, fullMixing: fullMixing)
         let shape = solution.shape
-        var velocity = (v: shape.v, replicates: replicates.mapValues(\.v))
+        let velocity = stepVelocity(problem, joint: (shape.v, replicates.mapValues(\.v)), timesS: timesS,
+                                    startPositionPx: startPositionPx, startWidthPx: startWidthPx,
+                                    layeredLevelPrior: layeredLevelPrior)
+        let widthSE = SpaceTimeFit.jackknifeStandardError(replicates.mapValues(\.w))
+        let frames = problem.framePositions(shape, variances: variances, neighbours: neighbours)
+        let first = shape.levels[0]
+        return MovingFrontFit(referenceTimeS: problem.tRef, positionPx: shape.x0, velocityPxPerS: velocity.v,
+                              velocitySEMPxPerS: velocity.sem,
+                              widthPx: FrontLocator.tanhWidthFactor * shape.w,
+                              widthSEMPx: widthSE.map { FrontLocator.tanhWidthFactor * $0 },
+                              frameCount: velocity.frameCount, fullMixing: fullMixing, layeredLevel: first.a,
+                              depth: problem.isSites[0] ? 1 - SpaceTimeFit.value(1, first) : -first.b / first.a,
+                              halfSpacingContrast: first.beta, frames: frames)
+    }
+
+    /// The step's velocity, its SE and the replicates' count: with several channels the mean
+    /// of their own fits (`channelVelocity`, `mean`), else — or where a channel's own fit
+    /// fails — the joint fit's; the jackknife SE divided by √κ, its upward bias on a slope
+    /// (`Kinetics.jackknifeSlopeVarianceInflation`). No SE where the fit has no velocity.
+    static func stepVelocity(_ problem: SpaceTimeFit, joint: (v: Double, replicates: [Int: Double]), timesS: [Double],
+                             startPositionPx: Double, startWidthPx: Double, layeredLevelPrior: Double)
+        -> (v: Double, sem: Double?, frameCount: Int) {
+        var velocity = joint
         if problem.chans.count > 1, problem.fitVelocity {
             let own = problem.chans.compactMap {
                 channelVelocity($0, timesS: timesS, startPositionPx: startPositionPx, startWidthPx: startWidthPx,
@@ -207,20 +229,9 @@ public enum MovingFront {
             }
             if own.count == problem.chans.count { velocity = mean(own) }
         }
-        let inOrder = { (r: [Int: Double]) in r.keys.sorted().map { r[$0]! } }
-        let widthSE = SpaceTimeFit.jackknifeStandardError(inOrder(replicates.mapValues(\.w)))
-        // The jackknife's upward bias on a slope removed (`Kinetics.jackknifeSlopeVarianceInflation`).
         let inflation = Kinetics.jackknifeSlopeVarianceInflation(times: problem.used.map { timesS[$0] }) ?? 1
-        let velocitySE = SpaceTimeFit.jackknifeStandardError(inOrder(velocity.replicates)).map { $0 / inflation.squareRoot() }
-        let frames = problem.framePositions(shape, variances: variances, neighbours: neighbours)
-        let first = shape.levels[0]
-        return MovingFrontFit(referenceTimeS: problem.tRef, positionPx: shape.x0, velocityPxPerS: velocity.v,
-                              velocitySEMPxPerS: problem.fitVelocity ? velocitySE : nil,
-                              widthPx: FrontLocator.tanhWidthFactor * shape.w,
-                              widthSEMPx: widthSE.map { FrontLocator.tanhWidthFactor * $0 },
-                              frameCount: velocity.replicates.count, fullMixing: fullMixing, layeredLevel: first.a,
-                              depth: problem.isSites[0] ? 1 - SpaceTimeFit.value(1, first) : -first.b / first.a,
-                              halfSpacingContrast: first.beta, frames: frames)
+        let sem = SpaceTimeFit.jackknifeStandardError(velocity.replicates).map { $0 / inflation.squareRoot() }
+        return (velocity.v, problem.fitVelocity ? sem : nil, velocity.replicates.count)
     }
 
     /// One channel's own space–time fit (its own x₀, w and levels): its velocity and the

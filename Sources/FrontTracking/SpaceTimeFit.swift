@@ -305,10 +305,11 @@ extension SpaceTimeFit {
         return replicates
     }
 
-    /// The jackknife standard error of delete-one replicates (in frame order):
-    /// SE² = (G − 1)/G Σ (θ₍₋ᵢ₎ − θ̄)²; nil with fewer than 3.
-    static func jackknifeStandardError(_ replicates: [Double]) -> Double? {
-        guard replicates.count >= 3 else { return nil }
+    /// The jackknife standard error of delete-one replicates by left-out frame (summed in
+    /// frame order): SE² = (G − 1)/G Σ (θ₍₋ᵢ₎ − θ̄)²; nil with fewer than 3.
+    static func jackknifeStandardError(_ byFrame: [Int: Double]) -> Double? {
+        guard byFrame.count >= 3 else { return nil }
+        let replicates = byFrame.keys.sorted().map { byFrame[$0]! }
         let g = Double(replicates.count), mean = replicates.reduce(0, +) / g
         let se = ((g - 1) / g * replicates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)).squareRoot()
         return se.isFinite && se > 0 ? se : nil
