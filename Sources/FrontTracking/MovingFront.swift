@@ -137,7 +137,7 @@ public struct MovingFrontFit: Sendable {
 /// between channels whose profiles differ in shape, and weights them by their residual
 /// variance, not by how well each pins the velocity; which channel pins it better changes
 /// from hold to hold, and a hold's dozen frames estimate the channels' SEMs too poorly to
-/// weight by them (docs/benchmarks.md, how the two channels are combined).
+/// weight by them (docs/benchmarks.md, "The velocity from the two channels").
 ///
 /// A front that stays within w + 2σ of the boundary for the whole step shows no rock-salt
 /// plateau, and plateau and position trade off: full cation mixing is then imposed (q → 0,
@@ -215,7 +215,7 @@ public enum MovingFront {
     }
 
     /// The step's velocity, its SE and the replicates' count: with several channels the mean
-    /// of their own fits (`channelVelocity`, `mean`), else — or where a channel's own fit
+    /// of their own fits (`channelVelocity`, `channelMean`), else — or where a channel's own fit
     /// fails — the joint fit's; the jackknife SE divided by √κ, its upward bias on a slope
     /// (`Kinetics.jackknifeSlopeVarianceInflation`). No SE where the fit has no velocity.
     static func stepVelocity(_ problem: SpaceTimeFit, joint: (v: Double, replicates: [Int: Double]), timesS: [Double],
@@ -227,7 +227,7 @@ public enum MovingFront {
                 channelVelocity($0, timesS: timesS, startPositionPx: startPositionPx, startWidthPx: startWidthPx,
                                 layeredLevelPrior: layeredLevelPrior)
             }
-            if own.count == problem.chans.count { velocity = mean(own) }
+            if own.count == problem.chans.count { velocity = channelMean(own) }
         }
         let inflation = Kinetics.jackknifeSlopeVarianceInflation(times: problem.used.map { timesS[$0] }) ?? 1
         let sem = SpaceTimeFit.jackknifeStandardError(velocity.replicates).map { $0 / inflation.squareRoot() }
@@ -248,7 +248,7 @@ public enum MovingFront {
 
     /// The channels' velocities averaged with equal weights, and their replicates averaged
     /// frame by frame over the frames every channel's jackknife refitted.
-    static func mean(_ own: [(v: Double, replicates: [Int: Double])]) -> (v: Double, replicates: [Int: Double]) {
+    static func channelMean(_ own: [(v: Double, replicates: [Int: Double])]) -> (v: Double, replicates: [Int: Double]) {
         let n = Double(own.count)
         let frames = own.dropFirst().reduce(Set(own[0].replicates.keys)) { $0.intersection($1.replicates.keys) }
         let replicates = Dictionary(uniqueKeysWithValues: frames.map { f in
