@@ -68,6 +68,5 @@ import Simulation
         #expect(s.distance < 0.02 * total)
         #expect(s.sites > 0.6 * total && s.sites <= total && s.lockIn <= total)
         #expect(s.liDiscs > 1.5 * s.tmDiscs, "Li \(s.liDiscs / total), TM \(s.tmDiscs / total)")
-        #expect(abs(s.sites - s.liDiscs - s.tmDiscs) <= 1e-12 * total)
     }
 }
