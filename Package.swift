@@ -26,6 +26,8 @@ let package = Package(
         // HyperSpy ZSpy files: zip archives (libzip) of zarr chunks (Blosc, Zstandard, zlib).
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "CZarrCodecs", pkgConfig: "blosc", providers: [.apt(["libblosc-dev", "libzstd-dev", "zlib1g-dev"])]),
+        // The image figures' title, scale bar and legend, drawn over their pictures.
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
 
         // HeatFront's defences around HDF5: its read-only driver, the check of global heap
         // objects and the repair of HDF5's attribute table (it defines H5HG_read,
@@ -49,7 +51,7 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["FrameCore", "FrameIO", "RunSettings"]),
         // Stage 5: the run, caching, outputs, plots, report.
         .target(name: "Pipeline", dependencies: ["FrameCore", "FrameIO", "RunSettings", "Registration",
-                                                 "ColumnIntensities", "FrontTracking"]),
+                                                 "ColumnIntensities", "FrontTracking", "CCairo"]),
         // Many runs on a SLURM cluster: plans, job scripts, resource requests, tasks.
         .target(name: "Cluster", dependencies: ["FrameCore", "FrameIO", "RunSettings", "Pipeline"]),
         .executableTarget(name: "heatfront", dependencies: [

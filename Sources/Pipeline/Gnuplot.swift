@@ -31,33 +31,26 @@ enum Gnuplot {
         var description: String
     }
 
-    /// One figure for gnuplot to draw: a plot as SVG and 300-dpi PNG, or an image figure's
-    /// layer (its title, scale bar and legend) as a PNG on a transparent canvas, unmarked (the
-    /// figure's PNG is HeatFront's, `composed`).
+    /// One plot for gnuplot to draw, as SVG and 300-dpi PNG.
     struct Job {
         var name: String
         var body: String
         var size: (width: Int, height: Int)
-        var isLayer: Bool
 
         init(plot: SVGPlot, name: String) {
-            (self.name, body, size, isLayer) = (name, Gnuplot.script(plot), (Int(plot.width), Int(plot.height)), false)
-        }
-
-        init(layerOf figure: ImageFigure, name: String) {
-            (self.name, body, size, isLayer) = (name, Gnuplot.script(figure), figure.size, true)
+            (self.name, body, size) = (name, Gnuplot.script(plot), (Int(plot.width), Int(plot.height)))
         }
     }
 
     /// Draws `jobs` with up to `processes` gnuplot processes side by side, each drawing its share
     /// one figure after another (starting gnuplot with cairo costs about as much CPU as drawing
-    /// a figure). Returns each job's SVG (empty for a layer) and PNG bytes (a plot's marked
-    /// 300 dpi), or why gnuplot could not draw it. `scratch/.heatfront-cache/gnuplot` must exist.
+    /// a figure). Returns each job's SVG and PNG bytes (marked 300 dpi), or why gnuplot could
+    /// not draw it. `scratch/.heatfront-cache/gnuplot` must exist.
     static func draw(_ jobs: [Job], with exe: URL, scratch: URL,
                      processes: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Result<(svg: Data, png: Data), Error>] {
         let dir = scratch.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true)
         let n = Swift.max(1, Swift.min(processes, jobs.count))
-        // Process p draws jobs p, p + n, …: image layers and plots spread over the processes.
+        // Process p draws jobs p, p + n, ….
         let shares = ResultSlots<[Result<(svg: Data, png: Data), Error>]>.map(n) { p in
             run(exe, Array(stride(from: p, to: jobs.count, by: n).map { jobs[$0] }), dir: dir)
         }
@@ -97,7 +90,6 @@ enum Gnuplot {
         return jobs.indices.map { k in
             let job = jobs[k], file = files[k]
             if failed == nil, k < drawn.count, drawn[k], let png = try? Data(contentsOf: file.png), !png.isEmpty {
-                if job.isLayer { return .success((Data(), png)) }
                 if let svg = try? Data(contentsOf: file.svg), !svg.isEmpty {
                     return .success((svg, PNGResolution.marked(png, dotsPerInch: pngDPI)))
                 }
@@ -109,15 +101,15 @@ enum Gnuplot {
         }
     }
 
-    /// A job's script: the SVG, then the same plot replotted on the PNG terminal (or the PNG
-    /// alone), each file closed at the end; `reset` first, so each figure starts afresh.
+    /// A job's script: the SVG, then the same plot replotted on the PNG terminal, each file
+    /// closed at the end; `reset` first, so each figure starts afresh.
     private static func script(_ job: Job, svg svgURL: URL, png pngURL: URL) -> String {
         let s = pngScale
         let png = """
-        set terminal pngcairo size \(job.size.width * s),\(job.size.height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) \(job.isLayer ? "transparent" : "background \"#ffffff\"")
+        set terminal pngcairo size \(job.size.width * s),\(job.size.height * s) noenhanced font "Helvetica,12" fontscale \(s) linewidth \(s) pointscale \(s) background "#ffffff"
         set output \(quote(pngURL.path))
         """
-        let draw = job.isLayer ? "\(png)\n\(job.body)" : """
+        let draw = """
         set terminal svg size \(job.size.width),\(job.size.height) fixed noenhanced font "Helvetica,12" background "#ffffff"
         set output \(quote(svgURL.path))
         \(job.body)
@@ -131,21 +123,6 @@ enum Gnuplot {
     /// What each figure's script prints to standard output at its end, followed by gnuplot's
     /// error number (0: none of its commands failed).
     private static let drawnMark = "heatfront figure, gnuplot error "
-
-    /// The 300-dpi PNG of an image figure from gnuplot's layer: `ImageFigure.raster` lays the
-    /// layer over the picture, and HeatFront encodes it (`PNGWriter.writeRGB`, `scaledPicture`).
-    /// Its SVG is `ImageFigure.svg()`.
-    static func composed(_ figure: ImageFigure, layer layerPNG: Data, scratch: URL, name: String) throws -> Data {
-        let layer = try PNGPicture(png: layerPNG, source: scratch)
-        let picture = try PNGPicture(png: Data(contentsOf: figure.png), source: figure.png)
-        guard let rgb = figure.raster(layer: layer, picture: picture, scale: pngScale) else {
-            throw Failure(description: "gnuplot drew \(name) at \(layer.width) × \(layer.height) px, not at the figure's size")
-        }
-        let url = scratch.appendingPathComponent(".heatfront-cache/gnuplot/\(name).png")
-        defer { try? FileManager.default.removeItem(at: url) }
-        try PNGWriter.writeRGB(width: layer.width, height: layer.height, rgb: rgb, compression: 1, scaledPicture: true, to: url)
-        return PNGResolution.marked(try Data(contentsOf: url), dotsPerInch: pngDPI)
-    }
 
     // MARK: Scripts
 
@@ -270,38 +247,6 @@ enum Gnuplot {
             }
         }
         return plots
-    }
-
-    /// An image figure's title, scale bar and legend (its picture is laid under them).
-    static func script(_ f: ImageFigure) -> String {
-        let w = Double(f.widthPx), h = Double(f.heightPx)
-        let (fw, fh) = f.size, box = f.imageBox
-        // The image's own box in screen fractions (y up).
-        let left = box.x / Double(fw), right = (box.x + box.width) / Double(fw)
-        let bottom = 1 - (box.y + box.height) / Double(fh), top = 1 - box.y / Double(fh)
-        var g = "unset title\nset label 10 \(quote(f.title)) at screen 0.5, screen \(number(1 - 20.0 / Double(fh))) center font \",13\"\n"
-        g += "unset tics\nunset border\nunset xlabel\nunset ylabel\n"
-        g += "set lmargin at screen \(number(left))\nset rmargin at screen \(number(right))\n"
-        g += "set bmargin at screen \(number(bottom))\nset tmargin at screen \(number(top))\n"
-        g += "set xrange [-0.5:\(number(w - 0.5))]\nset yrange [-0.5:\(number(h - 0.5))]\n"
-        // Scale bar: a round length near a fifth of the width, white on a dark backing in the
-        // image's lower left corner, as microscopists draw it (y runs up; row 0 at the top).
-        let bar = ScaleBar.choose(widthPx: w, pixelSizeNm: f.pixelSizeNm)
-        let x0 = w * 0.05, y0 = -0.5 + h * 0.05
-        g += "set object 1 rect from \(number(x0 - w * 0.02)), \(number(y0 - h * 0.025)) to \(number(x0 + bar.lengthPx + w * 0.02)), \(number(y0 + h * 0.085)) fc rgb \"#000000\" fs transparent solid 0.6 noborder front\n"
-        g += "set object 2 rect from \(number(x0)), \(number(y0)) to \(number(x0 + bar.lengthPx)), \(number(y0 + h * 0.014)) fc rgb \"#ffffff\" fs solid 1.0 noborder front\n"
-        g += "set label 1 \(quote(bar.label)) at \(number(x0 + bar.lengthPx / 2)), \(number(y0 + h * 0.05)) center tc rgb \"#ffffff\" front\n"
-        if f.legend.isEmpty {
-            g += "unset key\n"
-        } else {
-            g += "set key at screen \(number(right + 8.0 / Double(fw))), graph 1 left top Left reverse samplen 1.2 spacing 1.3 noopaque nobox\n"
-        }
-        // The picture itself is laid under this drawing by `ImageFigure.raster`.
-        var plots = ["NaN notitle"]
-        for (color, label) in f.legend {
-            plots.append("NaN with boxes fc rgb \(quote(color)) fs solid 1.0 title \(quote(label))")
-        }
-        return g + "plot " + plots.joined(separator: ", \\\n     ") + "\n"
     }
 }
 

@@ -101,68 +101,80 @@ extension RunOutputs {
     }
 }
 
-/// Draws figures with gnuplot and writes them to `plots/`; without gnuplot, or when it fails,
-/// the built-in SVG drawing, one warning saying so.
+/// Draws figures and writes them to `plots/`: plots with gnuplot (without it, or when it fails,
+/// the built-in SVG drawing, one warning saying so), image figures with HeatFront's own SVG and
+/// cairo-drawn PNG.
 struct FigurePainter {
     let outputs: RunOutputs
     private(set) var warnings: [String] = []
     private var gnuplot: URL?
 
-    /// `gnuplot`: the executable to draw with; nil draws every figure with the built-in SVG code.
+    /// `gnuplot`: the executable to draw plots with; nil draws them with the built-in SVG code.
     init(outputs: RunOutputs, gnuplot: URL? = Gnuplot.executable) {
         self.outputs = outputs
         self.gnuplot = gnuplot
         if gnuplot == nil {
-            warnings.append("gnuplot is not installed: figures in plots/ are SVG only, with no PNG; install gnuplot-nox (scripts/install-deps.sh)")
+            warnings.append("gnuplot is not installed: plots in plots/ are SVG only, with no PNG; install gnuplot-nox (scripts/install-deps.sh)")
         }
     }
 
-    /// A figure to draw: a plot (drawn by the built-in SVG code without gnuplot) or an image
-    /// figure (its SVG always HeatFront's own, its PNG gnuplot's).
+    /// A figure to draw: a plot (gnuplot's, or the built-in SVG code's without it) or an image
+    /// figure (`ImageFigure`).
     enum Figure {
         case plot(SVGPlot)
         case image(ImageFigure)
     }
 
     /// Draws `figures` and writes them to `plots/`; returns each one's SVG (nil for an image
-    /// figure whose picture cannot be read). gnuplot draws them one process per core
-    /// (`Gnuplot.draw`), then the image figures are composed side by side; the results are taken
-    /// in order, so the files are those of drawing one after another: from the first figure
-    /// gnuplot fails on, that and every later figure are drawn without it.
+    /// figure whose picture cannot be read). gnuplot draws the plots one process per core
+    /// (`Gnuplot.draw`) while the image figures are drawn side by side; the plots are taken in
+    /// order, so the files are those of drawing one after another: from the first plot gnuplot
+    /// fails on, that and every later plot are drawn without it.
     mutating func draw(_ figures: [(name: String, figure: Figure)]) throws -> [Data?] {
         let dir = outputs.outDir
-        var rendered: [Result<(svg: Data, png: Data), Error>?] = figures.map { _ in nil }
-        if let exe = gnuplot {
-            try? FileManager.default.createDirectory(at: dir.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true),
-                                                     withIntermediateDirectories: true)
-            let jobs = figures.map { name, figure in
-                switch figure {
-                case .plot(let p): Gnuplot.Job(plot: p, name: name)
-                case .image(let f): Gnuplot.Job(layerOf: f, name: name)
-                }
+        let plots: [(index: Int, job: Gnuplot.Job)] = figures.indices.compactMap { i in
+            guard case .plot(let p) = figures[i].figure else { return nil }
+            return (i, Gnuplot.Job(plot: p, name: figures[i].name))
+        }
+        let exe = plots.isEmpty ? nil : gnuplot
+        // The first slot runs gnuplot (its own processes) while the others draw the image figures.
+        let slots = ResultSlots<Drawn>.map(1 + figures.count) { slot in
+            guard slot > 0 else {
+                guard let exe else { return .plots([]) }
+                try? FileManager.default.createDirectory(at: dir.appendingPathComponent(".heatfront-cache/gnuplot", isDirectory: true),
+                                                         withIntermediateDirectories: true)
+                return .plots(Gnuplot.draw(plots.map(\.job), with: exe, scratch: dir))
             }
-            let drawn = Gnuplot.draw(jobs, with: exe, scratch: dir)
-            rendered = ResultSlots<Result<(svg: Data, png: Data), Error>?>.map(figures.count) { i in
-                guard case .image(let f) = figures[i].figure, case .success(let layer) = drawn[i] else { return drawn[i] }
-                return Result { (Data(), try Gnuplot.composed(f, layer: layer.png, scratch: dir, name: figures[i].name)) }
-            }
+            let (name, figure) = figures[slot - 1]
+            guard case .image(let f) = figure, let svg = try? f.svg() else { return .image(nil) }
+            return .image((Data(svg.utf8), Result { try f.png(scratch: dir, name: name) }))
+        }
+        var plotted: [Int: Result<(svg: Data, png: Data), Error>] = [:]
+        if case .plots(let results) = slots[0] {
+            for (k, r) in results.enumerated() { plotted[plots[k].index] = r }
         }
         var out: [Data?] = []
         var files: [(Data, String)] = []
         for (i, (name, figure)) in figures.enumerated() {
             var drawn: (svg: Data?, png: Data?) = (nil, nil)
-            if gnuplot != nil, let r = rendered[i] {
-                switch r {
-                case .success(let d): drawn = (d.svg.isEmpty ? nil : d.svg, d.png)
-                case .failure(let error):
-                    gnuplot = nil
-                    warnings.append("\(error); this and the remaining figures are drawn without gnuplot (SVG only)")
+            switch figure {
+            case .plot(let p):
+                if gnuplot != nil, let r = plotted[i] {
+                    switch r {
+                    case .success(let d): drawn = (d.svg, d.png)
+                    case .failure(let error):
+                        gnuplot = nil
+                        warnings.append("\(error); this and the remaining plots are drawn without gnuplot (SVG only)")
+                    }
                 }
-            }
-            if drawn.svg == nil {
-                switch figure {
-                case .plot(let p): drawn.svg = Data(p.svg().utf8)
-                case .image(let f): drawn.svg = (try? f.svg()).map { Data($0.utf8) }
+                drawn.svg = drawn.svg ?? Data(p.svg().utf8)
+            case .image:
+                if case .image(let d?) = slots[1 + i] {
+                    drawn.svg = d.svg
+                    switch d.png {
+                    case .success(let png): drawn.png = png
+                    case .failure(let error): warnings.append("plots/\(name).png is not written: \(error); the figure is in plots/\(name).svg")
+                    }
                 }
             }
             guard let svg = drawn.svg else { out.append(nil); continue }
@@ -175,6 +187,11 @@ struct FigurePainter {
         return out
     }
 
+    /// What one slot of `draw` made: an image figure's SVG and PNG, or gnuplot's plots.
+    private enum Drawn {
+        case image((svg: Data, png: Result<Data, Error>)?)
+        case plots([Result<(svg: Data, png: Data), Error>])
+    }
 }
 
 enum RunReport {
