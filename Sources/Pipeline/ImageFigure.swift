@@ -172,7 +172,7 @@ struct ImageFigure {
                     + (opacity < 1 ? " fill-opacity=\"\(opacity)\"" : "") + "/>\n"
             case let .text(x, y, centred, size, color, text):
                 out += "<text x=\"\(f(x))\" y=\"\(f(y))\"" + (centred ? " text-anchor=\"middle\"" : "")
-                    + (size != 12 ? " font-size=\"\(Int(size))\"" : "") + (color != "#000000" ? " fill=\"\(color)\"" : "")
+                    + (size != 12 ? " font-size=\"\(Int(size))\"" : "") + (color != "#000000" ? " fill=\"\(HTML.escape(color))\"" : "")
                     + ">\(HTML.escape(text))</text>\n"
             }
         }
