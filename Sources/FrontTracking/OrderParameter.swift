@@ -29,7 +29,7 @@ public struct OrderParameterMap: Sendable {
     }
 
     /// A map with no crystal anywhere (what bad input gives).
-    static func empty(width: Int, height: Int, windowPx: Double) -> OrderParameterMap {
+    public static func empty(width: Int, height: Int, windowPx: Double) -> OrderParameterMap {
         let zero = Image(width: width, height: height)
         return OrderParameterMap(layered: zero, crystal: Mask(width: width, height: height, fill: false),
                                  amplitudeLayer: zero, amplitudeHalf: zero, windowPx: windowPx)
@@ -63,9 +63,11 @@ public struct OrderParameterMap: Sendable {
 /// width of 2.56σ (≈ 1.2 nm), which `FrontLocator` models and removes. Larger σ lowers
 /// noise in single low-dose frames at the cost of resolution near the boundary; the same
 /// function serves single frames, frame-window averages and step averages.
-/// The frames of a step are mapped on their average's crystal (`regionIsCrystal`), found
-/// once at the average's signal rather than again in every noisy frame (the detection and
-/// the frequency lock it needs are three quarters of a frame's map).
+/// The frames of a step are mapped on their average's crystal (`RegionLockIn`), found once
+/// at the average's signal rather than again in every noisy frame (the detection and the
+/// frequency lock it needs are three quarters of a frame's map); what depends on that region
+/// alone (its normalised-convolution denominators) is computed once for the step, and each
+/// frame's real planes go through real-to-complex transforms.
 /// gLayer must be the (003) layer reflection (0.468 nm spacing), not the half-spacing one.
 /// Thread-safe (each call owns its FFT workspace); memory ≈ 2 complex + ~8 float planes of
 /// the padded size.
@@ -81,10 +83,8 @@ public enum OrderParameter {
         return max(1, Int(layerSpacingPx / 9))
     }
 
-    /// - Parameter regionIsCrystal: the region is known crystal (a step average's, for its
-    ///   frames): the map's crystal is the region itself, not detected again.
-    public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?,
-                           regionIsCrystal: Bool = false) -> OrderParameterMap {
+    /// The map with its crystal detected in `image` (within `region` when given).
+    public static func map(_ image: Image, gLayer: SIMD2<Double>, windowPx: Double, region: Mask?) -> OrderParameterMap {
         let w = image.width, h = image.height
         let gLength = (gLayer * gLayer).sum().squareRoot()
         // 2g must lie below Nyquist on both axes and the window must be a real number.
@@ -95,20 +95,53 @@ public enum OrderParameter {
         if let region, region.width != w || region.height != h {
             return .empty(width: w, height: h, windowPx: windowPx)
         }
+        let (sigma, sigmaMean, pw, ph) = planeSize(w, h, gLength: gLength, windowPx: windowPx)
+        let plane = Plane(width: pw, height: ph, imageWidth: w, imageHeight: h)
+        let amplitudes = LockIn(image, region: region, plane: plane, gLayer: gLayer, sigma: sigma, sigmaMean: sigmaMean)
+        let (crystal, layered) = crystalMap(amplitudes, plane: plane, sigmaLevel: 2 * sigma)
+        return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: amplitudes.amplitudeG,
+                                 amplitudeHalf: amplitudes.amplitude2G, windowPx: sigma)
+    }
+
+    /// The window σ actually used (clamped to [d/2, max(w, h)/4]), the local mean's σ (one
+    /// spacing d) and the padded plane, 3 of the wider σ beyond the image so nothing wraps.
+    static func planeSize(_ w: Int, _ h: Int, gLength: Double, windowPx: Double)
+        -> (sigma: Double, sigmaMean: Double, width: Int, height: Int) {
         let spacing = 1 / gLength
         let sigma = min(max(windowPx, 0.5 * spacing), Double(max(w, h)) / 4)
         let pad = Int((3 * max(2 * sigma, spacing)).rounded(.up)) + 1
-        let plane = Plane(width: smoothSize(w + pad), height: smoothSize(h + pad), imageWidth: w, imageHeight: h)
-        let knownCrystal = regionIsCrystal ? region : nil
-        let amplitudes = LockIn(image, region: region, plane: plane, gLayer: gLayer, sigma: sigma, sigmaMean: spacing,
-                                locks: knownCrystal == nil)
-        let (crystal, layered) = if let knownCrystal {
-            ratioMap(amplitudes, on: knownCrystal)
-        } else {
-            crystalMap(amplitudes, plane: plane, sigmaLevel: 2 * sigma)
+        return (sigma, spacing, smoothSize(w + pad), smoothSize(h + pad))
+    }
+
+    /// The map of `image` on a region known to be crystal (`lockIn`'s, a step average's, for its
+    /// frames): the map's crystal is the region itself wherever the 2g fringes have an
+    /// amplitude. Five transforms, three of them of real planes (half the cost): the
+    /// frame's spectrum, its local mean, the fringes' spectrum, and the demodulations at g and
+    /// 2g. A frame with non-finite pixels in the region is mapped on the rest of it.
+    public static func map(_ image: Image, on lockIn: RegionLockIn) -> OrderParameterMap {
+        let w = image.width, h = image.height
+        guard w == lockIn.region.width, h == lockIn.region.height else {
+            return .empty(width: w, height: h, windowPx: lockIn.sigma)
         }
-        return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: amplitudes.amplitudeG,
-                                 amplitudeHalf: amplitudes.amplitude2G, windowPx: sigma)
+        let finite = lockIn.region.bits.indices.allSatisfy { !lockIn.region.bits[$0] || image.pixels[$0].isFinite }
+        guard finite else {
+            let region = Mask(width: w, height: h, bits: lockIn.region.bits.indices.map {
+                lockIn.region.bits[$0] && image.pixels[$0].isFinite
+            })
+            guard let own = RegionLockIn(gLayer: lockIn.gLayer, windowPx: lockIn.sigma, region: region) else {
+                return .empty(width: w, height: h, windowPx: lockIn.sigma)
+            }
+            return map(image, on: own)
+        }
+        let (ampG, amp2G) = lockIn.amplitudes(image)
+        var crystal = lockIn.region, layered = Image(width: w, height: h)
+        for i in crystal.bits.indices where crystal.bits[i] {
+            let a2 = amp2G.pixels[i]
+            crystal.bits[i] = a2 > 0
+            if a2 > 0 { layered.pixels[i] = ampG.pixels[i] / a2 }
+        }
+        return OrderParameterMap(layered: layered, crystal: crystal, amplitudeLayer: ampG, amplitudeHalf: amp2G,
+                                 windowPx: lockIn.sigma)
     }
 
     /// The crystal mask and q = A(g)/A(2g) on it. Crystal: a coarse split from
@@ -131,18 +164,6 @@ public enum OrderParameter {
                 let a2 = amp2G[x, y]
                 layered[x, y] = a2 > 0 ? ampG[x, y] / a2 : 0
             }
-        }
-        return (crystal, layered)
-    }
-
-    /// q = A(g)/A(2g) on a given crystal, wherever the 2g fringes have an amplitude.
-    private static func ratioMap(_ lockIn: LockIn, on region: Mask) -> (Mask, Image) {
-        let ampG = lockIn.amplitudeG, amp2G = lockIn.amplitude2G
-        var crystal = region, layered = Image(width: region.width, height: region.height)
-        for i in region.bits.indices where region.bits[i] {
-            let a2 = amp2G.pixels[i]
-            crystal.bits[i] = a2 > 0
-            if a2 > 0 { layered.pixels[i] = ampG.pixels[i] / a2 }
         }
         return (crystal, layered)
     }
@@ -213,6 +234,92 @@ public enum OrderParameter {
     }
 }
 
+extension OrderParameter {
+    /// What the lock-in of every frame mapped on one region needs from the region alone: its
+    /// padded plane, the region as a 0/1 plane, and that plane's normalised-convolution
+    /// denominators at the local mean's σ and at the window's. Made once for a step's frames.
+    public struct RegionLockIn: Sendable {
+        let region: Mask
+        let gLayer: SIMD2<Double>
+        let sigma: Double, sigmaMean: Double
+        let paddedWidth: Int, paddedHeight: Int
+        let mask: [Float], meanDen: [Float], den: [Float]
+
+        /// Nil where `map` would give an empty map: too small an image, or a reflection the
+        /// lock-in cannot use.
+        public init?(gLayer: SIMD2<Double>, windowPx: Double, region: Mask) {
+            let w = region.width, h = region.height
+            let gLength = (gLayer * gLayer).sum().squareRoot()
+            guard w >= 8, h >= 8, gLength.isFinite, gLength > 0, abs(2 * gLayer.x) < 0.5, abs(2 * gLayer.y) < 0.5,
+                  windowPx.isFinite, windowPx > 0 else { return nil }
+            let size = OrderParameter.planeSize(w, h, gLength: gLength, windowPx: windowPx)
+            (self.region, self.gLayer, sigma, sigmaMean) = (region, gLayer, size.sigma, size.sigmaMean)
+            (paddedWidth, paddedHeight) = (size.width, size.height)
+            var mask = [Float](repeating: 0, count: size.width * size.height)
+            for y in 0..<h { for x in 0..<w where region[x, y] { mask[y * size.width + x] = 1 } }
+            let workspace = FFTWorkspace(width: size.width, height: size.height)
+            meanDen = Self.lowPass(mask, sigma: size.sigmaMean, workspace)
+            den = Self.lowPass(mask, sigma: size.sigma, workspace)
+            self.mask = mask
+        }
+
+        /// A padded real plane low-passed by a Gaussian of `sigma` (real-to-complex transforms),
+        /// divided by the plane's pixel count, as the complex transforms' results are.
+        static func lowPass(_ plane: [Float], sigma: Double, _ workspace: FFTWorkspace) -> [Float] {
+            let pw = workspace.width, ph = workspace.height, hw = workspace.spectrumWidth
+            plane.withUnsafeBufferPointer { workspace.real.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+            workspace.forward()
+            let gx = gaussianAxis(pw, centre: 0, sigma: sigma, scale: 1)
+            let gy = gaussianAxis(ph, centre: 0, sigma: sigma, scale: 1 / Double(pw * ph))
+            for ky in 0..<ph {
+                for kx in 0..<hw { workspace.spectrum[ky * hw + kx] *= gx[kx] * gy[ky] }
+            }
+            workspace.inverse()
+            return Array(workspace.real)
+        }
+
+        /// A frame's fringe amplitudes at g and 2g (×2, over the window's density, as
+        /// `LockIn.demodulate` gives them) on the region.
+        func amplitudes(_ image: Image) -> (g: Image, twoG: Image) {
+            let w = region.width, h = region.height, pw = paddedWidth, ph = paddedHeight
+            var masked = [Float](repeating: 0, count: pw * ph)
+            for y in 0..<h { for x in 0..<w where region[x, y] { masked[y * pw + x] = image.pixels[y * w + x] } }
+            let workspace = FFTWorkspace(width: pw, height: ph)
+            // The local mean (σ = one spacing) subtracted first, by normalised convolution.
+            let meanNum = Self.lowPass(masked, sigma: sigmaMean, workspace)
+            for i in 0..<(pw * ph) {
+                workspace.real[i] = mask[i] > 0 && meanDen[i] > 1e-3 ? masked[i] - meanNum[i] / meanDen[i] : 0
+            }
+            workspace.forward()
+            let plane = Plane(width: pw, height: ph, imageWidth: w, imageHeight: h)
+            func amplitude(at hk: SIMD2<Double>) -> Image {
+                let z = plane.inverseComplex(half: workspace.spectrum, centre: hk, sigma: sigma)
+                var a = Image(width: w, height: h)
+                for y in 0..<h {
+                    for x in 0..<w {
+                        let i = y * pw + x
+                        guard mask[i] > 0, den[i] > 0.05 else { continue }
+                        a[x, y] = 2 * (z[i] * z[i]).sum().squareRoot() / den[i]
+                    }
+                }
+                return a
+            }
+            return (amplitude(at: gLayer), amplitude(at: 2 * gLayer))
+        }
+    }
+
+    /// exp(−2π²σ²(k/n − centre)²) along one axis of n frequencies (k at its nearest periodic
+    /// image of the centre), times `scale`.
+    static func gaussianAxis(_ n: Int, centre: Double, sigma: Double, scale: Double) -> [Float] {
+        let c = -2 * Double.pi * Double.pi * sigma * sigma
+        return (0..<n).map { k -> Float in
+            var d = Double(k) / Double(n) - centre
+            d -= d.rounded()
+            return Float(exp(c * d * d) * scale)
+        }
+    }
+}
+
 /// The lock-in amplitudes of one image at g and 2g on its padded plane (see `OrderParameter`).
 private struct LockIn {
     /// Fringe amplitudes at g and 2g on the image's grid.
@@ -229,10 +336,7 @@ private struct LockIn {
     /// The region's own density at σ = 2·window (its normalised-convolution denominator).
     var regionDensity: [Float]
 
-    /// `locks`: whether to find where the fringes' local frequency matches the reflection
-    /// (`lockedG`, `locked2G`, `combined`), which only detecting the crystal needs.
-    init(_ image: Image, region: Mask?, plane: Plane, gLayer: SIMD2<Double>, sigma: Double, sigmaMean: Double,
-         locks: Bool = true) {
+    init(_ image: Image, region: Mask?, plane: Plane, gLayer: SIMD2<Double>, sigma: Double, sigmaMean: Double) {
         let w = image.width, h = image.height, pw = plane.width, ph = plane.height
         let (mask, masked) = Self.maskedPlanes(image, region: region, plane: plane)
         // Two real planes share one complex transform wherever a real, even filter is applied
@@ -253,13 +357,11 @@ private struct LockIn {
         }()
         let (den, regionDen) = plane.inverse(specMask, sigmas: sigma, 2 * sigma)
         regionDensity = regionDen
-        (amplitudeG, lockedG) = Self.demodulate(specFringes, at: gLayer, plane: plane, sigma: sigma, mask: mask, den: den,
-                                                locks: locks)
+        (amplitudeG, lockedG) = Self.demodulate(specFringes, at: gLayer, plane: plane, sigma: sigma, mask: mask, den: den)
         (amplitude2G, locked2G) = Self.demodulate(specFringes, at: 2 * gLayer, plane: plane, sigma: sigma, mask: mask,
-                                                   den: den, locks: locks)
-        combined = [Float](repeating: 0, count: locks ? pw * ph : 0)
+                                                   den: den)
+        combined = [Float](repeating: 0, count: pw * ph)
         regionValues = []
-        guard locks else { return }
         regionValues.reserveCapacity(w * h)
         for y in 0..<h {
             for x in 0..<w {
@@ -297,10 +399,10 @@ private struct LockIn {
     /// half-spacing by ~3.6 %) still is. Only an almost exactly coincident reflection of
     /// another grain gets through; a looser limit lets random amorphous fringes in.
     static func demodulate(_ spectrum: [Complex], at hk: SIMD2<Double>, plane: Plane, sigma: Double, mask: [Float],
-                           den: [Float], locks: Bool) -> (Image, [Float]) {
+                           den: [Float]) -> (Image, [Float]) {
         let w = plane.imageWidth, h = plane.imageHeight, pw = plane.width
         var amplitude = Image(width: w, height: h)
-        var locked = [Float](repeating: 0, count: locks ? pw * plane.height : 0)
+        var locked = [Float](repeating: 0, count: pw * plane.height)
         let limit = max(1 / (4 * Double.pi * sigma), 0.04 * (hk * hk).sum().squareRoot())
         let z = plane.inverseComplex(spectrum, centre: hk, sigma: sigma)
         for y in 0..<h {
@@ -309,7 +411,6 @@ private struct LockIn {
                 guard mask[i] > 0, den[i] > 0.05 else { continue }
                 let a = 2 * (z[i] * z[i]).sum().squareRoot() / den[i]
                 amplitude[x, y] = a
-                guard locks else { continue }
                 // Local frequency from neighbour products z(r+e)·z̄(r).
                 let jx = x + 1 < w ? i + 1 : i - 1, jy = y + 1 < h ? i + pw : i - pw
                 let sx: Double = x + 1 < w ? 1 : -1, sy: Double = y + 1 < h ? 1 : -1
@@ -398,6 +499,27 @@ private final class Plane {
         return Array(workspace.data)
     }
 
+    /// The same from a real plane's half spectrum (`FFTWorkspace`'s layout): the other half is
+    /// its mirror's complex conjugate, X(k) = X̄(−k).
+    func inverseComplex(half: UnsafeMutableBufferPointer<Complex>, centre: SIMD2<Double>, sigma: Double) -> [Complex] {
+        let data = workspace.data, hw = width / 2 + 1
+        let (gx, gy) = gaussianAxes(centre: centre, sigma: sigma)
+        for ky in 0..<height {
+            let row = ky * width
+            if gy[ky] < 1e-12 {
+                for kx in 0..<width { data[row + kx] = .zero }
+                continue
+            }
+            let own = ky * hw, mirror = ((height - ky) % height) * hw
+            for kx in 0..<width {
+                let v = kx < hw ? half[own + kx] : Complex(half[mirror + width - kx].x, -half[mirror + width - kx].y)
+                data[row + kx] = v * (gx[kx] * gy[ky])
+            }
+        }
+        workspace.backward()
+        return Array(data)
+    }
+
     /// Both real planes of a spectrum from `forward(_:and:scale:)`, each low-passed by the
     /// same Gaussian (a real, even filter keeps the two halves apart).
     func inversePair(_ spectrum: [Complex], sigma: Double, scale: Float) -> ([Float], [Float]) {
@@ -425,19 +547,8 @@ private final class Plane {
     /// The separable mask exp(−2π²σ²|k − centre|²) per axis (k at its nearest periodic image
     /// of the centre), the 1/N of the inverse transform folded into the y factor.
     private func gaussianAxes(centre: SIMD2<Double>, sigma: Double) -> ([Float], [Float]) {
-        let c = -2 * Double.pi * Double.pi * sigma * sigma
-        let norm = 1 / Double(width * height)
-        let gx = (0..<width).map { kx -> Float in
-            var dx = Double(kx) / Double(width) - centre.x
-            dx -= dx.rounded()
-            return Float(exp(c * dx * dx))
-        }
-        let gy = (0..<height).map { ky -> Float in
-            var dy = Double(ky) / Double(height) - centre.y
-            dy -= dy.rounded()
-            return Float(exp(c * dy * dy) * norm)
-        }
-        return (gx, gy)
+        (OrderParameter.gaussianAxis(width, centre: centre.x, sigma: sigma, scale: 1),
+         OrderParameter.gaussianAxis(height, centre: centre.y, sigma: sigma, scale: 1 / Double(width * height)))
     }
 
     private func filterAndInvert(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) {

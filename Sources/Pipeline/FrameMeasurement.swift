@@ -149,7 +149,8 @@ struct StepPlan: Sendable {
     let estimator: SiteIntensityEstimator?
     /// Block binning of the frame for its order-parameter map (`OrderParameter.binning`).
     let binning: Int
-    let binnedRegion: Mask
+    /// The lock-in's region part, on the binned grid (nil where the lattice gives no map).
+    let lockIn: OrderParameter.RegionLockIn?
     /// The step average's front from the run's boundary, when it has a position: whether the
     /// frames are profiled, where their fit starts, its direction and the half-spacing
     /// contrast β the per-frame order parameter is modelled with.
@@ -164,7 +165,7 @@ struct StepPlan: Sendable {
         analysis = a
         estimator = SiteIntensityEstimator(sites: a.sites, width: width, height: height, columnSigmaPx: a.columnSigmaPx)
         binning = OrderParameter.binning(layerSpacingPx: a.lattice.layerSpacingPx)
-        binnedRegion = FrameMeasurement.bin(a.region, binning)
+        lockIn = Self.lockIn(a, region: FrameMeasurement.bin(a.region, binning), binning: binning)
         let (a1, a2) = a.lattice.tmBasis
         siteMinimumDistancePx = ColumnFinder.fitRadius(a1: a1, a2: a2)
         if let boundary, let f = a.front, f.positionPx != nil {
@@ -199,10 +200,10 @@ struct StepPlan: Sendable {
         if aggregate.tmCount > 0 && aggregate.tm > 0 { m.tm = aggregate.tm; m.li = aggregate.li }
 
         let b = Double(binning)
-        let op = OrderParameter.map(FrameMeasurement.bin(image, binning), gLayer: a.lattice.gLayer * b,
-                                    windowPx: a.windowPx / b,
-                                    region: covered ? binnedRegion : FrameMeasurement.bin(region, binning),
-                                    regionIsCrystal: true)
+        let binned = FrameMeasurement.bin(image, binning)
+        let op = (covered ? lockIn : Self.lockIn(a, region: FrameMeasurement.bin(region, binning), binning: binning))
+            .map { OrderParameter.map(binned, on: $0) }
+            ?? .empty(width: binned.width, height: binned.height, windowPx: a.windowPx / b)
         let phase = PhaseSegmentation.segment(op, halfSpacingContrast: a.phase.halfSpacingContrast)
         m.rocksalt = phase.rocksaltFraction
         guard let front, let boundary, let binnedBoundary else { return FrameSamples(frame: m) }
@@ -222,6 +223,12 @@ struct StepPlan: Sendable {
                                                  minimumDistancePx: siteMinimumDistancePx, crystal: crystal)
         }
         return FrameSamples(frame: m, map: full, sites: sites)
+    }
+
+    /// The lock-in on the step average's crystal `region` (binned `binning`-fold).
+    static func lockIn(_ a: StepAnalysis, region: Mask, binning: Int) -> OrderParameter.RegionLockIn? {
+        let b = Double(binning)
+        return OrderParameter.RegionLockIn(gLayer: a.lattice.gLayer * b, windowPx: a.windowPx / b, region: region)
     }
 
     /// The step's frames fitted as one moving edge (`MovingFront`): both channels in
