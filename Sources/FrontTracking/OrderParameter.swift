@@ -495,35 +495,26 @@ private final class Plane {
 
     /// The complex result of the same filtered inverse transform.
     func inverseComplex(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) -> [Complex] {
-        filterAndInvert(spectrum, centre: centre, sigma: sigma)
+        filterAndInvert(centre: centre, sigma: sigma) { ky, kx in spectrum[ky * width + kx] }
         return Array(workspace.data)
     }
 
     /// The same from a real plane's half spectrum (`FFTWorkspace`'s layout): the other half is
     /// its mirror's complex conjugate, X(k) = X̄(−k).
     func inverseComplex(half: UnsafeMutableBufferPointer<Complex>, centre: SIMD2<Double>, sigma: Double) -> [Complex] {
-        let data = workspace.data, hw = width / 2 + 1
-        let (gx, gy) = gaussianAxes(centre: centre, sigma: sigma)
-        for ky in 0..<height {
-            let row = ky * width
-            if gy[ky] < 1e-12 {
-                for kx in 0..<width { data[row + kx] = .zero }
-                continue
-            }
-            let own = ky * hw, mirror = ((height - ky) % height) * hw
-            for kx in 0..<width {
-                let v = kx < hw ? half[own + kx] : Complex(half[mirror + width - kx].x, -half[mirror + width - kx].y)
-                data[row + kx] = v * (gx[kx] * gy[ky])
-            }
+        let hw = width / 2 + 1
+        filterAndInvert(centre: centre, sigma: sigma) { ky, kx in
+            guard kx >= hw else { return half[ky * hw + kx] }
+            let m = half[((height - ky) % height) * hw + width - kx]
+            return Complex(m.x, -m.y)
         }
-        workspace.backward()
-        return Array(data)
+        return Array(workspace.data)
     }
 
     /// Both real planes of a spectrum from `forward(_:and:scale:)`, each low-passed by the
     /// same Gaussian (a real, even filter keeps the two halves apart).
     func inversePair(_ spectrum: [Complex], sigma: Double, scale: Float) -> ([Float], [Float]) {
-        filterAndInvert(spectrum, centre: .zero, sigma: sigma)
+        filterAndInvert(centre: .zero, sigma: sigma) { ky, kx in spectrum[ky * width + kx] }
         let data = workspace.data, inv = 1 / scale
         return (data.map { $0.x }, data.map { $0.y * inv })
     }
@@ -551,7 +542,10 @@ private final class Plane {
          OrderParameter.gaussianAxis(height, centre: centre.y, sigma: sigma, scale: 1 / Double(width * height)))
     }
 
-    private func filterAndInvert(_ spectrum: [Complex], centre: SIMD2<Double>, sigma: Double) {
+    /// The workspace filled with the spectrum (element (ky, kx) from `spectrum`) times the
+    /// Gaussian mask, rows the mask leaves under 10⁻¹² set to zero, and transformed back.
+    @inline(__always)
+    private func filterAndInvert(centre: SIMD2<Double>, sigma: Double, _ spectrum: (_ ky: Int, _ kx: Int) -> Complex) {
         let data = workspace.data
         let (gx, gy) = gaussianAxes(centre: centre, sigma: sigma)
         for ky in 0..<height {
@@ -560,7 +554,7 @@ private final class Plane {
                 for kx in 0..<width { data[row + kx] = .zero }
                 continue
             }
-            for kx in 0..<width { data[row + kx] = spectrum[row + kx] * (gx[kx] * gy[ky]) }
+            for kx in 0..<width { data[row + kx] = spectrum(ky, kx) * (gx[kx] * gy[ky]) }
         }
         workspace.backward()
     }
