@@ -139,8 +139,8 @@ struct FrameSamples: Sendable {
 }
 
 /// What every frame of a step is measured with, prepared once per step: the sites' linear
-/// operator, the order parameter's binning, region and boundary on the binned grid, and the
-/// step average's front the frames' fit starts from.
+/// operator, the order parameter's binning, its lock-in on the region and the boundary on the
+/// binned grid, and the step average's front the frames' fit starts from.
 struct StepPlan: Sendable {
     let analysis: StepAnalysis
     /// The sites' fits as one precomputed linear operator, with the column width of the step
