@@ -97,13 +97,19 @@ extension Kinetics {
     /// equally spaced frames give 6.7, eight give 4.5: the end frames decide the slope and its
     /// error estimate alike. nil with fewer than 3 finite times or all times equal.
     public static func jackknifeSlopeDOF(times: [Double]) -> Double? {
+        guard let a = slopeLeverages(times) else { return nil }
+        let sum = a.reduce(0, +), squares = a.map { $0 * $0 }.reduce(0, +)
+        return sum * sum / squares
+    }
+
+    /// aᵢ = (tᵢ − t̄)² over the finite times, each frame's share of a slope's leverage; nil
+    /// with fewer than 3 finite times or all times equal.
+    private static func slopeLeverages(_ times: [Double]) -> [Double]? {
         let t = times.filter(\.isFinite)
         guard t.count >= 3 else { return nil }
         let mean = t.reduce(0, +) / Double(t.count)
         let a = t.map { ($0 - mean) * ($0 - mean) }
-        let sum = a.reduce(0, +), squares = a.map { $0 * $0 }.reduce(0, +)
-        guard sum > 0, squares > 0 else { return nil }
-        return sum * sum / squares
+        return a.reduce(0, +) > 0 ? a : nil
     }
 
     /// How much a delete-one jackknife over-states the variance of a least-squares slope over
@@ -114,11 +120,8 @@ extension Kinetics {
     /// McCaffrey 2002, above). Twelve equally spaced frames give κ = 1.20, so their jackknife
     /// SE is √1.20 = 1.10 times too large. nil as for `jackknifeSlopeDOF`.
     public static func jackknifeSlopeVarianceInflation(times: [Double]) -> Double? {
-        let t = times.filter(\.isFinite)
-        guard t.count >= 3 else { return nil }
-        let n = Double(t.count), mean = t.reduce(0, +) / n
-        let a = t.map { ($0 - mean) * ($0 - mean) }, sum = a.reduce(0, +)
-        guard sum > 0 else { return nil }
+        guard let a = slopeLeverages(times) else { return nil }
+        let n = Double(a.count), sum = a.reduce(0, +)
         return (n - 1) / n * a.map { $0 / (1 - 1 / n - $0 / sum) }.reduce(0, +) / sum
     }
 

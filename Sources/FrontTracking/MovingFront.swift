@@ -193,11 +193,7 @@ public enum MovingFront {
                            layeredLevelPrior: Double = 3, neighbours: Int = 0) -> MovingFrontFit? {
         guard var problem = SpaceTimeFit(channels, timesS: timesS, startPositionPx: startPositionPx,
                                          startWidthPx: startWidthPx, layeredLevelPrior: layeredLevelPrior),
-              let initial = problem.initialSolution() else { return nil }
-        var solution = initial.solution
-        let fullMixing = initial.fullMixing
-        let variances = problem.reweight(&solution, fullMixing: fullMixing)
-        let replicates = problem.jackknife(solution, fullMixing: fullMixing)
+              let (solution, fullMixing, variances, replicates) = problem.solved() else { return nil }
         let shape = solution.shape
         let velocity = stepVelocity(problem, joint: (shape.v, replicates.mapValues(\.v)), timesS: timesS,
                                     startPositionPx: startPositionPx, startWidthPx: startWidthPx,
@@ -240,10 +236,8 @@ public enum MovingFront {
                                 layeredLevelPrior: Double) -> (v: Double, replicates: [Int: Double])? {
         guard var alone = SpaceTimeFit([c], timesS: timesS, startPositionPx: startPositionPx, startWidthPx: startWidthPx,
                                        layeredLevelPrior: layeredLevelPrior),
-              alone.fitVelocity, let start = alone.initialSolution() else { return nil }
-        var solution = start.solution
-        _ = alone.reweight(&solution, fullMixing: start.fullMixing)
-        return (solution.shape.v, alone.jackknife(solution, fullMixing: start.fullMixing).mapValues(\.v))
+              alone.fitVelocity, let solved = alone.solved() else { return nil }
+        return (solved.solution.shape.v, solved.replicates.mapValues(\.v))
     }
 
     /// The channels' velocities averaged with equal weights, and their replicates averaged

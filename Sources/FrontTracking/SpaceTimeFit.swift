@@ -284,6 +284,16 @@ extension SpaceTimeFit {
         return variances
     }
 
+    /// The fit solved from its start (`initialSolution`), reweighted (`reweight`), with its
+    /// jackknife replicates (`jackknife`); nil where it has no start.
+    mutating func solved() -> (solution: Solution, fullMixing: Bool, variances: [((Double) -> Double)?],
+                               replicates: [Int: (v: Double, w: Double)])? {
+        guard let start = initialSolution() else { return nil }
+        var solution = start.solution
+        let variances = reweight(&solution, fullMixing: start.fullMixing)
+        return (solution, start.fullMixing, variances, jackknife(solution, fullMixing: start.fullMixing))
+    }
+
     /// The delete-one-frame jackknife of the whole fit (Quenouille 1956; Tukey 1958; Efron &
     /// Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 11): each frame left out in
     /// turn, shape, levels, x₀ and v refitted from the full solution with the final weights.
