@@ -248,22 +248,42 @@ static inline void cpng_free(cpng_image *img) {
 /// libpng trying every filter on every row: a picture scaled up by nearest neighbour repeats
 /// rows, which Up turns into runs of zeros.
 /// Returns 0 on success, otherwise an error message is in `err`.
-static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
-                      const void *data, const char *text_key, const char *text, int level, int scaled_picture, char err[256]) {
+// A growable buffer libpng writes into (`cpng_encode`); free `bytes` with free().
+typedef struct { unsigned char *bytes; size_t size, capacity; } cpng_buffer;
+
+static void cpng_buffer_write(png_structp png, png_bytep data, png_size_t length) {
+    cpng_buffer *b = (cpng_buffer *)png_get_io_ptr(png);
+    if (b->size + length > b->capacity) {
+        size_t capacity = b->capacity ? b->capacity : 65536;
+        while (capacity < b->size + length) capacity *= 2;
+        unsigned char *grown = (unsigned char *)realloc(b->bytes, capacity);
+        if (!grown) png_error(png, "out of memory");
+        b->bytes = grown; b->capacity = capacity;
+    }
+    memcpy(b->bytes + b->size, data, length);
+    b->size += length;
+}
+static void cpng_buffer_flush(png_structp png) { (void)png; }
+
+// Writes a PNG to `fp`, or into `mem` when `fp` is NULL. `pixels_per_metre` > 0 adds a pHYs
+// chunk (physical pixel density), which cairo and libpng otherwise leave out.
+static int cpng_write_to(FILE *fp, cpng_buffer *mem, uint32_t width, uint32_t height, int bit_depth, int color_type,
+                         const void *data, const char *text_key, const char *text, int level, int scaled_picture,
+                         uint32_t pixels_per_metre, char err[256]) {
     err[0] = 0;
-    FILE *fp = fopen(path, "wb");
-    if (!fp) { snprintf(err, 256, "cannot create file"); return 1; }
     cpng_errctx ctx = { err };
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, cpng_error_fn, cpng_warning_fn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     volatile int status = 0;
     if (!png || !info) { snprintf(err, 256, "libpng init failed"); status = 4; goto done; }
     if (setjmp(png_jmpbuf(png))) { status = 4; goto done; }
-    png_init_io(png, fp);
+    if (fp) png_init_io(png, fp);
+    else png_set_write_fn(png, mem, cpng_buffer_write, cpng_buffer_flush);
     png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, level);
     if (scaled_picture) png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
+    if (pixels_per_metre > 0) png_set_pHYs(png, info, pixels_per_metre, pixels_per_metre, PNG_RESOLUTION_METER);
     if (text_key) {
         png_text t;
         memset(&t, 0, sizeof t);
@@ -288,6 +308,21 @@ static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit
     png_write_end(png, info);
 done:
     if (png) png_destroy_write_struct(&png, info ? &info : NULL);
-    fclose(fp);
     return status;
+}
+
+static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
+                      const void *data, const char *text_key, const char *text, int level, char err[256]) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) { snprintf(err, 256, "cannot create file"); return 1; }
+    int status = cpng_write_to(fp, NULL, width, height, bit_depth, color_type, data, text_key, text, level, 0, 0, err);
+    if (fclose(fp) != 0 && status == 0) { snprintf(err, 256, "cannot finish writing the file"); status = 1; }
+    return status;
+}
+
+// Encodes an 8-bit RGB PNG into `out` (free `out->bytes` with free(), also on failure).
+static int cpng_encode_rgb(cpng_buffer *out, uint32_t width, uint32_t height, const void *data, int level,
+                           int scaled_picture, uint32_t pixels_per_metre, char err[256]) {
+    return cpng_write_to(NULL, out, width, height, 8, PNG_COLOR_TYPE_RGB, data, NULL, NULL, level, scaled_picture,
+                         pixels_per_metre, err);
 }

@@ -38,28 +38,41 @@ public enum PNGWriter {
         try write(url, width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, rgba, nil, compression)
     }
 
-    /// Writes an 8-bit RGB image (`rgb.count == 3·width·height`, rows top to bottom).
-    /// `scaledPicture`: every row filtered against the one above (PNG filter Up), which turns
-    /// the repeated rows of a picture scaled up by nearest neighbour into runs of zeros,
-    /// instead of libpng trying every filter on every row.
-    public static func writeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
-                                to url: URL) throws {
+    /// Encodes an 8-bit RGB image (`rgb.count == 3·width·height`, rows top to bottom) as PNG
+    /// bytes. `scaledPicture`: every row filtered against the one above (PNG filter Up), which
+    /// turns the repeated rows of a picture scaled up by nearest neighbour into runs of zeros,
+    /// instead of libpng trying every filter on every row. `dotsPerInch`: the `pHYs` chunk
+    /// (PNG specification §11.3.5.3), so that documents place the image at its intended size.
+    /// `file`: the file the bytes are for, named in errors.
+    public static func encodeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
+                                 dotsPerInch: Double? = nil, for file: String) throws -> Data {
         guard width > 0, height > 0, rgb.count == 3 * width * height else {
-            throw FrameIOError(.size, url: url, "\(rgb.count) RGB bytes for \(width)×\(height)")
+            throw FrameIOError(.size, file: file, "\(rgb.count) RGB bytes for \(width)×\(height)")
         }
-        try write(url, width, height, 8, PNG_COLOR_TYPE_RGB, rgb, nil, compression, scaledPicture: scaledPicture)
+        let perMetre = dotsPerInch.map { UInt32(($0 / 0.0254).rounded()) } ?? 0
+        var out = cpng_buffer(bytes: nil, size: 0, capacity: 0)
+        defer { free(out.bytes) }
+        var err = [CChar](repeating: 0, count: 256)
+        let status = rgb.withUnsafeBytes { buf in
+            cpng_encode_rgb(&out, UInt32(width), UInt32(height), buf.baseAddress, Int32(min(9, max(0, compression))),
+                            scaledPicture ? 1 : 0, perMetre, &err)
+        }
+        guard status == 0, let bytes = out.bytes else {
+            throw FrameIOError(.io, file: file, "cannot encode PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        return Data(bytes: bytes, count: out.size)
     }
 
     private static func write<T>(_ url: URL, _ w: Int, _ h: Int, _ depth: Int32, _ colorType: Int32,
-                                 _ data: [T], _ xml: String?, _ level: Int, scaledPicture: Bool = false) throws {
-        let level = Int32(min(9, max(0, level))), scaled: Int32 = scaledPicture ? 1 : 0
+                                 _ data: [T], _ xml: String?, _ level: Int) throws {
+        let level = Int32(min(9, max(0, level)))
         try AtomicFile.write(to: url) { tmp in
             var err = [CChar](repeating: 0, count: 256)
             let status = data.withUnsafeBytes { buf in
                 if let xml {
-                    return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, AXONMetadata.key, xml, level, scaled, &err)
+                    return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, AXONMetadata.key, xml, level, &err)
                 }
-                return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, nil, nil, level, scaled, &err)
+                return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, nil, nil, level, &err)
             }
             guard status == 0 else {
                 throw FrameIOError(.io, url: url, "cannot write PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")

@@ -115,20 +115,16 @@ struct ImageFigure {
     }
 
     /// The figure's 300-dpi PNG (`Gnuplot.pngScale` pixels per SVG pixel, filter Up for the
-    /// picture's repeated rows, zlib level 1), by way of a scratch file in the run's cache.
+    /// picture's repeated rows, zlib level 1). `name`: the figure's file name, for errors.
     /// - Throws: when the picture cannot be read or cairo cannot draw.
-    func png(scratch: URL, name: String) throws -> Data {
+    func png(name: String) throws -> Data {
         let picture = try PNGPicture(png: Data(contentsOf: png), source: png)
         let (fw, fh) = size, scale = Gnuplot.pngScale
         guard let rgb = raster(picture: picture, scale: scale) else {
             throw Gnuplot.Failure(description: "cairo could not draw its title, scale bar and legend")
         }
-        let dir = scratch.appendingPathComponent(".heatfront-cache/figures", isDirectory: true)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let url = dir.appendingPathComponent("\(name).png")
-        defer { try? FileManager.default.removeItem(at: url) }
-        try PNGWriter.writeRGB(width: fw * scale, height: fh * scale, rgb: rgb, compression: 1, scaledPicture: true, to: url)
-        return PNGResolution.marked(try Data(contentsOf: url), dotsPerInch: Gnuplot.pngDPI)
+        return try PNGWriter.encodeRGB(width: fw * scale, height: fh * scale, rgb: rgb, compression: 1, scaledPicture: true,
+                                       dotsPerInch: Gnuplot.pngDPI, for: "\(name).png")
     }
 
     private static func draw(_ mark: Mark, on cr: OpaquePointer) {

@@ -147,7 +147,7 @@ struct FigurePainter {
             }
             let (name, figure) = figures[slot - 1]
             guard case .image(let f) = figure, let svg = try? f.svg() else { return .image(nil) }
-            return .image((Data(svg.utf8), Result { try f.png(scratch: dir, name: name) }))
+            return .image((Data(svg.utf8), Result { try f.png(name: name) }))
         }
         var plotted: [Int: Result<(svg: Data, png: Data), Error>] = [:]
         if case .plots(let results) = slots[0] {
