@@ -422,13 +422,22 @@ final class Correlator {
     /// a search near a prediction reads a few dozen of the grid's 288 rows (1024² frames).
     private func beginMap(notch: [Float]?) {
         let gh = geometry.gridHeight, hw = geometry.halfWidth, input = fineFFT.columnInput.baseAddress!
+        // Transposed in tiles of 32 × 32: row by row, every store of a full map's transpose
+        // would land on another page.
+        let tile = 32
         product.withUnsafeBufferPointer { v in
-            if let notch {
-                notch.withUnsafeBufferPointer { w in
-                    for r in 0..<gh { for c in 0..<hw { input[c * gh + r] = v[r * hw + c] * w[r * hw + c] } }
+            for r0 in stride(from: 0, to: gh, by: tile) {
+                let r1 = Swift.min(r0 + tile, gh)
+                for c0 in stride(from: 0, to: hw, by: tile) {
+                    let c1 = Swift.min(c0 + tile, hw)
+                    if let notch {
+                        notch.withUnsafeBufferPointer { w in
+                            for c in c0..<c1 { for r in r0..<r1 { input[c * gh + r] = v[r * hw + c] * w[r * hw + c] } }
+                        }
+                    } else {
+                        for c in c0..<c1 { for r in r0..<r1 { input[c * gh + r] = v[r * hw + c] } }
+                    }
                 }
-            } else {
-                for r in 0..<gh { for c in 0..<hw { input[c * gh + r] = v[r * hw + c] } }
             }
         }
         fineFFT.inverseColumns()
