@@ -83,21 +83,22 @@ final class SpectrumStore: @unchecked Sendable {
         lock.unlock()
         if let kept { return kept }
         guard stored else { return nil }
-        var record = [Float](repeating: 0, count: n)
-        let got = record.withUnsafeMutableBytes { pread(fd, $0.baseAddress, n * 4, off_t(k) * off_t(n * 4)) }
-        guard got == n * 4 else { return nil }
-        var at = 0
-        func floats(_ c: Int) -> [Float] { defer { at += c }; return Array(record[at..<(at + c)]) }
-        func complex(_ c: Int) -> [Complex] {
-            defer { at += c }
-            return [Complex](unsafeUninitializedCapacity: c / 2) { buffer, initialized in
-                for j in 0..<(c / 2) { buffer[j] = Complex(record[at + 2 * j], record[at + 2 * j + 1]) }
-                initialized = c / 2
+        // Each part read straight into its array (Complex is two Floats in memory).
+        var at = off_t(k) * off_t(n * 4), complete = true
+        func part<T>(_ floats: Int, as _: T.Type) -> [T] {
+            let count = floats * 4 / MemoryLayout<T>.stride
+            let a = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                let got = pread(fd, buffer.baseAddress, floats * 4, at)
+                if got != floats * 4, let base = buffer.baseAddress { complete = false; memset(base, 0, floats * 4) }
+                initialized = count
             }
+            at += off_t(floats * 4)
+            return a
         }
-        let values = complex(l[0])
-        let pixels = floats(l[1]), mask = floats(l[2])
-        let spectra = l.dropFirst(3).map { complex($0) }
+        let values = part(l[0], as: Complex.self)
+        let pixels = part(l[1], as: Float.self), mask = part(l[2], as: Float.self)
+        let spectra = l.dropFirst(3).map { part($0, as: Complex.self) }
+        guard complete else { return nil }
         return BandSpectrum(values: values, coarse: CoarseImage(pixels: pixels, mask: mask, spectra: spectra.isEmpty ? nil : spectra))
     }
 }
