@@ -241,14 +241,7 @@ static inline void cpng_free(cpng_image *img) {
     free(img->text); img->text = NULL;
 }
 
-/// Writes a PNG. `color_type` is PNG_COLOR_TYPE_GRAY, _RGB or _RGBA; `data` holds
-/// packed rows, 16-bit samples in host order. When `text_key` is non-NULL an iTXt chunk
-/// (compressed) with that key and UTF-8 `text` is written before the image data.
-/// `scaled_picture`: every row filtered against the one above (PNG filter Up) instead of
-/// libpng trying every filter on every row: a picture scaled up by nearest neighbour repeats
-/// rows, which Up turns into runs of zeros.
-/// Returns 0 on success, otherwise an error message is in `err`.
-// A growable buffer libpng writes into (`cpng_encode`); free `bytes` with free().
+// A growable buffer libpng writes into (`cpng_encode_rgb`); free `bytes` with free().
 typedef struct { unsigned char *bytes; size_t size, capacity; } cpng_buffer;
 
 static void cpng_buffer_write(png_structp png, png_bytep data, png_size_t length) {
@@ -265,8 +258,14 @@ static void cpng_buffer_write(png_structp png, png_bytep data, png_size_t length
 }
 static void cpng_buffer_flush(png_structp png) { (void)png; }
 
-// Writes a PNG to `fp`, or into `mem` when `fp` is NULL. `pixels_per_metre` > 0 adds a pHYs
-// chunk (physical pixel density), which cairo and libpng otherwise leave out.
+/// Writes a PNG to `fp`, or into `mem` when `fp` is NULL. `color_type` is
+/// PNG_COLOR_TYPE_GRAY, _RGB or _RGBA; `data` holds packed rows, 16-bit samples in host
+/// order. When `text_key` is non-NULL an iTXt chunk (compressed) with that key and UTF-8
+/// `text` is written before the image data. `scaled_picture`: every row filtered against the
+/// one above (PNG filter Up) instead of libpng trying every filter on every row: a picture
+/// scaled up by nearest neighbour repeats rows, which Up turns into runs of zeros.
+/// `pixels_per_metre` > 0 adds a pHYs chunk (physical pixel density).
+/// Returns 0 on success, otherwise an error message is in `err`.
 static int cpng_write_to(FILE *fp, cpng_buffer *mem, uint32_t width, uint32_t height, int bit_depth, int color_type,
                          const void *data, const char *text_key, const char *text, int level, int scaled_picture,
                          uint32_t pixels_per_metre, char err[256]) {
@@ -311,6 +310,7 @@ done:
     return status;
 }
 
+/// Writes a PNG file (`cpng_write_to`, without a row filter choice or pHYs).
 static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
                       const void *data, const char *text_key, const char *text, int level, char err[256]) {
     FILE *fp = fopen(path, "wb");
