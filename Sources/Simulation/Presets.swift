@@ -79,6 +79,18 @@ public enum NeighbourRegion: Sendable, Equatable {
     case amorphous
     /// Vacuum: the boundary is a free surface.
     case vacuum
+
+    /// From its command-line spelling: `amorphous`, `vacuum` or `grain:ANGLE` (degrees).
+    public init?(cliValue: String) {
+        switch cliValue.lowercased() {
+        case "amorphous": self = .amorphous
+        case "vacuum": self = .vacuum
+        case let t where t.hasPrefix("grain:"):
+            guard let angle = Double(t.dropFirst("grain:".count)), angle.isFinite else { return nil }
+            self = .grain(layerAngleDeg: angle)
+        default: return nil
+        }
+    }
 }
 
 /// How the heating log is written (docs/user-guide.md, "The run folder": Temperature).

@@ -43,6 +43,10 @@ struct Simulate: ParsableCommand {
             help: "Scan interference: AMPLITUDE,CYCLES_PER_LINE (detector counts; stripes fixed in the scan, e.g. 40,0.113).")
     var interference: String?
 
+    @Option(name: .long,
+            help: "What lies beyond the boundary the front starts from: amorphous, vacuum, or grain:ANGLE (a grain of the same phase with its layers at ANGLE degrees, which does not transform) (preset default when absent).")
+    var neighbour: String?
+
     func run() throws {
         guard let p = SimulationPreset(cliName: preset) else {
             throw ValidationError("unknown preset '\(preset)'; expected one of \(SimulationPreset.allCases.map(\.cliName).joined(separator: ", "))")
@@ -65,6 +69,12 @@ struct Simulate: ParsableCommand {
                 throw ValidationError("--interference expects AMPLITUDE,CYCLES_PER_LINE with 0 < cycles < 0.5, got '\(interference)'")
             }
             options.interference = ScanInterference(amplitudeADU: q[0], cyclesPerLine: q[1])
+        }
+        if let neighbour {
+            guard let region = NeighbourRegion(cliValue: neighbour) else {
+                throw ValidationError("--neighbour expects amorphous, vacuum or grain:ANGLE (degrees), got '\(neighbour)'")
+            }
+            options.neighbour = region
         }
         if let f = format {
             guard let fmt = SimulatedFormat(rawValue: f.lowercased()) else { throw ValidationError("unknown format '\(f)'; expected tiff, png or dm4") }

@@ -140,6 +140,21 @@ import FrameIO
         #expect(HeatingRunSimulator(few).truth.noiseFrames.count == 3)
     }
 
+    /// `simulate --neighbour`'s spellings, and the region named in the truth file.
+    @Test func neighbourRegionFromItsCommandLineSpelling() {
+        #expect(NeighbourRegion(cliValue: "amorphous") == .amorphous)
+        #expect(NeighbourRegion(cliValue: "Vacuum") == .vacuum)
+        #expect(NeighbourRegion(cliValue: "grain:-19") == .grain(layerAngleDeg: -19))
+        for bad in ["grain", "grain:", "grain:abc", "grain:inf", "rock-salt", ""] {
+            #expect(NeighbourRegion(cliValue: bad) == nil, "'\(bad)' accepted")
+        }
+        var options = SimulationOptions(preset: .registrationStress, size: 64)
+        options.framesPerStep = 2
+        #expect(HeatingRunSimulator(options).truth.neighbour == "amorphous")
+        options.neighbour = .grain(layerAngleDeg: 78)
+        #expect(HeatingRunSimulator(options).truth.neighbour == "grain (layers at 78.0 deg)")
+    }
+
     @Test func gradualOnsetHasRampFramesAndUniformRise() {
         let sim = HeatingRunSimulator(SimulationOptions(preset: .gradualOnset, size: 128))
         let ramps = (0..<sim.frameCount).map(sim.frameTruth).filter { $0.stepIndex == -1 }
