@@ -61,12 +61,21 @@ public enum AliasContinuity {
         return out
     }
 
-    /// The non-zero lattice vector nearest `v` among the given vectors, their negatives and
-    /// sums of two of them.
+    /// The non-zero lattice vector nearest `v`: among the given vectors, their negatives and
+    /// sums of two of them, and the lattice points around `v` in the basis of the first two
+    /// independent vectors, so that a jump of several vectors (a whole block registered
+    /// several cells off) is one too.
     static func nearestLatticeVector(_ v: SIMD2<Double>, _ vectors: [SIMD2<Double>]) -> SIMD2<Double>? {
         var candidates = vectors + vectors.map { -$0 }
         let base = candidates
         for a in base { for b in base { candidates.append(a + b) } }
+        func cross(_ u: SIMD2<Double>, _ w: SIMD2<Double>) -> Double { u.x * w.y - u.y * w.x }
+        func length(_ u: SIMD2<Double>) -> Double { (u * u).sum().squareRoot() }
+        if let a = vectors.first, let b = vectors.dropFirst().first(where: { abs(cross(a, $0)) > 0.1 * length(a) * length($0) }) {
+            let det = cross(a, b)
+            let m = (cross(v, b) / det).rounded(), n = (cross(a, v) / det).rounded()
+            for i in -1...1 { for j in -1...1 { candidates.append((m + Double(i)) * a + (n + Double(j)) * b) } }
+        }
         return candidates.filter { ($0 * $0).sum() > 1e-6 }.min { (($0 - v) * ($0 - v)).sum() < (($1 - v) * ($1 - v)).sum() }
     }
 

@@ -126,6 +126,18 @@ struct EdgeRegimeRegistrationTests {
         #expect(slips.first.map { (($0.vector - b) * ($0.vector - b)).sum() < 1e-9 } ?? false)
         #expect(AliasContinuity.slips(positions: single, times: times, latticeVectors: [a, b]).map(\.after) == [9, 10])
         #expect(AliasContinuity.slips(positions: jump, times: times, latticeVectors: [a, b]).isEmpty)
+        // A block several cells off is a slip too; a large jump between lattice points is not.
+        let cells: SIMD2<Double> = 5 * a - 2 * b
+        var far = clean
+        for k in 15..<40 { far[k] = far[k]! + cells }
+        let farSlips = AliasContinuity.slips(positions: far, times: times, latticeVectors: [a, b])
+        #expect(farSlips.map(\.after) == [15])
+        let farError = farSlips.first.map { (($0.vector - cells) * ($0.vector - cells)).sum() } ?? .infinity
+        #expect(farError < 1e-9)
+        let between: SIMD2<Double> = 2.5 * a + 0.5 * b   // a large stage jump between lattice points
+        var bigJump = clean
+        for k in 30..<40 { bigJump[k] = bigJump[k]! + between }
+        #expect(AliasContinuity.slips(positions: bigJump, times: times, latticeVectors: [a, b]).isEmpty)
         // Rejected frames are skipped, not read as a jump.
         var gaps = block
         gaps[5] = nil; gaps[6] = nil
