@@ -50,24 +50,24 @@ final class SpectrumStore: @unchecked Sendable {
                 if file >= 0 { unlink(path) }
             }
         }
-        let fd = file, sameLayout = l == layout
+        let fd = file, sameLayout = l == layout, n = recordFloats
         lock.unlock()
         guard fd >= 0, sameLayout else {
             lock.lock(); memory[k] = s; lock.unlock()
             return
         }
-        var record = [Float]()
-        record.reserveCapacity(recordFloats)
-        s.values.withUnsafeBufferPointer { p in p.withMemoryRebound(to: Float.self) { record.append(contentsOf: $0) } }
-        record.append(contentsOf: s.coarse.pixels)
-        record.append(contentsOf: s.coarse.mask)
-        for a in s.coarse.spectra ?? [] {
-            a.withUnsafeBufferPointer { p in p.withMemoryRebound(to: Float.self) { record.append(contentsOf: $0) } }
+        // Each part written straight from its array, as `subscript` reads it back.
+        var at = off_t(k) * off_t(n * 4), written = true
+        func part<T>(_ a: [T]) {
+            a.withUnsafeBytes { b in
+                if pwrite(fd, b.baseAddress, b.count, at) != b.count { written = false }
+                at += off_t(b.count)
+            }
         }
-        let bytes = recordFloats * 4
-        let written = record.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes, off_t(k) * off_t(bytes)) }
+        part(s.values); part(s.coarse.pixels); part(s.coarse.mask)
+        for a in s.coarse.spectra ?? [] { part(a) }
         lock.lock()
-        if written == bytes { onDisk.insert(k) } else { memory[k] = s }   // a full disk: keep it here
+        if written { onDisk.insert(k) } else { memory[k] = s }   // a full disk: keep it here
         lock.unlock()
     }
 
