@@ -31,15 +31,34 @@ public enum AliasContinuity {
 
     /// Slips between consecutive positioned frames (nil positions are skipped). `times` in any
     /// unit (frame index when no times are known); `latticeVectors` the lattice's vectors (px),
-    /// any set that contains the short ones.
+    /// any set that contains the short ones. The clearest slip (most σ) is taken first and
+    /// its frames moved back by its vector before the links are judged again, so that where
+    /// many links slipped, their jumps do not inflate σ (the median jump) or the local drift
+    /// and hide one another; the shifts themselves are not changed.
     public static func slips(positions: [SIMD2<Double>?], times: [Double], latticeVectors: [SIMD2<Double>]) -> [Slip] {
         let known = positions.indices.filter { positions[$0] != nil }
         guard known.count >= 4, positions.count == times.count, !latticeVectors.isEmpty else { return [] }
         let shortest = latticeVectors.map { ($0 * $0).sum().squareRoot() }.filter { $0 > 0 }.min() ?? 0
         guard shortest > 0 else { return [] }
+        var track = known.map { positions[$0]! }
+        let trackTimes = known.map { times[$0] }
+        var found: [Slip] = []
+        for _ in 0..<known.count {
+            let candidates = linkSlips(track, times: trackTimes, latticeVectors: latticeVectors, shortest: shortest)
+            guard let clearest = candidates.max(by: { $0.sigma < $1.sigma }) else { break }
+            for j in clearest.after..<track.count { track[j] -= clearest.vector }
+            found.append(Slip(after: known[clearest.after], vector: clearest.vector, sigma: clearest.sigma))
+        }
+        return found.sorted { $0.after < $1.after }
+    }
+
+    /// The links of one track (positions in time order) whose jump beyond the local drift is a
+    /// lattice vector and stands out of all links' jumps; `after` is a position in the track.
+    static func linkSlips(_ track: [SIMD2<Double>], times: [Double], latticeVectors: [SIMD2<Double>],
+                          shortest: Double) -> [Slip] {
         // Velocity of each link (px per time unit).
-        let links = (0..<(known.count - 1)).map { j -> (d: SIMD2<Double>, dt: Double) in
-            (positions[known[j + 1]]! - positions[known[j]]!, times[known[j + 1]] - times[known[j]])
+        let links = (0..<(track.count - 1)).map { j -> (d: SIMD2<Double>, dt: Double) in
+            (track[j + 1] - track[j], times[j + 1] - times[j])
         }
         var jumps: [SIMD2<Double>] = []
         for j in links.indices {
@@ -56,7 +75,7 @@ public enum AliasContinuity {
             guard size >= Swift.max(minSigma * sigma, 0.5 * shortest) else { continue }
             guard let vector = nearestLatticeVector(jump, latticeVectors), ((jump - vector) * (jump - vector)).sum().squareRoot()
                     <= tolerance * shortest else { continue }
-            out.append(Slip(after: known[j + 1], vector: vector, sigma: size / sigma))
+            out.append(Slip(after: j + 1, vector: vector, sigma: size / sigma))
         }
         return out
     }
