@@ -241,7 +241,8 @@ static inline void cpng_free(cpng_image *img) {
     free(img->text); img->text = NULL;
 }
 
-// A growable buffer libpng writes into (`cpng_encode_rgb`); free `bytes` with free().
+// A growable buffer libpng writes into (`cpng_write_to` with no file); free `bytes` with free(),
+// also on failure.
 typedef struct { unsigned char *bytes; size_t size, capacity; } cpng_buffer;
 
 static void cpng_buffer_write(png_structp png, png_bytep data, png_size_t length) {
@@ -320,9 +321,3 @@ static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit
     return status;
 }
 
-// Encodes an 8-bit RGB PNG into `out` (free `out->bytes` with free(), also on failure).
-static int cpng_encode_rgb(cpng_buffer *out, uint32_t width, uint32_t height, const void *data, int level,
-                           int scaled_picture, uint32_t pixels_per_metre, char err[256]) {
-    return cpng_write_to(NULL, out, width, height, 8, PNG_COLOR_TYPE_RGB, data, NULL, NULL, level, scaled_picture,
-                         pixels_per_metre, err);
-}

@@ -46,16 +46,30 @@ public enum PNGWriter {
     /// `file`: the file the bytes are for, named in errors.
     public static func encodeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
                                  dotsPerInch: Double? = nil, for file: String) throws -> Data {
-        guard width > 0, height > 0, rgb.count == 3 * width * height else {
-            throw FrameIOError(.size, file: file, "\(rgb.count) RGB bytes for \(width)×\(height)")
+        try encode(width, height, rgb, channels: 3, compression: compression, scaledPicture: scaledPicture,
+                   dotsPerInch: dotsPerInch, for: file)
+    }
+
+    /// Encodes an 8-bit RGBA image (`rgba.count == 4·width·height`, rows top to bottom) as PNG
+    /// bytes, as `writeRGBA` writes it to a file. `file`: the file the bytes are for, named in errors.
+    public static func encodeRGBA(width: Int, height: Int, rgba: [UInt8], compression: Int = 6, for file: String) throws -> Data {
+        try encode(width, height, rgba, channels: 4, compression: compression, scaledPicture: false, dotsPerInch: nil, for: file)
+    }
+
+    /// 8-bit RGB (3 channels) or RGBA (4) samples as PNG bytes (`cpng_write_to` into memory).
+    private static func encode(_ width: Int, _ height: Int, _ samples: [UInt8], channels: Int, compression: Int,
+                               scaledPicture: Bool, dotsPerInch: Double?, for file: String) throws -> Data {
+        guard width > 0, height > 0, samples.count == channels * width * height else {
+            throw FrameIOError(.size, file: file, "\(samples.count) \(channels == 4 ? "RGBA" : "RGB") bytes for \(width)×\(height)")
         }
         let perMetre = dotsPerInch.map { UInt32(($0 / 0.0254).rounded()) } ?? 0
         var out = cpng_buffer(bytes: nil, size: 0, capacity: 0)
         defer { free(out.bytes) }
         var err = [CChar](repeating: 0, count: 256)
-        let status = rgb.withUnsafeBytes { buf in
-            cpng_encode_rgb(&out, UInt32(width), UInt32(height), buf.baseAddress, Int32(min(9, max(0, compression))),
-                            scaledPicture ? 1 : 0, perMetre, &err)
+        let colorType = channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB
+        let status = samples.withUnsafeBytes { buf in
+            cpng_write_to(nil, &out, UInt32(width), UInt32(height), 8, colorType, buf.baseAddress, nil, nil,
+                          Int32(min(9, max(0, compression))), scaledPicture ? 1 : 0, perMetre, &err)
         }
         guard status == 0, let bytes = out.bytes else {
             throw FrameIOError(.io, file: file, "cannot encode PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")

@@ -2,15 +2,16 @@ import CCairo
 import Foundation
 import FrameIO
 
-/// A figure made of an image: a phase map or an aligned average (an RGBA or grey PNG),
+/// A figure made of an image: a phase map or an aligned average (the bytes of an RGBA or grey PNG),
 /// drawn at its pixel aspect with a scale bar in nm and a legend of its colours. Its title,
 /// scale bar and legend (`marks`) are laid out once, in SVG pixels: `svg()` writes them over
 /// the PNG embedded as it is, `raster` draws them with cairo over the picture for the 300-dpi
 /// PNG, so the two files show the same figure.
 struct ImageFigure {
     var title: String
-    /// The picture, a PNG file.
-    var png: URL
+    /// The picture: its PNG bytes, and the file they stand for (named in errors).
+    var png: Data
+    var source: URL
     var widthPx: Int
     var heightPx: Int
     var pixelSizeNm: Double?
@@ -118,7 +119,7 @@ struct ImageFigure {
     /// picture's repeated rows, zlib level 1). `name`: the figure's file name, for errors.
     /// - Throws: when the picture cannot be read or cairo cannot draw.
     func png(name: String) throws -> Data {
-        let picture = try PNGPicture(png: Data(contentsOf: png), source: png)
+        let picture = try PNGPicture(png: png, source: source)
         let (fw, fh) = size, scale = Gnuplot.pngScale
         guard let rgb = raster(picture: picture, scale: scale) else {
             throw Gnuplot.Failure(description: "cairo could not draw its title, scale bar and legend")
@@ -153,9 +154,7 @@ struct ImageFigure {
 
     /// The figure as SVG: white, the picture (its PNG bytes, base64; `xlink:href`, which SVG
     /// 1.1 readers need) in the image box, and the marks.
-    /// - Throws: when the PNG cannot be read.
-    func svg() throws -> String {
-        let png = try Data(contentsOf: png)
+    func svg() -> String {
         let (fw, fh) = size, box = imageBox
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"\(fw)\" height=\"\(fh)\" viewBox=\"0 0 \(fw) \(fh)\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"

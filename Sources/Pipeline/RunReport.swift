@@ -13,10 +13,9 @@ extension RunOutputs {
         let plots = RunFigures.all(table: table, results: results, steps: steps, summary: summary)
         let range = Self.displayRange(averages)
         // The averages' grey pictures (each figure's SVG embeds its picture, its PNG lies over it), in parallel.
-        let greys = ResultSlots<URL?>.map(averages.count) { k in
-            try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, scratch: outDir, name: "average-\(k).png")
+        let greys = ResultSlots<Data?>.map(averages.count) { k in
+            try? RunReport.averagePNG(Self.coveredImage(averages[k]), range: range, name: "average_step_\(k).png")
         }
-        defer { for case let grey? in greys { try? FileManager.default.removeItem(at: grey) } }
         // Every figure in the report's order: the plots, then per hold its average and phase map.
         var jobs: [(name: String, figure: FigurePainter.Figure)] = plots.map { ($0.0, .plot($0.1)) }
         var stepJobs: [(average: Int?, phase: Int?)] = []
@@ -26,13 +25,14 @@ extension RunOutputs {
             if let grey = greys[k] {
                 slots.average = jobs.count
                 jobs.append(("average_step_\(k)", .image(ImageFigure(title: "Aligned average, \(title)", png: grey,
+                    source: url("plots/average_step_\(k).png"),
                     widthPx: averages[k].image.width, heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm,
                     legend: [(RunReport.neutralHex, "no frame covers")]))))
             }
             let map = url("maps/step_\(k)_phase.png")
-            if FileManager.default.fileExists(atPath: map.path) {
+            if let picture = try? Data(contentsOf: map) {
                 slots.phase = jobs.count
-                jobs.append(("phase_map_step_\(k)", .image(ImageFigure(title: "Phase map, \(title)", png: map,
+                jobs.append(("phase_map_step_\(k)", .image(ImageFigure(title: "Phase map, \(title)", png: picture, source: map,
                     widthPx: averages[k].image.width, heightPx: averages[k].image.height, pixelSizeNm: table.pixelSizeNm,
                     legend: RunReport.phaseLegend))))
             }
@@ -146,8 +146,8 @@ struct FigurePainter {
                 return .plots(Gnuplot.draw(plots.map(\.job), with: exe, scratch: dir))
             }
             let (name, figure) = figures[slot - 1]
-            guard case .image(let f) = figure, let svg = try? f.svg() else { return .image(nil) }
-            return .image((Data(svg.utf8), Result { try f.png(name: name) }))
+            guard case .image(let f) = figure else { return .image(nil) }
+            return .image((Data(f.svg().utf8), Result { try f.png(name: name) }))
         }
         var plotted: [Int: Result<(svg: Data, png: Data), Error>] = [:]
         if case .plots(let results) = slots[0] {
@@ -362,9 +362,9 @@ enum RunReport {
         return html + "</table>\n"
     }
 
-    /// An RGBA PNG of an average on a given grey scale, uncovered (NaN) pixels neutral; in
-    /// the run's scratch folder, the picture of its `ImageFigure`.
-    static func averagePNG(_ image: Image, range: (lo: Double, hi: Double), scratch: URL, name: String) throws -> URL {
+    /// The bytes of an RGBA PNG of an average on a given grey scale, uncovered (NaN) pixels
+    /// neutral: the picture of its `ImageFigure`. `name`: the file it stands for, in errors.
+    static func averagePNG(_ image: Image, range: (lo: Double, hi: Double), name: String) throws -> Data {
         let span = range.hi > range.lo ? range.hi - range.lo : 1
         var rgba = [UInt8](repeating: 255, count: image.pixels.count * 4)
         for (i, v) in image.pixels.enumerated() {
@@ -377,9 +377,7 @@ enum RunReport {
             }
             rgba[4 * i] = UInt8(c.x.rounded()); rgba[4 * i + 1] = UInt8(c.y.rounded()); rgba[4 * i + 2] = UInt8(c.z.rounded())
         }
-        let tmp = scratch.appendingPathComponent(".heatfront-cache/\(name)")
-        try PNGWriter.writeRGBA(width: image.width, height: image.height, rgba: rgba, compression: 1, to: tmp)
-        return tmp
+        return try PNGWriter.encodeRGBA(width: image.width, height: image.height, rgba: rgba, compression: 1, for: name)
     }
 }
 
