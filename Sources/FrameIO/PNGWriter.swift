@@ -94,3 +94,45 @@ public enum PNGWriter {
         }
     }
 }
+
+/// The PNG `pHYs` chunk (physical pixel density, PNG specification §11.3.5.3) set in PNG
+/// bytes another program wrote: gnuplot's cairo terminal writes none, so slide and
+/// word-processing programs would place a 300-dpi figure at 72 or 96 dpi.
+public enum PNGResolution {
+    /// `png` with a `pHYs` chunk of `dotsPerInch` after its header (an existing one
+    /// replaced); bytes without a PNG header are returned as they are.
+    public static func marked(_ png: Data, dotsPerInch: Double) -> Data {
+        let bytes = [UInt8](png)
+        // Signature (8) + IHDR chunk (4 length + 4 type + 13 data + 4 CRC).
+        guard bytes.count > 33, Array(bytes[12..<16]) == Array("IHDR".utf8) else { return png }
+        var rest = bytes[33...]
+        // An existing pHYs is replaced.
+        if let at = chunkOffset(bytes, "pHYs") {
+            rest = bytes[33..<at] + bytes[(at + 21)...]
+        }
+        let perMetre = UInt32((dotsPerInch / 0.0254).rounded())
+        var data: [UInt8] = []
+        for _ in 0..<2 { data += withUnsafeBytes(of: perMetre.bigEndian, Array.init) }
+        data.append(1)   // unit: metre
+        var chunk = withUnsafeBytes(of: UInt32(data.count).bigEndian, Array.init)
+        let typed = Array("pHYs".utf8) + data
+        chunk += typed + withUnsafeBytes(of: chunkCRC(typed).bigEndian, Array.init)
+        return Data(bytes[..<33] + chunk + rest)
+    }
+
+    private static func chunkOffset(_ b: [UInt8], _ type: String) -> Int? {
+        var at = 8
+        let t = Array(type.utf8)
+        while at + 12 <= b.count {
+            let len = Int(b[at]) << 24 | Int(b[at + 1]) << 16 | Int(b[at + 2]) << 8 | Int(b[at + 3])
+            if Array(b[(at + 4)..<(at + 8)]) == t { return len == 9 ? at : nil }
+            at += 12 + len
+        }
+        return nil
+    }
+
+    /// CRC-32 as PNG defines it (ISO 3309; zlib's `crc32`), of a chunk's type and data.
+    public static func chunkCRC(_ bytes: [UInt8]) -> UInt32 {
+        UInt32(bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) })
+    }
+}

@@ -160,20 +160,11 @@ import FrameIO
 
     // MARK: PNG
 
-    static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        for b in bytes {
-            c ^= UInt32(b)
-            for _ in 0..<8 { c = (c & 1) != 0 ? (0xEDB8_8320 ^ (c >> 1)) : (c >> 1) }
-        }
-        return ~c
-    }
-
     static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
         let t = Array(type.utf8)
         let n = UInt32(data.count)
         return [UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)] + t + data
-            + withUnsafeBytes(of: crc32(t + data).bigEndian, Array.init)
+            + withUnsafeBytes(of: PNGResolution.chunkCRC(t + data).bigEndian, Array.init)
     }
 
     static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
