@@ -241,8 +241,8 @@ static inline void cpng_free(cpng_image *img) {
     free(img->text); img->text = NULL;
 }
 
-// A growable buffer libpng writes into (`cpng_write_to` with no file); free `bytes` with free(),
-// also on failure.
+// A growable buffer libpng writes into (`cpng_encode`); free `bytes` with free(), also on
+// failure.
 typedef struct { unsigned char *bytes; size_t size, capacity; } cpng_buffer;
 
 static void cpng_buffer_write(png_structp png, png_bytep data, png_size_t length) {
@@ -259,17 +259,16 @@ static void cpng_buffer_write(png_structp png, png_bytep data, png_size_t length
 }
 static void cpng_buffer_flush(png_structp png) { (void)png; }
 
-/// Writes a PNG to `fp`, or into `mem` when `fp` is NULL. `color_type` is
-/// PNG_COLOR_TYPE_GRAY, _RGB or _RGBA; `data` holds packed rows, 16-bit samples in host
-/// order. When `text_key` is non-NULL an iTXt chunk (compressed) with that key and UTF-8
-/// `text` is written before the image data. `scaled_picture`: every row filtered against the
-/// one above (PNG filter Up) instead of libpng trying every filter on every row: a picture
-/// scaled up by nearest neighbour repeats rows, which Up turns into runs of zeros.
-/// `pixels_per_metre` > 0 adds a pHYs chunk (physical pixel density).
-/// Returns 0 on success, otherwise an error message is in `err`.
-static int cpng_write_to(FILE *fp, cpng_buffer *mem, uint32_t width, uint32_t height, int bit_depth, int color_type,
-                         const void *data, const char *text_key, const char *text, int level, int scaled_picture,
-                         uint32_t pixels_per_metre, char err[256]) {
+/// Encodes a PNG into `mem`. `color_type` is PNG_COLOR_TYPE_GRAY, _RGB or _RGBA; `data` holds
+/// packed rows, 16-bit samples in host order. When `text_key` is non-NULL an iTXt chunk
+/// (compressed) with that key and UTF-8 `text` is written before the image data.
+/// `scaled_picture`: every row filtered against the one above (PNG filter Up) instead of
+/// libpng trying every filter on every row: a picture scaled up by nearest neighbour repeats
+/// rows, which Up turns into runs of zeros. `pixels_per_metre` > 0 adds a pHYs chunk
+/// (physical pixel density). Returns 0 on success, otherwise an error message is in `err`.
+static int cpng_encode(cpng_buffer *mem, uint32_t width, uint32_t height, int bit_depth, int color_type,
+                       const void *data, const char *text_key, const char *text, int level, int scaled_picture,
+                       uint32_t pixels_per_metre, char err[256]) {
     err[0] = 0;
     cpng_errctx ctx = { err };
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, cpng_error_fn, cpng_warning_fn);
@@ -277,8 +276,7 @@ static int cpng_write_to(FILE *fp, cpng_buffer *mem, uint32_t width, uint32_t he
     volatile int status = 0;
     if (!png || !info) { snprintf(err, 256, "libpng init failed"); status = 4; goto done; }
     if (setjmp(png_jmpbuf(png))) { status = 4; goto done; }
-    if (fp) png_init_io(png, fp);
-    else png_set_write_fn(png, mem, cpng_buffer_write, cpng_buffer_flush);
+    png_set_write_fn(png, mem, cpng_buffer_write, cpng_buffer_flush);
     png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, level);
@@ -310,14 +308,3 @@ done:
     if (png) png_destroy_write_struct(&png, info ? &info : NULL);
     return status;
 }
-
-/// Writes a PNG file (`cpng_write_to`, without a row filter choice or pHYs).
-static int cpng_write(const char *path, uint32_t width, uint32_t height, int bit_depth, int color_type,
-                      const void *data, const char *text_key, const char *text, int level, char err[256]) {
-    FILE *fp = fopen(path, "wb");
-    if (!fp) { snprintf(err, 256, "cannot create file"); return 1; }
-    int status = cpng_write_to(fp, NULL, width, height, bit_depth, color_type, data, text_key, text, level, 0, 0, err);
-    if (fclose(fp) != 0 && status == 0) { snprintf(err, 256, "cannot finish writing the file"); status = 1; }
-    return status;
-}
-

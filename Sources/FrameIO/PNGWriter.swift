@@ -46,52 +46,51 @@ public enum PNGWriter {
     /// `file`: the file the bytes are for, named in errors.
     public static func encodeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
                                  dotsPerInch: Double? = nil, for file: String) throws -> Data {
-        try encode(width, height, rgb, channels: 3, compression: compression, scaledPicture: scaledPicture,
-                   dotsPerInch: dotsPerInch, for: file)
+        guard width > 0, height > 0, rgb.count == 3 * width * height else {
+            throw FrameIOError(.size, file: file, "\(rgb.count) RGB bytes for \(width)×\(height)")
+        }
+        let encoded = encode(width, height, 8, PNG_COLOR_TYPE_RGB, rgb, nil, compression, scaledPicture: scaledPicture,
+                             dotsPerInch: dotsPerInch)
+        guard let bytes = encoded.bytes else { throw FrameIOError(.io, file: file, "cannot encode PNG: \(encoded.error)") }
+        return bytes
     }
 
     /// Encodes an 8-bit RGBA image (`rgba.count == 4·width·height`, rows top to bottom) as PNG
     /// bytes, as `writeRGBA` writes it to a file. `file`: the file the bytes are for, named in errors.
     public static func encodeRGBA(width: Int, height: Int, rgba: [UInt8], compression: Int = 6, for file: String) throws -> Data {
-        try encode(width, height, rgba, channels: 4, compression: compression, scaledPicture: false, dotsPerInch: nil, for: file)
+        guard width > 0, height > 0, rgba.count == 4 * width * height else {
+            throw FrameIOError(.size, file: file, "\(rgba.count) RGBA bytes for \(width)×\(height)")
+        }
+        let encoded = encode(width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, rgba, nil, compression)
+        guard let bytes = encoded.bytes else { throw FrameIOError(.io, file: file, "cannot encode PNG: \(encoded.error)") }
+        return bytes
     }
 
-    /// 8-bit RGB (3 channels) or RGBA (4) samples as PNG bytes (`cpng_write_to` into memory).
-    private static func encode(_ width: Int, _ height: Int, _ samples: [UInt8], channels: Int, compression: Int,
-                               scaledPicture: Bool, dotsPerInch: Double?, for file: String) throws -> Data {
-        guard width > 0, height > 0, samples.count == channels * width * height else {
-            throw FrameIOError(.size, file: file, "\(samples.count) \(channels == 4 ? "RGBA" : "RGB") bytes for \(width)×\(height)")
-        }
+    /// The PNG encoded (`cpng_encode`) and written atomically.
+    private static func write<T>(_ url: URL, _ w: Int, _ h: Int, _ depth: Int32, _ colorType: Int32,
+                                 _ data: [T], _ xml: String?, _ level: Int) throws {
+        let encoded = encode(w, h, depth, colorType, data, xml, level)
+        guard let bytes = encoded.bytes else { throw FrameIOError(.io, url: url, "cannot write PNG: \(encoded.error)") }
+        try AtomicFile.write(bytes, to: url)
+    }
+
+    /// Packed rows of samples as PNG bytes (`cpng_encode`), with the AXON metadata text when
+    /// `xml` is given; nil bytes and libpng's message when it fails.
+    private static func encode<T>(_ w: Int, _ h: Int, _ depth: Int32, _ colorType: Int32, _ data: [T], _ xml: String?,
+                                  _ level: Int, scaledPicture: Bool = false, dotsPerInch: Double? = nil)
+        -> (bytes: Data?, error: String) {
         let perMetre = dotsPerInch.map { UInt32(($0 / 0.0254).rounded()) } ?? 0
         var out = cpng_buffer(bytes: nil, size: 0, capacity: 0)
         defer { free(out.bytes) }
         var err = [CChar](repeating: 0, count: 256)
-        let colorType = channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB
-        let status = samples.withUnsafeBytes { buf in
-            cpng_write_to(nil, &out, UInt32(width), UInt32(height), 8, colorType, buf.baseAddress, nil, nil,
-                          Int32(min(9, max(0, compression))), scaledPicture ? 1 : 0, perMetre, &err)
+        let status = data.withUnsafeBytes { buf in
+            cpng_encode(&out, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, xml == nil ? nil : AXONMetadata.key, xml,
+                        Int32(min(9, max(0, level))), scaledPicture ? 1 : 0, perMetre, &err)
         }
         guard status == 0, let bytes = out.bytes else {
-            throw FrameIOError(.io, file: file, "cannot encode PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            return (nil, String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        return Data(bytes: bytes, count: out.size)
-    }
-
-    private static func write<T>(_ url: URL, _ w: Int, _ h: Int, _ depth: Int32, _ colorType: Int32,
-                                 _ data: [T], _ xml: String?, _ level: Int) throws {
-        let level = Int32(min(9, max(0, level)))
-        try AtomicFile.write(to: url) { tmp in
-            var err = [CChar](repeating: 0, count: 256)
-            let status = data.withUnsafeBytes { buf in
-                if let xml {
-                    return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, AXONMetadata.key, xml, level, &err)
-                }
-                return cpng_write(tmp.path, UInt32(w), UInt32(h), depth, colorType, buf.baseAddress, nil, nil, level, &err)
-            }
-            guard status == 0 else {
-                throw FrameIOError(.io, url: url, "cannot write PNG: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
-            }
-        }
+        return (Data(bytes: bytes, count: out.size), "")
     }
 }
 
