@@ -36,6 +36,49 @@ public struct OrderParameterMap: Sendable {
     }
 }
 
+extension OrderParameterMap {
+    /// The order parameter with a fixed denominator: this map's layer-fringe amplitude A(g)
+    /// over `reference`, a half-spacing amplitude map measured on the step average (this
+    /// map's grid), times the frame's own level of the half-spacing fringes relative to it,
+    /// c = Σ A(2g) / Σ reference over the crystal: q = A(g) / (c·reference). With
+    /// `phase` (this map's segmentation), the returned phase map's layered ratio is the
+    /// median of that q over its layered pixels, and pixels without a reference are not crystal.
+    ///
+    /// Why: A(2g) is there to cancel thickness, which the frames of a step share, but a
+    /// single low-dose frame's A(2g) is demodulated from the same noisy pixels as its A(g),
+    /// and its noise entered every pixel of the ratio; the average's map has the noise of the
+    /// step's frames averaged, and the one number c keeps what does change from frame to
+    /// frame (dose, the blur of the frame's scan) out of the ratio. The denominator then no
+    /// longer follows the frame's occupancy change, so the frame's q falls linearly with it:
+    /// fit it with a half-spacing contrast β = 0 (docs/benchmarks.md has the velocities
+    /// before and after).
+    public func normalised(byHalfSpacing reference: Image, phase: PhaseMap) -> (map: OrderParameterMap, phase: PhaseMap) {
+        var map = self, profilePhase = phase
+        guard reference.width == layered.width, reference.height == layered.height else { return (map, profilePhase) }
+        var own = 0.0, fixed = 0.0
+        for i in crystal.bits.indices where crystal.bits[i] && reference.pixels[i] > 0 {
+            own += Double(amplitudeHalf.pixels[i]); fixed += Double(reference.pixels[i])
+        }
+        guard own > 0, fixed > 0 else { return (map, profilePhase) }
+        let c = Float(own / fixed)
+        var layeredValues = [Double]()
+        for i in crystal.bits.indices {
+            guard crystal.bits[i], reference.pixels[i] > 0 else {
+                // Not measured on the average: left out of the profile.
+                map.crystal.bits[i] = false
+                map.layered.pixels[i] = 0
+                if profilePhase.labels.indices.contains(i) { profilePhase.labels[i] = PhaseMap.notCrystal }
+                continue
+            }
+            let q = amplitudeLayer.pixels[i] / (c * reference.pixels[i])
+            map.layered.pixels[i] = q
+            if phase.labels.indices.contains(i), phase.labels[i] == PhaseMap.layered { layeredValues.append(Double(q)) }
+        }
+        profilePhase.layeredRatio = LeastSquares.median(layeredValues)
+        return (map, profilePhase)
+    }
+}
+
 /// Lock-in (geometric-phase-style) demodulation of the layer fringes.
 ///
 /// Method: Hÿtch, Snoeck & Kilaas, Ultramicroscopy 74 (1998) 131 (geometric phase

@@ -47,18 +47,16 @@ extension FrameResult {
 /// - Column intensities: measured on each aligned frame at the step average's fixed sites
 ///   (unbiased at low dose, where refining single noisy columns would chase noise).
 /// - Front: every frame's own profiles across the front — Li-site over TM-site intensity
-///   from the same fixed-site intensities (`SiteOccupancyProfile`) and the lock-in order
-///   parameter of the single frame (`FrontLocator`) — are fitted together as one edge
-///   moving at constant velocity over the whole step (`MovingFront`), each channel weighted
-///   by its own noise, and each frame's position is then its own midpoint with that shape
-///   held fixed. No averaging of frames before the fit: windows shrunk at the step's ends
-///   made the end frames noisier and differently biased, which set the per-step slope (41 %
-///   velocity error on the registration-stress preset). Velocity errors on the presets at
-///   512 px (registration-stress seeds 1/3/5, boundary-front, scan-distortion): order
-///   parameter alone 17.5/10.3/5.0/5.2/2.2 %, sites alone 9.2/12.5/13.2/5.6/4.5 %, both
-///   10.3/9.5/7.2/6.0/1.1 %; the bundled 256 px sample: 2.9, 11.1, 3.0 %. The step's
-///   width is the same fit's; its velocity the mean of each channel fitted alone, both with
-///   jackknife SEs (`MovingFront`, `StoredFront`).
+///   from the same fixed-site intensities (`SiteOccupancyProfile`) and the frame's lock-in
+///   order parameter over the average's half-spacing amplitude
+///   (`OrderParameterMap.normalised(byHalfSpacing:phase:)`, `FrontLocator`) — are fitted
+///   together as one edge moving at constant velocity over the whole step (`MovingFront`),
+///   each channel weighted by its own noise, and each frame's position is then its own
+///   midpoint with that shape held fixed. No averaging of frames before the fit: windows
+///   shrunk at the step's ends made the end frames noisier and differently biased, which set
+///   the per-step slope. The step's width is the same fit's; its velocity the mean of each
+///   channel fitted alone, both with jackknife SEs (`MovingFront`, `StoredFront`); the
+///   velocities' errors per preset are in docs/benchmarks.md.
 enum FrameMeasurement {
     static func measure(_ members: [Int], times: [Double], frames: RunFrames, okIndices: [Int], shifts: [FrameShift],
                         fields: [Int: ScanDistortionField], analysis: StepAnalysis?, boundary: LineSegment?, jobs: Int,
@@ -207,7 +205,9 @@ struct StepPlan: Sendable {
         let phase = PhaseSegmentation.segment(op, halfSpacingContrast: a.phase.halfSpacingContrast)
         m.rocksalt = phase.rocksaltFraction
         guard let front, let boundary, let binnedBoundary else { return FrameSamples(frame: m) }
-        guard let map = FrontLocator.locate(op, phase: phase, boundary: binnedBoundary, profileOnly: true).samples else {
+        let profiled = a.halfSpacingReference.map { op.normalised(byHalfSpacing: $0, phase: phase) } ?? (map: op, phase: phase)
+        guard let map = FrontLocator.locate(profiled.map, phase: profiled.phase, boundary: binnedBoundary,
+                                            profileOnly: true).samples else {
             return FrameSamples(frame: m)
         }
         // The map's profile in full-resolution pixels.
@@ -237,7 +237,8 @@ struct StepPlan: Sendable {
     func fitFront(_ samples: [FrameSamples], timesS: [Double]) -> StepFrames {
         var measured = samples.map(\.frame)
         guard let front, let p0 = front.positionPx, let w0 = front.widthPx else { return StepFrames(frames: measured) }
-        let beta = front.halfSpacingContrast ?? analysis.phase.halfSpacingContrast
+        // Profiles over the average's A(2g) fall linearly with the occupancy change (β = 0).
+        let beta = analysis.halfSpacingReference != nil ? 0 : front.halfSpacingContrast ?? analysis.phase.halfSpacingContrast
         let map = MovingFront.ChannelSamples(samples.map(\.map), channel: .orderParameter(halfSpacingContrast: beta))
         let siteSamples = samples.map(\.sites)
         let sites = MovingFront.ChannelSamples(siteSamples, channel: .siteRatio)

@@ -30,6 +30,11 @@ struct StepAnalysis: Sendable {
     /// refitting it on every noisy frame only adds noise (and costs 15× the fixed-width sum).
     var columnSigmaPx: Double?
 
+    /// The average's half-spacing fringe amplitude A(2g) on the frames' binned grid and
+    /// region (`StepPlan`): the fixed denominator of every frame's order-parameter profile
+    /// (`OrderParameterMap.normalised(byHalfSpacing:phase:)`); nil without a lock-in there.
+    var halfSpacingReference: Image?
+
     /// The model check of this step's average (`LayeredProjectionCheck`).
     var check: LayeredProjectionCheck
     /// Whether intensities are measured on the inverted image (`contrast: dark_columns`).
@@ -68,12 +73,16 @@ struct StepAnalysis: Sendable {
         let front = FrontLocator.locate(op, phase: phase, boundary: config.frontBoundary, analysed: covered)
         // With a front, the fitted midpoint defines the rock-salt area (boundary to midpoint).
         if front.positionPx != nil { phase.rocksaltFraction = front.rocksaltFraction }
-        return StepAnalysis(lattice: lattice, region: region, sites: measured.sites, aggregate: measured.aggregate,
-                            orderParameter: op, phase: phase, windowPx: windowPx,
-                            detectedBoundary: front.positionPx != nil ? front.boundary : nil,
-                            columnPrecisionPx: LatticePrecision.rms(measured.sites.sites.filter { $0.sublattice == .tm },
-                                                                    lattice: lattice),
-                            columnSigmaPx: measured.columnSigmaPx, check: check, invertsContrast: inverts)
+        var analysis = StepAnalysis(lattice: lattice, region: region, sites: measured.sites, aggregate: measured.aggregate,
+                                    orderParameter: op, phase: phase, windowPx: windowPx,
+                                    detectedBoundary: front.positionPx != nil ? front.boundary : nil,
+                                    columnPrecisionPx: LatticePrecision.rms(measured.sites.sites.filter { $0.sublattice == .tm },
+                                                                            lattice: lattice),
+                                    columnSigmaPx: measured.columnSigmaPx, check: check, invertsContrast: inverts)
+        let binning = OrderParameter.binning(layerSpacingPx: lattice.layerSpacingPx)
+        analysis.halfSpacingReference = StepPlan.lockIn(analysis, region: FrameMeasurement.bin(region, binning), binning: binning)
+            .map { OrderParameter.map(FrameMeasurement.bin(image, binning), on: $0).amplitudeHalf }
+        return analysis
     }
 
     /// Pixels every used frame covers, inside the user's roi.
