@@ -32,10 +32,8 @@ public enum PNGWriter {
     /// Writes an 8-bit RGBA image (`rgba.count == 4·width·height`, rows top to bottom), for plots
     /// and maps; `compression`: zlib level 0–9 (1 for maps written on every run: 3× faster).
     public static func writeRGBA(width: Int, height: Int, rgba: [UInt8], compression: Int = 6, to url: URL) throws {
-        guard width > 0, height > 0, rgba.count == 4 * width * height else {
-            throw FrameIOError(.size, url: url, "\(rgba.count) RGBA bytes for \(width)×\(height)")
-        }
-        try write(url, width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, rgba, nil, compression)
+        try AtomicFile.write(encodeRGBA(width: width, height: height, rgba: rgba, compression: compression, for: url.path),
+                             to: url)
     }
 
     /// Encodes an 8-bit RGB image (`rgb.count == 3·width·height`, rows top to bottom) as PNG
@@ -46,22 +44,26 @@ public enum PNGWriter {
     /// `file`: the file the bytes are for, named in errors.
     public static func encodeRGB(width: Int, height: Int, rgb: [UInt8], compression: Int = 6, scaledPicture: Bool = false,
                                  dotsPerInch: Double? = nil, for file: String) throws -> Data {
-        guard width > 0, height > 0, rgb.count == 3 * width * height else {
-            throw FrameIOError(.size, file: file, "\(rgb.count) RGB bytes for \(width)×\(height)")
-        }
-        let encoded = encode(width, height, 8, PNG_COLOR_TYPE_RGB, rgb, nil, compression, scaledPicture: scaledPicture,
-                             dotsPerInch: dotsPerInch)
-        guard let bytes = encoded.bytes else { throw FrameIOError(.io, file: file, "cannot encode PNG: \(encoded.error)") }
-        return bytes
+        try encodeColour(width, height, channels: 3, PNG_COLOR_TYPE_RGB, rgb, compression, scaledPicture: scaledPicture,
+                         dotsPerInch: dotsPerInch, for: file)
     }
 
     /// Encodes an 8-bit RGBA image (`rgba.count == 4·width·height`, rows top to bottom) as PNG
     /// bytes, as `writeRGBA` writes it to a file. `file`: the file the bytes are for, named in errors.
     public static func encodeRGBA(width: Int, height: Int, rgba: [UInt8], compression: Int = 6, for file: String) throws -> Data {
-        guard width > 0, height > 0, rgba.count == 4 * width * height else {
-            throw FrameIOError(.size, file: file, "\(rgba.count) RGBA bytes for \(width)×\(height)")
+        try encodeColour(width, height, channels: 4, PNG_COLOR_TYPE_RGB_ALPHA, rgba, compression, for: file)
+    }
+
+    /// 8-bit colour rows of `channels` samples per pixel as PNG bytes, the sizes checked first.
+    private static func encodeColour(_ width: Int, _ height: Int, channels: Int, _ colorType: Int32, _ samples: [UInt8],
+                                     _ compression: Int, scaledPicture: Bool = false, dotsPerInch: Double? = nil,
+                                     for file: String) throws -> Data {
+        let name = channels == 3 ? "RGB" : "RGBA"
+        guard width > 0, height > 0, samples.count == channels * width * height else {
+            throw FrameIOError(.size, file: file, "\(samples.count) \(name) bytes for \(width)×\(height)")
         }
-        let encoded = encode(width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, rgba, nil, compression)
+        let encoded = encode(width, height, 8, colorType, samples, nil, compression, scaledPicture: scaledPicture,
+                             dotsPerInch: dotsPerInch)
         guard let bytes = encoded.bytes else { throw FrameIOError(.io, file: file, "cannot encode PNG: \(encoded.error)") }
         return bytes
     }
