@@ -43,6 +43,7 @@ extension OrderParameterMap {
     /// c = Σ A(2g) / Σ reference over the crystal: q = A(g) / (c·reference). With
     /// `phase` (this map's segmentation), the returned phase map's layered ratio is the
     /// median of that q over its layered pixels, and pixels without a reference are not crystal.
+    /// A reference or phase map of another size leaves both as they are.
     ///
     /// Why: A(2g) is there to cancel thickness, which the frames of a step share, but a
     /// single low-dose frame's A(2g) is demodulated from the same noisy pixels as its A(g),
@@ -54,7 +55,8 @@ extension OrderParameterMap {
     /// before and after).
     public func normalised(byHalfSpacing reference: Image, phase: PhaseMap) -> (map: OrderParameterMap, phase: PhaseMap) {
         var map = self, profilePhase = phase
-        guard reference.width == layered.width, reference.height == layered.height else { return (map, profilePhase) }
+        guard reference.width == layered.width, reference.height == layered.height,
+              phase.labels.count == layered.pixels.count else { return (map, profilePhase) }
         var own = 0.0, fixed = 0.0
         for i in crystal.bits.indices where crystal.bits[i] && reference.pixels[i] > 0 {
             own += Double(amplitudeHalf.pixels[i]); fixed += Double(reference.pixels[i])
@@ -67,12 +69,12 @@ extension OrderParameterMap {
                 // Not measured on the average: left out of the profile.
                 map.crystal.bits[i] = false
                 map.layered.pixels[i] = 0
-                if profilePhase.labels.indices.contains(i) { profilePhase.labels[i] = PhaseMap.notCrystal }
+                profilePhase.labels[i] = PhaseMap.notCrystal
                 continue
             }
             let q = amplitudeLayer.pixels[i] / (c * reference.pixels[i])
             map.layered.pixels[i] = q
-            if phase.labels.indices.contains(i), phase.labels[i] == PhaseMap.layered { layeredValues.append(Double(q)) }
+            if phase.labels[i] == PhaseMap.layered { layeredValues.append(Double(q)) }
         }
         profilePhase.layeredRatio = LeastSquares.median(layeredValues)
         return (map, profilePhase)
