@@ -3,7 +3,9 @@
 # scripts/sweep-kinetics.sh ran (same WORK), `heatfront-bench front-bound` gives each moving
 # hold's Cramér–Rao bound; then, per hold, the RMS over the seeds of the reported velocity's
 # relative error (steps.csv against ground_truth.json), of the bound, and their ratio
-# (1 would be an efficient estimator). Prints one line per hold.
+# (1 would be an efficient estimator), and how much of the error is smooth over the hold
+# (frames.csv: the frames' travel error against what their scatter alone would give it).
+# Prints one line per hold.
 #
 # usage: scripts/sweep-bound.sh PRESET SEED... (after scripts/sweep-kinetics.sh PRESET SEED...)
 # env:   WORK=dir (default /tmp/heatfront-sweep), SIZE=px as given to sweep-kinetics.sh,
@@ -26,6 +28,21 @@ done | python3 -c '
 import csv, json, math, re, sys
 from collections import defaultdict
 holds = defaultdict(list)
+travels = defaultdict(list)
+def travel_error(run, step):
+    # The frame positions against the truth over one hold: the travel error of their line
+    # (slope × duration), and the variance their scatter about that line alone would give it.
+    truth = csv.DictReader(open(run + "/ground_truth.csv"))
+    ours = csv.DictReader(open(run + "-out/frames.csv"))
+    pts = [(float(a["time_s"]), float(a["front_position_nm"]) - float(b["front_position_nm"])) for a, b in zip(ours, truth)
+           if int(b["step_index"]) == step and a["status"] == "ok" and a["front_position_nm"] and b["front_position_nm"]]
+    if len(pts) < 4: return None
+    n = len(pts); tm = sum(t for t, _ in pts) / n; em = sum(e for _, e in pts) / n
+    sxx = sum((t - tm) ** 2 for t, _ in pts); slope = sum((t - tm) * (e - em) for t, e in pts) / sxx
+    scatter = sum((e - em - slope * (t - tm)) ** 2 for t, e in pts) / (n - 2)
+    span = max(t for t, _ in pts) - min(t for t, _ in pts)
+    return slope * span, scatter / sxx * span ** 2
+
 for line in sys.stdin:
     m = re.match(r"(\S+) (\S+) step (\d+) \(([\d.]+) °C\): \d+ frames, travel ([\d.]+) nm; position bound ([\d.]+) nm .*velocity bound ([\d.]+) %", line)
     if not m: continue
@@ -35,6 +52,7 @@ for line in sys.stdin:
     v = row and row["front_velocity_nm_per_s"]
     error = (float(v) / truth["front_velocity_nm_per_s"] - 1) * 100 if v not in (None, "", "nan") else None
     holds[(step, m.group(4))].append((float(m.group(5)), float(m.group(6)), float(m.group(7)), error, seed))
+    travels[(step, m.group(4))].append(travel_error(run, step))
 rms = lambda xs: (sum(x * x for x in xs) / len(xs)) ** 0.5
 for (step, temperature), rows in sorted(holds.items()):
     errors = [r[3] for r in rows if r[3] is not None]
@@ -42,6 +60,10 @@ for (step, temperature), rows in sorted(holds.items()):
     line = f"hold {step} ({temperature} °C): {len(rows)} seeds, travel {min(travel):.2f}–{max(travel):.2f} nm, position bound {position[len(position) // 2]:.4f} nm (median)"
     if errors:
         line += f"; velocity error RMS {rms(errors):.2f} % ({len(errors)} with a velocity), bound RMS {bound:.2f} %, ratio {rms(errors) / bound:.2f}"
+    pairs = [p for p in travels[(step, temperature)] if p]
+    if pairs:
+        line += (f"; frames: travel error RMS {rms([p[0] for p in pairs]):.4f} nm, "
+                 f"{(sum(p[1] for p in pairs) / len(pairs)) ** 0.5:.4f} nm from their scatter about their line")
     print(line)
 
 # The 10 % target at the limit: an unbiased estimator whose error SD is the bound keeps a
