@@ -2,8 +2,9 @@
 # How far a preset's hold velocities are from the information limit: for every seed that
 # scripts/sweep-kinetics.sh ran (same WORK), `heatfront-bench front-bound` gives each moving
 # hold's Cramér–Rao bound; then, per hold, the RMS over the seeds of the reported velocity's
-# relative error (steps.csv against ground_truth.json), of the bound, and their ratio
-# (1 would be an efficient estimator), and how much of the error is smooth over the hold
+# relative error (steps.csv against ground_truth.json), of the bound (also with the front's
+# width and the grain's cation mixing unknown), and their ratio (1 would be an efficient
+# estimator), and how much of the error is smooth over the hold
 # (frames.csv: the frames' travel error against what their scatter alone would give it).
 # Prints one line per hold.
 #
@@ -44,14 +45,15 @@ def travel_error(run, step):
     return slope * span, scatter / sxx * span ** 2
 
 for line in sys.stdin:
-    m = re.match(r"(\S+) (\S+) step (\d+) \(([\d.]+) °C\): \d+ frames, travel ([\d.]+) nm; position bound ([\d.]+) nm .*velocity bound ([\d.]+) %", line)
+    m = re.match(r"(\S+) (\S+) step (\d+) \(([\d.]+) °C\): \d+ frames, travel ([\d.]+) nm; position bound ([\d.]+) nm .*velocity bound ([\d.]+) %"
+                 r"; with width and mixing unknown ([\d.]+) %", line)
     if not m: continue
     seed, run, step = m.group(1), m.group(2), int(m.group(3))
     truth = json.load(open(run + "/ground_truth.json"))["steps"][step]
     row = next((r for r in csv.DictReader(open(run + "-out/steps.csv")) if int(r["step_index"]) == step), None)
     v = row and row["front_velocity_nm_per_s"]
     error = (float(v) / truth["front_velocity_nm_per_s"] - 1) * 100 if v not in (None, "", "nan") else None
-    holds[(step, m.group(4))].append((float(m.group(5)), float(m.group(6)), float(m.group(7)), error, seed))
+    holds[(step, m.group(4))].append((float(m.group(5)), float(m.group(6)), float(m.group(7)), error, seed, float(m.group(8))))
     travels[(step, m.group(4))].append(travel_error(run, step))
 rms = lambda xs: (sum(x * x for x in xs) / len(xs)) ** 0.5
 for (step, temperature), rows in sorted(holds.items()):
@@ -59,7 +61,8 @@ for (step, temperature), rows in sorted(holds.items()):
     travel = [r[0] for r in rows]; position = sorted(r[1] for r in rows); bound = rms([r[2] for r in rows])
     line = f"hold {step} ({temperature} °C): {len(rows)} seeds, travel {min(travel):.2f}–{max(travel):.2f} nm, position bound {position[len(position) // 2]:.4f} nm (median)"
     if errors:
-        line += f"; velocity error RMS {rms(errors):.2f} % ({len(errors)} with a velocity), bound RMS {bound:.2f} %, ratio {rms(errors) / bound:.2f}"
+        line += (f"; velocity error RMS {rms(errors):.2f} % ({len(errors)} with a velocity), bound RMS {bound:.2f} % "
+                 f"({rms([r[5] for r in rows]):.2f} % with width and mixing unknown), ratio {rms(errors) / bound:.2f}")
     pairs = [p for p in travels[(step, temperature)] if p]
     if pairs:
         line += (f"; frames: travel error RMS {rms([p[0] for p in pairs]):.4f} nm, "
@@ -71,7 +74,7 @@ for (step, temperature), rows in sorted(holds.items()):
 # of travel, the holds taken as independent.
 seeds = defaultdict(list)
 for (step, _), rows in holds.items():
-    for travel, _, bound, error, seed in rows:
+    for travel, _, bound, error, seed, _ in rows:
         if travel >= 1: seeds[seed].append((bound, error))
 if seeds:
     chance = {s: math.prod(math.erf(10 / (b * 2 ** 0.5)) for b, _ in hs) for s, hs in seeds.items()}

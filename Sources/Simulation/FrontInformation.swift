@@ -60,6 +60,75 @@ extension HeatingRunSimulator {
     }
 }
 
+/// What a hold's velocity bound takes as unknown besides the front's position and velocity
+/// (`holdVelocityBound`).
+public struct FrontNuisances: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// The front's width, one for the hold.
+    public static let width = FrontNuisances(rawValue: 1)
+    /// The layered grain's cation mixing (its plateau level), one for the hold.
+    public static let mixing = FrontNuisances(rawValue: 2)
+    /// Each frame's dose (a gain on its expected counts).
+    public static let dose = FrontNuisances(rawValue: 4)
+}
+
+extension HeatingRunSimulator {
+    /// The Cramér–Rao bound (nm/s) on the velocity of a hold whose `frames` (each with a
+    /// front) are fitted with one line x(t) = x̄ + v·(t − t̄), with the `unknown` nuisances
+    /// estimated from the same frames: √ of the (v, v) element of the inverse Fisher matrix
+    /// over (x̄, v, nuisances) (Kay, *Fundamentals of Statistical Signal Processing:
+    /// Estimation Theory*, 1993, §3.7). Nuisances whose effect on the frames resembles the
+    /// front's motion raise the bound above `velocityBound`'s, which takes them as known; an
+    /// estimator that has to find them can do no better. Nil with fewer than three frames or a
+    /// singular matrix.
+    public func holdVelocityBound(frames: [Int], unknown: FrontNuisances, deltaNm: Double = 0.01) -> Double? {
+        let truths = frames.map { frameTruth($0) }
+        guard frames.count >= 3, truths.allSatisfy({ $0.frontPositionNm != nil }), let width = kinetics.widthNm else { return nil }
+        let tMean = truths.map(\.timeS).reduce(0, +) / Double(frames.count)
+        let shared = 2 + (unknown.contains(.width) ? 1 : 0) + (unknown.contains(.mixing) ? 1 : 0)
+        let n = shared + (unknown.contains(.dose) ? frames.count : 0)
+        let perFrame = ResultSlots<[Double]?>.map(frames.count) { j -> [Double]? in
+            let i = frames[j], truth = truths[j], front = truth.frontPositionNm!
+            let mixing = kinetics.uniformMixing(atC: truth.temperatureC)
+            guard let position = frontSlopes(frame: i, deltaNm: deltaNm) else { return nil }
+            let base = unknown.contains(.dose) ? detectorValues(idealIntensity(frame: i, frontNm: front)) : []
+            func slope(_ render: (Double) -> Image, _ delta: Double) -> [Double] {
+                let a = detectorValues(render(-delta)), b = detectorValues(render(delta))
+                return zip(a, b).map { ($1 - $0) / (2 * delta) }
+            }
+            let widthSlope = unknown.contains(.width)
+                ? slope({ self.intensity(frame: i, distortions: false, jitter: nil, frontNm: front, widthNm: width + $0) }, deltaNm) : nil
+            let mixingSlope = unknown.contains(.mixing)
+                ? slope({ self.intensity(frame: i, distortions: false, jitter: nil, frontNm: front, uniformMixing: mixing + $0) }, 1e-3) : nil
+            var fisher = [Double](repeating: 0, count: n * n)
+            var g = [Double](repeating: 0, count: n)
+            let dt = truth.timeS - tMean
+            for k in position.slope.indices {
+                g[0] = position.slope[k]; g[1] = position.slope[k] * dt
+                var m = 2
+                if let widthSlope { g[m] = widthSlope[k]; m += 1 }
+                if let mixingSlope { g[m] = mixingSlope[k]; m += 1 }
+                if unknown.contains(.dose) { g[shared + j] = base[k] - detector.offsetADU }
+                let inverse = 1 / position.variance[k]
+                for r in 0..<n where g[r] != 0 { for c in 0..<n where g[c] != 0 { fisher[r * n + c] += g[r] * g[c] * inverse } }
+            }
+            return fisher
+        }
+        guard perFrame.allSatisfy({ $0 != nil }) else { return nil }
+        let fisher = perFrame.reduce([Double](repeating: 0, count: n * n)) { zip($0, $1!).map(+) }
+        var unit = [Double](repeating: 0, count: n)
+        unit[1] = 1
+        guard let column = LeastSquares.solve(fisher, unit, n: n), column[1] > 0 else { return nil }
+        return column[1].squareRoot()
+    }
+
+    /// The detector's expected values (ADU) of a model intensity.
+    private func detectorValues(_ image: Image) -> [Double] {
+        image.pixels.map { detector.expectedValue(intensity: Double($0)) }
+    }
+}
+
 /// Where a frame's information about its front lies: the Fisher information kept by sums of
 /// the detector values over groups of pixels, each group's sum weighted by its own variance,
 /// as a share of all of it (`frontPositionInformation`). A group of pixels whose expected

@@ -355,15 +355,19 @@ public struct HeatingRunSimulator: Sendable {
     }
 
     /// Model intensity (TM column peak at unit thickness = 1) at every scan pixel of frame `i`.
-    /// `step > 1` samples every step-th pixel only (a cheap mean estimate); `frontNm` puts the
-    /// front there instead of where the kinetics have it.
-    func intensity(frame i: Int, distortions: Bool, jitter: [Double]?, step: Int = 1, frontNm: Double? = nil) -> Image {
+    /// `step > 1` samples every step-th pixel only (a cheap mean estimate); `frontNm`,
+    /// `widthNm` and `uniformMixing` put the front there, give it that width and the layered
+    /// grain that cation mixing instead of what the kinetics have.
+    func intensity(frame i: Int, distortions: Bool, jitter: [Double]?, step: Int = 1, frontNm: Double? = nil,
+                   widthNm: Double? = nil, uniformMixing: Double? = nil) -> Image {
         let o = options, p = o.pixelSizeNm
         let w = o.size, h = o.height
         let start = slots[i].startS
         let mid = start + scan.frameDurationS / 2
         let state = Specimen.State(front: frontNm ?? kinetics.position(at: mid),
-                                   uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)))
+                                   uniformMixing: uniformMixing ?? kinetics.uniformMixing(atC: programme.temperature(at: mid)))
+        var kinetics = kinetics
+        if let widthNm { kinetics.widthNm = widthNm }
         let d0 = drift.displacement(at: start), d1 = drift.displacement(at: start + scan.frameDurationS)
         let dm = idealDisplacement(frame: i)
         let lo = pointwiseMin(pointwiseMin(d0, d1), dm), hi = pointwiseMax(pointwiseMax(d0, d1), dm)

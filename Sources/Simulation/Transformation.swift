@@ -18,7 +18,7 @@ public struct FrontKinetics: Sendable {
     public let v0NmPerS: Double
     public let onsetC: Double
     /// 10–90 % width; nil when the run has no front.
-    public let widthNm: Double?
+    public internal(set) var widthNm: Double?
     public let uniformMixingOnsetC: Double?
     public let uniformMixingPerC: Double
 

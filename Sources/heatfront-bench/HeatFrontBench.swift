@@ -310,9 +310,13 @@ struct FrontBound: ParsableCommand {
             let bounds = measured.map { 1 / $0.1.squareRoot() }.sorted()
             guard !bounds.isEmpty, let vBound = HeatingRunSimulator.velocityBound(timesS: measured.map(\.0),
                                                                                    information: measured.map(\.1)) else { continue }
+            let withShape = sim.holdVelocityBound(frames: members, unknown: [.width, .mixing])
+            let withDose = sim.holdVelocityBound(frames: members, unknown: [.width, .mixing, .dose])
+            let share = { (b: Double?) in b.map { String(format: "%.2f %%", 100 * $0 / v) } ?? "-" }
             print(String(format: "step %d (%.0f °C): %d frames, travel %.2f nm; position bound %.4f nm (%.4f–%.4f); velocity bound %.2f %%",
                          step.stepIndex, step.temperatureC, measured.count, end - start, bounds[bounds.count / 2],
-                         bounds.first!, bounds.last!, 100 * vBound / v))
+                         bounds.first!, bounds.last!, 100 * vBound / v)
+                  + "; with width and mixing unknown \(share(withShape)), and each frame's dose \(share(withDose))")
         }
     }
 }

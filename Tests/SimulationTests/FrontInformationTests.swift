@@ -53,6 +53,29 @@ import Simulation
         #expect(abs(m - front) < 4 * bound / 20)
     }
 
+    /// With nothing unknown but the line, the hold's bound is `velocityBound` of the frames'
+    /// informations; each nuisance taken as unknown can only raise it, and its derivative
+    /// images must be real (all zeros would leave the Fisher matrix singular: nil).
+    @Test func nuisancesCanOnlyRaiseTheHoldsBound() throws {
+        var o = SimulationOptions(preset: .registrationStress, seed: 3, size: 192)
+        o.framesPerStep = 4
+        let sim = HeatingRunSimulator(o)
+        let last = try #require((0..<sim.frameCount).last { sim.frameTruth($0).frontPositionNm != nil })
+        let hold = (0..<sim.frameCount).filter { sim.frameTruth($0).stepIndex == sim.frameTruth(last).stepIndex }
+        #expect(hold.count == 4)
+        let information = try hold.map { try #require(sim.frontPositionInformation(frame: $0)) }
+        let known = try #require(HeatingRunSimulator.velocityBound(timesS: hold.map { sim.frameTruth($0).timeS },
+                                                                   information: information))
+        let line = try #require(sim.holdVelocityBound(frames: hold, unknown: []))
+        #expect(abs(line - known) < 1e-9 * known)
+        var previous = line
+        for unknown: FrontNuisances in [[.width], [.width, .mixing], [.width, .mixing, .dose]] {
+            let bound = try #require(sim.holdVelocityBound(frames: hold, unknown: unknown), "\(unknown.rawValue)")
+            #expect(bound >= previous * (1 - 1e-9), "\(unknown.rawValue): \(bound) against \(previous)")
+            previous = bound
+        }
+    }
+
     /// The shares are parts of the whole: the intensity summed at one distance keeps none of
     /// it (TM moving from TM into Li sites conserves the counts), the site discs most of it,
     /// the dark Li sites (low variance) more than the bright TM sites.
