@@ -46,14 +46,14 @@ def travel_error(run, step):
 
 for line in sys.stdin:
     m = re.match(r"(\S+) (\S+) step (\d+) \(([\d.]+) °C\): \d+ frames, travel ([\d.]+) nm; position bound ([\d.]+) nm .*velocity bound ([\d.]+) %"
-                 r"; with width and mixing unknown ([\d.]+) %", line)
+                 r"(?:; with width and mixing unknown ([\d.]+) %)?", line)
     if not m: continue
     seed, run, step = m.group(1), m.group(2), int(m.group(3))
     truth = json.load(open(run + "/ground_truth.json"))["steps"][step]
     row = next((r for r in csv.DictReader(open(run + "-out/steps.csv")) if int(r["step_index"]) == step), None)
     v = row and row["front_velocity_nm_per_s"]
     error = (float(v) / truth["front_velocity_nm_per_s"] - 1) * 100 if v not in (None, "", "nan") else None
-    holds[(step, m.group(4))].append((float(m.group(5)), float(m.group(6)), float(m.group(7)), error, seed, float(m.group(8))))
+    holds[(step, m.group(4))].append((float(m.group(5)), float(m.group(6)), float(m.group(7)), error, seed, m.group(8) and float(m.group(8))))
     travels[(step, m.group(4))].append(travel_error(run, step))
 rms = lambda xs: (sum(x * x for x in xs) / len(xs)) ** 0.5
 for (step, temperature), rows in sorted(holds.items()):
@@ -62,7 +62,8 @@ for (step, temperature), rows in sorted(holds.items()):
     line = f"hold {step} ({temperature} °C): {len(rows)} seeds, travel {min(travel):.2f}–{max(travel):.2f} nm, position bound {position[len(position) // 2]:.4f} nm (median)"
     if errors:
         line += (f"; velocity error RMS {rms(errors):.2f} % ({len(errors)} with a velocity), bound RMS {bound:.2f} % "
-                 f"({rms([r[5] for r in rows]):.2f} % with width and mixing unknown), ratio {rms(errors) / bound:.2f}")
+                 + (f"({rms([r[5] for r in rows]):.2f} % with width and mixing unknown), " if all(r[5] for r in rows) else "")
+                 + f"ratio {rms(errors) / bound:.2f}")
     pairs = [p for p in travels[(step, temperature)] if p]
     if pairs:
         line += (f"; frames: travel error RMS {rms([p[0] for p in pairs]):.4f} nm, "
