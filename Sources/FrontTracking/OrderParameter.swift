@@ -42,7 +42,8 @@ extension OrderParameterMap {
     /// map's grid), times the frame's own level of the half-spacing fringes relative to it,
     /// c = Σ A(2g) / Σ reference over the crystal: q = A(g) / (c·reference). With
     /// `phase` (this map's segmentation), the returned phase map's layered ratio is the
-    /// median of that q over its layered pixels, and pixels without a reference are not crystal.
+    /// median of that q over its layered pixels, and pixels without a reference are not crystal
+    /// (none are where the frame or the reference has no half-spacing fringe at all).
     /// A reference or phase map of another size leaves both as they are.
     ///
     /// Why: A(2g) is there to cancel thickness, which the frames of a step share, but a
@@ -61,11 +62,12 @@ extension OrderParameterMap {
         for i in crystal.bits.indices where crystal.bits[i] && reference.pixels[i] > 0 {
             own += Double(amplitudeHalf.pixels[i]); fixed += Double(reference.pixels[i])
         }
-        guard own > 0, fixed > 0 else { return (map, profilePhase) }
-        let c = Float(own / fixed)
+        // Nothing to scale by (no half-spacing fringe in the frame or the reference): no
+        // profile, rather than the frame's own ratio fitted as if it had the fixed denominator.
+        let c = own > 0 && fixed > 0 ? Float(own / fixed) : 0
         var layeredValues = [Double]()
         for i in crystal.bits.indices {
-            guard crystal.bits[i], reference.pixels[i] > 0 else {
+            guard crystal.bits[i], reference.pixels[i] > 0, c > 0 else {
                 // Not measured on the average: left out of the profile.
                 map.crystal.bits[i] = false
                 map.layered.pixels[i] = 0

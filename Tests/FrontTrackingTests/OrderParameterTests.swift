@@ -162,6 +162,9 @@ struct OrderParameterTests {
         for x in 100..<110 { holed[x, 100] = 0 }
         let (partial, partialPhase) = frame.normalised(byHalfSpacing: holed, phase: phase)
         #expect(!partial.crystal[105, 100] && partialPhase[105, 100] == PhaseMap.notCrystal)
+        // Nothing to scale by: no crystal left to profile.
+        let blank = frame.normalised(byHalfSpacing: Image(width: grain.size, height: grain.size), phase: phase)
+        #expect(blank.map.crystal.setCount == 0 && blank.phase.layeredRatio == nil)
     }
 
     @Test("bad input gives an empty map, not a crash")
