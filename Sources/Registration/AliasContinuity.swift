@@ -44,7 +44,10 @@ public enum AliasContinuity {
         let trackTimes = known.map { times[$0] }
         var found: [Slip] = []
         for _ in 0..<known.count {
+            // A link already taken out is not taken again: what is left of its jump is noise.
+            let taken = Set(found.map(\.after))
             let candidates = linkSlips(track, times: trackTimes, latticeVectors: latticeVectors, shortest: shortest)
+                .filter { !taken.contains(known[$0.after]) }
             guard let clearest = candidates.max(by: { $0.sigma < $1.sigma }) else { break }
             for j in clearest.after..<track.count { track[j] -= clearest.vector }
             found.append(Slip(after: known[clearest.after], vector: clearest.vector, sigma: clearest.sigma))
