@@ -3,7 +3,8 @@
 # with `heatfront validate`, and prints every metric's distribution over the seeds (median,
 # worst, how many met the target) and the pooled coverage of the reported uncertainties:
 # the share of true hold velocities within one reported SEM, and of true activation
-# energies within one SEM and inside the 95 % interval.
+# energies within one SEM and inside the 95 % interval, each with how unusual its count
+# would be if the uncertainties were exactly right (two-sided binomial p).
 #
 # usage: scripts/sweep-kinetics.sh PRESET SEED... (e.g. slow-front $(seq 1 20))
 # env:   SIZE=px (frame width; the preset's own when unset), WORK=dir (default
@@ -43,6 +44,17 @@ for seed in "$@"; do
   [ -f "$f" ] && awk -v seed="$seed" '$1 ~ /^(PASS|FAIL|info)$/ { print seed, $0 }' "$f"
 done | awk '
   function abs(x) { return x < 0 ? -x : x }
+  # Two-sided binomial p of k of n at rate p (twice the smaller tail): how unusual the count would be
+  # for uncertainties that are exactly right.
+  function binomial(k, n, p,   j, pmf, below, above) {
+    pmf = (1 - p) ^ n; below = 0; above = 0
+    for (j = 0; j <= n; j++) {
+      if (j <= k) below += pmf
+      if (j >= k) above += pmf
+      pmf *= (n - j) / (j + 1) * p / (1 - p)
+    }
+    return below < above ? (2 * below < 1 ? 2 * below : 1) : (2 * above < 1 ? 2 * above : 1)
+  }
   {
     name = $3; v = $4; verdict = $2
     if (!(name in seen)) { seen[name] = 1; order[++n] = name }
@@ -68,5 +80,10 @@ done | awk '
       printf "%-36s %8d %10.4g %10.4g %s\n", name, c, med, worst, met
     }
     printf "\npooled coverage\n"
-    for (i = 1; i <= n; i++) { name = order[i]; if (m[name] > 0) printf "%-36s %d of %d = %.1f %%\n", name, k[name], m[name], 100 * k[name] / m[name] }
+    for (i = 1; i <= n; i++) {
+      name = order[i]; if (m[name] == 0) continue
+      rate = name ~ /ci95/ ? 0.95 : 0.6827
+      printf "%-36s %d of %d = %.1f %% (two-sided p = %.2f at a true rate of %.1f %%)\n", name, k[name], m[name],
+             100 * k[name] / m[name], binomial(k[name], m[name], rate), 100 * rate
+    }
   }'
