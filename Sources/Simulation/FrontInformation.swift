@@ -28,17 +28,22 @@ extension HeatingRunSimulator {
     /// and the value's variance; nil where the frame has no front.
     func frontSlopes(frame i: Int, deltaNm: Double) -> (slope: [Double], variance: [Double], width: Int)? {
         guard let front = frameTruth(i).frontPositionNm else { return nil }
-        let before = idealIntensity(frame: i, frontNm: front - deltaNm)
-        let after = idealIntensity(frame: i, frontNm: front + deltaNm)
+        let (before, after) = expectedValues(deltaNm) { idealIntensity(frame: i, frontNm: front + $0) }
         let gain = detector.gainADUPerElectron, floor = detector.readNoiseADU * detector.readNoiseADU + 1.0 / 12
-        var slope = [Double](repeating: 0, count: before.pixels.count), variance = slope
-        for k in before.pixels.indices {
-            let a = detector.expectedValue(intensity: Double(before.pixels[k]))
-            let b = detector.expectedValue(intensity: Double(after.pixels[k]))
-            slope[k] = (b - a) / (2 * deltaNm)
-            variance[k] = gain * (0.5 * (a + b) - detector.offsetADU) + floor
-        }
-        return (slope, variance, before.width)
+        let slope = zip(before, after).map { ($1 - $0) / (2 * deltaNm) }
+        let variance = zip(before, after).map { gain * (0.5 * ($0 + $1) - detector.offsetADU) + floor }
+        return (slope, variance, options.size)
+    }
+
+    /// The expected detector values (ADU) of the model intensities `render(−delta)` and
+    /// `render(+delta)`: a central difference's two sides.
+    func expectedValues(_ delta: Double, _ render: (Double) -> Image) -> (minus: [Double], plus: [Double]) {
+        (expectedValues(render(-delta)), expectedValues(render(delta)))
+    }
+
+    /// The expected detector values (ADU) of a model intensity.
+    func expectedValues(_ image: Image) -> [Double] {
+        image.pixels.map { detector.expectedValue(intensity: Double($0)) }
     }
 
     /// Model intensity of frame `i` as the ideal acquisition sees it (no jitter, flyback or
@@ -80,40 +85,16 @@ extension HeatingRunSimulator {
     /// over (x̄, v, nuisances) (Kay, *Fundamentals of Statistical Signal Processing:
     /// Estimation Theory*, 1993, §3.7). Nuisances whose effect on the frames resembles the
     /// front's motion raise the bound above `velocityBound`'s, which takes them as known; an
-    /// estimator that has to find them can do no better. Nil with fewer than three frames or a
-    /// singular matrix.
+    /// estimator that has to find them can do no better. Nil with fewer than three frames, a
+    /// frame without a front or a singular matrix.
     public func holdVelocityBound(frames: [Int], unknown: FrontNuisances, deltaNm: Double = 0.01) -> Double? {
-        let truths = frames.map { frameTruth($0) }
-        guard frames.count >= 3, truths.allSatisfy({ $0.frontPositionNm != nil }), let width = kinetics.widthNm else { return nil }
-        let tMean = truths.map(\.timeS).reduce(0, +) / Double(frames.count)
-        let shared = 2 + (unknown.contains(.width) ? 1 : 0) + (unknown.contains(.mixing) ? 1 : 0)
-        let n = shared + (unknown.contains(.dose) ? frames.count : 0)
-        let perFrame = ResultSlots<[Double]?>.map(frames.count) { j -> [Double]? in
-            let i = frames[j], truth = truths[j], front = truth.frontPositionNm!
-            let mixing = kinetics.uniformMixing(atC: truth.temperatureC)
-            guard let position = frontSlopes(frame: i, deltaNm: deltaNm) else { return nil }
-            let base = unknown.contains(.dose) ? detectorValues(idealIntensity(frame: i, frontNm: front)) : []
-            func slope(_ render: (Double) -> Image, _ delta: Double) -> [Double] {
-                let a = detectorValues(render(-delta)), b = detectorValues(render(delta))
-                return zip(a, b).map { ($1 - $0) / (2 * delta) }
-            }
-            let widthSlope = unknown.contains(.width)
-                ? slope({ self.intensity(frame: i, distortions: false, jitter: nil, frontNm: front, widthNm: width + $0) }, deltaNm) : nil
-            let mixingSlope = unknown.contains(.mixing)
-                ? slope({ self.intensity(frame: i, distortions: false, jitter: nil, frontNm: front, uniformMixing: mixing + $0) }, 1e-3) : nil
-            var fisher = [Double](repeating: 0, count: n * n)
-            var g = [Double](repeating: 0, count: n)
-            let dt = truth.timeS - tMean
-            for k in position.slope.indices {
-                g[0] = position.slope[k]; g[1] = position.slope[k] * dt
-                var m = 2
-                if let widthSlope { g[m] = widthSlope[k]; m += 1 }
-                if let mixingSlope { g[m] = mixingSlope[k]; m += 1 }
-                if unknown.contains(.dose) { g[shared + j] = base[k] - detector.offsetADU }
-                let inverse = 1 / position.variance[k]
-                for r in 0..<n where g[r] != 0 { for c in 0..<n where g[c] != 0 { fisher[r * n + c] += g[r] * g[c] * inverse } }
-            }
-            return fisher
+        let times = frames.map { frameTruth($0).timeS }
+        guard frames.count >= 3 else { return nil }
+        let tMean = times.reduce(0, +) / Double(frames.count)
+        let n = 2 + (unknown.contains(.width) ? 1 : 0) + (unknown.contains(.mixing) ? 1 : 0)
+            + (unknown.contains(.dose) ? frames.count : 0)
+        let perFrame = ResultSlots<[Double]?>.map(frames.count) { j in
+            holdFisher(frame: frames[j], slot: j, dt: times[j] - tMean, parameters: n, unknown: unknown, deltaNm: deltaNm)
         }
         guard perFrame.allSatisfy({ $0 != nil }) else { return nil }
         let fisher = perFrame.reduce([Double](repeating: 0, count: n * n)) { zip($0, $1!).map(+) }
@@ -123,9 +104,36 @@ extension HeatingRunSimulator {
         return column[1].squareRoot()
     }
 
-    /// The detector's expected values (ADU) of a model intensity.
-    private func detectorValues(_ image: Image) -> [Double] {
-        image.pixels.map { detector.expectedValue(intensity: Double($0)) }
+    /// Frame `i`'s share of `holdVelocityBound`'s Fisher matrix (n × n, row-major) over
+    /// (x̄, v, [width], [mixing], [dose of each frame]), the frame `dt` from the hold's mean
+    /// time and `slot`-th among its frames; nil where it has no front.
+    func holdFisher(frame i: Int, slot: Int, dt: Double, parameters n: Int, unknown: FrontNuisances,
+                    deltaNm: Double) -> [Double]? {
+        guard let front = frameTruth(i).frontPositionNm, let width = kinetics.widthNm,
+              let position = frontSlopes(frame: i, deltaNm: deltaNm) else { return nil }
+        // Derivative images of the nuisances, in parameter order after x̄ and v.
+        var nuisances = [[Double]]()
+        func slope(_ delta: Double, _ render: (Double) -> Image) -> [Double] {
+            let (a, b) = expectedValues(delta, render)
+            return zip(a, b).map { ($1 - $0) / (2 * delta) }
+        }
+        if unknown.contains(.width) {
+            nuisances.append(slope(deltaNm) { intensity(frame: i, distortions: false, jitter: nil, frontNm: front, widthNm: width + $0) })
+        }
+        if unknown.contains(.mixing) {
+            nuisances.append(slope(1e-3) { intensity(frame: i, distortions: false, jitter: nil, frontNm: front, mixingChange: $0) })
+        }
+        let dose = unknown.contains(.dose) ? expectedValues(idealIntensity(frame: i, frontNm: front)) : []
+        let doseIndex = 2 + nuisances.count + slot
+        var fisher = [Double](repeating: 0, count: n * n), g = [Double](repeating: 0, count: n)
+        for k in position.slope.indices {
+            g[0] = position.slope[k]; g[1] = position.slope[k] * dt
+            for (m, d) in nuisances.enumerated() { g[2 + m] = d[k] }
+            if !dose.isEmpty { g[doseIndex] = dose[k] - detector.offsetADU }
+            let inverse = 1 / position.variance[k]
+            for r in 0..<n where g[r] != 0 { for c in 0..<n where g[c] != 0 { fisher[r * n + c] += g[r] * g[c] * inverse } }
+        }
+        return fisher
     }
 }
 

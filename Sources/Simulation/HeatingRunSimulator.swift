@@ -355,17 +355,17 @@ public struct HeatingRunSimulator: Sendable {
     }
 
     /// Model intensity (TM column peak at unit thickness = 1) at every scan pixel of frame `i`.
-    /// `step > 1` samples every step-th pixel only (a cheap mean estimate); `frontNm`,
-    /// `widthNm` and `uniformMixing` put the front there, give it that width and the layered
-    /// grain that cation mixing instead of what the kinetics have.
+    /// `step > 1` samples every step-th pixel only (a cheap mean estimate); `frontNm` and
+    /// `widthNm` put the front there and give it that width instead of what the kinetics
+    /// have, and `mixingChange` adds to the layered grain's cation mixing.
     func intensity(frame i: Int, distortions: Bool, jitter: [Double]?, step: Int = 1, frontNm: Double? = nil,
-                   widthNm: Double? = nil, uniformMixing: Double? = nil) -> Image {
+                   widthNm: Double? = nil, mixingChange: Double = 0) -> Image {
         let o = options, p = o.pixelSizeNm
         let w = o.size, h = o.height
         let start = slots[i].startS
         let mid = start + scan.frameDurationS / 2
         let state = Specimen.State(front: frontNm ?? kinetics.position(at: mid),
-                                   uniformMixing: uniformMixing ?? kinetics.uniformMixing(atC: programme.temperature(at: mid)))
+                                   uniformMixing: kinetics.uniformMixing(atC: programme.temperature(at: mid)) + mixingChange)
         var kinetics = kinetics
         if let widthNm { kinetics.widthNm = widthNm }
         let d0 = drift.displacement(at: start), d1 = drift.displacement(at: start + scan.frameDurationS)
