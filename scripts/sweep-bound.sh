@@ -3,9 +3,9 @@
 # scripts/sweep-kinetics.sh ran (same WORK), `heatfront-bench front-bound` gives each moving
 # hold's Cramér–Rao bound; then, per hold, the RMS over the seeds of the reported velocity's
 # relative error (steps.csv against ground_truth.json), of the bound (also with the front's
-# width and the grain's cation mixing unknown), and their ratio (1 would be an efficient
-# estimator), and how much of the error is smooth over the hold
-# (frames.csv: the frames' travel error against what their scatter alone would give it).
+# width, the grain's cation mixing and each frame's dose unknown), and their ratio (1 would
+# be an efficient estimator), and how much of the error is smooth over the hold (frames.csv:
+# the frames' travel error against what their scatter alone would give it).
 # Prints one line per hold.
 #
 # usage: scripts/sweep-bound.sh PRESET SEED... (after scripts/sweep-kinetics.sh PRESET SEED...)
@@ -46,7 +46,7 @@ def travel_error(run, step):
 
 for line in sys.stdin:
     m = re.match(r"(\S+) (\S+) step (\d+) \(([\d.]+) °C\): \d+ frames, travel ([\d.]+) nm; position bound ([\d.]+) nm .*velocity bound ([\d.]+) %"
-                 r"(?:; with width and mixing unknown ([\d.]+) %)?", line)
+                 r"(?:; with width and mixing unknown [\d.]+ %, and each frame.s dose ([\d.]+) %)?", line)
     if not m: continue
     seed, run, step = m.group(1), m.group(2), int(m.group(3))
     truth = json.load(open(run + "/ground_truth.json"))["steps"][step]
@@ -62,7 +62,7 @@ for (step, temperature), rows in sorted(holds.items()):
     line = f"hold {step} ({temperature} °C): {len(rows)} seeds, travel {min(travel):.2f}–{max(travel):.2f} nm, position bound {position[len(position) // 2]:.4f} nm (median)"
     if errors:
         line += (f"; velocity error RMS {rms(errors):.2f} % ({len(errors)} with a velocity), bound RMS {bound:.2f} % "
-                 + (f"({rms([r[5] for r in rows]):.2f} % with width and mixing unknown), " if all(r[5] for r in rows) else "")
+                 + (f"({rms([r[5] for r in rows]):.2f} % with width, mixing and dose unknown), " if all(r[5] for r in rows) else "")
                  + f"ratio {rms(errors) / bound:.2f}")
     pairs = [p for p in travels[(step, temperature)] if p]
     if pairs:
