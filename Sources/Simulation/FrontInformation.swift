@@ -28,11 +28,15 @@ extension HeatingRunSimulator {
     /// and the value's variance; nil where the frame has no front.
     func frontSlopes(frame i: Int, deltaNm: Double) -> (slope: [Double], variance: [Double], width: Int)? {
         guard let front = frameTruth(i).frontPositionNm else { return nil }
-        let (before, after) = expectedValues(deltaNm) { idealIntensity(frame: i, frontNm: front + $0) }
+        let sides = expectedValues(deltaNm) { idealIntensity(frame: i, frontNm: front + $0) }
         let gain = detector.gainADUPerElectron, floor = detector.readNoiseADU * detector.readNoiseADU + 1.0 / 12
-        let slope = zip(before, after).map { ($1 - $0) / (2 * deltaNm) }
-        let variance = zip(before, after).map { gain * (0.5 * ($0 + $1) - detector.offsetADU) + floor }
-        return (slope, variance, options.size)
+        let variance = zip(sides.minus, sides.plus).map { gain * (0.5 * ($0 + $1) - detector.offsetADU) + floor }
+        return (Self.centralDifference(sides, deltaNm), variance, options.size)
+    }
+
+    /// The derivative (ADU per unit) from a central difference's two sides, `delta` either side.
+    static func centralDifference(_ sides: (minus: [Double], plus: [Double]), _ delta: Double) -> [Double] {
+        zip(sides.minus, sides.plus).map { ($1 - $0) / (2 * delta) }
     }
 
     /// The expected detector values (ADU) of the model intensities `render(−delta)` and
@@ -114,8 +118,7 @@ extension HeatingRunSimulator {
         // Derivative images of the nuisances, in parameter order after x̄ and v.
         var nuisances = [[Double]]()
         func slope(_ delta: Double, _ render: (Double) -> Image) -> [Double] {
-            let (a, b) = expectedValues(delta, render)
-            return zip(a, b).map { ($1 - $0) / (2 * delta) }
+            Self.centralDifference(expectedValues(delta, render), delta)
         }
         if unknown.contains(.width) {
             nuisances.append(slope(deltaNm) { intensity(frame: i, distortions: false, jitter: nil, frontNm: front, widthNm: width + $0) })
